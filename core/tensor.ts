@@ -1,0 +1,150 @@
+/**
+ * Host-side tensors: element types by name, their ONNX codes, and typed-array views.
+ * @module
+ */
+
+/** Element types kiln stores. Names follow onnxruntime-web's `Tensor.Type`. */
+export type DTypeName =
+  | "float32"
+  | "float16"
+  | "bfloat16"
+  | "float64"
+  | "int8"
+  | "int16"
+  | "int32"
+  | "int64"
+  | "uint8"
+  | "uint16"
+  | "uint32"
+  | "uint64"
+  | "bool";
+
+export type TypedArray =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | BigInt64Array
+  | Uint8Array
+  | Uint16Array
+  | Uint32Array
+  | BigUint64Array;
+
+/** A dense row-major tensor. float16/bfloat16 are carried as raw bits in a Uint16Array. */
+export interface Tensor {
+  dtype: DTypeName;
+  dims: number[];
+  data: TypedArray;
+}
+
+interface DTypeInfo {
+  name: DTypeName;
+  onnx: number;
+  size: number;
+  /** numpy `descr` without the byte-order char */
+  npy: string;
+}
+
+const TABLE: DTypeInfo[] = [
+  { name: "float32", onnx: 1, size: 4, npy: "f4" },
+  { name: "uint8", onnx: 2, size: 1, npy: "u1" },
+  { name: "int8", onnx: 3, size: 1, npy: "i1" },
+  { name: "uint16", onnx: 4, size: 2, npy: "u2" },
+  { name: "int16", onnx: 5, size: 2, npy: "i2" },
+  { name: "int32", onnx: 6, size: 4, npy: "i4" },
+  { name: "int64", onnx: 7, size: 8, npy: "i8" },
+  { name: "bool", onnx: 9, size: 1, npy: "b1" },
+  { name: "float16", onnx: 10, size: 2, npy: "f2" },
+  { name: "float64", onnx: 11, size: 8, npy: "f8" },
+  { name: "uint32", onnx: 12, size: 4, npy: "u4" },
+  { name: "uint64", onnx: 13, size: 8, npy: "u8" },
+  { name: "bfloat16", onnx: 16, size: 2, npy: "V2" },
+];
+
+const BY_NAME = new Map(TABLE.map((d) => [d.name, d]));
+const BY_ONNX = new Map(TABLE.map((d) => [d.onnx, d]));
+
+/** The ONNX TensorProto.DataType code of a dtype name. */
+export function onnxCode(name: DTypeName): number {
+  return BY_NAME.get(name)!.onnx;
+}
+
+/** The dtype name of an ONNX code; throws on codes kiln does not store (string, float8, int4). */
+export function dtypeFromOnnx(code: number): DTypeName {
+  const d = BY_ONNX.get(code);
+  if (!d) throw new Error(`Unsupported ONNX element type ${code}`);
+  return d.name;
+}
+
+export function isSupportedOnnxType(code: number): boolean {
+  return BY_ONNX.has(code);
+}
+
+/** Bytes per element. */
+export function dtypeSize(name: DTypeName): number {
+  return BY_NAME.get(name)!.size;
+}
+
+export function npyDescr(name: DTypeName): string {
+  return BY_NAME.get(name)!.npy;
+}
+
+export function dtypeFromNpy(descr: string): DTypeName | undefined {
+  const d = descr.replace(/^[<>|=]/, "");
+  return TABLE.find((t) => t.npy === d)?.name;
+}
+
+export function elementCount(dims: readonly number[]): number {
+  let n = 1;
+  for (const d of dims) n *= d;
+  return n;
+}
+
+/** A typed-array view of `bytes` for `dtype` (no copy when aligned; copies otherwise). */
+export function viewAs(dtype: DTypeName, bytes: Uint8Array): TypedArray {
+  const size = dtypeSize(dtype);
+  if (bytes.byteOffset % size !== 0) bytes = bytes.slice();
+  const { buffer, byteOffset } = bytes;
+  const n = bytes.byteLength / size;
+  switch (dtype) {
+    case "float32":
+      return new Float32Array(buffer, byteOffset, n);
+    case "float64":
+      return new Float64Array(buffer, byteOffset, n);
+    case "int8":
+      return new Int8Array(buffer, byteOffset, n);
+    case "int16":
+      return new Int16Array(buffer, byteOffset, n);
+    case "int32":
+      return new Int32Array(buffer, byteOffset, n);
+    case "int64":
+      return new BigInt64Array(buffer, byteOffset, n);
+    case "uint8":
+    case "bool":
+      return new Uint8Array(buffer, byteOffset, n);
+    case "uint16":
+    case "float16":
+    case "bfloat16":
+      return new Uint16Array(buffer, byteOffset, n);
+    case "uint32":
+      return new Uint32Array(buffer, byteOffset, n);
+    case "uint64":
+      return new BigUint64Array(buffer, byteOffset, n);
+  }
+}
+
+/** The bytes of a tensor's data (a view, no copy). */
+export function tensorBytes(t: Tensor): Uint8Array {
+  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+}
+
+/** A tensor over a copy of `bytes`. */
+export function tensorFromBytes(dtype: DTypeName, dims: number[], bytes: Uint8Array): Tensor {
+  return { dtype, dims: [...dims], data: viewAs(dtype, bytes.slice()) };
+}
+
+/** Describes a tensor as `float32[1,3,224,224]`. */
+export function describe(dtype: DTypeName, dims: readonly number[]): string {
+  return `${dtype}[${dims.join(",")}]`;
+}

@@ -1,0 +1,24 @@
+// Registers every op family. One line per family file.
+import { registerControl } from "./control";
+import { registerConv } from "./conv";
+import { registerElementwise } from "./elementwise";
+import { registerLinalg } from "./linalg";
+import { registerNorm } from "./norm";
+import { registerReduce } from "./reduce";
+import { registerShapeOps } from "./shape_ops";
+import { registerIndexing } from "./indexing";
+
+let registered = false;
+
+export function registerAllOps(): void {
+  if (registered) return;
+  registered = true;
+  registerElementwise();
+  registerReduce();
+  registerNorm();
+  registerShapeOps();
+  registerIndexing();
+  registerLinalg();
+  registerConv();
+  registerControl();
+}

@@ -1,0 +1,2 @@
+// (stub: filled by its owner)
+export function registerIndexing(): void {}
