@@ -1,0 +1,324 @@
+/**
+ * Weight sets: named tensors that fill a program's deferred weights. A set comes from an
+ * ONNX external-data directory (the layout the model names), from safetensors files, or from
+ * typed arrays. It is checked against the program's weight signature before anything changes,
+ * and every problem is reported at once.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { KilnError } from "../errors.ts";
+import { readRangeFrom } from "../io.ts";
+import { describe, type DTypeName, dtypeSize, elementCount, type Tensor, tensorBytes } from "../tensor.ts";
+import { readSafetensorsIndex, type SafetensorsEntry } from "./safetensors.ts";
+
+/** One deferred weight of a program: what a weight set must provide. */
+export interface WeightSpec {
+  name: string;
+  dtype: DTypeName;
+  dims: number[];
+  byteLength: number;
+  /** where the model stored it (ONNX external data), relative to the model's folder */
+  location: string;
+  offset: number;
+  length: number;
+  /** SHA-1 hex of the whole file as the model recorded it, "" when none */
+  checksum: string;
+}
+
+/** A tensor of a weight set: its bytes and where they came from (for error messages). */
+export interface WeightTensor {
+  name: string;
+  dtype: DTypeName;
+  dims: number[];
+  bytes: Uint8Array;
+  /** e.g. "weights_v1/model.onnx.data @ 4096" or "typed array" */
+  source: string;
+}
+
+/** Thrown when a weight set does not fit a program: lists every problem. */
+export class WeightSetError extends KilnError {
+  /** one line per problem, each naming the tensor (and file where there is one) */
+  readonly problems: string[];
+  constructor(what: string, problems: string[]) {
+    const head = `${what}: ${problems.length} problem${problems.length === 1 ? "" : "s"}`;
+    super("weights", [head, ...problems.map((p) => `  - ${p}`)].join("\n"));
+    this.problems = problems;
+  }
+}
+
+/** Options for building a weight set. */
+export interface WeightSetOptions {
+  /**
+   * Take only the tensors present in the source; the others keep their current values on
+   * bind. Default false: every weight of the signature must be present.
+   */
+  partial?: boolean;
+  /** Rename source tensors: source name -> weight name (safetensors). */
+  nameMap?: Record<string, string>;
+  /** Verify the ONNX `checksum` (SHA-1 of the whole data file) where the model records one. */
+  verifyChecksums?: boolean;
+}
+
+function _isInside(location: string): boolean {
+  if (location === "" || location.startsWith("/") || /^[A-Za-z]:[\\/]/.test(location) || location.includes("\0")) {
+    return false;
+  }
+  const parts: string[] = [];
+  for (const p of location.split(/[\\/]+/)) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") {
+      if (parts.length === 0) return false;
+      parts.pop();
+    } else parts.push(p);
+  }
+  return parts.length > 0;
+}
+
+async function _sha1OfFile(path: string): Promise<string> {
+  const h = createHash("sha1");
+  using f = await Deno.open(path, { read: true });
+  const buf = new Uint8Array(1 << 22);
+  for (;;) {
+    const n = await f.read(buf);
+    if (n === null) break;
+    h.update(buf.subarray(0, n));
+  }
+  return h.digest("hex");
+}
+
+/** A set of named weight tensors, validated against a signature. */
+export class WeightSet {
+  readonly tensors: Map<string, WeightTensor>;
+  /** true when the set may leave weights out (they keep their current values) */
+  readonly partial: boolean;
+  #hashes = new Map<string, string>();
+
+  constructor(tensors: Iterable<WeightTensor>, partial = false) {
+    this.tensors = new Map([...tensors].map((t) => [t.name, t]));
+    this.partial = partial;
+  }
+
+  /** Names in the set. */
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  /** A content hash of one tensor (SHA-1 hex), computed once. */
+  hash(name: string): string {
+    let h = this.#hashes.get(name);
+    if (h === undefined) {
+      const t = this.tensors.get(name);
+      if (!t) throw new KilnError("weights", `Weight set has no tensor '${name}'`);
+      h = createHash("sha1").update(t.bytes).digest("hex");
+      this.#hashes.set(name, h);
+    }
+    return h;
+  }
+
+  /**
+   * Checks the set against a signature: missing, unknown, wrong element type, wrong shape,
+   * wrong byte length. Throws one WeightSetError listing every problem.
+   */
+  validate(signature: readonly WeightSpec[], what = "Weight set does not fit the program"): void {
+    const problems: string[] = [];
+    const known = new Map(signature.map((s) => [s.name, s]));
+    for (const s of signature) {
+      if (!this.tensors.has(s.name) && !this.partial) {
+        problems.push(`missing weight '${s.name}' (${describe(s.dtype, s.dims)})`);
+      }
+    }
+    for (const t of this.tensors.values()) {
+      const s = known.get(t.name);
+      if (!s) {
+        problems.push(`unknown weight '${t.name}' from ${t.source}: the program has no deferred weight of that name`);
+        continue;
+      }
+      if (t.dtype !== s.dtype) {
+        problems.push(`weight '${t.name}' from ${t.source}: element type ${t.dtype}, the program needs ${s.dtype}`);
+      }
+      if (t.dims.length !== s.dims.length || t.dims.some((d, i) => d !== s.dims[i])) {
+        problems.push(`weight '${t.name}' from ${t.source}: shape [${t.dims}], the program needs [${s.dims}]`);
+      }
+      if (t.dtype === s.dtype && t.bytes.byteLength !== s.byteLength) {
+        problems.push(`weight '${t.name}' from ${t.source}: ${t.bytes.byteLength} bytes, the program needs ${s.byteLength}`);
+      }
+    }
+    if (problems.length) throw new WeightSetError(what, problems);
+  }
+
+  /**
+   * A weight set from typed arrays or tensors, keyed by weight name. A bare typed array takes
+   * the dims of the signature's weight of that name.
+   */
+  static fromArrays(
+    signature: readonly WeightSpec[],
+    arrays: Record<string, Tensor | Tensor["data"]>,
+    options: WeightSetOptions = {},
+  ): WeightSet {
+    const spec = new Map(signature.map((s) => [s.name, s]));
+    const tensors: WeightTensor[] = [];
+    for (const [name, v] of Object.entries(arrays)) {
+      const isTensor = (v as Tensor).dims !== undefined && (v as Tensor).data !== undefined;
+      const t: Tensor = isTensor ? v as Tensor : {
+        dtype: spec.get(name)?.dtype ?? _dtypeOfArray(v as Tensor["data"]),
+        dims: spec.get(name)?.dims ?? [(v as Tensor["data"]).length],
+        data: v as Tensor["data"],
+      };
+      tensors.push({ name, dtype: t.dtype, dims: [...t.dims], bytes: tensorBytes(t), source: "typed array" });
+    }
+    const set = new WeightSet(tensors, options.partial ?? false);
+    set.validate(signature);
+    return set;
+  }
+
+  /**
+   * A weight set from an ONNX external-data directory: each weight is read from
+   * `dir/<location>` at the offset and length the model recorded. All problems (escaping
+   * or absolute locations, missing files, short files, checksum mismatches, then signature
+   * mismatches) are reported together.
+   */
+  static async fromOnnxDir(
+    signature: readonly WeightSpec[],
+    dir: string,
+    options: WeightSetOptions = {},
+  ): Promise<WeightSet> {
+    const problems: string[] = [];
+    const byFile = new Map<string, WeightSpec[]>();
+    for (const s of signature) {
+      if (!_isInside(s.location)) {
+        problems.push(`weight '${s.name}': location '${s.location}' is absolute or escapes the weight directory '${dir}'`);
+        continue;
+      }
+      const list = byFile.get(s.location) ?? [];
+      list.push(s);
+      byFile.set(s.location, list);
+    }
+    const tensors: WeightTensor[] = [];
+    for (const [location, specs] of byFile) {
+      const path = `${dir.replace(/\/+$/, "")}/${location}`;
+      let file: Deno.FsFile;
+      try {
+        file = await Deno.open(path, { read: true });
+      } catch {
+        if (!options.partial) {
+          problems.push(`data file '${path}' for ${specs.length} weight(s) (first: '${specs[0].name}') is missing`);
+        }
+        continue;
+      }
+      using f = file;
+      const size = (await f.stat()).size;
+      for (const s of specs) {
+        const length = s.length || s.byteLength;
+        if (s.offset + length > size) {
+          problems.push(
+            `weight '${s.name}': file '${path}' has ${size} bytes, the weight needs bytes ${s.offset}..${s.offset + length}`,
+          );
+          continue;
+        }
+        const bytes = await readRangeFrom(f, path, s.offset, length);
+        tensors.push({ name: s.name, dtype: s.dtype, dims: [...s.dims], bytes, source: `'${path}' @ ${s.offset}` });
+      }
+      if (options.verifyChecksums ?? true) {
+        const sums = new Set(specs.map((s) => s.checksum).filter((c) => c));
+        if (sums.size) {
+          const actual = await _sha1OfFile(path);
+          for (const want of sums) {
+            if (want.toLowerCase() !== actual) {
+              const who = specs.filter((s) => s.checksum === want).map((s) => `'${s.name}'`).slice(0, 3).join(", ");
+              problems.push(`data file '${path}' fails its checksum: SHA-1 ${actual}, the model records ${want} (for ${who})`);
+            }
+          }
+        }
+      }
+    }
+    if (problems.length) throw new WeightSetError(`Cannot read weights from '${dir}'`, problems);
+    const set = new WeightSet(tensors, options.partial ?? false);
+    set.validate(signature, `Weights in '${dir}' do not fit the program`);
+    return set;
+  }
+
+  /**
+   * A weight set from one or more safetensors files; tensor names are matched to weight names,
+   * through `options.nameMap` where given. A name found in two files is an error.
+   */
+  static async fromSafetensors(
+    signature: readonly WeightSpec[],
+    files: string | string[],
+    options: WeightSetOptions = {},
+  ): Promise<WeightSet> {
+    const list = Array.isArray(files) ? files : [files];
+    const problems: string[] = [];
+    const chosen = new Map<string, { path: string; e: SafetensorsEntry }>();
+    const rename = options.nameMap ?? {};
+    for (const path of list) {
+      const index = await readSafetensorsIndex(path);
+      for (const e of index.entries.values()) {
+        const name = rename[e.name] ?? e.name;
+        const prev = chosen.get(name);
+        if (prev) problems.push(`weight '${name}' is in both '${prev.path}' and '${path}'`);
+        else chosen.set(name, { path, e });
+      }
+    }
+    for (const from of Object.keys(rename)) {
+      if (![...chosen.values()].some((c) => c.e.name === from)) {
+        problems.push(`nameMap names '${from}', which no safetensors file contains`);
+      }
+    }
+    if (problems.length) throw new WeightSetError(`Cannot read weights from ${list.map((p) => `'${p}'`).join(", ")}`, problems);
+    // Validate names/dtypes/shapes from the headers before reading any data.
+    const headerOnly = new WeightSet(
+      [...chosen].map(([name, { path, e }]) => ({
+        name,
+        dtype: e.dtype,
+        dims: e.dims,
+        bytes: new Uint8Array(0),
+        source: `'${path}'`,
+      })),
+      options.partial ?? false,
+    );
+    const spec = new Map(signature.map((s) => [s.name, s]));
+    try {
+      headerOnly.validate(signature.map((s) => ({ ...s, byteLength: 0 })), "Safetensors weights do not fit the program");
+    } catch (e) {
+      if (e instanceof WeightSetError) {
+        throw new WeightSetError("Safetensors weights do not fit the program", e.problems);
+      }
+      throw e;
+    }
+    const tensors: WeightTensor[] = [];
+    const open = new Map<string, Deno.FsFile>();
+    try {
+      for (const [name, { path, e }] of chosen) {
+        if (!spec.has(name)) continue;
+        let f = open.get(path);
+        if (!f) {
+          f = await Deno.open(path, { read: true });
+          open.set(path, f);
+        }
+        const bytes = await readRangeFrom(f, path, e.offset, e.length);
+        tensors.push({ name, dtype: e.dtype, dims: e.dims, bytes, source: `'${path}' @ ${e.offset}` });
+      }
+    } finally {
+      for (const f of open.values()) f.close();
+    }
+    return new WeightSet(tensors, options.partial ?? false);
+  }
+}
+
+function _dtypeOfArray(a: Tensor["data"]): DTypeName {
+  if (a instanceof Float32Array) return "float32";
+  if (a instanceof Float64Array) return "float64";
+  if (a instanceof Int32Array) return "int32";
+  if (a instanceof BigInt64Array) return "int64";
+  if (a instanceof Int8Array) return "int8";
+  if (a instanceof Uint8Array) return "uint8";
+  if (a instanceof Int16Array) return "int16";
+  if (a instanceof Uint16Array) return "uint16";
+  if (a instanceof Uint32Array) return "uint32";
+  return "uint64";
+}
+
+/** The byte length a spec needs. */
+export function specBytes(dtype: DTypeName, dims: number[]): number {
+  return elementCount(dims) * dtypeSize(dtype);
+}
