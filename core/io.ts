@@ -6,7 +6,12 @@
 import { KilnError } from "./errors.ts";
 
 /** Reads `length` bytes at `offset` of an open file into a new buffer; throws if the file ends first. */
-export async function readRangeFrom(file: Deno.FsFile, path: string, offset: number, length: number): Promise<Uint8Array> {
+export async function readRangeFrom(
+  file: Deno.FsFile,
+  path: string,
+  offset: number,
+  length: number,
+): Promise<Uint8Array> {
   const buf = new Uint8Array(length);
   await file.seek(offset, Deno.SeekMode.Start);
   let got = 0;

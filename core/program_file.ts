@@ -100,7 +100,14 @@ export async function writeProgramFile(path: string, input: ProgramFileInput): P
         `Cannot save literal '${l.name}': it has ${l.bytes.byteLength} bytes, its shape needs ${want}`,
       );
     }
-    return { name: l.name, dtype: l.dtype, dims: l.dims, offset: 0, length: l.bytes.byteLength, sha1: sha1Hex(l.bytes) };
+    return {
+      name: l.name,
+      dtype: l.dtype,
+      dims: l.dims,
+      offset: 0,
+      length: l.bytes.byteLength,
+      sha1: sha1Hex(l.bytes),
+    };
   });
   const meta: ProgramMeta = {
     target: input.target,
@@ -129,7 +136,9 @@ export async function writeProgramFile(path: string, input: ProgramFileInput): P
     if (metaBytes.byteLength <= metaLen) break;
     metaLen = metaBytes.byteLength + 64;
   }
-  const litEnd = entries.length ? entries[entries.length - 1].offset + entries[entries.length - 1].length : litStart;
+  const litEnd = entries.length
+    ? entries[entries.length - 1].offset + entries[entries.length - 1].length
+    : litStart;
 
   const head = new Uint8Array(irOff);
   const dv = new DataView(head.buffer);
@@ -174,9 +183,9 @@ async function _readExact(f: Deno.FsFile, offset: number, length: number, path: 
     if (n === null) {
       throw new KilnError(
         "format",
-        `Program file '${path}' is truncated: ${what} needs bytes ${offset}..${offset + length}, the file ends at ${
-          offset + got
-        }`,
+        `Program file '${path}' is truncated: ${what} needs bytes ${offset}..${
+          offset + length
+        }, the file ends at ${offset + got}`,
       );
     }
     got += n;
@@ -221,7 +230,9 @@ export async function readProgramFile(
     );
   }
   const count = dv.getUint32(16, true);
-  if (count < 1 || count > 64) throw new KilnError("format", `Program file '${path}' is corrupt: ${count} sections`);
+  if (count < 1 || count > 64) {
+    throw new KilnError("format", `Program file '${path}' is corrupt: ${count} sections`);
+  }
   const table = await _readExact(file, HEADER_BYTES, count * SECTION_ENTRY_BYTES, path, "the section table");
   const tv = new DataView(table.buffer);
   const sections = new Map<number, { offset: number; length: number }>();
@@ -233,13 +244,17 @@ export async function readProgramFile(
     if (offset + length > size) {
       throw new KilnError(
         "format",
-        `Program file '${path}' is truncated: section ${kind} ends at byte ${offset + length}, the file has ${size}`,
+        `Program file '${path}' is truncated: section ${kind} ends at byte ${
+          offset + length
+        }, the file has ${size}`,
       );
     }
     sections.set(kind, { offset, length });
   }
   const metaSec = sections.get(SECTION_META), irSec = sections.get(SECTION_IR);
-  if (!metaSec || !irSec) throw new KilnError("format", `Program file '${path}' is corrupt: META or IR section missing`);
+  if (!metaSec || !irSec) {
+    throw new KilnError("format", `Program file '${path}' is corrupt: META or IR section missing`);
+  }
   const metaRaw = await _readExact(file, metaSec.offset, metaSec.length, path, "META");
   let meta: ProgramMeta;
   try {
@@ -264,7 +279,10 @@ export async function readProgramFile(
       }
       const bytes = await _readExact(file, e.offset, e.length, path, `literal '${e.name}'`);
       if (verify && sha1Hex(bytes) !== e.sha1) {
-        throw new KilnError("format", `Program file '${path}' is corrupt: literal '${e.name}' fails its checksum`);
+        throw new KilnError(
+          "format",
+          `Program file '${path}' is corrupt: literal '${e.name}' fails its checksum`,
+        );
       }
       literals.push(bytes);
     }

@@ -1,23 +1,334 @@
-// The WASM boundary (stub; owned by the core).
+// The WASM boundary: a flat, C-like API over program handles (docs/internals.md).
+// Numbers only; strings and metadata cross as UTF-8 JSON in a result buffer that the host
+// reads with result_ptr()/result_len() right after the call. Expected failures return a
+// negative (load) or non-zero status and leave diagnostics (diagnostics_json()).
+import { clearDiagnostics, diagnostics, diagnosticsJson, E_GRAPH, E_FORMAT, E_OK, jsonString, report } from "./ir/diag";
+import { decodeProgram, serializeProgram, serializedLength } from "./ir/codec";
+import { dtypeName } from "./ir/dtype";
+import { Attrs } from "./ir/attrs";
+import { Shape } from "./ir/shape";
+import {
+  Instruction, K_HOST_LITERAL, K_LITERAL, K_PARAM, K_WEIGHT, LOC_LITERAL, Program, Value,
+} from "./ir/program";
 import { registerAllOps } from "./ops/all";
 import { opNames } from "./ops/registry";
+import { refPasses, runPasses } from "./passes/manager";
+import { MemoryPlan } from "./passes/memory_plan";
+import { disposeProgram, finalizeProgram, prepareProgram, runModule } from "./exec/executor";
 
-export function opCount(): i32 {
+const programs = new Array<Program | null>();
+let resultBuf: ArrayBuffer = new ArrayBuffer(0);
+let resultRaw: usize = 0;
+let resultRawLen: usize = 0;
+
+function setResultString(s: string): void {
+  freeRaw();
+  resultBuf = String.UTF8.encode(s);
+}
+
+function freeRaw(): void {
+  if (resultRaw != 0) heap.free(resultRaw);
+  resultRaw = 0;
+  resultRawLen = 0;
+}
+
+/** Pointer of the last result (JSON or bytes). */
+export function result_ptr(): usize {
+  return resultRaw != 0 ? resultRaw : changetype<usize>(resultBuf);
+}
+
+/** Length in bytes of the last result. */
+export function result_len(): usize {
+  return resultRaw != 0 ? resultRawLen : <usize>resultBuf.byteLength;
+}
+
+export function alloc(n: usize): usize {
+  return heap.alloc(n > 0 ? n : 1);
+}
+
+export function free(p: usize): void {
+  if (p != 0) heap.free(p);
+}
+
+export function op_count(): i32 {
   registerAllOps();
   return opNames().length;
 }
-import { Shape, broadcastLens } from "./ir/shape";
-import { Tensor } from "./ir/tensor";
-import { Attrs, Attr } from "./ir/attrs";
-import { ShapeContext } from "./ops/op";
-import { diagnosticsJson } from "./ir/diag";
-export function _check(): i32 {
-  const s = Shape.standard(1, [2, 3]);
-  const t = Tensor.alloc(s);
-  t.setFromF64(0, 1.5);
-  const a = new Attrs();
-  a.set("x", Attr.int(3));
-  const c = new ShapeContext("n", "Add", a, 18, [s], [t], 1);
-  const b = broadcastLens([1, 3], [2, 1]);
-  return <i32>t.getAsF64(0) + <i32>a.getInt("x", 0) + c.count() + (b == null ? 0 : b.length) + diagnosticsJson().length;
+
+/** The registered op names as a JSON array in the result buffer. */
+export function op_names(): i32 {
+  registerAllOps();
+  const names = opNames();
+  names.sort();
+  let s = "[";
+  for (let i = 0; i < names.length; i++) {
+    if (i > 0) s += ",";
+    s += jsonString(names[i]);
+  }
+  setResultString(s + "]");
+  return names.length;
+}
+
+/** Traps on purpose (tests of the host's recovery after a core bug). */
+export function debug_trap(): void {
+  unreachable();
+}
+
+/** Writes the diagnostics of the last failed call as JSON into the result buffer; returns their count. */
+export function diagnostics_json(): i32 {
+  setResultString(diagnosticsJson());
+  return 1;
+}
+
+function get(h: i32): Program | null {
+  if (h <= 0 || h > programs.length) return null;
+  return programs[h - 1];
+}
+
+function badHandle(h: i32): i32 {
+  return report(E_GRAPH, "", "", "No program with handle " + h.toString());
+}
+
+function addProgram(p: Program): i32 {
+  for (let i = 0; i < programs.length; i++) {
+    if (programs[i] == null) {
+      programs[i] = p;
+      return i + 1;
+    }
+  }
+  programs.push(p);
+  return programs.length;
+}
+
+/** Decodes a graph encoding (GraphBuilder.encode) with shape inference and eager folding. */
+export function load_graph(ptr: usize, len: usize): i32 {
+  clearDiagnostics();
+  registerAllOps();
+  const p = decodeProgram(ptr, len, E_GRAPH);
+  if (p == null) return -1;
+  return addProgram(p);
+}
+
+/** Runs the ref pipeline. flags: 1 validate, 2 timings. disabled: comma-separated pass names (UTF-8). */
+export function compile(h: i32, flags: i32, disPtr: usize, disLen: usize): i32 {
+  clearDiagnostics();
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  const disabled = new Set<string>();
+  if (disLen > 0) {
+    const names = String.UTF8.decodeUnsafe(disPtr, disLen).split(",");
+    for (let i = 0; i < names.length; i++) if (names[i].length > 0) disabled.add(names[i]);
+  }
+  if (!runPasses(p, refPasses(), flags, disabled)) return 1;
+  p.compiled = true;
+  return E_OK;
+}
+
+/** Allocates memory for every value and prepares the executor. Host literal bytes are copied in afterwards. */
+export function finalize(h: i32): i32 {
+  clearDiagnostics();
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  return finalizeProgram(p) ? E_OK : 1;
+}
+
+/** Where the host copies host literal `id` (0 when no instruction uses it; finalize first). */
+export function host_literal_ptr(h: i32, id: i32): usize {
+  const p = get(h);
+  if (p == null || !p.hostPtrs.has(id)) return 0;
+  return p.hostPtrs.get(id);
+}
+
+export function input_ptr(h: i32, i: i32): usize {
+  const p = get(h);
+  if (p == null || i < 0 || i >= p.inputValues.length) return 0;
+  return p.inputValues[i].ptr;
+}
+
+export function weight_ptr(h: i32, i: i32): usize {
+  const p = get(h);
+  if (p == null || i < 0 || i >= p.weightInstrs.length) return 0;
+  return p.weightInstrs[i].outputs[0].ptr;
+}
+
+export function output_ptr(h: i32, i: i32): usize {
+  const p = get(h);
+  if (p == null) return 0;
+  const m = p.main();
+  if (i < 0 || i >= m.returns.length) return 0;
+  return m.returns[i].ptr;
+}
+
+/** Runs the finalized program on the bytes at the input/weight pointers. */
+export function run(h: i32): i32 {
+  if (diagnostics.length > 0) clearDiagnostics();
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  if (!p.finalized) return report(E_GRAPH, "", "", "Program is not finalized");
+  return runModule(p, p.main()) ? E_OK : 1;
+}
+
+/** Runs the hoisted weight-only nodes once (after finalize and after every weight bind). */
+export function prepare(h: i32): i32 {
+  if (diagnostics.length > 0) clearDiagnostics();
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  if (!p.finalized) return report(E_GRAPH, "", "", "Program is not finalized");
+  return prepareProgram(p) ? E_OK : 1;
+}
+
+/** Serializes the compiled program into the result buffer. */
+export function serialize(h: i32): i32 {
+  clearDiagnostics();
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  freeRaw();
+  resultRaw = serializeProgram(p);
+  resultRawLen = serializedLength;
+  return E_OK;
+}
+
+/** Decodes a serialized program (shape inference only, no passes) and plans its memory. */
+export function deserialize(ptr: usize, len: usize): i32 {
+  clearDiagnostics();
+  registerAllOps();
+  const p = decodeProgram(ptr, len, E_FORMAT);
+  if (p == null) return -1;
+  const plan = new MemoryPlan();
+  for (let i = 0; i < p.modules.length; i++) plan.apply(p, p.modules[i]);
+  p.compiled = true;
+  return addProgram(p);
+}
+
+/** A copy of program h (serialize + decode, no passes) as a new, unfinalized handle. */
+export function clone_program(h: i32): i32 {
+  clearDiagnostics();
+  const p = get(h);
+  if (p == null) return -badHandle(h);
+  const buf = serializeProgram(p);
+  const q = decodeProgram(buf, serializedLength, E_FORMAT);
+  heap.free(buf);
+  if (q == null) return -1;
+  return addProgram(q);
+}
+
+/**
+ * Turns the i-th weight (info order) of an unfinalized program into a host literal `hostId`,
+ * in place (baking). Later weights move down one index, so bake from the highest index.
+ */
+export function weight_to_literal(h: i32, i: i32, hostId: i32): i32 {
+  clearDiagnostics();
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  if (p.finalized) return report(E_GRAPH, "", "", "Cannot bake weights into a finalized program");
+  let k = 0;
+  for (let mi = 0; mi < p.modules.length; mi++) {
+    const m = p.modules[mi];
+    for (let j = 0; j < m.instrs.length; j++) {
+      const ins = m.instrs[j];
+      if (ins.kind != K_WEIGHT) continue;
+      if (k == i) {
+        ins.kind = K_HOST_LITERAL;
+        ins.opName = "@literal";
+        ins.hostId = hostId;
+        ins.attrs = new Attrs();
+        ins.outputs[0].loc = LOC_LITERAL;
+        m.planned = false;
+        return E_OK;
+      }
+      k++;
+    }
+  }
+  return report(E_GRAPH, "", "", "Program has no weight " + i.toString());
+}
+
+export function dispose(h: i32): void {
+  const p = get(h);
+  if (p == null) return;
+  disposeProgram(p);
+  programs[h - 1] = null;
+}
+
+// ---------------------------------------------------------------- info JSON
+
+function dimsJson(s: Shape): string {
+  let o = "[";
+  for (let i = 0; i < s.lens.length; i++) {
+    if (i > 0) o += ",";
+    o += s.lens[i].toString();
+  }
+  return o + "]";
+}
+
+function valueJson(name: string, v: Value): string {
+  return "{\"name\":" + jsonString(name) + ",\"dtype\":\"" + dtypeName(v.shape.dtype) + "\",\"dims\":" +
+    dimsJson(v.shape) + ",\"bytes\":" + v.shape.bytes().toString();
+}
+
+/** Program info as JSON in the result buffer (inputs, weights, outputs, literals, passes, timings). */
+export function info(h: i32): i32 {
+  clearDiagnostics();
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  const main = p.main();
+  let inputs = "";
+  let weights = "";
+  let hostLits = "";
+  let litCount = 0;
+  let litBytes: i64 = 0;
+  let instrCount = 0;
+  let prepCount = 0;
+  const seenHost = new Set<i32>();
+  for (let mi = 0; mi < p.modules.length; mi++) {
+    const m = p.modules[mi];
+    for (let i = 0; i < m.instrs.length; i++) {
+      const ins: Instruction = m.instrs[i];
+      instrCount++;
+      if (ins.prepare && !ins.skip) prepCount++;
+      const v = ins.outputs[0];
+      if (ins.kind == K_PARAM && mi == 0) {
+        if (inputs.length > 0) inputs += ",";
+        inputs += valueJson(ins.nodeName, v) + ",\"kind\":\"param\"}";
+      } else if (ins.kind == K_WEIGHT) {
+        if (weights.length > 0) weights += ",";
+        weights += valueJson(ins.nodeName, v) + ",\"kind\":\"weight\",\"location\":" + jsonString(ins.location) + ",\"offset\":" +
+          ins.extOffset.toString() + ",\"length\":" + ins.extLength.toString() + ",\"checksum\":" +
+          jsonString(ins.checksum) + ",\"module\":" + mi.toString() + "}";
+      } else if (ins.kind == K_LITERAL) {
+        litCount++;
+        litBytes += v.shape.bytes();
+      } else if (ins.kind == K_HOST_LITERAL) {
+        litCount++;
+        if (!seenHost.has(ins.hostId)) {
+          seenHost.add(ins.hostId);
+          litBytes += v.shape.bytes();
+          if (hostLits.length > 0) hostLits += ",";
+          hostLits += valueJson(ins.nodeName, v) + ",\"id\":" + ins.hostId.toString() + "}";
+        }
+      }
+    }
+  }
+  let outputs = "";
+  for (let i = 0; i < main.returns.length; i++) {
+    if (i > 0) outputs += ",";
+    outputs += valueJson(i < main.returnNames.length ? main.returnNames[i] : "", main.returns[i]) + "}";
+  }
+  let passes = "";
+  for (let i = 0; i < p.passes.length; i++) {
+    if (i > 0) passes += ",";
+    passes += jsonString(p.passes[i]);
+  }
+  let timings = "";
+  for (let i = 0; i < p.timingNames.length; i++) {
+    if (i > 0) timings += ",";
+    timings += "{\"pass\":" + jsonString(p.timingNames[i]) + ",\"ms\":" + p.timingMs[i].toString() + "}";
+  }
+  let arena: i64 = 0;
+  for (let mi = 0; mi < p.modules.length; mi++) arena += <i64>p.modules[mi].arenaBytes;
+  setResultString("{\"opset\":" + p.opset.toString() + ",\"inputs\":[" + inputs + "],\"weights\":[" + weights +
+    "],\"outputs\":[" + outputs + "],\"hostLiterals\":[" + hostLits + "],\"literalCount\":" + litCount.toString() +
+    ",\"literalBytes\":" + litBytes.toString() + ",\"instructionCount\":" + instrCount.toString() +
+    ",\"moduleCount\":" + p.modules.length.toString() + ",\"prepareCount\":" + prepCount.toString() + ",\"arenaBytes\":" + arena.toString() + ",\"passes\":[" +
+    passes + "],\"timings\":[" + timings + "]}");
+  return E_OK;
 }

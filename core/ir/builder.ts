@@ -61,9 +61,409 @@ export interface ModuleBuilder {
   /** A deferred external weight: `onnx_external_weights{name, shape, location, offset, length, checksum}`. */
   externalWeights(name: string, dtype: DType, dims: number[], ref: ExternalDataRef): ValueRef;
   /** An op node. Returns one ValueRef per output. */
-  node(op: string, inputs: (ValueRef | null)[], attrs: Attrs, numOutputs: number, nodeName: string): ValueRef[];
+  node(
+    op: string,
+    inputs: (ValueRef | null)[],
+    attrs: Attrs,
+    numOutputs: number,
+    nodeName: string,
+  ): ValueRef[];
   /** The module's outputs, with their names. Call once, last. */
   ret(values: ValueRef[], names: string[]): void;
   /** A new submodule (for an If branch); pass its index as a `{ g: index }` attribute. */
   submodule(name: string): ModuleBuilder;
+}
+
+// ---------------------------------------------------------------- GraphBuilder
+
+/** Record kinds of the graph encoding (docs/internals.md). */
+const _R_PARAM = 1;
+const _R_LITERAL = 2;
+const _R_HOST_LITERAL = 3;
+const _R_WEIGHT = 4;
+const _R_NODE = 5;
+const _R_RETURN = 6;
+/** "KGE1" little-endian. */
+export const GRAPH_MAGIC = 0x3145474b;
+export const GRAPH_VERSION = 1;
+
+const _ATTR_INT = 1;
+const _ATTR_FLOAT = 2;
+const _ATTR_STRING = 3;
+const _ATTR_INTS = 4;
+const _ATTR_FLOATS = 5;
+const _ATTR_STRINGS = 6;
+const _ATTR_TENSOR = 7;
+const _ATTR_GRAPH = 8;
+
+const _SIZES: Record<number, number> = {
+  1: 4,
+  2: 1,
+  3: 1,
+  4: 2,
+  5: 2,
+  6: 4,
+  7: 8,
+  9: 1,
+  10: 2,
+  11: 8,
+  12: 4,
+  13: 8,
+  16: 2,
+};
+
+type _Record =
+  | { kind: "leaf"; write: (w: _Writer) => void }
+  | { kind: "node"; subs: number[]; write: (w: _Writer) => void }
+  | { kind: "return"; write: (w: _Writer) => void };
+
+/** A growable little-endian byte writer. */
+class _Writer {
+  #buf = new Uint8Array(4096);
+  #view = new DataView(this.#buf.buffer);
+  #len = 0;
+  #enc = new TextEncoder();
+
+  #reserve(n: number): void {
+    if (this.#len + n <= this.#buf.length) return;
+    let c = this.#buf.length * 2;
+    while (c < this.#len + n) c *= 2;
+    const b = new Uint8Array(c);
+    b.set(this.#buf.subarray(0, this.#len));
+    this.#buf = b;
+    this.#view = new DataView(b.buffer);
+  }
+  u8(v: number): void {
+    this.#reserve(1);
+    this.#buf[this.#len++] = v;
+  }
+  u32(v: number): void {
+    this.#reserve(4);
+    this.#view.setUint32(this.#len, v >>> 0, true);
+    this.#len += 4;
+  }
+  i32(v: number): void {
+    this.#reserve(4);
+    this.#view.setInt32(this.#len, v, true);
+    this.#len += 4;
+  }
+  i64(v: number | bigint): void {
+    this.#reserve(8);
+    this.#view.setBigInt64(this.#len, BigInt.asIntN(64, BigInt(v)), true);
+    this.#len += 8;
+  }
+  f32(v: number): void {
+    this.#reserve(4);
+    this.#view.setFloat32(this.#len, v, true);
+    this.#len += 4;
+  }
+  bytes(b: Uint8Array): void {
+    this.#reserve(b.length);
+    this.#buf.set(b, this.#len);
+    this.#len += b.length;
+  }
+  str(s: string): void {
+    const b = this.#enc.encode(s);
+    this.u32(b.length);
+    this.bytes(b);
+  }
+  shape(dtype: number, dims: number[]): void {
+    this.i32(dtype);
+    this.u32(dims.length);
+    for (const d of dims) this.i32(d);
+  }
+  patchU32(at: number, v: number): void {
+    this.#view.setUint32(at, v >>> 0, true);
+  }
+  get length(): number {
+    return this.#len;
+  }
+  result(): Uint8Array {
+    return this.#buf.slice(0, this.#len);
+  }
+}
+
+function _checkShape(what: string, dtype: number, dims: number[]): void {
+  if (_SIZES[dtype] === undefined) throw new Error(`${what} has unsupported element type ${dtype}`);
+  for (const d of dims) {
+    if (!Number.isInteger(d) || d < 0) {
+      throw new Error(`${what} has dim ${d}; kiln needs static non-negative dims`);
+    }
+  }
+}
+
+function _byteLength(dtype: number, dims: number[]): number {
+  return dims.reduce((a, b) => a * b, 1) * _SIZES[dtype];
+}
+
+class _Module implements ModuleBuilder {
+  readonly index: number;
+  readonly name: string;
+  readonly parent: number;
+  readonly records: _Record[] = [];
+  returned = false;
+  readonly #g: GraphBuilder;
+
+  constructor(g: GraphBuilder, index: number, name: string, parent: number) {
+    this.#g = g;
+    this.index = index;
+    this.name = name;
+    this.parent = parent;
+  }
+
+  #leaf(kind: number, name: string, dtype: number, dims: number[], tail: (w: _Writer) => void): ValueRef {
+    this.#open();
+    _checkShape(`Value '${name}'`, dtype, dims);
+    const id = this.#g._newId();
+    const m = this.index;
+    this.records.push({
+      kind: "leaf",
+      write: (w) => {
+        w.u8(kind);
+        w.u32(m);
+        w.u32(id);
+        w.str(name);
+        w.shape(dtype, dims);
+        tail(w);
+      },
+    });
+    return id;
+  }
+
+  #open(): void {
+    if (this.returned) throw new Error(`Module '${this.name}' already has its return`);
+  }
+
+  param(name: string, dtype: DType, dims: number[]): ValueRef {
+    return this.#leaf(_R_PARAM, name, dtype, [...dims], () => {});
+  }
+
+  literal(name: string, value: TensorValue): ValueRef {
+    const need = _byteLength(value.dtype, value.dims);
+    if (value.bytes.length !== need) {
+      throw new Error(`Literal '${name}' has ${value.bytes.length} bytes, dims [${value.dims}] need ${need}`);
+    }
+    const bytes = value.bytes;
+    return this.#leaf(_R_LITERAL, name, value.dtype, [...value.dims], (w) => {
+      w.u32(bytes.length);
+      w.bytes(bytes);
+    });
+  }
+
+  hostLiteral(name: string, dtype: DType, dims: number[], hostId: number): ValueRef {
+    return this.#leaf(_R_HOST_LITERAL, name, dtype, [...dims], (w) => w.i32(hostId));
+  }
+
+  externalWeights(name: string, dtype: DType, dims: number[], ref: ExternalDataRef): ValueRef {
+    return this.#leaf(_R_WEIGHT, name, dtype, [...dims], (w) => {
+      w.str(ref.location);
+      w.i64(ref.offset);
+      w.i64(ref.length);
+      w.str(ref.checksum);
+    });
+  }
+
+  node(
+    op: string,
+    inputs: (ValueRef | null)[],
+    attrs: Attrs,
+    numOutputs: number,
+    nodeName: string,
+  ): ValueRef[] {
+    this.#open();
+    const outs: ValueRef[] = [];
+    for (let i = 0; i < numOutputs; i++) outs.push(this.#g._newId());
+    const subs: number[] = [];
+    for (const [k, a] of Object.entries(attrs)) {
+      if ("g" in a) {
+        if (!Number.isInteger(a.g) || a.g <= 0 || a.g >= this.#g._moduleCount()) {
+          throw new Error(`Attribute '${k}' of node '${nodeName}' (${op}) names unknown module ${a.g}`);
+        }
+        subs.push(a.g);
+      }
+    }
+    const m = this.index;
+    const ins = [...inputs];
+    const attrEntries = Object.entries(attrs);
+    this.records.push({
+      kind: "node",
+      subs,
+      write: (w) => {
+        w.u8(_R_NODE);
+        w.u32(m);
+        w.str(op);
+        w.str(nodeName);
+        w.u32(ins.length);
+        for (const x of ins) w.i32(x === null ? -1 : x);
+        w.u32(outs.length);
+        for (let i = 0; i < outs.length; i++) {
+          w.u32(outs[i]);
+          w.str(`${nodeName}:${i}`);
+        }
+        w.u32(attrEntries.length);
+        for (const [k, a] of attrEntries) _writeAttr(w, k, a);
+      },
+    });
+    return outs;
+  }
+
+  ret(values: ValueRef[], names: string[]): void {
+    this.#open();
+    if (names.length !== values.length) {
+      throw new Error(
+        `Return of module '${this.name}' has ${values.length} values and ${names.length} names`,
+      );
+    }
+    const m = this.index;
+    const vs = [...values];
+    const ns = [...names];
+    this.records.push({
+      kind: "return",
+      write: (w) => {
+        w.u8(_R_RETURN);
+        w.u32(m);
+        w.u32(vs.length);
+        for (const v of vs) w.u32(v);
+        for (const n of ns) w.str(n);
+      },
+    });
+    this.returned = true;
+  }
+
+  submodule(name: string): ModuleBuilder {
+    return this.#g._addModule(name, this.index);
+  }
+}
+
+function _writeAttr(w: _Writer, name: string, a: AttrValue): void {
+  w.str(name);
+  if ("i" in a) {
+    w.u8(_ATTR_INT);
+    w.i64(a.i);
+  } else if ("f" in a) {
+    w.u8(_ATTR_FLOAT);
+    w.f32(a.f);
+  } else if ("s" in a) {
+    w.u8(_ATTR_STRING);
+    w.str(a.s);
+  } else if ("ints" in a) {
+    w.u8(_ATTR_INTS);
+    w.u32(a.ints.length);
+    for (const v of a.ints) w.i64(v);
+  } else if ("floats" in a) {
+    w.u8(_ATTR_FLOATS);
+    w.u32(a.floats.length);
+    for (const v of a.floats) w.f32(v);
+  } else if ("strings" in a) {
+    w.u8(_ATTR_STRINGS);
+    w.u32(a.strings.length);
+    for (const v of a.strings) w.str(v);
+  } else if ("t" in a) {
+    w.u8(_ATTR_TENSOR);
+    _checkShape(`Tensor attribute '${name}'`, a.t.dtype, a.t.dims);
+    const need = _byteLength(a.t.dtype, a.t.dims);
+    if (a.t.bytes.length !== need) {
+      throw new Error(
+        `Tensor attribute '${name}' has ${a.t.bytes.length} bytes, dims [${a.t.dims}] need ${need}`,
+      );
+    }
+    w.shape(a.t.dtype, a.t.dims);
+    w.u32(a.t.bytes.length);
+    w.bytes(a.t.bytes);
+  } else if ("g" in a) {
+    w.u8(_ATTR_GRAPH);
+    w.i32(a.g);
+  } else {
+    throw new Error(`Attribute '${name}' has no value`);
+  }
+}
+
+/**
+ * Builds a kiln program (main module + submodules) and encodes it for the WASM core.
+ *
+ * @example
+ * ```ts
+ * import { GraphBuilder } from "./builder.ts";
+ * const g = new GraphBuilder(18);
+ * const x = g.main.param("x", 1, [2, 3]);
+ * const [y] = g.main.node("Relu", [x], {}, 1, "relu");
+ * g.main.ret([y], ["y"]);
+ * const bytes = g.encode();
+ * ```
+ */
+export class GraphBuilder {
+  /** Default-domain opset of the model. */
+  readonly opset: number;
+  readonly #modules: _Module[] = [];
+  #nextId = 0;
+
+  constructor(opset: number) {
+    this.opset = opset;
+    this.#modules.push(new _Module(this, 0, "main", -1));
+  }
+
+  /** Module 0. */
+  get main(): ModuleBuilder {
+    return this.#modules[0];
+  }
+
+  /** All modules, main first. */
+  modules(): ModuleBuilder[] {
+    return [...this.#modules];
+  }
+
+  /** @internal */
+  _newId(): number {
+    return this.#nextId++;
+  }
+
+  /** @internal */
+  _moduleCount(): number {
+    return this.#modules.length;
+  }
+
+  /** @internal */
+  _addModule(name: string, parent: number): ModuleBuilder {
+    const m = new _Module(this, this.#modules.length, name, parent);
+    this.#modules.push(m);
+    return m;
+  }
+
+  /**
+   * The graph encoding the WASM core decodes (docs/internals.md): a submodule's records come
+   * right before the first node that names it, so shapes infer in one forward sweep.
+   */
+  encode(): Uint8Array {
+    for (const m of this.#modules) {
+      if (!m.returned) throw new Error(`Module '${m.name}' has no return (call ret() last)`);
+    }
+    const w = new _Writer();
+    w.u32(GRAPH_MAGIC);
+    w.u32(GRAPH_VERSION);
+    w.u32(0);
+    w.i32(this.opset);
+    w.u32(this.#modules.length);
+    w.u32(this.#nextId);
+    for (const m of this.#modules) {
+      w.str(m.name);
+      w.i32(m.parent);
+    }
+    w.u32(0); // pass list: none yet
+    const countAt = w.length;
+    w.u32(0);
+    let count = 0;
+    const done = new Set<number>();
+    const emit = (m: _Module) => {
+      if (done.has(m.index)) return;
+      done.add(m.index);
+      for (const r of m.records) {
+        if (r.kind === "node") { for (const s of r.subs) emit(this.#modules[s]); }
+        r.write(w);
+        count++;
+      }
+    };
+    for (const m of this.#modules) emit(m);
+    w.patchU32(countAt, count);
+    return w.result();
+  }
 }

@@ -30,7 +30,9 @@ const ST_TO_DTYPE: Record<string, DTypeName> = {
   U64: "uint64",
   BOOL: "bool",
 };
-const DTYPE_TO_ST: Record<string, string> = Object.fromEntries(Object.entries(ST_TO_DTYPE).map(([k, v]) => [v, k]));
+const DTYPE_TO_ST: Record<string, string> = Object.fromEntries(
+  Object.entries(ST_TO_DTYPE).map(([k, v]) => [v, k]),
+);
 
 /** One tensor's entry in a safetensors header, with absolute file offsets. */
 export interface SafetensorsEntry {
@@ -58,14 +60,22 @@ export async function readSafetensorsIndex(path: string): Promise<SafetensorsInd
   } catch (e) {
     throw new KilnError("io", `Cannot read safetensors file '${path}': ${(e as Error).message}`);
   }
-  if (size < 8) throw new KilnError("weights", `'${path}' is not a safetensors file: it is only ${size} bytes`);
+  if (size < 8) {
+    throw new KilnError("weights", `'${path}' is not a safetensors file: it is only ${size} bytes`);
+  }
   const lenBytes = await readRange(path, 0, 8);
   const n = Number(new DataView(lenBytes.buffer).getBigUint64(0, true));
   if (n > SAFETENSORS_MAX_HEADER) {
-    throw new KilnError("weights", `'${path}' is not a safetensors file: header length ${n} exceeds the 100 MB cap`);
+    throw new KilnError(
+      "weights",
+      `'${path}' is not a safetensors file: header length ${n} exceeds the 100 MB cap`,
+    );
   }
   if (8 + n > size) {
-    throw new KilnError("weights", `Safetensors file '${path}' is truncated: its header needs ${8 + n} bytes, the file has ${size}`);
+    throw new KilnError(
+      "weights",
+      `Safetensors file '${path}' is truncated: its header needs ${8 + n} bytes, the file has ${size}`,
+    );
   }
   let header: Record<string, unknown>;
   try {
@@ -87,7 +97,10 @@ export async function readSafetensorsIndex(path: string): Promise<SafetensorsInd
     const e = raw as { dtype?: string; shape?: number[]; data_offsets?: number[] };
     const dtype = ST_TO_DTYPE[e?.dtype ?? ""];
     if (!dtype) {
-      throw new KilnError("weights", `Tensor '${name}' in '${path}' has unsupported safetensors dtype '${e?.dtype}'`);
+      throw new KilnError(
+        "weights",
+        `Tensor '${name}' in '${path}' has unsupported safetensors dtype '${e?.dtype}'`,
+      );
     }
     if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
       throw new KilnError("weights", `Tensor '${name}' in '${path}' has an invalid shape`);
@@ -125,7 +138,9 @@ export async function writeSafetensors(
   let off = 0;
   for (const t of tensors) {
     const st = DTYPE_TO_ST[t.dtype];
-    if (!st) throw new KilnError("weights", `Cannot write '${t.name}': dtype ${t.dtype} has no safetensors code`);
+    if (!st) {
+      throw new KilnError("weights", `Cannot write '${t.name}': dtype ${t.dtype} has no safetensors code`);
+    }
     header[t.name] = { dtype: st, shape: t.dims, data_offsets: [off, off + t.bytes.byteLength] };
     off += t.bytes.byteLength;
   }

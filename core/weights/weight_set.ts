@@ -60,7 +60,9 @@ export interface WeightSetOptions {
 }
 
 function _isInside(location: string): boolean {
-  if (location === "" || location.startsWith("/") || /^[A-Za-z]:[\\/]/.test(location) || location.includes("\0")) {
+  if (
+    location === "" || location.startsWith("/") || /^[A-Za-z]:[\\/]/.test(location) || location.includes("\0")
+  ) {
     return false;
   }
   const parts: string[] = [];
@@ -130,17 +132,25 @@ export class WeightSet {
     for (const t of this.tensors.values()) {
       const s = known.get(t.name);
       if (!s) {
-        problems.push(`unknown weight '${t.name}' from ${t.source}: the program has no deferred weight of that name`);
+        problems.push(
+          `unknown weight '${t.name}' from ${t.source}: the program has no deferred weight of that name`,
+        );
         continue;
       }
       if (t.dtype !== s.dtype) {
-        problems.push(`weight '${t.name}' from ${t.source}: element type ${t.dtype}, the program needs ${s.dtype}`);
+        problems.push(
+          `weight '${t.name}' from ${t.source}: element type ${t.dtype}, the program needs ${s.dtype}`,
+        );
       }
       if (t.dims.length !== s.dims.length || t.dims.some((d, i) => d !== s.dims[i])) {
-        problems.push(`weight '${t.name}' from ${t.source}: shape [${t.dims}], the program needs [${s.dims}]`);
+        problems.push(
+          `weight '${t.name}' from ${t.source}: shape [${t.dims}], the program needs [${s.dims}]`,
+        );
       }
       if (t.dtype === s.dtype && t.bytes.byteLength !== s.byteLength) {
-        problems.push(`weight '${t.name}' from ${t.source}: ${t.bytes.byteLength} bytes, the program needs ${s.byteLength}`);
+        problems.push(
+          `weight '${t.name}' from ${t.source}: ${t.bytes.byteLength} bytes, the program needs ${s.byteLength}`,
+        );
       }
     }
     if (problems.length) throw new WeightSetError(what, problems);
@@ -186,7 +196,9 @@ export class WeightSet {
     const byFile = new Map<string, WeightSpec[]>();
     for (const s of signature) {
       if (!_isInside(s.location)) {
-        problems.push(`weight '${s.name}': location '${s.location}' is absolute or escapes the weight directory '${dir}'`);
+        problems.push(
+          `weight '${s.name}': location '${s.location}' is absolute or escapes the weight directory '${dir}'`,
+        );
         continue;
       }
       const list = byFile.get(s.location) ?? [];
@@ -201,7 +213,9 @@ export class WeightSet {
         file = await Deno.open(path, { read: true });
       } catch {
         if (!options.partial) {
-          problems.push(`data file '${path}' for ${specs.length} weight(s) (first: '${specs[0].name}') is missing`);
+          problems.push(
+            `data file '${path}' for ${specs.length} weight(s) (first: '${specs[0].name}') is missing`,
+          );
         }
         continue;
       }
@@ -211,12 +225,20 @@ export class WeightSet {
         const length = s.length || s.byteLength;
         if (s.offset + length > size) {
           problems.push(
-            `weight '${s.name}': file '${path}' has ${size} bytes, the weight needs bytes ${s.offset}..${s.offset + length}`,
+            `weight '${s.name}': file '${path}' has ${size} bytes, the weight needs bytes ${s.offset}..${
+              s.offset + length
+            }`,
           );
           continue;
         }
         const bytes = await readRangeFrom(f, path, s.offset, length);
-        tensors.push({ name: s.name, dtype: s.dtype, dims: [...s.dims], bytes, source: `'${path}' @ ${s.offset}` });
+        tensors.push({
+          name: s.name,
+          dtype: s.dtype,
+          dims: [...s.dims],
+          bytes,
+          source: `'${path}' @ ${s.offset}`,
+        });
       }
       if (options.verifyChecksums ?? true) {
         const sums = new Set(specs.map((s) => s.checksum).filter((c) => c));
@@ -224,8 +246,12 @@ export class WeightSet {
           const actual = await _sha1OfFile(path);
           for (const want of sums) {
             if (want.toLowerCase() !== actual) {
-              const who = specs.filter((s) => s.checksum === want).map((s) => `'${s.name}'`).slice(0, 3).join(", ");
-              problems.push(`data file '${path}' fails its checksum: SHA-1 ${actual}, the model records ${want} (for ${who})`);
+              const who = specs.filter((s) => s.checksum === want).map((s) => `'${s.name}'`).slice(0, 3).join(
+                ", ",
+              );
+              problems.push(
+                `data file '${path}' fails its checksum: SHA-1 ${actual}, the model records ${want} (for ${who})`,
+              );
             }
           }
         }
@@ -264,7 +290,9 @@ export class WeightSet {
         problems.push(`nameMap names '${from}', which no safetensors file contains`);
       }
     }
-    if (problems.length) throw new WeightSetError(`Cannot read weights from ${list.map((p) => `'${p}'`).join(", ")}`, problems);
+    if (problems.length) {
+      throw new WeightSetError(`Cannot read weights from ${list.map((p) => `'${p}'`).join(", ")}`, problems);
+    }
     // Validate names/dtypes/shapes from the headers before reading any data.
     const headerOnly = new WeightSet(
       [...chosen].map(([name, { path, e }]) => ({
@@ -278,7 +306,10 @@ export class WeightSet {
     );
     const spec = new Map(signature.map((s) => [s.name, s]));
     try {
-      headerOnly.validate(signature.map((s) => ({ ...s, byteLength: 0 })), "Safetensors weights do not fit the program");
+      headerOnly.validate(
+        signature.map((s) => ({ ...s, byteLength: 0 })),
+        "Safetensors weights do not fit the program",
+      );
     } catch (e) {
       if (e instanceof WeightSetError) {
         throw new WeightSetError("Safetensors weights do not fit the program", e.problems);

@@ -1,2 +1,250 @@
-// (stub: filled by its owner)
-export function registerLinalg(): void {}
+// Linear algebra ops: MatMul (numpy semantics) and Gemm. float32 runs on the packed SIMD SGEMM
+// (kernels/gemm.ts); other numeric types take a generic loop accumulating in f64 (floats) or
+// i64 (integers, wrapping like the element type).
+import {
+  DT_BFLOAT16, DT_DOUBLE, DT_FLOAT, DT_FLOAT16, DT_INT32, DT_INT64, DT_UINT32, DT_UINT64, isFloat,
+} from "../ir/dtype";
+import { broadcastLens, Shape } from "../ir/shape";
+import { Tensor } from "../ir/tensor";
+import { sgemm } from "../kernels/gemm";
+import { ComputeContext, Op, ShapeContext } from "./op";
+import { registerOp } from "./registry";
+
+function gemmType(dt: i32): bool {
+  return dt == DT_FLOAT || dt == DT_DOUBLE || dt == DT_FLOAT16 || dt == DT_BFLOAT16 || dt == DT_INT32 ||
+    dt == DT_INT64 || dt == DT_UINT32 || dt == DT_UINT64;
+}
+
+/**
+ * Generic C[M x N] (+)= alpha * op(A) * op(B) over Tensor accessors with element offsets,
+ * for the non-float32 types. acc: C holds beta*C already and is added to.
+ */
+function gemmGeneric(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f64, a: Tensor, aOff: i32,
+  b: Tensor, bOff: i32, c: Tensor, cOff: i32, acc: bool): void {
+  const fl = isFloat(c.shape.dtype);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      const ci = cOff + i * N + j;
+      if (fl) {
+        let s: f64 = 0;
+        for (let p = 0; p < K; p++) {
+          const av = a.getAsF64(aOff + (transA ? p * M + i : i * K + p));
+          const bv = b.getAsF64(bOff + (transB ? j * K + p : p * N + j));
+          s += av * bv;
+        }
+        c.setFromF64(ci, alpha * s + (acc ? c.getAsF64(ci) : 0));
+      } else {
+        let s: i64 = 0;
+        for (let p = 0; p < K; p++) {
+          const av = a.getAsI64(aOff + (transA ? p * M + i : i * K + p));
+          const bv = b.getAsI64(bOff + (transB ? j * K + p : p * N + j));
+          s += av * bv;
+        }
+        if (alpha != 1) s = <i64>(alpha * <f64>s);
+        c.setFromI64(ci, s + (acc ? c.getAsI64(ci) : 0));
+      }
+    }
+  }
+}
+
+function lensString(dt: i32, lens: Array<i32>): string {
+  return Shape.standard(dt, lens).toString();
+}
+
+class MatMulOp extends Op {
+  constructor() {
+    super("MatMul");
+  }
+
+  computeShape(ctx: ShapeContext): bool {
+    if (!ctx.hasInput(0) || !ctx.hasInput(1)) return ctx.fail("inputs A and B are required");
+    const a = ctx.input(0);
+    const b = ctx.input(1);
+    if (!gemmType(a.dtype)) return ctx.failDtype(0);
+    if (b.dtype != a.dtype) {
+      return ctx.fail("element types differ: " + a.toString() + " x " + b.toString());
+    }
+    const ra = a.rank();
+    const rb = b.rank();
+    if (ra == 0 || rb == 0) return ctx.fail("inputs must have rank >= 1: " + a.toString() + " x " + b.toString());
+    const ka = a.lens[ra - 1];
+    const kb = rb == 1 ? b.lens[0] : b.lens[rb - 2];
+    if (ka != kb) return ctx.fail("inner dims differ: " + a.toString() + " x " + b.toString());
+    const ab = ra > 2 ? a.lens.slice(0, ra - 2) : new Array<i32>(0);
+    const bb = rb > 2 ? b.lens.slice(0, rb - 2) : new Array<i32>(0);
+    const batch = broadcastLens(ab, bb);
+    if (batch == null) return ctx.fail("batch dims do not broadcast: " + a.toString() + " x " + b.toString());
+    const out = batch.slice(0);
+    if (ra > 1) out.push(a.lens[ra - 2]);
+    if (rb > 1) out.push(b.lens[rb - 1]);
+    ctx.out(Shape.standard(a.dtype, out));
+    return true;
+  }
+
+  compute(ctx: ComputeContext): bool {
+    const a = ctx.input(0);
+    const b = ctx.input(1);
+    const y = ctx.output(0);
+    const al = a.shape.lens;
+    const bl = b.shape.lens;
+    const ra = al.length;
+    const rb = bl.length;
+    const M = ra > 1 ? al[ra - 2] : 1;
+    const K = al[ra - 1];
+    const N = rb > 1 ? bl[rb - 1] : 1;
+    const ab = ra > 2 ? al.slice(0, ra - 2) : new Array<i32>(0);
+    const bb = rb > 2 ? bl.slice(0, rb - 2) : new Array<i32>(0);
+    const batchL = broadcastLens(ab, bb);
+    if (batchL == null) return ctx.fail("batch dims do not broadcast");
+    const batch = changetype<Array<i32>>(batchL);
+    const R = batch.length;
+    let nb: i32 = 1;
+    for (let i = 0; i < R; i++) nb *= batch[i];
+    let bBatch: i32 = 1;
+    for (let i = 0; i < bb.length; i++) bBatch *= bb[i];
+    const dt = a.shape.dtype;
+    const f32 = dt == DT_FLOAT;
+    if (nb == 0 || M == 0 || N == 0) return true;
+    if (bBatch == 1) {
+      // B is one matrix: A's batch and rows stack into one GEMM.
+      if (f32) sgemm(false, false, nb * M, N, K, 1, a.ptr, K, b.ptr, N, 0, y.ptr, N);
+      else gemmGeneric(false, false, nb * M, N, K, 1, a, 0, b, 0, y, 0, false);
+      return true;
+    }
+    // strides of a and b over the broadcast batch dims (0 where broadcast)
+    const sa = new Array<i32>(R);
+    const sb = new Array<i32>(R);
+    let accA: i32 = M * K;
+    let accB: i32 = K * N;
+    for (let d = R - 1; d >= 0; d--) {
+      const da = d - (R - ab.length);
+      const db = d - (R - bb.length);
+      const la: i32 = da >= 0 ? ab[da] : 1;
+      const lb: i32 = db >= 0 ? bb[db] : 1;
+      sa[d] = la == 1 ? 0 : accA;
+      sb[d] = lb == 1 ? 0 : accB;
+      accA *= la;
+      accB *= lb;
+    }
+    const idx = new Array<i32>(R);
+    for (let i = 0; i < R; i++) idx[i] = 0;
+    let aOff: i32 = 0;
+    let bOff: i32 = 0;
+    for (let t = 0; t < nb; t++) {
+      const yOff = t * M * N;
+      if (f32) {
+        sgemm(false, false, M, N, K, 1, a.ptr + (<usize>aOff << 2), K, b.ptr + (<usize>bOff << 2), N, 0,
+          y.ptr + (<usize>yOff << 2), N);
+      } else {
+        gemmGeneric(false, false, M, N, K, 1, a, aOff, b, bOff, y, yOff, false);
+      }
+      // next batch index
+      for (let d = R - 1; d >= 0; d--) {
+        idx[d]++;
+        aOff += sa[d];
+        bOff += sb[d];
+        if (idx[d] < batch[d]) break;
+        aOff -= sa[d] * idx[d];
+        bOff -= sb[d] * idx[d];
+        idx[d] = 0;
+      }
+    }
+    return true;
+  }
+}
+
+class GemmOp extends Op {
+  constructor() {
+    super("Gemm");
+  }
+
+  computeShape(ctx: ShapeContext): bool {
+    if (!ctx.hasInput(0) || !ctx.hasInput(1)) return ctx.fail("inputs A and B are required");
+    const a = ctx.input(0);
+    const b = ctx.input(1);
+    if (!gemmType(a.dtype)) return ctx.failDtype(0);
+    if (b.dtype != a.dtype) return ctx.fail("element types differ: " + a.toString() + " x " + b.toString());
+    if (a.rank() != 2 || b.rank() != 2) {
+      return ctx.fail("A and B must be 2-D: " + a.toString() + " x " + b.toString());
+    }
+    const tA = ctx.attrs.getInt("transA", 0) != 0;
+    const tB = ctx.attrs.getInt("transB", 0) != 0;
+    const M = tA ? a.lens[1] : a.lens[0];
+    const Ka = tA ? a.lens[0] : a.lens[1];
+    const Kb = tB ? b.lens[1] : b.lens[0];
+    const N = tB ? b.lens[0] : b.lens[1];
+    if (Ka != Kb) {
+      return ctx.fail("inner dims differ: " + a.toString() + (tA ? "^T" : "") + " x " + b.toString() +
+        (tB ? "^T" : ""));
+    }
+    if (ctx.hasInput(2)) {
+      const c = ctx.input(2);
+      if (c.dtype != a.dtype) return ctx.fail("element type of C differs: " + c.toString());
+      const out = [M, N];
+      const bl = broadcastLens(out, c.lens);
+      if (c.rank() > 2 || bl == null || bl[0] != M || bl[1] != N) {
+        return ctx.fail("C " + c.toString() + " does not broadcast to " + lensString(a.dtype, out));
+      }
+    }
+    ctx.out(Shape.standard(a.dtype, [M, N]));
+    return true;
+  }
+
+  compute(ctx: ComputeContext): bool {
+    const a = ctx.input(0);
+    const b = ctx.input(1);
+    const y = ctx.output(0);
+    const tA = ctx.attrs.getInt("transA", 0) != 0;
+    const tB = ctx.attrs.getInt("transB", 0) != 0;
+    const alpha = ctx.attrs.getFloat("alpha", 1);
+    const beta = ctx.attrs.getFloat("beta", 1);
+    const M = y.shape.lens[0];
+    const N = y.shape.lens[1];
+    const K = tA ? a.shape.lens[0] : a.shape.lens[1];
+    const dt = a.shape.dtype;
+    const hasC = ctx.hasInput(2) && beta != 0;
+    if (hasC) {
+      // y = beta * broadcast(C)
+      const c = ctx.input(2);
+      const cl = c.shape.lens;
+      const cr = cl.length;
+      const cm: i32 = cr == 2 ? cl[0] : 1;
+      const cn: i32 = cr >= 1 ? cl[cr - 1] : 1;
+      const sm: i32 = cm == 1 ? 0 : cn;
+      const sn: i32 = cn == 1 ? 0 : 1;
+      if (dt == DT_FLOAT) {
+        for (let i = 0; i < M; i++) {
+          const yrow = y.ptr + (<usize>(i * N) << 2);
+          const crow = c.ptr + (<usize>(i * sm) << 2);
+          if (sn == 1 && beta == 1) {
+            memory.copy(yrow, crow, <usize>N << 2);
+          } else {
+            for (let j = 0; j < N; j++) store<f32>(yrow + (<usize>j << 2), beta * load<f32>(crow + (<usize>(j * sn) << 2)));
+          }
+        }
+      } else if (isFloat(dt)) {
+        for (let i = 0; i < M; i++) {
+          for (let j = 0; j < N; j++) y.setFromF64(i * N + j, <f64>beta * c.getAsF64(i * sm + j * sn));
+        }
+      } else {
+        for (let i = 0; i < M; i++) {
+          for (let j = 0; j < N; j++) {
+            const v = c.getAsI64(i * sm + j * sn);
+            y.setFromI64(i * N + j, beta == 1 ? v : <i64>(<f64>beta * <f64>v));
+          }
+        }
+      }
+    }
+    if (dt == DT_FLOAT) {
+      sgemm(tA, tB, M, N, K, alpha, a.ptr, tA ? M : K, b.ptr, tB ? K : N, hasC ? 1 : 0, y.ptr, N);
+    } else {
+      gemmGeneric(tA, tB, M, N, K, <f64>alpha, a, 0, b, 0, y, 0, hasC);
+    }
+    return true;
+  }
+}
+
+export function registerLinalg(): void {
+  registerOp(new MatMulOp());
+  registerOp(new GemmOp());
+}

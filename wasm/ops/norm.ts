@@ -1,2 +1,450 @@
-// (stub: filled by its owner)
-export function registerNorm(): void {}
+// Normalizations: LayerNormalization (float32 SIMD rows), BatchNormalization (inference and
+// training mode), InstanceNormalization, LpNormalization, MeanVarianceNormalization.
+import { DT_DOUBLE, DT_FLOAT, dtypeSize, isFloat } from "../ir/dtype";
+import { Shape } from "../ir/shape";
+import { Tensor } from "../ir/tensor";
+import { ComputeContext, Op, ShapeContext } from "./op";
+import { registerOp } from "./registry";
+import { B_SECOND, Bcast, loadF64, storeF64 } from "../kernels/eltwise";
+import { R_MEAN, R_SUMSQUARE, reduceF64 } from "../kernels/reduce";
+import { runBinary } from "./elementwise";
+import { axisError, normAxis } from "./reduce";
+
+function prod(l: Array<i32>, from: i32, to: i32): i32 {
+  let n: i32 = 1;
+  for (let i = from; i < to; i++) n *= l[i];
+  return n;
+}
+
+function requireFloat(ctx: ShapeContext, n: i32): bool {
+  for (let i = 0; i < n; i++) {
+    if (!ctx.hasInput(i)) return ctx.fail("input " + i.toString() + " is required");
+    if (!isFloat(ctx.input(i).dtype)) return ctx.failDtype(i);
+  }
+  return true;
+}
+
+/** p broadcast (numpy, right-aligned) to `lens`, as f64 values (for scale and bias vectors). */
+function expandF64(p: Tensor, lens: Array<i32>): StaticArray<f64> {
+  const n = prod(lens, 0, lens.length);
+  const dt = p.shape.dtype;
+  const sz = <usize>dtypeSize(dt);
+  const out = new StaticArray<f64>(n);
+  // unmanaged scratch: runBinary allocates, and a GC step must not free it meanwhile
+  const cnt: usize = n > 0 ? <usize>n : 1;
+  const tmp = heap.alloc(cnt * sz);
+  const t = new Tensor(Shape.standard(dt, lens), tmp);
+  runBinary(B_SECOND, false, t, p, t);
+  for (let i = 0; i < n; i++) unchecked(out[i] = loadF64(dt, tmp + <usize>i * sz));
+  heap.free(tmp);
+  return out;
+}
+
+function toF32(a: StaticArray<f64>): StaticArray<f32> {
+  const out = new StaticArray<f32>(a.length);
+  for (let i = 0; i < a.length; i++) unchecked(out[i] = <f32>unchecked(a[i]));
+  return out;
+}
+
+// @ts-ignore: decorator
+@inline
+function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+/** Mean and 1/sqrt(var + eps) of n contiguous floats (two passes, SIMD); writes them to res[0..1]. */
+function rowStatsF32(px: usize, n: i32, eps: f32, res: StaticArray<f32>): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+  let i: i32 = 0;
+  let s: f32 = 0;
+  for (; i + 8 <= n; i += 8) {
+    a0 = f32x4.add(a0, v128.load(px + (<usize>i << 2)));
+    a1 = f32x4.add(a1, v128.load(px + (<usize>i << 2) + 16));
+  }
+  for (; i < n; i++) s += load<f32>(px + (<usize>i << 2));
+  const mean = (s + hsum(f32x4.add(a0, a1))) / <f32>n;
+  const vm = f32x4.splat(mean);
+  a0 = f32x4.splat(0);
+  a1 = f32x4.splat(0);
+  s = 0;
+  i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const d0 = f32x4.sub(v128.load(px + (<usize>i << 2)), vm);
+    const d1 = f32x4.sub(v128.load(px + (<usize>i << 2) + 16), vm);
+    a0 = f32x4.add(a0, f32x4.mul(d0, d0));
+    a1 = f32x4.add(a1, f32x4.mul(d1, d1));
+  }
+  for (; i < n; i++) {
+    const d = load<f32>(px + (<usize>i << 2)) - mean;
+    s += d * d;
+  }
+  const v = (s + hsum(f32x4.add(a0, a1))) / <f32>n;
+  unchecked(res[0] = mean);
+  unchecked(res[1] = <f32>(1.0 / Math.sqrt(<f64>v + <f64>eps)));
+}
+
+/** y = (x - mean) * inv * scale + bias over n floats; scale/bias pointers advance when their step is 1. */
+function rowApplyF32(px: usize, po: usize, n: i32, mean: f32, inv: f32, ps: usize, ss: i32, pb: usize, sb: i32): void {
+  const vm = f32x4.splat(mean), vi = f32x4.splat(inv);
+  let i: i32 = 0;
+  if (ss != 0 && sb != 0) {
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i << 2;
+      const y = f32x4.mul(f32x4.mul(f32x4.sub(v128.load(px + o), vm), vi), v128.load(ps + o));
+      v128.store(po + o, f32x4.add(y, v128.load(pb + o)));
+    }
+  } else {
+    const vs = v128.load32_splat(ps), vb = v128.load32_splat(pb);
+    if (ss == 0 && sb == 0) {
+      for (; i + 4 <= n; i += 4) {
+        const o = <usize>i << 2;
+        v128.store(po + o, f32x4.add(f32x4.mul(f32x4.mul(f32x4.sub(v128.load(px + o), vm), vi), vs), vb));
+      }
+    }
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const s = load<f32>(ps + (ss != 0 ? o : 0));
+    const b = load<f32>(pb + (sb != 0 ? o : 0));
+    store<f32>(po + o, (load<f32>(px + o) - mean) * inv * s + b);
+  }
+}
+
+// ---- LayerNormalization ----
+
+class LayerNormOp extends Op {
+  constructor() {
+    super("LayerNormalization", 0);
+  }
+
+  computeShape(ctx: ShapeContext): bool {
+    if (!requireFloat(ctx, 2)) return false;
+    const x = ctx.input(0);
+    const a = ctx.attrs.getInt("axis", -1);
+    const axis = normAxis(a, x.rank());
+    if (axis < 0) return ctx.fail(axisError(a, x));
+    ctx.out(Shape.standard(x.dtype, x.lens));
+    const stash = ctx.attrs.getInt("stash_type", 1) == 11 ? DT_DOUBLE : DT_FLOAT;
+    const sl = new Array<i32>(x.rank());
+    for (let i = 0; i < x.rank(); i++) sl[i] = i < axis ? x.lens[i] : 1;
+    for (let i = 1; i < ctx.numOutputs; i++) ctx.out(Shape.standard(stash, sl));
+    return true;
+  }
+
+  compute(ctx: ComputeContext): bool {
+    const x = ctx.input(0);
+    const o = ctx.output(0);
+    const l = x.shape.lens;
+    const axis = normAxis(ctx.attrs.getInt("axis", -1), l.length);
+    const eps = ctx.attrs.getFloat("epsilon", 1e-5);
+    const outer = prod(l, 0, axis), n = prod(l, axis, l.length);
+    const nl = l.slice(axis);
+    const scale = expandF64(ctx.input(1), nl);
+    const hasB = ctx.hasInput(2);
+    const bias = hasB ? expandF64(ctx.input(2), nl) : new StaticArray<f64>(n);
+    const pm: usize = ctx.outputs.length > 1 ? ctx.output(1).ptr : 0;
+    const pv: usize = ctx.outputs.length > 2 ? ctx.output(2).ptr : 0;
+    const sdt = ctx.outputs.length > 1 ? ctx.output(1).shape.dtype : DT_FLOAT;
+    const ssz = <usize>dtypeSize(sdt);
+    const dt = x.shape.dtype;
+    if (dt == DT_FLOAT) {
+      const s32 = toF32(scale), b32 = toF32(bias);
+      const st = new StaticArray<f32>(2);
+      for (let r = 0; r < outer; r++) {
+        const off = (<usize>r * <usize>n) << 2;
+        rowStatsF32(x.ptr + off, n, eps, st);
+        const mean = unchecked(st[0]), inv = unchecked(st[1]);
+        rowApplyF32(x.ptr + off, o.ptr + off, n, mean, inv, changetype<usize>(s32), 1, changetype<usize>(b32), 1);
+        if (pm != 0) storeF64(sdt, pm + <usize>r * ssz, <f64>mean);
+        if (pv != 0) storeF64(sdt, pv + <usize>r * ssz, <f64>inv);
+      }
+      return true;
+    }
+    const sz = <usize>dtypeSize(dt);
+    for (let r = 0; r < outer; r++) {
+      const base = <usize>r * <usize>n * sz;
+      let s: f64 = 0;
+      for (let i = 0; i < n; i++) s += loadF64(dt, x.ptr + base + <usize>i * sz);
+      const mean = s / <f64>n;
+      let v: f64 = 0;
+      for (let i = 0; i < n; i++) {
+        const d = loadF64(dt, x.ptr + base + <usize>i * sz) - mean;
+        v += d * d;
+      }
+      const inv = 1.0 / Math.sqrt(v / <f64>n + <f64>eps);
+      for (let i = 0; i < n; i++) {
+        const p = base + <usize>i * sz;
+        storeF64(dt, o.ptr + p, (loadF64(dt, x.ptr + p) - mean) * inv * unchecked(scale[i]) + unchecked(bias[i]));
+      }
+      if (pm != 0) storeF64(sdt, pm + <usize>r * ssz, mean);
+      if (pv != 0) storeF64(sdt, pv + <usize>r * ssz, inv);
+    }
+    return true;
+  }
+}
+
+// ---- BatchNormalization ----
+
+class BatchNormOp extends Op {
+  constructor() {
+    super("BatchNormalization", 0);
+  }
+
+  computeShape(ctx: ShapeContext): bool {
+    if (!requireFloat(ctx, 5)) return false;
+    const x = ctx.input(0);
+    if (x.rank() < 2) return ctx.fail("input X must have rank 2 or more, got " + x.toString());
+    const c = x.lens[1];
+    for (let i = 1; i < 5; i++) {
+      if (ctx.input(i).elements() != c) {
+        return ctx.fail("input " + i.toString() + " must have " + c.toString() + " elements (channels), got " +
+          ctx.input(i).toString());
+      }
+    }
+    ctx.out(Shape.standard(x.dtype, x.lens));
+    for (let i = 1; i < ctx.numOutputs; i++) ctx.out(Shape.standard(ctx.input(i < 3 ? i + 2 : 3).dtype, [c]));
+    return true;
+  }
+
+  compute(ctx: ComputeContext): bool {
+    const x = ctx.input(0);
+    const o = ctx.output(0);
+    const l = x.shape.lens;
+    const nb = l[0], c = l[1], sp = prod(l, 2, l.length);
+    const eps = <f64>ctx.attrs.getFloat("epsilon", 1e-5);
+    const mom = <f64>ctx.attrs.getFloat("momentum", 0.9);
+    const training = ctx.attrs.getInt("training_mode", 0) != 0 || (ctx.opset < 9 && ctx.outputs.length > 1 &&
+      ctx.attrs.getInt("is_test", 0) == 0 && ctx.opset >= 7);
+    const dt = x.shape.dtype;
+    const sz = <usize>dtypeSize(dt);
+    const sc = ctx.input(1), bi = ctx.input(2), mi = ctx.input(3), vi = ctx.input(4);
+    const mean = new StaticArray<f64>(c), vr = new StaticArray<f64>(c);
+    for (let k = 0; k < c; k++) {
+      mean[k] = loadF64(mi.shape.dtype, mi.ptr + <usize>k * <usize>dtypeSize(mi.shape.dtype));
+      vr[k] = loadF64(vi.shape.dtype, vi.ptr + <usize>k * <usize>dtypeSize(vi.shape.dtype));
+    }
+    if (training) {
+      const cnt = <f64>nb * <f64>sp;
+      for (let k = 0; k < c; k++) {
+        let s: f64 = 0, s2: f64 = 0;
+        for (let b = 0; b < nb; b++) {
+          const base = x.ptr + (<usize>b * <usize>c + <usize>k) * <usize>sp * sz;
+          for (let i = 0; i < sp; i++) {
+            const v = loadF64(dt, base + <usize>i * sz);
+            s += v;
+            s2 += v * v;
+          }
+        }
+        const m = s / cnt;
+        const v = s2 / cnt - m * m;
+        // outputs: running mean/var (and, before opset 14, saved mean/var)
+        if (ctx.outputs.length > 1) storeF64(ctx.output(1).shape.dtype, ctx.output(1).ptr + <usize>k * <usize>dtypeSize(ctx.output(1).shape.dtype), mean[k] * mom + m * (1 - mom));
+        if (ctx.outputs.length > 2) storeF64(ctx.output(2).shape.dtype, ctx.output(2).ptr + <usize>k * <usize>dtypeSize(ctx.output(2).shape.dtype), vr[k] * mom + v * (1 - mom));
+        if (ctx.outputs.length > 3) storeF64(ctx.output(3).shape.dtype, ctx.output(3).ptr + <usize>k * <usize>dtypeSize(ctx.output(3).shape.dtype), m);
+        if (ctx.outputs.length > 4) storeF64(ctx.output(4).shape.dtype, ctx.output(4).ptr + <usize>k * <usize>dtypeSize(ctx.output(4).shape.dtype), v);
+        mean[k] = m;
+        vr[k] = v;
+      }
+    } else {
+      for (let i = 1; i < ctx.outputs.length; i++) {
+        const src = i == 1 ? mi : vi;
+        if (i <= 2) memory.copy(ctx.output(i).ptr, src.ptr, <usize>src.shape.bytes());
+      }
+    }
+    for (let k = 0; k < c; k++) {
+      const a = loadF64(sc.shape.dtype, sc.ptr + <usize>k * <usize>dtypeSize(sc.shape.dtype)) / Math.sqrt(vr[k] + eps);
+      const b = loadF64(bi.shape.dtype, bi.ptr + <usize>k * <usize>dtypeSize(bi.shape.dtype)) - mean[k] * a;
+      for (let n = 0; n < nb; n++) {
+        const off = (<usize>n * <usize>c + <usize>k) * <usize>sp * sz;
+        if (dt == DT_FLOAT) {
+          const va = f32x4.splat(<f32>a), vb = f32x4.splat(<f32>b);
+          const px = x.ptr + off, po = o.ptr + off;
+          let i: i32 = 0;
+          for (; i + 4 <= sp; i += 4) {
+            v128.store(po + (<usize>i << 2), f32x4.add(f32x4.mul(v128.load(px + (<usize>i << 2)), va), vb));
+          }
+          for (; i < sp; i++) store<f32>(po + (<usize>i << 2), load<f32>(px + (<usize>i << 2)) * <f32>a + <f32>b);
+        } else {
+          for (let i = 0; i < sp; i++) {
+            const p = off + <usize>i * sz;
+            storeF64(dt, o.ptr + p, loadF64(dt, x.ptr + p) * a + b);
+          }
+        }
+      }
+    }
+    return true;
+  }
+}
+
+// ---- InstanceNormalization ----
+
+class InstanceNormOp extends Op {
+  constructor() {
+    super("InstanceNormalization", 0);
+  }
+
+  computeShape(ctx: ShapeContext): bool {
+    if (!requireFloat(ctx, 3)) return false;
+    const x = ctx.input(0);
+    if (x.rank() < 2) return ctx.fail("input X must have rank 2 or more, got " + x.toString());
+    const c = x.lens[1];
+    if (ctx.input(1).elements() != c || ctx.input(2).elements() != c) {
+      return ctx.fail("scale and B must have " + c.toString() + " elements (channels)");
+    }
+    ctx.out(Shape.standard(x.dtype, x.lens));
+    return true;
+  }
+
+  compute(ctx: ComputeContext): bool {
+    const x = ctx.input(0);
+    const o = ctx.output(0);
+    const l = x.shape.lens;
+    const nb = l[0], c = l[1], sp = prod(l, 2, l.length);
+    const eps = ctx.attrs.getFloat("epsilon", 1e-5);
+    const dt = x.shape.dtype;
+    const sz = <usize>dtypeSize(dt);
+    const sc = ctx.input(1), bi = ctx.input(2);
+    const st = new StaticArray<f32>(2);
+    const sb = new StaticArray<f32>(2); // scale and bias of the current channel
+    for (let n = 0; n < nb; n++) {
+      for (let k = 0; k < c; k++) {
+        const s = loadF64(sc.shape.dtype, sc.ptr + <usize>k * <usize>dtypeSize(sc.shape.dtype));
+        const b = loadF64(bi.shape.dtype, bi.ptr + <usize>k * <usize>dtypeSize(bi.shape.dtype));
+        const off = (<usize>n * <usize>c + <usize>k) * <usize>sp * sz;
+        if (dt == DT_FLOAT) {
+          rowStatsF32(x.ptr + off, sp, eps, st);
+          unchecked(sb[0] = <f32>s);
+          unchecked(sb[1] = <f32>b);
+          const psb = changetype<usize>(sb);
+          rowApplyF32(x.ptr + off, o.ptr + off, sp, st[0], st[1], psb, 0, psb + 4, 0);
+          continue;
+        }
+        let sum: f64 = 0;
+        for (let i = 0; i < sp; i++) sum += loadF64(dt, x.ptr + off + <usize>i * sz);
+        const m = sum / <f64>sp;
+        let v: f64 = 0;
+        for (let i = 0; i < sp; i++) {
+          const d = loadF64(dt, x.ptr + off + <usize>i * sz) - m;
+          v += d * d;
+        }
+        const inv = 1.0 / Math.sqrt(v / <f64>sp + <f64>eps);
+        for (let i = 0; i < sp; i++) {
+          const p = off + <usize>i * sz;
+          storeF64(dt, o.ptr + p, (loadF64(dt, x.ptr + p) - m) * inv * s + b);
+        }
+      }
+    }
+    return true;
+  }
+}
+
+// ---- LpNormalization ----
+
+class LpNormOp extends Op {
+  constructor() {
+    super("LpNormalization", 0);
+  }
+
+  computeShape(ctx: ShapeContext): bool {
+    if (!requireFloat(ctx, 1)) return false;
+    const x = ctx.input(0);
+    const a = ctx.attrs.getInt("axis", -1);
+    if (normAxis(a, x.rank()) < 0) return ctx.fail(axisError(a, x));
+    const p = ctx.attrs.getInt("p", 2);
+    if (p != 1 && p != 2) return ctx.fail("p must be 1 or 2, got " + p.toString());
+    ctx.out(Shape.standard(x.dtype, x.lens));
+    return true;
+  }
+
+  compute(ctx: ComputeContext): bool {
+    const x = ctx.input(0);
+    const o = ctx.output(0);
+    const l = x.shape.lens;
+    const axis = normAxis(ctx.attrs.getInt("axis", -1), l.length);
+    const p1 = ctx.attrs.getInt("p", 2) == 1;
+    const outer = prod(l, 0, axis), len = l[axis], inner = prod(l, axis + 1, l.length);
+    const dt = x.shape.dtype;
+    const sz = <usize>dtypeSize(dt);
+    const step = <usize>inner * sz;
+    for (let r = 0; r < outer; r++) {
+      for (let j = 0; j < inner; j++) {
+        const base = (<usize>r * <usize>len * <usize>inner + <usize>j) * sz;
+        let s: f64 = 0;
+        for (let k = 0; k < len; k++) {
+          const v = loadF64(dt, x.ptr + base + <usize>k * step);
+          s += p1 ? Math.abs(v) : v * v;
+        }
+        const norm = p1 ? s : Math.sqrt(s);
+        for (let k = 0; k < len; k++) {
+          const q = base + <usize>k * step;
+          storeF64(dt, o.ptr + q, norm == 0 ? 0 : loadF64(dt, x.ptr + q) / norm);
+        }
+      }
+    }
+    return true;
+  }
+}
+
+// ---- MeanVarianceNormalization: (x - E[x]) / (sqrt(E[x^2] - E[x]^2) + 1e-9) over axes ----
+
+class MvnOp extends Op {
+  constructor() {
+    super("MeanVarianceNormalization", 0);
+  }
+
+  computeShape(ctx: ShapeContext): bool {
+    if (!requireFloat(ctx, 1)) return false;
+    const x = ctx.input(0);
+    const axes = ctx.attrs.getInts("axes");
+    if (axes != null) {
+      for (let i = 0; i < axes.length; i++) {
+        if (normAxis(axes[i], x.rank()) < 0) return ctx.fail(axisError(axes[i], x));
+      }
+    } else if (x.rank() < 4) {
+      return ctx.fail("default axes [0,2,3] need rank 4 or more, got " + x.toString());
+    }
+    ctx.out(Shape.standard(x.dtype, x.lens));
+    return true;
+  }
+
+  compute(ctx: ComputeContext): bool {
+    const x = ctx.input(0);
+    const o = ctx.output(0);
+    const l = x.shape.lens;
+    let axes = ctx.attrs.getInts("axes");
+    if (axes == null) axes = [0, 2, 3];
+    const keep = l.slice(0);
+    for (let i = 0; i < axes.length; i++) keep[normAxis(axes[i], l.length)] = 1;
+    const mean = reduceF64(R_MEAN, x, keep);
+    const sq = reduceF64(R_SUMSQUARE, x, keep);
+    const cnt: f64 = mean.length > 0 ? <f64>x.elements() / <f64>mean.length : 1;
+    const den = new StaticArray<f64>(mean.length);
+    for (let i = 0; i < mean.length; i++) {
+      const m = mean[i];
+      den[i] = Math.sqrt(max<f64>(0, sq[i] / cnt - m * m)) + 1e-9;
+    }
+    const bc = new Bcast(l, [l, keep]);
+    const dt = x.shape.dtype;
+    const sz = <usize>dtypeSize(dt);
+    const inner = bc.inner;
+    const sa = bc.istr[1];
+    for (let r = 0; r < bc.rows; r++) {
+      const ao = bc.off[1];
+      for (let i = 0; i < inner; i++) {
+        const q = (<usize>r * <usize>inner + <usize>i) * sz;
+        const ai = ao + i * sa;
+        storeF64(dt, o.ptr + q, (loadF64(dt, x.ptr + q) - unchecked(mean[ai])) / unchecked(den[ai]));
+      }
+      bc.next();
+    }
+    return true;
+  }
+}
+
+export function registerNorm(): void {
+  registerOp(new LayerNormOp());
+  registerOp(new BatchNormOp());
+  registerOp(new InstanceNormOp());
+  registerOp(new LpNormOp());
+  registerOp(new MvnOp());
+}

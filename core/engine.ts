@@ -1,0 +1,150 @@
+/**
+ * The WASM engine: compiles kiln's core (build/kiln_wasm.ts) once per process, instantiates
+ * it, and wraps its flat boundary (docs/internals.md): memory alloc/free and copies, JSON
+ * results, diagnostics -> KilnError. A trap (a core bug) throws KilnError "internal" and marks
+ * the instance broken; its owner discards it and makes a fresh one.
+ * @module
+ */
+import { KILN_WASM_BASE64 } from "../build/kiln_wasm.ts";
+import { type Diagnostic, DIAGNOSTIC_CODES, errorFromDiagnostics, KilnError } from "./errors.ts";
+
+/** The core's exports (raw bindings: numbers only). */
+export interface CoreExports {
+  memory: WebAssembly.Memory;
+  alloc(n: number): number;
+  free(p: number): void;
+  result_ptr(): number;
+  result_len(): number;
+  op_count(): number;
+  op_names(): number;
+  debug_trap(): void;
+  diagnostics_json(): number;
+  load_graph(ptr: number, len: number): number;
+  compile(h: number, flags: number, disPtr: number, disLen: number): number;
+  finalize(h: number): number;
+  host_literal_ptr(h: number, id: number): number;
+  input_ptr(h: number, i: number): number;
+  weight_ptr(h: number, i: number): number;
+  output_ptr(h: number, i: number): number;
+  run(h: number): number;
+  prepare(h: number): number;
+  serialize(h: number): number;
+  deserialize(ptr: number, len: number): number;
+  info(h: number): number;
+  dispose(h: number): void;
+  clone_program(h: number): number;
+  weight_to_literal(h: number, i: number, hostId: number): number;
+}
+
+let _module: WebAssembly.Module | undefined;
+
+/** The compiled core module (compiled once per process). */
+export function coreModule(): WebAssembly.Module {
+  if (!_module) {
+    const bin = atob(KILN_WASM_BASE64);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    _module = new WebAssembly.Module(bytes);
+  }
+  return _module;
+}
+
+const _dec = new TextDecoder();
+
+/** One instance of the core with its memory. */
+export class Engine {
+  readonly exports: CoreExports;
+  /** True after a trap: the instance must not be used again. */
+  broken = false;
+
+  constructor() {
+    const holder: { mem?: WebAssembly.Memory } = {};
+    const readAsString = (ptr: number): string => {
+      const mem = holder.mem;
+      if (!ptr || !mem) return "";
+      const len = new Uint32Array(mem.buffer, ptr - 4, 1)[0];
+      return String.fromCharCode(...new Uint16Array(mem.buffer, ptr, len >>> 1));
+    };
+    const imports = {
+      env: {
+        abort: (msg: number, file: number, line: number, col: number) => {
+          throw new WebAssembly.RuntimeError(
+            `abort: ${readAsString(msg)} at ${readAsString(file)}:${line}:${col}`,
+          );
+        },
+        now: () => performance.now(),
+        seed: () => Date.now(),
+        trace: () => {},
+      },
+    };
+    const inst = new WebAssembly.Instance(coreModule(), imports);
+    this.exports = inst.exports as unknown as CoreExports;
+    holder.mem = this.exports.memory;
+  }
+
+  /** The names of the ops the core registers, sorted. */
+  opNames(): string[] {
+    this.call("op names", () => this.exports.op_names());
+    return this.resultJson<string[]>();
+  }
+
+  /** Bytes of WASM memory (a fresh view: memory growth detaches old ones). */
+  u8(): Uint8Array {
+    return new Uint8Array(this.exports.memory.buffer);
+  }
+
+  /** Copies `bytes` into a new WASM allocation; returns its pointer (free with `free`). */
+  put(bytes: Uint8Array): number {
+    const p = this.call("alloc", () => this.exports.alloc(bytes.length));
+    this.u8().set(bytes, p);
+    return p;
+  }
+
+  /** Copies `len` bytes out of WASM memory. */
+  get(ptr: number, len: number): Uint8Array {
+    return this.u8().slice(ptr, ptr + len);
+  }
+
+  free(p: number): void {
+    this.call("free", () => this.exports.free(p));
+  }
+
+  /** The last result as bytes (copied). */
+  resultBytes(): Uint8Array {
+    return this.get(this.exports.result_ptr(), this.exports.result_len());
+  }
+
+  /** The last result as parsed JSON. */
+  resultJson<T>(): T {
+    const e = this.exports;
+    return JSON.parse(_dec.decode(new Uint8Array(e.memory.buffer, e.result_ptr(), e.result_len()))) as T;
+  }
+
+  /** The diagnostics of the last failed call. */
+  diagnostics(): Diagnostic[] {
+    this.call("diagnostics", () => this.exports.diagnostics_json());
+    const raw = this.resultJson<
+      { code: number; node: string; op: string; message: string; shapes: string }[]
+    >();
+    return raw.map((d) => ({ ...d, code: DIAGNOSTIC_CODES[d.code] ?? `code${d.code}` }));
+  }
+
+  /** The KilnError for the last failed call. */
+  error(what: string): KilnError {
+    return errorFromDiagnostics(this.diagnostics(), `${what} failed without a diagnostic`);
+  }
+
+  /** Runs `fn` (a call into the core); a trap marks the engine broken and throws KilnError "internal". */
+  call<T>(what: string, fn: () => T): T {
+    if (this.broken) throw new KilnError("internal", `The kiln core instance is broken; cannot ${what}`);
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof WebAssembly.RuntimeError || e instanceof RangeError) {
+        this.broken = true;
+        throw new KilnError("internal", `Internal error in the kiln core during ${what}: ${e.message}`);
+      }
+      throw e;
+    }
+  }
+}

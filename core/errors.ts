@@ -1,0 +1,104 @@
+/**
+ * KilnError: every failure of the compiler core (shape inference, unsupported ops, run-time
+ * kernel errors, corrupt programs), with the node, op and shapes involved.
+ * @module
+ */
+
+/** One diagnostic recorded by the WASM core. */
+export interface Diagnostic {
+  /** Machine-readable code, e.g. "shape". */
+  code: string;
+  /** ONNX node (or value) name; "" when none. */
+  node: string;
+  /** Op name; "" when none. */
+  op: string;
+  message: string;
+  /** The node's input shapes, e.g. "float32[2,3], float32[4]". */
+  shapes: string;
+}
+
+/** The core's numeric diagnostic codes (wasm/ir/diag.ts) by name. */
+export const DIAGNOSTIC_CODES: Record<number, string> = {
+  1: "shape",
+  2: "unsupported_op",
+  3: "attribute",
+  4: "graph",
+  5: "needs_constant",
+  6: "runtime",
+  7: "dtype",
+  8: "validate",
+  9: "format",
+  10: "memory",
+};
+
+/** What a KilnError carries besides its message. */
+export interface KilnErrorContext {
+  node?: string;
+  op?: string;
+  shapes?: string;
+  diagnostics?: Diagnostic[];
+}
+
+/**
+ * A kiln failure. `code` is one of "shape", "unsupported_op", "attribute", "graph",
+ * "needs_constant", "runtime", "dtype", "validate", "format", "memory", "input", "internal",
+ * "io" and the like.
+ *
+ * @example
+ * ```ts
+ * import { KilnError } from "./errors.ts";
+ * const e = new KilnError("input", "Missing input 'x'");
+ * console.assert(e.code === "input");
+ * ```
+ */
+export class KilnError extends Error {
+  /** Machine-readable code. */
+  readonly code: string;
+  /** The ONNX node involved, if any. */
+  readonly node?: string;
+  /** Its op, if any. */
+  readonly op?: string;
+  /** Its input shapes, if known. */
+  readonly shapes?: string;
+  /** Every diagnostic the core recorded for this failure. */
+  readonly diagnostics: Diagnostic[];
+
+  constructor(code: string, message: string, ctx: KilnErrorContext = {}) {
+    super(message);
+    this.name = "KilnError";
+    this.code = code;
+    this.node = ctx.node || undefined;
+    this.op = ctx.op || undefined;
+    this.shapes = ctx.shapes || undefined;
+    this.diagnostics = ctx.diagnostics ?? [];
+  }
+}
+
+const _PHASE: Record<string, string> = {
+  shape: "Shape inference failed",
+  dtype: "Shape inference failed",
+  needs_constant: "Shape inference failed",
+  attribute: "Bad attribute",
+  runtime: "Run failed",
+  validate: "IR validation failed",
+};
+
+/** Builds the KilnError for a list of core diagnostics (the first one leads the message). */
+export function errorFromDiagnostics(diags: Diagnostic[], fallback: string): KilnError {
+  if (diags.length === 0) return new KilnError("internal", fallback);
+  const d = diags[0];
+  let msg: string;
+  if (d.node || d.op) {
+    const phase = _PHASE[d.code];
+    const at = `node '${d.node}'${d.op ? ` (${d.op})` : ""}`;
+    msg = phase
+      ? `${phase} at ${at}: ${d.message}`
+      : d.message.includes(`'${d.node}'`)
+      ? d.message
+      : `${d.message} at ${at}`;
+  } else {
+    msg = d.message;
+  }
+  if (diags.length > 1) msg += ` (and ${diags.length - 1} more)`;
+  return new KilnError(d.code, msg, { node: d.node, op: d.op, shapes: d.shapes, diagnostics: diags });
+}

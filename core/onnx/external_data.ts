@@ -1,0 +1,185 @@
+/**
+ * ONNX external data: parse a tensor's `external_data` entries (by key, never by position),
+ * validate the location against the model's folder, and read weight bytes in ranges
+ * (one preallocated buffer per tensor, `Deno.open` + seek + read loop; never a whole-file read).
+ * @module
+ */
+import type { ExternalDataRef } from "../ir/builder.ts";
+import { importError } from "./errors.ts";
+import { onnx } from "./onnx_pb.js";
+
+/** The keys ONNX defines for `external_data`. */
+const _KEYS = new Set(["location", "offset", "length", "checksum"]);
+
+/** An external-data reference whose `length` may still be unknown (defaults to the tensor's size). */
+export interface ExternalEntry {
+  location: string;
+  offset: number;
+  /** undefined when the model gives no `length` */
+  length?: number;
+  /** SHA1 hex of the file, "" when the model gives none */
+  checksum: string;
+}
+
+/** Parses a decimal byte count from an `external_data` value. */
+function _parseCount(tensor: string, key: string, value: string): number {
+  if (!/^\d+$/.test(value.trim())) {
+    throw importError(`External data of tensor '${tensor}': '${key}' is '${value}', not a byte count`);
+  }
+  const n = Number(value.trim());
+  if (!Number.isSafeInteger(n)) {
+    throw importError(`External data of tensor '${tensor}': '${key}' ${value} is too large`);
+  }
+  return n;
+}
+
+/**
+ * Reads a tensor's `external_data` entries by key. Requires `location`; `offset` defaults to 0;
+ * unknown keys and repeated keys are errors.
+ */
+export function parseExternalEntries(
+  tensor: string,
+  entries: readonly onnx.IStringStringEntryProto[],
+): ExternalEntry {
+  const seen = new Map<string, string>();
+  for (const e of entries) {
+    const key = e.key ?? "";
+    if (!_KEYS.has(key)) {
+      throw importError(
+        `External data of tensor '${tensor}' has an unknown key '${key}' (known: location, offset, length, checksum)`,
+      );
+    }
+    if (seen.has(key)) throw importError(`External data of tensor '${tensor}' repeats the key '${key}'`);
+    seen.set(key, e.value ?? "");
+  }
+  const location = seen.get("location");
+  if (location === undefined || location === "") {
+    throw importError(`External data of tensor '${tensor}' has no 'location'`);
+  }
+  const offset = seen.has("offset") ? _parseCount(tensor, "offset", seen.get("offset")!) : 0;
+  const length = seen.has("length") ? _parseCount(tensor, "length", seen.get("length")!) : undefined;
+  return { location, offset, length, checksum: seen.get("checksum") ?? "" };
+}
+
+/**
+ * Checks a location's text and returns it normalized (relative, `/`-separated). Refuses absolute
+ * paths (POSIX, UNC and drive letters), paths that leave the model's folder after normalization
+ * (`..`), NUL bytes and empty paths. A purely textual check: no file system access.
+ */
+export function normalizeLocation(tensor: string, location: string): string {
+  const refuse = (why: string) =>
+    importError(`External data of tensor '${tensor}': location '${location}' ${why}`);
+  if (location.includes("\0")) throw refuse("contains a NUL byte");
+  if (/^[/\\]/.test(location) || /^[A-Za-z]:/.test(location)) {
+    throw refuse("is absolute; it must be relative to the model's folder");
+  }
+  const parts: string[] = [];
+  for (const seg of location.split(/[/\\]+/)) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") {
+      if (parts.length === 0) throw refuse("escapes the model's folder");
+      parts.pop();
+    } else {
+      parts.push(seg);
+    }
+  }
+  if (parts.length === 0) throw refuse("names no file");
+  return parts.join("/");
+}
+
+/**
+ * The full reference (length resolved) of an external tensor whose data takes `byteSize` bytes;
+ * checks `length == byteSize`.
+ */
+export function resolveExternalRef(tensor: string, entry: ExternalEntry, byteSize: number): ExternalDataRef {
+  const location = normalizeLocation(tensor, entry.location);
+  const length = entry.length ?? byteSize;
+  if (length !== byteSize) {
+    throw importError(
+      `External data of tensor '${tensor}' in '${location}': length is ${length} bytes, the tensor needs ${byteSize}`,
+    );
+  }
+  return { location, offset: entry.offset, length, checksum: entry.checksum };
+}
+
+/** Joins a folder and a normalized relative location. */
+function _join(dir: string, location: string): string {
+  return dir.endsWith("/") ? dir + location : `${dir}/${location}`;
+}
+
+interface _OpenFile {
+  file: Deno.FsFile;
+  size: number;
+}
+
+/**
+ * Reads external tensors' bytes from files under one folder: each file is opened once, each
+ * tensor's range is read into its own preallocated buffer with a seek + read loop.
+ * Call `close()` when done (also on failure).
+ */
+export class ExternalDataReader {
+  readonly #dir: string;
+  readonly #files = new Map<string, _OpenFile>();
+
+  /** `dir`: the model's folder (absolute or relative to the working directory). */
+  constructor(dir: string) {
+    this.#dir = dir;
+  }
+
+  async #open(tensor: string, location: string): Promise<_OpenFile> {
+    const known = this.#files.get(location);
+    if (known) return known;
+    const path = _join(this.#dir, location);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch (e) {
+      const why = e instanceof Deno.errors.NotFound
+        ? "does not exist"
+        : `cannot be opened (${(e as Error).message})`;
+      throw importError(`External data file '${path}' of tensor '${tensor}' ${why}`, {}, "io");
+    }
+    const info = await file.stat();
+    if (!info.isFile) {
+      file.close();
+      throw importError(`External data file '${path}' of tensor '${tensor}' is not a regular file`);
+    }
+    const open = { file, size: info.size };
+    this.#files.set(location, open);
+    return open;
+  }
+
+  /** Reads the bytes of `ref` (already validated by `resolveExternalRef`). */
+  async read(tensor: string, ref: ExternalDataRef): Promise<Uint8Array> {
+    const { file, size } = await this.#open(tensor, ref.location);
+    const path = _join(this.#dir, ref.location);
+    if (ref.offset + ref.length > size) {
+      throw importError(
+        `External data of tensor '${tensor}': bytes ${ref.offset}..${
+          ref.offset + ref.length
+        } are past the end of '${path}' (${size} bytes)`,
+      );
+    }
+    const buf = new Uint8Array(ref.length);
+    await file.seek(ref.offset, Deno.SeekMode.Start);
+    let got = 0;
+    while (got < ref.length) {
+      const n = await file.read(buf.subarray(got));
+      if (n === null) {
+        throw importError(
+          `External data file '${path}' of tensor '${tensor}' ended at byte ${ref.offset + got}`,
+          {},
+          "io",
+        );
+      }
+      got += n;
+    }
+    return buf;
+  }
+
+  /** Closes every file this reader opened. */
+  close(): void {
+    for (const { file } of this.#files.values()) file.close();
+    this.#files.clear();
+  }
+}

@@ -1,0 +1,452 @@
+/**
+ * `compile` and `Program`: a parsed model compiled by the WASM core into a finalized program
+ * that evaluates on the `ref` target. Also `deserializeProgram`, the inverse of
+ * `Program.serialize` (the IR section of `.kiln` files).
+ * @module
+ */
+import { Engine } from "./engine.ts";
+import { KilnError } from "./errors.ts";
+import type { HostLiteral, ParsedModel, ValueInfo } from "./onnx/import.ts";
+import {
+  describe,
+  type DTypeName,
+  dtypeSize,
+  elementCount,
+  type Tensor,
+  tensorBytes,
+  viewAs,
+} from "./tensor.ts";
+
+/** Options of `compile`. */
+export interface CompileOptions {
+  /** Validate the IR after every pass (default true). */
+  validate?: boolean;
+  /** Record per-pass timings in `program.passTimings` (default false). */
+  timings?: boolean;
+  /** Pass names to skip (e.g. `["cse"]`). */
+  disablePasses?: string[];
+}
+
+/** A deferred weight (`onnx_external_weights`): a named run-time input with its external-data reference. */
+export interface WeightInfo extends ValueInfo {
+  location: string;
+  offset: number;
+  length: number;
+  checksum: string;
+}
+
+/** What `Program.info()` reports. */
+export interface ProgramInfo {
+  target: string;
+  opset: number;
+  inputs: ValueInfo[];
+  outputs: ValueInfo[];
+  weights: WeightInfo[];
+  /** literal instructions (inline and host) */
+  literalCount: number;
+  literalBytes: number;
+  instructionCount: number;
+  moduleCount: number;
+  /** nodes that depend only on literals and weights: run once per weight bind, not per eval */
+  prepareCount: number;
+  /** bytes of the intermediate-value arenas (all modules) */
+  arenaBytes: number;
+  /** the passes that compiled the program, in order */
+  passes: string[];
+}
+
+interface _CoreValue {
+  name: string;
+  dtype: DTypeName;
+  dims: number[];
+  bytes: number;
+}
+interface _CoreInfo {
+  opset: number;
+  inputs: _CoreValue[];
+  weights: (_CoreValue & { location: string; offset: number; length: number; checksum: string })[];
+  outputs: _CoreValue[];
+  hostLiterals: (_CoreValue & { id: number })[];
+  literalCount: number;
+  literalBytes: number;
+  instructionCount: number;
+  moduleCount: number;
+  prepareCount: number;
+  arenaBytes: number;
+  passes: string[];
+  timings: { pass: string; ms: number }[];
+}
+
+const _FLAG_VALIDATE = 1;
+const _FLAG_TIMINGS = 2;
+
+interface _Slot {
+  info: ValueInfo;
+  bytes: number;
+  ptr: number;
+}
+
+/** Loads `ir` into a fresh engine and finalizes it; returns the engine, handle and info. */
+function _instantiate(ir: Uint8Array, hostLiterals: HostLiteral[], what: string) {
+  const engine = new Engine();
+  const p = engine.put(ir);
+  const h = engine.call(what, () => engine.exports.deserialize(p, ir.length));
+  engine.free(p);
+  if (h <= 0) throw engine.error(what);
+  return _finalize(engine, h, hostLiterals, what);
+}
+
+function _finalize(engine: Engine, h: number, hostLiterals: HostLiteral[], what: string) {
+  const e = engine.exports;
+  if (engine.call(what, () => e.finalize(h)) !== 0) throw engine.error(what);
+  if (engine.call(what, () => e.info(h)) !== 0) throw engine.error(what);
+  const info = engine.resultJson<_CoreInfo>();
+  for (const lit of info.hostLiterals) {
+    const src = hostLiterals[lit.id];
+    if (!src) {
+      throw new KilnError(
+        "format",
+        `Literal '${lit.name}' refers to host literal ${lit.id}, which was not given`,
+      );
+    }
+    if (src.bytes.length !== lit.bytes) {
+      throw new KilnError(
+        "format",
+        `Literal '${lit.name}' has ${src.bytes.length} bytes, ${
+          describe(lit.dtype, lit.dims)
+        } needs ${lit.bytes}`,
+      );
+    }
+    const ptr = e.host_literal_ptr(h, lit.id);
+    if (!ptr) throw new KilnError("internal", `No memory for literal '${lit.name}'`);
+    engine.u8().set(src.bytes, ptr);
+  }
+  return { engine, h, info };
+}
+
+/**
+ * A compiled, finalized program on the `ref` target.
+ *
+ * @example
+ * ```ts ignore
+ * const program = compile(await parseOnnx("model.onnx"), "ref");
+ * const { y } = await program.eval({ x: { dtype: "float32", dims: [1, 4], data: new Float32Array(4) } });
+ * program.dispose();
+ * ```
+ */
+export class Program {
+  /** Target the program runs on. */
+  readonly target: string;
+  /** Graph inputs, in order. */
+  readonly inputs: ValueInfo[];
+  /** Graph outputs with their inferred dims. */
+  readonly outputs: ValueInfo[];
+  /** Deferred weights (bound with `setWeights`). */
+  readonly weights: WeightInfo[];
+  /** Per-pass timings when compiled with `{ timings: true }`. */
+  readonly passTimings: { pass: string; ms: number }[];
+  #engine: Engine | null;
+  #h: number;
+  #info: _CoreInfo;
+  #hostLiterals: HostLiteral[];
+  #ir: Uint8Array | null = null;
+  #inSlots: _Slot[] = [];
+  #outSlots: _Slot[] = [];
+  #weightSlots = new Map<string, _Slot[]>();
+  #boundWeights = new Map<string, Tensor>();
+  #disposed = false;
+  /** The hoisted weight-only nodes must run before the next eval. */
+  #prepared = false;
+
+  /** @internal use `compile` or `deserializeProgram`. */
+  constructor(engine: Engine, h: number, info: _CoreInfo, hostLiterals: HostLiteral[], target: string) {
+    this.target = target;
+    this.#engine = engine;
+    this.#h = h;
+    this.#info = info;
+    this.#hostLiterals = hostLiterals;
+    this.inputs = info.inputs.map((v) => ({ name: v.name, dtype: v.dtype, dims: [...v.dims] }));
+    this.outputs = info.outputs.map((v) => ({ name: v.name, dtype: v.dtype, dims: [...v.dims] }));
+    const seen = new Set<string>();
+    this.weights = info.weights.filter((w) => !seen.has(w.name) && seen.add(w.name)).map((w) => ({
+      name: w.name,
+      dtype: w.dtype,
+      dims: [...w.dims],
+      location: w.location,
+      offset: w.offset,
+      length: w.length,
+      checksum: w.checksum,
+    }));
+    this.passTimings = info.timings.map((t) => ({ ...t }));
+    this.#bindSlots();
+  }
+
+  #bindSlots(): void {
+    const e = this.#engine!.exports;
+    const h = this.#h;
+    this.#inSlots = this.#info.inputs.map((v, i) => ({ info: v, bytes: v.bytes, ptr: e.input_ptr(h, i) }));
+    this.#outSlots = this.#info.outputs.map((v, i) => ({ info: v, bytes: v.bytes, ptr: e.output_ptr(h, i) }));
+    this.#weightSlots = new Map();
+    this.#info.weights.forEach((v, i) => {
+      const slot = { info: v, bytes: v.bytes, ptr: e.weight_ptr(h, i) };
+      const list = this.#weightSlots.get(v.name);
+      if (list) list.push(slot);
+      else this.#weightSlots.set(v.name, [slot]);
+    });
+  }
+
+  #live(what: string): Engine {
+    if (this.#disposed) throw new KilnError("disposed", `Cannot ${what}: the program was disposed`);
+    if (!this.#engine || this.#engine.broken) this.#revive(what);
+    return this.#engine!;
+  }
+
+  /** After a trap: a fresh instance from the serialized program, with the same literals and weights. */
+  #revive(what: string): void {
+    const ir = this.#ir!;
+    const { engine, h, info } = _instantiate(ir, this.#hostLiterals, what);
+    this.#engine = engine;
+    this.#h = h;
+    this.#info = info;
+    this.#bindSlots();
+    const bound = [...this.#boundWeights];
+    this.#boundWeights.clear();
+    this.#prepared = false;
+    if (bound.length) this.setWeights(Object.fromEntries(bound));
+  }
+
+  /** @internal traps inside the core on purpose (tests of recovery). */
+  _debugTrap(): void {
+    const engine = this.#live("trap");
+    engine.call("debug trap", () => engine.exports.debug_trap());
+  }
+
+  /** @internal keeps the serialized IR for recovery after a trap. */
+  _keepIr(): void {
+    this.#ir = this.serialize().ir;
+  }
+
+  /**
+   * Binds deferred weights by name (checked against the weight signature; every mismatch is
+   * reported at once and nothing changes on failure).
+   */
+  setWeights(weights: Record<string, Tensor>): void {
+    const engine = this.#live("set weights");
+    const problems: string[] = [];
+    for (const [name, t] of Object.entries(weights)) {
+      const slots = this.#weightSlots.get(name);
+      if (!slots) {
+        problems.push(`'${name}' is not a weight of this program`);
+        continue;
+      }
+      const p = _checkTensor(`weight '${name}'`, slots[0].info, t);
+      if (p) problems.push(p);
+    }
+    if (problems.length) throw new KilnError("weights", `Cannot bind weights: ${problems.join("; ")}`);
+    for (const [name, t] of Object.entries(weights)) {
+      const mem = engine.u8();
+      for (const slot of this.#weightSlots.get(name)!) mem.set(tensorBytes(t), slot.ptr);
+      this.#boundWeights.set(name, t);
+    }
+    this.#prepared = false;
+  }
+
+  /** Runs the program. Inputs are checked by name, dtype and dims. */
+  eval(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+    try {
+      return Promise.resolve(this.#evalSync(inputs));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #evalSync(inputs: Record<string, Tensor>): Record<string, Tensor> {
+    const engine = this.#live("eval");
+    const problems: string[] = [];
+    for (const slot of this.#inSlots) {
+      const t = inputs[slot.info.name];
+      if (t === undefined) {
+        problems.push(`missing input '${slot.info.name}' (${describe(slot.info.dtype, slot.info.dims)})`);
+        continue;
+      }
+      const p = _checkTensor(`input '${slot.info.name}'`, slot.info, t);
+      if (p) problems.push(p);
+    }
+    for (const name of Object.keys(inputs)) {
+      if (!this.#inSlots.some((s) => s.info.name === name)) {
+        const known = this.#inSlots.map((s) => `'${s.info.name}'`).join(", ") || "none";
+        problems.push(`unknown input '${name}' (inputs: ${known})`);
+      }
+    }
+    for (const w of this.weights) {
+      if (!this.#boundWeights.has(w.name)) problems.push(`weight '${w.name}' is not bound (use setWeights)`);
+    }
+    if (problems.length) throw new KilnError("input", `Cannot eval: ${problems.join("; ")}`);
+    if (!this.#prepared) {
+      if (engine.call("prepare", () => engine.exports.prepare(this.#h)) !== 0) throw engine.error("prepare");
+      this.#prepared = true;
+    }
+    const mem = engine.u8();
+    for (const slot of this.#inSlots) mem.set(tensorBytes(inputs[slot.info.name]), slot.ptr);
+    const status = engine.call("eval", () => engine.exports.run(this.#h));
+    if (status !== 0) throw engine.error("eval");
+    const out: Record<string, Tensor> = {};
+    const after = engine.u8();
+    for (const slot of this.#outSlots) {
+      const bytes = after.slice(slot.ptr, slot.ptr + slot.bytes);
+      out[slot.info.name] = {
+        dtype: slot.info.dtype,
+        dims: [...slot.info.dims],
+        data: viewAs(slot.info.dtype, bytes),
+      };
+    }
+    return out;
+  }
+
+  /** The compiled program (IR) and the host literals it references by id. */
+  serialize(): { ir: Uint8Array; hostLiterals: HostLiteral[] } {
+    if (this.#disposed) throw new KilnError("disposed", "Cannot serialize: the program was disposed");
+    if (!this.#engine || this.#engine.broken) {
+      if (this.#ir) return { ir: this.#ir.slice(), hostLiterals: [...this.#hostLiterals] };
+    }
+    const engine = this.#engine!;
+    const status = engine.call("serialize", () => engine.exports.serialize(this.#h));
+    if (status !== 0) throw engine.error("serialize");
+    return { ir: engine.resultBytes(), hostLiterals: [...this.#hostLiterals] };
+  }
+
+  /**
+   * Bakes weights: a serialized copy of this program in which each given weight is a literal
+   * (its bytes appended to the host literal table). Weights not given stay deferred. This
+   * program is left untouched; `deserializeProgram` finalizes the result.
+   *
+   * @example
+   * ```ts ignore
+   * const { ir, hostLiterals } = program.bake({ "fc.weight": w });
+   * const baked = deserializeProgram(ir, hostLiterals, "ref");
+   * ```
+   */
+  bake(weights: Record<string, Tensor>): { ir: Uint8Array; hostLiterals: HostLiteral[] } {
+    const engine = this.#live("bake weights");
+    const problems: string[] = [];
+    for (const [name, t] of Object.entries(weights)) {
+      const slots = this.#weightSlots.get(name);
+      if (!slots) problems.push(`'${name}' is not a weight of this program`);
+      else {
+        const p = _checkTensor(`weight '${name}'`, slots[0].info, t);
+        if (p) problems.push(p);
+      }
+    }
+    if (problems.length) throw new KilnError("weights", `Cannot bake weights: ${problems.join("; ")}`);
+    const e = engine.exports;
+    const copy = engine.call("bake weights", () => e.clone_program(this.#h));
+    if (copy <= 0) throw engine.error("bake weights");
+    try {
+      const hostLiterals = [...this.#hostLiterals];
+      const idOf = new Map<string, number>();
+      for (const [name, t] of Object.entries(weights)) {
+        idOf.set(name, hostLiterals.length);
+        const w = this.weights.find((x) => x.name === name)!;
+        hostLiterals.push({ name, dtype: w.dtype, dims: [...w.dims], bytes: tensorBytes(t).slice() });
+      }
+      // from the last weight down: baking one moves the later ones down an index
+      for (let i = this.#info.weights.length - 1; i >= 0; i--) {
+        const id = idOf.get(this.#info.weights[i].name);
+        if (id === undefined) continue;
+        if (engine.call("bake weights", () => e.weight_to_literal(copy, i, id)) !== 0) {
+          throw engine.error("bake weights");
+        }
+      }
+      if (engine.call("bake weights", () => e.serialize(copy)) !== 0) throw engine.error("bake weights");
+      return { ir: engine.resultBytes(), hostLiterals };
+    } finally {
+      if (!engine.broken) e.dispose(copy);
+    }
+  }
+
+  /** Inputs, outputs, weights, literal and instruction counts, and the pass list. */
+  info(): ProgramInfo {
+    const i = this.#info;
+    return {
+      target: this.target,
+      opset: i.opset,
+      inputs: this.inputs.map((v) => ({ ...v, dims: [...v.dims] })),
+      outputs: this.outputs.map((v) => ({ ...v, dims: [...v.dims] })),
+      weights: this.weights.map((v) => ({ ...v, dims: [...v.dims] })),
+      literalCount: i.literalCount,
+      literalBytes: i.literalBytes,
+      instructionCount: i.instructionCount,
+      moduleCount: i.moduleCount,
+      prepareCount: i.prepareCount,
+      arenaBytes: i.arenaBytes,
+      passes: [...i.passes],
+    };
+  }
+
+  /** Releases the program's WASM instance and memory. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    const engine = this.#engine;
+    this.#engine = null;
+    if (engine && !engine.broken) engine.exports.dispose(this.#h);
+  }
+}
+
+function _checkTensor(what: string, want: ValueInfo, t: Tensor): string | undefined {
+  if (!t || typeof t !== "object" || !t.data) return `${what} is not a tensor`;
+  if (
+    t.dtype !== want.dtype || t.dims.length !== want.dims.length || t.dims.some((d, i) => d !== want.dims[i])
+  ) {
+    return `${what} is ${describe(t.dtype, t.dims)}, expected ${describe(want.dtype, want.dims)}`;
+  }
+  const need = elementCount(want.dims) * dtypeSize(want.dtype);
+  if (t.data.byteLength !== need) {
+    return `${what} has ${t.data.byteLength} bytes of data, ${describe(t.dtype, t.dims)} needs ${need}`;
+  }
+  return undefined;
+}
+
+/**
+ * Compiles a parsed model: encodes its graph, decodes it in the WASM core (shape inference,
+ * eager folding), runs the ref pipeline (eliminate_identity, fold_constants, cse, dce,
+ * memory_plan) and finalizes (host literals copied into WASM memory).
+ */
+export function compile(model: ParsedModel, target: "ref" = "ref", options: CompileOptions = {}): Program {
+  if (target !== "ref") {
+    throw new KilnError("target", `Unknown target '${target}' (kiln's core targets: 'ref')`);
+  }
+  const graph = model.graph as { encode(): Uint8Array };
+  const enc = graph.encode();
+  const engine = new Engine();
+  const e = engine.exports;
+  const p = engine.put(enc);
+  const h = engine.call("compile", () => e.load_graph(p, enc.length));
+  engine.free(p);
+  if (h <= 0) throw engine.error("compile");
+  const flags = (options.validate ?? true ? _FLAG_VALIDATE : 0) | (options.timings ? _FLAG_TIMINGS : 0);
+  const dis = new TextEncoder().encode((options.disablePasses ?? []).join(","));
+  const dp = engine.put(dis);
+  const status = engine.call("compile", () => e.compile(h, flags, dp, dis.length));
+  engine.free(dp);
+  if (status !== 0) throw engine.error("compile");
+  const fin = _finalize(engine, h, model.hostLiterals, "compile");
+  const program = new Program(fin.engine, fin.h, fin.info, model.hostLiterals, target);
+  program._keepIr();
+  return program;
+}
+
+/** A finalized program from `Program.serialize()` output (no passes re-run). */
+export function deserializeProgram(
+  ir: Uint8Array,
+  hostLiterals: HostLiteral[],
+  target: "ref" | string = "ref",
+): Program {
+  if (target !== "ref") {
+    throw new KilnError("target", `Unknown target '${target}' (kiln's core targets: 'ref')`);
+  }
+  const { engine, h, info } = _instantiate(ir, hostLiterals, "load program");
+  const program = new Program(engine, h, info, hostLiterals, target);
+  program._keepIr();
+  return program;
+}

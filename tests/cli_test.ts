@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import { readNpyFile, writeNpyFile } from "../core/npy.ts";
+import type { Tensor } from "../core/tensor.ts";
+import { runOrt } from "./util/ort.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const TINY = `${ROOT}examples/tinynet/tinynet.onnx`;
+
+/** Runs the CLI as a user would; returns exit code and output. */
+async function kiln(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-write", `${ROOT}cli.ts`, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+function _input(): Tensor {
+  const data = new Float32Array(2 * 3 * 16 * 16);
+  for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37);
+  return { dtype: "float32", dims: [2, 3, 16, 16], data };
+}
+
+function _relL2(a: Float32Array, b: Float32Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+Deno.test("kiln compile/run/inspect: tinynet matches onnxruntime", async (t) => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const prog = `${dir}/tiny.kiln`;
+    await t.step("compile", async () => {
+      const r = await kiln("compile", TINY, "--dims", "x=2x3x16x16", "-o", prog);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok((await Deno.stat(prog)).size > 0);
+    });
+    await t.step("inspect shows inputs and outputs", async () => {
+      const r = await kiln("inspect", prog);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /x: float32\[2,3,16,16\]/);
+      assert.match(r.stdout, /probs: float32\[2,10\]/);
+    });
+    await t.step("run writes one .npy per output, equal to onnxruntime's", async () => {
+      const x = _input();
+      await writeNpyFile(`${dir}/x.npy`, x);
+      const r = await kiln("run", prog, "--input", `x=${dir}/x.npy`, "--output", `${dir}/out`);
+      assert.equal(r.code, 0, r.stderr);
+      const got = await readNpyFile(`${dir}/out/probs.npy`);
+      assert.deepEqual(got.dims, [2, 10]);
+      const want = (await runOrt(TINY, { x }))["probs"];
+      const err = _relL2(got.data as Float32Array, want.data as Float32Array);
+      assert.ok(err <= 1e-4, `relative L2 ${err}`);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("kiln CLI: bad input gives one clear line and a non-zero exit", async (t) => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const cases: [string, string[], RegExp][] = [
+      ["missing model", ["compile", `${dir}/nope.onnx`, "-o", `${dir}/a.kiln`], /nope\.onnx/],
+      ["unresolved symbolic dim", ["compile", TINY, "-o", `${dir}/a.kiln`], /'x'.*batch|batch.*'x'/],
+      ["unknown command", ["frobnicate"], /Unknown command 'frobnicate'/],
+      ["bad --dims", ["compile", TINY, "--dims", "x=2xQ", "-o", `${dir}/a.kiln`], /Bad --dims/],
+    ];
+    await Deno.writeFile(`${dir}/garbage.onnx`, new TextEncoder().encode("this is not protobuf at all \x01\x02"));
+    cases.push(["garbage model", ["compile", `${dir}/garbage.onnx`, "-o", `${dir}/a.kiln`], /garbage\.onnx/]);
+    await Deno.writeFile(`${dir}/garbage.kiln`, new Uint8Array(8192).fill(7));
+    cases.push(["garbage program", ["run", `${dir}/garbage.kiln`, "--output", `${dir}/o`], /not a kiln program file/]);
+    // A truncated program and a wrong input shape need a real program first.
+    const ok = await kiln("compile", TINY, "--dims", "x=1x3x16x16", "-o", `${dir}/t.kiln`);
+    assert.equal(ok.code, 0, ok.stderr);
+    const full = await Deno.readFile(`${dir}/t.kiln`);
+    await Deno.writeFile(`${dir}/trunc.kiln`, full.subarray(0, Math.floor(full.length / 2)));
+    cases.push(["truncated program", ["inspect", `${dir}/trunc.kiln`], /truncated/]);
+    await writeNpyFile(`${dir}/wrong.npy`, { dtype: "float32", dims: [1, 3, 8, 8], data: new Float32Array(192) });
+    cases.push([
+      "wrong input shape",
+      ["run", `${dir}/t.kiln`, "--input", `x=${dir}/wrong.npy`, "--output", `${dir}/o`],
+      /'x'.*\[1,3,8,8\]|\[1,3,8,8\].*'x'/,
+    ]);
+    cases.push(["unknown input", ["run", `${dir}/t.kiln`, "--input", `y=${dir}/wrong.npy`, "--output", `${dir}/o`], /'y'/]);
+    for (const [name, args, pattern] of cases) {
+      await t.step(name, async () => {
+        const r = await kiln(...args);
+        assert.notEqual(r.code, 0, `${name}: exit 0`);
+        const lines = r.stderr.trim().split("\n");
+        assert.equal(lines.length, 1, `${name}: expected one line, got:\n${r.stderr}`);
+        assert.match(lines[0], /^kiln: /);
+        assert.match(lines[0], pattern);
+        assert.doesNotMatch(r.stderr, /^\s+at /m);
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,639 @@
+// The graph encoding (host GraphBuilder -> core) and the compiled-program serialization, which
+// share one record format (docs/internals.md, "Graph encoding"). Decoding validates every
+// length and id (E_GRAPH / E_FORMAT, never a trap), infers shapes node by node and folds
+// small constant nodes eagerly so that shape-deciding inputs are literals when needed.
+import {
+  Attr, Attrs, ATTR_FLOAT, ATTR_FLOATS, ATTR_GRAPH, ATTR_INT, ATTR_INTS, ATTR_STRING, ATTR_STRINGS,
+  ATTR_TENSOR,
+} from "./attrs";
+import { E_GRAPH, E_SHAPE, E_UNSUPPORTED_OP, report } from "./diag";
+import { dtypeName, dtypeSize, isSupported } from "./dtype";
+import { Shape } from "./shape";
+import { Tensor } from "./tensor";
+import {
+  Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, Module, Program, Value,
+} from "./program";
+import { findOp } from "../ops/registry";
+import { ShapeContext } from "../ops/op";
+import { foldInstruction } from "../passes/fold_constants";
+
+export const GRAPH_MAGIC: u32 = 0x3145474b; // "KGE1"
+export const GRAPH_VERSION: u32 = 1;
+/** Header flag: a compiled program (decode infers shapes but never folds). */
+export const FLAG_COMPILED: u32 = 1;
+
+export const R_PARAM: u8 = 1;
+export const R_LITERAL: u8 = 2;
+export const R_HOST_LITERAL: u8 = 3;
+export const R_WEIGHT: u8 = 4;
+export const R_NODE: u8 = 5;
+export const R_RETURN: u8 = 6;
+
+/** Largest output (bytes) that decode and fold_constants turn into a literal. */
+export const FOLD_MAX_BYTES: i32 = 65536;
+const MAX_RANK: u32 = 64;
+
+// ---------------------------------------------------------------- reading
+
+class Reader {
+  ptr: usize;
+  end: usize;
+  pos: usize;
+  ok: bool = true;
+  what: string = "";
+
+  constructor(ptr: usize, len: usize) {
+    this.ptr = ptr;
+    this.pos = ptr;
+    this.end = ptr + len;
+  }
+
+  need(n: usize, what: string): bool {
+    if (!this.ok) return false;
+    if (this.end - this.pos < n) {
+      this.ok = false;
+      this.what = "truncated while reading " + what + " at byte " + (this.pos - this.ptr).toString();
+      return false;
+    }
+    return true;
+  }
+  u8(what: string): u8 {
+    if (!this.need(1, what)) return 0;
+    const v = load<u8>(this.pos);
+    this.pos += 1;
+    return v;
+  }
+  u32(what: string): u32 {
+    if (!this.need(4, what)) return 0;
+    const v = load<u32>(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  i32(what: string): i32 {
+    return <i32>this.u32(what);
+  }
+  i64(what: string): i64 {
+    if (!this.need(8, what)) return 0;
+    const v = load<i64>(this.pos);
+    this.pos += 8;
+    return v;
+  }
+  f32(what: string): f32 {
+    if (!this.need(4, what)) return 0;
+    const v = load<f32>(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  str(what: string): string {
+    const n = this.u32(what);
+    if (!this.need(<usize>n, what)) return "";
+    const s = String.UTF8.decodeUnsafe(this.pos, <usize>n);
+    this.pos += <usize>n;
+    return s;
+  }
+  /** Copies n bytes into a fresh heap buffer (at least 1 byte). */
+  bytes(n: u32, what: string): usize {
+    if (!this.need(<usize>n, what)) return 0;
+    const p = heap.alloc(n > 0 ? <usize>n : 1);
+    memory.copy(p, this.pos, <usize>n);
+    this.pos += <usize>n;
+    return p;
+  }
+  fail(msg: string): void {
+    if (!this.ok) return;
+    this.ok = false;
+    this.what = msg;
+  }
+}
+
+function readShape(r: Reader, what: string): Shape | null {
+  const dt = r.i32(what + " element type");
+  const rank = r.u32(what + " rank");
+  if (!r.ok) return null;
+  if (rank > MAX_RANK) {
+    r.fail(what + " has rank " + rank.toString());
+    return null;
+  }
+  const lens = new Array<i32>(<i32>rank);
+  let total: i64 = 1;
+  for (let i = 0; i < <i32>rank; i++) {
+    const d = r.i32(what + " dims");
+    if (d < 0) {
+      r.fail(what + " has negative dim " + d.toString());
+      return null;
+    }
+    lens[i] = d;
+    total *= <i64>d;
+    if (total > 0x7fffffff) {
+      r.fail(what + " has too many elements");
+      return null;
+    }
+  }
+  if (!r.ok) return null;
+  if (!isSupported(dt)) {
+    r.fail(what + " has unsupported element type " + dtypeName(dt));
+    return null;
+  }
+  if (total * <i64>dtypeSize(dt) > 0x7fffffff) {
+    r.fail(what + " is larger than 2 GiB");
+    return null;
+  }
+  return Shape.standard(dt, lens);
+}
+
+function readAttrs(r: Reader, attrs: Attrs, moduleCount: i32, what: string): void {
+  const n = r.u32(what + " attribute count");
+  for (let i: u32 = 0; i < n && r.ok; i++) {
+    const name = r.str(what + " attribute name");
+    const kind = <i32>r.u8(what + " attribute kind");
+    if (!r.ok) return;
+    const aw = what + " attribute '" + name + "'";
+    if (kind == ATTR_INT) attrs.set(name, Attr.int(r.i64(aw)));
+    else if (kind == ATTR_FLOAT) attrs.set(name, Attr.float(r.f32(aw)));
+    else if (kind == ATTR_STRING) attrs.set(name, Attr.str(r.str(aw)));
+    else if (kind == ATTR_INTS) {
+      const k = r.u32(aw);
+      if (!r.need(<usize>k * 8, aw)) return;
+      const a = new Array<i64>(<i32>k);
+      for (let j = 0; j < <i32>k; j++) a[j] = r.i64(aw);
+      attrs.set(name, Attr.intList(a));
+    } else if (kind == ATTR_FLOATS) {
+      const k = r.u32(aw);
+      if (!r.need(<usize>k * 4, aw)) return;
+      const a = new Array<f32>(<i32>k);
+      for (let j = 0; j < <i32>k; j++) a[j] = r.f32(aw);
+      attrs.set(name, Attr.floatList(a));
+    } else if (kind == ATTR_STRINGS) {
+      const k = r.u32(aw);
+      if (!r.need(<usize>k * 4, aw)) return;
+      const a = new Array<string>(<i32>k);
+      for (let j = 0; j < <i32>k; j++) a[j] = r.str(aw);
+      const at = new Attr();
+      at.kind = ATTR_STRINGS;
+      at.strings = a;
+      attrs.set(name, at);
+    } else if (kind == ATTR_TENSOR) {
+      const s = readShape(r, aw);
+      const len = r.u32(aw + " byte length");
+      if (s == null || !r.ok) return;
+      if (<i32>len != s.bytes()) {
+        r.fail(aw + " has " + len.toString() + " bytes, " + s.toString() + " needs " + s.bytes().toString());
+        return;
+      }
+      const p = r.bytes(len, aw);
+      attrs.set(name, Attr.tensor(new Tensor(s, p)));
+    } else if (kind == ATTR_GRAPH) {
+      const g = r.i32(aw);
+      if (g <= 0 || g >= moduleCount) {
+        r.fail(aw + " names module " + g.toString() + " of " + moduleCount.toString());
+        return;
+      }
+      attrs.set(name, Attr.graph(g));
+    } else {
+      r.fail(aw + " has unknown kind " + kind.toString());
+    }
+  }
+}
+
+class DecodeState {
+  prog: Program;
+  values: Array<Value | null>;
+  valueModule: Array<i32>;
+  compiled: bool;
+  constructor(prog: Program, n: i32, compiled: bool) {
+    this.prog = prog;
+    this.values = new Array<Value | null>(n);
+    this.valueModule = new Array<i32>(n);
+    this.compiled = compiled;
+  }
+}
+
+/** Looks up a value used in module m: defined, and in m or an ancestor of m. */
+function useValue(st: DecodeState, r: Reader, id: i32, m: i32, what: string): Value | null {
+  if (id < 0 || id >= st.values.length || st.values[id] == null) {
+    r.fail(what + " uses unknown value " + id.toString());
+    return null;
+  }
+  if (!st.prog.isWithin(m, st.valueModule[id])) {
+    r.fail(what + " uses value " + id.toString() + " of module " + st.valueModule[id].toString() +
+      ", which is not visible from module " + m.toString());
+    return null;
+  }
+  return st.values[id];
+}
+
+function defineValue(st: DecodeState, r: Reader, id: i32, m: i32, v: Value, what: string): bool {
+  if (id < 0 || id >= st.values.length) {
+    r.fail(what + " defines value id " + id.toString() + " out of range");
+    return false;
+  }
+  if (st.values[id] != null) {
+    r.fail(what + " defines value " + id.toString() + " twice");
+    return false;
+  }
+  st.values[id] = v;
+  st.valueModule[id] = m;
+  return true;
+}
+
+/** Shape inference (+ eager folding) for one node; false with a diagnostic on failure. */
+export function inferNode(prog: Program, m: Module, ins: Instruction, fold: bool): bool {
+  const op = ins.op!;
+  const n = ins.inputs.length;
+  const shapes = new Array<Shape | null>(n);
+  const consts = new Array<Tensor | null>(n);
+  for (let i = 0; i < n; i++) {
+    const x = ins.inputs[i];
+    if (x == null) {
+      shapes[i] = null;
+      consts[i] = null;
+      continue;
+    }
+    shapes[i] = x.shape;
+    const p = x.producer;
+    consts[i] = p != null && p.isConstant() ? p.literalTensor() : null;
+  }
+  const ctx = new ShapeContext(ins.nodeName, ins.opName, ins.attrs, prog.opset, shapes, consts, ins.outputs.length);
+  const names = ins.attrs.names();
+  for (let i = 0; i < names.length; i++) {
+    const g = ins.attrs.getGraph(names[i]);
+    if (g < 0) continue;
+    const sub = prog.modules[g];
+    if (!sub.hasReturn) {
+      report(E_GRAPH, ins.nodeName, ins.opName, "subgraph '" + names[i] + "' (module " + g.toString() +
+        ") is used before it is complete");
+      return false;
+    }
+    const rs = new Array<Shape>(sub.returns.length);
+    for (let j = 0; j < sub.returns.length; j++) rs[j] = sub.returns[j].shape;
+    ctx.subgraphOutputs.set(names[i], rs);
+  }
+  if (!op.computeShape(ctx)) return false;
+  if (ctx.outputs.length < ins.outputs.length) {
+    report(E_SHAPE, ins.nodeName, ins.opName, "op gave " + ctx.outputs.length.toString() + " output shapes for " +
+      ins.outputs.length.toString() + " outputs");
+    return false;
+  }
+  for (let i = 0; i < ins.outputs.length; i++) {
+    const s = ctx.outputs[i];
+    ins.outputs[i].shape = s.isStandard() ? s : Shape.standard(s.dtype, s.lens);
+  }
+  if (fold) {
+    if (!foldInstruction(prog, m, ins, FOLD_MAX_BYTES)) return false;
+  }
+  return true;
+}
+
+/**
+ * Decodes a graph encoding or a serialized program. Returns null with diagnostics on failure.
+ * `badCode` is the diagnostic code for a malformed buffer (E_GRAPH or E_FORMAT).
+ */
+export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | null {
+  const r = new Reader(ptr, len);
+  const magic = r.u32("header");
+  const version = r.u32("header");
+  const flags = r.u32("header");
+  const opset = r.i32("header");
+  const moduleCount = r.i32("header");
+  const valueCount = r.i32("header");
+  if (!r.ok) {
+    report(badCode, "", "", "Bad encoding: " + r.what);
+    return null;
+  }
+  if (magic != GRAPH_MAGIC) {
+    report(badCode, "", "", "Bad encoding: wrong magic number");
+    return null;
+  }
+  if (version != GRAPH_VERSION) {
+    report(badCode, "", "", "Bad encoding: version " + version.toString() + ", this core reads " +
+      GRAPH_VERSION.toString());
+    return null;
+  }
+  if (moduleCount < 1 || moduleCount > 1 << 20 || valueCount < 0 || valueCount > 1 << 26) {
+    report(badCode, "", "", "Bad encoding: " + moduleCount.toString() + " modules, " + valueCount.toString() + " values");
+    return null;
+  }
+  const compiled = (flags & FLAG_COMPILED) != 0;
+  const prog = new Program(opset);
+  prog.compiled = compiled;
+  prog.nextValueId = valueCount;
+  for (let i = 0; i < moduleCount && r.ok; i++) {
+    const name = r.str("module name");
+    const parent = r.i32("module parent");
+    if (!r.ok) break;
+    if ((i == 0 && parent != -1) || (i > 0 && (parent < 0 || parent >= i))) {
+      r.fail("module " + i.toString() + " has parent " + parent.toString());
+      break;
+    }
+    prog.modules.push(new Module(i, name, parent));
+  }
+  const npass = r.u32("pass list");
+  for (let i: u32 = 0; i < npass && r.ok; i++) prog.passes.push(r.str("pass name"));
+  const nrec = r.u32("record count");
+  if (!r.ok) {
+    report(badCode, "", "", "Bad encoding: " + r.what);
+    return null;
+  }
+  const st = new DecodeState(prog, valueCount, compiled);
+  for (let ri: u32 = 0; ri < nrec; ri++) {
+    const kind = r.u8("record kind");
+    const mi = r.i32("record module");
+    if (!r.ok) break;
+    if (mi < 0 || mi >= moduleCount) {
+      r.fail("record " + ri.toString() + " names module " + mi.toString());
+      break;
+    }
+    const m = prog.modules[mi];
+    if (m.hasReturn) {
+      r.fail("record " + ri.toString() + " follows the return of module " + mi.toString());
+      break;
+    }
+    if (kind == R_PARAM || kind == R_LITERAL || kind == R_HOST_LITERAL || kind == R_WEIGHT) {
+      const id = r.i32("leaf id");
+      const name = r.str("leaf name");
+      const s = readShape(r, "leaf '" + name + "'");
+      if (s == null || !r.ok) break;
+      let ins: Instruction;
+      if (kind == R_PARAM) {
+        ins = new Instruction(K_PARAM, "@param", name, mi);
+      } else if (kind == R_LITERAL) {
+        ins = new Instruction(K_LITERAL, "@literal", name, mi);
+        const blen = r.u32("literal length");
+        if (!r.ok) break;
+        if (<i32>blen != s.bytes()) {
+          r.fail("literal '" + name + "' has " + blen.toString() + " bytes, " + s.toString() + " needs " +
+            s.bytes().toString());
+          break;
+        }
+        ins.ptr = r.bytes(blen, "literal '" + name + "'");
+      } else if (kind == R_HOST_LITERAL) {
+        ins = new Instruction(K_HOST_LITERAL, "@literal", name, mi);
+        ins.hostId = r.i32("host literal id");
+        if (ins.hostId < 0) r.fail("host literal '" + name + "' has id " + ins.hostId.toString());
+      } else {
+        ins = new Instruction(K_WEIGHT, "onnx_external_weights", name, mi);
+        ins.location = r.str("weight location");
+        ins.extOffset = r.i64("weight offset");
+        ins.extLength = r.i64("weight length");
+        ins.checksum = r.str("weight checksum");
+        ins.attrs.set("name", Attr.str(name));
+        ins.attrs.set("location", Attr.str(ins.location));
+        ins.attrs.set("offset", Attr.int(ins.extOffset));
+        ins.attrs.set("length", Attr.int(ins.extLength));
+        ins.attrs.set("checksum", Attr.str(ins.checksum));
+      }
+      if (!r.ok) break;
+      const v = new Value(id, s, name);
+      v.producer = ins;
+      ins.outputs.push(v);
+      if (!defineValue(st, r, id, mi, v, "leaf '" + name + "'")) break;
+      m.instrs.push(ins);
+    } else if (kind == R_NODE) {
+      const opName = r.str("node op");
+      const nodeName = r.str("node name");
+      const what = "node '" + nodeName + "' (" + opName + ")";
+      const nin = r.u32(what + " input count");
+      if (!r.need(<usize>nin * 4, what + " inputs")) break;
+      const ins = new Instruction(K_NODE, opName, nodeName, mi);
+      for (let i: u32 = 0; i < nin && r.ok; i++) {
+        const id = r.i32(what + " input");
+        if (id < 0) ins.inputs.push(null);
+        else ins.inputs.push(useValue(st, r, id, mi, what));
+      }
+      const nout = r.u32(what + " output count");
+      if (!r.ok) break;
+      if (nout > 4096) {
+        r.fail(what + " has " + nout.toString() + " outputs");
+        break;
+      }
+      for (let i: u32 = 0; i < nout && r.ok; i++) {
+        const id = r.i32(what + " output");
+        const oname = r.str(what + " output name");
+        if (!r.ok) break;
+        const v = new Value(id, Shape.scalar(1), oname);
+        v.producer = ins;
+        v.index = <i32>i;
+        ins.outputs.push(v);
+        defineValue(st, r, id, mi, v, what);
+      }
+      readAttrs(r, ins.attrs, moduleCount, what);
+      if (!r.ok) break;
+      const op = findOp(opName);
+      if (op == null) {
+        report(E_UNSUPPORTED_OP, nodeName, opName, "Unsupported op '" + opName + "' at node '" + nodeName + "'");
+        return null;
+      }
+      ins.op = op;
+      m.instrs.push(ins);
+      if (!inferNode(prog, m, ins, !compiled)) return null;
+    } else if (kind == R_RETURN) {
+      const n = r.u32("return count");
+      if (!r.need(<usize>n * 4, "return values")) break;
+      for (let i: u32 = 0; i < n && r.ok; i++) {
+        const v = useValue(st, r, r.i32("return value"), mi, "return of module " + mi.toString());
+        if (v != null) m.returns.push(v);
+      }
+      for (let i: u32 = 0; i < n && r.ok; i++) m.returnNames.push(r.str("return name"));
+      m.hasReturn = true;
+    } else {
+      r.fail("record " + ri.toString() + " has unknown kind " + kind.toString());
+    }
+    if (!r.ok) break;
+  }
+  if (r.ok && r.pos != r.end) r.fail((r.end - r.pos).toString() + " trailing bytes");
+  if (r.ok) {
+    for (let i = 0; i < moduleCount; i++) {
+      if (!prog.modules[i].hasReturn) {
+        r.fail("module " + i.toString() + " ('" + prog.modules[i].name + "') has no return");
+        break;
+      }
+    }
+  }
+  if (!r.ok) {
+    report(badCode, "", "", "Bad encoding: " + r.what);
+    return null;
+  }
+  return prog;
+}
+
+// ---------------------------------------------------------------- writing
+
+class Writer {
+  buf: usize;
+  cap: usize;
+  len: usize = 0;
+
+  constructor() {
+    this.cap = 4096;
+    this.buf = heap.alloc(this.cap);
+  }
+  reserve(n: usize): void {
+    if (this.len + n <= this.cap) return;
+    let c = this.cap * 2;
+    while (c < this.len + n) c *= 2;
+    this.buf = heap.realloc(this.buf, c);
+    this.cap = c;
+  }
+  u8(v: u8): void {
+    this.reserve(1);
+    store<u8>(this.buf + this.len, v);
+    this.len += 1;
+  }
+  u32(v: u32): void {
+    this.reserve(4);
+    store<u32>(this.buf + this.len, v);
+    this.len += 4;
+  }
+  i64(v: i64): void {
+    this.reserve(8);
+    store<i64>(this.buf + this.len, v);
+    this.len += 8;
+  }
+  f32(v: f32): void {
+    this.reserve(4);
+    store<f32>(this.buf + this.len, v);
+    this.len += 4;
+  }
+  bytes(p: usize, n: usize): void {
+    this.reserve(n);
+    memory.copy(this.buf + this.len, p, n);
+    this.len += n;
+  }
+  str(s: string): void {
+    const b = String.UTF8.encode(s);
+    this.u32(<u32>b.byteLength);
+    this.bytes(changetype<usize>(b), <usize>b.byteLength);
+  }
+  shape(s: Shape): void {
+    this.u32(<u32>s.dtype);
+    this.u32(<u32>s.lens.length);
+    for (let i = 0; i < s.lens.length; i++) this.u32(<u32>s.lens[i]);
+  }
+}
+
+function writeAttrs(w: Writer, attrs: Attrs): void {
+  const names = attrs.names();
+  names.sort();
+  w.u32(<u32>names.length);
+  for (let i = 0; i < names.length; i++) {
+    const a = attrs.get(names[i])!;
+    w.str(names[i]);
+    w.u8(<u8>a.kind);
+    if (a.kind == ATTR_INT) w.i64(a.i);
+    else if (a.kind == ATTR_FLOAT) w.f32(a.f);
+    else if (a.kind == ATTR_STRING) w.str(a.s);
+    else if (a.kind == ATTR_INTS) {
+      w.u32(<u32>a.ints.length);
+      for (let j = 0; j < a.ints.length; j++) w.i64(a.ints[j]);
+    } else if (a.kind == ATTR_FLOATS) {
+      w.u32(<u32>a.floats.length);
+      for (let j = 0; j < a.floats.length; j++) w.f32(a.floats[j]);
+    } else if (a.kind == ATTR_STRINGS) {
+      w.u32(<u32>a.strings.length);
+      for (let j = 0; j < a.strings.length; j++) w.str(a.strings[j]);
+    } else if (a.kind == ATTR_TENSOR) {
+      const t = a.t!;
+      w.shape(t.shape);
+      w.u32(<u32>t.shape.bytes());
+      w.bytes(t.ptr, <usize>t.shape.bytes());
+    } else if (a.kind == ATTR_GRAPH) {
+      w.u32(<u32>a.g);
+    }
+  }
+}
+
+class WriteState {
+  w: Writer = new Writer();
+  records: u32 = 0;
+  done: Set<i32> = new Set<i32>();
+}
+
+function writeModule(st: WriteState, prog: Program, m: Module): void {
+  if (st.done.has(m.index)) return;
+  st.done.add(m.index);
+  const w = st.w;
+  for (let i = 0; i < m.instrs.length; i++) {
+    const ins = m.instrs[i];
+    if (ins.kind == K_NODE) {
+      const names = ins.attrs.names();
+      for (let j = 0; j < names.length; j++) {
+        const g = ins.attrs.getGraph(names[j]);
+        if (g > 0 && g < prog.modules.length) writeModule(st, prog, prog.modules[g]);
+      }
+    }
+    st.records++;
+    const v0 = ins.outputs[0];
+    if (ins.kind == K_NODE) {
+      w.u8(R_NODE);
+      w.u32(<u32>m.index);
+      w.str(ins.opName);
+      w.str(ins.nodeName);
+      w.u32(<u32>ins.inputs.length);
+      for (let j = 0; j < ins.inputs.length; j++) {
+        const x = ins.inputs[j];
+        w.u32(x == null ? 0xffffffff : <u32>x.id);
+      }
+      w.u32(<u32>ins.outputs.length);
+      for (let j = 0; j < ins.outputs.length; j++) {
+        w.u32(<u32>ins.outputs[j].id);
+        w.str(ins.outputs[j].name);
+      }
+      writeAttrs(w, ins.attrs);
+      continue;
+    }
+    const kind: u8 = ins.kind == K_PARAM ? R_PARAM : ins.kind == K_LITERAL ? R_LITERAL :
+      ins.kind == K_HOST_LITERAL ? R_HOST_LITERAL : R_WEIGHT;
+    w.u8(kind);
+    w.u32(<u32>m.index);
+    w.u32(<u32>v0.id);
+    w.str(ins.nodeName);
+    w.shape(v0.shape);
+    if (kind == R_LITERAL) {
+      w.u32(<u32>v0.shape.bytes());
+      w.bytes(ins.ptr, <usize>v0.shape.bytes());
+    } else if (kind == R_HOST_LITERAL) {
+      w.u32(<u32>ins.hostId);
+    } else if (kind == R_WEIGHT) {
+      w.str(ins.location);
+      w.i64(ins.extOffset);
+      w.i64(ins.extLength);
+      w.str(ins.checksum);
+    }
+  }
+  st.records++;
+  w.u8(R_RETURN);
+  w.u32(<u32>m.index);
+  w.u32(<u32>m.returns.length);
+  for (let j = 0; j < m.returns.length; j++) w.u32(<u32>m.returns[j].id);
+  for (let j = 0; j < m.returns.length; j++) {
+    w.str(j < m.returnNames.length ? m.returnNames[j] : "");
+  }
+}
+
+/** Serializes a compiled program; returns a heap buffer (free it) and sets `serializedLength`. */
+export let serializedLength: usize = 0;
+
+export function serializeProgram(prog: Program): usize {
+  const st = new WriteState();
+  const w = st.w;
+  w.u32(GRAPH_MAGIC);
+  w.u32(GRAPH_VERSION);
+  w.u32(FLAG_COMPILED);
+  w.u32(<u32>prog.opset);
+  w.u32(<u32>prog.modules.length);
+  w.u32(<u32>prog.nextValueId);
+  for (let i = 0; i < prog.modules.length; i++) {
+    w.str(prog.modules[i].name);
+    w.u32(<u32>prog.modules[i].parent);
+  }
+  w.u32(<u32>prog.passes.length);
+  for (let i = 0; i < prog.passes.length; i++) w.str(prog.passes[i]);
+  const countAt = w.len;
+  w.u32(0);
+  writeModule(st, prog, prog.modules[0]);
+  // modules not reached from main through graph attributes (unused branches) come last
+  for (let i = 1; i < prog.modules.length; i++) writeModule(st, prog, prog.modules[i]);
+  store<u32>(w.buf + countAt, st.records);
+  serializedLength = w.len;
+  return w.buf;
+}

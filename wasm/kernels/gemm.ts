@@ -1,0 +1,438 @@
+// SGEMM on raw pointers (row-major): C = alpha * op(A) * op(B) + beta * C.
+// Goto/BLIS structure: B is packed into KC x NC panels of NR-wide column strips, A into
+// MC x KC blocks of MR-high row strips (transposes and alpha are absorbed by packing), and a
+// register-blocked f32x4 micro-kernel (MR x NR = 4 x 8: eight v128 accumulators) walks the
+// packed strips. Edge tiles compute into a small buffer and copy out the valid part.
+// Scratch panels are module-level, grow-only (the ref target is single-threaded).
+
+/** Rows of the micro-tile. */
+export const MR: i32 = 4;
+/** Columns of the micro-tile (two f32x4). */
+export const NR: i32 = 8;
+const KC: i32 = 256;
+const MC: i32 = 120;
+const NC: i32 = 2048;
+
+let packA: usize = 0;
+let packACap: usize = 0;
+let packB: usize = 0;
+let packBCap: usize = 0;
+let edgeBuf: usize = 0;
+
+function ensureA(bytes: usize): usize {
+  if (bytes > packACap) {
+    if (packA != 0) heap.free(packA);
+    packA = heap.alloc(bytes + 64);
+    packACap = bytes;
+  }
+  return (packA + 15) & ~(<usize>15);
+}
+
+function ensureB(bytes: usize): usize {
+  if (bytes > packBCap) {
+    if (packB != 0) heap.free(packB);
+    packB = heap.alloc(bytes + 64);
+    packBCap = bytes;
+  }
+  return (packB + 15) & ~(<usize>15);
+}
+
+/**
+ * Packs rows [i0, i0+mc) x cols [p0, p0+kc) of op(A), scaled by alpha, into MR-high strips:
+ * strip s holds dst[s*MR*kc + p*MR + r] = alpha * op(A)[i0 + s*MR + r][p0 + p] (0 past mc).
+ */
+function packAPanel(transA: bool, A: usize, lda: i32, i0: i32, p0: i32, mc: i32, kc: i32, alpha: f32,
+  dst: usize): void {
+  const lda4 = <usize>lda << 2;
+  for (let s = 0; s < mc; s += MR) {
+    const rows = mc - s < MR ? mc - s : MR;
+    const base = dst + (<usize>(s * kc) << 2);
+    if (!transA) {
+      // A[i][p] at A + (i*lda + p)*4
+      const src0 = A + ((<usize>(i0 + s) * <usize>lda + <usize>p0) << 2);
+      for (let r = 0; r < MR; r++) {
+        let d = base + (<usize>r << 2);
+        if (r >= rows) {
+          for (let p = 0; p < kc; p++) { store<f32>(d, 0); d += MR * 4; }
+          continue;
+        }
+        let src = src0 + <usize>r * lda4;
+        if (alpha == 1) {
+          for (let p = 0; p < kc; p++) { store<f32>(d, load<f32>(src)); src += 4; d += MR * 4; }
+        } else {
+          for (let p = 0; p < kc; p++) { store<f32>(d, alpha * load<f32>(src)); src += 4; d += MR * 4; }
+        }
+      }
+    } else {
+      // op(A)[i][p] = A[p][i] at A + (p*lda + i)*4: rows of A are contiguous in i.
+      let src = A + ((<usize>p0 * <usize>lda + <usize>(i0 + s)) << 2);
+      let d = base;
+      for (let p = 0; p < kc; p++) {
+        for (let r = 0; r < MR; r++) {
+          store<f32>(d + (<usize>r << 2), r < rows ? alpha * load<f32>(src + (<usize>r << 2)) : 0);
+        }
+        src += lda4; d += MR * 4;
+      }
+    }
+  }
+}
+
+/**
+ * Packs rows [p0, p0+kc) x cols [j0, j0+nc) of op(B) into NR-wide strips:
+ * strip t holds dst[t*NR*kc + p*NR + c] = op(B)[p0 + p][j0 + t*NR + c] (0 past nc).
+ */
+function packBPanel(transB: bool, B: usize, ldb: i32, p0: i32, j0: i32, kc: i32, nc: i32, dst: usize): void {
+  const ldb4 = <usize>ldb << 2;
+  for (let t = 0; t < nc; t += NR) {
+    const cols = nc - t < NR ? nc - t : NR;
+    let d = dst + (<usize>(t * kc) << 2);
+    if (!transB) {
+      // B[p][j] at B + (p*ldb + j)*4
+      let src = B + ((<usize>p0 * <usize>ldb + <usize>(j0 + t)) << 2);
+      if (cols == NR) {
+        for (let p = 0; p < kc; p++) {
+          v128.store(d, v128.load(src));
+          v128.store(d, v128.load(src, 16), 16);
+          src += ldb4; d += 32;
+        }
+      } else {
+        for (let p = 0; p < kc; p++) {
+          for (let c = 0; c < NR; c++) {
+            store<f32>(d + (<usize>c << 2), c < cols ? load<f32>(src + (<usize>c << 2)) : 0);
+          }
+          src += ldb4; d += 32;
+        }
+      }
+    } else {
+      // op(B)[p][j] = B[j][p] at B + (j*ldb + p)*4
+      const s0 = B + ((<usize>(j0 + t) * <usize>ldb + <usize>p0) << 2);
+      if (cols == NR) {
+        let c0 = s0;
+        let c1 = c0 + ldb4;
+        let c2 = c1 + ldb4;
+        let c3 = c2 + ldb4;
+        let c4 = c3 + ldb4;
+        let c5 = c4 + ldb4;
+        let c6 = c5 + ldb4;
+        let c7 = c6 + ldb4;
+        for (let p = 0; p < kc; p++) {
+          store<f32>(d, load<f32>(c0));
+          store<f32>(d, load<f32>(c1), 4);
+          store<f32>(d, load<f32>(c2), 8);
+          store<f32>(d, load<f32>(c3), 12);
+          store<f32>(d, load<f32>(c4), 16);
+          store<f32>(d, load<f32>(c5), 20);
+          store<f32>(d, load<f32>(c6), 24);
+          store<f32>(d, load<f32>(c7), 28);
+          c0 += 4; c1 += 4; c2 += 4; c3 += 4; c4 += 4; c5 += 4; c6 += 4; c7 += 4; d += 32;
+        }
+      } else {
+        for (let p = 0; p < kc; p++) {
+          for (let c = 0; c < NR; c++) {
+            store<f32>(d + (<usize>c << 2),
+              c < cols ? load<f32>(s0 + ((<usize>c * <usize>ldb + <usize>p) << 2)) : 0);
+          }
+          d += 32;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The 4x8 micro-kernel: C[0..4][0..8] (row stride ldc4 bytes) = (acc ? C : 0) + pa * pb over kc.
+ * pa: kc x 4 packed, pb: kc x 8 packed.
+ */
+// @ts-ignore: decorator
+@inline
+function micro4x8(kc: i32, pa: usize, pb: usize, C: usize, ldc4: usize, acc: bool): void {
+  let c00 = f32x4.splat(0);
+  let c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0);
+  let c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0);
+  let c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0);
+  let c31 = f32x4.splat(0);
+  let k = kc;
+  while (k >= 2) {
+    let b0 = v128.load(pb);
+    let b1 = v128.load(pb, 16);
+    let a = v128.load32_splat(pa);
+    c00 = f32x4.add(c00, f32x4.mul(a, b0));
+    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 4);
+    c10 = f32x4.add(c10, f32x4.mul(a, b0));
+    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 8);
+    c20 = f32x4.add(c20, f32x4.mul(a, b0));
+    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 12);
+    c30 = f32x4.add(c30, f32x4.mul(a, b0));
+    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    b0 = v128.load(pb, 32);
+    b1 = v128.load(pb, 48);
+    a = v128.load32_splat(pa, 16);
+    c00 = f32x4.add(c00, f32x4.mul(a, b0));
+    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 20);
+    c10 = f32x4.add(c10, f32x4.mul(a, b0));
+    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 24);
+    c20 = f32x4.add(c20, f32x4.mul(a, b0));
+    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 28);
+    c30 = f32x4.add(c30, f32x4.mul(a, b0));
+    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    pa += 32;
+    pb += 64;
+    k -= 2;
+  }
+  if (k > 0) {
+    const b0 = v128.load(pb);
+    const b1 = v128.load(pb, 16);
+    let a = v128.load32_splat(pa);
+    c00 = f32x4.add(c00, f32x4.mul(a, b0));
+    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 4);
+    c10 = f32x4.add(c10, f32x4.mul(a, b0));
+    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 8);
+    c20 = f32x4.add(c20, f32x4.mul(a, b0));
+    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 12);
+    c30 = f32x4.add(c30, f32x4.mul(a, b0));
+    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+  }
+  let c = C;
+  if (acc) {
+    v128.store(c, f32x4.add(v128.load(c), c00));
+    v128.store(c, f32x4.add(v128.load(c, 16), c01), 16);
+    c += ldc4;
+    v128.store(c, f32x4.add(v128.load(c), c10));
+    v128.store(c, f32x4.add(v128.load(c, 16), c11), 16);
+    c += ldc4;
+    v128.store(c, f32x4.add(v128.load(c), c20));
+    v128.store(c, f32x4.add(v128.load(c, 16), c21), 16);
+    c += ldc4;
+    v128.store(c, f32x4.add(v128.load(c), c30));
+    v128.store(c, f32x4.add(v128.load(c, 16), c31), 16);
+  } else {
+    v128.store(c, c00);
+    v128.store(c, c01, 16);
+    c += ldc4;
+    v128.store(c, c10);
+    v128.store(c, c11, 16);
+    c += ldc4;
+    v128.store(c, c20);
+    v128.store(c, c21, 16);
+    c += ldc4;
+    v128.store(c, c30);
+    v128.store(c, c31, 16);
+  }
+}
+
+/** The 6x8 micro-kernel: twelve f32x4 accumulators; pa: kc x 6 packed, pb: kc x 8 packed. */
+// @ts-ignore: decorator
+@inline
+function micro6x8(kc: i32, pa: usize, pb: usize, C: usize, ldc4: usize, acc: bool): void {
+  let c00 = f32x4.splat(0);
+  let c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0);
+  let c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0);
+  let c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0);
+  let c31 = f32x4.splat(0);
+  let c40 = f32x4.splat(0);
+  let c41 = f32x4.splat(0);
+  let c50 = f32x4.splat(0);
+  let c51 = f32x4.splat(0);
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(pb);
+    const b1 = v128.load(pb, 16);
+    let a = v128.load32_splat(pa);
+    c00 = f32x4.add(c00, f32x4.mul(a, b0));
+    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 4);
+    c10 = f32x4.add(c10, f32x4.mul(a, b0));
+    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 8);
+    c20 = f32x4.add(c20, f32x4.mul(a, b0));
+    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 12);
+    c30 = f32x4.add(c30, f32x4.mul(a, b0));
+    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 16);
+    c40 = f32x4.add(c40, f32x4.mul(a, b0));
+    c41 = f32x4.add(c41, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 20);
+    c50 = f32x4.add(c50, f32x4.mul(a, b0));
+    c51 = f32x4.add(c51, f32x4.mul(a, b1));
+    pa += 24;
+    pb += 32;
+  }
+  let c = C;
+  if (acc) {
+    v128.store(c, f32x4.add(v128.load(c), c00));
+    v128.store(c, f32x4.add(v128.load(c, 16), c01), 16);
+    c += ldc4;
+    v128.store(c, f32x4.add(v128.load(c), c10));
+    v128.store(c, f32x4.add(v128.load(c, 16), c11), 16);
+    c += ldc4;
+    v128.store(c, f32x4.add(v128.load(c), c20));
+    v128.store(c, f32x4.add(v128.load(c, 16), c21), 16);
+    c += ldc4;
+    v128.store(c, f32x4.add(v128.load(c), c30));
+    v128.store(c, f32x4.add(v128.load(c, 16), c31), 16);
+    c += ldc4;
+    v128.store(c, f32x4.add(v128.load(c), c40));
+    v128.store(c, f32x4.add(v128.load(c, 16), c41), 16);
+    c += ldc4;
+    v128.store(c, f32x4.add(v128.load(c), c50));
+    v128.store(c, f32x4.add(v128.load(c, 16), c51), 16);
+  } else {
+    v128.store(c, c00);
+    v128.store(c, c01, 16);
+    c += ldc4;
+    v128.store(c, c10);
+    v128.store(c, c11, 16);
+    c += ldc4;
+    v128.store(c, c20);
+    v128.store(c, c21, 16);
+    c += ldc4;
+    v128.store(c, c30);
+    v128.store(c, c31, 16);
+    c += ldc4;
+    v128.store(c, c40);
+    v128.store(c, c41, 16);
+    c += ldc4;
+    v128.store(c, c50);
+    v128.store(c, c51, 16);
+  }
+}
+
+// @ts-ignore: decorator
+@inline
+function microFull(kc: i32, pa: usize, pb: usize, C: usize, ldc4: usize, acc: bool): void {
+  if (MR == 6) micro6x8(kc, pa, pb, C, ldc4, acc);
+  else micro4x8(kc, pa, pb, C, ldc4, acc);
+}
+
+function microKernel(kc: i32, pa: usize, pb: usize, C: usize, ldc: i32, rows: i32, cols: i32, acc: bool): void {
+  if (rows == MR && cols == NR) {
+    microFull(kc, pa, pb, C, <usize>ldc << 2, acc);
+    return;
+  }
+  if (edgeBuf == 0) edgeBuf = heap.alloc(MR * NR * 4 + 16);
+  const e = (edgeBuf + 15) & ~(<usize>15);
+  microFull(kc, pa, pb, e, NR * 4, false);
+  for (let r = 0; r < rows; r++) {
+    const crow = C + (<usize>(r * ldc) << 2);
+    const erow = e + (<usize>(r * NR) << 2);
+    for (let c = 0; c < cols; c++) {
+      const cp = crow + (<usize>c << 2);
+      const v = load<f32>(erow + (<usize>c << 2));
+      store<f32>(cp, acc ? load<f32>(cp) + v : v);
+    }
+  }
+}
+
+/** C[m][n] *= beta over an M x N block with row stride ldc (beta == 0 writes zeros, ignoring NaN in C). */
+function scaleC(M: i32, N: i32, beta: f32, C: usize, ldc: i32): void {
+  for (let i = 0; i < M; i++) {
+    const row = C + (<usize>(i * ldc) << 2);
+    if (beta == 0) {
+      memory.fill(row, 0, <usize>N << 2);
+    } else {
+      for (let j = 0; j < N; j++) {
+        const p = row + (<usize>j << 2);
+        store<f32>(p, beta * load<f32>(p));
+      }
+    }
+  }
+}
+
+/**
+ * Single-precision GEMM on raw pointers, row-major:
+ * C[M x N] = alpha * op(A)[M x K] * op(B)[K x N] + beta * C, where op(A) = A (M x K, row stride
+ * lda) or A^T (A is K x M, row stride lda) and likewise for B (K x N or N x K, row stride ldb).
+ * C has row stride ldc. beta == 0 overwrites C (NaN in C is not propagated).
+ */
+export function sgemm(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32,
+  B: usize, ldb: i32, beta: f32, C: usize, ldc: i32): void {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0) {
+    if (beta != 1) scaleC(M, N, beta, C, ldc);
+    return;
+  }
+  if (M == 1 && !transB) {
+    // a row vector times B: stream B's rows with SIMD, no packing.
+    gemvRow(transA, N, K, alpha, A, lda, B, ldb, beta, C);
+    return;
+  }
+  // beta other than 0/1: scale C once, then accumulate.
+  let firstAcc = beta != 0;
+  if (beta != 0 && beta != 1) scaleC(M, N, beta, C, ldc);
+  for (let j0 = 0; j0 < N; j0 += NC) {
+    const nc = N - j0 < NC ? N - j0 : NC;
+    const ncPad = (nc + NR - 1) / NR * NR;
+    for (let p0 = 0; p0 < K; p0 += KC) {
+      const kc = K - p0 < KC ? K - p0 : KC;
+      const acc = p0 > 0 || firstAcc;
+      const pb = ensureB(<usize>(ncPad * kc) << 2);
+      packBPanel(transB, B, ldb, p0, j0, kc, nc, pb);
+      for (let i0 = 0; i0 < M; i0 += MC) {
+        const mc = M - i0 < MC ? M - i0 : MC;
+        const mcPad = (mc + MR - 1) / MR * MR;
+        const pa = ensureA(<usize>(mcPad * kc) << 2);
+        packAPanel(transA, A, lda, i0, p0, mc, kc, alpha, pa);
+        for (let jr = 0; jr < nc; jr += NR) {
+          const cols = nc - jr < NR ? nc - jr : NR;
+          const bstrip = pb + (<usize>(jr * kc) << 2);
+          for (let ir = 0; ir < mc; ir += MR) {
+            const rows = mc - ir < MR ? mc - ir : MR;
+            const cptr = C + ((<usize>(i0 + ir) * <usize>ldc + <usize>(j0 + jr)) << 2);
+            microKernel(kc, pa + (<usize>(ir * kc) << 2), bstrip, cptr, ldc, rows, cols, acc);
+          }
+        }
+      }
+    }
+  }
+}
+
+/** C[1 x N] = alpha * a[1 x K] * B[K x N] + beta * C: axpy over B's rows. */
+function gemvRow(transA: bool, N: i32, K: i32, alpha: f32, A: usize, lda: i32, B: usize, ldb: i32, beta: f32,
+  C: usize): void {
+  scaleC(1, N, beta, C, N);
+  const astep: usize = transA ? <usize>lda << 2 : 4;
+  const n4 = N & ~3;
+  for (let p = 0; p < K; p++) {
+    const av = alpha * load<f32>(A + <usize>p * astep);
+    if (av == 0) continue;
+    const va = f32x4.splat(av);
+    const brow = B + ((<usize>p * <usize>ldb) << 2);
+    let j = 0;
+    for (; j < n4; j += 4) {
+      const o = <usize>j << 2;
+      v128.store(C + o, f32x4.add(v128.load(C + o), f32x4.mul(va, v128.load(brow + o))));
+    }
+    for (; j < N; j++) {
+      const o = <usize>j << 2;
+      store<f32>(C + o, load<f32>(C + o) + av * load<f32>(brow + o));
+    }
+  }
+}
+
+/**
+ * Strided batched SGEMM: for b in [0, batch): the b-th problem's A, B, C start at
+ * A + b*strideA, B + b*strideB, C + b*strideC (strides in elements; 0 broadcasts).
+ */
+export function sgemmBatched(batch: i32, transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f32,
+  A: usize, lda: i32, strideA: i32, B: usize, ldb: i32, strideB: i32, beta: f32, C: usize, ldc: i32,
+  strideC: i32): void {
+  for (let b = 0; b < batch; b++) {
+    sgemm(transA, transB, M, N, K, alpha, A + (<usize>(b * strideA) << 2), lda, B + (<usize>(b * strideB) << 2),
+      ldb, beta, C + (<usize>(b * strideC) << 2), ldc);
+  }
+}

@@ -1,0 +1,171 @@
+// memory_plan: gives every value a place: params, weights and main outputs their own buffers,
+// literals their bytes, intermediates offsets in one per-module arena by liveness (first fit),
+// and OP_ALIAS_RESHAPE outputs their input's bytes when that is safe (the node is then skipped).
+// Main-module nodes that depend only on literals and weights (weight transposes, casts) are
+// hoisted: their outputs get own buffers and they run once per weight bind (prepare), not per run.
+import {
+  insertAt, Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, LOC_ALIAS, LOC_ARENA, LOC_BUFFER,
+  LOC_LITERAL, Module, Program, Value,
+} from "../ir/program";
+import { OP_ALIAS_RESHAPE, OP_NO_FOLD } from "../ops/op";
+import { Pass } from "./pass";
+
+const ALIGN: usize = 64;
+
+function alignUp(n: usize): usize {
+  return (n + ALIGN - 1) & ~(ALIGN - 1);
+}
+
+/** Records, for every value used inside the submodules of `ins` (recursively), position `pos`. */
+function markSubmoduleUses(prog: Program, ins: Instruction, pos: i32, last: Map<i32, i32>): void {
+  const names = ins.attrs.names();
+  for (let i = 0; i < names.length; i++) {
+    const g = ins.attrs.getGraph(names[i]);
+    if (g > 0 && g < prog.modules.length) markModuleUses(prog, prog.modules[g], pos, last);
+  }
+}
+
+function markModuleUses(prog: Program, sub: Module, pos: i32, last: Map<i32, i32>): void {
+  for (let i = 0; i < sub.instrs.length; i++) {
+    const ins = sub.instrs[i];
+    for (let j = 0; j < ins.inputs.length; j++) {
+      const x = ins.inputs[j];
+      if (x != null) last.set(x.id, pos);
+    }
+    if (ins.kind == K_NODE) markSubmoduleUses(prog, ins, pos, last);
+  }
+  for (let j = 0; j < sub.returns.length; j++) last.set(sub.returns[j].id, pos);
+}
+
+/** A node whose inputs are all literals, weights or other hoisted outputs. */
+function hoistable(ins: Instruction, fixed: Set<i32>): bool {
+  if (ins.kind != K_NODE || ins.op == null || ins.op!.has(OP_NO_FOLD)) return false;
+  const names = ins.attrs.names();
+  for (let i = 0; i < names.length; i++) if (ins.attrs.getGraph(names[i]) >= 0) return false;
+  let any = false;
+  for (let j = 0; j < ins.inputs.length; j++) {
+    const x = ins.inputs[j];
+    if (x == null) continue;
+    if (!fixed.has(x.id)) return false;
+    any = true;
+  }
+  return any;
+}
+
+class Block {
+  offset: usize;
+  size: usize;
+  value: Value;
+  constructor(offset: usize, size: usize, value: Value) {
+    this.offset = offset;
+    this.size = size;
+    this.value = value;
+  }
+}
+
+/** Plans module `m`; with `naive`, every intermediate gets its own arena slot (no reuse, no aliasing). */
+export function planModule(prog: Program, m: Module, naive: bool): void {
+  const n = m.instrs.length;
+  const last = new Map<i32, i32>();
+  const isMain = m.index == 0;
+  for (let i = 0; i < n; i++) {
+    const ins = m.instrs[i];
+    for (let j = 0; j < ins.inputs.length; j++) {
+      const x = ins.inputs[j];
+      if (x != null) last.set(x.id, i);
+    }
+    if (ins.kind == K_NODE) markSubmoduleUses(prog, ins, i, last);
+  }
+  const returned = new Set<i32>();
+  for (let j = 0; j < m.returns.length; j++) {
+    returned.add(m.returns[j].id);
+    last.set(m.returns[j].id, n);
+  }
+  const active = new Array<Block>();
+  let arenaEnd: usize = 0;
+  const fixed = new Set<i32>();
+  for (let i = 0; i < n; i++) {
+    const ins = m.instrs[i];
+    ins.skip = false;
+    ins.prepare = false;
+    if (ins.kind == K_LITERAL || ins.kind == K_HOST_LITERAL || ins.kind == K_WEIGHT) fixed.add(ins.outputs[0].id);
+    if (isMain && !naive && hoistable(ins, fixed)) {
+      ins.prepare = true;
+      for (let j = 0; j < ins.outputs.length; j++) fixed.add(ins.outputs[j].id);
+    }
+    if (ins.kind == K_PARAM || ins.kind == K_WEIGHT) {
+      ins.outputs[0].loc = LOC_BUFFER;
+      continue;
+    }
+    if (ins.kind == K_LITERAL || ins.kind == K_HOST_LITERAL) {
+      ins.outputs[0].loc = LOC_LITERAL;
+      continue;
+    }
+    // aliasing reshape: output 0 reads input 0's bytes
+    if (!naive && ins.op != null && ins.op!.has(OP_ALIAS_RESHAPE) && ins.outputs.length == 1 &&
+      ins.inputs.length > 0 && ins.inputs[0] != null) {
+      const out = ins.outputs[0];
+      let root = ins.inputs[0]!;
+      if (root.loc == LOC_ALIAS) root = root.aliasOf!;
+      const sameBytes = root.shape.bytes() == out.shape.bytes();
+      if (sameBytes && !returned.has(out.id) && root.loc != 0) {
+        out.loc = LOC_ALIAS;
+        out.aliasOf = root;
+        ins.skip = true;
+        if (root.loc == LOC_ARENA && root.producer != null && root.producer!.module == m.index) {
+          const lo = last.has(out.id) ? last.get(out.id) : i;
+          const lr = last.has(root.id) ? last.get(root.id) : i;
+          if (lo > lr) last.set(root.id, lo);
+        }
+        continue;
+      }
+    }
+    for (let j = 0; j < ins.outputs.length; j++) {
+      const v = ins.outputs[j];
+      v.aliasOf = null;
+      if ((isMain && returned.has(v.id)) || ins.prepare) {
+        v.loc = LOC_BUFFER;
+        continue;
+      }
+      const size = alignUp(v.shape.bytes() > 0 ? <usize>v.shape.bytes() : 1);
+      v.loc = LOC_ARENA;
+      if (naive) {
+        v.offset = arenaEnd;
+        arenaEnd += size;
+        continue;
+      }
+      // first fit between the live blocks (kept sorted by offset)
+      let off: usize = 0;
+      let at = 0;
+      for (; at < active.length; at++) {
+        const b = active[at];
+        if (b.offset >= off + size) break;
+        const e = b.offset + b.size;
+        if (e > off) off = e;
+      }
+      v.offset = off;
+      insertAt<Block>(active, at, new Block(off, size, v));
+      if (off + size > arenaEnd) arenaEnd = off + size;
+    }
+    if (naive) continue;
+    // free blocks whose last use is this instruction (outputs were placed first, so an
+    // output never shares bytes with an input of the same node)
+    for (let k = active.length - 1; k >= 0; k--) {
+      const v = active[k].value;
+      const lu = last.has(v.id) ? last.get(v.id) : -1;
+      if (lu <= i) active.splice(k, 1);
+    }
+  }
+  m.arenaBytes = arenaEnd;
+  m.planned = true;
+}
+
+export class MemoryPlan extends Pass {
+  constructor() {
+    super("memory_plan");
+  }
+  apply(prog: Program, m: Module): bool {
+    planModule(prog, m, false);
+    return true;
+  }
+}
