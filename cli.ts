@@ -16,6 +16,12 @@ import { KilnError } from "./core/errors.ts";
 import { parseOnnx } from "./core/onnx/import.ts";
 import { compile } from "./core/program.ts";
 import { load, save } from "./core/save_load.ts";
+import { loadWeightSet, replaceOnnxExternalWeights } from "./core/bake.ts";
+import { readProgramFile } from "./core/program_file.ts";
+import { randomWeightBytes, writeRandomWeights } from "./core/weights/random.ts";
+import { signatureOfFile, writeOnnxDataDir } from "./core/weights/layout.ts";
+import { writeSafetensors } from "./core/weights/safetensors.ts";
+import { WeightSet } from "./core/weights/weight_set.ts";
 import { readNpyFile, writeNpyFile } from "./core/npy.ts";
 import { describe, type Tensor } from "./core/tensor.ts";
 import { KILN_VERSION } from "./core/version.ts";
@@ -23,13 +29,21 @@ import { KILN_VERSION } from "./core/version.ts";
 const USAGE = `kiln ${KILN_VERSION}: compile an ONNX model once, run it, swap or bake its weights
 
 Usage:
-  kiln compile MODEL.onnx [--dims NAME=1x3x224x224 ...] [--target ref] -o OUT.kiln
-  kiln run PROGRAM.kiln --input NAME=FILE.npy ... --output DIR
+  kiln compile MODEL.onnx [--defer-weights] [--dims NAME=1x3x224x224 ...] [--target ref] -o OUT.kiln
+  kiln run PROGRAM.kiln [--weights DIR|FILE.safetensors] --input NAME=FILE.npy ... --output DIR
+  kiln bake PROGRAM.kiln --weights DIR|FILE.safetensors [--partial] -o OUT.kiln
+  kiln finalize PROGRAM.kiln [--target ref]
   kiln inspect PROGRAM.kiln [--json]
+  kiln weights random MODEL.onnx|PROGRAM.kiln [--seed N] -o DIR
+  kiln weights convert MODEL.onnx|PROGRAM.kiln SRC -o DST   (DIR -> .safetensors or .safetensors -> DIR)
   kiln help
 
 Options:
   --dims NAME=DxDx...   static dims for a model input (repeatable; fills symbolic dims)
+  --defer-weights       keep external-data weights out of the program (bind or bake them later)
+  --weights SRC         a weight set: an ONNX external-data directory or .safetensors file(s)
+  --partial             the weight set may leave weights out (bake only those given)
+  --seed N              seed of a random weight set (default 0)
   --target ref          compile target (default: ref, the WebAssembly reference target)
   -o, --output PATH     output file (compile) or directory (run)
   --input NAME=FILE     an input as a NumPy .npy file (repeatable)
@@ -83,6 +97,7 @@ async function _compile(args: string[]): Promise<number> {
       dims: { type: "string", multiple: true, default: [] },
       target: { type: "string", default: "ref" },
       output: { type: "string", short: "o" },
+      "defer-weights": { type: "boolean" },
       verbose: { type: "boolean" },
     },
   });
@@ -90,7 +105,10 @@ async function _compile(args: string[]): Promise<number> {
   if (!values.output) throw new UsageError("compile needs -o OUT.kiln");
   if (values.target !== "ref") throw new UsageError(`Unknown target '${values.target}' (known: ref)`);
   const t0 = performance.now();
-  const model = await parseOnnx(positionals[0], { inputDims: _parseDims(values.dims!) });
+  const model = await parseOnnx(positionals[0], {
+    inputDims: _parseDims(values.dims!),
+    deferExternalWeights: values["defer-weights"] ?? false,
+  });
   const t1 = performance.now();
   const program = compile(model, "ref");
   const t2 = performance.now();
@@ -100,10 +118,11 @@ async function _compile(args: string[]): Promise<number> {
     program.dispose();
   }
   const t3 = performance.now();
+  const deferred = model.deferredWeights?.length ?? 0;
   _progress(
-    `kiln: compiled '${positionals[0]}' -> '${values.output}' (parse ${(t1 - t0).toFixed(0)} ms, compile ${
-      (t2 - t1).toFixed(0)
-    } ms, save ${(t3 - t2).toFixed(0)} ms)`,
+    `kiln: compiled '${positionals[0]}' -> '${values.output}'${deferred ? ` with ${deferred} deferred weights` : ""} (parse ${
+      (t1 - t0).toFixed(0)
+    } ms, compile ${(t2 - t1).toFixed(0)} ms, save ${(t3 - t2).toFixed(0)} ms)`,
   );
   return 0;
 }
@@ -115,15 +134,35 @@ async function _run(args: string[]): Promise<number> {
     options: {
       input: { type: "string", multiple: true, default: [] },
       output: { type: "string", short: "o" },
+      weights: { type: "string", multiple: true, default: [] },
+      partial: { type: "boolean" },
       verbose: { type: "boolean" },
     },
   });
   if (positionals.length !== 1) throw new UsageError("run takes one PROGRAM.kiln");
   if (!values.output) throw new UsageError("run needs --output DIR");
+  const inputSpecs = _parseInputs(values.input!);
   const program = await load(positionals[0]);
   try {
+    if (values.weights!.length) {
+      const t0 = performance.now();
+      const set = await loadWeightSet(program, values.weights!.length === 1 ? values.weights![0] : values.weights!, {
+        partial: values.partial,
+      });
+      const r = program.bindWeights(set);
+      _progress(
+        `kiln: bound ${r.copied} weight(s) (${_fmtBytes(r.bytesCopied)}) from ${values.weights!.join(", ")} in ${
+          (performance.now() - t0).toFixed(0)
+        } ms`,
+      );
+    } else if (program.weights.length) {
+      throw new KilnError(
+        "weights",
+        `Program '${positionals[0]}' has ${program.weights.length} deferred weights: give them with --weights DIR|FILE.safetensors`,
+      );
+    }
     const inputs: Record<string, Tensor> = {};
-    for (const [name, file] of _parseInputs(values.input!)) inputs[name] = await readNpyFile(file);
+    for (const [name, file] of inputSpecs) inputs[name] = await readNpyFile(file);
     const t0 = performance.now();
     const outputs = await program.eval(inputs);
     const t1 = performance.now();
@@ -161,12 +200,134 @@ async function _inspect(args: string[]): Promise<number> {
     console.log(`outputs:`);
     for (const v of info.outputs) console.log(`  ${v.name}: ${describe(v.dtype, v.dims)}`);
     console.log(`literals: ${info.literalCount} (${_fmtBytes(info.literalBytes)})`);
+    if (info.weights.length) {
+      const total = program.weightSignature().reduce((a, w) => a + w.byteLength, 0);
+      console.log(`deferred weights: ${info.weights.length} (${_fmtBytes(total)}), bound at run time or baked:`);
+      for (const w of program.weightSignature()) {
+        console.log(`  ${w.name}: ${describe(w.dtype, w.dims)} ${w.byteLength} B  ${w.location} @ ${w.offset}`);
+      }
+    } else {
+      console.log(`deferred weights: none`);
+    }
     console.log(`instructions: ${info.instructionCount} in ${info.moduleCount} module(s)`);
     if (info.passes?.length) console.log(`passes: ${info.passes.join(", ")}`);
   } finally {
     program.dispose();
   }
   return 0;
+}
+
+async function _bake(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      weights: { type: "string", multiple: true, default: [] },
+      output: { type: "string", short: "o" },
+      partial: { type: "boolean" },
+      target: { type: "string" },
+      verbose: { type: "boolean" },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError("bake takes one PROGRAM.kiln");
+  if (!values.weights!.length) throw new UsageError("bake needs --weights DIR|FILE.safetensors");
+  if (!values.output) throw new UsageError("bake needs -o OUT.kiln");
+  const t0 = performance.now();
+  const program = await load(positionals[0]);
+  try {
+    const source = values.weights!.length === 1 ? values.weights![0] : values.weights!;
+    const set = await loadWeightSet(program, source, { partial: values.partial });
+    const t1 = performance.now();
+    const baked = await replaceOnnxExternalWeights(program, set, values.target ?? program.target);
+    const t2 = performance.now();
+    await save(baked, values.output);
+    _progress(
+      `kiln: baked ${baked.baked.length} weight(s) into '${values.output}'${
+        baked.weights.length ? ` (${baked.weights.length} still deferred)` : ""
+      } (read ${(t1 - t0).toFixed(0)} ms, bake ${(t2 - t1).toFixed(0)} ms, save ${(performance.now() - t2).toFixed(0)} ms)`,
+    );
+  } finally {
+    program.dispose();
+  }
+  return 0;
+}
+
+async function _finalize(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { target: { type: "string", default: "ref" }, verbose: { type: "boolean" } },
+  });
+  if (positionals.length !== 1) throw new UsageError("finalize takes one PROGRAM.kiln");
+  const { meta } = await readProgramFile(positionals[0], { literals: false });
+  if (values.target !== meta.target) {
+    throw new KilnError("target", `Program '${positionals[0]}' was compiled for '${meta.target}', not '${values.target}'`);
+  }
+  const t0 = performance.now();
+  const program = await load(positionals[0]);
+  const info = program.info();
+  program.dispose();
+  console.log(
+    `finalized '${positionals[0]}' for ${values.target} in ${(performance.now() - t0).toFixed(0)} ms: ${
+      info.literalCount
+    } literals (${_fmtBytes(info.literalBytes)}), ${_fmtBytes(info.arenaBytes)} arena, ${info.weights.length} deferred weights`,
+  );
+  return 0;
+}
+
+async function _weights(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      seed: { type: "string", default: "0" },
+      output: { type: "string", short: "o" },
+      verbose: { type: "boolean" },
+    },
+  });
+  if (!values.output) throw new UsageError(`weights ${sub ?? ""} needs -o`.replace("  ", " "));
+  if (sub === "random") {
+    if (positionals.length !== 1) throw new UsageError("weights random takes one MODEL.onnx or PROGRAM.kiln");
+    const seed = Number(values.seed);
+    if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`Bad --seed '${values.seed}': a non-negative integer`);
+    const t0 = performance.now();
+    let bytes = 0, count = 0;
+    if (positionals[0].endsWith(".kiln")) {
+      const sig = await signatureOfFile(positionals[0]);
+      const files = await writeOnnxDataDir(values.output, sig, (s) => randomWeightBytes(seed, s.name, s.dtype, s.dims));
+      bytes = files.reduce((a, f) => a + f.bytes, 0);
+      count = sig.length;
+    } else {
+      const r = await writeRandomWeights(positionals[0], values.output, { seed });
+      bytes = r.files.reduce((a, f) => a + f.bytes, 0);
+      count = r.tensors.length;
+    }
+    _progress(
+      `kiln: wrote ${count} seeded weights (${_fmtBytes(bytes)}, seed ${seed}) to '${values.output}' in ${
+        (performance.now() - t0).toFixed(0)
+      } ms`,
+    );
+    return 0;
+  }
+  if (sub === "convert") {
+    if (positionals.length !== 2) throw new UsageError("weights convert takes MODEL.onnx|PROGRAM.kiln and SRC");
+    const [ref, src] = positionals;
+    const sig = await signatureOfFile(ref);
+    if (src.endsWith(".safetensors")) {
+      const set = await WeightSet.fromSafetensors(sig, src);
+      await writeOnnxDataDir(values.output, sig, (s) => set.tensors.get(s.name)!.bytes);
+    } else {
+      if (!values.output.endsWith(".safetensors")) {
+        throw new UsageError("weights convert: one side must be a .safetensors file");
+      }
+      const set = await WeightSet.fromOnnxDir(sig, src);
+      await writeSafetensors(values.output, sig.map((s) => ({ ...s, bytes: set.tensors.get(s.name)!.bytes })));
+    }
+    _progress(`kiln: converted ${sig.length} weights from '${src}' to '${values.output}'`);
+    return 0;
+  }
+  throw new UsageError(`Unknown weights command '${sub ?? ""}' (random, convert)`);
 }
 
 /** Runs the CLI on `args`; returns the exit status. Never throws. */
@@ -181,6 +342,12 @@ export async function main(args: string[]): Promise<number> {
         return await _run(rest);
       case "inspect":
         return await _inspect(rest);
+      case "bake":
+        return await _bake(rest);
+      case "finalize":
+        return await _finalize(rest);
+      case "weights":
+        return await _weights(rest);
       case undefined:
       case "help":
       case "--help":
@@ -197,7 +364,9 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
     const msg = err instanceof KilnError ? err.message : `${err?.name ?? "Error"}: ${err?.message ?? String(e)}`;
-    console.error(`kiln: error: ${msg.split("\n")[0]}`);
+    // One line: a multi-problem error (a weight set that does not fit) lists its problems inline.
+    const [head, ...more] = msg.split("\n").map((l) => l.trim().replace(/^- /, "")).filter((l) => l);
+    console.error(`kiln: error: ${more.length ? `${head}: ${more.join("; ")}` : head}`);
     if (verbose && err?.stack) console.error(err.stack);
     return 1;
   }

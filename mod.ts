@@ -12,10 +12,26 @@
  * await save(program, "resnet50.kiln");
  * const again = await load("resnet50.kiln"); // finalized, ready to eval
  * ```
+ *
+ * Weight replacement: compile once with deferred weights, then bind or bake weight sets.
+ *
+ * ```ts ignore
+ * import { compile, parseOnnx, replaceOnnxExternalWeights, save, WeightSet } from "./mod.ts";
+ *
+ * const program = compile(await parseOnnx("model.onnx", { deferExternalWeights: true }), "ref");
+ * program.bindWeights(await WeightSet.fromOnnxDir(program, "weights_v1")); // validated, copied once
+ * program.bindWeights(await WeightSet.fromSafetensors(program, "v2.safetensors")); // swap, no recompile
+ * const baked = await replaceOnnxExternalWeights(program, "weights_v1", "ref"); // not finalized
+ * await save(baked, "model_v1.kiln");
+ * const ready = baked.finalize("ref");
+ * ```
  * @module
  */
 export { type HostLiteral, parseOnnx, type ParseOptions, type ParsedModel, readTensorProto } from "./core/onnx/import.ts";
-export { compile, type CompileOptions, Program } from "./core/program.ts";
+export { type BindReport, compile, type CompileOptions, deserializeProgram, Program, type ProgramInfo, type WeightInfo } from "./core/program.ts";
+export { type BakeOptions, BakedProgram, loadWeightSet, replaceOnnxExternalWeights } from "./core/bake.ts";
+export { WeightSet, WeightSetError, type WeightSetOptions, type WeightSpec, type WeightTensor } from "./core/weights/weight_set.ts";
+export { readSafetensorsIndex, writeSafetensors } from "./core/weights/safetensors.ts";
 export { KilnError } from "./core/errors.ts";
 export { load, save } from "./core/save_load.ts";
 export { readNpy, writeNpy } from "./core/npy.ts";

@@ -42,7 +42,7 @@ async function _build(): Promise<KernelExports> {
     "-O3",
     "--noAssert",
     "--enable",
-    "simd",
+    Deno.args.includes("--relaxed") ? "simd,relaxed-simd" : "simd",
     "--runtime",
     "incremental",
     "--bindings",
@@ -107,22 +107,36 @@ function _check(
   return err;
 }
 
+/**
+ * Milliseconds per call of `run(iters)`: the best of 7 trials of at least minMs / 7 each (the
+ * machine is shared, so the best trial is the one closest to the kernel's own speed).
+ */
+function _best(minMs: number, run: (iters: number) => void): number {
+  let iters = 1;
+  for (;;) {
+    const t0 = performance.now();
+    run(iters);
+    if (performance.now() - t0 >= minMs / 7) break;
+    iters *= 2;
+  }
+  let best = Infinity;
+  for (let t = 0; t < 7; t++) {
+    const t0 = performance.now();
+    run(iters);
+    best = Math.min(best, (performance.now() - t0) / iters);
+  }
+  return best;
+}
+
 function _timeGemm(k: KernelExports, M: number, N: number, K: number, tB: number, minMs: number): number {
   const A = k.alloc(M * K * 4), B = k.alloc(K * N * 4), C = k.alloc(M * N * 4);
   const r = _rand(1);
   _fill(k, A, M * K, r);
   _fill(k, B, K * N, r);
   k.sgemm_repeat(1, M, N, K, A, B, C, tB);
-  let iters = 1, ms = 0;
-  for (;;) {
-    const t0 = performance.now();
-    k.sgemm_repeat(iters, M, N, K, A, B, C, tB);
-    ms = performance.now() - t0;
-    if (ms >= minMs) break;
-    iters *= 2;
-  }
+  const ms = _best(minMs, (iters) => k.sgemm_repeat(iters, M, N, K, A, B, C, tB));
   for (const p of [A, B, C]) k.free(p);
-  return (2 * M * N * K * iters) / (ms * 1e6);
+  return (2 * M * N * K) / (ms * 1e6);
 }
 
 function _timeConv(
@@ -145,17 +159,10 @@ function _timeConv(
   _fill(k, W, M * C * kk * kk, r);
   _fill(k, B, M, r);
   k.conv2d_repeat(1, 1, C, H, H, M, kk, s, pad, X, W, B, Y);
-  let iters = 1, ms = 0;
-  for (;;) {
-    const t0 = performance.now();
-    k.conv2d_repeat(iters, 1, C, H, H, M, kk, s, pad, X, W, B, Y);
-    ms = performance.now() - t0;
-    if (ms >= minMs) break;
-    iters *= 2;
-  }
+  const ms = _best(minMs, (iters) => k.conv2d_repeat(iters, 1, C, H, H, M, kk, s, pad, X, W, B, Y));
   for (const p of [X, W, B, Y]) k.free(p);
   const flops = 2 * M * oh * oh * C * kk * kk;
-  return { gflops: (flops * iters) / (ms * 1e6), ms: ms / iters };
+  return { gflops: flops / (ms * 1e6), ms };
 }
 
 if (import.meta.main) {
@@ -174,6 +181,7 @@ if (import.meta.main) {
       [1, 0, 1, 19, 8, 1, 0],
       [0, 1, 1, 10, 50, 1, 0],
       [0, 0, 129, 2100, 33, 1, 0],
+      [1, 1, 1, 9, 40, 2, 0.5],
     ]
   ) {
     const e = _check(k, tA, tB, M, N, K, al, be);
@@ -195,6 +203,9 @@ if (import.meta.main) {
         0,
       ],
       [128, 768, 768, 1],
+      [64, 576, 3136, 0],
+      [64, 147, 12544, 0],
+      [512, 4608, 49, 0],
     ]
   ) {
     console.log(

@@ -33,7 +33,8 @@ export interface CoreExports {
   info(h: number): number;
   dispose(h: number): void;
   clone_program(h: number): number;
-  weight_to_literal(h: number, i: number, hostId: number): number;
+  /** Copy of program h with the weights in the table (name -> host literal id) baked; handle or < 0. */
+  bake(h: number, tablePtr: number, tableLen: number): number;
 }
 
 let _module: WebAssembly.Module | undefined;

@@ -7,6 +7,8 @@
 import { Engine } from "./engine.ts";
 import { KilnError } from "./errors.ts";
 import type { HostLiteral, ParsedModel, ValueInfo } from "./onnx/import.ts";
+import { specsOf, WeightSet, type WeightSpec } from "./weights/weight_set.ts";
+import { createHash } from "node:crypto";
 import {
   describe,
   type DTypeName,
@@ -154,6 +156,8 @@ export class Program {
   #outSlots: _Slot[] = [];
   #weightSlots = new Map<string, _Slot[]>();
   #boundWeights = new Map<string, Tensor>();
+  /** SHA-1 of bound weights, computed lazily when a swap needs to compare. */
+  #boundHash = new Map<string, string>();
   #disposed = false;
   /** The hoisted weight-only nodes must run before the next eval. */
   #prepared = false;
@@ -251,6 +255,57 @@ export class Program {
     this.#prepared = false;
   }
 
+  /**
+   * The weight signature: every deferred weight with its element type, dims, byte length and
+   * where the model stored it. A weight set must match it to be bound or baked.
+   */
+  weightSignature(): WeightSpec[] {
+    return specsOf(this.weights);
+  }
+
+  /**
+   * Binds a weight set: checked against the weight signature first (every problem reported at
+   * once; on failure the program keeps the weights it had), then copied in. A tensor whose
+   * content is unchanged (same SHA-1 as the bound one, or the same tensor) is not copied again.
+   * With `{ partial: true }` (or a partial WeightSet) only the named weights change.
+   *
+   * @example
+   * ```ts ignore
+   * program.bindWeights(await WeightSet.fromOnnxDir(program, "weights_v2"));
+   * ```
+   */
+  bindWeights(
+    weights: WeightSet | Record<string, Tensor | Tensor["data"]>,
+    options: { partial?: boolean } = {},
+  ): BindReport {
+    const t0 = performance.now();
+    const signature = this.weightSignature();
+    const set = weights instanceof WeightSet
+      ? weights
+      : WeightSet.fromArrays(signature, weights, { partial: options.partial });
+    const partial = options.partial ?? set.partial;
+    (partial === set.partial ? set : new WeightSet(set.tensors.values(), partial)).validate(
+      signature,
+      "Cannot bind weights",
+    );
+    const changed: Record<string, Tensor> = {};
+    const report: BindReport = { copied: 0, skipped: 0, bytesCopied: 0, ms: 0 };
+    for (const t of set.tensors.values()) {
+      const bound = this.#boundWeights.get(t.name);
+      if (bound && _sameContent(bound, this.#boundHash, t.name, set)) {
+        report.skipped++;
+        continue;
+      }
+      changed[t.name] = { dtype: t.dtype, dims: t.dims, data: viewAs(t.dtype, t.bytes) };
+      report.copied++;
+      report.bytesCopied += t.bytes.byteLength;
+    }
+    if (report.copied) this.setWeights(changed);
+    for (const name of Object.keys(changed)) this.#boundHash.delete(name);
+    report.ms = performance.now() - t0;
+    return report;
+  }
+
   /** Runs the program. Inputs are checked by name, dtype and dims. */
   eval(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
     try {
@@ -338,25 +393,33 @@ export class Program {
       }
     }
     if (problems.length) throw new KilnError("weights", `Cannot bake weights: ${problems.join("; ")}`);
+    // each baked weight's bytes become a new host literal; the weight table (docs/internals.md,
+    // "Weight table") maps its name to that id: u32 count, then per entry str name + i32 id
+    const hostLiterals = [...this.#hostLiterals];
+    const utf8 = new TextEncoder();
+    const entries: { name: Uint8Array; id: number }[] = [];
+    for (const [name, t] of Object.entries(weights)) {
+      const w = this.weights.find((x) => x.name === name)!;
+      entries.push({ name: utf8.encode(name), id: hostLiterals.length });
+      hostLiterals.push({ name, dtype: w.dtype, dims: [...w.dims], bytes: tensorBytes(t).slice() });
+    }
+    const table = new Uint8Array(entries.reduce((n, x) => n + 8 + x.name.length, 4));
+    const view = new DataView(table.buffer);
+    view.setUint32(0, entries.length, true);
+    let at = 4;
+    for (const { name, id } of entries) {
+      view.setUint32(at, name.length, true);
+      table.set(name, at + 4);
+      view.setInt32(at + 4 + name.length, id, true);
+      at += 8 + name.length;
+    }
+    // the core copies the program and runs the target's literal passes on the copy
     const e = engine.exports;
-    const copy = engine.call("bake weights", () => e.clone_program(this.#h));
+    const tp = engine.put(table);
+    const copy = engine.call("bake weights", () => e.bake(this.#h, tp, table.length));
+    engine.free(tp);
     if (copy <= 0) throw engine.error("bake weights");
     try {
-      const hostLiterals = [...this.#hostLiterals];
-      const idOf = new Map<string, number>();
-      for (const [name, t] of Object.entries(weights)) {
-        idOf.set(name, hostLiterals.length);
-        const w = this.weights.find((x) => x.name === name)!;
-        hostLiterals.push({ name, dtype: w.dtype, dims: [...w.dims], bytes: tensorBytes(t).slice() });
-      }
-      // from the last weight down: baking one moves the later ones down an index
-      for (let i = this.#info.weights.length - 1; i >= 0; i--) {
-        const id = idOf.get(this.#info.weights[i].name);
-        if (id === undefined) continue;
-        if (engine.call("bake weights", () => e.weight_to_literal(copy, i, id)) !== 0) {
-          throw engine.error("bake weights");
-        }
-      }
       if (engine.call("bake weights", () => e.serialize(copy)) !== 0) throw engine.error("bake weights");
       return { ir: engine.resultBytes(), hostLiterals };
     } finally {
@@ -449,4 +512,29 @@ export function deserializeProgram(
   const program = new Program(engine, h, info, hostLiterals, target);
   program._keepIr();
   return program;
+}
+
+/** What `bindWeights` did. */
+export interface BindReport {
+  /** tensors copied in */
+  copied: number;
+  /** tensors skipped because their content was already bound */
+  skipped: number;
+  bytesCopied: number;
+  ms: number;
+}
+
+function _sameContent(bound: Tensor, cache: Map<string, string>, name: string, set: WeightSet): boolean {
+  const t = set.tensors.get(name)!;
+  const b = tensorBytes(bound);
+  if (b.buffer === t.bytes.buffer && b.byteOffset === t.bytes.byteOffset && b.byteLength === t.bytes.byteLength) {
+    return true;
+  }
+  if (b.byteLength !== t.bytes.byteLength) return false;
+  let h = cache.get(name);
+  if (h === undefined) {
+    h = createHash("sha1").update(b).digest("hex");
+    cache.set(name, h);
+  }
+  return h === set.hash(name);
 }

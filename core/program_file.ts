@@ -5,7 +5,7 @@
  * ```
  * 0    magic "KILNPRG\0" (8 bytes)
  * 8    u32 format version (1)
- * 12   u32 flags (bit 0: weightless)
+ * 12   u32 flags (bit 0: weightless: deferred weights, bound after loading)
  * 16   u32 section count
  * 20   u32 reserved (0)
  * 24   section table: count x { u32 kind, u32 reserved, u64 offset, u64 length } (24 bytes each)
@@ -59,7 +59,7 @@ export interface ProgramMeta {
 export interface ProgramFileContents {
   meta: ProgramMeta;
   ir: Uint8Array;
-  /** literal bytes, in META order (empty when weightless) */
+  /** literal bytes, in META order */
   literals: Uint8Array[];
 }
 
@@ -69,6 +69,7 @@ export interface ProgramFileInput {
   kilnVersion: string;
   ir: Uint8Array;
   literals: { name: string; dtype: DTypeName; dims: number[]; bytes: Uint8Array }[];
+  /** the program has deferred weights (its weight set is kept elsewhere) */
   weightless?: boolean;
   program?: Record<string, unknown>;
 }
@@ -91,7 +92,7 @@ function _align(n: number, a: number): number {
  */
 export async function writeProgramFile(path: string, input: ProgramFileInput): Promise<void> {
   const weightless = input.weightless ?? false;
-  const lits = weightless ? [] : input.literals;
+  const lits = input.literals;
   const entries: LiteralEntry[] = lits.map((l) => {
     const want = elementCount(l.dims) * dtypeSize(l.dtype);
     if (l.bytes.byteLength !== want) {

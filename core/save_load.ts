@@ -1,54 +1,54 @@
 /**
- * `save` and `load`: a compiled Program to and from a `.kiln` file. `load` returns a
- * finalized program (literals in place, ready to eval) without re-running the compiler.
+ * `save` and `load`: a compiled program to and from a `.kiln` file. `load` returns a
+ * finalized program (literals in place, ready to eval) without re-running the compiler. A
+ * program with deferred weights is saved *weightless*: its weight signature is kept, and a
+ * weight set is bound after loading.
  * @module
  */
+import type { BakedProgram } from "./bake.ts";
 import { KilnError } from "./errors.ts";
 import { deserializeProgram, type Program } from "./program.ts";
 import { readProgramFile, writeProgramFile } from "./program_file.ts";
 import { KILN_VERSION } from "./version.ts";
 
 /**
- * Writes `program` to `path` (a `.kiln` file).
+ * Writes `program` (compiled, or baked and not yet finalized) to `path` as a `.kiln` file.
  * @example
  * ```ts ignore
  * await save(compile(await parseOnnx("model.onnx"), "ref"), "model.kiln");
  * ```
  */
-export async function save(program: Program, path: string): Promise<void> {
+export async function save(program: Program | BakedProgram, path: string): Promise<void> {
   const { ir, hostLiterals } = program.serialize();
   await writeProgramFile(path, {
     target: program.target,
     kilnVersion: KILN_VERSION,
     ir,
     literals: hostLiterals,
-    program: { inputs: program.inputs, outputs: program.outputs },
+    weightless: program.weights.length > 0,
+    program: {
+      inputs: program.inputs,
+      outputs: program.outputs,
+      weights: program.weightSignature(),
+    },
   });
 }
 
 /**
- * Reads a `.kiln` file and returns the program finalized for its target.
- * Corrupt, truncated and future-version files fail with a KilnError (code "format").
+ * Reads a `.kiln` file and returns the program finalized for its target. Corrupt, truncated
+ * and future-version files fail with a KilnError (code "format") naming the file.
  */
 export async function load(path: string): Promise<Program> {
   const { meta, ir, literals } = await readProgramFile(path);
-  const hostLiterals = meta.literals.map((e, i) => ({
-    name: e.name,
-    dtype: e.dtype,
-    dims: e.dims,
-    bytes: literals[i],
-  }));
+  const hostLiterals = meta.literals.map((e, i) => ({ name: e.name, dtype: e.dtype, dims: e.dims, bytes: literals[i] }));
   if (meta.target !== "ref") {
-    throw new KilnError(
-      "format",
-      `Program file '${path}' targets '${meta.target}', which this kiln cannot run`,
-    );
+    throw new KilnError("format", `Program file '${path}' targets '${meta.target}', which this kiln cannot run`);
   }
   try {
     return deserializeProgram(ir, hostLiterals, "ref");
   } catch (e) {
     if (e instanceof KilnError) {
-      throw new KilnError(e.code, `Cannot load program file '${path}': ${e.message}`);
+      throw new KilnError(e.code, `Cannot load program file '${path}': ${e.message}`, e);
     }
     throw e;
   }

@@ -1,5 +1,6 @@
 // ONNX importer tests: generated decoder, parseOnnx / importModel on writer-built models and the
 // exporter graphs in /work/shared/models, external data, readTensorProto.
+import { SHARED_MODELS } from "./util/models.ts";
 import assert from "node:assert/strict";
 import type {
   Attrs,
@@ -727,7 +728,7 @@ Deno.test("readTensorProto: decodes writer output and the backend tests' .pb fil
 
 // ---- the exporter graphs in /work/shared/models ----
 
-const MODELS = "/work/shared/models";
+const MODELS = SHARED_MODELS;
 const REAL: {
   file: string;
   input: string;

@@ -340,3 +340,54 @@ Deno.test("Add reports incompatible shapes with both shapes in the message", asy
     return true;
   });
 });
+
+Deno.test("Add at opset 6 honours legacy broadcast=1 with axis", async () => {
+  const a = _f32([2, 3, 4], (i) => i);
+  const b = _f32([3], (i) => 100 * (i + 1));
+  const model = _model("Add", { a, b }, { opset: 6, attrs: { broadcast: { i: 1 }, axis: { i: 1 } } });
+  const { y0 } = await _kiln(model, { a, b });
+  assert.deepEqual(y0.dims, [2, 3, 4]);
+  const want = Array.from({ length: 24 }, (_, i) => i + 100 * (Math.floor(i / 4) % 3 + 1));
+  assert.deepEqual(Array.from(y0.data as Float32Array), want);
+});
+
+Deno.test("loss, LRN and linear quantization ops match onnxruntime", async (t) => {
+  const scores = _f32([3, 5, 2], _wave(2));
+  const target = _i64([3, 2], (i) => (i * 3) % 5);
+  await t.step("NegativeLogLikelihoodLoss with weights and ignore_index", async () => {
+    for (const reduction of ["none", "sum", "mean"]) {
+      await _check("NegativeLogLikelihoodLoss", { scores, target, w: _f32([5], (i) => 0.5 + i) }, {
+        opset: 13,
+        attrs: { reduction: { s: reduction }, ignore_index: { i: 1 } },
+      });
+    }
+  });
+  await t.step(
+    "SoftmaxCrossEntropyLoss with log_prob output",
+    () =>
+      _check("SoftmaxCrossEntropyLoss", { scores, target }, { opset: 13, outputs: ["float32", "float32"] }),
+  );
+  await t.step("LRN", () =>
+    _check("LRN", { x: _f32([2, 7, 3, 3], _wave(2)) }, {
+      attrs: { size: { i: 3 }, alpha: { f: 0.01 }, beta: { f: 0.6 }, bias: { f: 1.5 } },
+    }));
+  await t.step("QuantizeLinear per tensor and per axis, DequantizeLinear", async () => {
+    const x = _f32([2, 3, 4], _wave(5));
+    await _check("QuantizeLinear", { x }, {
+      outputs: ["uint8"],
+      constants: { s: _f32([], () => 0.05), z: { dtype: "uint8", dims: [], data: Uint8Array.from([128]) } },
+    });
+    await _check("QuantizeLinear", { x }, {
+      outputs: ["int8"],
+      attrs: { axis: { i: 1 } },
+      constants: {
+        s: _f32([3], (i) => 0.02 * (i + 1)),
+        z: { dtype: "int8", dims: [3], data: Int8Array.from([0, 5, -5]) },
+      },
+    });
+    const q: Tensor = { dtype: "uint8", dims: [2, 3], data: Uint8Array.from([0, 1, 127, 128, 200, 255]) };
+    await _check("DequantizeLinear", { q }, {
+      constants: { s: _f32([], () => 0.1), z: { dtype: "uint8", dims: [], data: Uint8Array.from([128]) } },
+    });
+  });
+});

@@ -3,6 +3,7 @@
 // (GPT-2, BERT, ResNet-50 from shared/models, skipped when absent) with seeded weight sets.
 // Bar: every output finite and relative L2 error ||kiln - ort|| / ||ort|| <= 1e-4.
 
+import { SHARED_MODELS } from "./util/models.ts";
 import assert from "node:assert/strict";
 import { parseOnnx } from "../core/onnx/import.ts";
 import { buildModel, type ModelSpec, type TensorSpec } from "../core/onnx/writer.ts";
@@ -188,7 +189,7 @@ Deno.test("oracle: transformer block (LayerNorm, attention with Softmax, MLP wit
 
 // ---- Real exporter graphs with seeded weights ----
 
-const MODELS = "/work/shared/models";
+const MODELS = SHARED_MODELS;
 
 interface RealModel {
   file: string;

@@ -2,6 +2,7 @@
 // distributions, on a graph built here (external initializers of every kind) and, when present,
 // on the real exporter graphs.
 
+import { SHARED_MODELS } from "./util/models.ts";
 import assert from "node:assert/strict";
 import { onnx } from "../core/onnx/onnx_pb.js";
 import {
@@ -188,7 +189,7 @@ Deno.test("externalInitializers() rejects a location that escapes the model's fo
   assert.throws(() => externalInitializers(wrong), /does not fit float32\[2\]/);
 });
 
-const GPT2 = "/work/shared/models/gpt2_dynamo.onnx";
+const GPT2 = `${SHARED_MODELS}/gpt2_dynamo.onnx`;
 let gpt2Present = false;
 try {
   gpt2Present = Deno.statSync(GPT2).isFile;

@@ -4,15 +4,16 @@
 // negative (load) or non-zero status and leave diagnostics (diagnostics_json()).
 import { clearDiagnostics, diagnostics, diagnosticsJson, E_GRAPH, E_FORMAT, E_OK, jsonString, report } from "./ir/diag";
 import { decodeProgram, serializeProgram, serializedLength } from "./ir/codec";
+import { cloneProgram } from "./ir/clone";
 import { dtypeName } from "./ir/dtype";
-import { Attrs } from "./ir/attrs";
 import { Shape } from "./ir/shape";
 import {
-  Instruction, K_HOST_LITERAL, K_LITERAL, K_PARAM, K_WEIGHT, LOC_LITERAL, Program, Value,
+  Instruction, K_HOST_LITERAL, K_LITERAL, K_PARAM, K_WEIGHT, Program, Value,
 } from "./ir/program";
 import { registerAllOps } from "./ops/all";
 import { opNames } from "./ops/registry";
-import { refPasses, runPasses } from "./passes/manager";
+import { literalPasses, PM_VALIDATE, refPasses, runPasses } from "./passes/manager";
+import { decodeWeightTable } from "./passes/replace_external_weights";
 import { MemoryPlan } from "./passes/memory_plan";
 import { disposeProgram, finalizeProgram, prepareProgram, runModule } from "./exec/executor";
 
@@ -200,46 +201,55 @@ export function deserialize(ptr: usize, len: usize): i32 {
   return addProgram(p);
 }
 
-/** A copy of program h (serialize + decode, no passes) as a new, unfinalized handle. */
+/** A copy of program h (serialize + decode, no passes; its memory plan kept) as a new, unfinalized handle. */
 export function clone_program(h: i32): i32 {
   clearDiagnostics();
   const p = get(h);
   if (p == null) return -badHandle(h);
-  const buf = serializeProgram(p);
-  const q = decodeProgram(buf, serializedLength, E_FORMAT);
-  heap.free(buf);
-  if (q == null) return -1;
+  const q = cloneProgram(p);
+  if (q == null) return -E_FORMAT;
   return addProgram(q);
 }
 
 /**
- * Turns the i-th weight (info order) of an unfinalized program into a host literal `hostId`,
- * in place (baking). Later weights move down one index, so bake from the highest index.
+ * Bakes weights: copies program h (h is left untouched) and runs the ref target's literal passes
+ * (`literalPasses("ref")`: replace_external_weights with the table, then hoist_prepare) on the
+ * copy through the pass manager, over every module. The table (docs/internals.md, "Weight table")
+ * maps weight names to host literal ids; a name that is not a weight of h is an E_GRAPH error.
+ * Returns the copy's handle, not finalized, or a negative status.
  */
-export function weight_to_literal(h: i32, i: i32, hostId: i32): i32 {
+export function bake(h: i32, tablePtr: usize, tableLen: usize): i32 {
   clearDiagnostics();
+  registerAllOps();
   const p = get(h);
-  if (p == null) return badHandle(h);
-  if (p.finalized) return report(E_GRAPH, "", "", "Cannot bake weights into a finalized program");
-  let k = 0;
+  if (p == null) return -badHandle(h);
+  const table = decodeWeightTable(tablePtr, tableLen);
+  if (table == null) return -E_GRAPH;
+  const weights = new Set<string>();
   for (let mi = 0; mi < p.modules.length; mi++) {
     const m = p.modules[mi];
-    for (let j = 0; j < m.instrs.length; j++) {
-      const ins = m.instrs[j];
-      if (ins.kind != K_WEIGHT) continue;
-      if (k == i) {
-        ins.kind = K_HOST_LITERAL;
-        ins.opName = "@literal";
-        ins.hostId = hostId;
-        ins.attrs = new Attrs();
-        ins.outputs[0].loc = LOC_LITERAL;
-        m.planned = false;
-        return E_OK;
-      }
-      k++;
+    for (let i = 0; i < m.instrs.length; i++) {
+      if (m.instrs[i].kind == K_WEIGHT) weights.add(m.instrs[i].nodeName);
     }
   }
-  return report(E_GRAPH, "", "", "Program has no weight " + i.toString());
+  const names = table.keys();
+  let unknown = 0;
+  for (let i = 0; i < names.length; i++) {
+    if (weights.has(names[i])) continue;
+    report(E_GRAPH, names[i], "onnx_external_weights", "Cannot bake '" + names[i] +
+      "': the program has no weight of that name");
+    unknown++;
+  }
+  if (unknown > 0) return -E_GRAPH;
+  const passes = literalPasses("ref", table);
+  if (passes == null) return -report(E_GRAPH, "", "", "Target 'ref' has no literal passes");
+  const q = cloneProgram(p);
+  if (q == null) return -E_FORMAT;
+  if (!runPasses(q, passes!, PM_VALIDATE, new Set<string>())) {
+    disposeProgram(q);
+    return -(diagnostics.length > 0 ? diagnostics[0].code : E_GRAPH);
+  }
+  return addProgram(q);
 }
 
 export function dispose(h: i32): void {

@@ -23,7 +23,7 @@
  * furthest range needs, and the `.onnx` file is copied beside the data files.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { writeRandomWeights } from "./random.ts";
  * const dir = await Deno.makeTempDir();
  * const r = await writeRandomWeights("/work/shared/models/gpt2_dynamo.onnx", dir, { seed: 1 });
@@ -296,7 +296,7 @@ export function float32ToFloat16Bits(v: number): number {
  * Throws when an entry lacks a location or escapes the model's folder.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * const list = externalInitializers(await Deno.readFile("model.onnx"));
  * ```
  */
@@ -351,7 +351,7 @@ function _externalEntry(t: onnx.ITensorProto): ExternalInitializer {
  * Deterministic in `seed` (see the module doc for the distributions).
  *
  * @example
- * ```ts
+ * ```ts ignore
  * const dir = await Deno.makeTempDir();
  * const { modelPath } = await writeRandomWeights("/work/shared/models/resnet50_dynamo.onnx", dir, { seed: 7 });
  * ```

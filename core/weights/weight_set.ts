@@ -25,6 +25,13 @@ export interface WeightSpec {
   checksum: string;
 }
 
+/** A weight signature, or anything that has one (a Program). */
+export type SignatureSource = readonly WeightSpec[] | { weightSignature(): WeightSpec[] };
+
+function _sig(source: SignatureSource): readonly WeightSpec[] {
+  return "weightSignature" in source ? source.weightSignature() : source;
+}
+
 /** A tensor of a weight set: its bytes and where they came from (for error messages). */
 export interface WeightTensor {
   name: string;
@@ -161,10 +168,11 @@ export class WeightSet {
    * the dims of the signature's weight of that name.
    */
   static fromArrays(
-    signature: readonly WeightSpec[],
+    source: SignatureSource,
     arrays: Record<string, Tensor | Tensor["data"]>,
     options: WeightSetOptions = {},
   ): WeightSet {
+    const signature = _sig(source);
     const spec = new Map(signature.map((s) => [s.name, s]));
     const tensors: WeightTensor[] = [];
     for (const [name, v] of Object.entries(arrays)) {
@@ -188,10 +196,11 @@ export class WeightSet {
    * mismatches) are reported together.
    */
   static async fromOnnxDir(
-    signature: readonly WeightSpec[],
+    source: SignatureSource,
     dir: string,
     options: WeightSetOptions = {},
   ): Promise<WeightSet> {
+    const signature = _sig(source);
     const problems: string[] = [];
     const byFile = new Map<string, WeightSpec[]>();
     for (const s of signature) {
@@ -268,10 +277,11 @@ export class WeightSet {
    * through `options.nameMap` where given. A name found in two files is an error.
    */
   static async fromSafetensors(
-    signature: readonly WeightSpec[],
+    source: SignatureSource,
     files: string | string[],
     options: WeightSetOptions = {},
   ): Promise<WeightSet> {
+    const signature = _sig(source);
     const list = Array.isArray(files) ? files : [files];
     const problems: string[] = [];
     const chosen = new Map<string, { path: string; e: SafetensorsEntry }>();
@@ -350,6 +360,11 @@ function _dtypeOfArray(a: Tensor["data"]): DTypeName {
 }
 
 /** The byte length a spec needs. */
-export function specBytes(dtype: DTypeName, dims: number[]): number {
+export function specBytes(dtype: DTypeName, dims: readonly number[]): number {
   return elementCount(dims) * dtypeSize(dtype);
+}
+
+/** Weight specs from a program's weight list (adds each byte length). */
+export function specsOf(weights: readonly Omit<WeightSpec, "byteLength">[]): WeightSpec[] {
+  return weights.map((w) => ({ ...w, dims: [...w.dims], byteLength: specBytes(w.dtype, w.dims) }));
 }

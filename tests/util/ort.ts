@@ -2,15 +2,32 @@
  * onnxruntime-node glue for kiln's tests: run a model file (or bytes) on kiln host tensors and
  * get kiln host tensors back. `import * as ort from "onnxruntime-node"` loads as is in Deno 2.9
  * with `"nodeModulesDir": "manual"` (the N-API binding in node_modules/onnxruntime-node/bin
- * works; checked with onnxruntime-node 1.30.0). Known limit: float16 tensors do not cross into the
- * native binding under Deno (onnxruntime-common turns them into a `Float16Array`, which the
- * binding reads as empty: "not enough space: expected 6, got 0"), so float16 models cannot be
- * run through this glue; bfloat16 has no onnxruntime JS type at all.
+ * works; checked with onnxruntime-node 1.30.0). float16 tensors cross as raw bits in a
+ * Uint16Array (see {@linkcode _float16AsBits}); bfloat16 has no onnxruntime JS type.
  * @module
  */
 
 import * as ort from "onnxruntime-node";
 import type { DTypeName, Tensor, TypedArray } from "../../core/tensor.ts";
+
+/**
+ * onnxruntime-common maps "float16" to `Float16Array` when the runtime has one (Deno 2.9 does),
+ * but onnxruntime-node's binding reads a Float16Array as empty ("not enough space: expected 6,
+ * got 0"). The mapping is chosen once, at the first tensor: make that choice with Float16Array
+ * hidden, so float16 tensors stay Uint16Array bits both ways. Restores the global at once.
+ */
+function _float16AsBits(): void {
+  const g = globalThis as { Float16Array?: unknown };
+  const saved = g.Float16Array;
+  if (saved === undefined) return;
+  try {
+    g.Float16Array = undefined;
+    new ort.Tensor("float16", new Uint16Array(1), [1]);
+  } finally {
+    g.Float16Array = saved;
+  }
+}
+_float16AsBits();
 
 /** Options of {@linkcode runOrt} and {@linkcode ortSession}. */
 export interface OrtRunOptions {

@@ -6,11 +6,11 @@
 // Scratch panels are module-level, grow-only (the ref target is single-threaded).
 
 /** Rows of the micro-tile. */
-export const MR: i32 = 4;
+export const MR: i32 = 6;
 /** Columns of the micro-tile (two f32x4). */
 export const NR: i32 = 8;
 const KC: i32 = 256;
-const MC: i32 = 120;
+const MC: i32 = 384;
 const NC: i32 = 2048;
 
 let packA: usize = 0;
@@ -139,6 +139,14 @@ function packBPanel(transB: bool, B: usize, ldb: i32, p0: i32, j0: i32, kc: i32,
   }
 }
 
+/** c + a * b: fused (relaxed_madd) when the build enables relaxed-simd, else mul + add. */
+// @ts-ignore: decorator
+@inline
+function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(c, f32x4.mul(a, b));
+}
+
 /**
  * The 4x8 micro-kernel: C[0..4][0..8] (row stride ldc4 bytes) = (acc ? C : 0) + pa * pb over kc.
  * pa: kc x 4 packed, pb: kc x 8 packed.
@@ -159,31 +167,31 @@ function micro4x8(kc: i32, pa: usize, pb: usize, C: usize, ldc4: usize, acc: boo
     let b0 = v128.load(pb);
     let b1 = v128.load(pb, 16);
     let a = v128.load32_splat(pa);
-    c00 = f32x4.add(c00, f32x4.mul(a, b0));
-    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
     a = v128.load32_splat(pa, 4);
-    c10 = f32x4.add(c10, f32x4.mul(a, b0));
-    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
     a = v128.load32_splat(pa, 8);
-    c20 = f32x4.add(c20, f32x4.mul(a, b0));
-    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    c20 = madd(a, b0, c20);
+    c21 = madd(a, b1, c21);
     a = v128.load32_splat(pa, 12);
-    c30 = f32x4.add(c30, f32x4.mul(a, b0));
-    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    c30 = madd(a, b0, c30);
+    c31 = madd(a, b1, c31);
     b0 = v128.load(pb, 32);
     b1 = v128.load(pb, 48);
     a = v128.load32_splat(pa, 16);
-    c00 = f32x4.add(c00, f32x4.mul(a, b0));
-    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
     a = v128.load32_splat(pa, 20);
-    c10 = f32x4.add(c10, f32x4.mul(a, b0));
-    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
     a = v128.load32_splat(pa, 24);
-    c20 = f32x4.add(c20, f32x4.mul(a, b0));
-    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    c20 = madd(a, b0, c20);
+    c21 = madd(a, b1, c21);
     a = v128.load32_splat(pa, 28);
-    c30 = f32x4.add(c30, f32x4.mul(a, b0));
-    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    c30 = madd(a, b0, c30);
+    c31 = madd(a, b1, c31);
     pa += 32;
     pb += 64;
     k -= 2;
@@ -192,17 +200,17 @@ function micro4x8(kc: i32, pa: usize, pb: usize, C: usize, ldc4: usize, acc: boo
     const b0 = v128.load(pb);
     const b1 = v128.load(pb, 16);
     let a = v128.load32_splat(pa);
-    c00 = f32x4.add(c00, f32x4.mul(a, b0));
-    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
     a = v128.load32_splat(pa, 4);
-    c10 = f32x4.add(c10, f32x4.mul(a, b0));
-    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
     a = v128.load32_splat(pa, 8);
-    c20 = f32x4.add(c20, f32x4.mul(a, b0));
-    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    c20 = madd(a, b0, c20);
+    c21 = madd(a, b1, c21);
     a = v128.load32_splat(pa, 12);
-    c30 = f32x4.add(c30, f32x4.mul(a, b0));
-    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    c30 = madd(a, b0, c30);
+    c31 = madd(a, b1, c31);
   }
   let c = C;
   if (acc) {
@@ -252,23 +260,23 @@ function micro6x8(kc: i32, pa: usize, pb: usize, C: usize, ldc4: usize, acc: boo
     const b0 = v128.load(pb);
     const b1 = v128.load(pb, 16);
     let a = v128.load32_splat(pa);
-    c00 = f32x4.add(c00, f32x4.mul(a, b0));
-    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
     a = v128.load32_splat(pa, 4);
-    c10 = f32x4.add(c10, f32x4.mul(a, b0));
-    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
     a = v128.load32_splat(pa, 8);
-    c20 = f32x4.add(c20, f32x4.mul(a, b0));
-    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    c20 = madd(a, b0, c20);
+    c21 = madd(a, b1, c21);
     a = v128.load32_splat(pa, 12);
-    c30 = f32x4.add(c30, f32x4.mul(a, b0));
-    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    c30 = madd(a, b0, c30);
+    c31 = madd(a, b1, c31);
     a = v128.load32_splat(pa, 16);
-    c40 = f32x4.add(c40, f32x4.mul(a, b0));
-    c41 = f32x4.add(c41, f32x4.mul(a, b1));
+    c40 = madd(a, b0, c40);
+    c41 = madd(a, b1, c41);
     a = v128.load32_splat(pa, 20);
-    c50 = f32x4.add(c50, f32x4.mul(a, b0));
-    c51 = f32x4.add(c51, f32x4.mul(a, b1));
+    c50 = madd(a, b0, c50);
+    c51 = madd(a, b1, c51);
     pa += 24;
     pb += 32;
   }
@@ -366,14 +374,18 @@ export function sgemm(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha:
     if (beta != 1) scaleC(M, N, beta, C, ldc);
     return;
   }
-  if (M == 1 && !transB) {
-    // a row vector times B: stream B's rows with SIMD, no packing.
-    gemvRow(transA, N, K, alpha, A, lda, B, ldb, beta, C);
+  if (M == 1) {
+    // a row vector times B: stream B with SIMD, no packing.
+    if (transB) gemvDot(transA, N, K, alpha, A, lda, B, ldb, beta, C);
+    else gemvRow(transA, N, K, alpha, A, lda, B, ldb, beta, C);
     return;
   }
   // beta other than 0/1: scale C once, then accumulate.
   let firstAcc = beta != 0;
   if (beta != 0 && beta != 1) scaleC(M, N, beta, C, ldc);
+  // balanced M blocks of at most MC rows, a multiple of MR
+  const mBlocks = (M + MC - 1) / MC;
+  const mcStep = ((M + mBlocks - 1) / mBlocks + MR - 1) / MR * MR;
   for (let j0 = 0; j0 < N; j0 += NC) {
     const nc = N - j0 < NC ? N - j0 : NC;
     const ncPad = (nc + NR - 1) / NR * NR;
@@ -382,8 +394,8 @@ export function sgemm(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha:
       const acc = p0 > 0 || firstAcc;
       const pb = ensureB(<usize>(ncPad * kc) << 2);
       packBPanel(transB, B, ldb, p0, j0, kc, nc, pb);
-      for (let i0 = 0; i0 < M; i0 += MC) {
-        const mc = M - i0 < MC ? M - i0 : MC;
+      for (let i0 = 0; i0 < M; i0 += mcStep) {
+        const mc = M - i0 < mcStep ? M - i0 : mcStep;
         const mcPad = (mc + MR - 1) / MR * MR;
         const pa = ensureA(<usize>(mcPad * kc) << 2);
         packAPanel(transA, A, lda, i0, p0, mc, kc, alpha, pa);
@@ -421,6 +433,32 @@ function gemvRow(transA: bool, N: i32, K: i32, alpha: f32, A: usize, lda: i32, B
       const o = <usize>j << 2;
       store<f32>(C + o, load<f32>(C + o) + av * load<f32>(brow + o));
     }
+  }
+}
+
+/** C[1 x N] = alpha * a[1 x K] * B^T (B is N x K) + beta * C: one SIMD dot product per row of B. */
+function gemvDot(transA: bool, N: i32, K: i32, alpha: f32, A: usize, lda: i32, B: usize, ldb: i32, beta: f32,
+  C: usize): void {
+  let a = A;
+  if (transA && lda != 1) {
+    // gather the strided column of A into contiguous scratch
+    a = ensureA(<usize>K << 2);
+    for (let p = 0; p < K; p++) store<f32>(a + (<usize>p << 2), load<f32>(A + ((<usize>p * <usize>lda) << 2)));
+  }
+  const k4 = K & ~3;
+  for (let j = 0; j < N; j++) {
+    const brow = B + ((<usize>j * <usize>ldb) << 2);
+    let acc = f32x4.splat(0);
+    let p = 0;
+    for (; p < k4; p += 4) {
+      const o = <usize>p << 2;
+      acc = madd(v128.load(a + o), v128.load(brow + o), acc);
+    }
+    let s: f32 = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) +
+      f32x4.extract_lane(acc, 3);
+    for (; p < K; p++) s += load<f32>(a + (<usize>p << 2)) * load<f32>(brow + (<usize>p << 2));
+    const cp = C + (<usize>j << 2);
+    store<f32>(cp, alpha * s + (beta == 0 ? 0 : beta * load<f32>(cp)));
   }
 }
 

@@ -102,7 +102,9 @@ export function reduceF64(code: i32, x: Tensor, keep: Array<i32>): StaticArray<f
     reduceInto(R_SUMEXP, x, keep, acc, m);
     for (let i = 0; i < outN; i++) {
       const mi = unchecked(m[i]);
-      unchecked(acc[i] = isFinite(mi) ? Math.log(unchecked(acc[i])) + mi : (mi == Infinity ? Infinity : Math.log(unchecked(acc[i]))));
+      // all -inf: log(0) = -inf; a +inf makes the result +inf
+      const s = unchecked(acc[i]);
+      unchecked(acc[i] = isFinite(mi) ? Math.log(s) + mi : (mi == Infinity ? Infinity : Math.log(s)));
     }
     return acc;
   }

@@ -9,19 +9,26 @@ import {
 } from "../ir/dtype";
 import { ComputeContext, Op, OP_COMMUTATIVE, OP_ELEMENTWISE, ShapeContext } from "./op";
 import { registerOp } from "./registry";
+import { registerQuant } from "./math/quant";
 import {
   B_ADD, B_AND, B_DIV, B_FMOD, B_MAX, B_MIN, B_MOD, B_MUL, B_OR, B_POW, B_PRELU, B_SECOND, B_SHL,
   B_SHR, B_SUB, B_XOR, Bcast, binF64, binRow, binRowF32, C_EQ, C_GE, C_GT, C_LE, C_LT, cmpF64, cmpRow,
   f32SimdBinary, loadF64, loadI64, storeF64, storeI64,
 } from "../kernels/eltwise";
-
 import {
-  U_ABS, U_ACOS, U_ACOSH, U_ASIN, U_ASINH, U_ATAN, U_ATANH, U_BITNOT, U_CEIL, U_CELU, U_CLIP, U_COS, U_COSH, U_ELU, U_ERF, U_EXP, U_FLOOR, U_GELU, U_GELU_TANH, U_HSIG, U_HSWISH, U_ISINF, U_ISNAN, U_LEAKY, U_LOG, U_MISH, U_NEG, U_NOT, U_RECIP, U_RELU, U_ROUND, U_SELU, U_SHRINK, U_SIGMOID, U_SIGN, U_SIN, U_SINH, U_SOFTPLUS, U_SOFTSIGN, U_SQRT, U_SQUARE, U_CUBE, U_TAN, U_TANH, U_THRELU, unaryF32, unaryTestF32, unaryF64, unaryI64, unarySimd,
+  U_ABS, U_ACOS, U_ACOSH, U_ASIN, U_ASINH, U_ATAN, U_ATANH, U_BITNOT, U_CEIL, U_CELU, U_CLIP, U_COS,
+  U_COSH, U_ELU, U_ERF, U_EXP, U_FLOOR, U_GELU, U_GELU_TANH, U_HSIG, U_HSWISH, U_ISINF, U_ISNAN, U_LEAKY,
+  U_LOG, U_MISH, U_NEG, U_NOT, U_RECIP, U_RELU, U_ROUND, U_SELU, U_SHRINK, U_SIGMOID, U_SIGN, U_SIN,
+  U_SINH, U_SOFTPLUS, U_SOFTSIGN, U_SQRT, U_SQUARE, U_CUBE, U_TAN, U_TANH, U_THRELU, unaryF32,
+  unaryTestF32, unaryF64, unaryI64, unarySimd,
 } from "./math/unary";
 
 // ---- helpers shared with other math files ----
 
-/** "cannot broadcast float32[2,3] with float32[4]", or null when the lens broadcast. */
+/**
+ * The broadcast lens of inputs [first, first+count); null after recording
+ * "cannot broadcast float32[2,3] with float32[4]".
+ */
 export function broadcastAll(ctx: ShapeContext, first: i32, count: i32): Array<i32> | null {
   let lens = ctx.input(first).lens;
   for (let i = first + 1; i < first + count; i++) {
@@ -113,9 +120,8 @@ function binRowsGeneric(bc: Bcast, op: i32, cmp: bool, a: Tensor, b: Tensor, o: 
 /** o = a (op) b with numpy broadcasting; a, b and o may alias elementwise. */
 export function runBinary(op: i32, cmp: bool, a: Tensor, b: Tensor, o: Tensor): void {
   const dt = a.shape.dtype;
-  if (op == B_POW && dt == DT_FLOAT && b.shape.dtype == DT_FLOAT && b.elements() == 1 && powF32(a, load<f32>(b.ptr), o)) {
-    return;
-  }
+  const scalarB = b.shape.dtype == DT_FLOAT && b.elements() == 1;
+  if (op == B_POW && dt == DT_FLOAT && scalarB && powF32(a, load<f32>(b.ptr), o)) return;
   const bc = new Bcast(o.shape.lens, [a.shape.lens, b.shape.lens]);
   if (dt != b.shape.dtype) { binRowsGeneric(bc, op, cmp, a, b, o); return; }
   if (cmp) {
@@ -340,7 +346,8 @@ function selRowsU32(bc: Bcast, c: usize, x: usize, y: usize, o: usize): void {
     }
     for (; i < inner; i++) {
       const cv = load<u8>(pc + <usize>(i * dc));
-      store<u32>(po + (<usize>i << 2), cv != 0 ? load<u32>(px + (<usize>(i * dx) << 2)) : load<u32>(py + (<usize>(i * dy) << 2)));
+      const src = cv != 0 ? px + (<usize>(i * dx) << 2) : py + (<usize>(i * dy) << 2);
+      store<u32>(po + (<usize>i << 2), load<u32>(src));
     }
     bc.next();
   }
@@ -384,6 +391,11 @@ const UK_SIGNED: i32 = 1; // floats and all integers (Neg, Abs, Sign, Relu, Clip
 const UK_BOOL: i32 = 2; // Not
 const UK_INT: i32 = 3; // BitwiseNot
 
+/** Whether optional input i is present with at least one element (Clip's min/max). */
+function _hasScalar(ctx: ComputeContext, i: i32): bool {
+  return ctx.hasInput(i) && ctx.input(i).elements() > 0;
+}
+
 class UnaryOp extends Op {
   code: i32;
   kind: i32;
@@ -422,8 +434,8 @@ class UnaryOp extends Op {
           p0 = <f64>a.getFloat("min", -f32.MAX_VALUE);
           p1 = <f64>a.getFloat("max", f32.MAX_VALUE);
         } else {
-          p0 = ctx.hasInput(1) && ctx.input(1).elements() > 0 ? loadF64(ctx.input(1).shape.dtype, ctx.input(1).ptr) : -Infinity;
-          p1 = ctx.hasInput(2) && ctx.input(2).elements() > 0 ? loadF64(ctx.input(2).shape.dtype, ctx.input(2).ptr) : Infinity;
+          p0 = _hasScalar(ctx, 1) ? loadF64(ctx.input(1).shape.dtype, ctx.input(1).ptr) : -Infinity;
+          p1 = _hasScalar(ctx, 2) ? loadF64(ctx.input(2).shape.dtype, ctx.input(2).ptr) : Infinity;
         }
         break;
       }
@@ -460,8 +472,8 @@ class UnaryOp extends Op {
       }
     } else if (code == U_CLIP) {
       // integer Clip: bounds as integers (inputs are the same integer type)
-      const lo: i64 = ctx.opset >= 11 && ctx.hasInput(1) && ctx.input(1).elements() > 0 ? loadI64(dt, ctx.input(1).ptr) : i64.MIN_VALUE;
-      const hi: i64 = ctx.opset >= 11 && ctx.hasInput(2) && ctx.input(2).elements() > 0 ? loadI64(dt, ctx.input(2).ptr) : i64.MAX_VALUE;
+      const lo: i64 = ctx.opset >= 11 && _hasScalar(ctx, 1) ? loadI64(dt, ctx.input(1).ptr) : i64.MIN_VALUE;
+      const hi: i64 = ctx.opset >= 11 && _hasScalar(ctx, 2) ? loadI64(dt, ctx.input(2).ptr) : i64.MAX_VALUE;
       const unsigned = dt == DT_UINT64;
       for (let i = 0; i < n; i++) {
         const v = loadI64(dt, x.ptr + <usize>i * si);
@@ -529,7 +541,9 @@ class GeluOp extends UnaryOp {
       unaryF32(code, x.ptr, o.ptr, n, 0, 0);
     } else {
       const sz = <usize>dtypeSize(dt);
-      for (let i = 0; i < n; i++) storeF64(dt, o.ptr + <usize>i * sz, unaryF64(code, loadF64(dt, x.ptr + <usize>i * sz), 0, 0));
+      for (let i = 0; i < n; i++) {
+        storeF64(dt, o.ptr + <usize>i * sz, unaryF64(code, loadF64(dt, x.ptr + <usize>i * sz), 0, 0));
+      }
     }
     return true;
   }
@@ -663,4 +677,5 @@ export function registerElementwise(): void {
   registerOp(new UnaryOp("Atanh", U_ATANH, UK_FLOAT));
   registerOp(new CastOp("Cast", false));
   registerOp(new CastOp("CastLike", true));
+  registerQuant();
 }

@@ -40,6 +40,16 @@ function expandF64(p: Tensor, lens: Array<i32>): StaticArray<f64> {
   return out;
 }
 
+/** Element k of t as f64. */
+function loadAt(t: Tensor, k: i32): f64 {
+  return loadF64(t.shape.dtype, t.ptr + <usize>k * <usize>dtypeSize(t.shape.dtype));
+}
+
+/** Stores v as element k of t. */
+function storeAt(t: Tensor, k: i32, v: f64): void {
+  storeF64(t.shape.dtype, t.ptr + <usize>k * <usize>dtypeSize(t.shape.dtype), v);
+}
+
 function toF32(a: StaticArray<f64>): StaticArray<f32> {
   const out = new StaticArray<f32>(a.length);
   for (let i = 0; i < a.length; i++) unchecked(out[i] = <f32>unchecked(a[i]));
@@ -220,8 +230,8 @@ class BatchNormOp extends Op {
     const sc = ctx.input(1), bi = ctx.input(2), mi = ctx.input(3), vi = ctx.input(4);
     const mean = new StaticArray<f64>(c), vr = new StaticArray<f64>(c);
     for (let k = 0; k < c; k++) {
-      mean[k] = loadF64(mi.shape.dtype, mi.ptr + <usize>k * <usize>dtypeSize(mi.shape.dtype));
-      vr[k] = loadF64(vi.shape.dtype, vi.ptr + <usize>k * <usize>dtypeSize(vi.shape.dtype));
+      mean[k] = loadAt(mi, k);
+      vr[k] = loadAt(vi, k);
     }
     if (training) {
       const cnt = <f64>nb * <f64>sp;
@@ -238,10 +248,11 @@ class BatchNormOp extends Op {
         const m = s / cnt;
         const v = s2 / cnt - m * m;
         // outputs: running mean/var (and, before opset 14, saved mean/var)
-        if (ctx.outputs.length > 1) storeF64(ctx.output(1).shape.dtype, ctx.output(1).ptr + <usize>k * <usize>dtypeSize(ctx.output(1).shape.dtype), mean[k] * mom + m * (1 - mom));
-        if (ctx.outputs.length > 2) storeF64(ctx.output(2).shape.dtype, ctx.output(2).ptr + <usize>k * <usize>dtypeSize(ctx.output(2).shape.dtype), vr[k] * mom + v * (1 - mom));
-        if (ctx.outputs.length > 3) storeF64(ctx.output(3).shape.dtype, ctx.output(3).ptr + <usize>k * <usize>dtypeSize(ctx.output(3).shape.dtype), m);
-        if (ctx.outputs.length > 4) storeF64(ctx.output(4).shape.dtype, ctx.output(4).ptr + <usize>k * <usize>dtypeSize(ctx.output(4).shape.dtype), v);
+        const no = ctx.outputs.length;
+        if (no > 1) storeAt(ctx.output(1), k, mean[k] * mom + m * (1 - mom));
+        if (no > 2) storeAt(ctx.output(2), k, vr[k] * mom + v * (1 - mom));
+        if (no > 3) storeAt(ctx.output(3), k, m);
+        if (no > 4) storeAt(ctx.output(4), k, v);
         mean[k] = m;
         vr[k] = v;
       }
@@ -252,8 +263,8 @@ class BatchNormOp extends Op {
       }
     }
     for (let k = 0; k < c; k++) {
-      const a = loadF64(sc.shape.dtype, sc.ptr + <usize>k * <usize>dtypeSize(sc.shape.dtype)) / Math.sqrt(vr[k] + eps);
-      const b = loadF64(bi.shape.dtype, bi.ptr + <usize>k * <usize>dtypeSize(bi.shape.dtype)) - mean[k] * a;
+      const a = loadAt(sc, k) / Math.sqrt(vr[k] + eps);
+      const b = loadAt(bi, k) - mean[k] * a;
       for (let n = 0; n < nb; n++) {
         const off = (<usize>n * <usize>c + <usize>k) * <usize>sp * sz;
         if (dt == DT_FLOAT) {
@@ -308,8 +319,8 @@ class InstanceNormOp extends Op {
     const sb = new StaticArray<f32>(2); // scale and bias of the current channel
     for (let n = 0; n < nb; n++) {
       for (let k = 0; k < c; k++) {
-        const s = loadF64(sc.shape.dtype, sc.ptr + <usize>k * <usize>dtypeSize(sc.shape.dtype));
-        const b = loadF64(bi.shape.dtype, bi.ptr + <usize>k * <usize>dtypeSize(bi.shape.dtype));
+        const s = loadAt(sc, k);
+        const b = loadAt(bi, k);
         const off = (<usize>n * <usize>c + <usize>k) * <usize>sp * sz;
         if (dt == DT_FLOAT) {
           rowStatsF32(x.ptr + off, sp, eps, st);
@@ -441,7 +452,54 @@ class MvnOp extends Op {
   }
 }
 
+// ---- LRN: x / (bias + alpha / size * sum of x^2 over nearby channels)^beta ----
+
+class LrnOp extends Op {
+  constructor() {
+    super("LRN", 0);
+  }
+
+  computeShape(ctx: ShapeContext): bool {
+    if (!requireFloat(ctx, 1)) return false;
+    const x = ctx.input(0);
+    if (x.rank() < 2) return ctx.fail("input X must have rank 2 or more, got " + x.toString());
+    if (ctx.attrs.getInt("size", 0) < 1) return ctx.fail("attribute 'size' must be a positive integer");
+    ctx.out(Shape.standard(x.dtype, x.lens));
+    return true;
+  }
+
+  compute(ctx: ComputeContext): bool {
+    const x = ctx.input(0);
+    const o = ctx.output(0);
+    const l = x.shape.lens;
+    const nb = l[0], c = l[1], sp = prod(l, 2, l.length);
+    const size = <i32>ctx.attrs.getInt("size", 1);
+    const alpha = <f64>ctx.attrs.getFloat("alpha", 1e-4) / <f64>size;
+    const beta = <f64>ctx.attrs.getFloat("beta", 0.75);
+    const bias = <f64>ctx.attrs.getFloat("bias", 1.0);
+    const lo = (size - 1) / 2, hi = size - 1 - lo;
+    const dt = x.shape.dtype;
+    const sz = <usize>dtypeSize(dt);
+    for (let n = 0; n < nb; n++) {
+      for (let k = 0; k < c; k++) {
+        const c0 = max<i32>(0, k - lo), c1 = min<i32>(c - 1, k + hi);
+        for (let i = 0; i < sp; i++) {
+          let s: f64 = 0;
+          for (let j = c0; j <= c1; j++) {
+            const v = loadF64(dt, x.ptr + ((<usize>n * <usize>c + <usize>j) * <usize>sp + <usize>i) * sz);
+            s += v * v;
+          }
+          const q = ((<usize>n * <usize>c + <usize>k) * <usize>sp + <usize>i) * sz;
+          storeF64(dt, o.ptr + q, loadF64(dt, x.ptr + q) / Math.pow(bias + alpha * s, beta));
+        }
+      }
+    }
+    return true;
+  }
+}
+
 export function registerNorm(): void {
+  registerOp(new LrnOp());
   registerOp(new LayerNormOp());
   registerOp(new BatchNormOp());
   registerOp(new InstanceNormOp());

@@ -5,8 +5,10 @@ import { Cse } from "./cse";
 import { Dce } from "./dce";
 import { EliminateIdentity } from "./eliminate_identity";
 import { FoldConstants } from "./fold_constants";
+import { HoistPrepare } from "./hoist_prepare";
 import { MemoryPlan } from "./memory_plan";
 import { Pass } from "./pass";
+import { ReplaceExternalWeights, WeightTable } from "./replace_external_weights";
 import { validateModule } from "./validate";
 import { FOLD_MAX_BYTES } from "../ir/codec";
 
@@ -25,6 +27,21 @@ export function refPasses(): Array<Pass> {
   p.push(new Cse());
   p.push(new Dce());
   p.push(new MemoryPlan());
+  return p;
+}
+
+/**
+ * The passes that lower literals on `target` (baking, docs/internals.md "Baking"): first
+ * replace_external_weights (the weights named in `table` become host literals in place), then
+ * what the target needs once literals appear. For `ref`: hoist_prepare (weight-only work stays
+ * in the prepare step). No folding, dce or re-planning: a compiled program's plan is positional.
+ * Null for an unknown target.
+ */
+export function literalPasses(target: string, table: WeightTable): Array<Pass> | null {
+  if (target != "ref") return null;
+  const p = new Array<Pass>();
+  p.push(new ReplaceExternalWeights(table));
+  p.push(new HoistPrepare());
   return p;
 }
 

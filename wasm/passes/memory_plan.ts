@@ -37,8 +37,8 @@ function markModuleUses(prog: Program, sub: Module, pos: i32, last: Map<i32, i32
   for (let j = 0; j < sub.returns.length; j++) last.set(sub.returns[j].id, pos);
 }
 
-/** A node whose inputs are all literals, weights or other hoisted outputs. */
-function hoistable(ins: Instruction, fixed: Set<i32>): bool {
+/** A node whose inputs are all literals, weights or other hoisted outputs (also used by hoist_prepare). */
+export function hoistable(ins: Instruction, fixed: Set<i32>): bool {
   if (ins.kind != K_NODE || ins.op == null || ins.op!.has(OP_NO_FOLD)) return false;
   const names = ins.attrs.names();
   for (let i = 0; i < names.length; i++) if (ins.attrs.getGraph(names[i]) >= 0) return false;

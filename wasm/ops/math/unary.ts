@@ -125,8 +125,9 @@ export function unaryTestF32(code: i32, px: usize, po: usize, n: i32, detectPos:
   let i: i32 = 0;
   for (; i + 16 <= n; i += 16) {
     const p = px + (<usize>i << 2);
-    const a = i16x8.narrow_i32x4_s(vtest(isNan, v128.load(p), pos, neg), vtest(isNan, v128.load(p + 16), pos, neg));
-    const b = i16x8.narrow_i32x4_s(vtest(isNan, v128.load(p + 32), pos, neg), vtest(isNan, v128.load(p + 48), pos, neg));
+    const m0 = vtest(isNan, v128.load(p), pos, neg), m1 = vtest(isNan, v128.load(p + 16), pos, neg);
+    const m2 = vtest(isNan, v128.load(p + 32), pos, neg), m3 = vtest(isNan, v128.load(p + 48), pos, neg);
+    const a = i16x8.narrow_i32x4_s(m0, m1), b = i16x8.narrow_i32x4_s(m2, m3);
     v128.store(po + <usize>i, v128.and(i8x16.narrow_i16x8_s(a, b), one));
   }
   for (; i < n; i++) {

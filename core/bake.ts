@@ -1,0 +1,155 @@
+/**
+ * Baking: `replaceOnnxExternalWeights` turns a compiled program's deferred weights into
+ * literals lowered for a target, without recompiling. It copies the program in the core and
+ * runs the target's literal passes (`replace_external_weights`, then what the target needs
+ * once literals appear) through the pass manager over every module, submodules included.
+ * The template program is left untouched; the result is not finalized: `finalize(target)`
+ * in process, or `save` then `load`.
+ * @module
+ */
+import { KilnError } from "./errors.ts";
+import type { HostLiteral, ValueInfo } from "./onnx/import.ts";
+import { deserializeProgram, type Program, type WeightInfo } from "./program.ts";
+import { viewAs, type Tensor } from "./tensor.ts";
+import { specsOf, WeightSet, type WeightSpec } from "./weights/weight_set.ts";
+
+/** Targets whose literal passes kiln has. */
+export const BAKE_TARGETS = ["ref"] as const;
+
+/**
+ * A program whose weights were baked: serialized, not finalized. `finalize(target)` gives a
+ * runnable Program; `save` writes it as a `.kiln` file.
+ */
+export class BakedProgram {
+  readonly target: string;
+  readonly inputs: ValueInfo[];
+  readonly outputs: ValueInfo[];
+  /** weights still deferred (a partial bake leaves some) */
+  readonly weights: WeightInfo[];
+  /** names of the weights that became literals */
+  readonly baked: string[];
+  readonly finalized = false;
+  #ir: Uint8Array;
+  #hostLiterals: HostLiteral[];
+
+  /** @internal use `replaceOnnxExternalWeights`. */
+  constructor(
+    target: string,
+    template: Program,
+    baked: string[],
+    parts: { ir: Uint8Array; hostLiterals: HostLiteral[] },
+  ) {
+    this.target = target;
+    this.inputs = template.inputs.map((v) => ({ ...v, dims: [...v.dims] }));
+    this.outputs = template.outputs.map((v) => ({ ...v, dims: [...v.dims] }));
+    const set = new Set(baked);
+    this.weights = template.weights.filter((w) => !set.has(w.name)).map((w) => ({ ...w, dims: [...w.dims] }));
+    this.baked = [...baked];
+    this.#ir = parts.ir;
+    this.#hostLiterals = parts.hostLiterals;
+  }
+
+  /** The weights still deferred, with byte lengths. */
+  weightSignature(): WeightSpec[] {
+    return specsOf(this.weights);
+  }
+
+  /** The serialized program and its host literals (what `save` writes). */
+  serialize(): { ir: Uint8Array; hostLiterals: HostLiteral[] } {
+    return { ir: this.#ir, hostLiterals: this.#hostLiterals };
+  }
+
+  /**
+   * Finalizes for `target` in process: allocates memory, places literals and returns a
+   * runnable Program (no compiler pass runs).
+   */
+  finalize(target: string = this.target): Program {
+    if (target !== this.target) {
+      throw new KilnError(
+        "target",
+        `Cannot finalize for '${target}': the weights were baked with the literal passes of '${this.target}'`,
+      );
+    }
+    return deserializeProgram(this.#ir, this.#hostLiterals, target);
+  }
+}
+
+/** Options of `replaceOnnxExternalWeights`. */
+export interface BakeOptions {
+  /** Bake only the weights the source has; the others stay deferred. Default false. */
+  partial?: boolean;
+  /** Verify ONNX checksums of data files (default true). */
+  verifyChecksums?: boolean;
+  /** Rename map for safetensors sources. */
+  nameMap?: Record<string, string>;
+}
+
+/**
+ * Replaces a compiled program's `onnx_external_weights` instructions, in place, by literals
+ * from `source` (an ONNX external-data directory, a `.safetensors` file, or a WeightSet),
+ * lowered for `target`. The weight set is validated first; on failure nothing changes.
+ *
+ * @example
+ * ```ts ignore
+ * const baked = await replaceOnnxExternalWeights(program, "weights_v1", "ref");
+ * await save(baked, "model_v1.kiln");
+ * const ready = baked.finalize("ref");
+ * ```
+ */
+export async function replaceOnnxExternalWeights(
+  program: Program,
+  source: string | WeightSet,
+  target: string = program.target,
+  options: BakeOptions = {},
+): Promise<BakedProgram> {
+  if (!(BAKE_TARGETS as readonly string[]).includes(target)) {
+    throw new KilnError("target", `Unknown target '${target}' (targets with literal passes: ${BAKE_TARGETS.join(", ")})`);
+  }
+  if (program.weights.length === 0) {
+    throw new KilnError(
+      "weights",
+      "Cannot bake: the program has no deferred weights (parse with { deferExternalWeights: true })",
+    );
+  }
+  const set = await loadWeightSet(program, source, options);
+  const record: Record<string, Tensor> = {};
+  for (const t of set.tensors.values()) record[t.name] = { dtype: t.dtype, dims: t.dims, data: viewAs(t.dtype, t.bytes) };
+  const parts = program.bake(record);
+  return new BakedProgram(target, program, Object.keys(record), parts);
+}
+
+/**
+ * A weight set for `program` from a directory (ONNX external data), a `.safetensors` file,
+ * or a WeightSet (validated against the program's signature).
+ */
+export async function loadWeightSet(
+  program: Program | BakedProgram,
+  source: string | string[] | WeightSet,
+  options: BakeOptions = {},
+): Promise<WeightSet> {
+  const signature = program.weightSignature();
+  if (source instanceof WeightSet) {
+    source.validate(signature);
+    return source;
+  }
+  const files = Array.isArray(source) ? source : [source];
+  if (files.every((f) => f.endsWith(".safetensors"))) {
+    return await WeightSet.fromSafetensors(signature, files, options);
+  }
+  if (files.length !== 1) {
+    throw new KilnError("weights", `Give one weight directory or .safetensors files, not ${files.join(", ")}`);
+  }
+  let stat: Deno.FileInfo;
+  try {
+    stat = await Deno.stat(files[0]);
+  } catch {
+    throw new KilnError("io", `Weight source '${files[0]}' does not exist`);
+  }
+  if (!stat.isDirectory) {
+    throw new KilnError(
+      "weights",
+      `Weight source '${files[0]}' is neither a directory (ONNX external data) nor a .safetensors file`,
+    );
+  }
+  return await WeightSet.fromOnnxDir(signature, files[0], options);
+}
