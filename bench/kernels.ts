@@ -6,14 +6,15 @@
  * shapes, then reports SGEMM GFLOP/s at GPT-2's shapes and conv GFLOP/s at ResNet-50's.
  *
  * ```sh
- * ./node_modules/.bin/deno run -A bench/kernels.ts [--quick]
+ * ./node_modules/.bin/deno run -A bench/kernels.ts [--quick] [--relaxed]
+ * ./node_modules/.bin/deno run -A bench/kernels.ts --build-only OUT.wasm [--relaxed]   # compile only
+ * ./node_modules/.bin/deno run -A bench/kernels.ts --wasm OUT.wasm                      # run a prebuilt one
  * ```
  * @module
  */
-import asc from "assemblyscript/asc";
+import { parseArgs } from "node:util";
 
 const root = new URL("../", import.meta.url);
-const outFile = new URL("build/kernels_bench.wasm", root).pathname;
 
 interface KernelExports {
   memory: WebAssembly.Memory;
@@ -34,7 +35,9 @@ interface KernelExports {
   conv2d_repeat(...a: number[]): void;
 }
 
-async function _build(): Promise<KernelExports> {
+/** Compiles bench_entry.ts to `outFile` (flags: relaxed-simd on request). */
+async function _build(outFile: string, relaxed: boolean): Promise<void> {
+  const { default: asc } = await import("assemblyscript/asc");
   const { error, stderr } = await asc.main([
     new URL("wasm/kernels/bench_entry.ts", root).pathname,
     "--outFile",
@@ -42,7 +45,7 @@ async function _build(): Promise<KernelExports> {
     "-O3",
     "--noAssert",
     "--enable",
-    Deno.args.includes("--relaxed") ? "simd,relaxed-simd" : "simd",
+    relaxed ? "simd,relaxed-simd" : "simd",
     "--runtime",
     "incremental",
     "--bindings",
@@ -51,7 +54,10 @@ async function _build(): Promise<KernelExports> {
     "256",
   ], {});
   if (error) throw new Error(`Building the kernel benchmark failed: ${error.message}\n${stderr.toString()}`);
-  const bytes = await Deno.readFile(outFile);
+}
+
+async function _instantiate(file: string): Promise<KernelExports> {
+  const bytes = await Deno.readFile(file);
   const { instance } = await WebAssembly.instantiate(bytes, {
     env: {
       abort(_m: number, _f: number, line: number, col: number) {
@@ -166,9 +172,25 @@ function _timeConv(
 }
 
 if (import.meta.main) {
-  const quick = Deno.args.includes("--quick");
-  const minMs = quick ? 150 : 600;
-  const k = await _build();
+  const args = parseArgs({
+    options: {
+      quick: { type: "boolean" },
+      relaxed: { type: "boolean" },
+      wasm: { type: "string" },
+      "build-only": { type: "string" },
+    },
+  }).values;
+  const minMs = args.quick ? 150 : 600;
+  if (args["build-only"]) {
+    await _build(args["build-only"], !!args.relaxed);
+    Deno.exit(0);
+  }
+  let file = args.wasm;
+  if (!file) {
+    file = new URL("build/kernels_bench.wasm", root).pathname;
+    await _build(file, !!args.relaxed);
+  }
+  const k = await _instantiate(file);
   let worst = 0;
   for (
     const [tA, tB, M, N, K, al, be] of [

@@ -29,7 +29,13 @@ function bakeModel(): ModelSpec {
         { name: "B", dtype: "float32", dims: [2, 3], external: ext(24) },
       ],
       nodes: [
-        { op: "Transpose", name: "transpose_w", inputs: ["W"], outputs: ["wt"], attrs: { perm: { ints: [1, 0] } } },
+        {
+          op: "Transpose",
+          name: "transpose_w",
+          inputs: ["W"],
+          outputs: ["wt"],
+          attrs: { perm: { ints: [1, 0] } },
+        },
         { op: "Mul", name: "mul", inputs: ["x", "wt"], outputs: ["xw"] },
         {
           op: "If",
@@ -84,7 +90,9 @@ async function evalY(p: Program, c: boolean): Promise<number[]> {
 }
 
 /** Writes the model and weights.bin (W, B, A) into a temp dir and parses it with deferred weights. */
-async function withDeferredModel(fn: (template: Program, dir: string) => Promise<void>): Promise<void> {
+async function withDeferredModel(
+  fn: (template: Program, dir: string) => void | Promise<void>,
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "kiln_bake_test_" });
   try {
     await Deno.writeFile(`${dir}/model.onnx`, buildModel(bakeModel()));
@@ -141,7 +149,10 @@ interface _Info {
 
 /** A compiled handle of the model in a raw engine (tests of the `bake` export itself). */
 async function rawCompiled(dir: string): Promise<{ engine: Engine; h: number }> {
-  const parsed = await parseOnnx(`${dir}/model.onnx`, { deferExternalWeights: true, inputDims: { x: [2, 3] } });
+  const parsed = await parseOnnx(`${dir}/model.onnx`, {
+    deferExternalWeights: true,
+    inputDims: { x: [2, 3] },
+  });
   const enc = parsed.graph.encode();
   const engine = new Engine();
   const e = engine.exports;
@@ -263,7 +274,7 @@ Deno.test("bake fails with a clear error on a name that is not a weight", async 
 });
 
 Deno.test("bake records the literal passes in the baked program's pass list", async () => {
-  await withDeferredModel(async (template) => {
+  await withDeferredModel((template) => {
     const compiled = template.info().passes;
     assert.ok(compiled.includes("memory_plan"));
     for (const p of LITERAL_PASSES) assert.ok(!compiled.includes(p));
@@ -290,38 +301,50 @@ Deno.test("bake keeps the weight-only Transpose in the prepare step", async (t) 
       }
       baked.dispose();
     });
-    await t.step("the bake export's copy keeps the plan, is unfinalized, and runs finalized in place", async () => {
-      const { engine, h } = await rawCompiled(dir);
-      const e = engine.exports;
-      const tmpl = coreInfo(engine, h);
-      const ids: Record<string, number> = { W: 0, B: 1, A: 2 };
-      const copy = callBake(engine, h, weightTable(Object.entries(ids)));
-      assert.ok(copy > 0, `bake returned ${copy}`);
-      const info = coreInfo(engine, copy);
-      assert.deepEqual(info.weights, []);
-      assert.deepEqual(info.hostLiterals.map((l) => [l.name, l.id]).toSorted(), [["A", 2], ["B", 1], ["W", 0]]);
-      assert.equal(info.prepareCount, 1);
-      assert.equal(info.arenaBytes, tmpl.arenaBytes);
-      assert.deepEqual(info.passes, [...tmpl.passes, ...LITERAL_PASSES]);
-      // not finalized: run refuses; the template still has its weights
-      assert.notEqual(e.run(copy), 0);
-      assert.equal(coreInfo(engine, h).weights.length, 3);
-      assert.equal(e.finalize(copy), 0);
-      for (const [name, id] of Object.entries(ids)) {
-        const ptr = e.host_literal_ptr(copy, id);
-        assert.ok(ptr > 0, `host literal ${name}`);
-        engine.u8().set(new Uint8Array((WEIGHTS[name].data as Float32Array).buffer), ptr);
-      }
-      assert.equal(e.prepare(copy), 0);
-      engine.u8().set(new Uint8Array(new Float32Array(X).buffer), e.input_ptr(copy, 0));
-      for (const c of [true, false]) {
-        engine.u8()[e.input_ptr(copy, 1)] = c ? 1 : 0;
-        assert.equal(e.run(copy), 0);
-        const y = new Float32Array(engine.get(e.output_ptr(copy, 0), 24).buffer);
-        assert.deepEqual(Array.from(y), expected(c));
-      }
-      e.dispose(copy);
-      e.dispose(h);
-    });
+    await t.step(
+      "the bake export's copy keeps the plan, is unfinalized, and runs finalized in place",
+      async () => {
+        const { engine, h } = await rawCompiled(dir);
+        const e = engine.exports;
+        const tmpl = coreInfo(engine, h);
+        // A lives in the If's then branch (a submodule), W and B in main
+        assert.deepEqual(tmpl.weights.map((w) => [w.name, w.module > 0]).toSorted(), [
+          ["A", true],
+          ["B", false],
+          ["W", false],
+        ]);
+        const ids: Record<string, number> = { W: 0, B: 1, A: 2 };
+        const copy = callBake(engine, h, weightTable(Object.entries(ids)));
+        assert.ok(copy > 0, `bake returned ${copy}`);
+        const info = coreInfo(engine, copy);
+        assert.deepEqual(info.weights, []);
+        assert.deepEqual(info.hostLiterals.map((l) => [l.name, l.id]).toSorted(), [["A", 2], ["B", 1], [
+          "W",
+          0,
+        ]]);
+        assert.equal(info.prepareCount, 1);
+        assert.equal(info.arenaBytes, tmpl.arenaBytes);
+        assert.deepEqual(info.passes, [...tmpl.passes, ...LITERAL_PASSES]);
+        // not finalized: run refuses; the template still has its weights
+        assert.notEqual(e.run(copy), 0);
+        assert.equal(coreInfo(engine, h).weights.length, 3);
+        assert.equal(e.finalize(copy), 0);
+        for (const [name, id] of Object.entries(ids)) {
+          const ptr = e.host_literal_ptr(copy, id);
+          assert.ok(ptr > 0, `host literal ${name}`);
+          engine.u8().set(new Uint8Array((WEIGHTS[name].data as Float32Array).buffer), ptr);
+        }
+        assert.equal(e.prepare(copy), 0);
+        engine.u8().set(new Uint8Array(new Float32Array(X).buffer), e.input_ptr(copy, 0));
+        for (const c of [true, false]) {
+          engine.u8()[e.input_ptr(copy, 1)] = c ? 1 : 0;
+          assert.equal(e.run(copy), 0);
+          const y = new Float32Array(engine.get(e.output_ptr(copy, 0), 24).buffer);
+          assert.deepEqual(Array.from(y), expected(c));
+        }
+        e.dispose(copy);
+        e.dispose(h);
+      },
+    );
   });
 });

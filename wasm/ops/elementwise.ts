@@ -10,6 +10,7 @@ import {
 import { ComputeContext, Op, OP_COMMUTATIVE, OP_ELEMENTWISE, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 import { registerQuant } from "./math/quant";
+import { registerWindows } from "./math/window";
 import {
   B_ADD, B_AND, B_DIV, B_FMOD, B_MAX, B_MIN, B_MOD, B_MUL, B_OR, B_POW, B_PRELU, B_SECOND, B_SHL,
   B_SHR, B_SUB, B_XOR, Bcast, binF64, binRow, binRowF32, C_EQ, C_GE, C_GT, C_LE, C_LT, cmpF64, cmpRow,
@@ -678,4 +679,5 @@ export function registerElementwise(): void {
   registerOp(new CastOp("Cast", false));
   registerOp(new CastOp("CastLike", true));
   registerQuant();
+  registerWindows();
 }

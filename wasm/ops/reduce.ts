@@ -6,6 +6,7 @@ import { Shape } from "../ir/shape";
 import { ComputeContext, Op, OP_REDUCTION, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 import { registerLoss } from "./math/loss";
+import { registerDet } from "./math/det";
 import { loadF64, loadI64, storeF64, storeI64 } from "../kernels/eltwise";
 import {
   R_L1, R_L2, R_LOGSUM, R_LOGSUMEXP, R_MAX, R_MEAN, R_MIN, R_PROD, R_SUM, R_SUMSQUARE, reduceF64,
@@ -292,5 +293,6 @@ export function registerReduce(): void {
   registerOp(new SoftmaxOp("Hardmax", SM_HARDMAX));
   registerOp(new CumSumOp());
   registerLoss();
+  registerDet();
 }
 
