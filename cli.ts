@@ -209,6 +209,9 @@ async function _inspect(args: string[]): Promise<number> {
     } else {
       console.log(`deferred weights: none`);
     }
+    if (program.fixedWeights.length) {
+      console.log(`fixed weights (read at compile time, the compiler needs their values): ${program.fixedWeights.join(", ")}`);
+    }
     console.log(`instructions: ${info.instructionCount} in ${info.moduleCount} module(s)`);
     if (info.passes?.length) console.log(`passes: ${info.passes.join(", ")}`);
   } finally {

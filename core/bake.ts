@@ -28,6 +28,8 @@ export class BakedProgram {
   readonly weights: WeightInfo[];
   /** names of the weights that became literals */
   readonly baked: string[];
+  /** external initializers the compiler needed as constants (see Program.fixedWeights) */
+  readonly fixedWeights: string[];
   readonly finalized = false;
   #ir: Uint8Array;
   #hostLiterals: HostLiteral[];
@@ -45,6 +47,7 @@ export class BakedProgram {
     const set = new Set(baked);
     this.weights = template.weights.filter((w) => !set.has(w.name)).map((w) => ({ ...w, dims: [...w.dims] }));
     this.baked = [...baked];
+    this.fixedWeights = template.fixedWeights;
     this.#ir = parts.ir;
     this.#hostLiterals = parts.hostLiterals;
   }
@@ -70,7 +73,9 @@ export class BakedProgram {
         `Cannot finalize for '${target}': the weights were baked with the literal passes of '${this.target}'`,
       );
     }
-    return deserializeProgram(this.#ir, this.#hostLiterals, target);
+    const program = deserializeProgram(this.#ir, this.#hostLiterals, target);
+    program._setFixedWeights(this.fixedWeights);
+    return program;
   }
 }
 

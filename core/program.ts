@@ -147,6 +147,7 @@ export class Program {
   readonly weights: WeightInfo[];
   /** Per-pass timings when compiled with `{ timings: true }`. */
   readonly passTimings: { pass: string; ms: number }[];
+  #fixed: string[] = [];
   #engine: Engine | null;
   #h: number;
   #info: _CoreInfo;
@@ -253,6 +254,19 @@ export class Program {
       this.#boundWeights.set(name, t);
     }
     this.#prepared = false;
+  }
+
+  /**
+   * External initializers that stayed literals because the compiler needs their values (shape
+   * inputs, If conditions): part of the program, not replaceable by a weight set.
+   */
+  get fixedWeights(): string[] {
+    return [...this.#fixed];
+  }
+
+  /** @internal records the fixed weights (compile, load). */
+  _setFixedWeights(names: readonly string[]): void {
+    this.#fixed = [...names];
   }
 
   /**
@@ -495,6 +509,7 @@ export function compile(model: ParsedModel, target: "ref" = "ref", options: Comp
   if (status !== 0) throw engine.error("compile");
   const fin = _finalize(engine, h, model.hostLiterals, "compile");
   const program = new Program(fin.engine, fin.h, fin.info, model.hostLiterals, target);
+  program._setFixedWeights(model.fixedWeights ?? []);
   program._keepIr();
   return program;
 }

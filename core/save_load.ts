@@ -30,6 +30,7 @@ export async function save(program: Program | BakedProgram, path: string): Promi
       inputs: program.inputs,
       outputs: program.outputs,
       weights: program.weightSignature(),
+      fixedWeights: program.fixedWeights,
     },
   });
 }
@@ -45,7 +46,10 @@ export async function load(path: string): Promise<Program> {
     throw new KilnError("format", `Program file '${path}' targets '${meta.target}', which this kiln cannot run`);
   }
   try {
-    return deserializeProgram(ir, hostLiterals, "ref");
+    const program = deserializeProgram(ir, hostLiterals, "ref");
+    const fixed = meta.program?.fixedWeights;
+    if (Array.isArray(fixed)) program._setFixedWeights(fixed.map(String));
+    return program;
   } catch (e) {
     if (e instanceof KilnError) {
       throw new KilnError(e.code, `Cannot load program file '${path}': ${e.message}`, e);

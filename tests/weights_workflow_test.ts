@@ -245,3 +245,44 @@ Deno.test("WeightSet: float16 weights bind from safetensors", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("parseOnnx({ deferExternalWeights }) keeps shape inputs as fixed literals; save/load keeps the list", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const data = new Uint8Array(4096 + 16);
+    new BigInt64Array(data.buffer, 0, 2).set([2n, 3n]);
+    new Float32Array(data.buffer, 4096, 3).set([1, 2, 3]);
+    await Deno.writeFile(`${dir}/m.data`, data);
+    await Deno.writeFile(
+      `${dir}/m.onnx`,
+      buildModel({
+        graph: {
+          inputs: [{ name: "x", dtype: "float32", dims: [6] }],
+          outputs: [{ name: "y", dtype: "float32", dims: [2, 3] }],
+          initializers: [
+            { name: "shape", dtype: "int64", dims: [2], external: { location: "m.data", offset: 0, length: 16 } },
+            { name: "b", dtype: "float32", dims: [3], external: { location: "m.data", offset: 4096, length: 12 } },
+          ],
+          nodes: [
+            { op: "Reshape", inputs: ["x", "shape"], outputs: ["r"] },
+            { op: "Add", inputs: ["r", "b"], outputs: ["y"] },
+          ],
+        },
+      }),
+    );
+    const program = compile(await parseOnnx(`${dir}/m.onnx`, { deferExternalWeights: true }), "ref");
+    assert.deepEqual(program.fixedWeights, ["shape"]);
+    assert.deepEqual(program.weightSignature().map((w) => w.name), ["b"]);
+    await save(program, `${dir}/m.kiln`);
+    const loaded = await load(`${dir}/m.kiln`);
+    assert.deepEqual(loaded.fixedWeights, ["shape"]);
+    loaded.bindWeights(await WeightSet.fromOnnxDir(loaded, dir));
+    const y = (await loaded.eval({ x: { dtype: "float32", dims: [6], data: new Float32Array([0, 0, 0, 1, 1, 1]) } }))["y"];
+    assert.deepEqual(y.dims, [2, 3]);
+    assert.deepEqual([...y.data as Float32Array], [1, 2, 3, 2, 3, 4]);
+    program.dispose();
+    loaded.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,7 +1,7 @@
 // Normalizations: LayerNormalization (float32 SIMD rows), BatchNormalization (inference and
 // training mode), InstanceNormalization, LpNormalization, MeanVarianceNormalization.
 import { DT_DOUBLE, DT_FLOAT, dtypeSize, isFloat } from "../ir/dtype";
-import { Shape } from "../ir/shape";
+import { Shape, broadcastLens } from "../ir/shape";
 import { Tensor } from "../ir/tensor";
 import { ComputeContext, Op, ShapeContext } from "./op";
 import { registerOp } from "./registry";
@@ -133,6 +133,15 @@ class LayerNormOp extends Op {
     const a = ctx.attrs.getInt("axis", -1);
     const axis = normAxis(a, x.rank());
     if (axis < 0) return ctx.fail(axisError(a, x));
+    const nl = x.lens.slice(axis);
+    for (let i = 1; i < 3; i++) {
+      if (!ctx.hasInput(i)) continue;
+      const b = broadcastLens(ctx.input(i).lens, nl);
+      if (b == null || prod(b, 0, b.length) != prod(nl, 0, nl.length)) {
+        return ctx.fail((i == 1 ? "scale " : "bias ") + ctx.input(i).toString() +
+          " does not broadcast to the normalized shape " + Shape.standard(x.dtype, nl).toString());
+      }
+    }
     ctx.out(Shape.standard(x.dtype, x.lens));
     const stash = ctx.attrs.getInt("stash_type", 1) == 11 ? DT_DOUBLE : DT_FLOAT;
     const sl = new Array<i32>(x.rank());
