@@ -120,9 +120,11 @@ async function _compile(args: string[]): Promise<number> {
   const t3 = performance.now();
   const deferred = model.deferredWeights?.length ?? 0;
   _progress(
-    `kiln: compiled '${positionals[0]}' -> '${values.output}'${deferred ? ` with ${deferred} deferred weights` : ""} (parse ${
-      (t1 - t0).toFixed(0)
-    } ms, compile ${(t2 - t1).toFixed(0)} ms, save ${(t3 - t2).toFixed(0)} ms)`,
+    `kiln: compiled '${positionals[0]}' -> '${values.output}'${
+      deferred ? ` with ${deferred} deferred weights` : ""
+    } (parse ${(t1 - t0).toFixed(0)} ms, compile ${(t2 - t1).toFixed(0)} ms, save ${
+      (t3 - t2).toFixed(0)
+    } ms)`,
   );
   return 0;
 }
@@ -146,19 +148,25 @@ async function _run(args: string[]): Promise<number> {
   try {
     if (values.weights!.length) {
       const t0 = performance.now();
-      const set = await loadWeightSet(program, values.weights!.length === 1 ? values.weights![0] : values.weights!, {
-        partial: values.partial,
-      });
+      const set = await loadWeightSet(
+        program,
+        values.weights!.length === 1 ? values.weights![0] : values.weights!,
+        {
+          partial: values.partial,
+        },
+      );
       const r = program.bindWeights(set);
       _progress(
-        `kiln: bound ${r.copied} weight(s) (${_fmtBytes(r.bytesCopied)}) from ${values.weights!.join(", ")} in ${
-          (performance.now() - t0).toFixed(0)
-        } ms`,
+        `kiln: bound ${r.copied} weight(s) (${_fmtBytes(r.bytesCopied)}) from ${
+          values.weights!.join(", ")
+        } in ${(performance.now() - t0).toFixed(0)} ms`,
       );
     } else if (program.weights.length) {
       throw new KilnError(
         "weights",
-        `Program '${positionals[0]}' has ${program.weights.length} deferred weights: give them with --weights DIR|FILE.safetensors`,
+        `Program '${
+          positionals[0]
+        }' has ${program.weights.length} deferred weights: give them with --weights DIR|FILE.safetensors`,
       );
     }
     const inputs: Record<string, Tensor> = {};
@@ -202,15 +210,23 @@ async function _inspect(args: string[]): Promise<number> {
     console.log(`literals: ${info.literalCount} (${_fmtBytes(info.literalBytes)})`);
     if (info.weights.length) {
       const total = program.weightSignature().reduce((a, w) => a + w.byteLength, 0);
-      console.log(`deferred weights: ${info.weights.length} (${_fmtBytes(total)}), bound at run time or baked:`);
+      console.log(
+        `deferred weights: ${info.weights.length} (${_fmtBytes(total)}), bound at run time or baked:`,
+      );
       for (const w of program.weightSignature()) {
-        console.log(`  ${w.name}: ${describe(w.dtype, w.dims)} ${w.byteLength} B  ${w.location} @ ${w.offset}`);
+        console.log(
+          `  ${w.name}: ${describe(w.dtype, w.dims)} ${w.byteLength} B  ${w.location} @ ${w.offset}`,
+        );
       }
     } else {
       console.log(`deferred weights: none`);
     }
     if (program.fixedWeights.length) {
-      console.log(`fixed weights (read at compile time, the compiler needs their values): ${program.fixedWeights.join(", ")}`);
+      console.log(
+        `fixed weights (read at compile time, the compiler needs their values): ${
+          program.fixedWeights.join(", ")
+        }`,
+      );
     }
     console.log(`instructions: ${info.instructionCount} in ${info.moduleCount} module(s)`);
     if (info.passes?.length) console.log(`passes: ${info.passes.join(", ")}`);
@@ -247,7 +263,9 @@ async function _bake(args: string[]): Promise<number> {
     _progress(
       `kiln: baked ${baked.baked.length} weight(s) into '${values.output}'${
         baked.weights.length ? ` (${baked.weights.length} still deferred)` : ""
-      } (read ${(t1 - t0).toFixed(0)} ms, bake ${(t2 - t1).toFixed(0)} ms, save ${(performance.now() - t2).toFixed(0)} ms)`,
+      } (read ${(t1 - t0).toFixed(0)} ms, bake ${(t2 - t1).toFixed(0)} ms, save ${
+        (performance.now() - t2).toFixed(0)
+      } ms)`,
     );
   } finally {
     program.dispose();
@@ -264,16 +282,21 @@ async function _finalize(args: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("finalize takes one PROGRAM.kiln");
   const { meta } = await readProgramFile(positionals[0], { literals: false });
   if (values.target !== meta.target) {
-    throw new KilnError("target", `Program '${positionals[0]}' was compiled for '${meta.target}', not '${values.target}'`);
+    throw new KilnError(
+      "target",
+      `Program '${positionals[0]}' was compiled for '${meta.target}', not '${values.target}'`,
+    );
   }
   const t0 = performance.now();
   const program = await load(positionals[0]);
   const info = program.info();
   program.dispose();
   console.log(
-    `finalized '${positionals[0]}' for ${values.target} in ${(performance.now() - t0).toFixed(0)} ms: ${
-      info.literalCount
-    } literals (${_fmtBytes(info.literalBytes)}), ${_fmtBytes(info.arenaBytes)} arena, ${info.weights.length} deferred weights`,
+    `finalized '${positionals[0]}' for ${values.target} in ${
+      (performance.now() - t0).toFixed(0)
+    } ms: ${info.literalCount} literals (${_fmtBytes(info.literalBytes)}), ${
+      _fmtBytes(info.arenaBytes)
+    } arena, ${info.weights.length} deferred weights`,
   );
   return 0;
 }
@@ -293,12 +316,18 @@ async function _weights(args: string[]): Promise<number> {
   if (sub === "random") {
     if (positionals.length !== 1) throw new UsageError("weights random takes one MODEL.onnx or PROGRAM.kiln");
     const seed = Number(values.seed);
-    if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`Bad --seed '${values.seed}': a non-negative integer`);
+    if (!Number.isInteger(seed) || seed < 0) {
+      throw new UsageError(`Bad --seed '${values.seed}': a non-negative integer`);
+    }
     const t0 = performance.now();
     let bytes = 0, count = 0;
     if (positionals[0].endsWith(".kiln")) {
       const sig = await signatureOfFile(positionals[0]);
-      const files = await writeOnnxDataDir(values.output, sig, (s) => randomWeightBytes(seed, s.name, s.dtype, s.dims));
+      const files = await writeOnnxDataDir(
+        values.output,
+        sig,
+        (s) => randomWeightBytes(seed, s.name, s.dtype, s.dims),
+      );
       bytes = files.reduce((a, f) => a + f.bytes, 0);
       count = sig.length;
     } else {
@@ -314,7 +343,9 @@ async function _weights(args: string[]): Promise<number> {
     return 0;
   }
   if (sub === "convert") {
-    if (positionals.length !== 2) throw new UsageError("weights convert takes MODEL.onnx|PROGRAM.kiln and SRC");
+    if (positionals.length !== 2) {
+      throw new UsageError("weights convert takes MODEL.onnx|PROGRAM.kiln and SRC");
+    }
     const [ref, src] = positionals;
     const sig = await signatureOfFile(ref);
     if (src.endsWith(".safetensors")) {
@@ -325,7 +356,10 @@ async function _weights(args: string[]): Promise<number> {
         throw new UsageError("weights convert: one side must be a .safetensors file");
       }
       const set = await WeightSet.fromOnnxDir(sig, src);
-      await writeSafetensors(values.output, sig.map((s) => ({ ...s, bytes: set.tensors.get(s.name)!.bytes })));
+      await writeSafetensors(
+        values.output,
+        sig.map((s) => ({ ...s, bytes: set.tensors.get(s.name)!.bytes })),
+      );
     }
     _progress(`kiln: converted ${sig.length} weights from '${src}' to '${values.output}'`);
     return 0;
@@ -362,11 +396,15 @@ export async function main(args: string[]): Promise<number> {
     }
   } catch (e) {
     const err = e as Error;
-    if (err instanceof UsageError || String((err as { code?: string }).code ?? "").startsWith("ERR_PARSE_ARGS")) {
+    if (
+      err instanceof UsageError || String((err as { code?: string }).code ?? "").startsWith("ERR_PARSE_ARGS")
+    ) {
       console.error(`kiln: ${err.message.split("\n")[0]} (see 'kiln help')`);
       return 2;
     }
-    const msg = err instanceof KilnError ? err.message : `${err?.name ?? "Error"}: ${err?.message ?? String(e)}`;
+    const msg = err instanceof KilnError
+      ? err.message
+      : `${err?.name ?? "Error"}: ${err?.message ?? String(e)}`;
     // One line: a multi-problem error (a weight set that does not fit) lists its problems inline.
     const [head, ...more] = msg.split("\n").map((l) => l.trim().replace(/^- /, "")).filter((l) => l);
     console.error(`kiln: error: ${more.length ? `${head}: ${more.join("; ")}` : head}`);

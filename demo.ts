@@ -42,7 +42,9 @@ function _check(what: string, got: Tensor, want: Tensor): void {
   const d = _maxDiff(got, want);
   const ok = d <= 1e-6;
   if (!ok) failures++;
-  console.log(`  ${ok ? "ok  " : "FAIL"} ${what}: max |diff| vs from-scratch compile = ${d.toExponential(2)}`);
+  console.log(
+    `  ${ok ? "ok  " : "FAIL"} ${what}: max |diff| vs from-scratch compile = ${d.toExponential(2)}`,
+  );
 }
 
 /** A program compiled from scratch (weights read at parse time) from `dir`'s copy of the model. */
@@ -61,7 +63,10 @@ try {
   const x = _input(0);
   await writeRandomWeights(MODEL, `${dir}/v2`, { seed: 2 }); // weight set v2 (v1 ships with the model)
 
-  const model = await _time("parse (deferred weights)", () => parseOnnx(MODEL, { deferExternalWeights: true, inputDims: DIMS }));
+  const model = await _time(
+    "parse (deferred weights)",
+    () => parseOnnx(MODEL, { deferExternalWeights: true, inputDims: DIMS }),
+  );
   const program = await _time("compile once", () => compile(model, "ref"));
   const info = program.info();
   console.log(
@@ -88,9 +93,15 @@ try {
   _check("v2 swapped in", out2["probs"], await _fromScratch(`${dir}/v2`, x));
   _check("v1 baked, saved, loaded", out3["probs"], await _fromScratch(MODEL_DIR, x));
   const swapped = _maxDiff(out1["probs"], out2["probs"]);
-  console.log(`  ${swapped > 1e-3 ? "ok  " : "FAIL"} v1 and v2 give different outputs (max |diff| ${swapped.toFixed(4)})`);
+  console.log(
+    `  ${swapped > 1e-3 ? "ok  " : "FAIL"} v1 and v2 give different outputs (max |diff| ${
+      swapped.toFixed(4)
+    })`,
+  );
   if (swapped <= 1e-3) failures++;
-  console.log(`  probs (v1): [${Array.from(out1["probs"].data as Float32Array).map((v) => v.toFixed(4)).join(", ")}]`);
+  console.log(
+    `  probs (v1): [${Array.from(out1["probs"].data as Float32Array).map((v) => v.toFixed(4)).join(", ")}]`,
+  );
   program.dispose();
   loaded.dispose();
 } finally {

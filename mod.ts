@@ -27,10 +27,30 @@
  * ```
  * @module
  */
-export { type HostLiteral, parseOnnx, type ParseOptions, type ParsedModel, readTensorProto } from "./core/onnx/import.ts";
-export { type BindReport, compile, type CompileOptions, deserializeProgram, Program, type ProgramInfo, type WeightInfo } from "./core/program.ts";
-export { type BakeOptions, BakedProgram, loadWeightSet, replaceOnnxExternalWeights } from "./core/bake.ts";
-export { WeightSet, WeightSetError, type WeightSetOptions, type WeightSpec, type WeightTensor } from "./core/weights/weight_set.ts";
+export {
+  type HostLiteral,
+  type ParsedModel,
+  parseOnnx,
+  type ParseOptions,
+  readTensorProto,
+} from "./core/onnx/import.ts";
+export {
+  type BindReport,
+  compile,
+  type CompileOptions,
+  deserializeProgram,
+  Program,
+  type ProgramInfo,
+  type WeightInfo,
+} from "./core/program.ts";
+export { BakedProgram, type BakeOptions, loadWeightSet, replaceOnnxExternalWeights } from "./core/bake.ts";
+export {
+  WeightSet,
+  WeightSetError,
+  type WeightSetOptions,
+  type WeightSpec,
+  type WeightTensor,
+} from "./core/weights/weight_set.ts";
 export { readSafetensorsIndex, writeSafetensors } from "./core/weights/safetensors.ts";
 export { KilnError } from "./core/errors.ts";
 export { load, save } from "./core/save_load.ts";

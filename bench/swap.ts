@@ -50,7 +50,10 @@ const MODELS: Record<string, { file: string; input: () => Record<string, Tensor>
     },
   },
 };
-const DIMS: Record<string, Record<string, number[]>> = { gpt2: { ids: [1, 128] }, resnet50: { x: [1, 3, 224, 224] } };
+const DIMS: Record<string, Record<string, number[]>> = {
+  gpt2: { ids: [1, 128] },
+  resnet50: { x: [1, 3, 224, 224] },
+};
 
 function _median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -71,7 +74,11 @@ function _out(s = ""): void {
 
 const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
 const mem = Math.round(Deno.systemMemoryInfo().total / 2 ** 30);
-_out(`## Weight swap vs recompile vs session re-creation (bench/swap.ts), ${new Date().toISOString().slice(0, 10)}`);
+_out(
+  `## Weight swap vs recompile vs session re-creation (bench/swap.ts), ${
+    new Date().toISOString().slice(0, 10)
+  }`,
+);
 _out();
 _out(
   `Machine: ${cpu}, ${navigator.hardwareConcurrency} cores, ${mem} GiB; Deno ${Deno.version.deno}; ` +
@@ -90,13 +97,19 @@ for (const name of values.models!.split(",")) {
   }
   const tmp = await Deno.makeTempDir({ prefix: `kiln-swap-${name}-` });
   try {
-    const sets = [await writeRandomWeights(src, `${tmp}/v1`, { seed: 1 }), await writeRandomWeights(src, `${tmp}/v2`, { seed: 2 })];
+    const sets = [
+      await writeRandomWeights(src, `${tmp}/v1`, { seed: 1 }),
+      await writeRandomWeights(src, `${tmp}/v2`, { seed: 2 }),
+    ];
     const dirs = [`${tmp}/v1`, `${tmp}/v2`];
     const feeds = spec.input();
     const bytes = sets[0].files.reduce((a, f) => a + f.bytes, 0);
 
     const [compileMs, program] = await _ms(async () =>
-      compile(await parseOnnx(sets[0].modelPath, { deferExternalWeights: true, inputDims: DIMS[name] }), "ref")
+      compile(
+        await parseOnnx(sets[0].modelPath, { deferExternalWeights: true, inputDims: DIMS[name] }),
+        "ref",
+      )
     );
     program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[0]));
     await program.eval(feeds);
@@ -138,19 +151,33 @@ for (const name of values.models!.split(",")) {
 
     const m = (xs: number[]) => _median(xs);
     _out();
-    _out(`### ${name} (${(bytes / 1e6).toFixed(0)} MB of weights; compiled once in ${compileMs.toFixed(0)} ms)`);
+    _out(
+      `### ${name} (${(bytes / 1e6).toFixed(0)} MB of weights; compiled once in ${compileMs.toFixed(0)} ms)`,
+    );
     _out();
     _out("| replace the weights by | median ms | vs kiln swap |");
     _out("|---|---|---|");
     _out(
-      `| kiln swap: read ${m(read).toFixed(0)} + bind ${m(bind).toFixed(0)} + prepare ${m(prepare).toFixed(0)} | ${
-        m(swap).toFixed(0)
-      } | 1.00x |`,
+      `| kiln swap: read ${m(read).toFixed(0)} + bind ${m(bind).toFixed(0)} + prepare ${
+        m(prepare).toFixed(0)
+      } | ${m(swap).toFixed(0)} | 1.00x |`,
     );
-    _out(`| kiln full recompile (parse + compile with the new weights) | ${m(recompile).toFixed(0)} | ${(m(recompile) / m(swap)).toFixed(2)}x |`);
-    _out(`| onnxruntime-node session re-creation (1 thread) | ${m(ort).toFixed(0)} | ${(m(ort) / m(swap)).toFixed(2)}x |`);
+    _out(
+      `| kiln full recompile (parse + compile with the new weights) | ${m(recompile).toFixed(0)} | ${
+        (m(recompile) / m(swap)).toFixed(2)
+      }x |`,
+    );
+    _out(
+      `| onnxruntime-node session re-creation (1 thread) | ${m(ort).toFixed(0)} | ${
+        (m(ort) / m(swap)).toFixed(2)
+      }x |`,
+    );
     _out();
-    _out(`Swap throughput: ${(bytes / 1e6 / (m(swap) / 1e3)).toFixed(0)} MB/s (read ${(bytes / 1e6 / (m(read) / 1e3)).toFixed(0)} MB/s).`);
+    _out(
+      `Swap throughput: ${(bytes / 1e6 / (m(swap) / 1e3)).toFixed(0)} MB/s (read ${
+        (bytes / 1e6 / (m(read) / 1e3)).toFixed(0)
+      } MB/s).`,
+    );
     _out();
     _out("| eval | median ms |");
     _out("|---|---|");

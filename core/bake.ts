@@ -10,7 +10,7 @@
 import { KilnError } from "./errors.ts";
 import type { HostLiteral, ValueInfo } from "./onnx/import.ts";
 import { deserializeProgram, type Program, type WeightInfo } from "./program.ts";
-import { viewAs, type Tensor } from "./tensor.ts";
+import { type Tensor, viewAs } from "./tensor.ts";
 import { specsOf, WeightSet, type WeightSpec } from "./weights/weight_set.ts";
 
 /** Targets whose literal passes kiln has. */
@@ -108,7 +108,10 @@ export async function replaceOnnxExternalWeights(
   options: BakeOptions = {},
 ): Promise<BakedProgram> {
   if (!(BAKE_TARGETS as readonly string[]).includes(target)) {
-    throw new KilnError("target", `Unknown target '${target}' (targets with literal passes: ${BAKE_TARGETS.join(", ")})`);
+    throw new KilnError(
+      "target",
+      `Unknown target '${target}' (targets with literal passes: ${BAKE_TARGETS.join(", ")})`,
+    );
   }
   if (program.weights.length === 0) {
     throw new KilnError(
@@ -118,7 +121,9 @@ export async function replaceOnnxExternalWeights(
   }
   const set = await loadWeightSet(program, source, options);
   const record: Record<string, Tensor> = {};
-  for (const t of set.tensors.values()) record[t.name] = { dtype: t.dtype, dims: t.dims, data: viewAs(t.dtype, t.bytes) };
+  for (const t of set.tensors.values()) {
+    record[t.name] = { dtype: t.dtype, dims: t.dims, data: viewAs(t.dtype, t.bytes) };
+  }
   const parts = program.bake(record);
   return new BakedProgram(target, program, Object.keys(record), parts);
 }
@@ -142,7 +147,10 @@ export async function loadWeightSet(
     return await WeightSet.fromSafetensors(signature, files, options);
   }
   if (files.length !== 1) {
-    throw new KilnError("weights", `Give one weight directory or .safetensors files, not ${files.join(", ")}`);
+    throw new KilnError(
+      "weights",
+      `Give one weight directory or .safetensors files, not ${files.join(", ")}`,
+    );
   }
   let stat: Deno.FileInfo;
   try {

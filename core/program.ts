@@ -542,7 +542,9 @@ export interface BindReport {
 function _sameContent(bound: Tensor, cache: Map<string, string>, name: string, set: WeightSet): boolean {
   const t = set.tensors.get(name)!;
   const b = tensorBytes(bound);
-  if (b.buffer === t.bytes.buffer && b.byteOffset === t.bytes.byteOffset && b.byteLength === t.bytes.byteLength) {
+  if (
+    b.buffer === t.bytes.buffer && b.byteOffset === t.bytes.byteOffset && b.byteLength === t.bytes.byteLength
+  ) {
     return true;
   }
   if (b.byteLength !== t.bytes.byteLength) return false;

@@ -41,9 +41,17 @@ export async function save(program: Program | BakedProgram, path: string): Promi
  */
 export async function load(path: string): Promise<Program> {
   const { meta, ir, literals } = await readProgramFile(path);
-  const hostLiterals = meta.literals.map((e, i) => ({ name: e.name, dtype: e.dtype, dims: e.dims, bytes: literals[i] }));
+  const hostLiterals = meta.literals.map((e, i) => ({
+    name: e.name,
+    dtype: e.dtype,
+    dims: e.dims,
+    bytes: literals[i],
+  }));
   if (meta.target !== "ref") {
-    throw new KilnError("format", `Program file '${path}' targets '${meta.target}', which this kiln cannot run`);
+    throw new KilnError(
+      "format",
+      `Program file '${path}' targets '${meta.target}', which this kiln cannot run`,
+    );
   }
   try {
     const program = deserializeProgram(ir, hostLiterals, "ref");

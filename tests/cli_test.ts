@@ -72,23 +72,41 @@ Deno.test("kiln CLI: bad input gives one clear line and a non-zero exit", async 
       ["unknown command", ["frobnicate"], /Unknown command 'frobnicate'/],
       ["bad --dims", ["compile", TINY, "--dims", "x=2xQ", "-o", `${dir}/a.kiln`], /Bad --dims/],
     ];
-    await Deno.writeFile(`${dir}/garbage.onnx`, new TextEncoder().encode("this is not protobuf at all \x01\x02"));
+    await Deno.writeFile(
+      `${dir}/garbage.onnx`,
+      new TextEncoder().encode("this is not protobuf at all \x01\x02"),
+    );
     cases.push(["garbage model", ["compile", `${dir}/garbage.onnx`, "-o", `${dir}/a.kiln`], /garbage\.onnx/]);
     await Deno.writeFile(`${dir}/garbage.kiln`, new Uint8Array(8192).fill(7));
-    cases.push(["garbage program", ["run", `${dir}/garbage.kiln`, "--output", `${dir}/o`], /not a kiln program file/]);
+    cases.push([
+      "garbage program",
+      ["run", `${dir}/garbage.kiln`, "--output", `${dir}/o`],
+      /not a kiln program file/,
+    ]);
     // A truncated program and a wrong input shape need a real program first.
     const ok = await kiln("compile", TINY, "--dims", "x=1x3x16x16", "-o", `${dir}/t.kiln`);
     assert.equal(ok.code, 0, ok.stderr);
     const full = await Deno.readFile(`${dir}/t.kiln`);
     await Deno.writeFile(`${dir}/trunc.kiln`, full.subarray(0, Math.floor(full.length / 2)));
     cases.push(["truncated program", ["inspect", `${dir}/trunc.kiln`], /truncated/]);
-    await writeNpyFile(`${dir}/wrong.npy`, { dtype: "float32", dims: [1, 3, 8, 8], data: new Float32Array(192) });
+    await writeNpyFile(`${dir}/wrong.npy`, {
+      dtype: "float32",
+      dims: [1, 3, 8, 8],
+      data: new Float32Array(192),
+    });
     cases.push([
       "wrong input shape",
       ["run", `${dir}/t.kiln`, "--input", `x=${dir}/wrong.npy`, "--output", `${dir}/o`],
       /'x'.*\[1,3,8,8\]|\[1,3,8,8\].*'x'/,
     ]);
-    cases.push(["unknown input", ["run", `${dir}/t.kiln`, "--input", `y=${dir}/wrong.npy`, "--output", `${dir}/o`], /'y'/]);
+    cases.push(["unknown input", [
+      "run",
+      `${dir}/t.kiln`,
+      "--input",
+      `y=${dir}/wrong.npy`,
+      "--output",
+      `${dir}/o`,
+    ], /'y'/]);
     for (const [name, args, pattern] of cases) {
       await t.step(name, async () => {
         const r = await kiln(...args);

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { KILN_FORMAT_VERSION, LITERAL_ALIGN, readProgramFile, writeProgramFile } from "../core/program_file.ts";
+import {
+  KILN_FORMAT_VERSION,
+  LITERAL_ALIGN,
+  readProgramFile,
+  writeProgramFile,
+} from "../core/program_file.ts";
 
 function _bytes(n: number, seed: number): Uint8Array {
   const b = new Uint8Array(n);
@@ -16,7 +21,13 @@ Deno.test("writeProgramFile() / readProgramFile() round-trip IR and aligned lite
       { name: "w", dtype: "float32" as const, dims: [3, 5], bytes: _bytes(60, 2) },
       { name: "b", dtype: "int64" as const, dims: [600], bytes: _bytes(4800, 3) },
     ];
-    await writeProgramFile(path, { target: "ref", kilnVersion: "test", ir, literals: lits, program: { x: 1 } });
+    await writeProgramFile(path, {
+      target: "ref",
+      kilnVersion: "test",
+      ir,
+      literals: lits,
+      program: { x: 1 },
+    });
 
     await t.step("contents come back", async () => {
       const got = await readProgramFile(path);

@@ -7,8 +7,26 @@ function _f32bytes(values: number[]): Uint8Array {
 }
 
 const SIG: WeightSpec[] = [
-  { name: "w", dtype: "float32", dims: [2, 2], byteLength: 16, location: "m.data", offset: 0, length: 16, checksum: "" },
-  { name: "b", dtype: "float32", dims: [2], byteLength: 8, location: "m.data", offset: 4096, length: 8, checksum: "" },
+  {
+    name: "w",
+    dtype: "float32",
+    dims: [2, 2],
+    byteLength: 16,
+    location: "m.data",
+    offset: 0,
+    length: 16,
+    checksum: "",
+  },
+  {
+    name: "b",
+    dtype: "float32",
+    dims: [2],
+    byteLength: 8,
+    location: "m.data",
+    offset: 4096,
+    length: 8,
+    checksum: "",
+  },
 ];
 
 Deno.test("WeightSet.fromOnnxDir() reads each weight at its recorded offset", async () => {
@@ -92,7 +110,10 @@ Deno.test("WeightSet.fromSafetensors() matches names, with a name map", async ()
     assert.equal(index.entries.get("b")!.offset % 8, 0);
     const set = await WeightSet.fromSafetensors(SIG, path, { nameMap: { "model.w": "w" } });
     assert.deepEqual([...new Float32Array(set.tensors.get("w")!.bytes.slice().buffer)], [1, 2, 3, 4]);
-    await assert.rejects(WeightSet.fromSafetensors(SIG, path), /missing weight 'w'[\s\S]*unknown weight 'model\.w'/);
+    await assert.rejects(
+      WeightSet.fromSafetensors(SIG, path),
+      /missing weight 'w'[\s\S]*unknown weight 'model\.w'/,
+    );
     await Deno.writeFile(`${dir}/junk.safetensors`, new Uint8Array(4));
     await assert.rejects(WeightSet.fromSafetensors(SIG, `${dir}/junk.safetensors`), /not a safetensors file/);
   } finally {

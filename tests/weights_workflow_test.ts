@@ -68,7 +68,7 @@ Deno.test("bindWeights() swaps weights without recompiling; bake and load agree 
     });
     await t.step("a failed bind reports every problem and keeps the weights that were serving", async () => {
       const before = (await program.eval({ x }))["probs"];
-      const err = await (async () => {
+      const err = (() => {
         try {
           program.bindWeights({
             "conv1.weight": new Float32Array(5),
@@ -86,20 +86,23 @@ Deno.test("bindWeights() swaps weights without recompiling; bake and load agree 
       assert.match(err.message, /'nope'/);
       assert.deepEqual((await program.eval({ x }))["probs"].data, before.data);
     });
-    await t.step("rebinding the same content copies nothing; a partial set changes only its tensors", async () => {
-      const set2 = await WeightSet.fromOnnxDir(program, `${dir}/v2`);
-      const r = program.bindWeights(set2);
-      assert.equal(r.copied, 0);
-      assert.equal(r.skipped, 8);
-      const set1 = await WeightSet.fromOnnxDir(program, TINY_DIR);
-      const fc = set1.tensors.get("fc.weight")!;
-      const r2 = program.bindWeights(new WeightSet([fc], true));
-      assert.equal(r2.copied, 1);
-      const out = (await program.eval({ x }))["probs"];
-      assert.ok(_relL2(out, want2) > 1e-3 && _relL2(out, want1) > 1e-3, "a mix of v1 and v2");
-      program.bindWeights(set2);
-      assert.ok(_relL2((await program.eval({ x }))["probs"], want2) <= 1e-4);
-    });
+    await t.step(
+      "rebinding the same content copies nothing; a partial set changes only its tensors",
+      async () => {
+        const set2 = await WeightSet.fromOnnxDir(program, `${dir}/v2`);
+        const r = program.bindWeights(set2);
+        assert.equal(r.copied, 0);
+        assert.equal(r.skipped, 8);
+        const set1 = await WeightSet.fromOnnxDir(program, TINY_DIR);
+        const fc = set1.tensors.get("fc.weight")!;
+        const r2 = program.bindWeights(new WeightSet([fc], true));
+        assert.equal(r2.copied, 1);
+        const out = (await program.eval({ x }))["probs"];
+        assert.ok(_relL2(out, want2) > 1e-3 && _relL2(out, want1) > 1e-3, "a mix of v1 and v2");
+        program.bindWeights(set2);
+        assert.ok(_relL2((await program.eval({ x }))["probs"], want2) <= 1e-4);
+      },
+    );
     await t.step("bake v1: a new program, the template unchanged", async () => {
       const before = program.serialize().ir;
       const baked = await replaceOnnxExternalWeights(program, TINY_DIR, "ref");
@@ -152,8 +155,26 @@ Deno.test("kiln CLI: compile --defer-weights once, run with v1 and v2, bake v2, 
     await ok("compile", TINY, "--defer-weights", "--dims", "x=1x3x16x16", "-o", `${dir}/t.kiln`);
     await ok("weights", "random", `${dir}/t.kiln`, "--seed", "7", "-o", `${dir}/v2`);
     await ok("weights", "convert", `${dir}/t.kiln`, `${dir}/v2`, "-o", `${dir}/v2.safetensors`);
-    await ok("run", `${dir}/t.kiln`, "--weights", TINY_DIR, "--input", `x=${dir}/x.npy`, "--output", `${dir}/o1`);
-    await ok("run", `${dir}/t.kiln`, "--weights", `${dir}/v2.safetensors`, "--input", `x=${dir}/x.npy`, "--output", `${dir}/o2`);
+    await ok(
+      "run",
+      `${dir}/t.kiln`,
+      "--weights",
+      TINY_DIR,
+      "--input",
+      `x=${dir}/x.npy`,
+      "--output",
+      `${dir}/o1`,
+    );
+    await ok(
+      "run",
+      `${dir}/t.kiln`,
+      "--weights",
+      `${dir}/v2.safetensors`,
+      "--input",
+      `x=${dir}/x.npy`,
+      "--output",
+      `${dir}/o2`,
+    );
     await ok("bake", `${dir}/t.kiln`, "--weights", `${dir}/v2`, "-o", `${dir}/b2.kiln`);
     await ok("run", `${dir}/b2.kiln`, "--input", `x=${dir}/x.npy`, "--output", `${dir}/o3`);
     await Deno.copyFile(TINY, `${dir}/v2/tinynet.onnx`);
@@ -170,7 +191,15 @@ Deno.test("kiln CLI: compile --defer-weights once, run with v1 and v2, bake v2, 
 Deno.test("kiln CLI: bad weight sources fail with one line naming the tensor or file", async (t) => {
   const dir = await Deno.makeTempDir();
   try {
-    const r0 = await _kiln("compile", TINY, "--defer-weights", "--dims", "x=1x3x16x16", "-o", `${dir}/t.kiln`);
+    const r0 = await _kiln(
+      "compile",
+      TINY,
+      "--defer-weights",
+      "--dims",
+      "x=1x3x16x16",
+      "-o",
+      `${dir}/t.kiln`,
+    );
     assert.equal(r0.code, 0, r0.stderr);
     // models whose external locations escape their folder or are absolute
     for (const [name, location] of [["escape", "../secret.data"], ["absolute", "/etc/passwd"]]) {
@@ -181,7 +210,12 @@ Deno.test("kiln CLI: bad weight sources fail with one line naming the tensor or 
           graph: {
             inputs: [{ name: "x", dtype: "float32", dims: [4] }],
             outputs: [{ name: "y", dtype: "float32", dims: [4] }],
-            initializers: [{ name: "w", dtype: "float32", dims: [4], external: { location, offset: 0, length: 16 } }],
+            initializers: [{
+              name: "w",
+              dtype: "float32",
+              dims: [4],
+              external: { location, offset: 0, length: 16 },
+            }],
             nodes: [{ op: "Add", inputs: ["x", "w"], outputs: ["y"] }],
           },
         }),
@@ -191,12 +225,32 @@ Deno.test("kiln CLI: bad weight sources fail with one line naming the tensor or 
     await Deno.writeFile(`${dir}/trunc/tinynet.onnx.data`, new Uint8Array(20000));
     await Deno.mkdir(`${dir}/empty`);
     const cases: [string, string[], RegExp][] = [
-      ["escaping location", ["compile", `${dir}/escape/m.onnx`, "-o", `${dir}/e.kiln`], /'w'.*\.\.\/secret\.data|secret\.data.*'w'/],
-      ["absolute location", ["compile", `${dir}/absolute/m.onnx`, "-o", `${dir}/a.kiln`], /'w'.*\/etc\/passwd|\/etc\/passwd.*'w'/],
-      ["missing data file", ["bake", `${dir}/t.kiln`, "--weights", `${dir}/empty`, "-o", `${dir}/b.kiln`], /tinynet\.onnx\.data.*missing/],
-      ["truncated data file", ["bake", `${dir}/t.kiln`, "--weights", `${dir}/trunc`, "-o", `${dir}/b.kiln`], /'fc\.weight'.*20000 bytes/],
+      [
+        "escaping location",
+        ["compile", `${dir}/escape/m.onnx`, "-o", `${dir}/e.kiln`],
+        /'w'.*\.\.\/secret\.data|secret\.data.*'w'/,
+      ],
+      [
+        "absolute location",
+        ["compile", `${dir}/absolute/m.onnx`, "-o", `${dir}/a.kiln`],
+        /'w'.*\/etc\/passwd|\/etc\/passwd.*'w'/,
+      ],
+      [
+        "missing data file",
+        ["bake", `${dir}/t.kiln`, "--weights", `${dir}/empty`, "-o", `${dir}/b.kiln`],
+        /tinynet\.onnx\.data.*missing/,
+      ],
+      [
+        "truncated data file",
+        ["bake", `${dir}/t.kiln`, "--weights", `${dir}/trunc`, "-o", `${dir}/b.kiln`],
+        /'fc\.weight'.*20000 bytes/,
+      ],
       ["no weights for a weightless program", ["run", `${dir}/t.kiln`, "--output", `${dir}/o`], /--weights/],
-      ["not a weight source", ["bake", `${dir}/t.kiln`, "--weights", `${dir}/t.kiln`, "-o", `${dir}/b.kiln`], /neither a directory/],
+      [
+        "not a weight source",
+        ["bake", `${dir}/t.kiln`, "--weights", `${dir}/t.kiln`, "-o", `${dir}/b.kiln`],
+        /neither a directory/,
+      ],
     ];
     for (const [name, args, pattern] of cases) {
       await t.step(name, async () => {
@@ -224,7 +278,12 @@ Deno.test("WeightSet: float16 weights bind from safetensors", async () => {
         graph: {
           inputs: [{ name: "x", dtype: "float32", dims: [4] }],
           outputs: [{ name: "y", dtype: "float32", dims: [4] }],
-          initializers: [{ name: "w", dtype: "float16", dims: [4], external: { location: "w.data", offset: 0, length: 8 } }],
+          initializers: [{
+            name: "w",
+            dtype: "float16",
+            dims: [4],
+            external: { location: "w.data", offset: 0, length: 8 },
+          }],
           nodes: [
             { op: "Cast", inputs: ["w"], outputs: ["wf"], attrs: { to: { i: 1 } } },
             { op: "Mul", inputs: ["x", "wf"], outputs: ["y"] },
@@ -260,8 +319,18 @@ Deno.test("parseOnnx({ deferExternalWeights }) keeps shape inputs as fixed liter
           inputs: [{ name: "x", dtype: "float32", dims: [6] }],
           outputs: [{ name: "y", dtype: "float32", dims: [2, 3] }],
           initializers: [
-            { name: "shape", dtype: "int64", dims: [2], external: { location: "m.data", offset: 0, length: 16 } },
-            { name: "b", dtype: "float32", dims: [3], external: { location: "m.data", offset: 4096, length: 12 } },
+            {
+              name: "shape",
+              dtype: "int64",
+              dims: [2],
+              external: { location: "m.data", offset: 0, length: 16 },
+            },
+            {
+              name: "b",
+              dtype: "float32",
+              dims: [3],
+              external: { location: "m.data", offset: 4096, length: 12 },
+            },
           ],
           nodes: [
             { op: "Reshape", inputs: ["x", "shape"], outputs: ["r"] },
@@ -277,7 +346,10 @@ Deno.test("parseOnnx({ deferExternalWeights }) keeps shape inputs as fixed liter
     const loaded = await load(`${dir}/m.kiln`);
     assert.deepEqual(loaded.fixedWeights, ["shape"]);
     loaded.bindWeights(await WeightSet.fromOnnxDir(loaded, dir));
-    const y = (await loaded.eval({ x: { dtype: "float32", dims: [6], data: new Float32Array([0, 0, 0, 1, 1, 1]) } }))["y"];
+    const y =
+      (await loaded.eval({ x: { dtype: "float32", dims: [6], data: new Float32Array([0, 0, 0, 1, 1, 1]) } }))[
+        "y"
+      ];
     assert.deepEqual(y.dims, [2, 3]);
     assert.deepEqual([...y.data as Float32Array], [1, 2, 3, 2, 3, 4]);
     program.dispose();

@@ -17,7 +17,9 @@ export async function signatureOfFile(path: string): Promise<WeightSpec[]> {
   if (path.endsWith(".kiln")) {
     const { meta } = await readProgramFile(path, { literals: false });
     const weights = (meta.program?.weights ?? []) as WeightSpec[];
-    if (!Array.isArray(weights)) throw new KilnError("format", `Program file '${path}' has no weight signature`);
+    if (!Array.isArray(weights)) {
+      throw new KilnError("format", `Program file '${path}' has no weight signature`);
+    }
     return specsOf(weights);
   }
   let bytes: Uint8Array;
@@ -29,7 +31,10 @@ export async function signatureOfFile(path: string): Promise<WeightSpec[]> {
   try {
     return specsOf(externalInitializers(bytes).map((t) => ({ ...t, checksum: "" })));
   } catch (e) {
-    throw new KilnError("onnx", `Cannot read the external initializers of '${path}': ${(e as Error).message}`);
+    throw new KilnError(
+      "onnx",
+      `Cannot read the external initializers of '${path}': ${(e as Error).message}`,
+    );
   }
 }
 
@@ -45,7 +50,10 @@ export async function writeOnnxDataDir(
   const byFile = new Map<string, WeightSpec[]>();
   for (const s of signature) {
     if (s.location.startsWith("/") || s.location.split(/[\\/]/).includes("..")) {
-      throw new KilnError("weights", `Weight '${s.name}': location '${s.location}' escapes the output directory`);
+      throw new KilnError(
+        "weights",
+        `Weight '${s.name}': location '${s.location}' escapes the output directory`,
+      );
     }
     byFile.set(s.location, [...(byFile.get(s.location) ?? []), s]);
   }
@@ -59,7 +67,10 @@ export async function writeOnnxDataDir(
     for (const s of [...specs].sort((a, b) => a.offset - b.offset)) {
       const bytes = bytesOf(s);
       if (bytes.byteLength !== s.byteLength) {
-        throw new KilnError("weights", `Weight '${s.name}' has ${bytes.byteLength} bytes, its signature needs ${s.byteLength}`);
+        throw new KilnError(
+          "weights",
+          `Weight '${s.name}' has ${bytes.byteLength} bytes, its signature needs ${s.byteLength}`,
+        );
       }
       await f.seek(s.offset, Deno.SeekMode.Start);
       let w = 0;
