@@ -3,9 +3,11 @@
  * and onnxruntime-node (1 thread and default threads) on the real exporter graphs in
  * /work/shared/models, all on the same seeded weights and inputs, in one process.
  *
- * For each model: seeded weights are written into a temp dir (core/weights/random.ts), each
- * engine is set up, run once untimed (warm-up, its time is reported as "first run"), then run
- * `--runs` times; medians and minimums are printed, with kiln's ratio to each peer. kiln's
+ * For each model: seeded weights are written into a temp dir (core/weights/random.ts), every
+ * engine is set up and run once untimed (warm-up, its time is reported as "first run"), then
+ * the engines are timed in `--runs` rounds of one run each, in rotating order, so that changes
+ * in the (shared) machine's load hit all of them alike; medians, minimums and CPU times are
+ * printed, with kiln's ratio to each peer. kiln's
  * outputs are checked against onnxruntime-node's (relative L2), so a fast wrong kernel cannot
  * win. The report is printed and appended as a dated section to bench/RESULTS.md.
  *
@@ -159,42 +161,22 @@ function _finiteCheck(outs: Record<string, Tensor>): string | undefined {
   return undefined;
 }
 
-/** Runs `fn` warmup + runs times (stopping early past maxSeconds); returns times and last outputs. */
-async function _time(
-  fn: () => Promise<Record<string, Tensor>>,
-  res: EngineResult,
-  opts: { runs: number; warmup: number; maxSeconds: number },
-): Promise<Record<string, Tensor>> {
-  let out: Record<string, Tensor> = {};
-  for (let i = 0; i < opts.warmup; i++) {
-    const t0 = performance.now();
-    out = await fn();
-    if (i === 0) res.firstMs = performance.now() - t0;
-  }
-  let spent = 0;
-  for (let i = 0; i < opts.runs; i++) {
-    const c0 = cpuUsage();
-    const t0 = performance.now();
-    out = await fn();
-    const ms = performance.now() - t0;
-    const c1 = cpuUsage(c0);
-    res.times.push(ms);
-    res.cpu.push((c1.user + c1.system) / 1000);
-    spent += ms;
-    if (spent > opts.maxSeconds * 1000 && i + 1 < opts.runs) {
-      res.notes.push(`stopped after ${i + 1} of ${opts.runs} runs (--max-seconds ${opts.maxSeconds})`);
-      break;
-    }
-  }
-  return out;
-}
-
 function _fmt(ms: number | undefined, digits = 1): string {
   if (ms === undefined || !Number.isFinite(ms)) return "–";
   return ms >= 1000 ? ms.toFixed(0) : ms.toFixed(digits);
 }
 
 // ---- one model ----
+
+/** A set-up engine: a peer session or a compiled kiln program. */
+interface _Live {
+  res: EngineResult;
+  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>>;
+  release(): Promise<void>;
+  /** cumulative timed ms, for --max-seconds */
+  spent: number;
+  last?: Record<string, Tensor>;
+}
 
 async function _benchModel(
   name: string,
@@ -218,6 +200,7 @@ async function _benchModel(
     return { model: name, weightsMs: 0, weightBytes: 0, results: [], skipped: `${src} absent` };
   }
   const dir = await Deno.makeTempDir({ prefix: `kiln-bench-${name}-` });
+  const live: _Live[] = [];
   try {
     const t0 = performance.now();
     const written = await writeRandomWeights(src, dir, { seed: opts.seed });
@@ -229,50 +212,98 @@ async function _benchModel(
       } ms`,
     );
     const modelPath = written.modelPath;
-    const input = _input(spec, opts.seed);
-    const feeds = { [spec.input.name]: input };
+    const feeds = { [spec.input.name]: _input(spec, opts.seed) };
     const results: EngineResult[] = [];
-    let reference: Record<string, Tensor> | undefined;
 
-    const peer = async (id: EngineId, make: () => Promise<PeerSession>) => {
+    // 1. set up every engine and run its warm-up runs
+    const setUp = async (
+      id: EngineId,
+      make: (res: EngineResult) => Promise<Omit<_Live, "res" | "spent">>,
+    ) => {
       const res: EngineResult = { id, name: id, times: [], cpu: [], notes: [] };
       results.push(res);
-      let s: PeerSession | undefined;
       try {
-        s = await make();
-        res.name = s.name;
-        res.setupMs = s.createMs;
-        res.setupNote = "session create";
-        console.log(`[bench] ${name}: ${s.name}: session ${s.createMs.toFixed(0)} ms`);
-        const outs = await _time(() => s!.run(feeds), res, opts);
-        if (id === "ort-node") {
-          reference = outs;
-          const bad = _finiteCheck(outs);
-          if (bad) res.notes.push(`reference not finite: ${bad}`);
-        } else if (reference) {
-          const d = _relL2(outs, reference);
-          res.relL2 = d.value;
-          if (d.note) res.notes.push(d.note);
+        const l: _Live = { ...(await make(res)), res, spent: 0 };
+        live.push(l);
+        console.log(
+          `[bench] ${name}: ${res.name}: set up in ${res.setupMs?.toFixed(0)} ms (${res.setupNote})`,
+        );
+        for (let i = 0; i < opts.warmup; i++) {
+          const w0 = performance.now();
+          l.last = await l.run(feeds);
+          if (i === 0) res.firstMs = performance.now() - w0;
         }
-        console.log(`[bench] ${name}: ${s.name}: median ${_median(res.times).toFixed(1)} ms`);
       } catch (e) {
         res.error = _errText(e);
-        console.log(`[bench] ${name}: ${id} failed: ${res.error}`);
-      } finally {
-        await s?.release();
+        console.log(`[bench] ${name}: ${res.name} failed: ${res.error}`);
       }
     };
-
+    const peer = (make: () => Promise<PeerSession>) => async (res: EngineResult) => {
+      const s = await make();
+      res.name = s.name;
+      res.setupMs = s.createMs;
+      res.setupNote = "session create";
+      return { run: (f: Record<string, Tensor>) => s.run(f), release: () => s.release() };
+    };
     if (opts.engines.has("ort-node")) {
-      await peer("ort-node", () => ortNodeSession(modelPath, { intraOpThreads: 1 }));
+      await setUp("ort-node", peer(() => ortNodeSession(modelPath, { intraOpThreads: 1 })));
     }
     if (opts.engines.has("ort-node-default")) {
-      await peer("ort-node-default", () => ortNodeSession(modelPath, { intraOpThreads: 0 }));
+      await setUp("ort-node-default", peer(() => ortNodeSession(modelPath, { intraOpThreads: 0 })));
     }
-    if (opts.engines.has("ort-web")) await peer("ort-web", () => ortWebSession(modelPath));
-    if (opts.engines.has("kiln")) {
-      results.push(await _benchKiln(name, modelPath, spec, feeds, reference, opts));
+    if (opts.engines.has("ort-web")) await setUp("ort-web", peer(() => ortWebSession(modelPath)));
+    if (opts.engines.has("kiln")) await setUp("kiln", (res) => _setUpKiln(modelPath, spec, res));
+
+    // 2. timed runs in rounds: one run of each engine per round, the order rotating, so that
+    // changes in the machine's load hit every engine alike
+    for (let round = 0; round < opts.runs; round++) {
+      for (let k = 0; k < live.length; k++) {
+        const l = live[(round + k) % live.length];
+        if (l.res.error || l.spent > opts.maxSeconds * 1000) continue;
+        try {
+          const c0 = cpuUsage();
+          const r0 = performance.now();
+          l.last = await l.run(feeds);
+          const ms = performance.now() - r0;
+          const c = cpuUsage(c0);
+          l.res.times.push(ms);
+          l.res.cpu.push((c.user + c.system) / 1000);
+          l.spent += ms;
+        } catch (e) {
+          l.res.error = _errText(e);
+          console.log(`[bench] ${name}: ${l.res.name} failed: ${l.res.error}`);
+        }
+      }
     }
+    for (const l of live) {
+      if (l.res.times.length < opts.runs && !l.res.error) {
+        l.res.notes.push(
+          `stopped after ${l.res.times.length} of ${opts.runs} runs (--max-seconds ${opts.maxSeconds})`,
+        );
+      }
+    }
+
+    // 3. outputs against onnxruntime-node (1 thread)
+    const reference = live.find((l) => l.res.id === "ort-node" && !l.res.error)?.last;
+    if (reference) {
+      const bad = _finiteCheck(reference);
+      if (bad) live.find((l) => l.res.id === "ort-node")!.res.notes.push(`reference not finite: ${bad}`);
+    }
+    for (const l of live) {
+      if (l.res.id === "ort-node" || !l.last) continue;
+      if (!reference) {
+        if (l.res.id === "kiln") l.res.notes.push("outputs unchecked (ort-node did not run)");
+        continue;
+      }
+      const d = _relL2(l.last, reference);
+      l.res.relL2 = d.value;
+      if (d.note) l.res.notes.push(d.note);
+    }
+    for (const r of results) {
+      if (r.times.length) console.log(`[bench] ${name}: ${r.name}: median ${_median(r.times).toFixed(1)} ms`);
+    }
+    for (const l of live.splice(0)) await l.release();
+
     let ortProfile: OpProfile | undefined;
     if (opts.profile) {
       try {
@@ -283,65 +314,49 @@ async function _benchModel(
     }
     return { model: name, weightsMs, weightBytes, results, ortProfile };
   } finally {
+    for (const l of live) await l.release();
     if (opts.keepWeights) console.log(`[bench] ${name}: weights kept in ${dir}`);
     else await Deno.remove(dir, { recursive: true });
   }
 }
 
-async function _benchKiln(
-  name: string,
+/** Parses and compiles the model with kiln (setup time, program info and pass timings into `res`). */
+async function _setUpKiln(
   modelPath: string,
   spec: ModelSpec,
-  feeds: Record<string, Tensor>,
-  reference: Record<string, Tensor> | undefined,
-  opts: { runs: number; warmup: number; maxSeconds: number },
-): Promise<EngineResult> {
-  const res: EngineResult = { id: "kiln", name: "kiln (ref, wasm, 1 thread)", times: [], cpu: [], notes: [] };
-  let program: _KilnProgram | undefined;
+  res: EngineResult,
+): Promise<Omit<_Live, "res" | "spent">> {
+  res.name = "kiln (ref, wasm, 1 thread)";
+  const kiln = await _loadKiln();
+  const t0 = performance.now();
+  const model = await kiln.parseOnnx(modelPath, { inputDims: { [spec.input.name]: spec.input.dims } });
+  const t1 = performance.now();
+  const program = kiln.compile(model, "ref", { timings: true, validate: false });
+  const t2 = performance.now();
+  res.setupMs = t2 - t0;
+  res.setupNote = `parse ${(t1 - t0).toFixed(0)} + compile ${(t2 - t1).toFixed(0)}`;
   try {
-    const kiln = await _loadKiln();
-    const t0 = performance.now();
-    const model = await kiln.parseOnnx(modelPath, { inputDims: { [spec.input.name]: spec.input.dims } });
-    const t1 = performance.now();
-    program = kiln.compile(model, "ref", { timings: true, validate: false });
-    const t2 = performance.now();
-    res.setupMs = t2 - t0;
-    res.setupNote = `parse ${(t1 - t0).toFixed(0)} + compile ${(t2 - t1).toFixed(0)}`;
-    console.log(
-      `[bench] ${name}: kiln: parse ${(t1 - t0).toFixed(0)} ms, compile ${(t2 - t1).toFixed(0)} ms`,
+    const info = program.info();
+    res.notes.push(
+      `${info.instructionCount} instructions after ${info.passes.join(", ")}; ` +
+        `arena ${(info.arenaBytes / 1e6).toFixed(1)} MB, ${info.literalCount} literals ${
+          (info.literalBytes / 1e6).toFixed(1)
+        } MB`,
     );
-    try {
-      const info = program.info();
-      res.notes.push(
-        `${info.instructionCount} instructions after ${info.passes.join(", ")}; ` +
-          `arena ${(info.arenaBytes / 1e6).toFixed(1)} MB, ${info.literalCount} literals ${
-            (info.literalBytes / 1e6).toFixed(1)
-          } MB`,
-      );
-    } catch (e) {
-      res.notes.push(`info() failed: ${_errText(e)}`);
-    }
-    const passes = [...(program.passTimings ?? [])].sort((a, b) => b.ms - a.ms).slice(0, 4);
-    if (passes.length) {
-      res.notes.push(`slowest passes: ${passes.map((p) => `${p.pass} ${p.ms.toFixed(0)} ms`).join(", ")}`);
-    }
-    const p = program;
-    const outs = await _time(() => p.eval(feeds), res, opts);
-    if (reference) {
-      const d = _relL2(outs, reference);
-      res.relL2 = d.value;
-      if (d.note) res.notes.push(d.note);
-    } else {
-      res.notes.push("outputs unchecked (ort-node did not run)");
-    }
-    console.log(`[bench] ${name}: kiln: median ${_median(res.times).toFixed(1)} ms`);
   } catch (e) {
-    res.error = _errText(e);
-    console.log(`[bench] ${name}: kiln failed: ${res.error}`);
-  } finally {
-    program?.dispose();
+    res.notes.push(`info() failed: ${_errText(e)}`);
   }
-  return res;
+  const passes = [...(program.passTimings ?? [])].sort((a, b) => b.ms - a.ms).slice(0, 4);
+  if (passes.length) {
+    res.notes.push(`slowest passes: ${passes.map((p) => `${p.pass} ${p.ms.toFixed(0)} ms`).join(", ")}`);
+  }
+  return {
+    run: (f) => program.eval(f),
+    release: () => {
+      program.dispose();
+      return Promise.resolve();
+    },
+  };
 }
 
 // ---- kernels: one-node models of the ops that dominate the two graphs ----
@@ -350,6 +365,8 @@ async function _benchKiln(
 interface _CaseInput {
   dims: number[];
   init?: boolean;
+  /** every element this value (default: seeded normals, scaled 1/sqrt(fan_in) for weights) */
+  value?: number;
 }
 
 /** A one-node model shaped like nodes of a benchmark graph. */
@@ -411,6 +428,31 @@ const KERNEL_CASES: KernelCase[] = [
   _conv("Conv 1x1 1024→256 @14", 1024, 256, 1, 14, 1, 6),
   _conv("Conv 1x1 256→1024 @14", 256, 1024, 1, 14, 1, 7),
   _conv("Conv 3x3 512→512 @7", 512, 512, 3, 7, 1, 3),
+  {
+    model: "resnet50",
+    label: "MaxPool 3x3/2 64×112×112",
+    op: "MaxPool",
+    inputs: [{ dims: [1, 64, 112, 112] }],
+    attrs: { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [2, 2] },
+    flops: 0,
+    count: 1,
+  },
+  {
+    model: "resnet50",
+    label: "Relu 256×56×56 (count: the graph's 49 Relus in elements)",
+    op: "Relu",
+    inputs: [{ dims: [1, 256, 56, 56] }],
+    flops: 0,
+    count: 12,
+  },
+  {
+    model: "resnet50",
+    label: "Add 256×56×56 (count: the graph's 16 residual Adds in elements)",
+    op: "Add",
+    inputs: [{ dims: [1, 256, 56, 56] }, { dims: [1, 256, 56, 56] }],
+    flops: 0,
+    count: 7,
+  },
   _gemm("Gemm 128×768 · 768×2304 (qkv)", 128, 768, 2304, 12),
   _gemm("Gemm 128×768 · 768×768 (attn proj)", 128, 768, 768, 12),
   _gemm("Gemm 128×768 · 768×3072 (mlp fc)", 128, 768, 3072, 12),
@@ -439,6 +481,39 @@ const KERNEL_CASES: KernelCase[] = [
     inputs: [{ dims: [1, 128, 768] }, { dims: [768, 50257], init: true }],
     flops: 2 * 128 * 768 * 50257,
     count: 0,
+  },
+  {
+    model: "gpt2",
+    label: "Transpose 1×128×12×64 → 1×12×128×64 (heads)",
+    op: "Transpose",
+    inputs: [{ dims: [1, 128, 12, 64] }],
+    attrs: { perm: [0, 2, 1, 3] },
+    flops: 0,
+    count: 48,
+  },
+  {
+    model: "gpt2",
+    label: "Mul 1×128×3072 · scalar (GELU chain: 4 Mul + 2 Add per layer)",
+    op: "Mul",
+    inputs: [{ dims: [1, 128, 3072] }, { dims: [], init: true, value: 0.5 }],
+    flops: 0,
+    count: 72,
+  },
+  {
+    model: "gpt2",
+    label: "Pow 1×128×3072 ^ 3 (GELU)",
+    op: "Pow",
+    inputs: [{ dims: [1, 128, 3072] }, { dims: [], init: true, value: 3 }],
+    flops: 0,
+    count: 12,
+  },
+  {
+    model: "gpt2",
+    label: "Tanh 1×128×3072 (GELU)",
+    op: "Tanh",
+    inputs: [{ dims: [1, 128, 3072] }],
+    flops: 0,
+    count: 12,
   },
   {
     model: "gpt2",
@@ -473,7 +548,8 @@ function _caseModel(c: KernelCase, seed: number): { bytes: Uint8Array; feeds: Re
     const n = inp.dims.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
     const std = inp.init && inp.dims.length >= 2 ? 1 / Math.sqrt(n / inp.dims[0]) : 1;
-    for (let j = 0; j < n; j++) data[j] = r.normal() * std;
+    if (inp.value !== undefined) data.fill(inp.value);
+    else for (let j = 0; j < n; j++) data[j] = r.normal() * std;
     if (inp.init) {
       initializer.push({ name, data_type: 1, dims: inp.dims, raw_data: new Uint8Array(data.buffer) });
     } else {
@@ -732,7 +808,8 @@ function _report(reports: ModelReport[], header: string[], opts: { runs: number;
         `(${(rep.weightBytes / 1e6).toFixed(1)} MB, seed ${opts.seed}, written in ${
           rep.weightsMs.toFixed(0)
         } ms); ` +
-        `median and min of ${opts.runs} timed runs after the warm-up run. CPU ms is the median process ` +
+        `median and min of ${opts.runs} timed runs after the warm-up run, taken in rounds (one run of each ` +
+        `engine per round, in rotating order, all engines set up at once). CPU ms is the median process ` +
         `CPU time per run (less disturbed by other load than wall time); kiln ÷ engine compares wall ` +
         `medians, CPU medians in parentheses.`,
       "",

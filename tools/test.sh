@@ -23,7 +23,7 @@ log=$(mktemp)
 "$deno" test -A --parallel tests/ "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 # Deno's summary: "ok | 12 passed (30 steps) | 0 failed | 2 ignored (1 step) (3s)"
-summary=$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$log" | tail -n 1)
+summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^(ok|FAILED) \| [0-9]+ passed' | tail -n 1)
 passed=$(sed -nE 's/.*\| ([0-9]+) passed.*/\1/p' <<<"$summary")
 failed=$(sed -nE 's/.*\| ([0-9]+) failed.*/\1/p' <<<"$summary")
 ignored=$(sed -nE 's/.*\| ([0-9]+) ignored.*/\1/p' <<<"$summary")

@@ -85,11 +85,21 @@ export function im2col(g: ConvGeom, cg: i32, x: usize, col: usize): void {
                 if (hi > lo) memory.copy(d + (<usize>lo << 2), xrow + (<usize>(lo + ix0) << 2), <usize>(hi - lo) << 2);
                 if (hi < g.ow) memory.fill(d + (<usize>hi << 2), 0, <usize>(g.ow - hi) << 2);
               } else {
+                // valid ox: 0 <= ox*sw + ix0 < iw
                 const sw = g.sw;
-                for (let ox = 0; ox < g.ow; ox++) {
-                  const ix = ox * sw + ix0;
-                  store<f32>(d + (<usize>ox << 2), ix >= 0 && ix < g.iw ? load<f32>(xrow + (<usize>ix << 2)) : 0);
+                let lo = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
+                if (lo > g.ow) lo = g.ow;
+                let hi = g.iw - ix0 <= 0 ? 0 : (g.iw - ix0 + sw - 1) / sw;
+                if (hi > g.ow) hi = g.ow;
+                if (hi < lo) hi = lo;
+                if (lo > 0) memory.fill(d, 0, <usize>lo << 2);
+                let src = xrow + (<usize>(lo * sw + ix0) << 2);
+                const step = <usize>sw << 2;
+                for (let ox = lo; ox < hi; ox++) {
+                  store<f32>(d + (<usize>ox << 2), load<f32>(src));
+                  src += step;
                 }
+                if (hi < g.ow) memory.fill(d + (<usize>hi << 2), 0, <usize>(g.ow - hi) << 2);
               }
               d += <usize>g.ow << 2;
             }

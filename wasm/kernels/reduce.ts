@@ -3,7 +3,7 @@
 import { DT_FLOAT, dtypeSize } from "../ir/dtype";
 import { Tensor } from "../ir/tensor";
 import { Bcast, loadF64, storeF64 } from "./eltwise";
-import { vexp } from "../ops/math/vmath";
+import { vexpNonPos } from "../ops/math/vmath";
 
 export const R_SUM: i32 = 0;
 export const R_MEAN: i32 = 1;
@@ -198,9 +198,9 @@ export function softmaxRowF32(px: usize, po: usize, n: i32, log: bool): void {
   if (log) {
     for (; i + 4 <= n; i += 4) {
       const o = <usize>i << 2;
-      a0 = f32x4.add(a0, vexp(f32x4.sub(v128.load(px + o), vm)));
+      a0 = f32x4.add(a0, vexpNonPos(f32x4.sub(v128.load(px + o), vm)));
     }
-    for (; i < n; i++) s += f32x4.extract_lane(vexp(f32x4.splat(load<f32>(px + (<usize>i << 2)) - m)), 0);
+    for (; i < n; i++) s += f32x4.extract_lane(vexpNonPos(f32x4.splat(load<f32>(px + (<usize>i << 2)) - m)), 0);
     s += vsum4(a0);
     const sh = f32x4.splat(m + <f32>Math.log(<f64>s));
     i = 0;
@@ -214,12 +214,12 @@ export function softmaxRowF32(px: usize, po: usize, n: i32, log: bool): void {
   }
   for (; i + 4 <= n; i += 4) {
     const o = <usize>i << 2;
-    const e = vexp(f32x4.sub(v128.load(px + o), vm));
+    const e = vexpNonPos(f32x4.sub(v128.load(px + o), vm));
     v128.store(po + o, e);
     a0 = f32x4.add(a0, e);
   }
   for (; i < n; i++) {
-    const e = f32x4.extract_lane(vexp(f32x4.splat(load<f32>(px + (<usize>i << 2)) - m)), 0);
+    const e = f32x4.extract_lane(vexpNonPos(f32x4.splat(load<f32>(px + (<usize>i << 2)) - m)), 0);
     store<f32>(po + (<usize>i << 2), e);
     s += e;
   }

@@ -42,6 +42,30 @@ export function vexp(x0: v128): v128 {
   return v128.andnot(y, f32x4.lt(x0, f32x4.splat(EXP_LO)));
 }
 
+/** e^x for x <= 0 (softmax after subtracting the row max): no overflow handling, one 2^n scale. */
+// @ts-ignore: decorator
+@inline
+export function vexpNonPos(x0: v128): v128 {
+  const lo = f32x4.splat(-87.33654);
+  let x = f32x4.pmax(x0, lo);
+  const magic = f32x4.splat(12582912.0);
+  const t = f32x4.add(f32x4.mul(x, f32x4.splat(1.44269504088896341)), magic);
+  const fx = f32x4.sub(t, magic);
+  x = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(0.693359375)));
+  x = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(-2.12194440e-4)));
+  const z = f32x4.mul(x, x);
+  let y = f32x4.splat(1.9875691500e-4);
+  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(1.3981999507e-3));
+  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(8.3334519073e-3));
+  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(4.1665795894e-2));
+  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(1.6666665459e-1));
+  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(5.0000001201e-1));
+  y = f32x4.add(f32x4.add(f32x4.mul(y, z), x), f32x4.splat(1.0));
+  // bits(t) = bits(magic) + n with n in [-126, 0]
+  y = f32x4.mul(y, i32x4.shl(i32x4.add(t, i32x4.splat(127 - 0x4b400000)), 23));
+  return v128.andnot(y, f32x4.lt(x0, lo));
+}
+
 /** 1 / (1 + e^-x) */
 // @ts-ignore: decorator
 @inline
