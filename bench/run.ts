@@ -946,6 +946,16 @@ async function main(): Promise<void> {
         "(see bench/README.md).\n";
     }
     await Deno.writeTextFile(path, old.replace(/\n*$/, "\n\n") + text + "\n");
+    // keep the file as `deno fmt` wants it (the gate runs `deno fmt --check`)
+    try {
+      const fmt = await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", path], stdout: "null" })
+        .output();
+      if (!fmt.success) {
+        console.log(`[bench] deno fmt ${path} failed: ${new TextDecoder().decode(fmt.stderr).trim()}`);
+      }
+    } catch (e) {
+      console.log(`[bench] deno fmt ${path} failed: ${_errText(e)}`);
+    }
     console.log(`[bench] appended to ${path}`);
   }
 }

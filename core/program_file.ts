@@ -7,10 +7,11 @@
  * 8    u32 format version (1)
  * 12   u32 flags (bit 0: weightless: deferred weights, bound after loading)
  * 16   u32 section count
- * 20   u32 reserved (0)
+ * 20   u32 CRC-32 of the META section
  * 24   section table: count x { u32 kind, u32 reserved, u64 offset, u64 length } (24 bytes each)
- * ...  sections; META is UTF-8 JSON, IR is the core's serialized program, LITERALS holds
- *      the literal bytes at 4096-aligned offsets listed in META.literals
+ * ...  sections; META is UTF-8 JSON (with the IR section's SHA-1), IR is the core's
+ *      serialized program, LITERALS holds the literal bytes at 4096-aligned offsets listed in
+ *      META.literals, each with its SHA-1
  * ```
  * @module
  */
@@ -50,6 +51,8 @@ export interface ProgramMeta {
   kilnVersion: string;
   created: string;
   weightless: boolean;
+  /** SHA-1 hex of the IR section */
+  irSha1: string;
   literals: LiteralEntry[];
   /** anything the program layer wants to keep (inputs, outputs, weight signature, source) */
   program: Record<string, unknown>;
@@ -77,6 +80,23 @@ export interface ProgramFileInput {
 /** SHA-1 hex of bytes (native speed through node:crypto). */
 export function sha1Hex(bytes: Uint8Array): string {
   return createHash("sha1").update(bytes).digest("hex");
+}
+
+let _crcTable: Uint32Array | undefined;
+
+/** CRC-32 (IEEE) of bytes: the META section's check (it is small; SHA-1 guards the rest). */
+export function crc32(bytes: Uint8Array): number {
+  if (!_crcTable) {
+    _crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      _crcTable[n] = c >>> 0;
+    }
+  }
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = _crcTable[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
 }
 
 function _align(n: number, a: number): number {
@@ -115,6 +135,7 @@ export async function writeProgramFile(path: string, input: ProgramFileInput): P
     kilnVersion: input.kilnVersion,
     created: new Date().toISOString(),
     weightless,
+    irSha1: sha1Hex(input.ir),
     literals: entries,
     program: input.program ?? {},
   };
@@ -147,6 +168,7 @@ export async function writeProgramFile(path: string, input: ProgramFileInput): P
   dv.setUint32(8, KILN_FORMAT_VERSION, true);
   dv.setUint32(12, weightless ? 1 : 0, true);
   dv.setUint32(16, sectionCount, true);
+  dv.setUint32(20, crc32(metaBytes), true);
   const sections: [number, number, number][] = [
     [SECTION_META, tableEnd, metaBytes.byteLength],
     [SECTION_IR, irOff, input.ir.byteLength],
@@ -257,6 +279,9 @@ export async function readProgramFile(
     throw new KilnError("format", `Program file '${path}' is corrupt: META or IR section missing`);
   }
   const metaRaw = await _readExact(file, metaSec.offset, metaSec.length, path, "META");
+  if (crc32(metaRaw) !== dv.getUint32(20, true)) {
+    throw new KilnError("format", `Program file '${path}' is corrupt: its META section fails its checksum`);
+  }
   let meta: ProgramMeta;
   try {
     meta = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(metaRaw));
@@ -267,6 +292,9 @@ export async function readProgramFile(
     throw new KilnError("format", `Program file '${path}' is corrupt: META lacks target or literals`);
   }
   const ir = await _readExact(file, irSec.offset, irSec.length, path, "the IR section");
+  if (verify && sha1Hex(ir) !== meta.irSha1) {
+    throw new KilnError("format", `Program file '${path}' is corrupt: its IR section fails its checksum`);
+  }
   const literals: Uint8Array[] = [];
   if (options.literals ?? true) {
     for (const e of meta.literals) {

@@ -48,6 +48,21 @@ Deno.test("writeProgramFile() / readProgramFile() round-trip IR and aligned lite
       await assert.rejects(readProgramFile(`${dir}/bad.kiln`), /literal 'b' fails its checksum/);
     });
 
+    await t.step("a flipped byte in the IR or META section fails its checksum", async () => {
+      const bytes = await Deno.readFile(path);
+      const view = new DataView(bytes.buffer);
+      const metaOff = Number(view.getBigUint64(24 + 8, true)); // section table entry 0: META
+      const irOff = Number(view.getBigUint64(24 + 24 + 8, true)); // entry 1: IR
+      const a = bytes.slice();
+      a[irOff + 5] ^= 0x10;
+      await Deno.writeFile(`${dir}/ir.kiln`, a);
+      await assert.rejects(readProgramFile(`${dir}/ir.kiln`), /IR section fails its checksum/);
+      const b = bytes.slice();
+      b[metaOff + 3] ^= 0x01;
+      await Deno.writeFile(`${dir}/meta.kiln`, b);
+      await assert.rejects(readProgramFile(`${dir}/meta.kiln`), /META section fails its checksum/);
+    });
+
     await t.step("a truncated file is refused with the byte range", async () => {
       const bytes = await Deno.readFile(path);
       await Deno.writeFile(`${dir}/short.kiln`, bytes.subarray(0, bytes.length - 100));

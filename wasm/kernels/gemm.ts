@@ -256,7 +256,53 @@ function micro6x8(kc: i32, pa: usize, pb: usize, C: usize, ldc4: usize, acc: boo
   let c41 = f32x4.splat(0);
   let c50 = f32x4.splat(0);
   let c51 = f32x4.splat(0);
-  for (let k = 0; k < kc; k++) {
+  let k = kc;
+  while (k >= 2) {
+    let b0 = v128.load(pb);
+    let b1 = v128.load(pb, 16);
+    let a = v128.load32_splat(pa);
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
+    a = v128.load32_splat(pa, 4);
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
+    a = v128.load32_splat(pa, 8);
+    c20 = madd(a, b0, c20);
+    c21 = madd(a, b1, c21);
+    a = v128.load32_splat(pa, 12);
+    c30 = madd(a, b0, c30);
+    c31 = madd(a, b1, c31);
+    a = v128.load32_splat(pa, 16);
+    c40 = madd(a, b0, c40);
+    c41 = madd(a, b1, c41);
+    a = v128.load32_splat(pa, 20);
+    c50 = madd(a, b0, c50);
+    c51 = madd(a, b1, c51);
+    b0 = v128.load(pb, 32);
+    b1 = v128.load(pb, 48);
+    a = v128.load32_splat(pa, 24);
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
+    a = v128.load32_splat(pa, 28);
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
+    a = v128.load32_splat(pa, 32);
+    c20 = madd(a, b0, c20);
+    c21 = madd(a, b1, c21);
+    a = v128.load32_splat(pa, 36);
+    c30 = madd(a, b0, c30);
+    c31 = madd(a, b1, c31);
+    a = v128.load32_splat(pa, 40);
+    c40 = madd(a, b0, c40);
+    c41 = madd(a, b1, c41);
+    a = v128.load32_splat(pa, 44);
+    c50 = madd(a, b0, c50);
+    c51 = madd(a, b1, c51);
+    pa += 48;
+    pb += 64;
+    k -= 2;
+  }
+  if (k > 0) {
     const b0 = v128.load(pb);
     const b1 = v128.load(pb, 16);
     let a = v128.load32_splat(pa);
@@ -277,8 +323,6 @@ function micro6x8(kc: i32, pa: usize, pb: usize, C: usize, ldc4: usize, acc: boo
     a = v128.load32_splat(pa, 20);
     c50 = madd(a, b0, c50);
     c51 = madd(a, b1, c51);
-    pa += 24;
-    pb += 32;
   }
   let c = C;
   if (acc) {
