@@ -25,6 +25,7 @@ import { WeightSet } from "./core/weights/weight_set.ts";
 import { readNpyFile, writeNpyFile } from "./core/npy.ts";
 import { describe, type Tensor } from "./core/tensor.ts";
 import { KILN_VERSION } from "./core/version.ts";
+import { Progress } from "./core/progress.ts";
 
 const USAGE = `kiln ${KILN_VERSION}: compile an ONNX model once, run it, swap or bake its weights
 
@@ -105,13 +106,17 @@ async function _compile(args: string[]): Promise<number> {
   if (!values.output) throw new UsageError("compile needs -o OUT.kiln");
   if (values.target !== "ref") throw new UsageError(`Unknown target '${values.target}' (known: ref)`);
   const t0 = performance.now();
+  const progress = new Progress();
   const model = await parseOnnx(positionals[0], {
     inputDims: _parseDims(values.dims!),
     deferExternalWeights: values["defer-weights"] ?? false,
+    onProgress: progress.bytes("reading weights"),
   });
   const t1 = performance.now();
+  progress.step("compiling");
   const program = compile(model, "ref");
   const t2 = performance.now();
+  progress.step(`saving '${values.output}'`);
   try {
     await save(program, values.output);
   } finally {
@@ -151,9 +156,7 @@ async function _run(args: string[]): Promise<number> {
       const set = await loadWeightSet(
         program,
         values.weights!.length === 1 ? values.weights![0] : values.weights!,
-        {
-          partial: values.partial,
-        },
+        { partial: values.partial, onProgress: new Progress().bytes("reading weights") },
       );
       const r = program.bindWeights(set);
       _progress(
@@ -255,7 +258,12 @@ async function _bake(args: string[]): Promise<number> {
   const program = await load(positionals[0]);
   try {
     const source = values.weights!.length === 1 ? values.weights![0] : values.weights!;
-    const set = await loadWeightSet(program, source, { partial: values.partial });
+    const progress = new Progress();
+    const set = await loadWeightSet(program, source, {
+      partial: values.partial,
+      onProgress: progress.bytes("reading weights"),
+    });
+    progress.step("baking");
     const t1 = performance.now();
     const baked = await replaceOnnxExternalWeights(program, set, values.target ?? program.target);
     const t2 = performance.now();
@@ -331,7 +339,10 @@ async function _weights(args: string[]): Promise<number> {
       bytes = files.reduce((a, f) => a + f.bytes, 0);
       count = sig.length;
     } else {
-      const r = await writeRandomWeights(positionals[0], values.output, { seed });
+      const r = await writeRandomWeights(positionals[0], values.output, {
+        seed,
+        onProgress: new Progress().bytes("writing weights"),
+      });
       bytes = r.files.reduce((a, f) => a + f.bytes, 0);
       count = r.tensors.length;
     }

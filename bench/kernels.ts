@@ -33,6 +33,7 @@ interface KernelExports {
     tB: number,
   ): void;
   conv2d_repeat(...a: number[]): void;
+  set_direct_a(on: number): void;
 }
 
 /** Compiles bench_entry.ts to `outFile` (flags: relaxed-simd on request). */
@@ -178,6 +179,7 @@ if (import.meta.main) {
       relaxed: { type: "boolean" },
       wasm: { type: "string" },
       "build-only": { type: "string" },
+      "pack-a": { type: "boolean" },
     },
   }).values;
   const minMs = args.quick ? 150 : 600;
@@ -191,6 +193,7 @@ if (import.meta.main) {
     await _build(file, !!args.relaxed);
   }
   const k = await _instantiate(file);
+  k.set_direct_a(args["pack-a"] ? 0 : 1);
   // warm-up: V8 runs new wasm code on its baseline tier until the optimized code is ready
   _timeGemm(k, 64, 64, 64, 0, 300);
   _timeConv(k, 8, 16, 8, 3, 1, 1, 300);

@@ -87,6 +87,8 @@ export interface BakeOptions {
   verifyChecksums?: boolean;
   /** Rename map for safetensors sources. */
   nameMap?: Record<string, string>;
+  /** Called after each tensor is read: bytes read so far and in all. */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
 
 /**

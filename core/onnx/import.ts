@@ -55,6 +55,8 @@ export interface ParseOptions {
   baseDir?: string;
   /** Initializers up to this many bytes become `literal`s (foldable); larger ones host literals. Default 65536. */
   literalLimit?: number;
+  /** Called after each external tensor is read: bytes read so far and in all. */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
 
 /** A graph input or output: name, element type and static dims. */
@@ -318,7 +320,13 @@ class _Importer {
     toRead.sort(([, a], [, b]) =>
       a.ref.location < b.ref.location ? -1 : a.ref.location > b.ref.location ? 1 : a.ref.offset - b.ref.offset
     );
-    for (const [proto, e] of toRead) this.#bytes.set(proto, await this.reader.read(e.name, e.ref));
+    const total = toRead.reduce((a, [, e]) => a + e.ref.length, 0);
+    let done = 0;
+    for (const [proto, e] of toRead) {
+      this.#bytes.set(proto, await this.reader.read(e.name, e.ref));
+      done += e.ref.length;
+      this.#opts.onProgress?.(done, total);
+    }
   }
 
   buildMain(mod: ModuleBuilder): void {

@@ -39,6 +39,8 @@ import { dtypeFromOnnx, type DTypeName, dtypeSize, elementCount } from "../tenso
 export interface RandomWeightsOptions {
   /** PRNG seed (an unsigned 32-bit integer). Default: 0. */
   seed?: number;
+  /** Called after each tensor is written: bytes written so far and in all. */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
 
 /** One initializer stored as external data, as the graph records it. */
@@ -375,6 +377,8 @@ export async function writeRandomWeights(
     byFile.get(t.location)!.push(t);
   }
   const files: RandomWeightsReport["files"] = [];
+  const total = tensors.reduce((a, t) => a + t.length, 0);
+  let done = 0;
   for (const [location, list] of byFile) {
     const path = `${outDir.replace(/\/$/, "")}/${location}`;
     const size = Math.max(...list.map((t) => t.offset + t.length));
@@ -387,8 +391,10 @@ export async function writeRandomWeights(
       for (const t of list) {
         const bytes = randomWeightBytes(seed, t.name, t.dtype, t.dims);
         await file.seek(t.offset, Deno.SeekMode.Start);
-        let done = 0;
-        while (done < bytes.length) done += await file.write(bytes.subarray(done));
+        let w = 0;
+        while (w < bytes.length) w += await file.write(bytes.subarray(w));
+        done += t.length;
+        options.onProgress?.(done, total);
       }
     } finally {
       file.close();

@@ -64,6 +64,8 @@ export interface WeightSetOptions {
   nameMap?: Record<string, string>;
   /** Verify the ONNX `checksum` (SHA-1 of the whole data file) where the model records one. */
   verifyChecksums?: boolean;
+  /** Called after each tensor is read: bytes read so far and in all. */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
 
 function _isInside(location: string): boolean {
@@ -215,6 +217,8 @@ export class WeightSet {
       byFile.set(s.location, list);
     }
     const tensors: WeightTensor[] = [];
+    const total = signature.reduce((a, s) => a + (s.length || s.byteLength), 0);
+    let done = 0;
     for (const [location, specs] of byFile) {
       const path = `${dir.replace(/\/+$/, "")}/${location}`;
       let file: Deno.FsFile;
@@ -248,6 +252,8 @@ export class WeightSet {
           bytes,
           source: `'${path}' @ ${s.offset}`,
         });
+        done += length;
+        options.onProgress?.(done, total);
       }
       if (options.verifyChecksums ?? true) {
         const sums = new Set(specs.map((s) => s.checksum).filter((c) => c));
@@ -328,6 +334,8 @@ export class WeightSet {
     }
     const tensors: WeightTensor[] = [];
     const open = new Map<string, Deno.FsFile>();
+    const total = [...chosen].filter(([n]) => spec.has(n)).reduce((a, [, c]) => a + c.e.length, 0);
+    let done = 0;
     try {
       for (const [name, { path, e }] of chosen) {
         if (!spec.has(name)) continue;
@@ -338,6 +346,8 @@ export class WeightSet {
         }
         const bytes = await readRangeFrom(f, path, e.offset, e.length);
         tensors.push({ name, dtype: e.dtype, dims: e.dims, bytes, source: `'${path}' @ ${e.offset}` });
+        done += e.length;
+        options.onProgress?.(done, total);
       }
     } finally {
       for (const f of open.values()) f.close();

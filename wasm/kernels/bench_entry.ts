@@ -1,7 +1,7 @@
 // A standalone AssemblyScript entry for the kernel micro-benchmark (bench/kernels.ts): raw
 // pointer wrappers around the hot kernels, plus naive references for correctness checks.
 // Not reachable from wasm/index.ts; bench/kernels.ts compiles it on its own.
-import { sgemm } from "./gemm";
+import { setDirectA, sgemm } from "./gemm";
 import { ConvGeom, convForward } from "./conv";
 
 export function alloc(n: usize): usize {
@@ -50,4 +50,9 @@ export function conv2d_repeat(iters: i32, N: i32, C: i32, H: i32, W: i32, M: i32
   g.oh = (H + 2 * pad - k) / stride + 1;
   g.ow = (W + 2 * pad - k) / stride + 1;
   for (let i = 0; i < iters; i++) convForward(g, X, Wt, B, Y);
+}
+
+/** 1: sgemm reads row-major A in place (default); 0: always packs A (for comparison). */
+export function set_direct_a(on: i32): void {
+  setDirectA(on != 0);
 }

@@ -364,6 +364,100 @@ function micro6x8(kc: i32, pa: usize, pb: usize, C: usize, ldc4: usize, acc: boo
   }
 }
 
+/**
+ * The 6x8 micro-kernel reading A in place (row-major, row stride rs bytes, unit k stride): no
+ * packing of A, whose six rows stream sequentially; pb: kc x 8 packed.
+ */
+function micro6x8Direct(kc: i32, a0: usize, rs: usize, pb: usize, C: usize, ldc4: usize, acc: bool): void {
+  let c00 = f32x4.splat(0);
+  let c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0);
+  let c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0);
+  let c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0);
+  let c31 = f32x4.splat(0);
+  let c40 = f32x4.splat(0);
+  let c41 = f32x4.splat(0);
+  let c50 = f32x4.splat(0);
+  let c51 = f32x4.splat(0);
+  const a1 = a0 + rs;
+  const a2 = a1 + rs;
+  const a3 = a2 + rs;
+  const a4 = a3 + rs;
+  const a5 = a4 + rs;
+  const end = <usize>kc << 2;
+  for (let o: usize = 0; o < end; o += 4) {
+    const b0 = v128.load(pb);
+    const b1 = v128.load(pb, 16);
+    let a = v128.load32_splat(a0 + o);
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
+    a = v128.load32_splat(a1 + o);
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
+    a = v128.load32_splat(a2 + o);
+    c20 = madd(a, b0, c20);
+    c21 = madd(a, b1, c21);
+    a = v128.load32_splat(a3 + o);
+    c30 = madd(a, b0, c30);
+    c31 = madd(a, b1, c31);
+    a = v128.load32_splat(a4 + o);
+    c40 = madd(a, b0, c40);
+    c41 = madd(a, b1, c41);
+    a = v128.load32_splat(a5 + o);
+    c50 = madd(a, b0, c50);
+    c51 = madd(a, b1, c51);
+    pb += 32;
+  }
+  let c = C;
+  if (acc) {
+    v128.store(c, f32x4.add(v128.load(c), c00));
+    v128.store(c, f32x4.add(v128.load(c, 16), c01), 16);
+    c += ldc4;
+    v128.store(c, f32x4.add(v128.load(c), c10));
+    v128.store(c, f32x4.add(v128.load(c, 16), c11), 16);
+    c += ldc4;
+    v128.store(c, f32x4.add(v128.load(c), c20));
+    v128.store(c, f32x4.add(v128.load(c, 16), c21), 16);
+    c += ldc4;
+    v128.store(c, f32x4.add(v128.load(c), c30));
+    v128.store(c, f32x4.add(v128.load(c, 16), c31), 16);
+    c += ldc4;
+    v128.store(c, f32x4.add(v128.load(c), c40));
+    v128.store(c, f32x4.add(v128.load(c, 16), c41), 16);
+    c += ldc4;
+    v128.store(c, f32x4.add(v128.load(c), c50));
+    v128.store(c, f32x4.add(v128.load(c, 16), c51), 16);
+  } else {
+    v128.store(c, c00);
+    v128.store(c, c01, 16);
+    c += ldc4;
+    v128.store(c, c10);
+    v128.store(c, c11, 16);
+    c += ldc4;
+    v128.store(c, c20);
+    v128.store(c, c21, 16);
+    c += ldc4;
+    v128.store(c, c30);
+    v128.store(c, c31, 16);
+    c += ldc4;
+    v128.store(c, c40);
+    v128.store(c, c41, 16);
+    c += ldc4;
+    v128.store(c, c50);
+    v128.store(c, c51, 16);
+  }
+}
+
+/** Whether sgemm reads A in place (no packing): row-major A, alpha 1, the 6-row kernel. */
+let directA: bool = true;
+
+/** Benchmark switch: read A in place where possible (default) or always pack it. */
+export function setDirectA(on: bool): void {
+  directA = on;
+}
+
 // @ts-ignore: decorator
 @inline
 function microFull(kc: i32, pa: usize, pb: usize, C: usize, ldc4: usize, acc: bool): void {
@@ -379,6 +473,11 @@ function microKernel(kc: i32, pa: usize, pb: usize, C: usize, ldc: i32, rows: i3
   if (edgeBuf == 0) edgeBuf = heap.alloc(MR * NR * 4 + 16);
   const e = (edgeBuf + 15) & ~(<usize>15);
   microFull(kc, pa, pb, e, NR * 4, false);
+  copyEdge(e, C, ldc, rows, cols, acc);
+}
+
+/** Copies (or adds, acc) the valid rows x cols of an MR x NR edge tile into C. */
+function copyEdge(e: usize, C: usize, ldc: i32, rows: i32, cols: i32, acc: bool): void {
   for (let r = 0; r < rows; r++) {
     const crow = C + (<usize>(r * ldc) << 2);
     const erow = e + (<usize>(r * NR) << 2);
@@ -442,14 +541,29 @@ export function sgemm(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha:
         const mc = M - i0 < mcStep ? M - i0 : mcStep;
         const mcPad = (mc + MR - 1) / MR * MR;
         const pa = ensureA(<usize>(mcPad * kc) << 2);
-        packAPanel(transA, A, lda, i0, p0, mc, kc, alpha, pa);
+        // direct: full 6-row strips read A in place; only a partial last strip is packed
+        const direct = directA && MR == 6 && !transA && alpha == 1;
+        const mFull = direct ? mc / MR * MR : 0;
+        if (!direct) packAPanel(transA, A, lda, i0, p0, mc, kc, alpha, pa);
+        else if (mFull < mc) packAPanel(false, A, lda, i0 + mFull, p0, mc - mFull, kc, 1, pa + (<usize>(mFull * kc) << 2));
+        const rs = <usize>lda << 2;
         for (let jr = 0; jr < nc; jr += NR) {
           const cols = nc - jr < NR ? nc - jr : NR;
           const bstrip = pb + (<usize>(jr * kc) << 2);
           for (let ir = 0; ir < mc; ir += MR) {
             const rows = mc - ir < MR ? mc - ir : MR;
             const cptr = C + ((<usize>(i0 + ir) * <usize>ldc + <usize>(j0 + jr)) << 2);
-            microKernel(kc, pa + (<usize>(ir * kc) << 2), bstrip, cptr, ldc, rows, cols, acc);
+            if (ir < mFull && cols == NR) {
+              micro6x8Direct(kc, A + ((<usize>(i0 + ir) * <usize>lda + <usize>p0) << 2), rs, bstrip, cptr,
+                <usize>ldc << 2, acc);
+            } else if (ir < mFull) {
+              if (edgeBuf == 0) edgeBuf = heap.alloc(MR * NR * 4 + 16);
+              const e = (edgeBuf + 15) & ~(<usize>15);
+              micro6x8Direct(kc, A + ((<usize>(i0 + ir) * <usize>lda + <usize>p0) << 2), rs, bstrip, e, NR * 4, false);
+              copyEdge(e, cptr, ldc, rows, cols, acc);
+            } else {
+              microKernel(kc, pa + (<usize>(ir * kc) << 2), bstrip, cptr, ldc, rows, cols, acc);
+            }
           }
         }
       }
