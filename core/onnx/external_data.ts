@@ -4,6 +4,7 @@
  * (one preallocated buffer per tensor, `Deno.open` + seek + read loop; never a whole-file read).
  * @module
  */
+import { readRangeFrom } from "../io.ts";
 import type { ExternalDataRef } from "../ir/builder.ts";
 import { importError } from "./errors.ts";
 import { onnx } from "./onnx_pb.js";
@@ -160,21 +161,11 @@ export class ExternalDataReader {
         } are past the end of '${path}' (${size} bytes)`,
       );
     }
-    const buf = new Uint8Array(ref.length);
-    await file.seek(ref.offset, Deno.SeekMode.Start);
-    let got = 0;
-    while (got < ref.length) {
-      const n = await file.read(buf.subarray(got));
-      if (n === null) {
-        throw importError(
-          `External data file '${path}' of tensor '${tensor}' ended at byte ${ref.offset + got}`,
-          {},
-          "io",
-        );
-      }
-      got += n;
+    try {
+      return await readRangeFrom(file, path, ref.offset, ref.length);
+    } catch (e) {
+      throw importError(`External data of tensor '${tensor}': ${(e as Error).message}`, {}, "io");
     }
-    return buf;
   }
 
   /** Closes every file this reader opened. */
