@@ -5,7 +5,7 @@
  * the instance broken; its owner discards it and makes a fresh one.
  * @module
  */
-import { KILN_WASM_BASE64 } from "../build/kiln_wasm.ts";
+import { KILN_WASM_BASE64, KILN_WASM_RELAXED_BASE64 } from "../build/kiln_wasm.ts";
 import { type Diagnostic, DIAGNOSTIC_CODES, errorFromDiagnostics, KilnError } from "./errors.ts";
 
 /** The core's exports (raw bindings: numbers only). */
@@ -37,17 +37,86 @@ export interface CoreExports {
   bake(h: number, tablePtr: number, tableLen: number): number;
 }
 
-let _module: WebAssembly.Module | undefined;
+/** Which build of the core runs: "relaxed" (relaxed SIMD, fused multiply-add) or "simd". */
+export type CoreVariant = "relaxed" | "simd";
 
-/** The compiled core module (compiled once per process). */
+/** A 37-byte module whose one function uses f32x4.relaxed_madd: validates iff the host has relaxed SIMD. */
+const _RELAXED_PROBE = new Uint8Array([
+  0,
+  0x61,
+  0x73,
+  0x6d,
+  1,
+  0,
+  0,
+  0, // magic, version
+  1,
+  8,
+  1,
+  0x60,
+  3,
+  0x7b,
+  0x7b,
+  0x7b,
+  1,
+  0x7b, // type: (v128, v128, v128) -> v128
+  3,
+  2,
+  1,
+  0, // function 0 has type 0
+  0x0a,
+  0x0d,
+  1,
+  0x0b,
+  0,
+  0x20,
+  0,
+  0x20,
+  1,
+  0x20,
+  2,
+  0xfd,
+  0x85,
+  0x02,
+  0x0b, // body: f32x4.relaxed_madd
+]);
+
+const _modules = new Map<CoreVariant, WebAssembly.Module>();
+let _variant: CoreVariant | undefined;
+
+/** The variants this build can run here (relaxed first when the host supports it). */
+export function availableCoreVariants(): CoreVariant[] {
+  const out: CoreVariant[] = [];
+  if (KILN_WASM_RELAXED_BASE64 && WebAssembly.validate(_RELAXED_PROBE)) out.push("relaxed");
+  out.push("simd");
+  return out;
+}
+
+/** The variant engines use: the best available unless `useCoreVariant` chose one. */
+export function coreVariant(): CoreVariant {
+  return _variant ?? availableCoreVariants()[0];
+}
+
+/** Chooses the core build for engines created from now on (tests compare both). */
+export function useCoreVariant(variant: CoreVariant | "auto"): void {
+  if (variant !== "auto" && !availableCoreVariants().includes(variant)) {
+    throw new KilnError("target", `The '${variant}' build of the core cannot run here`);
+  }
+  _variant = variant === "auto" ? undefined : variant;
+}
+
+/** The compiled core module of the current variant (compiled once per process). */
 export function coreModule(): WebAssembly.Module {
-  if (!_module) {
-    const bin = atob(KILN_WASM_BASE64);
+  const variant = coreVariant();
+  let m = _modules.get(variant);
+  if (!m) {
+    const bin = atob(variant === "relaxed" ? KILN_WASM_RELAXED_BASE64 : KILN_WASM_BASE64);
     const bytes = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-    _module = new WebAssembly.Module(bytes);
+    m = new WebAssembly.Module(bytes);
+    _modules.set(variant, m);
   }
-  return _module;
+  return m;
 }
 
 const _dec = new TextDecoder();

@@ -113,6 +113,8 @@ Deno.test("MatMul matches onnxruntime on 1-D promotion, batch broadcasting and S
     [[37, 129], [129, 70]], // edge tiles in M and N
     [[130, 600], [600, 19]], // k-blocking (K > 256) and M > 128
     [[1, 12, 16, 64], [1, 12, 64, 16]], // attention scores
+    [[1, 128, 768], [768, 300]], // GPT-2 projection rows (A read in place, 2-row edge strip)
+    [[20, 64], [64, 2100]], // N > NC: two column panels
   ];
   for (const [da, db] of cases) {
     await t.step(

@@ -1,12 +1,16 @@
 // SGEMM on raw pointers (row-major): C = alpha * op(A) * op(B) + beta * C.
-// Goto/BLIS structure: B is packed into KC x NC panels of NR-wide column strips, A into
-// MC x KC blocks of MR-high row strips (transposes and alpha are absorbed by packing), and a
-// register-blocked f32x4 micro-kernel (MR x NR = 4 x 8: eight v128 accumulators) walks the
-// packed strips. Edge tiles compute into a small buffer and copy out the valid part.
-// Scratch panels are module-level, grow-only (the ref target is single-threaded).
+// Goto/BLIS structure: B is packed into KC x NC panels of NR-wide column strips (transposed B
+// is handled by the packing); a register-blocked f32x4 micro-kernel (MR x NR = 6 x 8: twelve
+// v128 accumulators, k unrolled by 2) walks each B strip, kept in L1, against MR-row strips of A.
+// Row-major A with alpha 1 (Conv weights, MatMul) is read in place, six sequential row streams,
+// so it is never packed; transposed or scaled A is packed into MR-interleaved strips of MC x KC
+// blocks. Edge tiles compute into a small buffer and copy out the valid part. M == 1 takes SIMD
+// GEMV paths. Multiply-adds go through madd(): fused relaxed_madd when the build enables
+// relaxed-simd, else f32x4 mul + add. Scratch panels are module-level and grow-only (the ref
+// target is single-threaded).
 
 /** Rows of the micro-tile. */
-export const MR: i32 = 6;
+export const MR: i32 = 6; // the micro-kernels below are written for 6 x 8
 /** Columns of the micro-tile (two f32x4). */
 export const NR: i32 = 8;
 const KC: i32 = 256;
@@ -145,99 +149,6 @@ function packBPanel(transB: bool, B: usize, ldb: i32, p0: i32, j0: i32, kc: i32,
 function madd(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
   return f32x4.add(c, f32x4.mul(a, b));
-}
-
-/**
- * The 4x8 micro-kernel: C[0..4][0..8] (row stride ldc4 bytes) = (acc ? C : 0) + pa * pb over kc.
- * pa: kc x 4 packed, pb: kc x 8 packed.
- */
-// @ts-ignore: decorator
-@inline
-function micro4x8(kc: i32, pa: usize, pb: usize, C: usize, ldc4: usize, acc: bool): void {
-  let c00 = f32x4.splat(0);
-  let c01 = f32x4.splat(0);
-  let c10 = f32x4.splat(0);
-  let c11 = f32x4.splat(0);
-  let c20 = f32x4.splat(0);
-  let c21 = f32x4.splat(0);
-  let c30 = f32x4.splat(0);
-  let c31 = f32x4.splat(0);
-  let k = kc;
-  while (k >= 2) {
-    let b0 = v128.load(pb);
-    let b1 = v128.load(pb, 16);
-    let a = v128.load32_splat(pa);
-    c00 = madd(a, b0, c00);
-    c01 = madd(a, b1, c01);
-    a = v128.load32_splat(pa, 4);
-    c10 = madd(a, b0, c10);
-    c11 = madd(a, b1, c11);
-    a = v128.load32_splat(pa, 8);
-    c20 = madd(a, b0, c20);
-    c21 = madd(a, b1, c21);
-    a = v128.load32_splat(pa, 12);
-    c30 = madd(a, b0, c30);
-    c31 = madd(a, b1, c31);
-    b0 = v128.load(pb, 32);
-    b1 = v128.load(pb, 48);
-    a = v128.load32_splat(pa, 16);
-    c00 = madd(a, b0, c00);
-    c01 = madd(a, b1, c01);
-    a = v128.load32_splat(pa, 20);
-    c10 = madd(a, b0, c10);
-    c11 = madd(a, b1, c11);
-    a = v128.load32_splat(pa, 24);
-    c20 = madd(a, b0, c20);
-    c21 = madd(a, b1, c21);
-    a = v128.load32_splat(pa, 28);
-    c30 = madd(a, b0, c30);
-    c31 = madd(a, b1, c31);
-    pa += 32;
-    pb += 64;
-    k -= 2;
-  }
-  if (k > 0) {
-    const b0 = v128.load(pb);
-    const b1 = v128.load(pb, 16);
-    let a = v128.load32_splat(pa);
-    c00 = madd(a, b0, c00);
-    c01 = madd(a, b1, c01);
-    a = v128.load32_splat(pa, 4);
-    c10 = madd(a, b0, c10);
-    c11 = madd(a, b1, c11);
-    a = v128.load32_splat(pa, 8);
-    c20 = madd(a, b0, c20);
-    c21 = madd(a, b1, c21);
-    a = v128.load32_splat(pa, 12);
-    c30 = madd(a, b0, c30);
-    c31 = madd(a, b1, c31);
-  }
-  let c = C;
-  if (acc) {
-    v128.store(c, f32x4.add(v128.load(c), c00));
-    v128.store(c, f32x4.add(v128.load(c, 16), c01), 16);
-    c += ldc4;
-    v128.store(c, f32x4.add(v128.load(c), c10));
-    v128.store(c, f32x4.add(v128.load(c, 16), c11), 16);
-    c += ldc4;
-    v128.store(c, f32x4.add(v128.load(c), c20));
-    v128.store(c, f32x4.add(v128.load(c, 16), c21), 16);
-    c += ldc4;
-    v128.store(c, f32x4.add(v128.load(c), c30));
-    v128.store(c, f32x4.add(v128.load(c, 16), c31), 16);
-  } else {
-    v128.store(c, c00);
-    v128.store(c, c01, 16);
-    c += ldc4;
-    v128.store(c, c10);
-    v128.store(c, c11, 16);
-    c += ldc4;
-    v128.store(c, c20);
-    v128.store(c, c21, 16);
-    c += ldc4;
-    v128.store(c, c30);
-    v128.store(c, c31, 16);
-  }
 }
 
 /** The 6x8 micro-kernel: twelve f32x4 accumulators; pa: kc x 6 packed, pb: kc x 8 packed. */
@@ -387,9 +298,11 @@ function micro6x8Direct(kc: i32, a0: usize, rs: usize, pb: usize, C: usize, ldc4
   const a4 = a3 + rs;
   const a5 = a4 + rs;
   const end = <usize>kc << 2;
-  for (let o: usize = 0; o < end; o += 4) {
-    const b0 = v128.load(pb);
-    const b1 = v128.load(pb, 16);
+  const end2 = <usize>(kc & ~1) << 2;
+  let o: usize = 0;
+  for (; o < end2; o += 8) {
+    let b0 = v128.load(pb);
+    let b1 = v128.load(pb, 16);
     let a = v128.load32_splat(a0 + o);
     c00 = madd(a, b0, c00);
     c01 = madd(a, b1, c01);
@@ -408,7 +321,49 @@ function micro6x8Direct(kc: i32, a0: usize, rs: usize, pb: usize, C: usize, ldc4
     a = v128.load32_splat(a5 + o);
     c50 = madd(a, b0, c50);
     c51 = madd(a, b1, c51);
-    pb += 32;
+    b0 = v128.load(pb, 32);
+    b1 = v128.load(pb, 48);
+    a = v128.load32_splat(a0 + o, 4);
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
+    a = v128.load32_splat(a1 + o, 4);
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
+    a = v128.load32_splat(a2 + o, 4);
+    c20 = madd(a, b0, c20);
+    c21 = madd(a, b1, c21);
+    a = v128.load32_splat(a3 + o, 4);
+    c30 = madd(a, b0, c30);
+    c31 = madd(a, b1, c31);
+    a = v128.load32_splat(a4 + o, 4);
+    c40 = madd(a, b0, c40);
+    c41 = madd(a, b1, c41);
+    a = v128.load32_splat(a5 + o, 4);
+    c50 = madd(a, b0, c50);
+    c51 = madd(a, b1, c51);
+    pb += 64;
+  }
+  if (o < end) {
+    let b0 = v128.load(pb);
+    let b1 = v128.load(pb, 16);
+    let a = v128.load32_splat(a0 + o);
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
+    a = v128.load32_splat(a1 + o);
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
+    a = v128.load32_splat(a2 + o);
+    c20 = madd(a, b0, c20);
+    c21 = madd(a, b1, c21);
+    a = v128.load32_splat(a3 + o);
+    c30 = madd(a, b0, c30);
+    c31 = madd(a, b1, c31);
+    a = v128.load32_splat(a4 + o);
+    c40 = madd(a, b0, c40);
+    c41 = madd(a, b1, c41);
+    a = v128.load32_splat(a5 + o);
+    c50 = madd(a, b0, c50);
+    c51 = madd(a, b1, c51);
   }
   let c = C;
   if (acc) {
@@ -450,7 +405,7 @@ function micro6x8Direct(kc: i32, a0: usize, rs: usize, pb: usize, C: usize, ldc4
   }
 }
 
-/** Whether sgemm reads A in place (no packing): row-major A, alpha 1, the 6-row kernel. */
+/** Whether sgemm reads A in place (no packing) when A is row-major and alpha is 1. */
 let directA: bool = true;
 
 /** Benchmark switch: read A in place where possible (default) or always pack it. */
@@ -458,21 +413,63 @@ export function setDirectA(on: bool): void {
   directA = on;
 }
 
+/**
+ * A short tile of R <= 4 rows (even R, rows past the edge are zero in the packing) x 8 columns
+ * from an MR-interleaved packed strip, written to e (row stride NR floats).
+ */
 // @ts-ignore: decorator
 @inline
-function microFull(kc: i32, pa: usize, pb: usize, C: usize, ldc4: usize, acc: bool): void {
-  if (MR == 6) micro6x8(kc, pa, pb, C, ldc4, acc);
-  else micro4x8(kc, pa, pb, C, ldc4, acc);
+function microShort(R: i32, kc: i32, pa: usize, pb: usize, e: usize): void {
+  let c00 = f32x4.splat(0);
+  let c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0);
+  let c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0);
+  let c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0);
+  let c31 = f32x4.splat(0);
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(pb);
+    const b1 = v128.load(pb, 16);
+    let a = v128.load32_splat(pa);
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
+    a = v128.load32_splat(pa, 4);
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
+    if (R > 2) {
+      a = v128.load32_splat(pa, 8);
+      c20 = madd(a, b0, c20);
+      c21 = madd(a, b1, c21);
+      a = v128.load32_splat(pa, 12);
+      c30 = madd(a, b0, c30);
+      c31 = madd(a, b1, c31);
+    }
+    pa += MR * 4;
+    pb += 32;
+  }
+  v128.store(e, c00);
+  v128.store(e, c01, 16);
+  v128.store(e, c10, 32);
+  v128.store(e, c11, 48);
+  if (R > 2) {
+    v128.store(e, c20, 64);
+    v128.store(e, c21, 80);
+    v128.store(e, c30, 96);
+    v128.store(e, c31, 112);
+  }
 }
 
 function microKernel(kc: i32, pa: usize, pb: usize, C: usize, ldc: i32, rows: i32, cols: i32, acc: bool): void {
   if (rows == MR && cols == NR) {
-    microFull(kc, pa, pb, C, <usize>ldc << 2, acc);
+    micro6x8(kc, pa, pb, C, <usize>ldc << 2, acc);
     return;
   }
   if (edgeBuf == 0) edgeBuf = heap.alloc(MR * NR * 4 + 16);
   const e = (edgeBuf + 15) & ~(<usize>15);
-  microFull(kc, pa, pb, e, NR * 4, false);
+  if (rows <= 2) microShort(2, kc, pa, pb, e);
+  else if (rows <= 4) microShort(4, kc, pa, pb, e);
+  else micro6x8(kc, pa, pb, e, NR * 4, false);
   copyEdge(e, C, ldc, rows, cols, acc);
 }
 
@@ -542,7 +539,7 @@ export function sgemm(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha:
         const mcPad = (mc + MR - 1) / MR * MR;
         const pa = ensureA(<usize>(mcPad * kc) << 2);
         // direct: full 6-row strips read A in place; only a partial last strip is packed
-        const direct = directA && MR == 6 && !transA && alpha == 1;
+        const direct = directA && !transA && alpha == 1;
         const mFull = direct ? mc / MR * MR : 0;
         if (!direct) packAPanel(transA, A, lda, i0, p0, mc, kc, alpha, pa);
         else if (mFull < mc) packAPanel(false, A, lda, i0 + mFull, p0, mc - mFull, kc, 1, pa + (<usize>(mFull * kc) << 2));

@@ -29,6 +29,10 @@ function endTap(start: i32, dil: i32, kn: i32, len: i32): i32 {
  * in-range tap give the lowest float (as onnxruntime does).
  */
 export function maxPool(g: ConvGeom, x: usize, y: usize, ind: usize, storageOrder: i32): void {
+  if (ind == 0 && g.kd == 1 && g.od == 1 && g.dh == 1 && g.dw == 1) {
+    maxPool2d(g, x, y);
+    return;
+  }
   const planes = g.n * g.c;
   const ivol = g.ivol();
   const ihw = g.ih * g.iw;
@@ -78,6 +82,67 @@ export function maxPool(g: ConvGeom, x: usize, y: usize, ind: usize, storageOrde
           out++;
         }
       }
+    }
+  }
+}
+
+let rowBuf: usize = 0;
+let rowCap: i32 = 0;
+
+/**
+ * 2-D (or 1-D) MaxPool without dilation or indices, separably: per output row, the f32x4 max
+ * of the window's input rows into a row buffer, then the max over each output's columns.
+ */
+function maxPool2d(g: ConvGeom, x: usize, y: usize): void {
+  const planes = g.n * g.c;
+  const iw = g.iw;
+  if (iw > rowCap) {
+    if (rowBuf != 0) heap.free(rowBuf);
+    rowBuf = heap.alloc(<usize>(iw + 4) << 2);
+    rowCap = iw;
+  }
+  const row = rowBuf;
+  const iw4 = iw & ~3;
+  const ihw = g.ih * iw;
+  let out = y;
+  for (let pl = 0; pl < planes; pl++) {
+    const xp = x + ((<usize>pl * <usize>ihw) << 2);
+    for (let oy = 0; oy < g.oh; oy++) {
+      const ys = oy * g.sh - g.ph;
+      const y0 = firstTap(ys, 1, g.kh);
+      const y1 = endTap(ys, 1, g.kh, g.ih);
+      if (y1 <= y0) {
+        for (let ox = 0; ox < g.ow; ox++) store<f32>(out + (<usize>ox << 2), F32_LOWEST);
+        out += <usize>g.ow << 2;
+        continue;
+      }
+      const r0 = xp + (<usize>((ys + y0) * iw) << 2);
+      memory.copy(row, r0, <usize>iw << 2);
+      for (let ky = y0 + 1; ky < y1; ky++) {
+        const rk = xp + (<usize>((ys + ky) * iw) << 2);
+        let i = 0;
+        for (; i < iw4; i += 4) {
+          const o = <usize>i << 2;
+          v128.store(row + o, f32x4.pmax(v128.load(row + o), v128.load(rk + o)));
+        }
+        for (; i < iw; i++) {
+          const o = <usize>i << 2;
+          const v = load<f32>(rk + o);
+          if (v > load<f32>(row + o)) store<f32>(row + o, v);
+        }
+      }
+      for (let ox = 0; ox < g.ow; ox++) {
+        const xs = ox * g.sw - g.pw;
+        const x0 = firstTap(xs, 1, g.kw);
+        const x1 = endTap(xs, 1, g.kw, iw);
+        let best: f32 = F32_LOWEST;
+        for (let kx = x0; kx < x1; kx++) {
+          const v = load<f32>(row + (<usize>(xs + kx) << 2));
+          if (v > best) best = v;
+        }
+        store<f32>(out + (<usize>ox << 2), best);
+      }
+      out += <usize>g.ow << 2;
     }
   }
 }

@@ -554,6 +554,18 @@ class GeluOp extends UnaryOp {
 // ---- Cast / CastLike ----
 
 /** Converts every element of x into o (element types may differ; same element count). */
+/** f64 -> i64 truncating, NaN and out-of-range values to i64.MIN_VALUE (x86-64 cvttsd2si). */
+function floatToI64(v: f64): i64 {
+  if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0)) return i64.MIN_VALUE;
+  return <i64>v;
+}
+
+/** f64 -> i32 truncating, NaN and out-of-range values to i32.MIN_VALUE (x86-64 cvttsd2si). */
+function floatToI32(v: f64): i32 {
+  if (!(v > -2147483649.0 && v < 2147483648.0)) return i32.MIN_VALUE;
+  return <i32>v;
+}
+
 export function castInto(x: Tensor, o: Tensor): void {
   const si = x.shape.dtype, so = o.shape.dtype;
   const n = x.elements();
@@ -564,8 +576,17 @@ export function castInto(x: Tensor, o: Tensor): void {
   const zi = <usize>dtypeSize(si), zo = <usize>dtypeSize(so);
   if (si == DT_FLOAT && so == DT_INT64) {
     for (let i = 0; i < n; i++) {
-      const v = load<f32>(x.ptr + (<usize>i << 2));
-      store<i64>(o.ptr + (<usize>i << 3), isFinite(v) ? <i64>v : 0);
+      store<i64>(o.ptr + (<usize>i << 3), floatToI64(<f64>load<f32>(x.ptr + (<usize>i << 2))));
+    }
+  } else if (isFloat(si) && so != DT_BOOL && !isFloat(so) && so != DT_UINT64) {
+    // NaN, infinities and out-of-range values are undefined in ONNX; do what onnxruntime does on
+    // x86-64 (static_cast = cvttss2si): the "integer indefinite" INT_MIN of a 32-bit conversion for
+    // types up to 32 bits (then the low bits: 0 for int8/uint8/int16/uint16) and of a 64-bit one
+    // for int64 and uint32.
+    const wide = so == DT_INT64 || so == DT_UINT32;
+    for (let i = 0; i < n; i++) {
+      const v = loadF64(si, x.ptr + <usize>i * zi);
+      storeI64(so, o.ptr + <usize>i * zo, wide ? floatToI64(v) : <i64>floatToI32(v));
     }
   } else if (si == DT_INT64 && so == DT_FLOAT) {
     for (let i = 0; i < n; i++) store<f32>(o.ptr + (<usize>i << 2), <f32>load<i64>(x.ptr + (<usize>i << 3)));

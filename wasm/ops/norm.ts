@@ -358,6 +358,94 @@ class InstanceNormOp extends Op {
   }
 }
 
+// ---- GroupNormalization ----
+
+/**
+ * GroupNormalization (opset 18, 21): X [N, C, ...] normalized over each group of C / num_groups
+ * channels and the spatial dims. scale and bias are per group before opset 21 and per channel
+ * from opset 21 (the spec's fix); stats in f32 for float32 (as InstanceNormalization), else f64.
+ */
+class GroupNormOp extends Op {
+  constructor() {
+    super("GroupNormalization", 0);
+  }
+
+  computeShape(ctx: ShapeContext): bool {
+    if (!requireFloat(ctx, 3)) return false;
+    const x = ctx.input(0);
+    if (x.rank() < 2) return ctx.fail("input X must have rank 2 or more, got " + x.toString());
+    if (!ctx.attrs.has("num_groups")) return ctx.fail("attribute num_groups is required");
+    const g = ctx.attrs.getInt("num_groups", 0);
+    const c = x.lens[1];
+    if (g <= 0 || c % <i32>g != 0) {
+      return ctx.fail("num_groups " + g.toString() + " must be positive and divide the " + c.toString() +
+        " channels of " + x.toString());
+    }
+    const want = ctx.opset >= 21 ? c : <i32>g;
+    if (ctx.input(1).elements() != want || ctx.input(2).elements() != want) {
+      return ctx.fail("scale and bias must have " + want.toString() + (ctx.opset >= 21 ? " elements (channels)" :
+        " elements (num_groups, before opset 21)") + ", got " + ctx.input(1).toString() + " and " +
+        ctx.input(2).toString());
+    }
+    ctx.out(Shape.standard(x.dtype, x.lens));
+    return true;
+  }
+
+  compute(ctx: ComputeContext): bool {
+    const x = ctx.input(0);
+    const o = ctx.output(0);
+    const l = x.shape.lens;
+    const nb = l[0], c = l[1], sp = prod(l, 2, l.length);
+    const g = <i32>ctx.attrs.getInt("num_groups", 1);
+    const cpg = c / g;
+    const perChannel = ctx.opset >= 21;
+    const eps = ctx.attrs.getFloat("epsilon", 1e-5);
+    const dt = x.shape.dtype;
+    const sz = <usize>dtypeSize(dt);
+    const sc = ctx.input(1), bi = ctx.input(2);
+    const st = new StaticArray<f32>(2);
+    const sb = new StaticArray<f32>(2);
+    const blk = cpg * sp;
+    for (let n = 0; n < nb; n++) {
+      for (let k = 0; k < g; k++) {
+        const off = (<usize>n * <usize>c + <usize>k * <usize>cpg) * <usize>sp * sz;
+        let m: f64 = 0, inv: f64 = 0;
+        if (dt == DT_FLOAT) {
+          rowStatsF32(x.ptr + off, blk, eps, st);
+        } else {
+          let sum: f64 = 0;
+          for (let i = 0; i < blk; i++) sum += loadF64(dt, x.ptr + off + <usize>i * sz);
+          m = sum / <f64>blk;
+          let v: f64 = 0;
+          for (let i = 0; i < blk; i++) {
+            const d = loadF64(dt, x.ptr + off + <usize>i * sz) - m;
+            v += d * d;
+          }
+          inv = 1.0 / Math.sqrt(v / <f64>blk + <f64>eps);
+        }
+        for (let j = 0; j < cpg; j++) {
+          const ch = perChannel ? k * cpg + j : k;
+          const s = loadAt(sc, ch);
+          const b = loadAt(bi, ch);
+          const coff = off + <usize>j * <usize>sp * sz;
+          if (dt == DT_FLOAT) {
+            unchecked(sb[0] = <f32>s);
+            unchecked(sb[1] = <f32>b);
+            const psb = changetype<usize>(sb);
+            rowApplyF32(x.ptr + coff, o.ptr + coff, sp, st[0], st[1], psb, 0, psb + 4, 0);
+            continue;
+          }
+          for (let i = 0; i < sp; i++) {
+            const p = coff + <usize>i * sz;
+            storeF64(dt, o.ptr + p, (loadF64(dt, x.ptr + p) - m) * inv * s + b);
+          }
+        }
+      }
+    }
+    return true;
+  }
+}
+
 // ---- LpNormalization ----
 
 class LpNormOp extends Op {
@@ -510,6 +598,7 @@ class LrnOp extends Op {
 export function registerNorm(): void {
   registerOp(new LrnOp());
   registerOp(new LayerNormOp());
+  registerOp(new GroupNormOp());
   registerOp(new BatchNormOp());
   registerOp(new InstanceNormOp());
   registerOp(new LpNormOp());
