@@ -88,6 +88,10 @@ type _KilnProgram = KilnProgramModule.Program;
 interface _KilnApi {
   parseOnnx: typeof KilnImportModule.parseOnnx;
   compile: typeof KilnProgramModule.compile;
+  /** which builds of the core can run here, best first (empty when the core has no variants) */
+  variants(): string[];
+  /** selects the build that engines created from now on use ("auto": the best) */
+  useVariant(v: string): void;
 }
 
 async function _loadKiln(): Promise<_KilnApi> {
@@ -95,7 +99,15 @@ async function _loadKiln(): Promise<_KilnApi> {
   const program = await import(new URL("../core/program.ts", import.meta.url).href);
   if (typeof importer.parseOnnx !== "function") throw new Error("core/onnx/import.ts exports no parseOnnx");
   if (typeof program.compile !== "function") throw new Error("core/program.ts exports no compile");
-  return { parseOnnx: importer.parseOnnx, compile: program.compile };
+  const engine = await import(new URL("../core/engine.ts", import.meta.url).href).catch(() => ({}));
+  const variants = typeof engine.availableCoreVariants === "function"
+    ? () => engine.availableCoreVariants() as string[]
+    : () => [];
+  const useVariant = (v: string) => {
+    if (typeof engine.useCoreVariant === "function") engine.useCoreVariant(v);
+    else if (v !== "auto") throw new Error(`core/engine.ts cannot select the '${v}' core`);
+  };
+  return { parseOnnx: importer.parseOnnx, compile: program.compile, variants, useVariant };
 }
 
 // ---- helpers ----
@@ -190,6 +202,8 @@ async function _benchModel(
     engines: Set<EngineId>;
     keepWeights: boolean;
     profile: boolean;
+    /** core builds to run kiln with ("auto", "relaxed", "simd"), one kiln row each */
+    kilnCores: string[];
   },
 ): Promise<ModelReport> {
   const src = join(opts.modelsDir, spec.file);
@@ -252,7 +266,9 @@ async function _benchModel(
       await setUp("ort-node-default", peer(() => ortNodeSession(modelPath, { intraOpThreads: 0 })));
     }
     if (opts.engines.has("ort-web")) await setUp("ort-web", peer(() => ortWebSession(modelPath)));
-    if (opts.engines.has("kiln")) await setUp("kiln", (res) => _setUpKiln(modelPath, spec, res));
+    if (opts.engines.has("kiln")) {
+      for (const v of opts.kilnCores) await setUp("kiln", (res) => _setUpKiln(modelPath, spec, res, v));
+    }
 
     // 2. timed runs in rounds: one run of each engine per round, the order rotating, so that
     // changes in the machine's load hit every engine alike
@@ -325,13 +341,21 @@ async function _setUpKiln(
   modelPath: string,
   spec: ModelSpec,
   res: EngineResult,
+  variant: string,
 ): Promise<Omit<_Live, "res" | "spent">> {
-  res.name = "kiln (ref, wasm, 1 thread)";
   const kiln = await _loadKiln();
+  const core = variant === "auto" ? (kiln.variants()[0] ?? "wasm") : variant;
+  res.name = `kiln (ref, ${core} core, 1 thread)`;
   const t0 = performance.now();
   const model = await kiln.parseOnnx(modelPath, { inputDims: { [spec.input.name]: spec.input.dims } });
   const t1 = performance.now();
-  const program = kiln.compile(model, "ref", { timings: true, validate: false });
+  let program: _KilnProgram;
+  kiln.useVariant(variant);
+  try {
+    program = kiln.compile(model, "ref", { timings: true, validate: false });
+  } finally {
+    kiln.useVariant("auto");
+  }
   const t2 = performance.now();
   res.setupMs = t2 - t0;
   res.setupNote = `parse ${(t1 - t0).toFixed(0)} + compile ${(t2 - t1).toFixed(0)}`;
@@ -675,11 +699,12 @@ async function _benchKernels(cases: KernelCase[], runs: number, seed: number, en
   return out;
 }
 
-function _kernelTable(results: KernelResult[], runs: number): string[] {
+function _kernelTable(results: KernelResult[], runs: number, kilnCore: string): string[] {
   const gf = (flops: number, ms?: number) => (ms && flops ? (flops / ms / 1e6).toFixed(1) : "–");
   const lines = [
     `### kernels (one-node models, median CPU time of ${runs} runs after a warm-up)`,
     "",
+    `kiln runs its ${kilnCore} core here.`,
     "Times are process CPU time (user + system) per run, all engines single-threaded, so other load on",
     'the machine disturbs them less than wall time. GFLOP/s count 2 per multiply-add. "× count" is kiln\'s time for the case times the number of',
     "such nodes in the graph: a rough share of kiln's whole-model time.",
@@ -816,12 +841,12 @@ function _report(reports: ModelReport[], header: string[], opts: { runs: number;
       ..._table(rep),
       "",
     );
-    const kiln = rep.results.find((r) => r.id === "kiln");
     const web = rep.results.find((r) => r.id === "ort-web");
-    if (kiln && web && kiln.times.length && web.times.length) {
+    for (const kiln of rep.results.filter((r) => r.id === "kiln")) {
+      if (!web || !kiln.times.length || !web.times.length) continue;
       const q = _median(kiln.times) / _median(web.times);
       out.push(
-        `kiln ÷ ort-web = **${q.toFixed(2)}×** (goal ≤ 2×: ${q <= 2 ? "met" : "not met"}` +
+        `${kiln.name} ÷ ort-web = **${q.toFixed(2)}×** (goal ≤ 2×: ${q <= 2 ? "met" : "not met"}` +
           `${
             kiln.relL2 !== undefined && !(kiln.relL2 <= REL_L2_TOLERANCE)
               ? ", but kiln's output is wrong"
@@ -857,6 +882,7 @@ async function main(): Promise<void> {
       kernels: { type: "boolean", default: false },
       "only-kernels": { type: "boolean", default: false },
       cases: { type: "string", default: "" },
+      "kiln-core": { type: "string", default: "auto" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -864,7 +890,8 @@ async function main(): Promise<void> {
     console.log(
       "deno task bench [--models resnet50,gpt2,bert] [--runs 5] [--warmup 1] [--seed 1]\n" +
         "  [--engines kiln,ort-web,ort-node,ort-node-default] [--max-seconds 120]\n" +
-        "  [--models-dir /work/shared/models] [--out bench/RESULTS.md] [--no-write] [--keep-weights] [--no-profile] [--kernels] [--only-kernels] [--cases REGEX]",
+        "  [--models-dir /work/shared/models] [--out bench/RESULTS.md] [--no-write] [--keep-weights] [--no-profile] [--kernels] [--only-kernels] [--cases REGEX]\n" +
+        "  [--kiln-core auto|relaxed|simd|relaxed,simd]",
     );
     return;
   }
@@ -881,6 +908,12 @@ async function main(): Promise<void> {
   const maxSeconds = int("max-seconds", values["max-seconds"], 1);
   const models = values.models.split(",").map((s) => s.trim()).filter(Boolean);
   const kernels = values.kernels || values["only-kernels"];
+  const kilnCores = values["kiln-core"].split(",").map((s) => s.trim()).filter(Boolean);
+  for (const c of kilnCores) {
+    if (!["auto", "relaxed", "simd"].includes(c)) {
+      throw new Error(`Unknown core '${c}' in --kiln-core; known: auto, relaxed, simd`);
+    }
+  }
   for (const m of models) {
     if (!MODELS[m]) {
       throw new Error(`Unknown model '${m}' in --models; known: ${Object.keys(MODELS).join(", ")}`);
@@ -908,6 +941,7 @@ async function main(): Promise<void> {
         engines,
         keepWeights: values["keep-weights"],
         profile: !values["no-profile"],
+        kilnCores,
       }),
     );
   }
@@ -915,9 +949,16 @@ async function main(): Promise<void> {
   if (kernels) {
     const re = new RegExp(values.cases, "i");
     const cases = KERNEL_CASES.filter((c) => models.includes(c.model) && re.test(c.label));
+    let core = "default";
+    try {
+      core = (await _loadKiln()).variants()[0] ?? core;
+    } catch {
+      // the kernel table says why kiln did not run
+    }
     kernelLines = _kernelTable(
       await _benchKernels(cases, Math.max(runs, 5), seed, engines),
       Math.max(runs, 5),
+      core,
     );
   }
   const loadEnd = await _loadavg();
@@ -928,7 +969,8 @@ async function main(): Promise<void> {
     ...(await _machine()),
     `- load average (1/5/15 min) at start ${loadStart}, at end ${loadEnd} (the machine is shared)`,
     `- \`deno task bench --models ${models.join(",")} --runs ${runs} --warmup ${warmup} --seed ${seed}` +
-    `${values["only-kernels"] ? " --only-kernels" : kernels ? " --kernels" : ""}\``,
+    `${values["only-kernels"] ? " --only-kernels" : kernels ? " --kernels" : ""}` +
+    `${values["kiln-core"] !== "auto" ? ` --kiln-core ${values["kiln-core"]}` : ""}\``,
   ];
   const text = _report(reports, header, { runs, seed }) +
     (kernelLines.length ? "\n" + kernelLines.join("\n") : "");

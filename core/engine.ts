@@ -201,7 +201,16 @@ export class Engine {
 
   /** The KilnError for the last failed call. */
   error(what: string): KilnError {
-    return errorFromDiagnostics(this.diagnostics(), `${what} failed without a diagnostic`);
+    const diags = this.diagnostics();
+    const d = diags[0];
+    // a shape or type error names the node's input shapes when its message lacks the first one
+    if (d && (d.code === "shape" || d.code === "dtype") && d.shapes) {
+      const first = d.shapes.split(", ").find((s) => s !== "<none>");
+      if (first && !d.message.includes(first)) {
+        diags[0] = { ...d, message: `${d.message} (inputs: ${d.shapes})` };
+      }
+    }
+    return errorFromDiagnostics(diags, `${what} failed without a diagnostic`);
   }
 
   /** Runs `fn` (a call into the core); a trap marks the engine broken and throws KilnError "internal". */

@@ -144,6 +144,7 @@ const _CONSTANT_INPUTS: Record<string, number[]> = {
   OneHot: [1],
   CumSum: [1],
   Trilu: [1],
+  AffineGrid: [1],
   If: [0],
   Loop: [0, 1],
 };
@@ -672,7 +673,10 @@ class _Importer {
       }
     }
     if (!declared && !given) {
-      throw inputError(`${where} '${name}' has no shape; give its dims in options.inputDims`);
+      throw inputError(
+        `${where} '${name}' has no shape; give its dims in options.inputDims` +
+          (where === "Graph input" ? ` (command line: --dims ${name}=1x3x224x224, say)` : ""),
+      );
     }
     const rank = declared ? declared.length : given!.length;
     const dims: number[] = [];
@@ -696,7 +700,8 @@ class _Importer {
       } else {
         const sym = d?.dim_param ? `'${d.dim_param}'` : "unknown";
         throw inputError(
-          `${where} '${name}' dim ${i} is ${sym} (${_dimsText(declared!)}); give it in options.inputDims`,
+          `${where} '${name}' dim ${i} is ${sym} (${_dimsText(declared!)}); give it in options.inputDims` +
+            (where === "Graph input" ? ` (command line: --dims ${name}=${_dimsExample(declared!)})` : ""),
         );
       }
     }
@@ -752,6 +757,11 @@ function _inferAttrType(a: onnx.IAttributeProto): number {
 const _decoder = new TextDecoder();
 function _utf8(b: Uint8Array | null | undefined): string {
   return b ? _decoder.decode(b) : "";
+}
+
+/** The declared dims as a `--dims` value, symbolic and unknown dims as `N` (e.g. `Nx3x224x224`). */
+function _dimsExample(dims: onnx.TensorShapeProto.IDimension[]): string {
+  return dims.map((d) => d.dim_value != null && !d.dim_param ? String(d.dim_value) : "N").join("x");
 }
 
 function _dimsText(dims: onnx.TensorShapeProto.IDimension[]): string {

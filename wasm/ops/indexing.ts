@@ -10,6 +10,7 @@ import { registerOp } from "./registry";
 import { copyAll, copyEl, fillEl, movable, normAxis, notConstant, product, shapeInts, stridesOf } from "./data/util";
 import { registerResize } from "./data/resize";
 import { registerEinsum } from "./data/einsum";
+import { registerGridSample } from "./data/grid_sample";
 
 // @ts-ignore: decorator
 @inline
@@ -395,6 +396,24 @@ function before(a: i32, b: i32): bool {
   return x < y || (y != y && x == x);
 }
 
+/**
+ * The first k of a stable sort of 0..n by `before`, into idx[0..k) (k small against n): one pass
+ * keeping the best k sorted; an element equal to a kept one never passes it (it comes later),
+ * so ties keep the lower index as the sort does.
+ */
+function selectTop(idx: StaticArray<i32>, n: i32, k: i32): void {
+  let m: i32 = 0;
+  for (let j = 0; j < n; j++) {
+    if (m == k && !before(j, unchecked(idx[k - 1]))) continue;
+    let p = m < k ? m++ : k - 1;
+    while (p > 0 && before(j, unchecked(idx[p - 1]))) {
+      unchecked(idx[p] = idx[p - 1]);
+      p--;
+    }
+    unchecked(idx[p] = j);
+  }
+}
+
 /** Stable bottom-up merge sort of idx[0..n) by `before`. */
 function mergeSort(idx: StaticArray<i32>, tmp: StaticArray<i32>, n: i32): void {
   let src = idx, dst = tmp;
@@ -461,7 +480,8 @@ class TopKOp extends Op {
           unchecked(gKeys[j] = asInt ? <f64>x.getAsI64(e) : x.getAsF64(e));
           unchecked(idx[j] = j);
         }
-        mergeSort(idx, tmp, L);
+        if (<i64>k * 8 <= <i64>L) selectTop(idx, L, k);
+        else mergeSort(idx, tmp, L);
         const ob = o * k * inner + s;
         for (let j = 0; j < k; j++) {
           const src = base + unchecked(idx[j]) * inner;
@@ -486,5 +506,6 @@ export function registerIndexing(): void {
   registerOp(new TopKOp());
   registerResize();
   registerEinsum();
+  registerGridSample();
 }
 

@@ -202,6 +202,60 @@ class LayerNormOp extends Op {
   }
 }
 
+// ---- RMSNormalization ----
+
+/**
+ * RMSNormalization (opset 23): Y = X / sqrt(mean(X^2 over axes [axis, rank)) + epsilon) * scale,
+ * scale broadcast to the normalized shape; the statistics in f64.
+ */
+class RmsNormOp extends Op {
+  constructor() {
+    super("RMSNormalization", 0);
+  }
+
+  computeShape(ctx: ShapeContext): bool {
+    if (!requireFloat(ctx, 2)) return false;
+    const x = ctx.input(0);
+    const a = ctx.attrs.getInt("axis", -1);
+    const axis = normAxis(a, x.rank());
+    if (axis < 0) return ctx.fail(axisError(a, x));
+    const nl = x.lens.slice(axis);
+    const b = broadcastLens(ctx.input(1).lens, nl);
+    if (b == null || prod(b, 0, b.length) != prod(nl, 0, nl.length)) {
+      return ctx.fail("scale " + ctx.input(1).toString() + " does not broadcast to the normalized shape " +
+        Shape.standard(x.dtype, nl).toString());
+    }
+    ctx.out(Shape.standard(x.dtype, x.lens));
+    return true;
+  }
+
+  compute(ctx: ComputeContext): bool {
+    const x = ctx.input(0);
+    const o = ctx.output(0);
+    const l = x.shape.lens;
+    const axis = normAxis(ctx.attrs.getInt("axis", -1), l.length);
+    const eps = <f64>ctx.attrs.getFloat("epsilon", 1e-5);
+    const outer = prod(l, 0, axis), n = prod(l, axis, l.length);
+    const scale = expandF64(ctx.input(1), l.slice(axis));
+    const dt = x.shape.dtype;
+    const sz = <usize>dtypeSize(dt);
+    for (let r = 0; r < outer; r++) {
+      const base = <usize>r * <usize>n * sz;
+      let s: f64 = 0;
+      for (let i = 0; i < n; i++) {
+        const v = loadF64(dt, x.ptr + base + <usize>i * sz);
+        s += v * v;
+      }
+      const inv = 1.0 / Math.sqrt(s / <f64>n + eps);
+      for (let i = 0; i < n; i++) {
+        const p = base + <usize>i * sz;
+        storeF64(dt, o.ptr + p, loadF64(dt, x.ptr + p) * inv * unchecked(scale[i]));
+      }
+    }
+    return true;
+  }
+}
+
 // ---- BatchNormalization ----
 
 class BatchNormOp extends Op {
@@ -599,6 +653,7 @@ export function registerNorm(): void {
   registerOp(new LrnOp());
   registerOp(new LayerNormOp());
   registerOp(new GroupNormOp());
+  registerOp(new RmsNormOp());
   registerOp(new BatchNormOp());
   registerOp(new InstanceNormOp());
   registerOp(new LpNormOp());
