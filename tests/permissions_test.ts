@@ -9,7 +9,10 @@ Deno.test({
   permissions: { read: [TINY_DIR], write: false, net: false, env: false, run: false, ffi: false, sys: false },
   async fn() {
     const program = compile(
-      await parseOnnx(`${TINY_DIR}/tinynet.onnx`, { deferExternalWeights: true, inputDims: { x: [1, 3, 16, 16] } }),
+      await parseOnnx(`${TINY_DIR}/tinynet.onnx`, {
+        deferExternalWeights: true,
+        inputDims: { x: [1, 3, 16, 16] },
+      }),
       "ref",
     );
     program.bindWeights(await WeightSet.fromOnnxDir(program, TINY_DIR));
