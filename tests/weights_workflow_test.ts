@@ -175,6 +175,11 @@ Deno.test("kiln CLI: compile --defer-weights once, run with v1 and v2, bake v2, 
       "--output",
       `${dir}/o2`,
     );
+    await ok("weights", "convert", `${dir}/t.kiln`, `${dir}/v2.safetensors`, "-o", `${dir}/v2back`);
+    assert.deepEqual(
+      await Deno.readFile(`${dir}/v2back/tinynet.onnx.data`),
+      await Deno.readFile(`${dir}/v2/tinynet.onnx.data`),
+    );
     await ok("bake", `${dir}/t.kiln`, "--weights", `${dir}/v2`, "-o", `${dir}/b2.kiln`);
     await ok("run", `${dir}/b2.kiln`, "--input", `x=${dir}/x.npy`, "--output", `${dir}/o3`);
     await Deno.copyFile(TINY, `${dir}/v2/tinynet.onnx`);
