@@ -231,7 +231,11 @@ async function _inspect(args: string[]): Promise<number> {
         }`,
       );
     }
-    console.log(`instructions: ${info.instructionCount} in ${info.moduleCount} module(s)`);
+    console.log(
+      `instructions: ${info.instructionCount} in ${info.moduleCount} module(s), ${info.prepareCount} in the prepare step`,
+    );
+    const ops = Object.entries(info.ops).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    if (ops.length) console.log(`ops: ${ops.map(([op, n]) => `${op} ${n}`).join(", ")}`);
     if (info.passes?.length) console.log(`passes: ${info.passes.join(", ")}`);
   } finally {
     program.dispose();

@@ -55,6 +55,8 @@ export interface ProgramInfo {
   arenaBytes: number;
   /** the passes that compiled the program, in order */
   passes: string[];
+  /** node count per op name, all modules (internal ops are named `kiln.*`) */
+  ops: Record<string, number>;
 }
 
 interface _CoreValue {
@@ -76,6 +78,7 @@ interface _CoreInfo {
   prepareCount: number;
   arenaBytes: number;
   passes: string[];
+  ops: Record<string, number>;
   timings: { pass: string; ms: number }[];
 }
 
@@ -457,6 +460,7 @@ export class Program {
       prepareCount: i.prepareCount,
       arenaBytes: i.arenaBytes,
       passes: [...i.passes],
+      ops: { ...i.ops },
     };
   }
 

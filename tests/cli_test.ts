@@ -46,6 +46,8 @@ Deno.test("kiln compile/run/inspect: tinynet matches onnxruntime", async (t) => 
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /x: float32\[2,3,16,16\]/);
       assert.match(r.stdout, /probs: float32\[2,10\]/);
+      assert.match(r.stdout, /^instructions: \d+ in 1 module\(s\), \d+ in the prepare step$/m);
+      assert.match(r.stdout, /^ops: .*\bConv \d+/m);
     });
     await t.step("run writes one .npy per output, equal to onnxruntime's", async () => {
       const x = _input();

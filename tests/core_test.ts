@@ -456,6 +456,7 @@ Deno.test("Program.serialize() and deserializeProgram() round-trip without re-ru
     "eliminate_identity",
     "fold_constants",
     "cse",
+    "pack_gemm_weights",
     "dce",
     "memory_plan",
   ]);

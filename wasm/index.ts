@@ -8,7 +8,7 @@ import { cloneProgram } from "./ir/clone";
 import { dtypeName } from "./ir/dtype";
 import { Shape } from "./ir/shape";
 import {
-  Instruction, K_HOST_LITERAL, K_LITERAL, K_PARAM, K_WEIGHT, Program, Value,
+  Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, Program, Value,
 } from "./ir/program";
 import { registerAllOps } from "./ops/all";
 import { opNames } from "./ops/registry";
@@ -288,6 +288,7 @@ export function info(h: i32): i32 {
   let litBytes: i64 = 0;
   let instrCount = 0;
   let prepCount = 0;
+  const opCounts = new Map<string, i32>();
   const seenHost = new Set<i32>();
   for (let mi = 0; mi < p.modules.length; mi++) {
     const m = p.modules[mi];
@@ -295,6 +296,7 @@ export function info(h: i32): i32 {
       const ins: Instruction = m.instrs[i];
       instrCount++;
       if (ins.prepare && !ins.skip) prepCount++;
+      if (ins.kind == K_NODE) opCounts.set(ins.opName, opCounts.has(ins.opName) ? opCounts.get(ins.opName) + 1 : 1);
       const v = ins.outputs[0];
       if (ins.kind == K_PARAM && mi == 0) {
         if (inputs.length > 0) inputs += ",";
@@ -333,12 +335,19 @@ export function info(h: i32): i32 {
     if (i > 0) timings += ",";
     timings += "{\"pass\":" + jsonString(p.timingNames[i]) + ",\"ms\":" + p.timingMs[i].toString() + "}";
   }
+  const opNamesSorted = opCounts.keys();
+  opNamesSorted.sort();
+  let ops = "";
+  for (let i = 0; i < opNamesSorted.length; i++) {
+    if (i > 0) ops += ",";
+    ops += jsonString(opNamesSorted[i]) + ":" + opCounts.get(opNamesSorted[i]).toString();
+  }
   let arena: i64 = 0;
   for (let mi = 0; mi < p.modules.length; mi++) arena += <i64>p.modules[mi].arenaBytes;
   setResultString("{\"opset\":" + p.opset.toString() + ",\"inputs\":[" + inputs + "],\"weights\":[" + weights +
     "],\"outputs\":[" + outputs + "],\"hostLiterals\":[" + hostLits + "],\"literalCount\":" + litCount.toString() +
     ",\"literalBytes\":" + litBytes.toString() + ",\"instructionCount\":" + instrCount.toString() +
     ",\"moduleCount\":" + p.modules.length.toString() + ",\"prepareCount\":" + prepCount.toString() + ",\"arenaBytes\":" + arena.toString() + ",\"passes\":[" +
-    passes + "],\"timings\":[" + timings + "]}");
+    passes + "],\"ops\":{" + ops + "},\"timings\":[" + timings + "]}");
   return E_OK;
 }

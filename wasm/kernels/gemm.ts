@@ -509,12 +509,49 @@ function scaleC(M: i32, N: i32, beta: f32, C: usize, ldc: i32): void {
  */
 export function sgemm(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32,
   B: usize, ldb: i32, beta: f32, C: usize, ldc: i32): void {
+  sgemmImpl(transA, transB, M, N, K, alpha, A, lda, B, ldb, 0, beta, C, ldc);
+}
+
+/** Floats in the whole-matrix packing of a K x N op(B) (packWholeB): K rows of N padded to NR. */
+export function packedBLength(K: i32, N: i32): i32 {
+  return K * ((N + NR - 1) / NR * NR);
+}
+
+/**
+ * Packs all of op(B) (K x N) once, in the order sgemm visits its panels: for each NC-column
+ * block j0 and KC-row block p0, the panel packBPanel writes, at dst + (j0*K + p0*ncPad) floats
+ * (every block before the last is NC wide, a multiple of NR). dst holds packedBLength(K, N)
+ * floats. A weight packed at prepare time saves sgemmPackedB the packing on every run.
+ */
+export function packWholeB(transB: bool, B: usize, ldb: i32, K: i32, N: i32, dst: usize): void {
+  for (let j0 = 0; j0 < N; j0 += NC) {
+    const nc = N - j0 < NC ? N - j0 : NC;
+    const ncPad = (nc + NR - 1) / NR * NR;
+    for (let p0 = 0; p0 < K; p0 += KC) {
+      const kc = K - p0 < KC ? K - p0 : KC;
+      packBPanel(transB, B, ldb, p0, j0, kc, nc, dst + (<usize>(j0 * K + p0 * ncPad) << 2));
+    }
+  }
+}
+
+/**
+ * sgemm with op(B) already packed by packWholeB (Bp, 16-byte aligned): the same blocking and
+ * micro-kernels, so the results equal sgemm's bit for bit, without the per-call packing of B.
+ */
+export function sgemmPackedB(transA: bool, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32, Bp: usize,
+  beta: f32, C: usize, ldc: i32): void {
+  sgemmImpl(transA, false, M, N, K, alpha, A, lda, 0, 0, Bp, beta, C, ldc);
+}
+
+/** sgemm's body; Bp != 0 reads packWholeB's layout of op(B) instead of packing B. */
+function sgemmImpl(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32,
+  B: usize, ldb: i32, Bp: usize, beta: f32, C: usize, ldc: i32): void {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0) {
     if (beta != 1) scaleC(M, N, beta, C, ldc);
     return;
   }
-  if (M == 1) {
+  if (M == 1 && Bp == 0) {
     // a row vector times B: stream B with SIMD, no packing.
     if (transB) gemvDot(transA, N, K, alpha, A, lda, B, ldb, beta, C);
     else gemvRow(transA, N, K, alpha, A, lda, B, ldb, beta, C);
@@ -532,8 +569,13 @@ export function sgemm(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha:
     for (let p0 = 0; p0 < K; p0 += KC) {
       const kc = K - p0 < KC ? K - p0 : KC;
       const acc = p0 > 0 || firstAcc;
-      const pb = ensureB(<usize>(ncPad * kc) << 2);
-      packBPanel(transB, B, ldb, p0, j0, kc, nc, pb);
+      let pb: usize;
+      if (Bp != 0) {
+        pb = Bp + (<usize>(j0 * K + p0 * ncPad) << 2);
+      } else {
+        pb = ensureB(<usize>(ncPad * kc) << 2);
+        packBPanel(transB, B, ldb, p0, j0, kc, nc, pb);
+      }
       for (let i0 = 0; i0 < M; i0 += mcStep) {
         const mc = M - i0 < mcStep ? M - i0 : mcStep;
         const mcPad = (mc + MR - 1) / MR * MR;

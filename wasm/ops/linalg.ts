@@ -6,7 +6,7 @@ import {
 } from "../ir/dtype";
 import { broadcastLens, Shape } from "../ir/shape";
 import { Tensor } from "../ir/tensor";
-import { sgemm } from "../kernels/gemm";
+import { packedBLength, packWholeB, sgemm, sgemmPackedB } from "../kernels/gemm";
 import { ComputeContext, Op, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 
@@ -49,6 +49,39 @@ function gemmGeneric(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: 
 
 function lensString(dt: i32, lens: Array<i32>): string {
   return Shape.standard(dt, lens).toString();
+}
+
+/** y[M x N] = beta * C broadcast to M x N (C is a scalar, [N], [1 x N], [M x 1] or [M x N]). */
+function fillBias(y: Tensor, c: Tensor, M: i32, N: i32, beta: f32): void {
+  const dt = y.shape.dtype;
+  const cl = c.shape.lens;
+  const cr = cl.length;
+  const cm: i32 = cr == 2 ? cl[0] : 1;
+  const cn: i32 = cr >= 1 ? cl[cr - 1] : 1;
+  const sm: i32 = cm == 1 ? 0 : cn;
+  const sn: i32 = cn == 1 ? 0 : 1;
+  if (dt == DT_FLOAT) {
+    for (let i = 0; i < M; i++) {
+      const yrow = y.ptr + (<usize>(i * N) << 2);
+      const crow = c.ptr + (<usize>(i * sm) << 2);
+      if (sn == 1 && beta == 1) {
+        memory.copy(yrow, crow, <usize>N << 2);
+      } else {
+        for (let j = 0; j < N; j++) store<f32>(yrow + (<usize>j << 2), beta * load<f32>(crow + (<usize>(j * sn) << 2)));
+      }
+    }
+  } else if (isFloat(dt)) {
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) y.setFromF64(i * N + j, <f64>beta * c.getAsF64(i * sm + j * sn));
+    }
+  } else {
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        const v = c.getAsI64(i * sm + j * sn);
+        y.setFromI64(i * N + j, beta == 1 ? v : <i64>(<f64>beta * <f64>v));
+      }
+    }
+  }
 }
 
 class MatMulOp extends Op {
@@ -203,38 +236,7 @@ class GemmOp extends Op {
     const K = tA ? a.shape.lens[0] : a.shape.lens[1];
     const dt = a.shape.dtype;
     const hasC = ctx.hasInput(2) && beta != 0;
-    if (hasC) {
-      // y = beta * broadcast(C)
-      const c = ctx.input(2);
-      const cl = c.shape.lens;
-      const cr = cl.length;
-      const cm: i32 = cr == 2 ? cl[0] : 1;
-      const cn: i32 = cr >= 1 ? cl[cr - 1] : 1;
-      const sm: i32 = cm == 1 ? 0 : cn;
-      const sn: i32 = cn == 1 ? 0 : 1;
-      if (dt == DT_FLOAT) {
-        for (let i = 0; i < M; i++) {
-          const yrow = y.ptr + (<usize>(i * N) << 2);
-          const crow = c.ptr + (<usize>(i * sm) << 2);
-          if (sn == 1 && beta == 1) {
-            memory.copy(yrow, crow, <usize>N << 2);
-          } else {
-            for (let j = 0; j < N; j++) store<f32>(yrow + (<usize>j << 2), beta * load<f32>(crow + (<usize>(j * sn) << 2)));
-          }
-        }
-      } else if (isFloat(dt)) {
-        for (let i = 0; i < M; i++) {
-          for (let j = 0; j < N; j++) y.setFromF64(i * N + j, <f64>beta * c.getAsF64(i * sm + j * sn));
-        }
-      } else {
-        for (let i = 0; i < M; i++) {
-          for (let j = 0; j < N; j++) {
-            const v = c.getAsI64(i * sm + j * sn);
-            y.setFromI64(i * N + j, beta == 1 ? v : <i64>(<f64>beta * <f64>v));
-          }
-        }
-      }
-    }
+    if (hasC) fillBias(y, ctx.input(2), M, N, beta);
     if (dt == DT_FLOAT) {
       sgemm(tA, tB, M, N, K, alpha, a.ptr, tA ? M : K, b.ptr, tB ? K : N, hasC ? 1 : 0, y.ptr, N);
     } else {
@@ -244,7 +246,105 @@ class GemmOp extends Op {
   }
 }
 
+/** The internal op that packs a weight-only B operand for sgemmPackedB (pass pack_gemm_weights). */
+export const PACK_GEMM_B: string = "kiln.pack_gemm_b";
+/** The internal op for MatMul / Gemm whose B is packed by PACK_GEMM_B. */
+export const GEMM_PACKED_B: string = "kiln.gemm_packed_b";
+
+/**
+ * kiln.pack_gemm_b {trans_b}: a 2-D float32 B (K x N, or N x K with trans_b) -> float32
+ * [packedBLength(K, N)] in the panel layout of kernels/gemm.ts packWholeB. Inserted by the
+ * pack_gemm_weights pass on weight-only inputs, so it runs in the prepare step.
+ */
+class PackGemmBOp extends Op {
+  constructor() {
+    super(PACK_GEMM_B);
+  }
+
+  computeShape(ctx: ShapeContext): bool {
+    if (!ctx.hasInput(0)) return ctx.fail("input B is required");
+    const b = ctx.input(0);
+    if (b.dtype != DT_FLOAT) return ctx.failDtype(0);
+    if (b.rank() != 2) return ctx.fail("B must be 2-D: " + b.toString());
+    const tB = ctx.attrs.getInt("trans_b", 0) != 0;
+    const K = tB ? b.lens[1] : b.lens[0];
+    const N = tB ? b.lens[0] : b.lens[1];
+    ctx.out(Shape.standard(DT_FLOAT, [packedBLength(K, N)]));
+    return true;
+  }
+
+  compute(ctx: ComputeContext): bool {
+    const b = ctx.input(0);
+    const tB = ctx.attrs.getInt("trans_b", 0) != 0;
+    const K = tB ? b.shape.lens[1] : b.shape.lens[0];
+    const N = tB ? b.shape.lens[0] : b.shape.lens[1];
+    packWholeB(tB, b.ptr, b.shape.lens[1], K, N, ctx.output(0).ptr);
+    return true;
+  }
+}
+
+/**
+ * kiln.gemm_packed_b {k, n, trans_a, alpha, beta}: Y = alpha * op(A) * B + beta * C with B
+ * packed by kiln.pack_gemm_b. A is [..., M, K] (its leading dims stack into rows, as MatMul
+ * with a 2-D B does) or, with trans_a, [K, M]; C (optional) broadcasts to [M, N] as in Gemm.
+ */
+class GemmPackedBOp extends Op {
+  constructor() {
+    super(GEMM_PACKED_B);
+  }
+
+  computeShape(ctx: ShapeContext): bool {
+    if (!ctx.hasInput(0) || !ctx.hasInput(1)) return ctx.fail("inputs A and packed B are required");
+    const a = ctx.input(0);
+    const bp = ctx.input(1);
+    const K = <i32>ctx.attrs.getInt("k", 0);
+    const N = <i32>ctx.attrs.getInt("n", 0);
+    const tA = ctx.attrs.getInt("trans_a", 0) != 0;
+    if (a.dtype != DT_FLOAT) return ctx.failDtype(0);
+    if (bp.dtype != DT_FLOAT || bp.rank() != 1 || bp.lens[0] != packedBLength(K, N)) {
+      return ctx.fail("packed B " + bp.toString() + " does not hold a packed " + K.toString() + " x " +
+        N.toString() + " matrix");
+    }
+    const ra = a.rank();
+    if (ra < 2 || (tA && ra != 2)) return ctx.fail("A must be 2-D (or more without trans_a): " + a.toString());
+    if ((tA ? a.lens[0] : a.lens[ra - 1]) != K) {
+      return ctx.fail("inner dims differ: " + a.toString() + (tA ? "^T" : "") + " x " + K.toString() + "x" +
+        N.toString());
+    }
+    const out = tA ? [a.lens[1], N] : a.lens.slice(0);
+    if (!tA) out[ra - 1] = N;
+    if (ctx.hasInput(2)) {
+      const c = ctx.input(2);
+      const M = tA ? a.lens[1] : a.lens[ra - 2];
+      const bl = broadcastLens([M, N], c.lens);
+      if (ra != 2 || c.dtype != DT_FLOAT || c.rank() > 2 || bl == null || bl[0] != M || bl[1] != N) {
+        return ctx.fail("C " + c.toString() + " does not broadcast to " + lensString(DT_FLOAT, out));
+      }
+    }
+    ctx.out(Shape.standard(DT_FLOAT, out));
+    return true;
+  }
+
+  compute(ctx: ComputeContext): bool {
+    const a = ctx.input(0);
+    const y = ctx.output(0);
+    const K = <i32>ctx.attrs.getInt("k", 0);
+    const N = <i32>ctx.attrs.getInt("n", 0);
+    const tA = ctx.attrs.getInt("trans_a", 0) != 0;
+    const alpha = ctx.attrs.getFloat("alpha", 1);
+    const beta = ctx.attrs.getFloat("beta", 1);
+    const M = y.shape.elements() / (N > 0 ? N : 1);
+    if (M == 0 || N == 0) return true;
+    const hasC = ctx.hasInput(2) && beta != 0;
+    if (hasC) fillBias(y, ctx.input(2), M, N, beta);
+    sgemmPackedB(tA, M, N, K, alpha, a.ptr, tA ? M : K, ctx.input(1).ptr, hasC ? 1 : 0, y.ptr, N);
+    return true;
+  }
+}
+
 export function registerLinalg(): void {
   registerOp(new MatMulOp());
   registerOp(new GemmOp());
+  registerOp(new PackGemmBOp());
+  registerOp(new GemmPackedBOp());
 }

@@ -7,6 +7,7 @@ import { EliminateIdentity } from "./eliminate_identity";
 import { FoldConstants } from "./fold_constants";
 import { HoistPrepare } from "./hoist_prepare";
 import { MemoryPlan } from "./memory_plan";
+import { PackGemmWeights } from "./pack_gemm_weights";
 import { Pass } from "./pass";
 import { ReplaceExternalWeights, WeightTable } from "./replace_external_weights";
 import { validateModule } from "./validate";
@@ -25,6 +26,7 @@ export function refPasses(): Array<Pass> {
   p.push(new EliminateIdentity());
   p.push(new FoldConstants(FOLD_MAX_BYTES));
   p.push(new Cse());
+  p.push(new PackGemmWeights());
   p.push(new Dce());
   p.push(new MemoryPlan());
   return p;

@@ -1,0 +1,127 @@
+// pack_gemm_weights: a float32 MatMul or Gemm of the main module whose B operand depends only on
+// literals and weights reads B packed once, in the prepare step, instead of packing it on every run.
+//
+// The node becomes kiln.gemm_packed_b(A, kiln.pack_gemm_b(B), C?) (ops/linalg.ts). The pack node
+// is weight-only work, so memory_plan and hoist_prepare put it in the prepare step: it runs at
+// finalize and again after every bind, baked and deferred weights alike (the same derived
+// constant on both paths). A 2-D Transpose feeding B is folded into the packing (the packing reads
+// B transposed), so the transposed copy of a tied embedding is not kept beside its packed form.
+// One packing per (weight, transposition), however many nodes read it. Nodes with a single row
+// (M == 1) are left alone: sgemm streams B there without packing it.
+import { Attr } from "../ir/attrs";
+import { DT_FLOAT } from "../ir/dtype";
+import { Shape } from "../ir/shape";
+import { Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_WEIGHT, Module, Program, Value } from "../ir/program";
+import { packedBLength } from "../kernels/gemm";
+import { GEMM_PACKED_B, PACK_GEMM_B } from "../ops/linalg";
+import { findOp } from "../ops/registry";
+import { hoistable } from "./memory_plan";
+import { Pass } from "./pass";
+
+/** B's source and whether the packing reads it transposed, for a Transpose-free B. */
+class Source {
+  value: Value;
+  trans: bool;
+  constructor(value: Value, trans: bool) {
+    this.value = value;
+    this.trans = trans;
+  }
+}
+
+/** Looks through a 2-D Transpose of a fixed value: packing B^T from B costs the same. */
+function sourceOf(b: Value, trans: bool, fixed: Set<i32>): Source {
+  const p = b.producer;
+  if (p == null || p.kind != K_NODE || p.opName != "Transpose" || p.inputs.length < 1) return new Source(b, trans);
+  const x = p.inputs[0];
+  if (x == null || !fixed.has(x.id) || x.shape.rank() != 2) return new Source(b, trans);
+  const perm = p.attrs.getInts("perm");
+  if (perm != null && (perm.length != 2 || perm[0] != 1 || perm[1] != 0)) return new Source(b, trans);
+  return new Source(x, !trans);
+}
+
+export class PackGemmWeights extends Pass {
+  constructor() {
+    super("pack_gemm_weights");
+  }
+
+  apply(prog: Program, m: Module): bool {
+    if (m.index != 0) return true; // the prepare step exists for the main module only
+    const packOp = findOp(PACK_GEMM_B);
+    const gemmOp = findOp(GEMM_PACKED_B);
+    if (packOp == null || gemmOp == null) return true;
+    const fixed = new Set<i32>();
+    const packs = new Map<string, Value>();
+    const out = new Array<Instruction>();
+    let changed = false;
+    for (let i = 0; i < m.instrs.length; i++) {
+      const ins = m.instrs[i];
+      if (ins.kind == K_LITERAL || ins.kind == K_HOST_LITERAL || ins.kind == K_WEIGHT) {
+        fixed.add(ins.outputs[0].id);
+        out.push(ins);
+        continue;
+      }
+      if (hoistable(ins, fixed)) {
+        for (let j = 0; j < ins.outputs.length; j++) fixed.add(ins.outputs[j].id);
+        out.push(ins);
+        continue;
+      }
+      const isMatMul = ins.kind == K_NODE && ins.opName == "MatMul";
+      const isGemm = ins.kind == K_NODE && ins.opName == "Gemm";
+      if ((!isMatMul && !isGemm) || ins.inputs.length < 2 || ins.inputs[0] == null || ins.inputs[1] == null ||
+        ins.outputs.length != 1) {
+        out.push(ins);
+        continue;
+      }
+      const a = ins.inputs[0]!;
+      const b = ins.inputs[1]!;
+      const as = a.shape;
+      const bs = b.shape;
+      const tA = isGemm && ins.attrs.getInt("transA", 0) != 0;
+      const tB = isGemm && ins.attrs.getInt("transB", 0) != 0;
+      let rows: i32 = 1;
+      if (isGemm) rows = as.rank() == 2 ? (tA ? as.lens[1] : as.lens[0]) : 0;
+      else for (let d = 0; d < as.rank() - 1; d++) rows *= as.lens[d];
+      if (as.dtype != DT_FLOAT || bs.dtype != DT_FLOAT || bs.rank() != 2 || as.rank() < 2 || rows < 2 ||
+        !fixed.has(b.id)) {
+        out.push(ins);
+        continue;
+      }
+      const K = tB ? bs.lens[1] : bs.lens[0];
+      const N = tB ? bs.lens[0] : bs.lens[1];
+      const src = sourceOf(b, tB, fixed);
+      const key = src.value.id.toString() + (src.trans ? "T" : "N");
+      let packed: Value;
+      if (packs.has(key)) {
+        packed = packs.get(key);
+      } else {
+        const pk = new Instruction(K_NODE, PACK_GEMM_B, src.value.name + "/packed", m.index);
+        pk.op = packOp;
+        pk.attrs.set("trans_b", Attr.int(src.trans ? 1 : 0));
+        pk.inputs.push(src.value);
+        packed = prog.newValue(Shape.standard(DT_FLOAT, [packedBLength(K, N)]), src.value.name + "/packed");
+        packed.producer = pk;
+        pk.outputs.push(packed);
+        out.push(pk);
+        fixed.add(packed.id);
+        packs.set(key, packed);
+      }
+      const g = new Instruction(K_NODE, GEMM_PACKED_B, ins.nodeName, m.index);
+      g.op = gemmOp;
+      g.attrs.set("k", Attr.int(K));
+      g.attrs.set("n", Attr.int(N));
+      g.attrs.set("trans_a", Attr.int(tA ? 1 : 0));
+      g.attrs.set("alpha", Attr.float(isGemm ? ins.attrs.getFloat("alpha", 1) : 1));
+      g.attrs.set("beta", Attr.float(isGemm ? ins.attrs.getFloat("beta", 1) : 0));
+      g.inputs.push(a);
+      g.inputs.push(packed);
+      if (isGemm && ins.inputs.length > 2 && ins.inputs[2] != null) g.inputs.push(ins.inputs[2]);
+      const y = ins.outputs[0];
+      y.producer = g;
+      g.outputs.push(y);
+      out.push(g);
+      changed = true;
+    }
+    if (changed) m.instrs = out;
+    return true;
+  }
+}
