@@ -1,7 +1,7 @@
 /**
  * `deno task bench`: kiln's ref target side by side with onnxruntime-web (wasm, SIMD, 1 thread)
  * and onnxruntime-node (1 thread and default threads) on the real exporter graphs in
- * /work/shared/models, all on the same seeded weights and inputs, in one process.
+ * ../shared/models (beside the repository), all on the same seeded weights and inputs, in one process.
  *
  * For each model: seeded weights are written into a temp dir (core/weights/random.ts), every
  * engine is set up and run once untimed (warm-up, its time is reported as "first run"), then
@@ -874,7 +874,7 @@ async function main(): Promise<void> {
       seed: { type: "string", default: "1" },
       engines: { type: "string", default: ENGINES.join(",") },
       "max-seconds": { type: "string", default: "120" },
-      "models-dir": { type: "string", default: "/work/shared/models" },
+      "models-dir": { type: "string", default: new URL("../../shared/models", import.meta.url).pathname },
       out: { type: "string", default: new URL("./RESULTS.md", import.meta.url).pathname },
       "no-write": { type: "boolean", default: false },
       "keep-weights": { type: "boolean", default: false },
@@ -890,7 +890,7 @@ async function main(): Promise<void> {
     console.log(
       "deno task bench [--models resnet50,gpt2,bert] [--runs 5] [--warmup 1] [--seed 1]\n" +
         "  [--engines kiln,ort-web,ort-node,ort-node-default] [--max-seconds 120]\n" +
-        "  [--models-dir /work/shared/models] [--out bench/RESULTS.md] [--no-write] [--keep-weights] [--no-profile] [--kernels] [--only-kernels] [--cases REGEX]\n" +
+        "  [--models-dir ../shared/models] [--out bench/RESULTS.md] [--no-write] [--keep-weights] [--no-profile] [--kernels] [--only-kernels] [--cases REGEX]\n" +
         "  [--kiln-core auto|relaxed|simd|relaxed,simd]",
     );
     return;
