@@ -7,7 +7,7 @@ import { buildModel, writeTensorProto } from "../core/onnx/writer.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { compareTensors, relativeL2 } from "./conformance/compare.ts";
 import { modelInfo } from "./conformance/model_info.ts";
-import { nodeTestsMissing, perOp, runCase, runConformance } from "./conformance/run.ts";
+import { NODE_TEST_DIR, nodeTestsMissing, perOp, runCase, runConformance } from "./conformance/run.ts";
 
 /** Ops that must pass every one of their node tests. */
 const REQUIRED_OPS = (
@@ -90,6 +90,25 @@ Deno.test({
     );
   },
 });
+
+for (const suite of ["pytorch-converted", "pytorch-operator"]) {
+  const dir = NODE_TEST_DIR.replace(/node$/, suite);
+  const gone = nodeTestsMissing(dir);
+  if (gone) console.log(`conformance (${suite}) skipped: ${gone}`);
+  Deno.test({
+    name: `conformance: every graph of the ${suite} suite (exported by PyTorch) passes on the ref target`,
+    ignore: gone !== null,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    async fn() {
+      const rep = await runConformance({ dataDir: dir, timeoutMs: 20_000 });
+      const bad = rep.results.filter((r) => r.status !== "pass");
+      console.log(`conformance (${suite}): ${rep.passed}/${rep.total} passed`);
+      assert.ok(rep.total > 0, `no tests found in ${dir}`);
+      assert.deepEqual(bad.map((r) => `${r.name}: ${r.status} ${r.reason ?? ""}`), []);
+    },
+  });
+}
 
 // ---- The harness itself (no test data needed) ----
 

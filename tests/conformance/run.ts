@@ -32,6 +32,13 @@ import { type ModelInfo, modelInfo } from "./model_info.ts";
 /** Where Debian's libonnx-testdata installs the node tests. */
 export const NODE_TEST_DIR = "/usr/share/libonnx-testdata/data/node";
 
+/**
+ * The package's other suites, beside `node`: graphs made by exporters rather than one node each
+ * (PyTorch modules and operators exported to ONNX, and small hand-made models). Reported in their
+ * own section; the `N passed, M failed` line counts the node tests only.
+ */
+export const OTHER_SUITES = ["pytorch-converted", "pytorch-operator", "simple"];
+
 /** How a test ended. */
 export type CaseStatus = "pass" | "fail" | "error" | "unsupported";
 
@@ -470,7 +477,11 @@ function _md(s: string): string {
  * The markdown report (docs/conformance.md). With `reference` (the same harness run on
  * onnxruntime-node), the summary and the per-op table show its pass counts beside kiln's.
  */
-export function renderMarkdown(rep: ConformanceReport, reference?: ConformanceReport): string {
+export function renderMarkdown(
+  rep: ConformanceReport,
+  reference?: ConformanceReport,
+  others: { suite: string; rep: ConformanceReport }[] = [],
+): string {
   const by = (s: CaseStatus) => rep.results.filter((r) => r.status === s).length;
   const constInt = rep.results.filter((r) => r.constantInputs === "int");
   const constAll = rep.results.filter((r) => r.constantInputs === "all");
@@ -564,6 +575,26 @@ export function renderMarkdown(rep: ConformanceReport, reference?: ConformanceRe
   const consts = [...constInt, ...constAll];
   if (consts.length === 0) lines.push("None.");
   else lines.push(consts.map((r) => `${r.name} (${r.constantInputs}, ${r.status})`).join(", "));
+  if (others.length) {
+    lines.push("");
+    lines.push("## The package's other suites (graphs made by exporters)");
+    lines.push("");
+    lines.push(
+      "Same harness and tolerances. `pytorch-converted` and `pytorch-operator` are PyTorch modules and " +
+        "operators exported by its ONNX exporter (old opsets included); `simple` holds small hand-made models.",
+    );
+    lines.push("");
+    lines.push("| suite | passed | not passed, with the first reason |");
+    lines.push("|---|---|---|");
+    for (const o of others) {
+      const bad = o.rep.results.filter((r) => r.status !== "pass");
+      const why = bad.length
+        ? bad.map((r) => `${r.name}: ${r.status}${r.reason ? ` (${r.reason.replaceAll("|", "/")})` : ""}`)
+          .slice(0, 4).join("; ") + (bad.length > 4 ? `; and ${bad.length - 4} more` : "")
+        : "none";
+      lines.push(`| ${o.suite} | ${o.rep.passed}/${o.rep.total} | ${why} |`);
+    }
+  }
   lines.push("");
   lines.push("## Slowest tests");
   lines.push("");
@@ -635,7 +666,17 @@ async function _main(): Promise<void> {
         `${reference.backend} on the same harness: ${reference.passed} passed, ${reference.failed} failed`,
       );
     }
-    await Deno.writeTextFile(md, renderMarkdown(rep, reference));
+    const others: { suite: string; rep: ConformanceReport }[] = [];
+    if (!values.filter && !values.data) {
+      for (const suite of OTHER_SUITES) {
+        const dir = NODE_TEST_DIR.replace(/node$/, suite);
+        if (nodeTestsMissing(dir)) continue;
+        const o = await runConformance({ backend, dataDir: dir, timeoutMs: Number(values["timeout-ms"]) });
+        console.log(`${suite}: ${o.passed} passed, ${o.failed} failed`);
+        others.push({ suite, rep: o });
+      }
+    }
+    await Deno.writeTextFile(md, renderMarkdown(rep, reference, others));
     console.log(`wrote ${md}`);
   }
   console.log(`${rep.passed} passed, ${rep.failed} failed`);

@@ -200,8 +200,17 @@ function dtypeOk(kind: i32, dt: i32): bool {
  * Opset < 7 `broadcast=1, axis=k`: B's dims line up with A's from axis k (padded with 1s to A's
  * rank); null when numpy broadcasting applies.
  */
-function legacyLens(attrs: Attrs, opset: i32, a: Array<i32>, b: Array<i32>): Array<i32> | null {
-  if (opset >= 7 || attrs.getInt("broadcast", 0) == 0 || !attrs.has("axis")) return null;
+function legacyLens(attrs: Attrs, opset: i32, a: Array<i32>, b: Array<i32>, prelu: bool = false): Array<i32> | null {
+  if (opset >= 7) return null;
+  if (prelu) {
+    // PRelu-1/6 has no broadcast attribute: a one-dimensional slope of C values applies per
+    // channel (axis 1), as PyTorch exported nn.PReLU(C) before opset 7.
+    if (b.length != 1 || a.length < 2 || b[0] != a[1] || b[0] == 1) return null;
+    const out = new Array<i32>(a.length);
+    for (let i = 0; i < a.length; i++) out[i] = i == 1 ? b[0] : 1;
+    return out;
+  }
+  if (attrs.getInt("broadcast", 0) == 0 || !attrs.has("axis")) return null;
   let axis = <i32>attrs.getInt("axis", 0);
   if (axis < 0) axis += a.length;
   if (axis < 0 || axis + b.length > a.length) return null;
@@ -232,7 +241,7 @@ class BinaryOp extends Op {
     if (this.code == B_MOD && isFloat(dt) && ctx.attrs.getInt("fmod", 0) == 0) {
       return ctx.fail("fmod must be 1 for floating-point element type " + dtypeName(dt));
     }
-    const legacy = legacyLens(ctx.attrs, ctx.opset, ctx.input(0).lens, ctx.input(1).lens);
+    const legacy = legacyLens(ctx.attrs, ctx.opset, ctx.input(0).lens, ctx.input(1).lens, this.code == B_PRELU);
     if (legacy != null) {
       ctx.out(Shape.standard(this.cmp ? DT_BOOL : dt, ctx.input(0).lens));
       return true;
@@ -249,7 +258,7 @@ class BinaryOp extends Op {
     if (op == B_SHL && ctx.attrs.getString("direction", "") == "RIGHT") op = B_SHR;
     const a = ctx.input(0);
     let b = ctx.input(1);
-    const legacy = legacyLens(ctx.attrs, ctx.opset, a.shape.lens, b.shape.lens);
+    const legacy = legacyLens(ctx.attrs, ctx.opset, a.shape.lens, b.shape.lens, this.code == B_PRELU);
     if (legacy != null) b = new Tensor(Shape.standard(b.shape.dtype, legacy), b.ptr);
     runBinary(op, this.cmp, a, b, ctx.output(0));
     return true;
