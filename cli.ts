@@ -30,7 +30,8 @@ import { Progress } from "./core/progress.ts";
 const USAGE = `kiln ${KILN_VERSION}: compile an ONNX model once, run it, swap or bake its weights
 
 Usage:
-  kiln compile MODEL.onnx [--defer-weights] [--dims NAME=1x3x224x224 ...] [--target ref] -o OUT.kiln
+  kiln compile MODEL.onnx [--defer-weights] [--dims NAME=1x3x224x224 ...] [--target ref]
+               [--disable-pass NAME ...] -o OUT.kiln
   kiln run PROGRAM.kiln [--weights DIR|FILE.safetensors] --input NAME=FILE.npy ... --output DIR
   kiln bake PROGRAM.kiln --weights DIR|FILE.safetensors [--partial] -o OUT.kiln
   kiln finalize PROGRAM.kiln [--target ref]
@@ -42,6 +43,7 @@ Usage:
 Options:
   --dims NAME=DxDx...   static dims for a model input (repeatable; fills symbolic dims)
   --defer-weights       keep external-data weights out of the program (bind or bake them later)
+  --disable-pass NAME   skip a compiler pass (repeatable); pack_gemm_weights: less memory, slower runs
   --weights SRC         a weight set: an ONNX external-data directory or .safetensors file(s)
   --partial             the weight set may leave weights out (bake only those given)
   --seed N              seed of a random weight set (default 0)
@@ -99,6 +101,7 @@ async function _compile(args: string[]): Promise<number> {
       target: { type: "string", default: "ref" },
       output: { type: "string", short: "o" },
       "defer-weights": { type: "boolean" },
+      "disable-pass": { type: "string", multiple: true, default: [] },
       verbose: { type: "boolean" },
     },
   });
@@ -114,7 +117,7 @@ async function _compile(args: string[]): Promise<number> {
   });
   const t1 = performance.now();
   progress.step("compiling");
-  const program = compile(model, "ref");
+  const program = compile(model, "ref", { disablePasses: values["disable-pass"] });
   const t2 = performance.now();
   progress.step(`saving '${values.output}'`);
   try {

@@ -41,6 +41,7 @@ export {
   deserializeProgram,
   Program,
   type ProgramInfo,
+  REF_PASSES,
   type WeightInfo,
 } from "./core/program.ts";
 export { BakedProgram, type BakeOptions, loadWeightSet, replaceOnnxExternalWeights } from "./core/bake.ts";

@@ -213,7 +213,35 @@ export class Engine {
     return errorFromDiagnostics(diags, `${what} failed without a diagnostic`);
   }
 
-  /** Runs `fn` (a call into the core); a trap marks the engine broken and throws KilnError "internal". */
+  /**
+   * A trap as a KilnError. Running out of the core's memory is the user's limit, not a kiln bug:
+   * the core is wasm32 (4 GiB at most) and its allocator takes at most 1 GiB per buffer. AssemblyScript's
+   * allocator aborts with "Allocation too large" on the second and traps with `unreachable` when
+   * memory.grow fails, which only happens near the 4 GiB limit; both become code "memory".
+   */
+  #trapError(what: string, message: string): KilnError {
+    const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+    const used = this.exports.memory.buffer.byteLength;
+    if (/Allocation too large/.test(message)) {
+      return new KilnError(
+        "memory",
+        `Out of memory during ${what}: a single buffer over 1 GiB does not fit the ref target's core ` +
+          `(its allocator's limit per buffer; a weight or intermediate that large needs another target)`,
+      );
+    }
+    if (/unreachable/.test(message) && used >= 2 ** 31) {
+      return new KilnError(
+        "memory",
+        `Out of memory during ${what}: the ref target's core has ${gib(used)} of WebAssembly memory in use ` +
+          `and cannot grow past 4 GiB; the program's weights, packed weights and buffers do not fit ` +
+          `(compiling without weight packing saves the packed copies: \`--disable-pass pack_gemm_weights\`, ` +
+          `or disablePasses: ["pack_gemm_weights"])`,
+      );
+    }
+    return new KilnError("internal", `Internal error in the kiln core during ${what}: ${message}`);
+  }
+
+  /** Runs `fn` (a call into the core); a trap marks the engine broken and throws KilnError "internal" (or "memory"). */
   call<T>(what: string, fn: () => T): T {
     if (this.broken) throw new KilnError("internal", `The kiln core instance is broken; cannot ${what}`);
     try {
@@ -221,7 +249,7 @@ export class Engine {
     } catch (e) {
       if (e instanceof WebAssembly.RuntimeError || e instanceof RangeError) {
         this.broken = true;
-        throw new KilnError("internal", `Internal error in the kiln core during ${what}: ${e.message}`);
+        throw this.#trapError(what, e.message);
       }
       throw e;
     }

@@ -25,9 +25,22 @@ export interface CompileOptions {
   validate?: boolean;
   /** Record per-pass timings in `program.passTimings` (default false). */
   timings?: boolean;
-  /** Pass names to skip (e.g. `["cse"]`). */
+  /**
+   * Pass names to skip (e.g. `["cse"]`; any of `REF_PASSES`). `["pack_gemm_weights"]` trades eval
+   * speed for memory: weight-only Gemm/MatMul operands are then packed on every run instead of once.
+   */
   disablePasses?: string[];
 }
+
+/** The ref target's compile pipeline, in order (wasm/passes/manager.ts `refPasses`). */
+export const REF_PASSES: readonly string[] = [
+  "eliminate_identity",
+  "fold_constants",
+  "cse",
+  "pack_gemm_weights",
+  "dce",
+  "memory_plan",
+];
 
 /** A deferred weight (`onnx_external_weights`): a named run-time input with its external-data reference. */
 export interface WeightInfo extends ValueInfo {
@@ -490,12 +503,20 @@ function _checkTensor(what: string, want: ValueInfo, t: Tensor): string | undefi
 
 /**
  * Compiles a parsed model: encodes its graph, decodes it in the WASM core (shape inference,
- * eager folding), runs the ref pipeline (eliminate_identity, fold_constants, cse, dce,
- * memory_plan) and finalizes (host literals copied into WASM memory).
+ * eager folding), runs the ref pipeline (`REF_PASSES`: eliminate_identity, fold_constants, cse,
+ * pack_gemm_weights, dce, memory_plan) and finalizes (host literals copied into WASM memory).
  */
 export function compile(model: ParsedModel, target: "ref" = "ref", options: CompileOptions = {}): Program {
   if (target !== "ref") {
     throw new KilnError("target", `Unknown target '${target}' (kiln's core targets: 'ref')`);
+  }
+  const unknown = (options.disablePasses ?? []).filter((n) => !REF_PASSES.includes(n));
+  if (unknown.length) {
+    throw new KilnError(
+      "options",
+      `Unknown pass${unknown.length > 1 ? "es" : ""} ${unknown.map((n) => `'${n}'`).join(", ")} in ` +
+        `disablePasses (the ref pipeline: ${REF_PASSES.join(", ")})`,
+    );
   }
   const graph = model.graph as { encode(): Uint8Array };
   const enc = graph.encode();

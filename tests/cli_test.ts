@@ -73,6 +73,11 @@ Deno.test("kiln CLI: bad input gives one clear line and a non-zero exit", async 
       ["unresolved symbolic dim", ["compile", TINY, "-o", `${dir}/a.kiln`], /'x'.*batch|batch.*'x'/],
       ["unknown command", ["frobnicate"], /Unknown command 'frobnicate'/],
       ["bad --dims", ["compile", TINY, "--dims", "x=2xQ", "-o", `${dir}/a.kiln`], /Bad --dims/],
+      [
+        "unknown pass",
+        ["compile", TINY, "--dims", "x=1x3x16x16", "--disable-pass", "nope", "-o", `${dir}/a.kiln`],
+        /Unknown pass 'nope' in disablePasses \(the ref pipeline: /,
+      ],
     ];
     await Deno.writeFile(
       `${dir}/garbage.onnx`,

@@ -2,7 +2,14 @@
 // on small hand-built graphs.
 import assert from "node:assert/strict";
 import { GraphBuilder, type ModuleBuilder } from "../core/ir/builder.ts";
-import { compile, type CompileOptions, deserializeProgram, type Program } from "../core/program.ts";
+import {
+  compile,
+  type CompileOptions,
+  deserializeProgram,
+  type Program,
+  REF_PASSES,
+} from "../core/program.ts";
+import { Engine } from "../core/engine.ts";
 import { KilnError } from "../core/errors.ts";
 import type { HostLiteral, ParsedModel } from "../core/onnx/import.ts";
 import type { Tensor } from "../core/tensor.ts";
@@ -460,6 +467,7 @@ Deno.test("Program.serialize() and deserializeProgram() round-trip without re-ru
     "dce",
     "memory_plan",
   ]);
+  assert.deepEqual(p.passTimings.map((t) => t.pass), [...REF_PASSES], "REF_PASSES names the pipeline");
   const x = f32([2, 2], [0, 0, 1, 1]);
   const want = Array.from((await run(p, { x })).y.data as Float32Array);
   assert.deepEqual(want, [101, 202, 104, 205]);
@@ -564,4 +572,42 @@ Deno.test("Program recovers on a fresh instance after a trap in the core", async
   const out = await run(p, { x: f32([2], [1, 2]) });
   assert.deepEqual(Array.from(out.y.data as Float32Array), [3, 8]);
   p.dispose();
+});
+
+Deno.test("compile refuses unknown pass names in disablePasses, naming the pipeline", () => {
+  const g = build((m) => {
+    const x = m.param("x", F32, [2]);
+    const [y] = m.node("Relu", [x], {}, 1, "relu");
+    m.ret([y], ["y"]);
+  });
+  const e = catchKiln(() => compiled(g, { disablePasses: ["cse", "pack_weights"] }));
+  assert.equal(e.code, "options");
+  assert.match(
+    e.message,
+    /Unknown pass 'pack_weights' in disablePasses \(the ref pipeline: eliminate_identity, /,
+  );
+});
+
+Deno.test("running out of the core's memory is a 'memory' error, not an internal one", async (t) => {
+  await t.step("a buffer over the allocator's 1 GiB limit", () => {
+    const engine = new Engine();
+    const e = catchKiln(() => engine.call("finalize", () => engine.exports.alloc(2 ** 30 + 4096)));
+    assert.equal(e.code, "memory");
+    assert.match(e.message, /Out of memory during finalize: a single buffer over 1 GiB/);
+    assert.ok(engine.broken);
+  });
+  await t.step("the 4 GiB address space (memory is reserved, not touched)", () => {
+    const engine = new Engine();
+    let e: KilnError | undefined;
+    for (let i = 0; i < 8 && !e; i++) {
+      try {
+        engine.call("finalize", () => engine.exports.alloc(2 ** 30 - 2 ** 20));
+      } catch (err) {
+        e = err as KilnError;
+      }
+    }
+    assert.ok(e instanceof KilnError, "allocating 8 GiB must fail");
+    assert.equal(e.code, "memory");
+    assert.match(e.message, /Out of memory during finalize: .* GiB of WebAssembly memory in use .* 4 GiB/);
+  });
 });
