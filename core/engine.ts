@@ -28,6 +28,8 @@ export interface CoreExports {
   output_ptr(h: number, i: number): number;
   run(h: number): number;
   prepare(h: number): number;
+  prepare_weights(h: number, idx: number, n: number): number;
+  last_prepare_nodes(): number;
   serialize(h: number): number;
   deserialize(ptr: number, len: number): number;
   info(h: number): number;

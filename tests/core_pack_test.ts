@@ -223,10 +223,16 @@ Deno.test("pack_gemm_weights on deferred weights: every swap re-packs; bake and 
     }
   });
 
-  await t.step("a partial swap of W alone re-packs W", async () => {
+  await t.step("a partial swap re-runs only the prepare work of the weights it changed", async () => {
     p.setWeights({ W: sets[1].W });
     const mixed = reference(x, sets[1].W.data, M, N, K, { tB: true, bias: sets[0].b.data });
     assertClose(await out(p, inputs), mixed, "W of v2, b of v1");
+    assert.equal(p._lastPrepareNodes, 1, "W's packing reran");
+    p.setWeights({ b: sets[1].b });
+    assertClose(await out(p, inputs), want[1], "b of v2 too");
+    assert.equal(p._lastPrepareNodes, 0, "b feeds no prepare work");
+    await out(p, inputs);
+    assert.equal(p._lastPrepareNodes, 0, "nothing to prepare without a bind");
   });
 
   await t.step("baked v2 runs the packing at finalize", async () => {
@@ -247,4 +253,40 @@ Deno.test("pack_gemm_weights on deferred weights: every swap re-packs; bake and 
   });
   p.dispose();
   q.dispose();
+});
+
+Deno.test("incremental prepare follows chains of weight-only nodes", async () => {
+  const k = 16, n = 24, m = 4;
+  const x = values(m * k, 20);
+  const sets = [1, 2].map((seed) => ({
+    W: { dtype: "float32" as const, dims: [k, n], data: values(k * n, 300 + seed) },
+    V: { dtype: "float32" as const, dims: [k, n], data: values(k * n, 400 + seed) },
+  }));
+  const p = compile(
+    model((mb) => {
+      const xv = mb.param("x", F32, [m, k]);
+      const ref = (offset: number) => ({ location: "w.bin", offset, length: k * n * 4, checksum: "" });
+      const wv = mb.externalWeights("W", F32, [k, n], ref(0));
+      const vv = mb.externalWeights("V", F32, [k, n], ref(k * n * 4));
+      const two = mb.literal("two", { dtype: F32, dims: [], bytes: bytes(new Float32Array([2])) });
+      const [w2] = mb.node("Mul", [wv, two], {}, 1, "/scale_w"); // weight-only: prepare
+      const [y] = mb.node("MatMul", [xv, w2], {}, 1, "/w/MatMul"); // packs w2: prepare
+      const [z] = mb.node("MatMul", [xv, vv], {}, 1, "/v/MatMul"); // packs V: prepare
+      mb.ret([y, z], ["y", "z"]);
+    }, []),
+    "ref",
+  );
+  const inputs = { x: { dtype: "float32" as const, dims: [m, k], data: x } };
+  p.setWeights(sets[0]);
+  await out(p, inputs);
+  assert.equal(p._lastPrepareNodes, 3, "after the first bind everything runs");
+  p.setWeights({ W: sets[1].W });
+  const y = await out(p, inputs);
+  assert.equal(p._lastPrepareNodes, 2, "W's scale and its packing rerun, V's packing does not");
+  assertClose(y, reference(x, sets[1].W.data.map((e) => 2 * e), m, n, k), "2 W of v2");
+  assertClose(await out(p, inputs, "z"), reference(x, sets[0].V.data, m, n, k), "V of v1 still");
+  p.setWeights({ V: sets[1].V });
+  assertClose(await out(p, inputs, "z"), reference(x, sets[1].V.data, m, n, k), "V of v2");
+  assert.equal(p._lastPrepareNodes, 1);
+  p.dispose();
 });

@@ -15,7 +15,7 @@ import { opNames } from "./ops/registry";
 import { literalPasses, PM_VALIDATE, refPasses, runPasses } from "./passes/manager";
 import { decodeWeightTable } from "./passes/replace_external_weights";
 import { MemoryPlan } from "./passes/memory_plan";
-import { disposeProgram, finalizeProgram, prepareProgram, runModule } from "./exec/executor";
+import { disposeProgram, finalizeProgram, lastPrepareNodes, prepareProgram, runModule } from "./exec/executor";
 
 const programs = new Array<Program | null>();
 let resultBuf: ArrayBuffer = new ArrayBuffer(0);
@@ -176,6 +176,29 @@ export function prepare(h: i32): i32 {
   if (p == null) return badHandle(h);
   if (!p.finalized) return report(E_GRAPH, "", "", "Program is not finalized");
   return prepareProgram(p) ? E_OK : 1;
+}
+
+/**
+ * Runs only the hoisted nodes downstream of the weights at `n` i32 indices (into the weight
+ * list, as weight_ptr) at `idx`: after a bind that changed those weights.
+ */
+export function prepare_weights(h: i32, idx: usize, n: i32): i32 {
+  if (diagnostics.length > 0) clearDiagnostics();
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  if (!p.finalized) return report(E_GRAPH, "", "", "Program is not finalized");
+  const dirty = new Set<i32>();
+  for (let k = 0; k < n; k++) {
+    const i = load<i32>(idx + (<usize>k << 2));
+    if (i < 0 || i >= p.weightInstrs.length) return report(E_GRAPH, "", "", "Weight index " + i.toString() + " out of range");
+    dirty.add(p.weightInstrs[i].outputs[0].id);
+  }
+  return prepareProgram(p, dirty) ? E_OK : 1;
+}
+
+/** How many hoisted nodes the last prepare ran. */
+export function last_prepare_nodes(): i32 {
+  return lastPrepareNodes;
 }
 
 /** Serializes the compiled program into the result buffer. */

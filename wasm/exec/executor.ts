@@ -11,7 +11,7 @@ import {
   LOC_LITERAL, Module, Program, Value,
 } from "../ir/program";
 import { Tensor } from "../ir/tensor";
-import { ComputeContext } from "../ops/op";
+import { ComputeContext, OP_WRITES_ALL } from "../ops/op";
 import { planModule } from "../passes/memory_plan";
 
 function own(prog: Program, bytes: i32): usize {
@@ -182,12 +182,29 @@ export function runModule(prog: Program, m: Module): bool {
   return true;
 }
 
-/** Runs the hoisted weight-only nodes of main (after finalize and after every weight bind). */
-export function prepareProgram(prog: Program): bool {
+/** Hoisted nodes run by the last prepare (tests of incremental prepare). */
+export let lastPrepareNodes: i32 = 0;
+
+/**
+ * Runs the hoisted weight-only nodes of main: all of them (`dirty` null: after finalize), or only
+ * those downstream of the values in `dirty` (the outputs of the weights a bind changed).
+ */
+export function prepareProgram(prog: Program, dirty: Set<i32> | null = null): bool {
   const instrs = prog.main().instrs;
+  lastPrepareNodes = 0;
   for (let i = 0; i < instrs.length; i++) {
     const ins = instrs[i];
     if (ins.kind != K_NODE || ins.skip || !ins.prepare) continue;
+    if (dirty != null) {
+      let hit = false;
+      for (let j = 0; j < ins.inputs.length && !hit; j++) {
+        const x = ins.inputs[j];
+        if (x != null && dirty.has(x.id)) hit = true;
+      }
+      if (!hit) continue;
+      for (let j = 0; j < ins.outputs.length; j++) dirty.add(ins.outputs[j].id);
+    }
+    lastPrepareNodes++;
     if (!runNode(prog, ins)) return false;
   }
   return true;
@@ -197,9 +214,11 @@ function runNode(prog: Program, ins: Instruction): bool {
   {
     const ctx = ins.cctx!;
     const outs = ctx.outputs;
-    for (let j = 0; j < outs.length; j++) {
-      const t = unchecked(outs[j]);
-      memory.fill(t.ptr, 0, <usize>t.shape.bytes());
+    if (ins.op == null || !ins.op!.has(OP_WRITES_ALL)) {
+      for (let j = 0; j < outs.length; j++) {
+        const t = unchecked(outs[j]);
+        memory.fill(t.ptr, 0, <usize>t.shape.bytes());
+      }
     }
     if (ins.opName == "If") return runIf(prog, ins);
     const before = diagnostics.length;

@@ -7,7 +7,7 @@ import {
 import { broadcastLens, Shape } from "../ir/shape";
 import { Tensor } from "../ir/tensor";
 import { packedBLength, packWholeB, sgemm, sgemmPackedB } from "../kernels/gemm";
-import { ComputeContext, Op, ShapeContext } from "./op";
+import { ComputeContext, Op, OP_WRITES_ALL, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 
 function gemmType(dt: i32): bool {
@@ -86,7 +86,7 @@ function fillBias(y: Tensor, c: Tensor, M: i32, N: i32, beta: f32): void {
 
 class MatMulOp extends Op {
   constructor() {
-    super("MatMul");
+    super("MatMul", OP_WRITES_ALL);
   }
 
   computeShape(ctx: ShapeContext): bool {
@@ -188,7 +188,7 @@ class MatMulOp extends Op {
 
 class GemmOp extends Op {
   constructor() {
-    super("Gemm");
+    super("Gemm", OP_WRITES_ALL);
   }
 
   computeShape(ctx: ShapeContext): bool {
@@ -258,7 +258,7 @@ export const GEMM_PACKED_B: string = "kiln.gemm_packed_b";
  */
 class PackGemmBOp extends Op {
   constructor() {
-    super(PACK_GEMM_B);
+    super(PACK_GEMM_B, OP_WRITES_ALL);
   }
 
   computeShape(ctx: ShapeContext): bool {
@@ -290,7 +290,7 @@ class PackGemmBOp extends Op {
  */
 class GemmPackedBOp extends Op {
   constructor() {
-    super(GEMM_PACKED_B);
+    super(GEMM_PACKED_B, OP_WRITES_ALL);
   }
 
   computeShape(ctx: ShapeContext): bool {

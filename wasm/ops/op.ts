@@ -22,6 +22,8 @@ export const OP_SHAPE_ONLY: i32 = 16;
 export const OP_IDENTITY: i32 = 32;
 /** Output 0 has input 0's bytes under another shape (Reshape, Flatten, Squeeze, Unsqueeze). */
 export const OP_ALIAS_RESHAPE: i32 = 64;
+/** compute writes every element of every output: the executor need not zero-fill them first. */
+export const OP_WRITES_ALL: i32 = 128;
 
 function shapesString(inputs: Array<Shape | null>): string {
   let s = "";
