@@ -83,9 +83,10 @@ async function out(p: Program, inputs: Record<string, Tensor>, name = "y"): Prom
   return (await p.eval(inputs))[name].data as Float32Array;
 }
 
-// Shapes that cross every blocking edge of kernels/gemm.ts: K > KC (256), N > NC (2048) and not a
-// multiple of NR (8), M not a multiple of MR (6).
-const M = 7, K = 300, N = 2051;
+// Shapes that cross every blocking edge of kernels/gemm.ts: K > KC (256) with K - KC not a multiple
+// of 4 (the packing's 4-wide transposes), N > NC (2048) and not a multiple of NR (8), M not a
+// multiple of MR (6).
+const M = 7, K = 302, N = 2051;
 
 Deno.test("pack_gemm_weights: MatMul with a weight B, and with a Transpose of a weight, shared by two nodes", async () => {
   const w = values(K * N, 1); // W [K, N]

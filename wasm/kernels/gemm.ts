@@ -119,7 +119,14 @@ function packBPanel(transB: bool, B: usize, ldb: i32, p0: i32, j0: i32, kc: i32,
         let c5 = c4 + ldb4;
         let c6 = c5 + ldb4;
         let c7 = c6 + ldb4;
-        for (let p = 0; p < kc; p++) {
+        // four k at a time: two 4x4 transposes of (8 columns of op(B)) x (4 k) in registers
+        const kc4 = kc & ~3;
+        for (let p = 0; p < kc4; p += 4) {
+          transpose4x4Store(v128.load(c0), v128.load(c1), v128.load(c2), v128.load(c3), d);
+          transpose4x4Store(v128.load(c4), v128.load(c5), v128.load(c6), v128.load(c7), d + 16);
+          c0 += 16; c1 += 16; c2 += 16; c3 += 16; c4 += 16; c5 += 16; c6 += 16; c7 += 16; d += 128;
+        }
+        for (let p = kc4; p < kc; p++) {
           store<f32>(d, load<f32>(c0));
           store<f32>(d, load<f32>(c1), 4);
           store<f32>(d, load<f32>(c2), 8);
@@ -141,6 +148,23 @@ function packBPanel(transB: bool, B: usize, ldb: i32, p0: i32, j0: i32, kc: i32,
       }
     }
   }
+}
+
+/**
+ * Stores the transpose of the 4x4 block with rows r0..r3 as four rows 32 bytes apart from d
+ * (row k of the output is [r0[k], r1[k], r2[k], r3[k]]): one half of a packed 8-wide B strip.
+ */
+// @ts-ignore: decorator
+@inline
+function transpose4x4Store(r0: v128, r1: v128, r2: v128, r3: v128, d: usize): void {
+  const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5);
+  const t1 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
+  const t2 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
+  const t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+  v128.store(d, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+  v128.store(d, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7), 32);
+  v128.store(d, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), 64);
+  v128.store(d, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7), 96);
 }
 
 /** c + a * b: fused (relaxed_madd) when the build enables relaxed-simd, else mul + add. */
