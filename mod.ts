@@ -54,7 +54,7 @@ export {
 } from "./core/weights/weight_set.ts";
 export { readSafetensorsIndex, writeSafetensors } from "./core/weights/safetensors.ts";
 export { KilnError } from "./core/errors.ts";
-export { load, save } from "./core/save_load.ts";
+export { load, type LoadOptions, save } from "./core/save_load.ts";
 export { readNpy, writeNpy } from "./core/npy.ts";
 export type { DTypeName, Tensor, TypedArray } from "./core/tensor.ts";
 export { KILN_VERSION } from "./core/version.ts";

@@ -5,11 +5,22 @@
  * weight set is bound after loading.
  * @module
  */
-import type { BakedProgram } from "./bake.ts";
+import { type BakedProgram, type BakeOptions, loadWeightSet } from "./bake.ts";
 import { KilnError } from "./errors.ts";
 import { deserializeProgram, type Program } from "./program.ts";
 import { readProgramFile, writeProgramFile } from "./program_file.ts";
 import { KILN_VERSION } from "./version.ts";
+import { type WeightSet, WeightSetError } from "./weights/weight_set.ts";
+
+/** Options of `load`. */
+export interface LoadOptions extends BakeOptions {
+  /**
+   * For a weightless program: a weight set to bind right after loading (an ONNX external-data
+   * directory, `.safetensors` file(s), or a WeightSet), validated against the program's weight
+   * signature. On any problem nothing is returned and the error names the file and tensors.
+   */
+  weights?: string | string[] | WeightSet;
+}
 
 /**
  * Writes `program` (compiled, or baked and not yet finalized) to `path` as a `.kiln` file.
@@ -37,9 +48,33 @@ export async function save(program: Program | BakedProgram, path: string): Promi
 
 /**
  * Reads a `.kiln` file and returns the program finalized for its target. Corrupt, truncated
- * and future-version files fail with a KilnError (code "format") naming the file.
+ * and future-version files fail with a KilnError (code "format") naming the file. With
+ * `weights`, a weightless program is refitted on load: the weight set is read, validated and
+ * bound before the program is returned.
+ * @example
+ * ```ts ignore
+ * const program = await load("model.weightless.kiln", { weights: "weights_v2/" });
+ * ```
  */
-export async function load(path: string): Promise<Program> {
+export async function load(path: string, options: LoadOptions = {}): Promise<Program> {
+  const program = await _load(path);
+  if (options.weights === undefined) return program;
+  try {
+    program.bindWeights(await loadWeightSet(program, options.weights, options), { partial: options.partial });
+    return program;
+  } catch (e) {
+    program.dispose();
+    if (e instanceof WeightSetError) {
+      throw new WeightSetError(`Cannot bind weights to '${path}' on load`, e.problems);
+    }
+    if (e instanceof KilnError) {
+      throw new KilnError(e.code, `Cannot bind weights to '${path}' on load: ${e.message}`, e);
+    }
+    throw e;
+  }
+}
+
+async function _load(path: string): Promise<Program> {
   const { meta, ir, literals } = await readProgramFile(path);
   const hostLiterals = meta.literals.map((e, i) => ({
     name: e.name,

@@ -363,3 +363,31 @@ Deno.test("parseOnnx({ deferExternalWeights }) keeps shape inputs as fixed liter
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("load(path, { weights }) refits a weightless program on load, or fails naming the file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const v2 = await writeRandomWeights(TINY, `${dir}/v2`, { seed: 2 });
+    const x = _x(1);
+    const program = compile(await parseOnnx(TINY, { deferExternalWeights: true, inputDims: DIMS }), "ref");
+    await save(program, `${dir}/tiny.weightless.kiln`);
+    program.dispose();
+
+    const a = await load(`${dir}/tiny.weightless.kiln`, { weights: `${dir}/v2` });
+    const want2 = (await runOrt(v2.modelPath, { x }))["probs"];
+    assert.ok(_relL2((await a.eval({ x }))["probs"], want2) <= 1e-4, "v2 bound on load");
+    a.dispose();
+
+    await Deno.mkdir(`${dir}/short`);
+    await Deno.writeFile(`${dir}/short/tinynet.onnx.data`, new Uint8Array(16)); // truncated data file
+    const err = await load(`${dir}/tiny.weightless.kiln`, { weights: `${dir}/short` }).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.ok(err instanceof WeightSetError, String(err));
+    assert.match(err.message, /Cannot bind weights to '.*tiny\.weightless\.kiln' on load: \d+ problems/);
+    assert.ok(err.problems.every((p: string) => /tinynet\.onnx\.data/.test(p)), err.problems.join("\n"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
