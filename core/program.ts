@@ -354,6 +354,7 @@ export class Program {
    */
   #prepare(engine: Engine): void {
     const e = engine.exports;
+    const t0 = performance.now();
     if (!this.#prepared) {
       if (engine.call("prepare", () => e.prepare(this.#h)) !== 0) throw engine.error("prepare");
     } else if (this.#dirty.size) {
@@ -368,15 +369,19 @@ export class Program {
       }
     } else {
       this._lastPrepareNodes = 0;
+      this._lastPrepareMs = 0;
       return;
     }
     this.#prepared = true;
     this.#dirty.clear();
     this._lastPrepareNodes = e.last_prepare_nodes();
+    this._lastPrepareMs = performance.now() - t0;
   }
 
   /** @internal how many hoisted nodes ran before the last eval (tests). */
   _lastPrepareNodes = 0;
+  /** @internal how long they took, ms (benchmarks). */
+  _lastPrepareMs = 0;
 
   /** Runs the program. Inputs are checked by name, dtype and dims. */
   eval(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
