@@ -173,7 +173,12 @@ export class Program {
   #inSlots: _Slot[] = [];
   #outSlots: _Slot[] = [];
   #weightSlots = new Map<string, _Slot[]>();
-  #boundWeights = new Map<string, Tensor>();
+  /**
+   * Names of the bound weights. Their bytes live only in the core's memory (no host copy is kept:
+   * GPT-2 would hold 497 MB twice); a bind compares against them there, and recovery after a
+   * trap reads them back from the broken instance's memory, which stays readable.
+   */
+  #bound = new Set<string>();
   #disposed = false;
   /** All hoisted weight-only nodes must run before the next eval (after finalize or a trap). */
   #prepared = false;
@@ -236,15 +241,35 @@ export class Program {
   /** After a trap: a fresh instance from the serialized program, with the same literals and weights. */
   #revive(what: string): void {
     const ir = this.#ir!;
+    // the bound weights, copied out of the broken instance's memory (weights are never written
+    // by a run, so a trap cannot have changed them)
+    const bound: Record<string, Tensor> = {};
+    if (this.#engine) {
+      const old = new Uint8Array(this.#engine.exports.memory.buffer);
+      for (const name of this.#bound) {
+        const slot = this.#weightSlots.get(name)![0];
+        const w = this.weights.find((x) => x.name === name)!;
+        bound[name] = {
+          dtype: w.dtype,
+          dims: w.dims,
+          data: viewAs(w.dtype, old.slice(slot.ptr, slot.ptr + slot.bytes)),
+        };
+      }
+    }
     const { engine, h, info } = _instantiate(ir, this.#hostLiterals, what);
     this.#engine = engine;
     this.#h = h;
     this.#info = info;
     this.#bindSlots();
-    const bound = [...this.#boundWeights];
-    this.#boundWeights.clear();
+    this.#bound.clear();
     this.#prepared = false;
-    if (bound.length) this.setWeights(Object.fromEntries(bound));
+    if (Object.keys(bound).length) this.setWeights(bound);
+  }
+
+  /** The bytes bound for weight `name`, in the core's memory (a view: valid until the next call). */
+  #boundBytes(name: string): Uint8Array {
+    const slot = this.#weightSlots.get(name)![0];
+    return new Uint8Array(this.#engine!.exports.memory.buffer, slot.ptr, slot.bytes);
   }
 
   /** @internal traps inside the core on purpose (tests of recovery). */
@@ -281,7 +306,7 @@ export class Program {
         mem.set(tensorBytes(t), slot.ptr);
         this.#dirty.add(slot.index);
       }
-      this.#boundWeights.set(name, t);
+      this.#bound.add(name);
     }
   }
 
@@ -322,6 +347,7 @@ export class Program {
     options: { partial?: boolean } = {},
   ): BindReport {
     const t0 = performance.now();
+    this.#live("bind weights"); // a fresh instance after a trap, before comparing with its memory
     const signature = this.weightSignature();
     const set = weights instanceof WeightSet
       ? weights
@@ -334,8 +360,7 @@ export class Program {
     const changed: Record<string, Tensor> = {};
     const report: BindReport = { copied: 0, skipped: 0, bytesCopied: 0, ms: 0 };
     for (const t of set.tensors.values()) {
-      const bound = this.#boundWeights.get(t.name);
-      if (bound && _sameContent(bound, t.name, set)) {
+      if (this.#bound.has(t.name) && _sameContent(this.#boundBytes(t.name), t.bytes)) {
         report.skipped++;
         continue;
       }
@@ -411,7 +436,7 @@ export class Program {
       }
     }
     for (const w of this.weights) {
-      if (!this.#boundWeights.has(w.name)) problems.push(`weight '${w.name}' is not bound (use setWeights)`);
+      if (!this.#bound.has(w.name)) problems.push(`weight '${w.name}' is not bound (use setWeights)`);
     }
     if (problems.length) throw new KilnError("input", `Cannot eval: ${problems.join("; ")}`);
     this.#prepare(engine);
@@ -608,20 +633,15 @@ export interface BindReport {
   ms: number;
 }
 
-function _sameContent(bound: Tensor, name: string, set: WeightSet): boolean {
-  const t = set.tensors.get(name)!;
-  const b = tensorBytes(bound);
+function _sameContent(b: Uint8Array, t: Uint8Array): boolean {
   const n = b.byteLength;
-  if (b.buffer === t.bytes.buffer && b.byteOffset === t.bytes.byteOffset && n === t.bytes.byteLength) {
-    return true;
-  }
-  if (n !== t.bytes.byteLength) return false;
+  if (n !== t.byteLength) return false;
   // Cheap probes first: new weights almost always differ in the first bytes sampled.
   for (let k = 0; k < 64; k++) {
     const i = Math.floor((k * (n - 1)) / 63);
-    if (b[i] !== t.bytes[i]) return false;
+    if (b[i] !== t[i]) return false;
   }
-  return _equalBytes(b, t.bytes);
+  return _equalBytes(b, t);
 }
 
 /**

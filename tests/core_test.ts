@@ -566,11 +566,15 @@ Deno.test("Program recovers on a fresh instance after a trap in the core", async
     m.ret([y], ["y"]);
   });
   const p = compiled(g);
-  p.setWeights({ w: f32([2], [3, 4]) });
+  const w = f32([2], [3, 4]);
+  p.setWeights({ w });
+  (w.data as Float32Array).fill(-1); // the program keeps no host copy: this must not leak in
   const e = catchKiln(() => p._debugTrap());
   assert.equal(e.code, "internal");
   const out = await run(p, { x: f32([2], [1, 2]) });
-  assert.deepEqual(Array.from(out.y.data as Float32Array), [3, 8]);
+  assert.deepEqual(Array.from(out.y.data as Float32Array), [3, 8], "the bound weights survive the trap");
+  const r = p.bindWeights({ w: new Float32Array([3, 4]) });
+  assert.deepEqual([r.copied, r.skipped], [0, 1], "the same bytes are not copied again");
   p.dispose();
 });
 
