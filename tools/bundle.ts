@@ -1,0 +1,57 @@
+/**
+ * `deno task bundle`: the public API (mod.ts) as one self-contained ES module, dist/kiln.js,
+ * with the WASM core (embedded by build/kiln_wasm.ts) and the ONNX decoder (protobufjs) inside.
+ * It needs no node_modules and no import map: vendor the one file and
+ * `import { compile, parseOnnx } from "./kiln.js"` from any Deno program, with read permission
+ * for the model only. `node:` built-ins stay imports (Deno provides them).
+ *
+ *   deno run -A tools/bundle.ts [--out dist/kiln.js] [--minify]
+ * @module
+ */
+import * as esbuild from "esbuild";
+import { parseArgs } from "node:util";
+import { KILN_VERSION } from "../core/version.ts";
+
+/** What a bundle build made. */
+export interface BundleResult {
+  outfile: string;
+  bytes: number;
+  ms: number;
+}
+
+/** Bundles mod.ts into `outfile` (esbuild: ESM, es2022, platform neutral). */
+export async function bundle(outfile: string, options: { minify?: boolean } = {}): Promise<BundleResult> {
+  const t0 = performance.now();
+  try {
+    await esbuild.build({
+      entryPoints: [new URL("../mod.ts", import.meta.url).pathname],
+      bundle: true,
+      format: "esm",
+      platform: "neutral",
+      target: "es2022",
+      // protobufjs is CommonJS with only a "main" field; platform "neutral" reads none by default
+      mainFields: ["module", "main"],
+      external: ["node:*"],
+      outfile,
+      minify: options.minify ?? false,
+      legalComments: "inline",
+      banner: { js: `// kiln ${KILN_VERSION}: bundle of mod.ts (tools/bundle.ts). Runs under Deno.` },
+      logLevel: "warning",
+    });
+  } finally {
+    await esbuild.stop();
+  }
+  return { outfile, bytes: (await Deno.stat(outfile)).size, ms: performance.now() - t0 };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      out: { type: "string", default: new URL("../dist/kiln.js", import.meta.url).pathname },
+      minify: { type: "boolean", default: false },
+    },
+  });
+  const r = await bundle(values.out!, { minify: values.minify });
+  console.error(`bundle: ${r.outfile} ${(r.bytes / 1024).toFixed(0)} KiB in ${r.ms.toFixed(0)} ms`);
+}
