@@ -33,7 +33,18 @@ export {
   parseOnnx,
   type ParseOptions,
   readTensorProto,
+  type ValueInfo,
 } from "./core/onnx/import.ts";
+export type {
+  Attrs,
+  AttrValue,
+  DType,
+  ExternalDataRef,
+  GraphBuilder,
+  ModuleBuilder,
+  TensorValue,
+  ValueRef,
+} from "./core/ir/builder.ts";
 export {
   type BindReport,
   compile,
@@ -52,8 +63,13 @@ export {
   type WeightSpec,
   type WeightTensor,
 } from "./core/weights/weight_set.ts";
-export { readSafetensorsIndex, writeSafetensors } from "./core/weights/safetensors.ts";
-export { KilnError } from "./core/errors.ts";
+export {
+  readSafetensorsIndex,
+  type SafetensorsEntry,
+  type SafetensorsIndex,
+  writeSafetensors,
+} from "./core/weights/safetensors.ts";
+export { type Diagnostic, KilnError, type KilnErrorContext } from "./core/errors.ts";
 export { load, type LoadOptions, save } from "./core/save_load.ts";
 export { readNpy, writeNpy } from "./core/npy.ts";
 export type { DTypeName, Tensor, TypedArray } from "./core/tensor.ts";

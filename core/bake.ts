@@ -21,8 +21,11 @@ export const BAKE_TARGETS = ["ref"] as const;
  * runnable Program; `save` writes it as a `.kiln` file.
  */
 export class BakedProgram {
+  /** the target whose literal passes baked it */
   readonly target: string;
+  /** graph inputs, in order */
   readonly inputs: ValueInfo[];
+  /** graph outputs, in order */
   readonly outputs: ValueInfo[];
   /** weights still deferred (a partial bake leaves some) */
   readonly weights: WeightInfo[];
@@ -30,6 +33,7 @@ export class BakedProgram {
   readonly baked: string[];
   /** external initializers the compiler needed as constants (see Program.fixedWeights) */
   readonly fixedWeights: string[];
+  /** always false: `finalize(target)` returns a runnable Program */
   readonly finalized = false;
   #ir: Uint8Array;
   #hostLiterals: HostLiteral[];

@@ -12,6 +12,7 @@ export interface Diagnostic {
   node: string;
   /** Op name; "" when none. */
   op: string;
+  /** What went wrong, in one line. */
   message: string;
   /** The node's input shapes, e.g. "float32[2,3], float32[4]". */
   shapes: string;
@@ -33,9 +34,13 @@ export const DIAGNOSTIC_CODES: Record<number, string> = {
 
 /** What a KilnError carries besides its message. */
 export interface KilnErrorContext {
+  /** the ONNX node involved */
   node?: string;
+  /** its op */
   op?: string;
+  /** its input shapes */
   shapes?: string;
+  /** every diagnostic the core recorded */
   diagnostics?: Diagnostic[];
 }
 
@@ -63,6 +68,7 @@ export class KilnError extends Error {
   /** Every diagnostic the core recorded for this failure. */
   readonly diagnostics: Diagnostic[];
 
+  /** An error with a machine-readable `code`, a one-line `message`, and where it happened. */
   constructor(code: string, message: string, ctx: KilnErrorContext = {}) {
     super(message);
     this.name = "KilnError";

@@ -43,23 +43,35 @@ export const REF_PASSES: readonly string[] = [
 
 /** A deferred weight (`onnx_external_weights`): a named run-time input with its external-data reference. */
 export interface WeightInfo extends ValueInfo {
+  /** the external-data file the model named, relative to the model's folder */
   location: string;
+  /** byte offset in that file */
   offset: number;
+  /** byte length in that file */
   length: number;
+  /** the model's recorded SHA-1 of that file, "" when none */
   checksum: string;
 }
 
 /** What `Program.info()` reports. */
 export interface ProgramInfo {
+  /** the target it runs on */
   target: string;
+  /** opset of the default ONNX domain */
   opset: number;
+  /** graph inputs, in order */
   inputs: ValueInfo[];
+  /** graph outputs, in order */
   outputs: ValueInfo[];
+  /** deferred weights (the weight signature) */
   weights: WeightInfo[];
   /** literal instructions (inline and host) */
   literalCount: number;
+  /** bytes of those literals */
   literalBytes: number;
+  /** instructions, all modules */
   instructionCount: number;
+  /** modules: main and one per If branch */
   moduleCount: number;
   /** nodes that depend only on literals and weights: run once per weight bind, not per eval */
   prepareCount: number;
@@ -629,7 +641,9 @@ export interface BindReport {
   copied: number;
   /** tensors skipped because their content was already bound */
   skipped: number;
+  /** bytes copied into the program */
   bytesCopied: number;
+  /** time the bind took, milliseconds */
   ms: number;
 }
 

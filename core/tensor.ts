@@ -19,6 +19,7 @@ export type DTypeName =
   | "uint64"
   | "bool";
 
+/** The typed arrays a Tensor's data may be (one per element type; float16 and bfloat16 as Uint16Array). */
 export type TypedArray =
   | Float32Array
   | Float64Array
@@ -33,8 +34,11 @@ export type TypedArray =
 
 /** A dense row-major tensor. float16/bfloat16 are carried as raw bits in a Uint16Array. */
 export interface Tensor {
+  /** element type */
   dtype: DTypeName;
+  /** dims, outermost first ([] for a scalar) */
   dims: number[];
+  /** the elements, row-major; its array type matches dtype */
   data: TypedArray;
 }
 

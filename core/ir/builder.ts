@@ -15,15 +15,20 @@
 /** ONNX TensorProto.DataType codes. */
 export type DType = number;
 
+/** A value of the graph being built (its id). */
 export type ValueRef = number;
 
+/** A literal tensor's value. */
 export interface TensorValue {
+  /** element type (ONNX DataType code) */
   dtype: DType;
+  /** dims */
   dims: number[];
   /** little-endian standard-layout bytes */
   bytes: Uint8Array;
 }
 
+/** One node attribute, as in ONNX: an int, float, string, lists of them, a tensor or a subgraph. */
 export type AttrValue =
   | { i: number | bigint }
   | { f: number }
@@ -35,19 +40,26 @@ export type AttrValue =
   /** a subgraph: index of a submodule made with ModuleBuilder.submodule() */
   | { g: number };
 
+/** A node's attributes by name. */
 export type Attrs = Record<string, AttrValue>;
 
+/** Where a deferred weight's bytes are: an ONNX external-data reference. */
 export interface ExternalDataRef {
   /** path relative to the model's folder */
   location: string;
+  /** byte offset in the file */
   offset: number;
+  /** byte length */
   length: number;
   /** SHA1 hex of the whole file, "" when the model gives none */
   checksum: string;
 }
 
+/** Builds one module of a graph (main, or an If branch). */
 export interface ModuleBuilder {
+  /** module index: 0 for main */
   readonly index: number;
+  /** the module's name */
   readonly name: string;
   /** A named program input with static dims. */
   param(name: string, dtype: DType, dims: number[]): ValueRef;
@@ -397,6 +409,7 @@ export class GraphBuilder {
   readonly #modules: _Module[] = [];
   #nextId = 0;
 
+  /** An empty graph (a main module) for the given opset of the default ONNX domain. */
   constructor(opset: number) {
     this.opset = opset;
     this.#modules.push(new _Module(this, 0, "main", -1));

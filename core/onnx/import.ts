@@ -61,22 +61,31 @@ export interface ParseOptions {
 
 /** A graph input or output: name, element type and static dims. */
 export interface ValueInfo {
+  /** the name in the model */
   name: string;
+  /** element type */
   dtype: DTypeName;
+  /** static dims */
   dims: number[];
 }
 
 /** A literal whose bytes stay on the host; `hostLiteral` ids index `ParsedModel.hostLiterals`. */
 export interface HostLiteral {
+  /** the initializer's name */
   name: string;
+  /** element type */
   dtype: DTypeName;
+  /** dims */
   dims: number[];
+  /** its bytes, little-endian, row-major */
   bytes: Uint8Array;
 }
 
 /** The graph builder the importer drives (the core's `GraphBuilder`). */
 export interface GraphBuilderLike {
+  /** opset of the default ONNX domain */
   readonly opset: number;
+  /** the main module */
   readonly main: ModuleBuilder;
 }
 

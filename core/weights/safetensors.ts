@@ -36,19 +36,27 @@ const DTYPE_TO_ST: Record<string, string> = Object.fromEntries(
 
 /** One tensor's entry in a safetensors header, with absolute file offsets. */
 export interface SafetensorsEntry {
+  /** the tensor's name in the file */
   name: string;
+  /** element type */
   dtype: DTypeName;
+  /** dims */
   dims: number[];
   /** absolute offset in the file */
   offset: number;
+  /** byte length */
   length: number;
 }
 
 /** The parsed header of a safetensors file. */
 export interface SafetensorsIndex {
+  /** the file */
   path: string;
+  /** its size in bytes */
   size: number;
+  /** its tensors by name, with their byte ranges */
   entries: Map<string, SafetensorsEntry>;
+  /** the header's `__metadata__` */
   metadata: Record<string, string>;
 }
 

@@ -13,13 +13,19 @@ import { readSafetensorsIndex, type SafetensorsEntry } from "./safetensors.ts";
 
 /** One deferred weight of a program: what a weight set must provide. */
 export interface WeightSpec {
+  /** the initializer's name in the model */
   name: string;
+  /** element type */
   dtype: DTypeName;
+  /** static dims */
   dims: number[];
+  /** bytes a weight set must provide for it */
   byteLength: number;
   /** where the model stored it (ONNX external data), relative to the model's folder */
   location: string;
+  /** byte offset in that file */
   offset: number;
+  /** byte length in that file */
   length: number;
   /** SHA-1 hex of the whole file as the model recorded it, "" when none */
   checksum: string;
@@ -34,9 +40,13 @@ function _sig(source: SignatureSource): readonly WeightSpec[] {
 
 /** A tensor of a weight set: its bytes and where they came from (for error messages). */
 export interface WeightTensor {
+  /** the weight's name (after any rename map) */
   name: string;
+  /** element type */
   dtype: DTypeName;
+  /** dims */
   dims: number[];
+  /** the tensor's bytes, little-endian, row-major */
   bytes: Uint8Array;
   /** e.g. "weights_v1/model.onnx.data @ 4096" or "typed array" */
   source: string;
@@ -46,6 +56,7 @@ export interface WeightTensor {
 export class WeightSetError extends KilnError {
   /** one line per problem, each naming the tensor (and file where there is one) */
   readonly problems: string[];
+  /** `what` heads the message (what failed and where); `problems` follow, one per line. */
   constructor(what: string, problems: string[]) {
     const head = `${what}: ${problems.length} problem${problems.length === 1 ? "" : "s"}`;
     super("weights", [head, ...problems.map((p) => `  - ${p}`)].join("\n"));
@@ -99,11 +110,13 @@ async function _sha1OfFile(path: string): Promise<string> {
 
 /** A set of named weight tensors, validated against a signature. */
 export class WeightSet {
+  /** the tensors, by weight name */
   readonly tensors: Map<string, WeightTensor>;
   /** true when the set may leave weights out (they keep their current values) */
   readonly partial: boolean;
   #hashes = new Map<string, string>();
 
+  /** A set of the given tensors (not validated: see `validate` and the `from*` builders). */
   constructor(tensors: Iterable<WeightTensor>, partial = false) {
     this.tensors = new Map([...tensors].map((t) => [t.name, t]));
     this.partial = partial;
