@@ -535,10 +535,12 @@ class _Importer {
       case T.STRING:
         return { s: _utf8(a.s) };
       case T.TENSOR:
-        return { t: this.#tensorValue(a.t!, `${what}`) };
+        if (!a.t) throw importError(`${what} has type TENSOR but holds no tensor`, { node: nodeName, op });
+        return { t: this.#tensorValue(a.t, `${what}`) };
       case T.GRAPH: {
+        if (!a.g) throw importError(`${what} has type GRAPH but holds no graph`, { node: nodeName, op });
         const sub = mod.submodule(`${nodeName}.${name}`);
-        this.#subgraph(sub, a.g!, scope);
+        this.#subgraph(sub, a.g, scope);
         return { g: sub.index };
       }
       case T.FLOATS:
