@@ -2,7 +2,16 @@
 // spliced must either work or fail with a KilnError (a clear message), never with another
 // exception (a crash of the importer, the decoder or the core).
 import assert from "node:assert/strict";
-import { compile, KilnError, load, parseOnnx, save, WeightSet, writeSafetensors } from "../mod.ts";
+import {
+  compile,
+  deserializeProgram,
+  KilnError,
+  load,
+  parseOnnx,
+  save,
+  WeightSet,
+  writeSafetensors,
+} from "../mod.ts";
 import { buildModel } from "../core/onnx/writer.ts";
 import type { Tensor } from "../core/tensor.ts";
 
@@ -197,4 +206,30 @@ Deno.test("findings of longer fuzz runs stay fixed: a GRAPH or TENSOR attribute 
       new RegExp(`Attribute 'then_branch' of node 'if0' \\(If\\) has type \\w+ but holds no ${kind}`),
     );
   }
+});
+
+Deno.test("a corrupted IR section (past the file checksums) fails with a KilnError, never a trap (300 seeded mutants)", async () => {
+  const program = compile(await parseOnnx(_model(), { inputDims: { x: [1, 2, 6, 6] } }), "ref");
+  const { ir, hostLiterals } = program.serialize();
+  program.dispose();
+  const rnd = _rng(1);
+  const findings: string[] = [];
+  for (let i = 0; i < 300; i++) {
+    const [bytes, how] = _mutate(ir, rnd);
+    try {
+      const p = deserializeProgram(bytes, hostLiterals, "ref");
+      try {
+        const fits = p.inputs.length === 1 && p.inputs[0].dims.join() === "1,2,6,6" &&
+          p.inputs[0].dtype === "float32" && p.info().arenaBytes < 64 << 20;
+        if (fits) await p.eval({ x: X });
+      } finally {
+        p.dispose();
+      }
+    } catch (e) {
+      if (!(e instanceof KilnError) || e.code === "internal") {
+        findings.push(`mutant ${i} (${how}): ${(e as Error).message.slice(0, 200)}`);
+      }
+    }
+  }
+  assert.deepEqual(findings, []);
 });

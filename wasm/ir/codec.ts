@@ -276,6 +276,21 @@ export function inferNode(prog: Program, m: Module, ins: Instruction, fold: bool
   }
   for (let i = 0; i < ins.outputs.length; i++) {
     const s = ctx.outputs[i];
+    // a guard for every op: no negative dim, and no tensor past the 4 GiB a wasm32 core can address
+    // (an overflowed i32 dim or element count would otherwise reach a kernel)
+    let bytes: f64 = <f64>dtypeSize(s.dtype);
+    for (let d = 0; d < s.lens.length; d++) {
+      if (s.lens[d] < 0) {
+        report(E_SHAPE, ins.nodeName, ins.opName, "output " + i.toString() + " would have a negative dim: " + s.toString());
+        return false;
+      }
+      bytes *= <f64>s.lens[d];
+    }
+    if (bytes >= 4294967296.0) {
+      report(E_SHAPE, ins.nodeName, ins.opName, "output " + i.toString() + " " + s.toString() + " would take " +
+        bytes.toString() + " bytes, past the 4 GiB the ref target's core can address");
+      return false;
+    }
     ins.outputs[i].shape = s.isStandard() ? s : Shape.standard(s.dtype, s.lens);
   }
   if (fold) {

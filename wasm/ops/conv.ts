@@ -57,7 +57,10 @@ class SpatialPlan {
   }
 }
 
-function intsAttr(attrs: Attrs, name: string, n: i32, def: i32, plan: SpatialPlan): Array<i32> {
+/** The largest geometry value kiln accepts (a kernel, stride, dilation or pad), far above any real model's. */
+const GEOM_MAX: i64 = 1 << 24;
+
+function intsAttr(attrs: Attrs, name: string, n: i32, def: i32, plan: SpatialPlan, lo: i64 = 1): Array<i32> {
   const r = new Array<i32>(n);
   const v = attrs.getInts(name);
   if (v == null) {
@@ -68,8 +71,39 @@ function intsAttr(attrs: Attrs, name: string, n: i32, def: i32, plan: SpatialPla
     plan.error = name + " has " + v.length.toString() + " values, expected " + n.toString();
     return r;
   }
-  for (let i = 0; i < n; i++) r[i] = <i32>v[i];
+  for (let i = 0; i < n; i++) {
+    if (v[i] < lo || v[i] > GEOM_MAX) {
+      plan.error = name + " " + v.toString() + " has a value outside [" + lo.toString() + ", " + GEOM_MAX.toString() + "]";
+      return r;
+    }
+    r[i] = <i32>v[i];
+  }
   return r;
+}
+
+/** pads: 2 * r values in [0, GEOM_MAX]; sets plan.error otherwise. */
+function checkPads(pads: Array<i64> | null, r: i32, plan: SpatialPlan): void {
+  if (pads == null) return;
+  if (pads.length != 2 * r) {
+    plan.error = "pads has " + pads.length.toString() + " values, expected " + (2 * r).toString();
+    return;
+  }
+  for (let i = 0; i < pads.length; i++) {
+    if (pads[i] < 0 || pads[i] > GEOM_MAX) {
+      plan.error = "pads " + pads.toString() + " has a value outside [0, " + GEOM_MAX.toString() + "]";
+      return;
+    }
+  }
+}
+
+/** The dilated kernel extent (k - 1) * d + 1, or -1 (with plan.error) past GEOM_MAX. */
+function effectiveKernel(k: i32, d: i32, plan: SpatialPlan): i32 {
+  const keff = (<i64>k - 1) * <i64>d + 1;
+  if (keff > GEOM_MAX) {
+    plan.error = "kernel " + k.toString() + " dilated by " + d.toString() + " spans more than " + GEOM_MAX.toString();
+    return -1;
+  }
+  return <i32>keff;
 }
 
 /**
@@ -83,9 +117,7 @@ function planForward(attrs: Attrs, inn: Array<i32>, kern: Array<i32>, ceil: bool
   p.s = intsAttr(attrs, "strides", r, 1, p);
   p.d = intsAttr(attrs, "dilations", r, 1, p);
   const pads = attrs.getInts("pads");
-  if (pads != null && pads.length != 2 * r) {
-    p.error = "pads has " + pads.length.toString() + " values, expected " + (2 * r).toString();
-  }
+  checkPads(pads, r, p);
   if (p.error.length > 0) return p;
   const autoPad = attrs.getString("auto_pad", "NOTSET");
   for (let i = 0; i < r; i++) {
@@ -95,7 +127,8 @@ function planForward(attrs: Attrs, inn: Array<i32>, kern: Array<i32>, ceil: bool
       p.error = "strides, dilations and kernel_shape must be >= 1";
       return p;
     }
-    const keff = (p.k[i] - 1) * dl + 1;
+    const keff = effectiveKernel(p.k[i], dl, p);
+    if (keff < 0) return p;
     const n = inn[i];
     let pb: i32 = 0;
     let pe: i32 = 0;
@@ -135,18 +168,26 @@ function planTransposed(attrs: Attrs, inn: Array<i32>, kern: Array<i32>): Spatia
   p.k = kern;
   p.s = intsAttr(attrs, "strides", r, 1, p);
   p.d = intsAttr(attrs, "dilations", r, 1, p);
-  const adj = intsAttr(attrs, "output_padding", r, 0, p);
+  const adj = intsAttr(attrs, "output_padding", r, 0, p, 0);
   const pads = attrs.getInts("pads");
-  if (pads != null && pads.length != 2 * r) {
-    p.error = "pads has " + pads.length.toString() + " values, expected " + (2 * r).toString();
-  }
+  checkPads(pads, r, p);
   if (p.error.length > 0) return p;
   const outShape = attrs.getInts("output_shape");
   const autoPad = attrs.getString("auto_pad", "NOTSET");
   for (let i = 0; i < r; i++) {
     const s = p.s[i];
-    const keff = (p.k[i] - 1) * p.d[i] + 1;
-    const full = s * (inn[i] - 1) + adj[i] + keff;
+    if (p.k[i] < 1) {
+      p.error = "kernel_shape must be >= 1";
+      return p;
+    }
+    const keff = effectiveKernel(p.k[i], p.d[i], p);
+    if (keff < 0) return p;
+    const full64 = <i64>s * (<i64>inn[i] - 1) + <i64>adj[i] + <i64>keff;
+    if (full64 > GEOM_MAX * 4) {
+      p.error = "output spatial size " + full64.toString() + " is too large";
+      return p;
+    }
+    const full = <i32>full64;
     let pb: i32 = 0;
     let pe: i32 = 0;
     let o: i32 = 0;
@@ -156,7 +197,12 @@ function planTransposed(attrs: Attrs, inn: Array<i32>, kern: Array<i32>): Spatia
           p.error = "output_shape " + outShape.toString() + " has fewer than " + r.toString() + " values";
           return p;
         }
-        o = <i32>outShape[outShape.length - r + i];
+        const want = outShape[outShape.length - r + i];
+        if (want < 1 || want > GEOM_MAX) {
+          p.error = "output_shape " + outShape.toString() + " has a value outside [1, " + GEOM_MAX.toString() + "]";
+          return p;
+        }
+        o = <i32>want;
       } else {
         o = inn[i] * s;
       }
@@ -390,7 +436,14 @@ class PoolOp extends Op {
       return p;
     }
     const k = new Array<i32>(r);
-    for (let i = 0; i < r; i++) k[i] = <i32>ks[i];
+    for (let i = 0; i < r; i++) {
+      if (ks[i] < 1 || ks[i] > GEOM_MAX) {
+        const p = new SpatialPlan();
+        p.error = "kernel_shape " + ks.toString() + " has a value outside [1, " + GEOM_MAX.toString() + "]";
+        return p;
+      }
+      k[i] = <i32>ks[i];
+    }
     return planForward(attrs, spatial(x.lens), k, attrs.getInt("ceil_mode", 0) != 0);
   }
 

@@ -252,6 +252,9 @@ class TransposeOp extends Op {
   }
 }
 
+/** The largest dim a shape holds (lens are i32). */
+const I32_MAX: i64 = 0x7fffffff;
+
 class DepthToSpaceOp extends Op {
   constructor() { super("DepthToSpace"); }
 
@@ -259,9 +262,14 @@ class DepthToSpaceOp extends Op {
     const x = ctx.input(0);
     if (!movable(x.dtype)) return ctx.failDtype(0);
     if (x.rank() != 4) return ctx.fail("input must be rank 4 (N,C,H,W), got " + x.toString());
-    const b = <i32>ctx.attrs.getInt("blocksize", 0);
-    if (b <= 0) return ctx.fail("blocksize " + b.toString() + " must be positive");
-    if (x.lens[1] % (b * b) != 0) return ctx.fail("channels " + x.lens[1].toString() + " are not divisible by blocksize^2 = " + (b * b).toString());
+    const b64 = ctx.attrs.getInt("blocksize", 0);
+    if (b64 <= 0) return ctx.fail("blocksize " + b64.toString() + " must be positive");
+    // blocksize^2 must divide the channels, so it is at most their square root
+    if (b64 > <i64>x.lens[1] || b64 * b64 > <i64>x.lens[1] || <i64>x.lens[1] % (b64 * b64) != 0) {
+      return ctx.fail("channels " + x.lens[1].toString() + " are not divisible by blocksize^2 = " + (b64 * b64).toString());
+    }
+    const b = <i32>b64;
+    if (<i64>x.lens[2] * b64 > I32_MAX || <i64>x.lens[3] * b64 > I32_MAX) return ctx.fail("output height or width overflows");
     ctx.out(Shape.standard(x.dtype, [x.lens[0], x.lens[1] / (b * b), x.lens[2] * b, x.lens[3] * b]));
     return true;
   }
@@ -289,9 +297,13 @@ class SpaceToDepthOp extends Op {
     const x = ctx.input(0);
     if (!movable(x.dtype)) return ctx.failDtype(0);
     if (x.rank() != 4) return ctx.fail("input must be rank 4 (N,C,H,W), got " + x.toString());
-    const b = <i32>ctx.attrs.getInt("blocksize", 0);
-    if (b <= 0) return ctx.fail("blocksize " + b.toString() + " must be positive");
-    if (x.lens[2] % b != 0 || x.lens[3] % b != 0) return ctx.fail("height and width are not divisible by blocksize " + b.toString());
+    const b64 = ctx.attrs.getInt("blocksize", 0);
+    if (b64 <= 0) return ctx.fail("blocksize " + b64.toString() + " must be positive");
+    if (b64 > <i64>x.lens[2] || <i64>x.lens[2] % b64 != 0 || <i64>x.lens[3] % b64 != 0) {
+      return ctx.fail("height and width are not divisible by blocksize " + b64.toString());
+    }
+    const b = <i32>b64;
+    if (<i64>x.lens[1] * b64 * b64 > I32_MAX) return ctx.fail("output channels overflow");
     ctx.out(Shape.standard(x.dtype, [x.lens[0], x.lens[1] * b * b, x.lens[2] / b, x.lens[3] / b]));
     return true;
   }

@@ -94,6 +94,9 @@ class ResizeSpec {
   }
 }
 
+/** The longest output axis Resize computes (the core is wasm32: 2^30 elements of anything is past its memory). */
+const MAX_LEN: i64 = 1 << 30;
+
 function resizeSpec(lens: Array<i32>, scales: Array<f64> | null, sizes: Array<i64> | null, roi: Array<f64> | null,
   axes: Array<i64> | null, policy: string, crop: bool): ResizeSpec {
   const r = lens.length;
@@ -124,8 +127,8 @@ function resizeSpec(lens: Array<i32>, scales: Array<f64> | null, sizes: Array<i6
     }
     if (policy == "stretch") {
       for (let i = 0; i < k; i++) {
-        if (sizes[i] < 0) {
-          sp.err = "sizes " + listStr(sizes) + " has a negative value";
+        if (sizes[i] < 0 || sizes[i] > MAX_LEN) {
+          sp.err = "sizes " + listStr(sizes) + " has a value outside [0, " + MAX_LEN.toString() + "]";
           return sp;
         }
         sp.out[ax[i]] = <i32>sizes[i];
@@ -144,7 +147,13 @@ function resizeSpec(lens: Array<i32>, scales: Array<f64> | null, sizes: Array<i6
       }
       for (let i = 0; i < k; i++) {
         sp.scales[ax[i]] = s;
-        sp.out[ax[i]] = <i32>Math.floor(s * <f64>lens[ax[i]] + 0.5);
+        const len = Math.floor(s * <f64>lens[ax[i]] + 0.5);
+        if (!(len >= 0 && len <= <f64>MAX_LEN)) {
+          sp.err = "sizes " + listStr(sizes) + " give an output length of " + len.toString() + " on axis " +
+            ax[i].toString();
+          return sp;
+        }
+        sp.out[ax[i]] = <i32>len;
       }
     }
     return sp;
@@ -168,7 +177,12 @@ function resizeSpec(lens: Array<i32>, scales: Array<f64> | null, sizes: Array<i6
     let len = <f64>lens[a] * s;
     if (crop) len *= sp.roi[a + r] - sp.roi[a];
     // float32 products, as the scales are float32 (2.4000001 -> 2)
-    sp.out[a] = <i32>Math.floor(<f64><f32>len);
+    const out = Math.floor(<f64><f32>len);
+    if (!(out >= 0 && out <= <f64>MAX_LEN)) {
+      sp.err = "scale " + s.toString() + " gives an output length of " + out.toString() + " on axis " + a.toString();
+      return sp;
+    }
+    sp.out[a] = <i32>out;
   }
   return sp;
 }
