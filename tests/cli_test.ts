@@ -2,34 +2,16 @@ import assert from "node:assert/strict";
 import { readNpyFile, writeNpyFile } from "../core/npy.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { runOrt } from "./util/ort.ts";
+import { runCli as kiln } from "./util/cli.ts";
+import { relativeL2 } from "./conformance/compare.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const TINY = `${ROOT}examples/tinynet/tinynet.onnx`;
-
-/** Runs the CLI as a user would; returns exit code and output. */
-async function kiln(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", `${ROOT}cli.ts`, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 function _input(): Tensor {
   const data = new Float32Array(2 * 3 * 16 * 16);
   for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37);
   return { dtype: "float32", dims: [2, 3, 16, 16], data };
-}
-
-function _relL2(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 Deno.test("kiln compile/run/inspect: tinynet matches onnxruntime", async (t) => {
@@ -57,7 +39,7 @@ Deno.test("kiln compile/run/inspect: tinynet matches onnxruntime", async (t) => 
       const got = await readNpyFile(`${dir}/out/probs.npy`);
       assert.deepEqual(got.dims, [2, 10]);
       const want = (await runOrt(TINY, { x }))["probs"];
-      const err = _relL2(got.data as Float32Array, want.data as Float32Array);
+      const err = relativeL2(got, want);
       assert.ok(err <= 1e-4, `relative L2 ${err}`);
     });
   } finally {

@@ -12,8 +12,8 @@ import type { DTypeName, Tensor } from "../core/tensor.ts";
 import { readNpyFile, writeNpyFile } from "../core/npy.ts";
 import { SeededRandom, writeRandomWeights } from "../core/weights/random.ts";
 import { runOrt } from "./util/ort.ts";
+import { runCli } from "./util/cli.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
 const F32_MIN = -3.4028234663852886e38;
 
 // ---------------------------------------------------------------------------------------------
@@ -1044,16 +1044,6 @@ const _BUILDERS = [
 // ---------------------------------------------------------------------------------------------
 // The tests
 
-async function _kiln(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", `${ROOT}cli.ts`, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
 Deno.test("compile/eval: exporter-style models match onnxruntime (API, deferred weights, bake)", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "kiln_models_" });
   try {
@@ -1120,7 +1110,7 @@ Deno.test("kiln CLI: exporter-style models compile, run, defer, bake and match o
         await writeNpyFile(`${dir}/${name}.npy`, x);
         args.push("--input", `${name}=${dir}/${name}.npy`);
       }
-      const r = await _kiln(...args, "--output", out);
+      const r = await runCli(...args, "--output", out);
       assert.equal(r.code, 0, r.stderr);
     };
     const read = async (out: string, names: string[]) => {
@@ -1135,7 +1125,7 @@ Deno.test("kiln CLI: exporter-style models compile, run, defer, bake and match o
       await t.step(`${m.name}: compile and run`, async () => {
         const c = m.cases[m.cases.length - 1];
         const prog = `${dir}/${m.name}.kiln`;
-        const r = await _kiln("compile", m.file.path, ...dimsArgs(c), "-o", prog);
+        const r = await runCli("compile", m.file.path, ...dimsArgs(c), "-o", prog);
         assert.equal(r.code, 0, r.stderr);
         await run(prog, c, `${dir}/${m.name}_out`);
         const want = await runOrt(m.file.path, c.inputs);
@@ -1146,14 +1136,14 @@ Deno.test("kiln CLI: exporter-style models compile, run, defer, bake and match o
     await t.step(`${m.name}: compile --defer-weights, weights random, run --weights, bake`, async () => {
       const c = m.cases[m.cases.length - 1];
       const prog = `${dir}/gpt_weightless.kiln`;
-      let r = await _kiln("compile", m.file.path, "--defer-weights", ...dimsArgs(c), "-o", prog);
+      let r = await runCli("compile", m.file.path, "--defer-weights", ...dimsArgs(c), "-o", prog);
       assert.equal(r.code, 0, r.stderr);
-      r = await _kiln("weights", "random", m.file.path, "--seed", "5", "-o", `${dir}/w5`);
+      r = await runCli("weights", "random", m.file.path, "--seed", "5", "-o", `${dir}/w5`);
       assert.equal(r.code, 0, r.stderr);
       const want = await runOrt(`${dir}/w5/gpt_block.onnx`, c.inputs);
       await run(prog, c, `${dir}/o1`, ["--weights", `${dir}/w5`]);
       _assertMatch(await read(`${dir}/o1`, Object.keys(want)), want, "gpt CLI run --weights");
-      r = await _kiln("bake", prog, "--weights", `${dir}/w5`, "-o", `${dir}/gpt5.kiln`);
+      r = await runCli("bake", prog, "--weights", `${dir}/w5`, "-o", `${dir}/gpt5.kiln`);
       assert.equal(r.code, 0, r.stderr);
       await run(`${dir}/gpt5.kiln`, c, `${dir}/o2`);
       _assertMatch(await read(`${dir}/o2`, Object.keys(want)), want, "gpt CLI baked");
@@ -1167,7 +1157,7 @@ Deno.test("kiln CLI: bad models give one line naming the node, op, shapes or dim
   const dir = await Deno.makeTempDir({ prefix: "kiln_models_bad_" });
   try {
     const one = async (file: string, args: string[], patterns: RegExp[]) => {
-      const r = await _kiln("compile", file, ...args, "-o", `${dir}/bad.kiln`);
+      const r = await runCli("compile", file, ...args, "-o", `${dir}/bad.kiln`);
       assert.notEqual(r.code, 0, "exit 0");
       const lines = r.stderr.trim().split("\n");
       assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);

@@ -9,6 +9,8 @@ import { writeRandomWeights } from "../core/weights/random.ts";
 import { writeSafetensors } from "../core/weights/safetensors.ts";
 import { WeightSetError } from "../core/weights/weight_set.ts";
 import { runOrt } from "./util/ort.ts";
+import { runCli } from "./util/cli.ts";
+import { relativeL2 } from "./conformance/compare.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const TINY_DIR = `${ROOT}examples/tinynet`;
@@ -21,24 +23,6 @@ function _x(seed = 0): Tensor {
   return { dtype: "float32", dims: [1, 3, 16, 16], data };
 }
 
-function _relL2(a: Tensor, b: Tensor): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.data.length; i++) {
-    num += (Number(a.data[i]) - Number(b.data[i])) ** 2;
-    den += Number(b.data[i]) ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
-async function _kiln(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", `${ROOT}cli.ts`, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
-}
-
 Deno.test("bindWeights() swaps weights without recompiling; bake and load agree with onnxruntime", async (t) => {
   const dir = await Deno.makeTempDir();
   try {
@@ -46,7 +30,7 @@ Deno.test("bindWeights() swaps weights without recompiling; bake and load agree 
     const x = _x();
     const want1 = (await runOrt(TINY, { x }))["probs"];
     const want2 = (await runOrt(v2.modelPath, { x }))["probs"];
-    assert.ok(_relL2(want1, want2) > 1e-2, "the two weight sets must differ");
+    assert.ok(relativeL2(want1, want2) > 1e-2, "the two weight sets must differ");
 
     const program = compile(await parseOnnx(TINY, { deferExternalWeights: true, inputDims: DIMS }), "ref");
     assert.equal(program.weights.length, 8);
@@ -58,13 +42,13 @@ Deno.test("bindWeights() swaps weights without recompiling; bake and load agree 
     await t.step("bind v1 (ONNX dir) matches onnxruntime", async () => {
       const r = program.bindWeights(await WeightSet.fromOnnxDir(program, TINY_DIR));
       assert.equal(r.copied, 8);
-      assert.ok(_relL2((await program.eval({ x }))["probs"], want1) <= 1e-4);
+      assert.ok(relativeL2((await program.eval({ x }))["probs"], want1) <= 1e-4);
     });
     await t.step("swap to v2 (safetensors) matches onnxruntime", async () => {
       const set2 = await WeightSet.fromOnnxDir(program, `${dir}/v2`);
       await writeSafetensors(`${dir}/v2.safetensors`, [...set2.tensors.values()]);
       program.bindWeights(await WeightSet.fromSafetensors(program, `${dir}/v2.safetensors`));
-      assert.ok(_relL2((await program.eval({ x }))["probs"], want2) <= 1e-4);
+      assert.ok(relativeL2((await program.eval({ x }))["probs"], want2) <= 1e-4);
     });
     await t.step("a failed bind reports every problem and keeps the weights that were serving", async () => {
       const before = (await program.eval({ x }))["probs"];
@@ -98,9 +82,9 @@ Deno.test("bindWeights() swaps weights without recompiling; bake and load agree 
         const r2 = program.bindWeights(new WeightSet([fc], true));
         assert.equal(r2.copied, 1);
         const out = (await program.eval({ x }))["probs"];
-        assert.ok(_relL2(out, want2) > 1e-3 && _relL2(out, want1) > 1e-3, "a mix of v1 and v2");
+        assert.ok(relativeL2(out, want2) > 1e-3 && relativeL2(out, want1) > 1e-3, "a mix of v1 and v2");
         program.bindWeights(set2);
-        assert.ok(_relL2((await program.eval({ x }))["probs"], want2) <= 1e-4);
+        assert.ok(relativeL2((await program.eval({ x }))["probs"], want2) <= 1e-4);
       },
     );
     await t.step("bake v1: a new program, the template unchanged", async () => {
@@ -110,21 +94,21 @@ Deno.test("bindWeights() swaps weights without recompiling; bake and load agree 
       assert.equal(baked.finalized, false);
       assert.equal(baked.weights.length, 0);
       const ready = baked.finalize("ref");
-      assert.ok(_relL2((await ready.eval({ x }))["probs"], want1) <= 1e-4);
+      assert.ok(relativeL2((await ready.eval({ x }))["probs"], want1) <= 1e-4);
       ready.dispose();
       // the template still serves v2
-      assert.ok(_relL2((await program.eval({ x }))["probs"], want2) <= 1e-4);
+      assert.ok(relativeL2((await program.eval({ x }))["probs"], want2) <= 1e-4);
       await save(baked, `${dir}/v1.kiln`);
       const loaded = await load(`${dir}/v1.kiln`);
       assert.equal(loaded.weights.length, 0);
-      assert.ok(_relL2((await loaded.eval({ x }))["probs"], want1) <= 1e-4);
+      assert.ok(relativeL2((await loaded.eval({ x }))["probs"], want1) <= 1e-4);
       loaded.dispose();
     });
     await t.step("a failed bake changes nothing", async () => {
       await Deno.mkdir(`${dir}/short`);
       await Deno.writeFile(`${dir}/short/tinynet.onnx.data`, new Uint8Array(1000));
       await assert.rejects(replaceOnnxExternalWeights(program, `${dir}/short`, "ref"), /needs bytes/);
-      assert.ok(_relL2((await program.eval({ x }))["probs"], want2) <= 1e-4);
+      assert.ok(relativeL2((await program.eval({ x }))["probs"], want2) <= 1e-4);
     });
     await t.step("a weightless program saves its signature and binds after load", async () => {
       await save(program, `${dir}/weightless.kiln`);
@@ -133,7 +117,7 @@ Deno.test("bindWeights() swaps weights without recompiling; bake and load agree 
       const loaded = await load(`${dir}/weightless.kiln`);
       assert.deepEqual(loaded.weightSignature(), program.weightSignature());
       loaded.bindWeights(await WeightSet.fromOnnxDir(loaded, `${dir}/v2`));
-      assert.ok(_relL2((await loaded.eval({ x }))["probs"], want2) <= 1e-4);
+      assert.ok(relativeL2((await loaded.eval({ x }))["probs"], want2) <= 1e-4);
       loaded.dispose();
     });
     program.dispose();
@@ -149,7 +133,7 @@ Deno.test("kiln CLI: compile --defer-weights once, run with v1 and v2, bake v2, 
     const { writeNpyFile, readNpyFile } = await import("../core/npy.ts");
     await writeNpyFile(`${dir}/x.npy`, x);
     const ok = async (...args: string[]) => {
-      const r = await _kiln(...args);
+      const r = await runCli(...args);
       assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
     };
     await ok("compile", TINY, "--defer-weights", "--dims", "x=1x3x16x16", "-o", `${dir}/t.kiln`);
@@ -185,9 +169,9 @@ Deno.test("kiln CLI: compile --defer-weights once, run with v1 and v2, bake v2, 
     await Deno.copyFile(TINY, `${dir}/v2/tinynet.onnx`);
     const want1 = (await runOrt(TINY, { x }))["probs"];
     const want2 = (await runOrt(`${dir}/v2/tinynet.onnx`, { x }))["probs"];
-    assert.ok(_relL2(await readNpyFile(`${dir}/o1/probs.npy`), want1) <= 1e-4);
-    assert.ok(_relL2(await readNpyFile(`${dir}/o2/probs.npy`), want2) <= 1e-4);
-    assert.ok(_relL2(await readNpyFile(`${dir}/o3/probs.npy`), want2) <= 1e-4);
+    assert.ok(relativeL2(await readNpyFile(`${dir}/o1/probs.npy`), want1) <= 1e-4);
+    assert.ok(relativeL2(await readNpyFile(`${dir}/o2/probs.npy`), want2) <= 1e-4);
+    assert.ok(relativeL2(await readNpyFile(`${dir}/o3/probs.npy`), want2) <= 1e-4);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -196,7 +180,7 @@ Deno.test("kiln CLI: compile --defer-weights once, run with v1 and v2, bake v2, 
 Deno.test("kiln CLI: bad weight sources fail with one line naming the tensor or file", async (t) => {
   const dir = await Deno.makeTempDir();
   try {
-    const r0 = await _kiln(
+    const r0 = await runCli(
       "compile",
       TINY,
       "--defer-weights",
@@ -259,7 +243,7 @@ Deno.test("kiln CLI: bad weight sources fail with one line naming the tensor or 
     ];
     for (const [name, args, pattern] of cases) {
       await t.step(name, async () => {
-        const r = await _kiln(...args);
+        const r = await runCli(...args);
         assert.notEqual(r.code, 0);
         const lines = r.stderr.trim().split("\n");
         assert.equal(lines.length, 1, r.stderr);
@@ -375,7 +359,7 @@ Deno.test("load(path, { weights }) refits a weightless program on load, or fails
 
     const a = await load(`${dir}/tiny.weightless.kiln`, { weights: `${dir}/v2` });
     const want2 = (await runOrt(v2.modelPath, { x }))["probs"];
-    assert.ok(_relL2((await a.eval({ x }))["probs"], want2) <= 1e-4, "v2 bound on load");
+    assert.ok(relativeL2((await a.eval({ x }))["probs"], want2) <= 1e-4, "v2 bound on load");
     a.dispose();
 
     await Deno.mkdir(`${dir}/short`);

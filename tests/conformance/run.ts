@@ -24,6 +24,7 @@
 
 import { parseArgs } from "node:util";
 import { parseOnnx, readTensorProto } from "../../core/onnx/import.ts";
+import { onnxTypeName } from "../../core/onnx/tensor_proto.ts";
 import { compile } from "../../core/program.ts";
 import { isSupportedOnnxType, type Tensor } from "../../core/tensor.ts";
 import { compareTensors, ONNX_TOLERANCE } from "./compare.ts";
@@ -197,7 +198,7 @@ export async function runCase(
     if (!isSupportedOnnxType(v.elemType)) {
       return done({
         status: "unsupported",
-        reason: `element type ${_TYPE_NAMES[v.elemType] ?? v.elemType} of '${v.name}'`,
+        reason: `element type ${onnxTypeName(v.elemType)} of '${v.name}'`,
       });
     }
   }
@@ -265,18 +266,6 @@ export async function runCase(
   }
   return done({ status: "error", reason: "no stage ran" });
 }
-
-const _TYPE_NAMES: Record<number, string> = {
-  8: "STRING",
-  14: "COMPLEX64",
-  15: "COMPLEX128",
-  17: "FLOAT8E4M3FN",
-  18: "FLOAT8E4M3FNUZ",
-  19: "FLOAT8E5M2",
-  20: "FLOAT8E5M2FNUZ",
-  21: "UINT4",
-  22: "INT4",
-};
 
 /** The op a test is filed under (see {@linkcode CaseResult.op}). */
 function _label(name: string, info: ModelInfo, labels: Map<string, string>): string {

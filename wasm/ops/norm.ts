@@ -93,6 +93,23 @@ function rowStatsF32(px: usize, n: i32, eps: f32, res: StaticArray<f32>): void {
   unchecked(res[1] = <f32>(1.0 / Math.sqrt(<f64>v + <f64>eps)));
 }
 
+/**
+ * Mean and 1/sqrt(variance + eps) of n elements of type dt at px (element stride sz), in f64: the
+ * path of the non-float32 types. res[0] = mean, res[1] = inv.
+ */
+function rowStatsF64(dt: i32, px: usize, sz: usize, n: i32, eps: f32, res: StaticArray<f64>): void {
+  let s: f64 = 0;
+  for (let i = 0; i < n; i++) s += loadF64(dt, px + <usize>i * sz);
+  const mean = s / <f64>n;
+  let v: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    const d = loadF64(dt, px + <usize>i * sz) - mean;
+    v += d * d;
+  }
+  unchecked(res[0] = mean);
+  unchecked(res[1] = 1.0 / Math.sqrt(v / <f64>n + <f64>eps));
+}
+
 /** y = (x - mean) * inv * scale + bias over n floats; scale/bias pointers advance when their step is 1. */
 function rowApplyF32(px: usize, po: usize, n: i32, mean: f32, inv: f32, ps: usize, ss: i32, pb: usize, sb: i32): void {
   const vm = f32x4.splat(mean), vi = f32x4.splat(inv);
@@ -180,17 +197,11 @@ class LayerNormOp extends Op {
       return true;
     }
     const sz = <usize>dtypeSize(dt);
+    const st64 = new StaticArray<f64>(2);
     for (let r = 0; r < outer; r++) {
       const base = <usize>r * <usize>n * sz;
-      let s: f64 = 0;
-      for (let i = 0; i < n; i++) s += loadF64(dt, x.ptr + base + <usize>i * sz);
-      const mean = s / <f64>n;
-      let v: f64 = 0;
-      for (let i = 0; i < n; i++) {
-        const d = loadF64(dt, x.ptr + base + <usize>i * sz) - mean;
-        v += d * d;
-      }
-      const inv = 1.0 / Math.sqrt(v / <f64>n + <f64>eps);
+      rowStatsF64(dt, x.ptr + base, sz, n, eps, st64);
+      const mean = unchecked(st64[0]), inv = unchecked(st64[1]);
       for (let i = 0; i < n; i++) {
         const p = base + <usize>i * sz;
         storeF64(dt, o.ptr + p, (loadF64(dt, x.ptr + p) - mean) * inv * unchecked(scale[i]) + unchecked(bias[i]));
@@ -379,6 +390,7 @@ class InstanceNormOp extends Op {
     const sz = <usize>dtypeSize(dt);
     const sc = ctx.input(1), bi = ctx.input(2);
     const st = new StaticArray<f32>(2);
+    const st64 = new StaticArray<f64>(2);
     const sb = new StaticArray<f32>(2); // scale and bias of the current channel
     for (let n = 0; n < nb; n++) {
       for (let k = 0; k < c; k++) {
@@ -393,15 +405,8 @@ class InstanceNormOp extends Op {
           rowApplyF32(x.ptr + off, o.ptr + off, sp, st[0], st[1], psb, 0, psb + 4, 0);
           continue;
         }
-        let sum: f64 = 0;
-        for (let i = 0; i < sp; i++) sum += loadF64(dt, x.ptr + off + <usize>i * sz);
-        const m = sum / <f64>sp;
-        let v: f64 = 0;
-        for (let i = 0; i < sp; i++) {
-          const d = loadF64(dt, x.ptr + off + <usize>i * sz) - m;
-          v += d * d;
-        }
-        const inv = 1.0 / Math.sqrt(v / <f64>sp + <f64>eps);
+        rowStatsF64(dt, x.ptr + off, sz, sp, eps, st64);
+        const m = unchecked(st64[0]), inv = unchecked(st64[1]);
         for (let i = 0; i < sp; i++) {
           const p = off + <usize>i * sz;
           storeF64(dt, o.ptr + p, (loadF64(dt, x.ptr + p) - m) * inv * s + b);
@@ -458,6 +463,7 @@ class GroupNormOp extends Op {
     const sz = <usize>dtypeSize(dt);
     const sc = ctx.input(1), bi = ctx.input(2);
     const st = new StaticArray<f32>(2);
+    const st64 = new StaticArray<f64>(2);
     const sb = new StaticArray<f32>(2);
     const blk = cpg * sp;
     for (let n = 0; n < nb; n++) {
@@ -467,15 +473,9 @@ class GroupNormOp extends Op {
         if (dt == DT_FLOAT) {
           rowStatsF32(x.ptr + off, blk, eps, st);
         } else {
-          let sum: f64 = 0;
-          for (let i = 0; i < blk; i++) sum += loadF64(dt, x.ptr + off + <usize>i * sz);
-          m = sum / <f64>blk;
-          let v: f64 = 0;
-          for (let i = 0; i < blk; i++) {
-            const d = loadF64(dt, x.ptr + off + <usize>i * sz) - m;
-            v += d * d;
-          }
-          inv = 1.0 / Math.sqrt(v / <f64>blk + <f64>eps);
+          rowStatsF64(dt, x.ptr + off, sz, blk, eps, st64);
+          m = unchecked(st64[0]);
+          inv = unchecked(st64[1]);
         }
         for (let j = 0; j < cpg; j++) {
           const ch = perChannel ? k * cpg + j : k;
