@@ -1,13 +1,13 @@
 // hoist_prepare: re-marks the main module's nodes that depend only on literals and weights as `prepare` (run once per bind/finalize, not per run).
 //
 // A literal pass: after baking, a weight is a literal, and the work that depends only on it must
-// still be hoisted. It uses memory_plan's own test (`hoistable`). Nodes are not moved and the
+// still be hoisted. It uses memory_plan's own rule (`trackWeightOnly`). Nodes are not moved and the
 // arena is not re-planned: an output of a newly hoisted node leaves the arena for its own buffer
 // (its arena block stays reserved and unused); a node no longer hoisted keeps its own buffer,
 // which is valid for a node run every time. Without a plan (memory_plan disabled), finalize's
 // naive plan decides, as for any unplanned module.
-import { K_HOST_LITERAL, K_LITERAL, K_WEIGHT, LOC_ARENA, LOC_BUFFER, Module, Program } from "../ir/program";
-import { hoistable } from "./memory_plan";
+import { K_NODE, LOC_ARENA, LOC_BUFFER, Module, Program } from "../ir/program";
+import { trackWeightOnly } from "./memory_plan";
 import { Pass } from "./pass";
 
 export class HoistPrepare extends Pass {
@@ -19,15 +19,12 @@ export class HoistPrepare extends Pass {
     const fixed = new Set<i32>();
     for (let i = 0; i < m.instrs.length; i++) {
       const ins = m.instrs[i];
-      if (ins.kind == K_LITERAL || ins.kind == K_HOST_LITERAL || ins.kind == K_WEIGHT) {
-        fixed.add(ins.outputs[0].id);
-        continue;
-      }
-      ins.prepare = hoistable(ins, fixed);
-      if (!ins.prepare) continue;
+      const hoisted = trackWeightOnly(ins, fixed);
+      if (ins.kind != K_NODE) continue;
+      ins.prepare = hoisted;
+      if (!hoisted) continue;
       for (let j = 0; j < ins.outputs.length; j++) {
         const v = ins.outputs[j];
-        fixed.add(v.id);
         if (v.loc == LOC_ARENA) v.loc = LOC_BUFFER;
       }
     }

@@ -37,8 +37,23 @@ function markModuleUses(prog: Program, sub: Module, pos: i32, last: Map<i32, i32
   for (let j = 0; j < sub.returns.length; j++) last.set(sub.returns[j].id, pos);
 }
 
-/** A node whose inputs are all literals, weights or other hoisted outputs (also used by hoist_prepare). */
-export function hoistable(ins: Instruction, fixed: Set<i32>): bool {
+/**
+ * The one rule for weight-only work (memory_plan, hoist_prepare, pack_gemm_weights): walking a
+ * module in order, records in `fixed` the outputs of literals, weights and hoistable nodes, and
+ * returns true for a hoistable node (one that runs in the prepare step).
+ */
+export function trackWeightOnly(ins: Instruction, fixed: Set<i32>): bool {
+  if (ins.kind == K_LITERAL || ins.kind == K_HOST_LITERAL || ins.kind == K_WEIGHT) {
+    fixed.add(ins.outputs[0].id);
+    return false;
+  }
+  if (!hoistable(ins, fixed)) return false;
+  for (let j = 0; j < ins.outputs.length; j++) fixed.add(ins.outputs[j].id);
+  return true;
+}
+
+/** A node whose inputs are all literals, weights or other hoisted outputs. */
+function hoistable(ins: Instruction, fixed: Set<i32>): bool {
   if (ins.kind != K_NODE || ins.op == null || ins.op!.has(OP_NO_FOLD)) return false;
   const names = ins.attrs.names();
   for (let i = 0; i < names.length; i++) if (ins.attrs.getGraph(names[i]) >= 0) return false;
@@ -88,11 +103,7 @@ export function planModule(prog: Program, m: Module, naive: bool): void {
     const ins = m.instrs[i];
     ins.skip = false;
     ins.prepare = false;
-    if (ins.kind == K_LITERAL || ins.kind == K_HOST_LITERAL || ins.kind == K_WEIGHT) fixed.add(ins.outputs[0].id);
-    if (isMain && !naive && hoistable(ins, fixed)) {
-      ins.prepare = true;
-      for (let j = 0; j < ins.outputs.length; j++) fixed.add(ins.outputs[j].id);
-    }
+    if (isMain && !naive && trackWeightOnly(ins, fixed)) ins.prepare = true;
     if (ins.kind == K_PARAM || ins.kind == K_WEIGHT) {
       ins.outputs[0].loc = LOC_BUFFER;
       continue;

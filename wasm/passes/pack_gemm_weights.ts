@@ -11,11 +11,11 @@
 import { Attr } from "../ir/attrs";
 import { DT_FLOAT } from "../ir/dtype";
 import { Shape } from "../ir/shape";
-import { Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_WEIGHT, Module, Program, Value } from "../ir/program";
+import { Instruction, K_NODE, Module, Program, Value } from "../ir/program";
 import { packedBLength } from "../kernels/gemm";
 import { GEMM_PACKED_B, PACK_GEMM_B } from "../ops/linalg";
 import { findOp } from "../ops/registry";
-import { hoistable } from "./memory_plan";
+import { trackWeightOnly } from "./memory_plan";
 import { Pass } from "./pass";
 
 /** B's source and whether the packing reads it transposed, for a Transpose-free B. */
@@ -55,13 +55,7 @@ export class PackGemmWeights extends Pass {
     let changed = false;
     for (let i = 0; i < m.instrs.length; i++) {
       const ins = m.instrs[i];
-      if (ins.kind == K_LITERAL || ins.kind == K_HOST_LITERAL || ins.kind == K_WEIGHT) {
-        fixed.add(ins.outputs[0].id);
-        out.push(ins);
-        continue;
-      }
-      if (hoistable(ins, fixed)) {
-        for (let j = 0; j < ins.outputs.length; j++) fixed.add(ins.outputs[j].id);
+      if (trackWeightOnly(ins, fixed) || ins.kind != K_NODE) {
         out.push(ins);
         continue;
       }
