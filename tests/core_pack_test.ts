@@ -6,19 +6,15 @@ import { GraphBuilder, type ModuleBuilder } from "../core/ir/builder.ts";
 import type { HostLiteral, ParsedModel } from "../core/onnx/import.ts";
 import { compile, type CompileOptions, deserializeProgram, type Program } from "../core/program.ts";
 import type { Tensor } from "../core/tensor.ts";
+import { SeededRandom } from "../core/weights/random.ts";
 
 const F32 = 1;
 const PASS = "pack_gemm_weights";
 
 /** Deterministic values in [-1, 1). */
 function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
+  const rng = new SeededRandom(seed);
+  return Float32Array.from({ length: n }, () => 2 * rng.uniform() - 1);
 }
 
 function bytes(a: Float32Array): Uint8Array {

@@ -13,6 +13,7 @@ import {
   writeSafetensors,
 } from "../mod.ts";
 import { buildModel } from "../core/onnx/writer.ts";
+import { SeededRandom } from "../core/weights/random.ts";
 import type { Tensor } from "../core/tensor.ts";
 
 /** A small conv net with inline weights (every field kind the importer reads: attrs, raw data, shapes). */
@@ -40,15 +41,6 @@ function _model(): Uint8Array {
       ],
     },
   });
-}
-
-/** A seeded generator (LCG): deterministic mutations, reproducible failures. */
-function _rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
 }
 
 /** Flips, truncates or splices `bytes`; returns the mutant and what was done (for the report). */
@@ -96,7 +88,8 @@ async function _finding(what: string, fn: () => Promise<void>): Promise<string |
 
 Deno.test("corrupted ONNX models fail with a KilnError or still work, never crash (300 seeded mutants)", async () => {
   const good = _model();
-  const rnd = _rng(2026);
+  const rng = new SeededRandom(2026);
+  const rnd = () => rng.uniform();
   const findings: string[] = [];
   let worked = 0;
   for (let i = 0; i < 300; i++) {
@@ -125,7 +118,8 @@ Deno.test("corrupted .kiln program files fail with a KilnError or still work, ne
     await save(program, `${dir}/good.kiln`);
     program.dispose();
     const good = await Deno.readFile(`${dir}/good.kiln`);
-    const rnd = _rng(7);
+    const rng = new SeededRandom(7);
+    const rnd = () => rng.uniform();
     const findings: string[] = [];
     for (let i = 0; i < 200; i++) {
       const [bytes, how] = _mutate(good, rnd);
@@ -160,7 +154,8 @@ Deno.test("corrupted safetensors files fail with a KilnError or still bind, neve
     const set = await WeightSet.fromOnnxDir(program, tiny);
     await writeSafetensors(`${dir}/good.safetensors`, [...set.tensors.values()]);
     const good = await Deno.readFile(`${dir}/good.safetensors`);
-    const rnd = _rng(11);
+    const rng = new SeededRandom(11);
+    const rnd = () => rng.uniform();
     const findings: string[] = [];
     for (let i = 0; i < 200; i++) {
       // half the mutants hit the JSON header, where the parsing is
@@ -212,7 +207,8 @@ Deno.test("a corrupted IR section (past the file checksums) fails with a KilnErr
   const program = compile(await parseOnnx(_model(), { inputDims: { x: [1, 2, 6, 6] } }), "ref");
   const { ir, hostLiterals } = program.serialize();
   program.dispose();
-  const rnd = _rng(1);
+  const rng = new SeededRandom(1);
+  const rnd = () => rng.uniform();
   const findings: string[] = [];
   for (let i = 0; i < 300; i++) {
     const [bytes, how] = _mutate(ir, rnd);
