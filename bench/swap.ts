@@ -18,7 +18,7 @@
  */
 import { parseArgs } from "node:util";
 import { compile, parseOnnx, replaceOnnxExternalWeights, WeightSet } from "../mod.ts";
-import { type Tensor, viewAs } from "../core/tensor.ts";
+import type { Tensor } from "../core/tensor.ts";
 import { writeRandomWeights } from "../core/weights/random.ts";
 import { ortNodeSession } from "./peers.ts";
 
@@ -146,12 +146,10 @@ for (const name of values.models!.split(",")) {
     // prepare work downstream of it only
     const sig = program.weightSignature();
     const mid = [...sig].sort((a, b) => a.byteLength - b.byteLength)[Math.floor(sig.length * 0.75)];
-    const partialSets = await Promise.all(dirs.map(async (d) => {
-      const full = await WeightSet.fromOnnxDir(program, d);
-      const t = full.tensors.get(mid.name)!;
-      const tensor = { dtype: t.dtype, dims: t.dims, data: viewAs(t.dtype, t.bytes) };
-      return WeightSet.fromArrays(program, { [mid.name]: tensor }, { partial: true });
-    }));
+    // read just that tensor (a signature of one), held in memory like an adapter merge's output
+    const partialSets = await Promise.all(
+      dirs.map((d) => WeightSet.fromOnnxDir([mid], d, { partial: true })),
+    );
     program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[0]));
     await program.eval(feeds);
     const partialMs: number[] = [];
