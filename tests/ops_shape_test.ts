@@ -1,5 +1,5 @@
 /**
- * Shape, data-movement and indexing ops (wasm/ops/shape_ops.ts, wasm/ops/indexing.ts,
+ * Shape, data-movement and indexing ops (wasm/ops/shape/, wasm/ops/indexing.ts,
  * wasm/ops/data/): single-node graphs compiled on `ref`, checking the behaviours that the
  * ONNX backend node tests leave out (opset-dependent inputs, clamping, pad modes, ties,
  * reductions, error messages) and larger cases against a plain JS reference.

@@ -1,4 +1,4 @@
-// Helpers shared by the data-movement ops (shape_ops.ts, indexing.ts): axis normalisation,
+// Helpers shared by the data-movement ops (shape/*.ts, indexing.ts): axis normalisation,
 // int lists from attributes or constant inputs, element copies by size, and the strided
 // view copy that Transpose, Slice, Expand, Tile and DepthToSpace are built on.
 import { Attrs } from "../../ir/attrs";
@@ -30,6 +30,13 @@ export function lensStr(a: Array<i32>): string {
     s += a[i].toString();
   }
   return s + "]";
+}
+
+/** An i64 list as dims (Expand's target shape, ConstantOfShape's shape). */
+export function toLens(v: Array<i64>): Array<i32> {
+  const a = new Array<i32>(v.length);
+  for (let i = 0; i < v.length; i++) a[i] = <i32>v[i];
+  return a;
 }
 
 export function product(lens: Array<i32>, from: i32, to: i32): i32 {

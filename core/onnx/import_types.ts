@@ -1,0 +1,80 @@
+/**
+ * The public types of ONNX import: `parseOnnx`'s options and result, graph inputs and outputs,
+ * host literals. Importable from `core/onnx/import.ts` (and `mod.ts`).
+ * @module
+ */
+import type { GraphBuilder, ModuleBuilder } from "../ir/builder.ts";
+import type { DTypeName, Tensor } from "../tensor.ts";
+
+/** Options of `parseOnnx`. */
+export interface ParseOptions {
+  /** Static dims for graph inputs (fills symbolic dims; must agree with fixed ones). */
+  inputDims?: Record<string, number[]>;
+  /** Graph inputs bound as compile-time constants (literals); they are no longer inputs. */
+  constantInputs?: Record<string, Tensor>;
+  /** Issue 3 (weight replacement): external initializers become onnx_external_weights leaves. */
+  deferExternalWeights?: boolean;
+  /**
+   * Folder that external-data locations are relative to when the model is given as bytes
+   * (default: none, so a byte model with external data is an error). Paths and URLs use the
+   * model's own folder.
+   */
+  baseDir?: string;
+  /** Initializers up to this many bytes become `literal`s (foldable); larger ones host literals. Default 65536. */
+  literalLimit?: number;
+  /** Called after each external tensor is read: bytes read so far and in all. */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+/** A graph input or output: name, element type and static dims. */
+export interface ValueInfo {
+  /** the name in the model */
+  name: string;
+  /** element type */
+  dtype: DTypeName;
+  /** static dims */
+  dims: number[];
+}
+
+/** A literal whose bytes stay on the host; `hostLiteral` ids index `ParsedModel.hostLiterals`. */
+export interface HostLiteral {
+  /** the initializer's name */
+  name: string;
+  /** element type */
+  dtype: DTypeName;
+  /** dims */
+  dims: number[];
+  /** its bytes, little-endian, row-major */
+  bytes: Uint8Array;
+}
+
+/** The graph builder the importer drives (the core's `GraphBuilder`). */
+export interface GraphBuilderLike {
+  /** opset of the default ONNX domain */
+  readonly opset: number;
+  /** the main module */
+  readonly main: ModuleBuilder;
+}
+
+/** The result of `parseOnnx`: the built graph plus what the host keeps. */
+export interface ParsedModel {
+  /** core/ir/builder.ts GraphBuilder; main module = graph.main */
+  graph: GraphBuilder;
+  /** bytes of literals kept on the host (hostLiteral ids index this) */
+  hostLiterals: HostLiteral[];
+  /** graph inputs that remain inputs, with resolved dims */
+  inputs: ValueInfo[];
+  /** graph output names, in order */
+  outputs: { name: string }[];
+  /** default-domain opset */
+  opset: number;
+  /** absolute path when parsed from a file */
+  modelPath?: string;
+  /**
+   * With `deferExternalWeights`: external initializers read at parse time because the compiler
+   * needs them as constants (shape inputs, If conditions); they stay literals.
+   */
+  fixedWeights: string[];
+  /** With `deferExternalWeights`: the names of the external initializers left as deferred leaves. */
+  deferredWeights: string[];
+}
