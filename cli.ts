@@ -26,16 +26,20 @@ import { readNpyFile, writeNpyFile } from "./core/npy.ts";
 import { describe, type Tensor } from "./core/tensor.ts";
 import { KILN_VERSION } from "./core/version.ts";
 import { Progress } from "./core/progress.ts";
+import { TARGET_NAMES } from "./core/targets/registry.ts";
+import type { GpuOptions, TargetName } from "./core/targets/target.ts";
+import { builtLibraryPaths, openLibraryAt } from "./ffi/library.ts";
 
 const USAGE = `kiln ${KILN_VERSION}: compile an ONNX model once, run it, swap or bake its weights
 
 Usage:
-  kiln compile MODEL.onnx [--defer-weights] [--dims NAME=1x3x224x224 ...] [--target ref]
+  kiln compile MODEL.onnx [--defer-weights] [--dims NAME=1x3x224x224 ...] [--target ref|gpu]
                [--disable-pass NAME ...] -o OUT.kiln
   kiln run PROGRAM.kiln [--weights DIR|FILE.safetensors] --input NAME=FILE.npy ... --output DIR
   kiln bake PROGRAM.kiln --weights DIR|FILE.safetensors [--partial] -o OUT.kiln
-  kiln finalize PROGRAM.kiln [--target ref]
+  kiln finalize PROGRAM.kiln [--target ref|gpu]
   kiln inspect PROGRAM.kiln [--json]
+  kiln devices [--json]
   kiln weights random MODEL.onnx|PROGRAM.kiln [--seed N] -o DIR
   kiln weights convert MODEL.onnx|PROGRAM.kiln SRC -o DST   (DIR -> .safetensors or .safetensors -> DIR)
   kiln help
@@ -47,7 +51,11 @@ Options:
   --weights SRC         a weight set: an ONNX external-data directory or .safetensors file(s)
   --partial             the weight set may leave weights out (bake only those given)
   --seed N              seed of a random weight set (default 0)
-  --target ref          compile target (default: ref, the WebAssembly reference target)
+  --target ref|gpu      compile target (default: ref, the WebAssembly reference target; gpu: kiln's HIP
+                        library on an NVIDIA or AMD GPU). On run, bake and finalize: checked against
+                        the program's own target
+  --gpu-library PATH    the libkiln_hip to use (default: KILN_HIP_LIBRARY, then build/hip/)
+  --device N            GPU index (default 0)
   -o, --output PATH     output file (compile) or directory (run)
   --input NAME=FILE     an input as a NumPy .npy file (repeatable)
   --json                machine-readable output (inspect)
@@ -56,6 +64,45 @@ Options:
 
 /** A usage error: exit status 2. */
 class UsageError extends Error {}
+
+/** Options every command that places a program on a target takes. */
+const TARGET_OPTIONS = {
+  target: { type: "string" },
+  "gpu-library": { type: "string" },
+  device: { type: "string" },
+} as const;
+
+function _gpuOptions(values: { "gpu-library"?: string; device?: string }): GpuOptions {
+  const device = values.device === undefined ? 0 : Number(values.device);
+  if (!Number.isInteger(device) || device < 0) {
+    throw new UsageError(`Bad --device '${values.device}': a non-negative integer`);
+  }
+  return { library: values["gpu-library"], device };
+}
+
+/** Checks --target against the target a program file was compiled for. */
+async function _checkTarget(path: string, target: string | undefined): Promise<void> {
+  if (target === undefined) return;
+  if (!(TARGET_NAMES as readonly string[]).includes(target)) {
+    throw new UsageError(`Unknown target '${target}' (known: ${TARGET_NAMES.join(", ")})`);
+  }
+  const { meta } = await readProgramFile(path, { literals: false });
+  if (meta.target !== target) {
+    throw new KilnError("target", `Program '${path}' was compiled for '${meta.target}', not '${target}'`);
+  }
+}
+
+/** One line about nodes that ran on the host (no kernel on the program's target). */
+function _hostNodesLine(
+  info: { target: string; hostNodes: { name: string; op: string }[] },
+): string | undefined {
+  const n = info.hostNodes.length;
+  if (n === 0) return undefined;
+  const list = info.hostNodes.slice(0, 8).map((h) => `'${h.name}' (${h.op})`).join(", ");
+  return `${n} node(s) without a ${info.target} kernel run on the host's reference kernels: ${list}${
+    n > 8 ? `, and ${n - 8} more` : ""
+  }`;
+}
 
 function _parseDims(specs: string[]): Record<string, number[]> {
   const dims: Record<string, number[]> = {};
@@ -98,7 +145,7 @@ async function _compile(args: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       dims: { type: "string", multiple: true, default: [] },
-      target: { type: "string", default: "ref" },
+      ...TARGET_OPTIONS,
       output: { type: "string", short: "o" },
       "defer-weights": { type: "boolean" },
       "disable-pass": { type: "string", multiple: true, default: [] },
@@ -107,7 +154,10 @@ async function _compile(args: string[]): Promise<number> {
   });
   if (positionals.length !== 1) throw new UsageError("compile takes one MODEL.onnx");
   if (!values.output) throw new UsageError("compile needs -o OUT.kiln");
-  if (values.target !== "ref") throw new UsageError(`Unknown target '${values.target}' (known: ref)`);
+  const target = (values.target ?? "ref") as TargetName;
+  if (!TARGET_NAMES.includes(target)) {
+    throw new UsageError(`Unknown target '${values.target}' (known: ${TARGET_NAMES.join(", ")})`);
+  }
   const t0 = performance.now();
   const progress = new Progress();
   const model = await parseOnnx(positionals[0], {
@@ -117,7 +167,9 @@ async function _compile(args: string[]): Promise<number> {
   });
   const t1 = performance.now();
   progress.step("compiling");
-  const program = compile(model, "ref", { disablePasses: values["disable-pass"] });
+  const program = compile(model, target, { disablePasses: values["disable-pass"], gpu: _gpuOptions(values) });
+  const host = _hostNodesLine(program.info());
+  if (host) _progress(`kiln: ${host}`);
   const t2 = performance.now();
   progress.step(`saving '${values.output}'`);
   try {
@@ -128,7 +180,7 @@ async function _compile(args: string[]): Promise<number> {
   const t3 = performance.now();
   const deferred = model.deferredWeights?.length ?? 0;
   _progress(
-    `kiln: compiled '${positionals[0]}' -> '${values.output}'${
+    `kiln: compiled '${positionals[0]}' for ${target} -> '${values.output}'${
       deferred ? ` with ${deferred} deferred weights` : ""
     } (parse ${(t1 - t0).toFixed(0)} ms, compile ${(t2 - t1).toFixed(0)} ms, save ${
       (t3 - t2).toFixed(0)
@@ -146,13 +198,15 @@ async function _run(args: string[]): Promise<number> {
       output: { type: "string", short: "o" },
       weights: { type: "string", multiple: true, default: [] },
       partial: { type: "boolean" },
+      ...TARGET_OPTIONS,
       verbose: { type: "boolean" },
     },
   });
   if (positionals.length !== 1) throw new UsageError("run takes one PROGRAM.kiln");
   if (!values.output) throw new UsageError("run needs --output DIR");
   const inputSpecs = _parseInputs(values.input!);
-  const program = await load(positionals[0]);
+  await _checkTarget(positionals[0], values.target);
+  const program = await load(positionals[0], { gpu: _gpuOptions(values) });
   try {
     if (values.weights!.length) {
       const t0 = performance.now();
@@ -161,7 +215,7 @@ async function _run(args: string[]): Promise<number> {
         values.weights!.length === 1 ? values.weights![0] : values.weights!,
         { partial: values.partial, onProgress: new Progress().bytes("reading weights") },
       );
-      const r = program.bindWeights(set);
+      const r = await program.bindWeights(set);
       _progress(
         `kiln: bound ${r.copied} weight(s) (${_fmtBytes(r.bytesCopied)}) from ${
           values.weights!.join(", ")
@@ -186,7 +240,10 @@ async function _run(args: string[]): Promise<number> {
       await writeNpyFile(`${values.output}/${safe}.npy`, t);
       console.log(`${name}: ${describe(t.dtype, t.dims)} -> ${values.output}/${safe}.npy`);
     }
-    _progress(`kiln: eval ${(t1 - t0).toFixed(1)} ms`);
+    const info = program.info();
+    const host = _hostNodesLine(info);
+    if (host) _progress(`kiln: ${host}`);
+    _progress(`kiln: eval ${(t1 - t0).toFixed(1)} ms on ${info.target} (${info.device})`);
   } finally {
     program.dispose();
   }
@@ -197,10 +254,11 @@ async function _inspect(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { json: { type: "boolean" }, verbose: { type: "boolean" } },
+    options: { json: { type: "boolean" }, ...TARGET_OPTIONS, verbose: { type: "boolean" } },
   });
   if (positionals.length !== 1) throw new UsageError("inspect takes one PROGRAM.kiln");
-  const program = await load(positionals[0]);
+  await _checkTarget(positionals[0], values.target);
+  const program = await load(positionals[0], { gpu: _gpuOptions(values) });
   try {
     const info = program.info();
     if (values.json) {
@@ -208,7 +266,7 @@ async function _inspect(args: string[]): Promise<number> {
       return 0;
     }
     console.log(`program: ${positionals[0]}`);
-    console.log(`target: ${program.target}`);
+    console.log(`target: ${program.target} (${info.device})`);
     console.log(`inputs:`);
     for (const v of info.inputs) console.log(`  ${v.name}: ${describe(v.dtype, v.dims)}`);
     console.log(`outputs:`);
@@ -240,6 +298,13 @@ async function _inspect(args: string[]): Promise<number> {
     const ops = Object.entries(info.ops).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
     if (ops.length) console.log(`ops: ${ops.map(([op, n]) => `${op} ${n}`).join(", ")}`);
     if (info.passes?.length) console.log(`passes: ${info.passes.join(", ")}`);
+    if (info.deviceBytes) console.log(`device memory: ${_fmtBytes(info.deviceBytes)}`);
+    console.log(
+      info.hostNodes.length
+        ? `host nodes: ${info.hostNodes.length} (no ${info.target} kernel; they run on the reference kernels):`
+        : `host nodes: none (every node runs on ${info.target})`,
+    );
+    for (const h of info.hostNodes) console.log(`  ${h.name} (${h.op}): ${h.reason}`);
   } finally {
     program.dispose();
   }
@@ -254,15 +319,16 @@ async function _bake(args: string[]): Promise<number> {
       weights: { type: "string", multiple: true, default: [] },
       output: { type: "string", short: "o" },
       partial: { type: "boolean" },
-      target: { type: "string" },
+      ...TARGET_OPTIONS,
       verbose: { type: "boolean" },
     },
   });
   if (positionals.length !== 1) throw new UsageError("bake takes one PROGRAM.kiln");
   if (!values.weights!.length) throw new UsageError("bake needs --weights DIR|FILE.safetensors");
   if (!values.output) throw new UsageError("bake needs -o OUT.kiln");
+  await _checkTarget(positionals[0], values.target);
   const t0 = performance.now();
-  const program = await load(positionals[0]);
+  const program = await load(positionals[0], { gpu: _gpuOptions(values) });
   try {
     const source = values.weights!.length === 1 ? values.weights![0] : values.weights!;
     const progress = new Progress();
@@ -272,7 +338,7 @@ async function _bake(args: string[]): Promise<number> {
     });
     progress.step("baking");
     const t1 = performance.now();
-    const baked = await replaceOnnxExternalWeights(program, set, values.target ?? program.target);
+    const baked = await replaceOnnxExternalWeights(program, set, program.target);
     const t2 = performance.now();
     await save(baked, values.output);
     _progress(
@@ -292,27 +358,60 @@ async function _finalize(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { target: { type: "string", default: "ref" }, verbose: { type: "boolean" } },
+    options: { ...TARGET_OPTIONS, verbose: { type: "boolean" } },
   });
   if (positionals.length !== 1) throw new UsageError("finalize takes one PROGRAM.kiln");
-  const { meta } = await readProgramFile(positionals[0], { literals: false });
-  if (values.target !== meta.target) {
-    throw new KilnError(
-      "target",
-      `Program '${positionals[0]}' was compiled for '${meta.target}', not '${values.target}'`,
-    );
-  }
+  await _checkTarget(positionals[0], values.target ?? "ref");
   const t0 = performance.now();
-  const program = await load(positionals[0]);
+  const program = await load(positionals[0], { gpu: _gpuOptions(values) });
   const info = program.info();
   program.dispose();
   console.log(
-    `finalized '${positionals[0]}' for ${values.target} in ${
+    `finalized '${positionals[0]}' for ${info.target} (${info.device}) in ${
       (performance.now() - t0).toFixed(0)
     } ms: ${info.literalCount} literals (${_fmtBytes(info.literalBytes)}), ${
       _fmtBytes(info.arenaBytes)
     } arena, ${info.weights.length} deferred weights`,
   );
+  return 0;
+}
+
+function _devices(args: string[]): number {
+  const { values } = parseArgs({
+    args,
+    options: { json: { type: "boolean" }, "gpu-library": { type: "string" }, verbose: { type: "boolean" } },
+  });
+  let env: string | undefined;
+  try {
+    env = Deno.env.get("KILN_HIP_LIBRARY") || undefined;
+  } catch {
+    env = undefined;
+  }
+  const paths = values["gpu-library"] ? [values["gpu-library"]] : env ? [env] : builtLibraryPaths();
+  const found: unknown[] = [];
+  let devices = 0;
+  for (const path of paths) {
+    try {
+      const info = openLibraryAt(path).info();
+      found.push(info);
+      devices += info.devices.length;
+      if (values.json) continue;
+      console.log(`${path}: ${info.platform} runtime ${info.runtimeVersion}, driver ${info.driverVersion}`);
+      if (!info.devices.length) console.log(`  no GPU${info.error ? `: ${info.error}` : ""}`);
+      for (const d of info.devices) {
+        console.log(
+          `  gpu ${d.index}: ${d.name} (${d.arch}), ${_fmtBytes(d.memoryBytes)} (${
+            _fmtBytes(d.freeBytes)
+          } free), ${d.multiprocessors} multiprocessors`,
+        );
+      }
+    } catch (e) {
+      found.push({ path, error: (e as Error).message });
+      if (!values.json) console.log(`${path}: ${(e as Error).message}`);
+    }
+  }
+  if (values.json) console.log(JSON.stringify(found, null, 2));
+  else if (!devices) console.log("no GPU found: the gpu target cannot run here (the ref target can)");
   return 0;
 }
 
@@ -401,6 +500,8 @@ export async function main(args: string[]): Promise<number> {
         return await _bake(rest);
       case "finalize":
         return await _finalize(rest);
+      case "devices":
+        return _devices(rest);
       case "weights":
         return await _weights(rest);
       case undefined:

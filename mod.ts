@@ -1,6 +1,7 @@
 /**
  * kiln: compile an ONNX model once, then run it, and swap or bake its weights without
- * recompiling. The compiler core is WebAssembly; the `ref` target runs anywhere Deno runs.
+ * recompiling. The compiler core is WebAssembly; the `ref` target runs anywhere Deno runs, and
+ * the `gpu` target runs kiln's HIP library on an NVIDIA or AMD GPU through Deno FFI.
  *
  * @example
  * ```ts ignore
@@ -50,11 +51,17 @@ export {
   compile,
   type CompileOptions,
   deserializeProgram,
+  GPU_PASSES,
   Program,
   type ProgramInfo,
   REF_PASSES,
   type WeightInfo,
 } from "./core/program.ts";
+export type { GpuOptions, HostNode, TargetName } from "./core/targets/target.ts";
+export type { DeviceOptions } from "./ffi/device.ts";
+export type { FileRange } from "./core/io.ts";
+export { TARGET_NAMES } from "./core/targets/registry.ts";
+export { type GpuDevice, type GpuLibraryInfo, gpuLibraryInfo } from "./ffi/library.ts";
 export { BakedProgram, type BakeOptions, loadWeightSet, replaceOnnxExternalWeights } from "./core/bake.ts";
 export {
   WeightSet,

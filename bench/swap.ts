@@ -113,7 +113,7 @@ for (const name of values.models!.split(",")) {
         "ref",
       )
     );
-    program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[0]));
+    await program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[0]));
     await program.eval(feeds);
 
     const read: number[] = [], bind: number[] = [], prepare: number[] = [];
@@ -150,7 +150,7 @@ for (const name of values.models!.split(",")) {
     const partialSets = await Promise.all(
       dirs.map((d) => WeightSet.fromOnnxDir([mid], d, { partial: true })),
     );
-    program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[0]));
+    await program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[0]));
     await program.eval(feeds);
     const partialMs: number[] = [];
     for (let r = 0; r < RUNS; r++) {
@@ -161,7 +161,7 @@ for (const name of values.models!.split(",")) {
 
     // no inference penalty: deferred (bound) vs baked
     const baked = (await replaceOnnxExternalWeights(program, dirs[0], "ref")).finalize("ref");
-    program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[0]));
+    await program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[0]));
     await program.eval(feeds);
     await baked.eval(feeds);
     const evDeferred: number[] = [], evBaked: number[] = [];

@@ -10,11 +10,9 @@
 import { KilnError } from "./errors.ts";
 import type { HostLiteral, ValueInfo } from "./onnx/import.ts";
 import { deserializeProgram, type Program, type WeightInfo } from "./program.ts";
-import { type Tensor, viewAs } from "./tensor.ts";
+import { getTarget } from "./targets/registry.ts";
+import type { GpuOptions, TargetName } from "./targets/target.ts";
 import { specsOf, WeightSet, type WeightSpec } from "./weights/weight_set.ts";
-
-/** Targets whose literal passes kiln has. */
-export const BAKE_TARGETS = ["ref"] as const;
 
 /**
  * A program whose weights were baked: serialized, not finalized. `finalize(target)` gives a
@@ -22,7 +20,7 @@ export const BAKE_TARGETS = ["ref"] as const;
  */
 export class BakedProgram {
   /** the target whose literal passes baked it */
-  readonly target: string;
+  readonly target: TargetName;
   /** graph inputs, in order */
   readonly inputs: ValueInfo[];
   /** graph outputs, in order */
@@ -33,17 +31,16 @@ export class BakedProgram {
   readonly baked: string[];
   /** external initializers the compiler needed as constants (see Program.fixedWeights) */
   readonly fixedWeights: string[];
-  /** always false: `finalize(target)` returns a runnable Program */
-  readonly finalized = false;
   #ir: Uint8Array;
   #hostLiterals: HostLiteral[];
+  #literalIds: number[];
 
   /** @internal use `replaceOnnxExternalWeights`. */
   constructor(
-    target: string,
+    target: TargetName,
     template: Program,
     baked: string[],
-    parts: { ir: Uint8Array; hostLiterals: HostLiteral[] },
+    parts: { ir: Uint8Array; hostLiterals: HostLiteral[]; literalIds: number[] },
   ) {
     this.target = target;
     this.inputs = template.inputs.map((v) => ({ ...v, dims: [...v.dims] }));
@@ -54,6 +51,7 @@ export class BakedProgram {
     this.fixedWeights = template.fixedWeights;
     this.#ir = parts.ir;
     this.#hostLiterals = parts.hostLiterals;
+    this.#literalIds = parts.literalIds;
   }
 
   /** The weights still deferred, with byte lengths. */
@@ -61,23 +59,34 @@ export class BakedProgram {
     return specsOf(this.weights);
   }
 
+  /** The host literal ids the baked program uses (what a program file stores). */
+  usedLiteralIds(): number[] {
+    return [...this.#literalIds];
+  }
+
   /** The serialized program and its host literals (what `save` writes). */
   serialize(): { ir: Uint8Array; hostLiterals: HostLiteral[] } {
     return { ir: this.#ir, hostLiterals: this.#hostLiterals };
   }
 
+  /** True when the target reads weight files itself (a WeightSet for this program then stays unread). */
+  get readsWeightFiles(): boolean {
+    return getTarget(this.target).readsFiles;
+  }
+
   /**
-   * Finalizes for `target` in process: allocates memory, places literals and returns a
-   * runnable Program (no compiler pass runs).
+   * Finalizes for `target` in process: allocates memory, places literals (on gpu: uploads them,
+   * from their files where they came from files) and returns a runnable Program (no compiler pass
+   * runs).
    */
-  finalize(target: string = this.target): Program {
+  finalize(target: string = this.target, options: { gpu?: GpuOptions } = {}): Program {
     if (target !== this.target) {
       throw new KilnError(
         "target",
         `Cannot finalize for '${target}': the weights were baked with the literal passes of '${this.target}'`,
       );
     }
-    const program = deserializeProgram(this.#ir, this.#hostLiterals, target);
+    const program = deserializeProgram(this.#ir, this.#hostLiterals, target, options);
     program._setFixedWeights(this.fixedWeights);
     return program;
   }
@@ -113,10 +122,12 @@ export async function replaceOnnxExternalWeights(
   target: string = program.target,
   options: BakeOptions = {},
 ): Promise<BakedProgram> {
-  if (!(BAKE_TARGETS as readonly string[]).includes(target)) {
+  const t = getTarget(target);
+  if (t.name !== program.target) {
     throw new KilnError(
       "target",
-      `Unknown target '${target}' (targets with literal passes: ${BAKE_TARGETS.join(", ")})`,
+      `Cannot bake for '${t.name}': the program was compiled for '${program.target}', and baking runs only the ` +
+        `literal passes of the program's own target (compile it with target '${t.name}')`,
     );
   }
   if (program.weights.length === 0) {
@@ -126,12 +137,8 @@ export async function replaceOnnxExternalWeights(
     );
   }
   const set = await loadWeightSet(program, source, options);
-  const record: Record<string, Tensor> = {};
-  for (const t of set.tensors.values()) {
-    record[t.name] = { dtype: t.dtype, dims: t.dims, data: viewAs(t.dtype, t.bytes) };
-  }
-  const parts = program.bake(record);
-  return new BakedProgram(target, program, Object.keys(record), parts);
+  const parts = program.bake(set);
+  return new BakedProgram(t.name, program, set.names(), parts);
 }
 
 /**

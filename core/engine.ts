@@ -15,12 +15,12 @@ export interface CoreExports {
   free(p: number): void;
   result_ptr(): number;
   result_len(): number;
-  op_count(): number;
   op_names(): number;
   debug_trap(): void;
   diagnostics_json(): number;
   load_graph(ptr: number, len: number): number;
-  compile(h: number, flags: number, disPtr: number, disLen: number): number;
+  /** Runs the compile pipeline of the target named by the UTF-8 bytes at tPtr. */
+  compile(h: number, tPtr: number, tLen: number, flags: number, disPtr: number, disLen: number): number;
   finalize(h: number): number;
   host_literal_ptr(h: number, id: number): number;
   input_ptr(h: number, i: number): number;
@@ -31,12 +31,16 @@ export interface CoreExports {
   prepare_weights(h: number, idx: number, n: number): number;
   last_prepare_nodes(): number;
   serialize(h: number): number;
-  deserialize(ptr: number, len: number): number;
+  /** Decodes a serialized program and re-derives its plan with the target's plan passes. */
+  deserialize(ptr: number, len: number, tPtr: number, tLen: number): number;
+  /** The schedule of program h in the result buffer (docs/internals.md "Schedule"). */
+  schedule(h: number): number;
+  /** Runs instruction ii of module mi with the reference kernel on tensors at the u32 pointers at ptrs. */
+  run_node(h: number, mi: number, ii: number, ptrs: number): number;
   info(h: number): number;
   dispose(h: number): void;
-  clone_program(h: number): number;
-  /** Copy of program h with the weights in the table (name -> host literal id) baked; handle or < 0. */
-  bake(h: number, tablePtr: number, tableLen: number): number;
+  /** Copy of program h with the weights in the table (name -> host literal id) baked by a target's literal passes; handle or < 0. */
+  bake(h: number, tablePtr: number, tableLen: number, tPtr: number, tLen: number): number;
 }
 
 /** Which build of the core runs: "relaxed" (relaxed SIMD, fused multiply-add) or "simd". */

@@ -39,3 +39,54 @@ export async function readRange(path: string, offset: number, length: number): P
   using file = f;
   return await readRangeFrom(file, path, offset, length);
 }
+
+/** A byte range of a file: where a tensor's bytes are, for targets that read files themselves. */
+export interface FileRange {
+  /** the file (as given: relative paths resolve against the working directory) */
+  path: string;
+  /** byte offset */
+  offset: number;
+  /** byte length */
+  length: number;
+}
+
+/** Reads a file range synchronously (lazy tensors read on first use). */
+export function readRangeSync(range: FileRange): Uint8Array<ArrayBuffer> {
+  let f: Deno.FsFile;
+  try {
+    f = Deno.openSync(range.path, { read: true });
+  } catch (e) {
+    throw new KilnError("io", `Cannot open '${range.path}': ${(e as Error).message}`);
+  }
+  using file = f;
+  const buf = new Uint8Array(range.length);
+  file.seekSync(range.offset, Deno.SeekMode.Start);
+  let got = 0;
+  while (got < range.length) {
+    const n = file.readSync(buf.subarray(got));
+    if (n === null) {
+      throw new KilnError(
+        "io",
+        `File '${range.path}' ends at byte ${range.offset + got}, but bytes ${range.offset}..${
+          range.offset + range.length
+        } were needed`,
+      );
+    }
+    got += n;
+  }
+  return buf;
+}
+
+/**
+ * Defines `bytes` on `obj` as a read of `range` at each access and records the range as
+ * `obj.file`, so that a target that reads files itself never reads them in JavaScript.
+ */
+export function withLazyBytes<T extends object, R extends FileRange>(
+  obj: T,
+  range: R,
+): T & { readonly bytes: Uint8Array; readonly file: R } {
+  // not cached: a lazy tensor may be larger than what JavaScript should hold on to
+  Object.defineProperty(obj, "file", { value: { ...range }, enumerable: true });
+  Object.defineProperty(obj, "bytes", { get: () => readRangeSync(range), enumerable: true });
+  return obj as T & { readonly bytes: Uint8Array; readonly file: R };
+}

@@ -1,22 +1,21 @@
 /**
- * `compile` and `Program`: a parsed model compiled by the WASM core into a finalized program
- * that evaluates on the `ref` target. Also `deserializeProgram`, the inverse of
- * `Program.serialize` (the IR section of `.kiln` files).
+ * `compile` and `Program`: a parsed model compiled by the WASM core for a target (`ref` or `gpu`)
+ * and finalized there. Also `deserializeProgram`, the inverse of `Program.serialize` (the IR
+ * section of `.kiln` files). What is target-specific lives behind the target seam
+ * (core/targets/): this file checks inputs and weights, and delegates.
  * @module
  */
-import { Engine } from "./engine.ts";
+import { type CoreInfo, CoreProgram } from "./core_program.ts";
 import { KilnError } from "./errors.ts";
+import { withLazyBytes } from "./io.ts";
 import type { HostLiteral, ParsedModel, ValueInfo } from "./onnx/import.ts";
-import { specsOf, WeightSet, type WeightSpec } from "./weights/weight_set.ts";
-import {
-  describe,
-  type DTypeName,
-  dtypeSize,
-  elementCount,
-  type Tensor,
-  tensorBytes,
-  viewAs,
-} from "./tensor.ts";
+import { getTarget } from "./targets/registry.ts";
+import type { Executor, GpuOptions, HostNode, Target, TargetName } from "./targets/target.ts";
+import { describe, dtypeSize, elementCount, type Tensor, tensorBytes } from "./tensor.ts";
+import { specsOf, WeightSet, type WeightSpec, type WeightTensor } from "./weights/weight_set.ts";
+
+export { REF_PASSES } from "./targets/ref.ts";
+export { GPU_PASSES } from "./targets/gpu.ts";
 
 /** Options of `compile`. */
 export interface CompileOptions {
@@ -25,21 +24,14 @@ export interface CompileOptions {
   /** Record per-pass timings in `program.passTimings` (default false). */
   timings?: boolean;
   /**
-   * Pass names to skip (e.g. `["cse"]`; any of `REF_PASSES`). `["pack_gemm_weights"]` trades eval
-   * speed for memory: weight-only Gemm/MatMul operands are then packed on every run instead of once.
+   * Pass names to skip (e.g. `["cse"]`; any of the target's pipeline, `REF_PASSES` or
+   * `GPU_PASSES`). On ref, `["pack_gemm_weights"]` trades eval speed for memory: weight-only
+   * Gemm/MatMul operands are then packed on every run instead of once.
    */
   disablePasses?: string[];
+  /** The gpu target's library, device and memory options (ignored on ref). */
+  gpu?: GpuOptions;
 }
-
-/** The ref target's compile pipeline, in order (wasm/passes/manager.ts `refPasses`). */
-export const REF_PASSES: readonly string[] = [
-  "eliminate_identity",
-  "fold_constants",
-  "cse",
-  "pack_gemm_weights",
-  "dce",
-  "memory_plan",
-];
 
 /** A deferred weight (`onnx_external_weights`): a named run-time input with its external-data reference. */
 export interface WeightInfo extends ValueInfo {
@@ -57,6 +49,8 @@ export interface WeightInfo extends ValueInfo {
 export interface ProgramInfo {
   /** the target it runs on */
   target: string;
+  /** where it runs: "WebAssembly" on ref, the GPU's name and architecture on gpu */
+  device: string;
   /** opset of the default ONNX domain */
   opset: number;
   /** graph inputs, in order */
@@ -81,82 +75,26 @@ export interface ProgramInfo {
   passes: string[];
   /** node count per op name, all modules (internal ops are named `kiln.*`) */
   ops: Record<string, number>;
+  /** nodes without a kernel on the target: they run on the host's reference kernels (gpu) */
+  hostNodes: HostNode[];
+  /** device memory the program holds, bytes (0 on ref) */
+  deviceBytes: number;
 }
 
-interface _CoreValue {
-  name: string;
-  dtype: DTypeName;
-  dims: number[];
-  bytes: number;
-}
-interface _CoreInfo {
-  opset: number;
-  inputs: _CoreValue[];
-  weights: (_CoreValue & { location: string; offset: number; length: number; checksum: string })[];
-  outputs: _CoreValue[];
-  hostLiterals: (_CoreValue & { id: number })[];
-  literalCount: number;
-  literalBytes: number;
-  instructionCount: number;
-  moduleCount: number;
-  prepareCount: number;
-  arenaBytes: number;
-  passes: string[];
-  ops: Record<string, number>;
-  timings: { pass: string; ms: number }[];
-}
-
-const _FLAG_VALIDATE = 1;
-const _FLAG_TIMINGS = 2;
-
-interface _Slot {
-  info: ValueInfo;
-  bytes: number;
-  ptr: number;
-  /** index into the core's weight list (weight slots only) */
-  index: number;
-}
-
-/** Loads `ir` into a fresh engine and finalizes it; returns the engine, handle and info. */
-function _instantiate(ir: Uint8Array, hostLiterals: HostLiteral[], what: string) {
-  const engine = new Engine();
-  const p = engine.put(ir);
-  const h = engine.call(what, () => engine.exports.deserialize(p, ir.length));
-  engine.free(p);
-  if (h <= 0) throw engine.error(what);
-  return _finalize(engine, h, hostLiterals, what);
-}
-
-function _finalize(engine: Engine, h: number, hostLiterals: HostLiteral[], what: string) {
-  const e = engine.exports;
-  if (engine.call(what, () => e.finalize(h)) !== 0) throw engine.error(what);
-  if (engine.call(what, () => e.info(h)) !== 0) throw engine.error(what);
-  const info = engine.resultJson<_CoreInfo>();
-  for (const lit of info.hostLiterals) {
-    const src = hostLiterals[lit.id];
-    if (!src) {
-      throw new KilnError(
-        "format",
-        `Literal '${lit.name}' refers to host literal ${lit.id}, which was not given`,
-      );
-    }
-    if (src.bytes.length !== lit.bytes) {
-      throw new KilnError(
-        "format",
-        `Literal '${lit.name}' has ${src.bytes.length} bytes, ${
-          describe(lit.dtype, lit.dims)
-        } needs ${lit.bytes}`,
-      );
-    }
-    const ptr = e.host_literal_ptr(h, lit.id);
-    if (!ptr) throw new KilnError("internal", `No memory for literal '${lit.name}'`);
-    engine.u8().set(src.bytes, ptr);
-  }
-  return { engine, h, info };
+/** What `bindWeights` did. */
+export interface BindReport {
+  /** tensors copied in */
+  copied: number;
+  /** tensors skipped because their content was already bound */
+  skipped: number;
+  /** bytes copied into the program */
+  bytesCopied: number;
+  /** time the bind took, milliseconds */
+  ms: number;
 }
 
 /**
- * A compiled, finalized program on the `ref` target.
+ * A compiled, finalized program.
  *
  * @example
  * ```ts ignore
@@ -167,43 +105,30 @@ function _finalize(engine: Engine, h: number, hostLiterals: HostLiteral[], what:
  */
 export class Program {
   /** Target the program runs on. */
-  readonly target: string;
+  readonly target: TargetName;
   /** Graph inputs, in order. */
   readonly inputs: ValueInfo[];
   /** Graph outputs with their inferred dims. */
   readonly outputs: ValueInfo[];
-  /** Deferred weights (bound with `setWeights`). */
+  /** Deferred weights (bound with `bindWeights`). */
   readonly weights: WeightInfo[];
   /** Per-pass timings when compiled with `{ timings: true }`. */
   readonly passTimings: { pass: string; ms: number }[];
   #fixed: string[] = [];
-  #engine: Engine | null;
-  #h: number;
-  #info: _CoreInfo;
+  #core: CoreProgram;
+  #exec: Executor;
+  #target: Target;
   #hostLiterals: HostLiteral[];
-  #ir: Uint8Array | null = null;
-  #inSlots: _Slot[] = [];
-  #outSlots: _Slot[] = [];
-  #weightSlots = new Map<string, _Slot[]>();
-  /**
-   * Names of the bound weights. Their bytes live only in the core's memory (no host copy is kept:
-   * GPT-2 would hold 497 MB twice); a bind compares against them there, and recovery after a
-   * trap reads them back from the broken instance's memory, which stays readable.
-   */
-  #bound = new Set<string>();
   #disposed = false;
-  /** All hoisted weight-only nodes must run before the next eval (after finalize or a trap). */
-  #prepared = false;
-  /** Weights (core indices) bound since the last prepare: their hoisted nodes must rerun. */
-  #dirty = new Set<number>();
+  #queue: Promise<unknown> = Promise.resolve();
 
   /** @internal use `compile` or `deserializeProgram`. */
-  constructor(engine: Engine, h: number, info: _CoreInfo, hostLiterals: HostLiteral[], target: string) {
-    this.target = target;
-    this.#engine = engine;
-    this.#h = h;
-    this.#info = info;
+  constructor(core: CoreProgram, hostLiterals: HostLiteral[], target: Target, options: GpuOptions = {}) {
+    this.#core = core;
+    this.#target = target;
+    this.target = target.name;
     this.#hostLiterals = hostLiterals;
+    const info: CoreInfo = core.info;
     this.inputs = info.inputs.map((v) => ({ name: v.name, dtype: v.dtype, dims: [...v.dims] }));
     this.outputs = info.outputs.map((v) => ({ name: v.name, dtype: v.dtype, dims: [...v.dims] }));
     const seen = new Set<string>();
@@ -217,109 +142,38 @@ export class Program {
       checksum: w.checksum,
     }));
     this.passTimings = info.timings.map((t) => ({ ...t }));
-    this.#bindSlots();
+    this.#exec = target.instantiate(core, hostLiterals, options);
   }
 
-  #bindSlots(): void {
-    const e = this.#engine!.exports;
-    const h = this.#h;
-    this.#inSlots = this.#info.inputs.map((v, i) => ({
-      info: v,
-      bytes: v.bytes,
-      ptr: e.input_ptr(h, i),
-      index: i,
-    }));
-    this.#outSlots = this.#info.outputs.map((v, i) => ({
-      info: v,
-      bytes: v.bytes,
-      ptr: e.output_ptr(h, i),
-      index: i,
-    }));
-    this.#weightSlots = new Map();
-    this.#info.weights.forEach((v, i) => {
-      const slot = { info: v, bytes: v.bytes, ptr: e.weight_ptr(h, i), index: i };
-      const list = this.#weightSlots.get(v.name);
-      if (list) list.push(slot);
-      else this.#weightSlots.set(v.name, [slot]);
-    });
+  /** True when the program's target reads weight files itself (a WeightSet then stays unread in JavaScript). */
+  get readsWeightFiles(): boolean {
+    return this.#target.readsFiles;
   }
 
-  #live(what: string): Engine {
+  #check(what: string): void {
     if (this.#disposed) throw new KilnError("disposed", `Cannot ${what}: the program was disposed`);
-    if (!this.#engine || this.#engine.broken) this.#revive(what);
-    return this.#engine!;
   }
 
-  /** After a trap: a fresh instance from the serialized program, with the same literals and weights. */
-  #revive(what: string): void {
-    const ir = this.#ir!;
-    // the bound weights, copied out of the broken instance's memory (weights are never written
-    // by a run, so a trap cannot have changed them)
-    const bound: Record<string, Tensor> = {};
-    if (this.#engine) {
-      const old = new Uint8Array(this.#engine.exports.memory.buffer);
-      for (const name of this.#bound) {
-        const slot = this.#weightSlots.get(name)![0];
-        const w = this.weights.find((x) => x.name === name)!;
-        bound[name] = {
-          dtype: w.dtype,
-          dims: w.dims,
-          data: viewAs(w.dtype, old.slice(slot.ptr, slot.ptr + slot.bytes)),
-        };
-      }
-    }
-    const { engine, h, info } = _instantiate(ir, this.#hostLiterals, what);
-    this.#engine = engine;
-    this.#h = h;
-    this.#info = info;
-    this.#bindSlots();
-    this.#bound.clear();
-    this.#prepared = false;
-    if (Object.keys(bound).length) this.setWeights(bound);
-  }
-
-  /** The bytes bound for weight `name`, in the core's memory (a view: valid until the next call). */
-  #boundBytes(name: string): Uint8Array {
-    const slot = this.#weightSlots.get(name)![0];
-    return new Uint8Array(this.#engine!.exports.memory.buffer, slot.ptr, slot.bytes);
+  /** Runs `fn` after every earlier call of this program has settled (one at a time on a target). */
+  #serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(fn, fn);
+    this.#queue = next.catch(() => {});
+    return next;
   }
 
   /** @internal traps inside the core on purpose (tests of recovery). */
   _debugTrap(): void {
-    const engine = this.#live("trap");
+    this.#check("trap");
+    const engine = this.#core.engine("trap");
     engine.call("debug trap", () => engine.exports.debug_trap());
-  }
-
-  /** @internal keeps the serialized IR for recovery after a trap. */
-  _keepIr(): void {
-    this.#ir = this.serialize().ir;
   }
 
   /**
    * Binds deferred weights by name (checked against the weight signature; every mismatch is
-   * reported at once and nothing changes on failure).
+   * reported at once and nothing changes on failure). Weights not named keep their values.
    */
-  setWeights(weights: Record<string, Tensor>): void {
-    const engine = this.#live("set weights");
-    const problems: string[] = [];
-    for (const [name, t] of Object.entries(weights)) {
-      const slots = this.#weightSlots.get(name);
-      if (!slots) {
-        problems.push(`'${name}' is not a weight of this program`);
-        continue;
-      }
-      const p = _checkTensor(`weight '${name}'`, slots[0].info, t);
-      if (p) problems.push(p);
-    }
-    if (problems.length) throw new KilnError("weights", `Cannot bind weights: ${problems.join("; ")}`);
-    for (const [name, t] of Object.entries(weights)) {
-      const mem = engine.u8();
-      for (const slot of this.#weightSlots.get(name)!) {
-        mem.set(tensorBytes(t), slot.ptr);
-        this.#dirty.add(slot.index);
-      }
-      this.#bound.add(name);
-    }
+  async setWeights(weights: Record<string, Tensor>): Promise<void> {
+    await this.bindWeights(weights, { partial: true });
   }
 
   /**
@@ -345,146 +199,84 @@ export class Program {
 
   /**
    * Binds a weight set: checked against the weight signature first (every problem reported at
-   * once; on failure the program keeps the weights it had), then copied in. A tensor whose
-   * content is unchanged (the same bytes as the bound one, compared exactly) is not copied again.
-   * With `{ partial: true }` (or a partial WeightSet) only the named weights change.
+   * once; on failure the program keeps the weights it had), then staged and switched in at once.
+   * A tensor whose content is already bound is not copied again. With `{ partial: true }` (or a
+   * partial WeightSet) only the named weights change.
    *
    * @example
    * ```ts ignore
-   * program.bindWeights(await WeightSet.fromOnnxDir(program, "weights_v2"));
+   * await program.bindWeights(await WeightSet.fromOnnxDir(program, "weights_v2"));
    * ```
    */
   bindWeights(
     weights: WeightSet | Record<string, Tensor | Tensor["data"]>,
     options: { partial?: boolean } = {},
-  ): BindReport {
-    const t0 = performance.now();
-    this.#live("bind weights"); // a fresh instance after a trap, before comparing with its memory
-    const signature = this.weightSignature();
-    const set = weights instanceof WeightSet
-      ? weights
-      : WeightSet.fromArrays(signature, weights, { partial: options.partial });
-    const partial = options.partial ?? set.partial;
-    (partial === set.partial ? set : new WeightSet(set.tensors.values(), partial)).validate(
-      signature,
-      "Cannot bind weights",
-    );
-    const changed: Record<string, Tensor> = {};
-    const report: BindReport = { copied: 0, skipped: 0, bytesCopied: 0, ms: 0 };
-    for (const t of set.tensors.values()) {
-      if (this.#bound.has(t.name) && _sameContent(this.#boundBytes(t.name), t.bytes)) {
-        report.skipped++;
-        continue;
-      }
-      changed[t.name] = { dtype: t.dtype, dims: t.dims, data: viewAs(t.dtype, t.bytes) };
-      report.copied++;
-      report.bytesCopied += t.bytes.byteLength;
-    }
-    if (report.copied) this.setWeights(changed);
-    report.ms = performance.now() - t0;
-    return report;
-  }
-
-  /**
-   * Runs the hoisted weight-only nodes that are out of date: all of them after finalize, else
-   * only those downstream of the weights bound since (a partial swap re-packs what it changed).
-   */
-  #prepare(engine: Engine): void {
-    const e = engine.exports;
-    const t0 = performance.now();
-    if (!this.#prepared) {
-      if (engine.call("prepare", () => e.prepare(this.#h)) !== 0) throw engine.error("prepare");
-    } else if (this.#dirty.size) {
-      const idx = new Int32Array([...this.#dirty]);
-      const p = engine.put(new Uint8Array(idx.buffer));
-      try {
-        if (engine.call("prepare", () => e.prepare_weights(this.#h, p, idx.length)) !== 0) {
-          throw engine.error("prepare");
-        }
-      } finally {
-        if (!engine.broken) engine.free(p);
-      }
-    } else {
-      this._lastPrepareNodes = 0;
-      this._lastPrepareMs = 0;
-      return;
-    }
-    this.#prepared = true;
-    this.#dirty.clear();
-    this._lastPrepareNodes = e.last_prepare_nodes();
-    this._lastPrepareMs = performance.now() - t0;
+  ): Promise<BindReport> {
+    return this.#serialized(async () => {
+      this.#check("bind weights");
+      const t0 = performance.now();
+      const signature = this.weightSignature();
+      const set = weights instanceof WeightSet
+        ? weights
+        : WeightSet.fromArrays(signature, weights, { partial: options.partial });
+      const partial = options.partial ?? set.partial;
+      (partial === set.partial ? set : new WeightSet(set.tensors.values(), partial)).validate(
+        signature,
+        "Cannot bind weights",
+      );
+      const r = await this.#exec.bind([...set.tensors.values()]);
+      return { ...r, ms: performance.now() - t0 };
+    });
   }
 
   /** @internal how many hoisted nodes ran before the last eval (tests). */
-  _lastPrepareNodes = 0;
+  get _lastPrepareNodes(): number {
+    return this.#exec.lastPrepareNodes;
+  }
   /** @internal how long they took, ms (benchmarks). */
-  _lastPrepareMs = 0;
+  get _lastPrepareMs(): number {
+    return this.#exec.lastPrepareMs;
+  }
 
   /** Runs the program. Inputs are checked by name, dtype and dims. */
   eval(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    try {
-      return Promise.resolve(this.#evalSync(inputs));
-    } catch (e) {
-      return Promise.reject(e);
-    }
-  }
-
-  #evalSync(inputs: Record<string, Tensor>): Record<string, Tensor> {
-    const engine = this.#live("eval");
-    const problems: string[] = [];
-    for (const slot of this.#inSlots) {
-      const t = inputs[slot.info.name];
-      if (t === undefined) {
-        problems.push(`missing input '${slot.info.name}' (${describe(slot.info.dtype, slot.info.dims)})`);
-        continue;
+    return this.#serialized(() => {
+      this.#check("eval");
+      const problems: string[] = [];
+      for (const v of this.inputs) {
+        const t = inputs[v.name];
+        if (t === undefined) {
+          problems.push(`missing input '${v.name}' (${describe(v.dtype, v.dims)})`);
+          continue;
+        }
+        const p = _checkTensor(`input '${v.name}'`, v, t);
+        if (p) problems.push(p);
       }
-      const p = _checkTensor(`input '${slot.info.name}'`, slot.info, t);
-      if (p) problems.push(p);
-    }
-    for (const name of Object.keys(inputs)) {
-      if (!this.#inSlots.some((s) => s.info.name === name)) {
-        const known = this.#inSlots.map((s) => `'${s.info.name}'`).join(", ") || "none";
-        problems.push(`unknown input '${name}' (inputs: ${known})`);
+      for (const name of Object.keys(inputs)) {
+        if (!this.inputs.some((v) => v.name === name)) {
+          const known = this.inputs.map((v) => `'${v.name}'`).join(", ") || "none";
+          problems.push(`unknown input '${name}' (inputs: ${known})`);
+        }
       }
-    }
-    for (const w of this.weights) {
-      if (!this.#bound.has(w.name)) problems.push(`weight '${w.name}' is not bound (use setWeights)`);
-    }
-    if (problems.length) throw new KilnError("input", `Cannot eval: ${problems.join("; ")}`);
-    this.#prepare(engine);
-    const mem = engine.u8();
-    for (const slot of this.#inSlots) mem.set(tensorBytes(inputs[slot.info.name]), slot.ptr);
-    const status = engine.call("eval", () => engine.exports.run(this.#h));
-    if (status !== 0) throw engine.error("eval");
-    const out: Record<string, Tensor> = {};
-    const after = engine.u8();
-    for (const slot of this.#outSlots) {
-      const bytes = after.slice(slot.ptr, slot.ptr + slot.bytes);
-      out[slot.info.name] = {
-        dtype: slot.info.dtype,
-        dims: [...slot.info.dims],
-        data: viewAs(slot.info.dtype, bytes),
-      };
-    }
-    return out;
+      for (const w of this.weights) {
+        if (!this.#exec.isBound(w.name)) problems.push(`weight '${w.name}' is not bound (use bindWeights)`);
+      }
+      if (problems.length) throw new KilnError("input", `Cannot eval: ${problems.join("; ")}`);
+      return this.#exec.run(inputs);
+    });
   }
 
   /** The compiled program (IR) and the host literals it references by id. */
   serialize(): { ir: Uint8Array; hostLiterals: HostLiteral[] } {
-    if (this.#disposed) throw new KilnError("disposed", "Cannot serialize: the program was disposed");
-    if (!this.#engine || this.#engine.broken) {
-      if (this.#ir) return { ir: this.#ir.slice(), hostLiterals: [...this.#hostLiterals] };
-    }
-    const engine = this.#engine!;
-    const status = engine.call("serialize", () => engine.exports.serialize(this.#h));
-    if (status !== 0) throw engine.error("serialize");
-    return { ir: engine.resultBytes(), hostLiterals: [...this.#hostLiterals] };
+    this.#check("serialize");
+    return { ir: this.#core.serialize(), hostLiterals: [...this.#hostLiterals] };
   }
 
   /**
    * Bakes weights: a serialized copy of this program in which each given weight is a literal
-   * (its bytes appended to the host literal table). Weights not given stay deferred. This
-   * program is left untouched; `deserializeProgram` finalizes the result.
+   * (its bytes appended to the host literal table), lowered by this program's target's literal
+   * passes. Weights not given stay deferred. This program is left untouched;
+   * `deserializeProgram` finalizes the result.
    *
    * @example
    * ```ts ignore
@@ -492,27 +284,41 @@ export class Program {
    * const baked = deserializeProgram(ir, hostLiterals, "ref");
    * ```
    */
-  bake(weights: Record<string, Tensor>): { ir: Uint8Array; hostLiterals: HostLiteral[] } {
-    const engine = this.#live("bake weights");
+  bake(weights: Record<string, Tensor> | WeightSet): {
+    ir: Uint8Array;
+    hostLiterals: HostLiteral[];
+    literalIds: number[];
+  } {
+    this.#check("bake weights");
+    const tensors: WeightTensor[] = weights instanceof WeightSet
+      ? [...weights.tensors.values()]
+      : Object.entries(weights).map(([name, t]) => ({
+        name,
+        dtype: t.dtype,
+        dims: t.dims,
+        bytes: tensorBytes(t),
+        source: "typed array",
+      }));
     const problems: string[] = [];
-    for (const [name, t] of Object.entries(weights)) {
-      const slots = this.#weightSlots.get(name);
-      if (!slots) problems.push(`'${name}' is not a weight of this program`);
+    for (const t of tensors) {
+      const w = this.weights.find((x) => x.name === t.name);
+      if (!w) problems.push(`'${t.name}' is not a weight of this program`);
       else {
-        const p = _checkTensor(`weight '${name}'`, slots[0].info, t);
+        const p = _checkSpec(`weight '${t.name}'`, w, t);
         if (p) problems.push(p);
       }
     }
     if (problems.length) throw new KilnError("weights", `Cannot bake weights: ${problems.join("; ")}`);
-    // each baked weight's bytes become a new host literal; the weight table (docs/internals.md,
-    // "Weight table") maps its name to that id: u32 count, then per entry str name + i32 id
+    // each baked weight becomes a new host literal (a file range stays a file range); the weight
+    // table (docs/internals.md, "Weight table") maps its name to that id
     const hostLiterals = [...this.#hostLiterals];
     const utf8 = new TextEncoder();
     const entries: { name: Uint8Array; id: number }[] = [];
-    for (const [name, t] of Object.entries(weights)) {
-      const w = this.weights.find((x) => x.name === name)!;
-      entries.push({ name: utf8.encode(name), id: hostLiterals.length });
-      hostLiterals.push({ name, dtype: w.dtype, dims: [...w.dims], bytes: tensorBytes(t).slice() });
+    for (const t of tensors) {
+      const w = this.weights.find((x) => x.name === t.name)!;
+      entries.push({ name: utf8.encode(t.name), id: hostLiterals.length });
+      const lit = { name: t.name, dtype: w.dtype, dims: [...w.dims] };
+      hostLiterals.push(t.file ? withLazyBytes(lit, t.file) : { ...lit, bytes: t.bytes.slice() });
     }
     const table = new Uint8Array(entries.reduce((n, x) => n + 8 + x.name.length, 4));
     const view = new DataView(table.buffer);
@@ -524,25 +330,22 @@ export class Program {
       view.setInt32(at + 4 + name.length, id, true);
       at += 8 + name.length;
     }
-    // the core copies the program and runs the target's literal passes on the copy
-    const e = engine.exports;
-    const tp = engine.put(table);
-    const copy = engine.call("bake weights", () => e.bake(this.#h, tp, table.length));
-    engine.free(tp);
-    if (copy <= 0) throw engine.error("bake weights");
-    try {
-      if (engine.call("bake weights", () => e.serialize(copy)) !== 0) throw engine.error("bake weights");
-      return { ir: engine.resultBytes(), hostLiterals };
-    } finally {
-      if (!engine.broken) e.dispose(copy);
-    }
+    return { ...this.#core.bake(table, this.target), hostLiterals };
   }
 
-  /** Inputs, outputs, weights, literal and instruction counts, and the pass list. */
+  /** The host literal ids the compiled program uses (what a program file stores). */
+  usedLiteralIds(): number[] {
+    return this.#core.info.hostLiterals.map((l) => l.id);
+  }
+
+  /** Inputs, outputs, weights, literal and instruction counts, the pass list, and where it runs. */
   info(): ProgramInfo {
-    const i = this.#info;
+    this.#check("read info");
+    const i = this.#core.info;
+    const r = this.#exec.report();
     return {
       target: this.target,
+      device: r.device,
       opset: i.opset,
       inputs: this.inputs.map((v) => ({ ...v, dims: [...v.dims] })),
       outputs: this.outputs.map((v) => ({ ...v, dims: [...v.dims] })),
@@ -555,16 +358,17 @@ export class Program {
       arenaBytes: i.arenaBytes,
       passes: [...i.passes],
       ops: { ...i.ops },
+      hostNodes: r.hostNodes.map((n) => ({ ...n })),
+      deviceBytes: r.deviceBytes,
     };
   }
 
-  /** Releases the program's WASM instance and memory. */
+  /** Releases the program's memory (WebAssembly instance, device memory). */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    const engine = this.#engine;
-    this.#engine = null;
-    if (engine && !engine.broken) engine.exports.dispose(this.#h);
+    this.#exec.dispose();
+    this.#core.dispose();
   }
 }
 
@@ -582,97 +386,67 @@ function _checkTensor(what: string, want: ValueInfo, t: Tensor): string | undefi
   return undefined;
 }
 
-/**
- * Compiles a parsed model: encodes its graph, decodes it in the WASM core (shape inference,
- * eager folding), runs the ref pipeline (`REF_PASSES`: eliminate_identity, fold_constants, cse,
- * pack_gemm_weights, dce, memory_plan) and finalizes (host literals copied into WASM memory).
- */
-export function compile(model: ParsedModel, target: "ref" = "ref", options: CompileOptions = {}): Program {
-  if (target !== "ref") {
-    throw new KilnError("target", `Unknown target '${target}' (kiln's core targets: 'ref')`);
+function _checkSpec(what: string, want: ValueInfo, t: WeightTensor): string | undefined {
+  if (
+    t.dtype !== want.dtype || t.dims.length !== want.dims.length || t.dims.some((d, i) => d !== want.dims[i])
+  ) {
+    return `${what} is ${describe(t.dtype, t.dims)}, expected ${describe(want.dtype, want.dims)}`;
   }
-  const unknown = (options.disablePasses ?? []).filter((n) => !REF_PASSES.includes(n));
+  const need = elementCount(want.dims) * dtypeSize(want.dtype);
+  const have = t.file ? t.file.length : t.bytes.byteLength;
+  if (have !== need) return `${what} has ${have} bytes of data, ${describe(t.dtype, t.dims)} needs ${need}`;
+  return undefined;
+}
+
+/** Builds a Program on `core`, disposing the core when the target cannot instantiate it. */
+function _program(
+  core: CoreProgram,
+  hostLiterals: HostLiteral[],
+  target: Target,
+  options: GpuOptions,
+): Program {
+  try {
+    return new Program(core, hostLiterals, target, options);
+  } catch (e) {
+    core.dispose();
+    throw e;
+  }
+}
+
+/**
+ * Compiles a parsed model for `target`: encodes its graph, decodes it in the WASM core (shape
+ * inference, eager folding), runs the target's pipeline (`REF_PASSES` or `GPU_PASSES`) and
+ * finalizes it on the target (ref: literals copied into WASM memory; gpu: device memory
+ * allocated, literals uploaded, kernels chosen).
+ */
+export function compile(
+  model: ParsedModel,
+  target: TargetName = "ref",
+  options: CompileOptions = {},
+): Program {
+  const t = getTarget(target);
+  const unknown = (options.disablePasses ?? []).filter((n) => !t.passes.includes(n));
   if (unknown.length) {
     throw new KilnError(
       "options",
       `Unknown pass${unknown.length > 1 ? "es" : ""} ${unknown.map((n) => `'${n}'`).join(", ")} in ` +
-        `disablePasses (the ref pipeline: ${REF_PASSES.join(", ")})`,
+        `disablePasses (the ${t.name} pipeline: ${t.passes.join(", ")})`,
     );
   }
   const graph = model.graph as { encode(): Uint8Array };
-  const enc = graph.encode();
-  const engine = new Engine();
-  const e = engine.exports;
-  const p = engine.put(enc);
-  const h = engine.call("compile", () => e.load_graph(p, enc.length));
-  engine.free(p);
-  if (h <= 0) throw engine.error("compile");
-  const flags = (options.validate ?? true ? _FLAG_VALIDATE : 0) | (options.timings ? _FLAG_TIMINGS : 0);
-  const dis = new TextEncoder().encode((options.disablePasses ?? []).join(","));
-  const dp = engine.put(dis);
-  const status = engine.call("compile", () => e.compile(h, flags, dp, dis.length));
-  engine.free(dp);
-  if (status !== 0) throw engine.error("compile");
-  const fin = _finalize(engine, h, model.hostLiterals, "compile");
-  const program = new Program(fin.engine, fin.h, fin.info, model.hostLiterals, target);
+  const core = CoreProgram.compile(graph.encode(), t.name, options);
+  const program = _program(core, model.hostLiterals, t, options.gpu ?? {});
   program._setFixedWeights(model.fixedWeights ?? []);
-  program._keepIr();
   return program;
 }
 
-/** A finalized program from `Program.serialize()` output (no passes re-run). */
+/** A finalized program from `Program.serialize()` output (no optimization pass re-runs). */
 export function deserializeProgram(
   ir: Uint8Array,
   hostLiterals: HostLiteral[],
-  target: "ref" | string = "ref",
+  target: TargetName | string = "ref",
+  options: { gpu?: GpuOptions } = {},
 ): Program {
-  if (target !== "ref") {
-    throw new KilnError("target", `Unknown target '${target}' (kiln's core targets: 'ref')`);
-  }
-  const { engine, h, info } = _instantiate(ir, hostLiterals, "load program");
-  const program = new Program(engine, h, info, hostLiterals, target);
-  program._keepIr();
-  return program;
-}
-
-/** What `bindWeights` did. */
-export interface BindReport {
-  /** tensors copied in */
-  copied: number;
-  /** tensors skipped because their content was already bound */
-  skipped: number;
-  /** bytes copied into the program */
-  bytesCopied: number;
-  /** time the bind took, milliseconds */
-  ms: number;
-}
-
-function _sameContent(b: Uint8Array, t: Uint8Array): boolean {
-  const n = b.byteLength;
-  if (n !== t.byteLength) return false;
-  // Cheap probes first: new weights almost always differ in the first bytes sampled.
-  for (let k = 0; k < 64; k++) {
-    const i = Math.floor((k * (n - 1)) / 63);
-    if (b[i] !== t[i]) return false;
-  }
-  return _equalBytes(b, t);
-}
-
-/**
- * Byte-for-byte equality, 4 bytes at a time where both views allow it. Exact, unlike a hash,
- * and 4-5x cheaper than SHA-1 of both sides (GPT-2's 497 MB: about 150 ms against 700 ms on the
- * development VM), which is why kiln compares the bound bytes instead of hashing them.
- */
-function _equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  const n = a.byteLength;
-  let i = 0;
-  if (a.byteOffset % 4 === 0 && b.byteOffset % 4 === 0) {
-    const w = n >>> 2;
-    const a4 = new Int32Array(a.buffer, a.byteOffset, w);
-    const b4 = new Int32Array(b.buffer, b.byteOffset, w);
-    for (let k = 0; k < w; k++) if (a4[k] !== b4[k]) return false;
-    i = w << 2;
-  }
-  for (; i < n; i++) if (a[i] !== b[i]) return false;
-  return true;
+  const t = getTarget(target);
+  return _program(CoreProgram.deserialize(ir, t.name), hostLiterals, t, options.gpu ?? {});
 }

@@ -17,6 +17,7 @@
  */
 import { createHash } from "node:crypto";
 import { KilnError } from "./errors.ts";
+import type { FileRange } from "./io.ts";
 import { type DTypeName, dtypeSize, elementCount } from "./tensor.ts";
 
 /** The first 8 bytes of every `.kiln` file. */
@@ -35,6 +36,8 @@ export const SECTION_LITERALS = 3;
 
 /** One literal stored in the file. */
 export interface LiteralEntry {
+  /** the host literal id the IR names it by (absent in files that store every literal in id order) */
+  id?: number;
   name: string;
   dtype: DTypeName;
   dims: number[];
@@ -71,7 +74,18 @@ export interface ProgramFileInput {
   target: string;
   kilnVersion: string;
   ir: Uint8Array;
-  literals: { name: string; dtype: DTypeName; dims: number[]; bytes: Uint8Array }[];
+  /**
+   * The literals to store, each with the host literal id the IR names it by (default: its index).
+   * A literal with `file` is copied from that file range in chunks, never read whole.
+   */
+  literals: {
+    id?: number;
+    name: string;
+    dtype: DTypeName;
+    dims: number[];
+    readonly bytes: Uint8Array;
+    readonly file?: FileRange;
+  }[];
   /** the program has deferred weights (its weight set is kept elsewhere) */
   weightless?: boolean;
   program?: Record<string, unknown>;
@@ -113,21 +127,24 @@ function _align(n: number, a: number): number {
 export async function writeProgramFile(path: string, input: ProgramFileInput): Promise<void> {
   const weightless = input.weightless ?? false;
   const lits = input.literals;
-  const entries: LiteralEntry[] = lits.map((l) => {
+  const entries: LiteralEntry[] = lits.map((l, i) => {
     const want = elementCount(l.dims) * dtypeSize(l.dtype);
-    if (l.bytes.byteLength !== want) {
+    const have = l.file ? l.file.length : l.bytes.byteLength;
+    if (have !== want) {
       throw new KilnError(
         "format",
-        `Cannot save literal '${l.name}': it has ${l.bytes.byteLength} bytes, its shape needs ${want}`,
+        `Cannot save literal '${l.name}': it has ${have} bytes, its shape needs ${want}`,
       );
     }
     return {
+      id: l.id ?? i,
       name: l.name,
       dtype: l.dtype,
       dims: l.dims,
       offset: 0,
-      length: l.bytes.byteLength,
-      sha1: sha1Hex(l.bytes),
+      length: have,
+      // filled in as the bytes are written (a SHA-1 is always 40 hex characters, so META keeps its size)
+      sha1: "0".repeat(40),
     };
   });
   const meta: ProgramMeta = {
@@ -187,9 +204,57 @@ export async function writeProgramFile(path: string, input: ProgramFileInput): P
   await _writeAll(f, input.ir);
   for (let i = 0; i < entries.length; i++) {
     await f.seek(entries[i].offset, Deno.SeekMode.Start);
-    await _writeAll(f, lits[i].bytes);
+    const file = lits[i].file;
+    if (file) {
+      entries[i].sha1 = await _copyRange(f, file);
+    } else {
+      await _writeAll(f, lits[i].bytes);
+      entries[i].sha1 = sha1Hex(lits[i].bytes);
+    }
   }
   await f.truncate(Math.max(litEnd, irOff + input.ir.byteLength));
+  // META again, with the literals' SHA-1s (same length as the placeholders)
+  const finalMeta = new TextEncoder().encode(JSON.stringify(meta));
+  if (finalMeta.byteLength !== metaBytes.byteLength) {
+    throw new KilnError("internal", "META changed size while writing the literals");
+  }
+  const crc = new Uint8Array(4);
+  new DataView(crc.buffer).setUint32(0, crc32(finalMeta), true);
+  await f.seek(20, Deno.SeekMode.Start);
+  await _writeAll(f, crc);
+  await f.seek(tableEnd, Deno.SeekMode.Start);
+  await _writeAll(f, finalMeta);
+}
+
+/** Copies a file range into `f` at its position, 16 MiB at a time; returns the bytes' SHA-1. */
+async function _copyRange(f: Deno.FsFile, range: FileRange): Promise<string> {
+  let src: Deno.FsFile;
+  try {
+    src = await Deno.open(range.path, { read: true });
+  } catch (e) {
+    throw new KilnError("io", `Cannot open '${range.path}': ${(e as Error).message}`);
+  }
+  using s = src;
+  await s.seek(range.offset, Deno.SeekMode.Start);
+  const h = createHash("sha1");
+  const buf = new Uint8Array(Math.min(range.length, 16 << 20));
+  let done = 0;
+  while (done < range.length) {
+    const want = Math.min(buf.length, range.length - done);
+    const n = await s.read(buf.subarray(0, want));
+    if (n === null) {
+      throw new KilnError(
+        "io",
+        `File '${range.path}' ends at byte ${range.offset + done}, but bytes ${range.offset}..${
+          range.offset + range.length
+        } were needed`,
+      );
+    }
+    h.update(buf.subarray(0, n));
+    await _writeAll(f, buf.subarray(0, n));
+    done += n;
+  }
+  return h.digest("hex");
 }
 
 async function _writeAll(f: Deno.FsFile, bytes: Uint8Array): Promise<void> {

@@ -7,8 +7,12 @@
  */
 import { type BakedProgram, type BakeOptions, loadWeightSet } from "./bake.ts";
 import { KilnError } from "./errors.ts";
+import { withLazyBytes } from "./io.ts";
+import type { HostLiteral } from "./onnx/import.ts";
 import { deserializeProgram, type Program } from "./program.ts";
 import { readProgramFile, writeProgramFile } from "./program_file.ts";
+import { getTarget } from "./targets/registry.ts";
+import type { GpuOptions } from "./targets/target.ts";
 import { KILN_VERSION } from "./version.ts";
 import { type WeightSet, WeightSetError } from "./weights/weight_set.ts";
 
@@ -20,10 +24,14 @@ export interface LoadOptions extends BakeOptions {
    * signature. On any problem nothing is returned and the error names the file and tensors.
    */
   weights?: string | string[] | WeightSet;
+  /** The gpu target's library, device and memory options (for a program compiled for gpu). */
+  gpu?: GpuOptions;
 }
 
 /**
- * Writes `program` (compiled, or baked and not yet finalized) to `path` as a `.kiln` file.
+ * Writes `program` (compiled, or baked and not yet finalized) to `path` as a `.kiln` file. Only
+ * the literals its IR uses are stored; a literal that came from a file is copied from it in
+ * chunks.
  * @example
  * ```ts ignore
  * await save(compile(await parseOnnx("model.onnx"), "ref"), "model.kiln");
@@ -31,11 +39,30 @@ export interface LoadOptions extends BakeOptions {
  */
 export async function save(program: Program | BakedProgram, path: string): Promise<void> {
   const { ir, hostLiterals } = program.serialize();
+  const literals = program.usedLiteralIds().map((id) => {
+    const l = hostLiterals[id];
+    if (!l) {
+      throw new KilnError(
+        "internal",
+        `Cannot save '${path}': the program uses host literal ${id}, which it does not hold`,
+      );
+    }
+    return {
+      id,
+      name: l.name,
+      dtype: l.dtype,
+      dims: l.dims,
+      get bytes() {
+        return l.bytes;
+      },
+      file: l.file,
+    };
+  });
   await writeProgramFile(path, {
     target: program.target,
     kilnVersion: KILN_VERSION,
     ir,
-    literals: hostLiterals,
+    literals,
     weightless: program.weights.length > 0,
     program: {
       inputs: program.inputs,
@@ -50,17 +77,20 @@ export async function save(program: Program | BakedProgram, path: string): Promi
  * Reads a `.kiln` file and returns the program finalized for its target. Corrupt, truncated
  * and future-version files fail with a KilnError (code "format") naming the file. With
  * `weights`, a weightless program is refitted on load: the weight set is read, validated and
- * bound before the program is returned.
+ * bound before the program is returned. On gpu the literals stream from their aligned offsets
+ * in the file straight to the device, their SHA-1s checked as they are read.
  * @example
  * ```ts ignore
  * const program = await load("model.weightless.kiln", { weights: "weights_v2/" });
  * ```
  */
 export async function load(path: string, options: LoadOptions = {}): Promise<Program> {
-  const program = await _load(path);
+  const program = await _load(path, options.gpu ?? {});
   if (options.weights === undefined) return program;
   try {
-    program.bindWeights(await loadWeightSet(program, options.weights, options), { partial: options.partial });
+    await program.bindWeights(await loadWeightSet(program, options.weights, options), {
+      partial: options.partial,
+    });
     return program;
   } catch (e) {
     program.dispose();
@@ -74,22 +104,29 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Pro
   }
 }
 
-async function _load(path: string): Promise<Program> {
-  const { meta, ir, literals } = await readProgramFile(path);
-  const hostLiterals = meta.literals.map((e, i) => ({
-    name: e.name,
-    dtype: e.dtype,
-    dims: e.dims,
-    bytes: literals[i],
-  }));
-  if (meta.target !== "ref") {
+async function _load(path: string, gpu: GpuOptions): Promise<Program> {
+  const head = await readProgramFile(path, { literals: false });
+  let target;
+  try {
+    target = getTarget(head.meta.target);
+  } catch {
     throw new KilnError(
       "format",
-      `Program file '${path}' targets '${meta.target}', which this kiln cannot run`,
+      `Program file '${path}' targets '${head.meta.target}', which this kiln cannot run`,
     );
   }
+  // a target that reads files gets the literals as checked file ranges; the others get bytes
+  const { meta, ir, literals } = target.readsFiles ? head : await readProgramFile(path);
+  const hostLiterals: HostLiteral[] = [];
+  meta.literals.forEach((e, i) => {
+    const id = typeof e.id === "number" ? e.id : i;
+    const lit = { name: e.name, dtype: e.dtype, dims: e.dims };
+    hostLiterals[id] = target.readsFiles
+      ? withLazyBytes(lit, { path, offset: e.offset, length: e.length, sha1: e.sha1 })
+      : { ...lit, bytes: literals[i] };
+  });
   try {
-    const program = deserializeProgram(ir, hostLiterals, "ref");
+    const program = deserializeProgram(ir, hostLiterals, target.name, { gpu });
     const fixed = meta.program?.fixedWeights;
     if (Array.isArray(fixed)) program._setFixedWeights(fixed.map(String));
     return program;

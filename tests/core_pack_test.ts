@@ -212,8 +212,8 @@ Deno.test("pack_gemm_weights on deferred weights: every swap re-packs; bake and 
 
   await t.step("bind v1, swap to v2, swap back: each eval reads the packing of the bound W", async () => {
     for (const k of [0, 1, 0]) {
-      p.setWeights(sets[k]);
-      q.setWeights(sets[k]);
+      await p.setWeights(sets[k]);
+      await q.setWeights(sets[k]);
       const py = await out(p, inputs);
       assertClose(py, want[k], `weight set v${k + 1}`);
       assert.deepEqual(py, await out(q, inputs));
@@ -221,11 +221,11 @@ Deno.test("pack_gemm_weights on deferred weights: every swap re-packs; bake and 
   });
 
   await t.step("a partial swap re-runs only the prepare work of the weights it changed", async () => {
-    p.setWeights({ W: sets[1].W });
+    await p.setWeights({ W: sets[1].W });
     const mixed = reference(x, sets[1].W.data, M, N, K, { tB: true, bias: sets[0].b.data });
     assertClose(await out(p, inputs), mixed, "W of v2, b of v1");
     assert.equal(p._lastPrepareNodes, 1, "W's packing reran");
-    p.setWeights({ b: sets[1].b });
+    await p.setWeights({ b: sets[1].b });
     assertClose(await out(p, inputs), want[1], "b of v2 too");
     assert.equal(p._lastPrepareNodes, 0, "b feeds no prepare work");
     await out(p, inputs);
@@ -244,7 +244,7 @@ Deno.test("pack_gemm_weights on deferred weights: every swap re-packs; bake and 
   await t.step("a serialized program with the packing decodes and runs", async () => {
     const { ir, hostLiterals } = p.serialize();
     const r = deserializeProgram(ir, hostLiterals, "ref");
-    r.setWeights(sets[0]);
+    await r.setWeights(sets[0]);
     assertClose(await out(r, inputs), want[0], "round-tripped, v1");
     r.dispose();
   });
@@ -274,15 +274,15 @@ Deno.test("incremental prepare follows chains of weight-only nodes", async () =>
     "ref",
   );
   const inputs = { x: { dtype: "float32" as const, dims: [m, k], data: x } };
-  p.setWeights(sets[0]);
+  await p.setWeights(sets[0]);
   await out(p, inputs);
   assert.equal(p._lastPrepareNodes, 3, "after the first bind everything runs");
-  p.setWeights({ W: sets[1].W });
+  await p.setWeights({ W: sets[1].W });
   const y = await out(p, inputs);
   assert.equal(p._lastPrepareNodes, 2, "W's scale and its packing rerun, V's packing does not");
   assertClose(y, reference(x, sets[1].W.data.map((e) => 2 * e), m, n, k), "2 W of v2");
   assertClose(await out(p, inputs, "z"), reference(x, sets[0].V.data, m, n, k), "V of v1 still");
-  p.setWeights({ V: sets[1].V });
+  await p.setWeights({ V: sets[1].V });
   assertClose(await out(p, inputs, "z"), reference(x, sets[1].V.data, m, n, k), "V of v2");
   assert.equal(p._lastPrepareNodes, 1);
   p.dispose();

@@ -163,7 +163,7 @@ Deno.test("corrupted safetensors files fail with a KilnError or still bind, neve
       const file = i % 2 ? bytes : Uint8Array.from([...bytes, ...good.subarray(8 + 200)]);
       await Deno.writeFile(`${dir}/m.safetensors`, file);
       const f = await _finding(`mutant ${i} (${how})`, async () => {
-        program.bindWeights(await WeightSet.fromSafetensors(program, `${dir}/m.safetensors`));
+        await program.bindWeights(await WeightSet.fromSafetensors(program, `${dir}/m.safetensors`));
       });
       if (f) findings.push(f);
     }

@@ -38,10 +38,10 @@ Deno.test("compile/eval: exporter-style models match onnxruntime (API, deferred 
           );
           try {
             assert.ok(program.weights.length > 0, `${m.name}: no deferred weights`);
-            program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/${m.name}_v2`));
+            await program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/${m.name}_v2`));
             assertMatch(await program.eval(c.inputs), want, `${m.name} bound v2`);
             // the original weights, bound again
-            program.bindWeights(await WeightSet.fromOnnxDir(program, dir));
+            await program.bindWeights(await WeightSet.fromOnnxDir(program, dir));
             assertMatch(
               await program.eval(c.inputs),
               await runOrt(m.file.path, c.inputs),

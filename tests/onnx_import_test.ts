@@ -923,7 +923,9 @@ Deno.test("parseOnnx + compile: a writer-built model evaluates on the ref target
           16,
           16,
         ]]);
-        program.setWeights({ w: { dtype: "float32", dims: [4], data: new Float32Array([5, 6, 7, 8]) } });
+        await program.setWeights({
+          w: { dtype: "float32", dims: [4], data: new Float32Array([5, 6, 7, 8]) },
+        });
         const { y } = await program.eval({
           x: { dtype: "float32", dims: [4], data: new Float32Array([1, 1, 1, 1]) },
         });

@@ -290,7 +290,7 @@ async function _swapCheck(label: string, model: string, inputs: Record<string, T
     const seen: Record<string, Tensor>[] = [];
     for (const [i, d] of dirs.entries()) {
       const want = await runOrt(paths[i], inputs);
-      program.setWeights(await _loadWeights(program, d));
+      await program.setWeights(await _loadWeights(program, d));
       const got = await program.eval(inputs);
       for (const [name, ref] of Object.entries(want)) {
         assert.ok(allFinite(got[name]), `${label}: weight set ${i}: output '${name}' not finite`);

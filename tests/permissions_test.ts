@@ -15,7 +15,7 @@ Deno.test({
       }),
       "ref",
     );
-    program.bindWeights(await WeightSet.fromOnnxDir(program, TINY_DIR));
+    await program.bindWeights(await WeightSet.fromOnnxDir(program, TINY_DIR));
     const x = { dtype: "float32" as const, dims: [1, 3, 16, 16], data: new Float32Array(768).fill(0.5) };
     const a = (await program.eval({ x }))["probs"];
     const baked = (await replaceOnnxExternalWeights(program, TINY_DIR, "ref")).finalize("ref");

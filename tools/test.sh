@@ -6,19 +6,25 @@ cd "$(dirname "$0")/.."
 deno=./node_modules/.bin/deno
 [ -x "$deno" ] || { echo "tools/test.sh: run 'npm ci' first (no node_modules/.bin/deno)" >&2; exit 1; }
 
-# The ONNX backend node tests come from Debian's libonnx-testdata; the conformance suite
-# skips with a printed reason where it cannot be installed.
-if [ ! -d /usr/share/libonnx-testdata/data/node ]; then
+# Debian's packages the tests use: libonnx-testdata (the ONNX backend node tests; the conformance
+# suites skip with a printed reason without it) and HIP for AMD (hipcc, libamdhip64-dev,
+# rocm-device-libs: the AMD build of hip/; skipped with a message without it).
+need=()
+[ -d /usr/share/libonnx-testdata/data/node ] || need+=(libonnx-testdata)
+command -v hipcc >/dev/null || need+=(hipcc libamdhip64-dev rocm-device-libs)
+if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "test: installing libonnx-testdata (ONNX backend node tests)"
-    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libonnx-testdata) >/tmp/kiln-apt.log 2>&1 ||
-      echo "test: could not install libonnx-testdata (see /tmp/kiln-apt.log); conformance will be skipped"
+    echo "test: installing ${need[*]}"
+    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}") >/tmp/kiln-apt.log 2>&1 ||
+      echo "test: could not install ${need[*]} (see /tmp/kiln-apt.log); what needs them will be skipped"
   else
-    echo "test: libonnx-testdata is not installed and this user cannot install it; conformance will be skipped"
+    echo "test: ${need[*]} not installed and this user cannot install them; what needs them will be skipped"
   fi
 fi
 
 "$deno" task build || { echo "0 passed, 1 failed"; exit 1; }
+# kiln's HIP library: NVIDIA (nvcc), AMD (hipcc) and the CPU emulator the gpu tests run on in CI
+"$deno" task build:hip || { echo "0 passed, 1 failed"; exit 1; }
 log=$(mktemp)
 "$deno" test -A --parallel tests/ "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}

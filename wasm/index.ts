@@ -2,9 +2,11 @@
 // Numbers only; strings and metadata cross as UTF-8 JSON in a result buffer that the host
 // reads with result_ptr()/result_len() right after the call. Expected failures return a
 // negative (load) or non-zero status and leave diagnostics (diagnostics_json()).
-import { clearDiagnostics, diagnostics, diagnosticsJson, E_GRAPH, E_FORMAT, E_OK, jsonString, report } from "./ir/diag";
+import { clearDiagnostics, diagnostics, diagnosticsJson, E_GRAPH, E_FORMAT, E_OK, E_RUNTIME, jsonString, report } from "./ir/diag";
 import { decodeProgram, serializeProgram, serializedLength } from "./ir/codec";
 import { cloneProgram } from "./ir/clone";
+import { Tensor } from "./ir/tensor";
+import { ComputeContext, OP_WRITES_ALL } from "./ops/op";
 import { dtypeName } from "./ir/dtype";
 import { Shape } from "./ir/shape";
 import {
@@ -12,10 +14,11 @@ import {
 } from "./ir/program";
 import { registerAllOps } from "./ops/all";
 import { opNames } from "./ops/registry";
-import { literalPasses, PM_VALIDATE, refPasses, runPasses } from "./passes/manager";
+import { PM_VALIDATE, runPasses } from "./passes/manager";
+import { compilePasses, literalPasses, planPasses } from "./passes/targets";
 import { decodeWeightTable } from "./passes/replace_external_weights";
-import { MemoryPlan } from "./passes/memory_plan";
 import { disposeProgram, finalizeProgram, lastPrepareNodes, prepareProgram, runModule } from "./exec/executor";
+import { scheduleLength, writeSchedule } from "./exec/schedule";
 
 const programs = new Array<Program | null>();
 let resultBuf: ArrayBuffer = new ArrayBuffer(0);
@@ -49,11 +52,6 @@ export function alloc(n: usize): usize {
 
 export function free(p: usize): void {
   if (p != 0) heap.free(p);
-}
-
-export function op_count(): i32 {
-  registerAllOps();
-  return opNames().length;
 }
 
 /** The registered op names as a JSON array in the result buffer. */
@@ -110,18 +108,27 @@ export function load_graph(ptr: usize, len: usize): i32 {
   return addProgram(p);
 }
 
-/** Runs the ref pipeline. flags: 1 validate, 2 timings. disabled: comma-separated pass names (UTF-8). */
-export function compile(h: i32, flags: i32, disPtr: usize, disLen: usize): i32 {
+function unknownTarget(target: string): i32 {
+  return report(E_GRAPH, "", "", "Unknown target '" + target + "' (the core's targets: ref, gpu)");
+}
+
+/**
+ * Runs the compile pipeline of the target named by the UTF-8 bytes at tPtr (passes/targets.ts).
+ * flags: 1 validate, 2 timings. disabled: comma-separated pass names (UTF-8).
+ */
+export function compile(h: i32, tPtr: usize, tLen: usize, flags: i32, disPtr: usize, disLen: usize): i32 {
   clearDiagnostics();
   const p = get(h);
   if (p == null) return badHandle(h);
+  const target = String.UTF8.decodeUnsafe(tPtr, tLen);
+  const passes = compilePasses(target);
+  if (passes == null) return unknownTarget(target);
   const disabled = new Set<string>();
   if (disLen > 0) {
     const names = String.UTF8.decodeUnsafe(disPtr, disLen).split(",");
     for (let i = 0; i < names.length; i++) if (names[i].length > 0) disabled.add(names[i]);
   }
-  if (!runPasses(p, refPasses(), flags, disabled)) return 1;
-  p.compiled = true;
+  if (!runPasses(p, passes!, flags, disabled)) return 1;
   return E_OK;
 }
 
@@ -212,40 +219,94 @@ export function serialize(h: i32): i32 {
   return E_OK;
 }
 
-/** Decodes a serialized program (shape inference only, no passes) and plans its memory. */
-export function deserialize(ptr: usize, len: usize): i32 {
+/**
+ * Decodes a serialized program (shape inference only, no optimization pass) and re-derives its
+ * plan with the target's plan passes (prepare marks, memory plan, literal layout).
+ */
+export function deserialize(ptr: usize, len: usize, tPtr: usize, tLen: usize): i32 {
   clearDiagnostics();
   registerAllOps();
+  const target = String.UTF8.decodeUnsafe(tPtr, tLen);
+  const plan = planPasses(target);
+  if (plan == null) return -unknownTarget(target);
   const p = decodeProgram(ptr, len, E_FORMAT);
   if (p == null) return -1;
-  const plan = new MemoryPlan();
-  for (let i = 0; i < p.modules.length; i++) plan.apply(p, p.modules[i]);
-  p.compiled = true;
+  for (let k = 0; k < plan!.length; k++) {
+    for (let i = 0; i < p.modules.length; i++) plan![k].apply(p, p.modules[i]);
+  }
   return addProgram(p);
 }
 
-/** A copy of program h (serialize + decode, no passes; its memory plan kept) as a new, unfinalized handle. */
-export function clone_program(h: i32): i32 {
+/**
+ * The schedule of program h (exec/schedule.ts; docs/internals.md "Schedule") in the result
+ * buffer: what a native executor needs to run the compiled program.
+ */
+export function schedule(h: i32): i32 {
   clearDiagnostics();
   const p = get(h);
-  if (p == null) return -badHandle(h);
-  const q = cloneProgram(p);
-  if (q == null) return -E_FORMAT;
-  return addProgram(q);
+  if (p == null) return badHandle(h);
+  const buf = writeSchedule(p);
+  if (buf == 0) return 1;
+  freeRaw();
+  resultRaw = buf;
+  resultRawLen = scheduleLength;
+  return E_OK;
 }
 
 /**
- * Bakes weights: copies program h (h is left untouched) and runs the ref target's literal passes
- * (`literalPasses("ref")`: replace_external_weights with the table, then hoist_prepare) on the
- * copy through the pass manager, over every module. The table (docs/internals.md, "Weight table")
- * maps weight names to host literal ids; a name that is not a weight of h is an E_GRAPH error.
- * Returns the copy's handle, not finalized, or a negative status.
+ * Runs one node with the reference kernel on tensors the host placed: instruction `ii` of module
+ * `mi`, its inputs and then its outputs at the u32 pointers at `ptrs` (0 for an omitted input).
+ * The gpu target's fallback for ops without a device kernel. Outputs are zero-filled first
+ * (unless the op writes every element). Not for If (the executor runs branches).
  */
-export function bake(h: i32, tablePtr: usize, tableLen: usize): i32 {
+export function run_node(h: i32, mi: i32, ii: i32, ptrs: usize): i32 {
+  if (diagnostics.length > 0) clearDiagnostics();
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  if (mi < 0 || mi >= p.modules.length || ii < 0 || ii >= p.modules[mi].instrs.length) {
+    return report(E_GRAPH, "", "", "No instruction " + ii.toString() + " in module " + mi.toString());
+  }
+  const ins = p.modules[mi].instrs[ii];
+  if (ins.kind != K_NODE || ins.op == null || ins.opName == "If") {
+    return report(E_GRAPH, ins.nodeName, ins.opName, "Instruction " + ii.toString() + " cannot run alone");
+  }
+  const inputs = new Array<Tensor | null>(ins.inputs.length);
+  for (let j = 0; j < ins.inputs.length; j++) {
+    const x = ins.inputs[j];
+    const at = <usize>load<u32>(ptrs + (<usize>j << 2));
+    inputs[j] = x == null || at == 0 ? null : new Tensor(x.shape, at);
+  }
+  const outputs = new Array<Tensor>(ins.outputs.length);
+  for (let j = 0; j < ins.outputs.length; j++) {
+    const at = <usize>load<u32>(ptrs + (<usize>(ins.inputs.length + j) << 2));
+    outputs[j] = new Tensor(ins.outputs[j].shape, at);
+    if (!ins.op!.has(OP_WRITES_ALL)) memory.fill(at, 0, <usize>ins.outputs[j].shape.bytes());
+  }
+  const ctx = new ComputeContext(ins.nodeName, ins.opName, ins.attrs, p.opset, inputs, outputs);
+  const before = diagnostics.length;
+  if (!ins.op!.compute(ctx)) {
+    if (diagnostics.length == before) {
+      report(E_RUNTIME, ins.nodeName, ins.opName, "Kernel failed at node '" + ins.nodeName + "' (" + ins.opName + ")");
+    }
+    return 1;
+  }
+  return E_OK;
+}
+
+/**
+ * Bakes weights: copies program h (h is left untouched) and runs the literal passes of the target
+ * named by the UTF-8 bytes at tPtr (passes/targets.ts `literalPasses`: replace_external_weights
+ * with the table, hoist_prepare, and the target's own) on the copy through the pass manager, over
+ * every module. The table (docs/internals.md, "Weight table") maps weight names to host literal
+ * ids; a name that is not a weight of h is an E_GRAPH error. Returns the copy's handle, not
+ * finalized, or a negative status.
+ */
+export function bake(h: i32, tablePtr: usize, tableLen: usize, tPtr: usize, tLen: usize): i32 {
   clearDiagnostics();
   registerAllOps();
   const p = get(h);
   if (p == null) return -badHandle(h);
+  const target = String.UTF8.decodeUnsafe(tPtr, tLen);
   const table = decodeWeightTable(tablePtr, tableLen);
   if (table == null) return -E_GRAPH;
   const weights = new Set<string>();
@@ -264,8 +325,8 @@ export function bake(h: i32, tablePtr: usize, tableLen: usize): i32 {
     unknown++;
   }
   if (unknown > 0) return -E_GRAPH;
-  const passes = literalPasses("ref", table);
-  if (passes == null) return -report(E_GRAPH, "", "", "Target 'ref' has no literal passes");
+  const passes = literalPasses(target, table);
+  if (passes == null) return -unknownTarget(target);
   const q = cloneProgram(p);
   if (q == null) return -E_FORMAT;
   if (!runPasses(q, passes!, PM_VALIDATE, new Set<string>())) {
@@ -370,7 +431,7 @@ export function info(h: i32): i32 {
   setResultString("{\"opset\":" + p.opset.toString() + ",\"inputs\":[" + inputs + "],\"weights\":[" + weights +
     "],\"outputs\":[" + outputs + "],\"hostLiterals\":[" + hostLits + "],\"literalCount\":" + litCount.toString() +
     ",\"literalBytes\":" + litBytes.toString() + ",\"instructionCount\":" + instrCount.toString() +
-    ",\"moduleCount\":" + p.modules.length.toString() + ",\"prepareCount\":" + prepCount.toString() + ",\"arenaBytes\":" + arena.toString() + ",\"passes\":[" +
+    ",\"moduleCount\":" + p.modules.length.toString() + ",\"prepareCount\":" + prepCount.toString() + ",\"arenaBytes\":" + arena.toString() + ",\"literalArenaBytes\":" + p.literalArenaBytes.toString() + ",\"passes\":[" +
     passes + "],\"ops\":{" + ops + "},\"timings\":[" + timings + "]}");
   return E_OK;
 }

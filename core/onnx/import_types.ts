@@ -3,6 +3,7 @@
  * host literals. Importable from `core/onnx/import.ts` (and `mod.ts`).
  * @module
  */
+import type { FileRange } from "../io.ts";
 import type { GraphBuilder, ModuleBuilder } from "../ir/builder.ts";
 import type { DTypeName, Tensor } from "../tensor.ts";
 
@@ -44,8 +45,14 @@ export interface HostLiteral {
   dtype: DTypeName;
   /** dims */
   dims: number[];
-  /** its bytes, little-endian, row-major */
-  bytes: Uint8Array;
+  /** its bytes, little-endian, row-major (read lazily from `file` when it names one) */
+  readonly bytes: Uint8Array;
+  /**
+   * Where the bytes are when they come from a file (a baked weight, a literal of a `.kiln` file):
+   * a target that reads files itself (gpu) uploads them from there, never reading them in
+   * JavaScript; `sha1`, when given, is checked as they are read.
+   */
+  readonly file?: FileRange & { sha1?: string };
 }
 
 /** The graph builder the importer drives (the core's `GraphBuilder`). */

@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { KilnError } from "../errors.ts";
-import { readRangeFrom } from "../io.ts";
+import { type FileRange, readRangeFrom, withLazyBytes } from "../io.ts";
 import { describe, type DTypeName, dtypeSize, elementCount, type Tensor, tensorBytes } from "../tensor.ts";
 import { readSafetensorsIndex, type SafetensorsEntry } from "./safetensors.ts";
 
@@ -32,10 +32,19 @@ export interface WeightSpec {
 }
 
 /** A weight signature, or anything that has one (a Program). */
-export type SignatureSource = readonly WeightSpec[] | { weightSignature(): WeightSpec[] };
+export type SignatureSource = readonly WeightSpec[] | {
+  weightSignature(): WeightSpec[];
+  readsWeightFiles?: boolean;
+};
 
 function _sig(source: SignatureSource): readonly WeightSpec[] {
   return "weightSignature" in source ? source.weightSignature() : source;
+}
+
+/** Whether to leave file tensors unread: asked for, or the program's target reads files itself. */
+function _lazy(source: SignatureSource, options: WeightSetOptions): boolean {
+  if (options.lazy !== undefined) return options.lazy;
+  return "weightSignature" in source && source.readsWeightFiles === true;
 }
 
 /** A tensor of a weight set: its bytes and where they came from (for error messages). */
@@ -46,8 +55,10 @@ export interface WeightTensor {
   dtype: DTypeName;
   /** dims */
   dims: number[];
-  /** the tensor's bytes, little-endian, row-major */
-  bytes: Uint8Array;
+  /** the tensor's bytes, little-endian, row-major (read from `file` on first use when lazy) */
+  readonly bytes: Uint8Array;
+  /** where the bytes are, for a lazy tensor (a target that reads files itself never reads them here) */
+  readonly file?: FileRange;
   /** e.g. "weights_v1/model.onnx.data @ 4096" or "typed array" */
   source: string;
 }
@@ -77,6 +88,12 @@ export interface WeightSetOptions {
   verifyChecksums?: boolean;
   /** Called after each tensor is read: bytes read so far and in all. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /**
+   * Leave tensors in files unread: each records its file range and is read on first use (the
+   * gpu target's library reads the ranges itself, into pinned memory, never through JavaScript).
+   * Default: true for a program whose target reads files itself, false otherwise.
+   */
+  lazy?: boolean;
 }
 
 function _isInside(location: string): boolean {
@@ -114,7 +131,6 @@ export class WeightSet {
   readonly tensors: Map<string, WeightTensor>;
   /** true when the set may leave weights out (they keep their current values) */
   readonly partial: boolean;
-  #hashes = new Map<string, string>();
 
   /** A set of the given tensors (not validated: see `validate` and the `from*` builders). */
   constructor(tensors: Iterable<WeightTensor>, partial = false) {
@@ -125,18 +141,6 @@ export class WeightSet {
   /** Names in the set. */
   names(): string[] {
     return [...this.tensors.keys()];
-  }
-
-  /** A content hash of one tensor (SHA-1 hex), computed once. */
-  hash(name: string): string {
-    let h = this.#hashes.get(name);
-    if (h === undefined) {
-      const t = this.tensors.get(name);
-      if (!t) throw new KilnError("weights", `Weight set has no tensor '${name}'`);
-      h = createHash("sha1").update(t.bytes).digest("hex");
-      this.#hashes.set(name, h);
-    }
-    return h;
   }
 
   /**
@@ -169,9 +173,11 @@ export class WeightSet {
           `weight '${t.name}' from ${t.source}: shape [${t.dims}], the program needs [${s.dims}]`,
         );
       }
-      if (t.dtype === s.dtype && t.bytes.byteLength !== s.byteLength) {
+      // a lazy tensor's length is its file range's (reading it here would defeat the laziness)
+      const have = t.file ? t.file.length : t.bytes.byteLength;
+      if (t.dtype === s.dtype && have !== s.byteLength) {
         problems.push(
-          `weight '${t.name}' from ${t.source}: ${t.bytes.byteLength} bytes, the program needs ${s.byteLength}`,
+          `weight '${t.name}' from ${t.source}: ${have} bytes, the program needs ${s.byteLength}`,
         );
       }
     }
@@ -230,6 +236,7 @@ export class WeightSet {
       byFile.set(s.location, list);
     }
     const tensors: WeightTensor[] = [];
+    const lazy = _lazy(source, options);
     const total = signature.reduce((a, s) => a + (s.length || s.byteLength), 0);
     let done = 0;
     for (const [location, specs] of byFile) {
@@ -257,14 +264,12 @@ export class WeightSet {
           );
           continue;
         }
-        const bytes = await readRangeFrom(f, path, s.offset, length);
-        tensors.push({
-          name: s.name,
-          dtype: s.dtype,
-          dims: [...s.dims],
-          bytes,
-          source: `'${path}' @ ${s.offset}`,
-        });
+        const t = { name: s.name, dtype: s.dtype, dims: [...s.dims], source: `'${path}' @ ${s.offset}` };
+        tensors.push(
+          lazy
+            ? withLazyBytes(t, { path, offset: s.offset, length })
+            : { ...t, bytes: await readRangeFrom(f, path, s.offset, length) },
+        );
         done += length;
         options.onProgress?.(done, total);
       }
@@ -346,19 +351,24 @@ export class WeightSet {
       throw e;
     }
     const tensors: WeightTensor[] = [];
+    const lazy = _lazy(source, options);
     const open = new Map<string, Deno.FsFile>();
     const total = [...chosen].filter(([n]) => spec.has(n)).reduce((a, [, c]) => a + c.e.length, 0);
     let done = 0;
     try {
       for (const [name, { path, e }] of chosen) {
         if (!spec.has(name)) continue;
+        const t = { name, dtype: e.dtype, dims: e.dims, source: `'${path}' @ ${e.offset}` };
+        if (lazy) {
+          tensors.push(withLazyBytes(t, { path, offset: e.offset, length: e.length }));
+          continue;
+        }
         let f = open.get(path);
         if (!f) {
           f = await Deno.open(path, { read: true });
           open.set(path, f);
         }
-        const bytes = await readRangeFrom(f, path, e.offset, e.length);
-        tensors.push({ name, dtype: e.dtype, dims: e.dims, bytes, source: `'${path}' @ ${e.offset}` });
+        tensors.push({ ...t, bytes: await readRangeFrom(f, path, e.offset, e.length) });
         done += e.length;
         options.onProgress?.(done, total);
       }

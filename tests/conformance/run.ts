@@ -62,6 +62,8 @@ export interface CaseResult {
   constantInputs: "none" | "int" | "all";
   /** Parse + compile + eval, milliseconds. */
   ms: number;
+  /** On the gpu target: the ops of the nodes that ran on the host (no device kernel). */
+  hostOps?: string[];
 }
 
 /** A whole run. */
@@ -131,7 +133,7 @@ function _unsupportedOp(e: unknown): string | null {
   return m ? m[1] : "?";
 }
 
-/** What runs a test model: kiln's ref target, or onnxruntime-node to check the harness itself. */
+/** What runs a test model: a kiln target, or onnxruntime-node to check the harness itself. */
 export interface Backend {
   name: string;
   run(
@@ -139,6 +141,8 @@ export interface Backend {
     feeds: Record<string, Tensor>,
     options: { inputDims: Record<string, number[]>; constantInputs: Record<string, Tensor> },
   ): Promise<Record<string, Tensor>>;
+  /** The ops of the last run's nodes that ran on the host (gpu). */
+  hostOps?: () => string[];
 }
 
 /** kiln: parse, compile on `ref` (IR validated after every pass), eval, dispose. */
@@ -154,6 +158,37 @@ export const KILN_REF: Backend = {
     }
   },
 };
+
+/**
+ * kiln's gpu target with the library at `library` (the CPU emulator in CI, a real GPU on the
+ * device machine); records which nodes ran on the host.
+ */
+export function gpuBackend(library?: string): Backend {
+  let hostOps: string[] = [];
+  return {
+    name: library ? `kiln gpu:${library}` : "kiln gpu",
+    async run(modelPath, feeds, { inputDims, constantInputs }) {
+      hostOps = [];
+      const model = await parseOnnx(modelPath, { inputDims, constantInputs });
+      const program = compile(model, "gpu", { validate: true, gpu: { library } });
+      try {
+        hostOps = program.info().hostNodes.map((h) => h.op);
+        return await program.eval(feeds);
+      } finally {
+        program.dispose();
+      }
+    },
+    hostOps: () => [...hostOps],
+  };
+}
+
+/** The backend a name stands for (workers get names). */
+export async function backendNamed(name: string): Promise<Backend> {
+  if (name === KILN_REF.name) return KILN_REF;
+  if (name === "kiln gpu") return gpuBackend();
+  if (name.startsWith("kiln gpu:")) return gpuBackend(name.slice("kiln gpu:".length));
+  return await ortBackend();
+}
 
 /** onnxruntime-node (a check of the harness: data reading and comparison); constants are fed as inputs. */
 export async function ortBackend(): Promise<Backend> {
@@ -186,7 +221,12 @@ export async function runCase(
   backend: Backend = KILN_REF,
 ): Promise<CaseResult> {
   const t0 = performance.now();
-  const base = { name, op, ops: info.ops, constantInputs: "none" as CaseResult["constantInputs"] };
+  const base: Pick<CaseResult, "name" | "op" | "ops" | "constantInputs" | "hostOps"> = {
+    name,
+    op,
+    ops: info.ops,
+    constantInputs: "none",
+  };
   const done = (r: Partial<CaseResult> & { status: CaseStatus }): CaseResult => ({
     ...base,
     ...r,
@@ -241,6 +281,8 @@ export async function runCase(
       const dims: Record<string, number[]> = {};
       for (const k of Object.keys(feeds)) dims[k] = inputDims[k];
       const out = await backend.run(`${dir}/model.onnx`, feeds, { inputDims: dims, constantInputs });
+      const hostOps = backend.hostOps?.();
+      if (hostOps) base.hostOps = hostOps;
       let maxAbs = 0;
       for (let i = 0; i < info.outputs.length; i++) {
         const oname = info.outputs[i].name;
@@ -605,6 +647,7 @@ async function _main(): Promise<void> {
       md: { type: "string" },
       data: { type: "string" },
       backend: { type: "string", default: "kiln" },
+      "gpu-library": { type: "string" },
       "timeout-ms": { type: "string", default: "20000" },
       "no-ort": { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
@@ -615,11 +658,15 @@ async function _main(): Promise<void> {
     console.error(missing);
     Deno.exit(2);
   }
-  if (values.backend !== "kiln" && values.backend !== "ort") {
-    console.error(`Unknown --backend '${values.backend}' (kiln or ort)`);
+  if (values.backend !== "kiln" && values.backend !== "ort" && values.backend !== "gpu") {
+    console.error(`Unknown --backend '${values.backend}' (kiln, gpu or ort)`);
     Deno.exit(2);
   }
-  const backend = values.backend === "ort" ? await ortBackend() : KILN_REF;
+  const backend = values.backend === "ort"
+    ? await ortBackend()
+    : values.backend === "gpu"
+    ? gpuBackend(values["gpu-library"])
+    : KILN_REF;
   const rep = await runConformance({
     backend,
     timeoutMs: Number(values["timeout-ms"]),
@@ -633,7 +680,8 @@ async function _main(): Promise<void> {
         : r.status === "error"
         ? "ERR "
         : "UNSP";
-      const extra = r.status === "pass" ? "" : `  ${r.reason ?? ""}`;
+      const host = r.hostOps?.length ? `  [host: ${[...new Set(r.hostOps)].join(", ")}]` : "";
+      const extra = (r.status === "pass" ? "" : `  ${r.reason ?? ""}`) + host;
       const c = r.constantInputs === "none" ? "" : ` [const ${r.constantInputs}]`;
       console.log(`${String(i).padStart(4)}/${n} ${tag} ${r.name}${c} ${r.ms}ms${extra}`);
     },

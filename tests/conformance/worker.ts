@@ -2,7 +2,7 @@
 // (terminate the worker, record a timeout, go on in a fresh worker). Messages: in
 // { jobs: IsolatedJob[], backend: string }; out one CaseResult per job, then { done: true }.
 
-import { type IsolatedJob, KILN_REF, ortBackend, runCase } from "./run.ts";
+import { backendNamed, type IsolatedJob, runCase } from "./run.ts";
 
 const _ctx = self as unknown as {
   onmessage: ((ev: MessageEvent<{ jobs: IsolatedJob[]; backend: string }>) => void) | null;
@@ -11,7 +11,7 @@ const _ctx = self as unknown as {
 
 _ctx.onmessage = async (ev) => {
   const { jobs, backend } = ev.data;
-  const b = backend === KILN_REF.name ? KILN_REF : await ortBackend();
+  const b = await backendNamed(backend);
   for (const j of jobs) _ctx.postMessage(await runCase(j.dir, j.name, j.op, j.info, b));
   _ctx.postMessage({ done: true });
 };

@@ -10,9 +10,14 @@ export interface CliResult {
 }
 
 /** Runs `deno run --allow-read --allow-write cli.ts ...args`. */
-export async function runCli(...args: string[]): Promise<CliResult> {
+export function runCli(...args: string[]): Promise<CliResult> {
+  return runCliWith(["--allow-read", "--allow-write"], ...args);
+}
+
+/** Runs `deno run <permission flags> cli.ts ...args`. */
+export async function runCliWith(flags: string[], ...args: string[]): Promise<CliResult> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", CLI, ...args],
+    args: ["run", ...flags, CLI, ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -34,7 +34,7 @@ export function finalizeProgram(prog: Program): bool {
   if (prog.finalized) return true;
   for (let mi = 0; mi < prog.modules.length; mi++) {
     const m = prog.modules[mi];
-    if (!m.planned) planModule(prog, m, true);
+    if (!m.planned) planModule(prog, m, true, 64);
   }
   // refuse early (a diagnostic, not a trap) when the program cannot fit in wasm32 memory
   let need: u64 = 0;

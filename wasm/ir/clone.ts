@@ -35,6 +35,7 @@ export function cloneProgram(p: Program): Program | null {
       const ib = b.instrs[i];
       ib.skip = ia.skip;
       ib.prepare = ia.prepare;
+      ib.litOffset = ia.litOffset;
       for (let j = 0; j < ia.outputs.length && j < ib.outputs.length; j++) {
         const va = ia.outputs[j];
         const vb = ib.outputs[j];
@@ -45,7 +46,7 @@ export function cloneProgram(p: Program): Program | null {
       }
     }
   }
-  q.compiled = p.compiled;
+  q.literalArenaBytes = p.literalArenaBytes;
   return q;
 }
 

@@ -330,7 +330,6 @@ export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | n
   }
   const compiled = (flags & FLAG_COMPILED) != 0;
   const prog = new Program(opset);
-  prog.compiled = compiled;
   prog.nextValueId = valueCount;
   for (let i = 0; i < moduleCount && r.ok; i++) {
     const name = r.str("module name");
@@ -473,7 +472,8 @@ export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | n
 
 // ---------------------------------------------------------------- writing
 
-class Writer {
+/** A growable little-endian byte buffer on the heap (free `buf` when done). */
+export class Writer {
   buf: usize;
   cap: usize;
   len: usize = 0;
@@ -526,7 +526,8 @@ class Writer {
   }
 }
 
-function writeAttrs(w: Writer, attrs: Attrs): void {
+/** Attributes in the graph encoding's format (sorted by name). */
+export function writeAttrs(w: Writer, attrs: Attrs): void {
   const names = attrs.names();
   names.sort();
   w.u32(<u32>names.length);

@@ -63,6 +63,8 @@ export class Instruction {
   extOffset: i64 = 0;
   extLength: i64 = 0;
   checksum: string = "";
+  /** Literals on targets with a literal arena (layout_literals): byte offset in it, else -1. */
+  litOffset: i64 = -1;
   // ---- execution ----
   /** Prepared at finalize: the context handed to compute. */
   cctx: ComputeContext | null = null;
@@ -76,10 +78,6 @@ export class Instruction {
     this.opName = opName;
     this.nodeName = nodeName;
     this.module = module;
-  }
-
-  isLeaf(): bool {
-    return this.kind != K_NODE;
   }
 
   /** Literal bytes available in WASM memory now. */
@@ -123,8 +121,9 @@ export class Program {
   nextValueId: i32 = 0;
   /** Names of the passes run by compile, in order. */
   passes: Array<string> = new Array<string>();
-  compiled: bool = false;
   finalized: bool = false;
+  /** Bytes of the literal arena laid out by layout_literals (targets that upload literals as one block). */
+  literalArenaBytes: i64 = 0;
   /** Host literal id -> bytes in WASM memory (after finalize). */
   hostPtrs: Map<i32, usize> = new Map<i32, usize>();
   /** Heap buffers owned by the finalized program (freed by dispose). */

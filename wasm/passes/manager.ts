@@ -1,17 +1,9 @@
 // The pass manager: runs a list of passes over every module (main first), validating the IR
-// after each pass when asked and timing each pass through the host's clock.
+// after each pass when asked and timing each pass through the host's clock. The targets'
+// pipelines are in targets.ts.
 import { Module, Program } from "../ir/program";
-import { Cse } from "./cse";
-import { Dce } from "./dce";
-import { EliminateIdentity } from "./eliminate_identity";
-import { FoldConstants } from "./fold_constants";
-import { HoistPrepare } from "./hoist_prepare";
-import { MemoryPlan } from "./memory_plan";
-import { PackGemmWeights } from "./pack_gemm_weights";
 import { Pass } from "./pass";
-import { ReplaceExternalWeights, WeightTable } from "./replace_external_weights";
 import { validateModule } from "./validate";
-import { FOLD_MAX_BYTES } from "../ir/codec";
 
 // @ts-ignore: decorator
 @external("env", "now")
@@ -19,33 +11,6 @@ declare function hostNow(): f64;
 
 export const PM_VALIDATE: i32 = 1;
 export const PM_TIMINGS: i32 = 2;
-
-/** The ref target's pipeline, top to bottom. */
-export function refPasses(): Array<Pass> {
-  const p = new Array<Pass>();
-  p.push(new EliminateIdentity());
-  p.push(new FoldConstants(FOLD_MAX_BYTES));
-  p.push(new Cse());
-  p.push(new PackGemmWeights());
-  p.push(new Dce());
-  p.push(new MemoryPlan());
-  return p;
-}
-
-/**
- * The passes that lower literals on `target` (baking, docs/internals.md "Baking"): first
- * replace_external_weights (the weights named in `table` become host literals in place), then
- * what the target needs once literals appear. For `ref`: hoist_prepare (weight-only work stays
- * in the prepare step). No folding, dce or re-planning: a compiled program's plan is positional.
- * Null for an unknown target.
- */
-export function literalPasses(target: string, table: WeightTable): Array<Pass> | null {
-  if (target != "ref") return null;
-  const p = new Array<Pass>();
-  p.push(new ReplaceExternalWeights(table));
-  p.push(new HoistPrepare());
-  return p;
-}
 
 /** Runs `passes` over every module of `prog`, skipping names in `disabled`; false on failure. */
 export function runPasses(prog: Program, passes: Array<Pass>, flags: i32, disabled: Set<string>): bool {

@@ -1,19 +1,17 @@
 // memory_plan: gives every value a place: params, weights and main outputs their own buffers,
 // literals their bytes, intermediates offsets in one per-module arena by liveness (first fit),
 // and OP_ALIAS_RESHAPE outputs their input's bytes when that is safe (the node is then skipped).
-// Main-module nodes that depend only on literals and weights (weight transposes, casts) are
-// hoisted: their outputs get own buffers and they run once per weight bind (prepare), not per run.
+// Outputs of nodes that hoist_prepare marked `prepare` (run once per weight bind, not per run)
+// get own buffers. `align` is the target's: 64 bytes for ref's SIMD, 256 for gpu's coalesced loads.
 import {
   insertAt, Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, LOC_ALIAS, LOC_ARENA, LOC_BUFFER,
   LOC_LITERAL, Module, Program, Value,
 } from "../ir/program";
-import { OP_ALIAS_RESHAPE, OP_NO_FOLD } from "../ops/op";
+import { OP_ALIAS_RESHAPE } from "../ops/op";
 import { Pass } from "./pass";
 
-const ALIGN: usize = 64;
-
-function alignUp(n: usize): usize {
-  return (n + ALIGN - 1) & ~(ALIGN - 1);
+function alignUp(n: usize, align: usize): usize {
+  return (n + align - 1) & ~(align - 1);
 }
 
 /** Records, for every value used inside the submodules of `ins` (recursively), position `pos`. */
@@ -37,36 +35,6 @@ function markModuleUses(prog: Program, sub: Module, pos: i32, last: Map<i32, i32
   for (let j = 0; j < sub.returns.length; j++) last.set(sub.returns[j].id, pos);
 }
 
-/**
- * The one rule for weight-only work (memory_plan, hoist_prepare, pack_gemm_weights): walking a
- * module in order, records in `fixed` the outputs of literals, weights and hoistable nodes, and
- * returns true for a hoistable node (one that runs in the prepare step).
- */
-export function trackWeightOnly(ins: Instruction, fixed: Set<i32>): bool {
-  if (ins.kind == K_LITERAL || ins.kind == K_HOST_LITERAL || ins.kind == K_WEIGHT) {
-    fixed.add(ins.outputs[0].id);
-    return false;
-  }
-  if (!hoistable(ins, fixed)) return false;
-  for (let j = 0; j < ins.outputs.length; j++) fixed.add(ins.outputs[j].id);
-  return true;
-}
-
-/** A node whose inputs are all literals, weights or other hoisted outputs. */
-function hoistable(ins: Instruction, fixed: Set<i32>): bool {
-  if (ins.kind != K_NODE || ins.op == null || ins.op!.has(OP_NO_FOLD)) return false;
-  const names = ins.attrs.names();
-  for (let i = 0; i < names.length; i++) if (ins.attrs.getGraph(names[i]) >= 0) return false;
-  let any = false;
-  for (let j = 0; j < ins.inputs.length; j++) {
-    const x = ins.inputs[j];
-    if (x == null) continue;
-    if (!fixed.has(x.id)) return false;
-    any = true;
-  }
-  return any;
-}
-
 class Block {
   offset: usize;
   size: usize;
@@ -78,8 +46,11 @@ class Block {
   }
 }
 
-/** Plans module `m`; with `naive`, every intermediate gets its own arena slot (no reuse, no aliasing). */
-export function planModule(prog: Program, m: Module, naive: bool): void {
+/**
+ * Plans module `m`; with `naive`, every intermediate gets its own arena slot (no reuse, no
+ * aliasing). Blocks are `align`-byte aligned. The `prepare` marks are read, never changed.
+ */
+export function planModule(prog: Program, m: Module, naive: bool, align: usize): void {
   const n = m.instrs.length;
   const last = new Map<i32, i32>();
   const isMain = m.index == 0;
@@ -98,12 +69,9 @@ export function planModule(prog: Program, m: Module, naive: bool): void {
   }
   const active = new Array<Block>();
   let arenaEnd: usize = 0;
-  const fixed = new Set<i32>();
   for (let i = 0; i < n; i++) {
     const ins = m.instrs[i];
     ins.skip = false;
-    ins.prepare = false;
-    if (isMain && !naive && trackWeightOnly(ins, fixed)) ins.prepare = true;
     if (ins.kind == K_PARAM || ins.kind == K_WEIGHT) {
       ins.outputs[0].loc = LOC_BUFFER;
       continue;
@@ -138,7 +106,7 @@ export function planModule(prog: Program, m: Module, naive: bool): void {
         v.loc = LOC_BUFFER;
         continue;
       }
-      const size = alignUp(v.shape.bytes() > 0 ? <usize>v.shape.bytes() : 1);
+      const size = alignUp(v.shape.bytes() > 0 ? <usize>v.shape.bytes() : 1, align);
       v.loc = LOC_ARENA;
       if (naive) {
         v.offset = arenaEnd;
@@ -172,11 +140,13 @@ export function planModule(prog: Program, m: Module, naive: bool): void {
 }
 
 export class MemoryPlan extends Pass {
-  constructor() {
+  align: usize;
+  constructor(align: usize) {
     super("memory_plan");
+    this.align = align;
   }
   apply(prog: Program, m: Module): bool {
-    planModule(prog, m, false);
+    planModule(prog, m, false, this.align);
     return true;
   }
 }

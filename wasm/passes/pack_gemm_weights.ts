@@ -15,7 +15,7 @@ import { Instruction, K_NODE, Module, Program, Value } from "../ir/program";
 import { packedBLength } from "../kernels/gemm";
 import { GEMM_PACKED_B, PACK_GEMM_B } from "../ops/linalg";
 import { findOp } from "../ops/registry";
-import { trackWeightOnly } from "./memory_plan";
+import { trackWeightOnly } from "./hoist_prepare";
 import { Pass } from "./pass";
 
 /** B's source and whether the packing reads it transposed, for a Transpose-free B. */

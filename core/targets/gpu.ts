@@ -1,0 +1,260 @@
+/**
+ * The `gpu` target: kiln's HIP library (hip/) through Deno FFI (ffi/). The core writes the
+ * compiled program's schedule; the library lowers it to device kernels, allocates the device
+ * memory and builds its launch lists. Literals and weights go to the device without passing
+ * through WebAssembly memory: from the caller's memory, or read by the library straight from
+ * file ranges into pinned staging memory. A node without a device kernel runs on the host with
+ * the core's reference kernel (its inputs copied out, its outputs copied back), and reports name
+ * it. Binds are transactions: staged into fresh device memory, switched when every tensor is in,
+ * the prepare step rerun on the device, and on any failure the previous weights restored.
+ * @module
+ */
+import type { CoreProgram } from "../core_program.ts";
+import { KilnError } from "../errors.ts";
+import { decodeSchedule, type Schedule } from "../schedule.ts";
+import { type Tensor, tensorBytes, viewAs } from "../tensor.ts";
+import { DeviceProgram } from "../../ffi/device.ts";
+import { openGpuLibrary } from "../../ffi/library.ts";
+import { LIST_PREPARE, LIST_RUN } from "../../ffi/symbols.ts";
+import type {
+  BindResult,
+  BindTensor,
+  Executor,
+  GpuOptions,
+  LiteralSource,
+  Target,
+  TargetReport,
+} from "./target.ts";
+
+/** Bytes as a Uint8Array over an ArrayBuffer (what FFI "buffer" parameters take). */
+function _buf(b: Uint8Array): Uint8Array<ArrayBuffer> {
+  return b.buffer instanceof ArrayBuffer ? b as Uint8Array<ArrayBuffer> : new Uint8Array(b);
+}
+
+class GpuExecutor implements Executor {
+  #core: CoreProgram;
+  #dev: DeviceProgram;
+  #sched: Schedule;
+  #slots = new Map<string, number>();
+  #bound = new Set<number>();
+  /** prepare work pending: slots changed since the last prepare, or "all" (after finalize) */
+  #pending: Set<number> | "all" | null;
+  #device: string;
+  lastPrepareNodes = 0;
+  lastPrepareMs = 0;
+
+  constructor(core: CoreProgram, literals: readonly LiteralSource[], options: GpuOptions) {
+    this.#core = core;
+    const schedule = core.schedule();
+    this.#sched = decodeSchedule(schedule);
+    const lib = openGpuLibrary(options.library);
+    const dev = lib.info().devices[options.device ?? 0];
+    this.#device = dev ? `${dev.name} (${dev.arch})` : "no device";
+    this.#dev = new DeviceProgram(lib, schedule, options);
+    try {
+      this.#sched.weights.forEach((w, i) => this.#slots.set(w.name, i));
+      const done = new Set<number>();
+      for (const v of this.#sched.values) {
+        if (v.storage !== "literal" || v.hostId < 0 || done.has(v.hostId)) continue;
+        done.add(v.hostId);
+        const lit = literals[v.hostId];
+        if (!lit) {
+          throw new KilnError(
+            "format",
+            `Literal '${v.name}' refers to host literal ${v.hostId}, which was not given`,
+          );
+        }
+        const what = `Cannot upload literal '${lit.name}'`;
+        if (lit.file) {
+          this.#dev.literalReadFile(
+            v.hostId,
+            lit.file.path,
+            lit.file.offset,
+            lit.file.length,
+            lit.file.sha1 ?? "",
+            what,
+          );
+        } else {
+          this.#dev.literalWrite(v.hostId, _buf(lit.bytes), what);
+        }
+      }
+    } catch (e) {
+      this.#dev.dispose();
+      throw e;
+    }
+    this.#pending = this.#sched.nodes.some((n) => n.prepare && !n.skip) ? "all" : null;
+  }
+
+  isBound(name: string): boolean {
+    const s = this.#slots.get(name);
+    return s !== undefined && this.#bound.has(s);
+  }
+
+  async bind(tensors: readonly BindTensor[]): Promise<BindResult> {
+    const dev = this.#dev;
+    dev.bindBegin();
+    try {
+      for (const t of tensors) {
+        const slot = this.#slots.get(t.name);
+        if (slot === undefined) {
+          throw new KilnError("weights", `Cannot bind weights: '${t.name}' is not a weight of this program`);
+        }
+        const what = `Cannot bind weight '${t.name}' from ${t.source}`;
+        if (t.file) dev.bindFile(slot, t.file.path, t.file.offset, t.file.length, what);
+        else dev.bindBytes(slot, _buf(t.bytes), what);
+      }
+    } catch (e) {
+      dev.bindAbort();
+      throw e;
+    }
+    const boundBefore = new Set(this.#bound);
+    const r = await dev.bindCommit(); // nothing switched when it throws
+    for (const t of tensors) this.#bound.add(this.#slots.get(t.name)!);
+    if (r.slots.length > 0 && this.#pending !== "all") {
+      this.#pending ??= new Set();
+      for (const s of r.slots) this.#pending.add(s);
+    }
+    if (this.#allBound()) {
+      try {
+        await this.prepare();
+      } catch (e) {
+        // the derived weights of the new set failed: the previous weights serve again
+        dev.bindRevert();
+        this.#bound = boundBefore;
+        this.#pending = "all";
+        try {
+          await this.prepare();
+        } catch {
+          // the previous weights' prepare failed too: it reruns before the next eval
+        }
+        throw e;
+      }
+    }
+    dev.bindRelease();
+    return { copied: r.copied, skipped: r.skipped, bytesCopied: r.bytesUploaded };
+  }
+
+  #allBound(): boolean {
+    return this.#bound.size === this.#sched.weights.length;
+  }
+
+  async prepare(): Promise<void> {
+    if (this.#pending === null) {
+      this.lastPrepareNodes = 0;
+      this.lastPrepareMs = 0;
+      return;
+    }
+    if (!this.#allBound()) return; // runs once every weight is bound
+    const t0 = performance.now();
+    const slots = this.#pending === "all" ? null : [...this.#pending];
+    this.lastPrepareNodes = this.#dev.prepareSelect(slots);
+    await this.#execList(LIST_PREPARE, "prepare");
+    this.lastPrepareMs = performance.now() - t0;
+    this.#pending = null;
+  }
+
+  /** Runs a launch list to its end, running its host steps on the core. */
+  async #execList(list: typeof LIST_RUN | typeof LIST_PREPARE, what: string): Promise<void> {
+    let pc = 0;
+    for (;;) {
+      const r = await this.#dev.exec(list, pc, `Cannot ${what} on the GPU`);
+      if (r === 0) break;
+      this.#runHost(this.#dev.hostNode(list, r - 1));
+      pc = r;
+    }
+  }
+
+  /** Runs schedule node `index` with the core's reference kernel: inputs copied out, outputs back. */
+  #runHost(index: number): void {
+    const node = this.#sched.nodes[index];
+    const engine = this.#core.engine(`run node '${node.name}' on the host`);
+    const h = this.#core.handle(`run node '${node.name}' on the host`);
+    const values = [...node.inputs, ...node.outputs];
+    const ptrs = values.map((
+      v,
+    ) => (v < 0 ? 0 : engine.call("alloc", () => engine.exports.alloc(this.#sched.values[v].bytes))));
+    const table = engine.call("alloc", () => engine.exports.alloc(4 * values.length));
+    try {
+      const what = `Cannot run node '${node.name}' (${node.op}) on the host`;
+      node.inputs.forEach((v, j) => {
+        if (v < 0) return;
+        const bytes = this.#sched.values[v].bytes;
+        this.#dev.valueRead(
+          v,
+          new Uint8Array(engine.exports.memory.buffer as ArrayBuffer, ptrs[j], bytes),
+          what,
+        );
+      });
+      new Uint32Array(engine.exports.memory.buffer, table, values.length).set(ptrs);
+      const status = engine.call(what, () => engine.exports.run_node(h, node.module, node.instr, table));
+      if (status !== 0) throw engine.error(`run node '${node.name}' on the host`);
+      node.outputs.forEach((v, j) => {
+        const at = ptrs[node.inputs.length + j];
+        const bytes = this.#sched.values[v].bytes;
+        this.#dev.valueWrite(v, new Uint8Array(engine.exports.memory.buffer as ArrayBuffer, at, bytes), what);
+      });
+    } finally {
+      if (!engine.broken) {
+        for (const p of ptrs) if (p) engine.free(p);
+        engine.free(table);
+      }
+    }
+  }
+
+  async run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+    await this.prepare();
+    this.#sched.inputs.forEach((v, i) => {
+      const name = this.#sched.values[v].name;
+      this.#dev.inputWrite(i, _buf(tensorBytes(inputs[name])), `Cannot copy input '${name}' to the GPU`);
+    });
+    await this.#execList(LIST_RUN, "eval");
+    const out: Record<string, Tensor> = {};
+    this.#sched.outputs.forEach((o, i) => {
+      const v = this.#sched.values[o.value];
+      const bytes = new Uint8Array(v.bytes);
+      this.#dev.outputRead(i, bytes, `Cannot copy output '${o.name}' from the GPU`);
+      out[o.name] = { dtype: v.dtype, dims: [...v.dims], data: viewAs(v.dtype, bytes) };
+    });
+    return out;
+  }
+
+  report(): TargetReport {
+    const r = this.#dev.report();
+    return {
+      device: this.#device,
+      deviceBytes: r.deviceBytes,
+      blas: r.blas,
+      hostNodes: r.hostNodes.map((i, k) => ({
+        name: this.#sched.nodes[i].name,
+        op: this.#sched.nodes[i].op,
+        reason: r.hostReasons[k],
+      })),
+    };
+  }
+
+  dispose(): void {
+    this.#dev.dispose();
+  }
+}
+
+/** The gpu target's compile pipeline, in order (wasm/passes/targets.ts `compilePasses`). */
+export const GPU_PASSES: readonly string[] = [
+  "eliminate_identity",
+  "fold_constants",
+  "cse",
+  "dce",
+  "hoist_prepare",
+  "memory_plan",
+  "layout_literals",
+];
+
+/** The GPU target: kiln's HIP library on an NVIDIA or AMD GPU. */
+export const gpuTarget: Target = {
+  name: "gpu",
+  passes: GPU_PASSES,
+  literalPasses: ["replace_external_weights", "hoist_prepare", "layout_literals"],
+  readsFiles: true,
+  instantiate(core, literals, options) {
+    return new GpuExecutor(core, literals, options);
+  },
+};

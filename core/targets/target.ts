@@ -1,0 +1,107 @@
+/**
+ * The target seam: what a target is to the rest of kiln. A target names its compile pipeline and
+ * its literal passes (both run by the core's pass manager over every module; the core takes the
+ * target's name), and instantiates an executor for a compiled program. `ref` (the WebAssembly
+ * core) and `gpu` (libkiln_hip through Deno FFI) implement it, in a file each beside this one;
+ * nothing else in kiln tests a target's name.
+ * @module
+ */
+import type { CoreProgram } from "../core_program.ts";
+import type { FileRange } from "../io.ts";
+import type { Tensor } from "../tensor.ts";
+import type { DeviceOptions } from "../../ffi/device.ts";
+
+/** The targets kiln has. */
+export type TargetName = "ref" | "gpu";
+
+/** A literal the host keeps for a compiled program: bytes in memory or a range of a file. */
+export interface LiteralSource {
+  name: string;
+  /** its bytes (read lazily from `file` when the literal came from one) */
+  readonly bytes: Uint8Array;
+  /** where its bytes are, when they come from a file (a target may read them itself) */
+  readonly file?: FileRange & { sha1?: string };
+}
+
+/** A weight tensor to bind: bytes in memory or a range of a file. */
+export interface BindTensor {
+  name: string;
+  /** its bytes (read lazily from `file` when it came from one) */
+  readonly bytes: Uint8Array;
+  readonly file?: FileRange;
+  /** where it came from, for messages */
+  source: string;
+}
+
+/** What an executor's bind did. */
+export interface BindResult {
+  /** tensors copied in */
+  copied: number;
+  /** tensors skipped: their content was already bound */
+  skipped: number;
+  /** bytes copied in */
+  bytesCopied: number;
+}
+
+/** A node that runs on the host because the target has no kernel for it. */
+export interface HostNode {
+  /** the ONNX node name */
+  name: string;
+  /** its op */
+  op: string;
+  /** why the target runs it on the host */
+  reason: string;
+}
+
+/** Where and how a program runs. */
+export interface TargetReport {
+  /** the device, e.g. "NVIDIA H200 (sm_90)"; "WebAssembly" on ref */
+  device: string;
+  /** nodes that fell back to the reference kernels (copied to and from the device) */
+  hostNodes: HostNode[];
+  /** device memory the program holds, bytes (0 on ref) */
+  deviceBytes: number;
+  /** the GEMM library, where there is one */
+  blas?: string;
+}
+
+/** Runs one compiled program on one target. */
+export interface Executor {
+  /**
+   * Binds weight tensors (validated by the caller against the weight signature): staged, then
+   * switched all at once; on failure the weights bound before keep serving. Tensors whose content
+   * is already bound are skipped.
+   */
+  bind(tensors: readonly BindTensor[]): Promise<BindResult>;
+  /** Whether weight `name` has been bound. */
+  isBound(name: string): boolean;
+  /** Runs the weight-only nodes that are out of date (after finalize or a bind). */
+  prepare(): Promise<void>;
+  /** One evaluation (inputs validated by the caller). */
+  run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>>;
+  /** Where and how it runs. */
+  report(): TargetReport;
+  /** Prepare nodes the last prepare ran, and how long it took (tests, benchmarks). */
+  readonly lastPrepareNodes: number;
+  readonly lastPrepareMs: number;
+  dispose(): void;
+}
+
+/** Options of the gpu target (ignored by ref). */
+export interface GpuOptions extends DeviceOptions {
+  /** the libkiln_hip file to use (default: KILN_HIP_LIBRARY, then the build outputs) */
+  library?: string;
+}
+
+/** A target. */
+export interface Target {
+  readonly name: TargetName;
+  /** Its compile pipeline, in order (wasm/passes/targets.ts `compilePasses`). */
+  readonly passes: readonly string[];
+  /** The passes that lower baked weights for it (`literalPasses`). */
+  readonly literalPasses: readonly string[];
+  /** True when it reads weight and literal files itself (file ranges stay unread in JavaScript). */
+  readonly readsFiles: boolean;
+  /** An executor for a compiled program whose host literals are `literals` (by host literal id). */
+  instantiate(core: CoreProgram, literals: readonly LiteralSource[], options: GpuOptions): Executor;
+}

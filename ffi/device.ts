@@ -1,0 +1,258 @@
+/**
+ * Device contexts and device programs: thin owners of libkiln_hip's handles that turn status
+ * codes into KilnErrors with the library's own message. A context is shared by every program on
+ * one device of one library (reference counted); a program is released by `dispose()`, with a
+ * FinalizationRegistry as the backstop.
+ * @module
+ */
+import { KilnError } from "../core/errors.ts";
+import { cString, gpuError, type GpuLibrary, readText } from "./library.ts";
+import { LIST_PREPARE, LIST_RUN, PROG_NO_VENDOR_BLAS } from "./symbols.ts";
+
+/** What kiln_prog_report says about a program on the device. */
+export interface DeviceReport {
+  /** device memory the program holds (arenas, buffers, literals, weights), bytes */
+  deviceBytes: number;
+  arenaBytes: number;
+  literalBytes: number;
+  weightBytes: number;
+  workspaceBytes: number;
+  /** the GEMM library in use, e.g. "cublas (libcublas.so.13)" or "kiln (...why)" */
+  blas: string;
+  /** nodes with a device kernel */
+  kernels: number;
+  /** schedule indices of the nodes that run on the host (no device kernel) */
+  hostNodes: number[];
+  /** why each of them has none */
+  hostReasons: string[];
+}
+
+/** What a committed bind transaction did (kiln_bind_commit). */
+export interface DeviceBindReport {
+  copied: number;
+  skipped: number;
+  bytesRead: number;
+  bytesUploaded: number;
+  readMs: number;
+  /** the weight slots that changed */
+  slots: number[];
+}
+
+class _Context {
+  refs = 0;
+  constructor(readonly lib: GpuLibrary, readonly index: number, readonly handle: Deno.PointerObject) {}
+}
+
+const _contexts = new Map<string, _Context>();
+
+function _context(lib: GpuLibrary, index: number, memoryLimit: number): _Context {
+  const key = `${lib.path}#${index}#${memoryLimit}`;
+  let c = _contexts.get(key);
+  if (!c) {
+    const h = lib.symbols.kiln_ctx_create(index, BigInt(memoryLimit));
+    if (h === null) throw new KilnError("no_gpu", lib.lastError() || `Cannot open GPU ${index}`);
+    c = new _Context(lib, index, h);
+    _contexts.set(key, c);
+  }
+  c.refs++;
+  return c;
+}
+
+function _releaseContext(c: _Context): void {
+  if (--c.refs > 0) return;
+  for (const [k, v] of _contexts) {
+    if (v === c) _contexts.delete(k);
+  }
+  c.lib.symbols.kiln_ctx_destroy(c.handle);
+}
+
+const _registry = new FinalizationRegistry<() => void>((release) => release());
+
+/** Options for placing a program on a device. */
+export interface DeviceOptions {
+  /** device index (default 0) */
+  device?: number;
+  /** cap on the device memory kiln's programs on this device may hold, bytes (default: none) */
+  memoryLimit?: number;
+  /** use the vendor BLAS where one loads (default true); false runs kiln's own GEMM kernel */
+  vendorBlas?: boolean;
+}
+
+/** A program lowered onto a device. */
+export class DeviceProgram {
+  readonly lib: GpuLibrary;
+  #ctx: _Context;
+  #h: Deno.PointerObject | null;
+  #token = {};
+
+  constructor(lib: GpuLibrary, schedule: Uint8Array<ArrayBuffer>, options: DeviceOptions = {}) {
+    this.lib = lib;
+    this.#ctx = _context(lib, options.device ?? 0, options.memoryLimit ?? 0);
+    const flags = options.vendorBlas === false ? PROG_NO_VENDOR_BLAS : 0;
+    const h = lib.symbols.kiln_prog_create(this.#ctx.handle, schedule, BigInt(schedule.length), flags);
+    if (h === null) {
+      const msg = lib.lastError();
+      _releaseContext(this.#ctx);
+      throw new KilnError(
+        /out of device memory/i.test(msg) ? "memory" : "gpu",
+        msg || "Cannot create the program",
+      );
+    }
+    this.#h = h;
+    const ctx = this.#ctx;
+    _registry.register(this, () => {
+      lib.symbols.kiln_prog_destroy(h);
+      _releaseContext(ctx);
+    }, this.#token);
+  }
+
+  get #handle(): Deno.PointerObject {
+    if (this.#h === null) throw new KilnError("disposed", "The device program was disposed");
+    return this.#h;
+  }
+
+  /** The program's last error text. */
+  errorText(): string {
+    const h = this.#handle;
+    return readText((b, c) => this.lib.symbols.kiln_prog_error(h, b, c));
+  }
+
+  /** Throws the program's error for a failed status (`what` heads the message). */
+  check(status: number | bigint, what: string): void {
+    const s = Number(status);
+    if (s >= 0) return;
+    const text = this.errorText();
+    throw gpuError(s, `${what}: ${text || `status ${s}`}`);
+  }
+
+  report(): DeviceReport {
+    const h = this.#handle;
+    return JSON.parse(readText((b, c) => this.lib.symbols.kiln_prog_report(h, b, c))) as DeviceReport;
+  }
+
+  literalWrite(id: number, bytes: Uint8Array<ArrayBuffer>, what: string): void {
+    this.check(this.lib.symbols.kiln_literal_write(this.#handle, id, bytes, BigInt(bytes.length)), what);
+  }
+
+  literalReadFile(
+    id: number,
+    path: string,
+    offset: number,
+    length: number,
+    sha1: string,
+    what: string,
+  ): void {
+    const s = this.lib.symbols.kiln_literal_read_file_sync(
+      this.#handle,
+      id,
+      cString(path),
+      BigInt(offset),
+      BigInt(length),
+      cString(sha1),
+    );
+    this.check(s, what);
+  }
+
+  async literalReadFileAsync(
+    id: number,
+    path: string,
+    offset: number,
+    length: number,
+    sha1: string,
+    what: string,
+  ): Promise<void> {
+    const s = await this.lib.symbols.kiln_literal_read_file(
+      this.#handle,
+      id,
+      cString(path),
+      BigInt(offset),
+      BigInt(length),
+      cString(sha1),
+    );
+    this.check(s, what);
+  }
+
+  bindBegin(): void {
+    this.check(this.lib.symbols.kiln_bind_begin(this.#handle), "Cannot bind weights");
+  }
+
+  bindBytes(slot: number, bytes: Uint8Array<ArrayBuffer>, what: string): void {
+    this.check(this.lib.symbols.kiln_bind_bytes(this.#handle, slot, bytes, BigInt(bytes.length)), what);
+  }
+
+  bindFile(slot: number, path: string, offset: number, length: number, what: string): void {
+    this.check(
+      this.lib.symbols.kiln_bind_file(this.#handle, slot, cString(path), BigInt(offset), BigInt(length)),
+      what,
+    );
+  }
+
+  async bindCommit(): Promise<DeviceBindReport> {
+    const buf = new Uint8Array(1 << 16);
+    const n = await this.lib.symbols.kiln_bind_commit(this.#handle, buf, BigInt(buf.length));
+    this.check(n, "Cannot bind weights");
+    return JSON.parse(new TextDecoder().decode(buf.subarray(0, Number(n)))) as DeviceBindReport;
+  }
+
+  bindAbort(): void {
+    this.lib.symbols.kiln_bind_abort(this.#handle);
+  }
+
+  bindRevert(): void {
+    this.check(this.lib.symbols.kiln_bind_revert(this.#handle), "Cannot restore the previous weights");
+  }
+
+  bindRelease(): void {
+    this.check(this.lib.symbols.kiln_bind_release(this.#handle), "Cannot release the previous weights");
+  }
+
+  inputWrite(index: number, bytes: Uint8Array<ArrayBuffer>, what: string): void {
+    this.check(this.lib.symbols.kiln_input_write(this.#handle, index, bytes, BigInt(bytes.length)), what);
+  }
+
+  outputRead(index: number, into: Uint8Array<ArrayBuffer>, what: string): void {
+    this.check(this.lib.symbols.kiln_output_read(this.#handle, index, into, BigInt(into.length)), what);
+  }
+
+  valueRead(value: number, into: Uint8Array<ArrayBuffer>, what: string): void {
+    this.check(this.lib.symbols.kiln_value_read(this.#handle, value, into, BigInt(into.length)), what);
+  }
+
+  valueWrite(value: number, bytes: Uint8Array<ArrayBuffer>, what: string): void {
+    this.check(this.lib.symbols.kiln_value_write(this.#handle, value, bytes, BigInt(bytes.length)), what);
+  }
+
+  /** Chooses the prepare nodes downstream of `slots` (all of them when null); returns how many. */
+  prepareSelect(slots: number[] | null): number {
+    const arr = new Int32Array(slots ?? []);
+    const n = this.lib.symbols.kiln_prepare_select(
+      this.#handle,
+      new Uint8Array(arr.buffer),
+      slots ? arr.length : -1,
+    );
+    this.check(n, "Cannot select the prepare step");
+    return n;
+  }
+
+  /** Runs list `list` from `pc`: 0 when done, else pc + 1 of a host step. */
+  async exec(list: typeof LIST_RUN | typeof LIST_PREPARE, pc: number, what: string): Promise<number> {
+    const r = await this.lib.symbols.kiln_exec(this.#handle, list, pc);
+    this.check(r, what);
+    return r;
+  }
+
+  /** The schedule node of host step `pc`. */
+  hostNode(list: number, pc: number): number {
+    const r = this.lib.symbols.kiln_host_node(this.#handle, list, pc);
+    this.check(r, "Cannot find a host step");
+    return r;
+  }
+
+  dispose(): void {
+    if (this.#h === null) return;
+    _registry.unregister(this.#token);
+    this.lib.symbols.kiln_prog_destroy(this.#h);
+    this.#h = null;
+    _releaseContext(this.#ctx);
+  }
+}

@@ -1,0 +1,60 @@
+// A device context: the device, kiln's device memory accounting (with an optional limit), and
+// the pinned staging buffers that file ranges are read into on their way to the device.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+#include "common.h"
+#include "hash.h"
+
+namespace kiln {
+
+class Context {
+ public:
+  /** Opens device `index`; null with err on failure. */
+  static Context* create(int32_t index, uint64_t memoryLimit, Error& err);
+  ~Context();
+
+  int32_t device() const { return device_; }
+  const hipDeviceProp_t& props() const { return props_; }
+
+  /** Device memory through the accounting; null with err (how much was asked, held, free). */
+  char* alloc(uint64_t bytes, const std::string& what, Error& err);
+  void release(char* p, uint64_t bytes);
+  uint64_t used() const { return used_.load(); }
+
+  /**
+   * Copies bytes [offset, offset + length) of a regular file into device memory at dst on
+   * `stream`, through the pinned staging buffers (read and copy overlapped), updating `hash`
+   * and `sha` (either may be null) with every byte read. Synchronizes `stream` before returning.
+   * `what` names the tensor for error messages.
+   */
+  bool readFileToDevice(const std::string& path, uint64_t offset, uint64_t length, char* dst, hipStream_t stream,
+                        ContentHash* hash, Sha1* sha, const std::string& what, Error& err);
+
+  /**
+   * Checks that `path` is a regular file of at least offset + length bytes, without reading it.
+   * Appends a problem to `problems` (naming `what`) when not; returns true when it is.
+   */
+  static bool checkFileRange(const std::string& path, uint64_t offset, uint64_t length, const std::string& what,
+                             std::string& problems);
+
+ private:
+  Context() {}
+  bool ensureStaging(Error& err);
+
+  int32_t device_ = 0;
+  hipDeviceProp_t props_{};
+  uint64_t limit_ = 0;
+  std::atomic<uint64_t> used_{0};
+  std::mutex stagingMutex_;
+  char* staging_[2] = {nullptr, nullptr};
+  hipEvent_t stagingDone_[2] = {nullptr, nullptr};
+};
+
+/** Chunk size of the pinned staging buffers. */
+constexpr uint64_t kStagingBytes = uint64_t(16) << 20;
+
+}  // namespace kiln

@@ -1,0 +1,49 @@
+// Hashes of weight and literal bytes, computed while they are read:
+//  - ContentHash: a fast 128-bit hash (two multiply-rotate lanes over 8-byte words, seeded per
+//    process) that lets a bind skip a tensor whose content is unchanged without reading device
+//    memory back. Not cryptographic; the random per-process seed keeps collisions from being
+//    crafted ahead of time, and a skip also needs the byte length to match.
+//  - Sha1: SHA-1 (FIPS 180-4), for the per-literal checksums of .kiln files. Written here
+//    because the library links nothing but the HIP/CUDA runtime (no OpenSSL on the GPU hosts).
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace kiln {
+
+struct Hash128 {
+  uint64_t a = 0, b = 0;
+  bool operator==(const Hash128& o) const { return a == o.a && b == o.b; }
+  bool operator!=(const Hash128& o) const { return !(*this == o); }
+};
+
+class ContentHash {
+ public:
+  ContentHash();
+  void update(const uint8_t* p, uint64_t n);
+  Hash128 finish();
+
+ private:
+  void word(uint64_t w);
+  uint64_t h1_, h2_;
+  uint64_t length_ = 0;
+  uint8_t tail_[8];
+  unsigned tailLen_ = 0;
+};
+
+class Sha1 {
+ public:
+  Sha1();
+  void update(const uint8_t* p, uint64_t n);
+  /** 40 lowercase hex characters. */
+  std::string hex();
+
+ private:
+  void block(const uint8_t* p);
+  uint32_t h_[5];
+  uint64_t length_ = 0;
+  uint8_t buf_[64];
+  unsigned bufLen_ = 0;
+};
+
+}  // namespace kiln

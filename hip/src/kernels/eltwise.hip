@@ -1,0 +1,765 @@
+// Elementwise ops with numpy broadcasting: unary math and activations, binary arithmetic,
+// comparisons and logic, Where, Clip, variadic Sum/Mean/Min/Max, Cast/CastLike. The semantics
+// follow the ref target (wasm/ops/elementwise.ts, wasm/ops/math/unary.ts): NaN-propagating
+// min/max, Python-style Mod, C-style fmod, integer division truncating with x / 0 = 0, and casts
+// of non-finite floats to integers as onnxruntime does on x86-64.
+//
+// Two kernels: a float32 one (unary and binary, computed in float), and a generic one that loads
+// every operand by its element type at run time, computes in double (floats) or int64
+// (integers and bool), and stores by the output's type; it serves every other type combination.
+#include "device.h"
+
+namespace kiln {
+namespace {
+
+// unary codes (wasm/ops/math/unary.ts)
+enum : int {
+  U_RELU = 0, U_NEG, U_ABS, U_SQRT, U_RECIP, U_EXP, U_LOG, U_ERF, U_TANH, U_SIGMOID, U_LEAKY, U_ELU, U_SELU,
+  U_CELU, U_GELU, U_GELU_TANH, U_HSIG, U_HSWISH, U_SOFTPLUS, U_SOFTSIGN, U_CLIP, U_NOT, U_SIGN, U_FLOOR, U_CEIL,
+  U_ROUND, U_SIN, U_COS, U_TAN, U_ASIN, U_ACOS, U_ATAN, U_SINH, U_COSH, U_ASINH, U_ACOSH, U_ATANH, U_THRELU,
+  U_MISH, U_SHRINK, U_ISNAN, U_ISINF, U_BITNOT,
+};
+// binary codes (wasm/kernels/eltwise.ts); comparisons are offset by 100
+enum : int {
+  B_ADD = 0, B_SUB, B_MUL, B_DIV, B_POW, B_MOD, B_FMOD, B_MIN, B_MAX, B_PRELU, B_AND, B_OR, B_XOR, B_SHL, B_SHR,
+  B_SECOND,
+  C_EQ = 100, C_LT, C_GT, C_LE, C_GE,
+};
+// ternary codes
+enum : int { T_WHERE = 0, T_CLIP = 1 };
+
+template <typename T>
+KILN_HD T roundHalfEven(T x) {
+  const T r = std::rint(x);
+  return r;
+}
+
+template <typename T>
+KILN_HD T softplusT(T x) {
+  return x > T(0) ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
+
+template <typename T>
+KILN_HD T unaryFloat(int code, T x, T p0, T p1) {
+  switch (code) {
+    case U_RELU: return x < T(0) ? T(0) : x;
+    case U_NEG: return -x;
+    case U_ABS: return std::fabs(x);
+    case U_SQRT: return std::sqrt(x);
+    case U_RECIP: return T(1) / x;
+    case U_EXP: return std::exp(x);
+    case U_LOG: return std::log(x);
+    case U_ERF: return std::erf(x);
+    case U_TANH: return std::tanh(x);
+    case U_SIGMOID: return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
+    case U_LEAKY: return x < T(0) ? x * p0 : x;
+    case U_ELU: return x < T(0) ? p0 * (std::exp(x) - T(1)) : x;
+    case U_SELU: return x <= T(0) ? p1 * (p0 * std::exp(x) - p0) : p1 * x;
+    case U_CELU: {
+      const T e = p0 * (std::exp(x / p0) - T(1));
+      return (x > T(0) ? x : T(0)) + (e < T(0) ? e : T(0));
+    }
+    case U_GELU: return T(0.5) * x * (T(1) + std::erf(x * T(0.7071067811865476)));
+    case U_GELU_TANH:
+      return T(0.5) * x * (T(1) + std::tanh(T(0.7978845608028654) * (x + T(0.044715) * x * x * x)));
+    case U_HSIG: {
+      const T v = p0 * x + p1;
+      return v < T(0) ? T(0) : (v > T(1) ? T(1) : v);
+    }
+    case U_HSWISH: {
+      const T v = x / T(6) + T(0.5);
+      return x * (v < T(0) ? T(0) : (v > T(1) ? T(1) : v));
+    }
+    case U_SOFTPLUS: return softplusT(x);
+    case U_SOFTSIGN: return x / (T(1) + std::fabs(x));
+    case U_CLIP: return x < p0 ? p0 : (x > p1 ? p1 : x);
+    case U_NOT: return x == T(0) ? T(1) : T(0);
+    case U_SIGN: return x > T(0) ? T(1) : (x < T(0) ? T(-1) : x);
+    case U_FLOOR: return std::floor(x);
+    case U_CEIL: return std::ceil(x);
+    case U_ROUND: return roundHalfEven(x);
+    case U_SIN: return std::sin(x);
+    case U_COS: return std::cos(x);
+    case U_TAN: return std::tan(x);
+    case U_ASIN: return std::asin(x);
+    case U_ACOS: return std::acos(x);
+    case U_ATAN: return std::atan(x);
+    case U_SINH: return std::sinh(x);
+    case U_COSH: return std::cosh(x);
+    case U_ASINH: return std::asinh(x);
+    case U_ACOSH: return std::acosh(x);
+    case U_ATANH: return std::atanh(x);
+    case U_THRELU: return x > p0 ? x : T(0);
+    case U_MISH: return x * std::tanh(softplusT(x));
+    case U_SHRINK: return x < -p0 ? x + p1 : (x > p0 ? x - p1 : T(0));
+    case U_ISNAN: return x != x ? T(1) : T(0);
+    case U_ISINF:
+      if (std::isinf(x)) return (x > T(0) ? p0 != T(0) : p1 != T(0)) ? T(1) : T(0);
+      return T(0);
+    default: return x;
+  }
+}
+
+template <typename T>
+KILN_HD T binaryFloat(int code, T a, T b) {
+  switch (code) {
+    case B_ADD: return a + b;
+    case B_SUB: return a - b;
+    case B_MUL: return a * b;
+    case B_DIV: return a / b;
+    case B_POW: return std::pow(a, b);
+    case B_MOD: {
+      T r = std::fmod(a, b);
+      if (r != T(0) && ((r < T(0)) != (b < T(0)))) r += b;
+      return r;
+    }
+    case B_FMOD: return std::fmod(a, b);
+    case B_MIN: return nanMin(a, b);
+    case B_MAX: return nanMax(a, b);
+    case B_PRELU: return a < T(0) ? a * b : a;
+    case B_SECOND: return b;
+    case C_EQ: return a == b ? T(1) : T(0);
+    case C_LT: return a < b ? T(1) : T(0);
+    case C_GT: return a > b ? T(1) : T(0);
+    case C_LE: return a <= b ? T(1) : T(0);
+    case C_GE: return a >= b ? T(1) : T(0);
+    default: return a;
+  }
+}
+
+KILN_HD int64_t binaryInt(int code, int64_t a, int64_t b, int bits, bool isUnsigned) {
+  switch (code) {
+    case B_ADD: return a + b;
+    case B_SUB: return a - b;
+    case B_MUL: return static_cast<int64_t>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b));
+    case B_DIV:
+      if (b == 0) return 0;
+      if (isUnsigned) return static_cast<int64_t>(static_cast<uint64_t>(a) / static_cast<uint64_t>(b));
+      if (b == -1) return -a;
+      return a / b;
+    case B_POW: return static_cast<int64_t>(std::pow(static_cast<double>(a), static_cast<double>(b)));
+    case B_MOD:
+    case B_FMOD: {
+      if (b == 0) return 0;
+      if (isUnsigned) return static_cast<int64_t>(static_cast<uint64_t>(a) % static_cast<uint64_t>(b));
+      if (b == -1) return 0;
+      int64_t r = a % b;
+      if (code == B_MOD && r != 0 && ((r < 0) != (b < 0))) r += b;
+      return r;
+    }
+    case B_MIN:
+      if (isUnsigned) return static_cast<uint64_t>(a) < static_cast<uint64_t>(b) ? a : b;
+      return a < b ? a : b;
+    case B_MAX:
+      if (isUnsigned) return static_cast<uint64_t>(a) > static_cast<uint64_t>(b) ? a : b;
+      return a > b ? a : b;
+    case B_PRELU: return a < 0 ? a * b : a;
+    case B_AND: return a & b;
+    case B_OR: return a | b;
+    case B_XOR: return a ^ b;
+    case B_SHL: return static_cast<uint64_t>(b) >= static_cast<uint64_t>(bits) ? 0 : static_cast<int64_t>(static_cast<uint64_t>(a) << b);
+    case B_SHR: return static_cast<uint64_t>(b) >= static_cast<uint64_t>(bits) ? 0 : static_cast<int64_t>(static_cast<uint64_t>(a) >> b);
+    case B_SECOND: return b;
+    case C_EQ: return a == b;
+    case C_LT: return isUnsigned ? static_cast<uint64_t>(a) < static_cast<uint64_t>(b) : a < b;
+    case C_GT: return isUnsigned ? static_cast<uint64_t>(a) > static_cast<uint64_t>(b) : a > b;
+    case C_LE: return isUnsigned ? static_cast<uint64_t>(a) <= static_cast<uint64_t>(b) : a <= b;
+    case C_GE: return isUnsigned ? static_cast<uint64_t>(a) >= static_cast<uint64_t>(b) : a >= b;
+    default: return a;
+  }
+}
+
+KILN_HD bool isFloatType(int dt) { return dt == DT_FLOAT || dt == DT_DOUBLE || dt == DT_FLOAT16 || dt == DT_BFLOAT16; }
+KILN_HD bool isUnsignedType(int dt) {
+  return dt == DT_UINT8 || dt == DT_UINT16 || dt == DT_UINT32 || dt == DT_UINT64 || dt == DT_BOOL;
+}
+
+KILN_HD double loadD(const char* p, int64_t i, int dt) {
+  switch (dt) {
+    case DT_FLOAT: return reinterpret_cast<const float*>(p)[i];
+    case DT_DOUBLE: return reinterpret_cast<const double*>(p)[i];
+    case DT_FLOAT16: return f16ToF32(reinterpret_cast<const uint16_t*>(p)[i]);
+    case DT_BFLOAT16: return bf16ToF32(reinterpret_cast<const uint16_t*>(p)[i]);
+    case DT_INT8: return reinterpret_cast<const int8_t*>(p)[i];
+    case DT_UINT8:
+    case DT_BOOL: return reinterpret_cast<const uint8_t*>(p)[i];
+    case DT_INT16: return reinterpret_cast<const int16_t*>(p)[i];
+    case DT_UINT16: return reinterpret_cast<const uint16_t*>(p)[i];
+    case DT_INT32: return reinterpret_cast<const int32_t*>(p)[i];
+    case DT_UINT32: return reinterpret_cast<const uint32_t*>(p)[i];
+    case DT_INT64: return static_cast<double>(reinterpret_cast<const int64_t*>(p)[i]);
+    case DT_UINT64: return static_cast<double>(reinterpret_cast<const uint64_t*>(p)[i]);
+    default: return 0;
+  }
+}
+
+KILN_HD int64_t loadI(const char* p, int64_t i, int dt) {
+  switch (dt) {
+    case DT_INT8: return reinterpret_cast<const int8_t*>(p)[i];
+    case DT_UINT8:
+    case DT_BOOL: return reinterpret_cast<const uint8_t*>(p)[i];
+    case DT_INT16: return reinterpret_cast<const int16_t*>(p)[i];
+    case DT_UINT16: return reinterpret_cast<const uint16_t*>(p)[i];
+    case DT_INT32: return reinterpret_cast<const int32_t*>(p)[i];
+    case DT_UINT32: return reinterpret_cast<const uint32_t*>(p)[i];
+    case DT_INT64:
+    case DT_UINT64: return reinterpret_cast<const int64_t*>(p)[i];
+    default: return static_cast<int64_t>(loadD(p, i, dt));
+  }
+}
+
+KILN_HD void storeD(char* p, int64_t i, int dt, double v) {
+  switch (dt) {
+    case DT_FLOAT: reinterpret_cast<float*>(p)[i] = static_cast<float>(v); break;
+    case DT_DOUBLE: reinterpret_cast<double*>(p)[i] = v; break;
+    case DT_FLOAT16: reinterpret_cast<uint16_t*>(p)[i] = f32ToF16(static_cast<float>(v)); break;
+    case DT_BFLOAT16: reinterpret_cast<uint16_t*>(p)[i] = f32ToBf16(static_cast<float>(v)); break;
+    case DT_BOOL: reinterpret_cast<uint8_t*>(p)[i] = v != 0 ? 1 : 0; break;
+    default: break;
+  }
+}
+
+KILN_HD void storeI(char* p, int64_t i, int dt, int64_t v) {
+  switch (dt) {
+    case DT_INT8:
+    case DT_UINT8: reinterpret_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(v); break;
+    case DT_BOOL: reinterpret_cast<uint8_t*>(p)[i] = v != 0 ? 1 : 0; break;
+    case DT_INT16:
+    case DT_UINT16: reinterpret_cast<uint16_t*>(p)[i] = static_cast<uint16_t>(v); break;
+    case DT_INT32:
+    case DT_UINT32: reinterpret_cast<uint32_t*>(p)[i] = static_cast<uint32_t>(v); break;
+    case DT_INT64:
+    case DT_UINT64: reinterpret_cast<int64_t*>(p)[i] = v; break;
+    default: storeD(p, i, dt, static_cast<double>(v)); break;
+  }
+}
+
+/** x86-64 cvttsd2si: NaN and out-of-range to the "integer indefinite" (the type's minimum). */
+KILN_HD int64_t floatToI64(double v) {
+  if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0)) return INT64_MIN;
+  return static_cast<int64_t>(v);
+}
+KILN_HD int64_t floatToI32(double v) {
+  if (!(v > -2147483649.0 && v < 2147483648.0)) return INT32_MIN;
+  return static_cast<int32_t>(v);
+}
+
+/** Cast semantics of the ref target (castInto). */
+KILN_HD void castOne(const char* x, int64_t ix, int si, char* o, int64_t io, int so) {
+  if (isFloatType(si) && so != DT_BOOL && !isFloatType(so) && so != DT_UINT64) {
+    const double v = loadD(x, ix, si);
+    const bool wide = so == DT_INT64 || so == DT_UINT32;
+    storeI(o, io, so, wide ? floatToI64(v) : floatToI32(v));
+  } else if (si == DT_UINT64 && isFloatType(so)) {
+    storeD(o, io, so, static_cast<double>(reinterpret_cast<const uint64_t*>(x)[ix]));
+  } else if (isFloatType(si) || isFloatType(so)) {
+    storeD(o, io, so, loadD(x, ix, si));
+  } else {
+    storeI(o, io, so, loadI(x, ix, si));
+  }
+}
+
+struct GenericParams {
+  int kind;  // 0 unary, 1 binary, 2 where, 3 clip (ternary), 4 cast
+  int code;
+  int nin;
+  int dt[3];
+  int dout;
+  double p0, p1;
+  int bits;
+};
+
+__global__ void genericKernel(Walk<4> w, GenericParams q, const char* a, const char* b, const char* c, char* o,
+                              int64_t n) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    int64_t off[4];
+    w.offsets(i, off);
+    switch (q.kind) {
+      case 0: {  // unary
+        if (isFloatType(q.dt[0])) {
+          const double r = unaryFloat<double>(q.code, loadD(a, off[0], q.dt[0]), q.p0, q.p1);
+          if (q.dout == DT_BOOL) storeI(o, i, DT_BOOL, r != 0);
+          else storeD(o, i, q.dout, r);
+        } else {
+          const int64_t x = loadI(a, off[0], q.dt[0]);
+          int64_t r;
+          const bool u = isUnsignedType(q.dt[0]);
+          switch (q.code) {
+            case U_RELU: r = !u && x < 0 ? 0 : x; break;
+            case U_NEG: r = -x; break;
+            case U_ABS: r = !u && x < 0 ? -x : x; break;
+            case U_SIGN: r = x == 0 ? 0 : (!u && x < 0 ? -1 : 1); break;
+            case U_NOT: r = x == 0 ? 1 : 0; break;
+            case U_BITNOT: r = ~x; break;
+            default: {
+              const double v = unaryFloat<double>(q.code, u ? static_cast<double>(static_cast<uint64_t>(x)) : static_cast<double>(x), q.p0, q.p1);
+              r = std::isfinite(v) ? static_cast<int64_t>(v) : 0;
+            }
+          }
+          storeI(o, i, q.dout, r);
+        }
+        break;
+      }
+      case 1: {  // binary (and comparisons)
+        const bool cmp = q.code >= C_EQ;
+        if (isFloatType(q.dt[0]) || isFloatType(q.dt[1])) {
+          const double r = binaryFloat<double>(q.code, loadD(a, off[0], q.dt[0]), loadD(b, off[1], q.dt[1]));
+          if (cmp) storeI(o, i, DT_BOOL, r != 0);
+          else storeD(o, i, q.dout, r);
+        } else {
+          const int64_t r = binaryInt(q.code, loadI(a, off[0], q.dt[0]), loadI(b, off[1], q.dt[1]), q.bits,
+                                      isUnsignedType(q.dt[0]));
+          storeI(o, i, cmp ? DT_BOOL : q.dout, r);
+        }
+        break;
+      }
+      case 2: {  // where: cond (bool), x, y of one type: copy bytes
+        const bool cond = reinterpret_cast<const uint8_t*>(a)[off[0]] != 0;
+        const char* src = cond ? b : c;
+        const int64_t at = cond ? off[1] : off[2];
+        switch (q.bits) {
+          case 8: reinterpret_cast<uint8_t*>(o)[i] = reinterpret_cast<const uint8_t*>(src)[at]; break;
+          case 16: reinterpret_cast<uint16_t*>(o)[i] = reinterpret_cast<const uint16_t*>(src)[at]; break;
+          case 32: reinterpret_cast<uint32_t*>(o)[i] = reinterpret_cast<const uint32_t*>(src)[at]; break;
+          default: reinterpret_cast<uint64_t*>(o)[i] = reinterpret_cast<const uint64_t*>(src)[at]; break;
+        }
+        break;
+      }
+      case 3: {  // clip with bound inputs (absent bounds: +-inf / the integer limits)
+        if (isFloatType(q.dt[0])) {
+          const double x = loadD(a, off[0], q.dt[0]);
+          const double lo = b ? loadD(b, 0, q.dt[0]) : q.p0;
+          const double hi = c ? loadD(c, 0, q.dt[0]) : q.p1;
+          storeD(o, i, q.dout, x < lo ? lo : (x > hi ? hi : x));
+        } else {
+          const int64_t x = loadI(a, off[0], q.dt[0]);
+          const bool u = q.dt[0] == DT_UINT64;
+          int64_t r = x;
+          if (b) {
+            const int64_t lo = loadI(b, 0, q.dt[0]);
+            if (u ? static_cast<uint64_t>(r) < static_cast<uint64_t>(lo) : r < lo) r = lo;
+          }
+          if (c) {
+            const int64_t hi = loadI(c, 0, q.dt[0]);
+            if (u ? static_cast<uint64_t>(r) > static_cast<uint64_t>(hi) : r > hi) r = hi;
+          }
+          storeI(o, i, q.dout, r);
+        }
+        break;
+      }
+      default:  // cast
+        castOne(a, off[0], q.dt[0], o, i, q.dout);
+        break;
+    }
+  }
+}
+
+__global__ void unaryF32Kernel(int code, const float* x, float* o, int64_t n, float p0, float p1) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    o[i] = unaryFloat<float>(code, x[i], p0, p1);
+  }
+}
+
+__global__ void binaryF32Kernel(Walk<2> w, int code, const float* a, const float* b, float* o, int64_t n) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    int64_t off[2];
+    w.offsets(i, off);
+    o[i] = binaryFloat<float>(code, a[off[0]], b[off[1]]);
+  }
+}
+
+__global__ void meanScaleKernel(char* o, int dt, int64_t n, int64_t count) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    if (dt == DT_FLOAT) reinterpret_cast<float*>(o)[i] /= static_cast<float>(count);
+    else if (isFloatType(dt)) storeD(o, i, dt, loadD(o, i, dt) * (1.0 / static_cast<double>(count)));
+    else storeI(o, i, dt, loadI(o, i, dt) / count);
+  }
+}
+
+// ---- lowering --------------------------------------------------------------------------------
+
+/** Builds a walk over `out` dims for operands of the given dims (numpy broadcasting), merged. */
+template <int N>
+bool makeWalk(const std::vector<int64_t>& out, const std::vector<std::vector<int64_t>>& ins, Walk<N>& w) {
+  const int r = static_cast<int>(out.size());
+  std::vector<int64_t> dims(out.begin(), out.end());
+  std::vector<std::vector<int64_t>> st(ins.size(), std::vector<int64_t>(static_cast<size_t>(r), 0));
+  for (size_t k = 0; k < ins.size(); k++) {
+    const auto& d = ins[k];
+    if (d.size() > out.size()) return false;
+    const int shift = r - static_cast<int>(d.size());
+    int64_t s = 1;
+    for (int j = static_cast<int>(d.size()) - 1; j >= 0; j--) {
+      const int64_t len = d[static_cast<size_t>(j)];
+      if (len != 1 && len != out[static_cast<size_t>(j + shift)]) return false;
+      st[k][static_cast<size_t>(j + shift)] = len == 1 ? 0 : s;
+      s *= len;
+    }
+  }
+  // drop size-1 dims, merge dims that are contiguous for every operand
+  std::vector<int64_t> md;
+  std::vector<std::vector<int64_t>> ms(ins.size());
+  for (int j = 0; j < r; j++) {
+    if (dims[static_cast<size_t>(j)] == 1) continue;
+    bool merge = !md.empty();
+    for (size_t k = 0; k < ins.size() && merge; k++) {
+      merge = ms[k].back() == st[k][static_cast<size_t>(j)] * dims[static_cast<size_t>(j)];
+    }
+    if (merge) {
+      md.back() *= dims[static_cast<size_t>(j)];
+      for (size_t k = 0; k < ins.size(); k++) ms[k].back() = st[k][static_cast<size_t>(j)];
+    } else {
+      md.push_back(dims[static_cast<size_t>(j)]);
+      for (size_t k = 0; k < ins.size(); k++) ms[k].push_back(st[k][static_cast<size_t>(j)]);
+    }
+  }
+  if (md.size() > static_cast<size_t>(kMaxDims)) return false;
+  w.rank = static_cast<int>(md.size());
+  for (int j = 0; j < w.rank; j++) {
+    w.dims[j] = md[static_cast<size_t>(j)];
+    for (size_t k = 0; k < ins.size() && k < static_cast<size_t>(N); k++) w.strides[k][j] = ms[k][static_cast<size_t>(j)];
+  }
+  for (size_t k = ins.size(); k < static_cast<size_t>(N); k++) {
+    for (int j = 0; j < w.rank; j++) w.strides[k][j] = 0;
+  }
+  for (int k = 0; k < N; k++) w.base[k] = 0;
+  return true;
+}
+
+bool supportedType(int dt) { return dtypeSize(dt) > 0; }
+
+constexpr int kThreads = 256;
+
+struct GenericKernel : Kernel {
+  Walk<4> w;
+  GenericParams q;
+  int32_t in[3] = {-1, -1, -1};
+  int32_t out = -1;
+  int64_t n = 0;
+  const char* label = "elementwise";
+  bool run(Exec& x) override {
+    if (n == 0) return true;
+    KILN_LAUNCH(genericKernel, gridFor(n, kThreads), dim3(kThreads), 0, x.stream, w, q, x.ptr(in[0]), x.ptr(in[1]),
+                x.ptr(in[2]), x.ptr(out), n);
+    return launched(x, label);
+  }
+};
+
+struct UnaryF32 : Kernel {
+  int code;
+  float p0, p1;
+  int32_t in, out;
+  int64_t n;
+  bool run(Exec& x) override {
+    if (n == 0) return true;
+    KILN_LAUNCH(unaryF32Kernel, gridFor(n, kThreads), dim3(kThreads), 0, x.stream, code, x.at<const float>(in),
+                x.at<float>(out), n, p0, p1);
+    return launched(x, "unary");
+  }
+};
+
+struct BinaryF32 : Kernel {
+  Walk<2> w;
+  int code;
+  int32_t a, b, out;
+  int64_t n;
+  bool run(Exec& x) override {
+    if (n == 0) return true;
+    KILN_LAUNCH(binaryF32Kernel, gridFor(n, kThreads), dim3(kThreads), 0, x.stream, w, code, x.at<const float>(a),
+                x.at<const float>(b), x.at<float>(out), n);
+    return launched(x, "binary");
+  }
+};
+
+/** Several kernels run in order (variadic ops). */
+struct Sequence : Kernel {
+  std::vector<std::unique_ptr<Kernel>> parts;
+  bool run(Exec& x) override {
+    for (auto& k : parts) {
+      if (!k->run(x)) return false;
+    }
+    return true;
+  }
+};
+
+struct MeanScale : Kernel {
+  int32_t out;
+  int dt;
+  int64_t n, count;
+  bool run(Exec& x) override {
+    if (n == 0) return true;
+    KILN_LAUNCH(meanScaleKernel, gridFor(n, kThreads), dim3(kThreads), 0, x.stream, x.ptr(out), dt, n, count);
+    return launched(x, "Mean");
+  }
+};
+
+int unaryCode(const std::string& op) {
+  static const char* names[] = {"Relu",  "Neg",     "Abs",         "Sqrt",        "Reciprocal", "Exp",      "Log",
+                                "Erf",   "Tanh",    "Sigmoid",     "LeakyRelu",   "Elu",        "Selu",     "Celu",
+                                "Gelu",  "",        "HardSigmoid", "HardSwish",   "Softplus",   "Softsign", "Clip",
+                                "Not",   "Sign",    "Floor",       "Ceil",        "Round",      "Sin",      "Cos",
+                                "Tan",   "Asin",    "Acos",        "Atan",        "Sinh",       "Cosh",     "Asinh",
+                                "Acosh", "Atanh",   "ThresholdedRelu", "Mish",    "Shrink",     "IsNaN",    "IsInf",
+                                "BitwiseNot"};
+  for (int i = 0; i <= U_BITNOT; i++) {
+    if (op == names[i]) return i;
+  }
+  return -1;
+}
+
+bool legacyBroadcast(const NodeView& v) { return v.s.opset < 7 && v.hasAttr("broadcast"); }
+
+std::unique_ptr<Kernel> lowerUnary(const NodeView& v, std::string& why) {
+  int code = unaryCode(v.n.op);
+  if (code < 0 || !v.has(0)) return nullptr;
+  const SValue& x = v.in(0);
+  const SValue& o = v.out(0);
+  if (!supportedType(x.dtype) || !supportedType(o.dtype)) {
+    why = std::string("element type ") + dtypeName(x.dtype);
+    return nullptr;
+  }
+  if (code == U_GELU && v.attrString("approximate", "none") == "tanh") code = U_GELU_TANH;
+  double p0 = 0, p1 = 0;
+  switch (code) {
+    case U_LEAKY: p0 = v.attrFloat("alpha", 0.01f); break;
+    case U_ELU:
+    case U_CELU:
+    case U_THRELU: p0 = v.attrFloat("alpha", 1.0f); break;
+    case U_SELU:
+      p0 = v.attrFloat("alpha", 1.67326319217681884765625f);
+      p1 = v.attrFloat("gamma", 1.05070102214813232421875f);
+      break;
+    case U_HSIG:
+      p0 = v.attrFloat("alpha", 0.2f);
+      p1 = v.attrFloat("beta", 0.5f);
+      break;
+    case U_SHRINK:
+      p0 = v.attrFloat("lambd", 0.5f);
+      p1 = v.attrFloat("bias", 0.0f);
+      break;
+    case U_ISINF:
+      p0 = static_cast<double>(v.attrInt("detect_positive", 1));
+      p1 = static_cast<double>(v.attrInt("detect_negative", 1));
+      break;
+    default: break;
+  }
+  const int64_t n = o.elements();
+  if (code == U_CLIP) {
+    auto k = std::make_unique<GenericKernel>();
+    k->label = "Clip";
+    k->q = GenericParams{3, code, 1, {x.dtype, x.dtype, x.dtype}, o.dtype, 0, 0, 0};
+    if (v.s.opset < 11) {
+      k->q.kind = 0;
+      k->q.p0 = v.attrFloat("min", -3.4028234663852886e38f);
+      k->q.p1 = v.attrFloat("max", 3.4028234663852886e38f);
+    } else {
+      k->q.p0 = -INFINITY;
+      k->q.p1 = INFINITY;
+      for (int i = 1; i <= 2; i++) {
+        if (v.has(i) && v.in(i).elements() > 0) {
+          if (v.in(i).dtype != x.dtype) {
+            why = "Clip bounds of another element type";
+            return nullptr;
+          }
+          k->in[i] = v.inId(i);
+        }
+      }
+    }
+    if (!isFloatType(x.dtype) && v.s.opset < 11) {
+      why = "integer Clip before opset 11";
+      return nullptr;
+    }
+    if (!makeWalk<4>(o.dims, {x.dims}, k->w)) {
+      why = "rank past 8";
+      return nullptr;
+    }
+    k->in[0] = v.inId(0);
+    k->out = v.outId(0);
+    k->n = n;
+    return k;
+  }
+  if (x.dtype == DT_FLOAT && o.dtype == DT_FLOAT) {
+    auto k = std::make_unique<UnaryF32>();
+    k->code = code;
+    k->p0 = static_cast<float>(p0);
+    k->p1 = static_cast<float>(p1);
+    k->in = v.inId(0);
+    k->out = v.outId(0);
+    k->n = n;
+    return k;
+  }
+  auto k = std::make_unique<GenericKernel>();
+  k->label = "unary";
+  k->q = GenericParams{0, code, 1, {x.dtype, 0, 0}, o.dtype, p0, p1, 0};
+  makeWalk<4>(o.dims, {x.dims}, k->w);
+  k->in[0] = v.inId(0);
+  k->out = v.outId(0);
+  k->n = n;
+  return k;
+}
+
+int binaryCode(const NodeView& v) {
+  const std::string& op = v.n.op;
+  if (op == "Add") return B_ADD;
+  if (op == "Sub") return B_SUB;
+  if (op == "Mul") return B_MUL;
+  if (op == "Div") return B_DIV;
+  if (op == "Pow") return B_POW;
+  if (op == "Mod") return v.attrInt("fmod", 0) != 0 ? B_FMOD : B_MOD;
+  if (op == "PRelu") return B_PRELU;
+  if (op == "Equal") return C_EQ;
+  if (op == "Less") return C_LT;
+  if (op == "Greater") return C_GT;
+  if (op == "LessOrEqual") return C_LE;
+  if (op == "GreaterOrEqual") return C_GE;
+  if (op == "And" || op == "BitwiseAnd") return B_AND;
+  if (op == "Or" || op == "BitwiseOr") return B_OR;
+  if (op == "Xor" || op == "BitwiseXor") return B_XOR;
+  if (op == "BitShift") return v.attrString("direction", "") == "RIGHT" ? B_SHR : B_SHL;
+  return -1;
+}
+
+/** One binary kernel: out = a (op) b, broadcast. */
+std::unique_ptr<Kernel> binaryKernel(int code, const SValue& a, int32_t aId, const SValue& b, int32_t bId,
+                                     const SValue& o, int32_t oId, std::string& why) {
+  const int64_t n = o.elements();
+  if (a.dtype == DT_FLOAT && b.dtype == DT_FLOAT && o.dtype == DT_FLOAT && code < C_EQ) {
+    auto k = std::make_unique<BinaryF32>();
+    if (!makeWalk<2>(o.dims, {a.dims, b.dims}, k->w)) {
+      why = "rank past 8 or shapes that do not broadcast";
+      return nullptr;
+    }
+    k->code = code;
+    k->a = aId;
+    k->b = bId;
+    k->out = oId;
+    k->n = n;
+    return k;
+  }
+  auto k = std::make_unique<GenericKernel>();
+  k->label = "binary";
+  if (!makeWalk<4>(o.dims, {a.dims, b.dims}, k->w)) {
+    why = "rank past 8 or shapes that do not broadcast";
+    return nullptr;
+  }
+  k->q = GenericParams{1, code, 2, {a.dtype, b.dtype, 0}, o.dtype, 0, 0, dtypeSize(a.dtype) * 8};
+  k->in[0] = aId;
+  k->in[1] = bId;
+  k->out = oId;
+  k->n = n;
+  return k;
+}
+
+std::unique_ptr<Kernel> lowerBinary(const NodeView& v, std::string& why) {
+  const int code = binaryCode(v);
+  if (code < 0 || !v.has(0) || !v.has(1)) return nullptr;
+  if (legacyBroadcast(v)) {
+    why = "legacy (opset < 7) broadcast";
+    return nullptr;
+  }
+  const SValue& a = v.in(0);
+  const SValue& b = v.in(1);
+  if (!supportedType(a.dtype) || !supportedType(b.dtype)) {
+    why = std::string("element type ") + dtypeName(a.dtype);
+    return nullptr;
+  }
+  if (code == B_PRELU && b.dims.size() == 1 && a.dims.size() >= 2 && b.dims[0] == a.dims[1] && b.dims[0] != a.dims.back()) {
+    why = "PRelu slope per channel (pre-opset-7 broadcast)";
+    return nullptr;
+  }
+  return binaryKernel(code, a, v.inId(0), b, v.inId(1), v.out(0), v.outId(0), why);
+}
+
+std::unique_ptr<Kernel> lowerVariadic(const NodeView& v, std::string& why) {
+  const std::string& op = v.n.op;
+  const int code = op == "Min" ? B_MIN : op == "Max" ? B_MAX : B_ADD;
+  const int n = v.inputCount();
+  const SValue& o = v.out(0);
+  if (n < 1 || !supportedType(o.dtype)) return nullptr;
+  for (int i = 0; i < n; i++) {
+    if (!v.has(i)) return nullptr;
+  }
+  auto seq = std::make_unique<Sequence>();
+  if (n == 1) {
+    auto k = binaryKernel(B_SECOND, o, v.outId(0), v.in(0), v.inId(0), o, v.outId(0), why);
+    if (!k) return nullptr;
+    seq->parts.push_back(std::move(k));
+  } else {
+    auto k = binaryKernel(code, v.in(0), v.inId(0), v.in(1), v.inId(1), o, v.outId(0), why);
+    if (!k) return nullptr;
+    seq->parts.push_back(std::move(k));
+    for (int i = 2; i < n; i++) {
+      auto k2 = binaryKernel(code, o, v.outId(0), v.in(i), v.inId(i), o, v.outId(0), why);
+      if (!k2) return nullptr;
+      seq->parts.push_back(std::move(k2));
+    }
+  }
+  if (op == "Mean" && n > 1) {
+    auto m = std::make_unique<MeanScale>();
+    m->out = v.outId(0);
+    m->dt = o.dtype;
+    m->n = o.elements();
+    m->count = n;
+    seq->parts.push_back(std::move(m));
+  }
+  return seq;
+}
+
+std::unique_ptr<Kernel> lowerWhere(const NodeView& v, std::string& why) {
+  if (!v.has(0) || !v.has(1) || !v.has(2)) return nullptr;
+  const SValue& o = v.out(0);
+  auto k = std::make_unique<GenericKernel>();
+  k->label = "Where";
+  if (!makeWalk<4>(o.dims, {v.in(0).dims, v.in(1).dims, v.in(2).dims}, k->w)) {
+    why = "rank past 8";
+    return nullptr;
+  }
+  k->q = GenericParams{2, 0, 3, {DT_BOOL, o.dtype, o.dtype}, o.dtype, 0, 0, dtypeSize(o.dtype) * 8};
+  for (int i = 0; i < 3; i++) k->in[i] = v.inId(i);
+  k->out = v.outId(0);
+  k->n = o.elements();
+  return k;
+}
+
+std::unique_ptr<Kernel> lowerCast(const NodeView& v, std::string& why) {
+  if (!v.has(0)) return nullptr;
+  const SValue& x = v.in(0);
+  const SValue& o = v.out(0);
+  if (!supportedType(x.dtype) || !supportedType(o.dtype)) {
+    why = std::string("element type ") + dtypeName(x.dtype);
+    return nullptr;
+  }
+  auto k = std::make_unique<GenericKernel>();
+  k->label = "Cast";
+  makeWalk<4>(o.dims, {x.dims}, k->w);
+  k->q = GenericParams{4, 0, 1, {x.dtype, 0, 0}, o.dtype, 0, 0, 0};
+  k->in[0] = v.inId(0);
+  k->out = v.outId(0);
+  k->n = o.elements();
+  return k;
+}
+
+}  // namespace
+
+void registerEltwise() {
+  const char* unary[] = {"Relu",  "Neg",   "Abs",       "Sqrt",      "Reciprocal", "Exp",  "Log",   "Erf",  "Tanh",
+                         "Sigmoid", "LeakyRelu", "Elu", "Selu",      "Celu",       "Gelu", "HardSigmoid", "HardSwish",
+                         "Softplus", "Softsign", "Clip", "Not",      "Sign",       "Floor", "Ceil", "Round", "Sin",
+                         "Cos",   "Tan",   "Asin",      "Acos",      "Atan",       "Sinh", "Cosh",  "Asinh", "Acosh",
+                         "Atanh", "ThresholdedRelu", "Mish", "Shrink", "IsNaN",    "IsInf", "BitwiseNot"};
+  for (const char* op : unary) registerLowering(op, lowerUnary);
+  const char* binary[] = {"Add",   "Sub",  "Mul", "Div",        "Pow",        "Mod",        "PRelu",
+                          "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or",
+                          "Xor",   "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitShift"};
+  for (const char* op : binary) registerLowering(op, lowerBinary);
+  for (const char* op : {"Sum", "Mean", "Min", "Max"}) registerLowering(op, lowerVariadic);
+  registerLowering("Where", lowerWhere);
+  registerLowering("Cast", lowerCast);
+  registerLowering("CastLike", lowerCast);
+}
+
+}  // namespace kiln

@@ -1,0 +1,108 @@
+// Lowering: each op family (kernels/*.hip) registers, by ONNX op name, a function that turns a
+// schedule node into a Kernel with everything resolved (dims, strides, dtypes, attribute values),
+// or explains why it cannot (an element type or attribute combination without a device kernel):
+// the node then runs on the host, with the reference kernel, and reports say which and why.
+// A Kernel's run() only launches: it reads its buffers' device addresses from the Exec.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "schedule.h"
+
+namespace kiln {
+
+class Blas;
+
+/** What a kernel sees when it runs. */
+struct Exec {
+  hipStream_t stream = nullptr;
+  /** device address of every schedule value (aliases resolved, weights as bound now) */
+  const std::vector<char*>* ptrs = nullptr;
+  /** scratch memory of kernelWorkspace bytes (the largest any kernel asked for) */
+  char* workspace = nullptr;
+  /** the vendor BLAS, or null (then kiln's own GEMM kernel runs) */
+  Blas* blas = nullptr;
+  Error* err = nullptr;
+  /**
+   * A device word, zero before each execution: a kernel that meets bad data it cannot report
+   * otherwise (an index out of range) stores its Kernel::node + 1 there; the executor then fails
+   * with that kernel's `badData` message.
+   */
+  int32_t* status = nullptr;
+
+  char* ptr(int32_t value) const { return value < 0 ? nullptr : (*ptrs)[static_cast<size_t>(value)]; }
+  template <typename T>
+  T* at(int32_t value) const {
+    return reinterpret_cast<T*>(ptr(value));
+  }
+};
+
+struct Kernel {
+  virtual ~Kernel() {}
+  /** Launches on x.stream; false with x.err set on failure. */
+  virtual bool run(Exec& x) = 0;
+  /** Scratch bytes the kernel needs in x.workspace. */
+  int64_t workspace = 0;
+  /** Its schedule node (set by the program after lowering). */
+  int32_t node = -1;
+  /** What a nonzero status from this kernel means (see Exec::status). */
+  std::string badData = "an index is out of range";
+};
+
+/** A schedule node as lowering sees it. */
+struct NodeView {
+  const Schedule& s;
+  const SNode& n;
+
+  int inputCount() const { return static_cast<int>(n.inputs.size()); }
+  int outputCount() const { return static_cast<int>(n.outputs.size()); }
+  bool has(int i) const { return i >= 0 && i < inputCount() && n.inputs[static_cast<size_t>(i)] >= 0; }
+  int32_t inId(int i) const { return has(i) ? n.inputs[static_cast<size_t>(i)] : -1; }
+  int32_t outId(int i) const { return n.outputs[static_cast<size_t>(i)]; }
+  const SValue& in(int i) const { return s.values[static_cast<size_t>(n.inputs[static_cast<size_t>(i)])]; }
+  const SValue& out(int i) const { return s.values[static_cast<size_t>(n.outputs[static_cast<size_t>(i)])]; }
+
+  bool hasAttr(const char* name) const { return n.attrs.count(name) != 0; }
+  int64_t attrInt(const char* name, int64_t dflt) const;
+  float attrFloat(const char* name, float dflt) const;
+  std::string attrString(const char* name, const std::string& dflt) const;
+  std::vector<int64_t> attrInts(const char* name) const;
+  std::vector<float> attrFloats(const char* name) const;
+
+  /** The integer values of input i when it is an inline literal (int32/int64); false otherwise. */
+  bool constInts(int i, std::vector<int64_t>& out) const;
+  /** The values of input i as doubles when it is an inline literal of a numeric type. */
+  bool constDoubles(int i, std::vector<double>& out) const;
+};
+
+using LowerFn = std::unique_ptr<Kernel> (*)(const NodeView& node, std::string& why);
+
+/** Registers the lowering of ONNX op `op` (kernels/all.cpp calls each family's register function). */
+void registerLowering(const char* op, LowerFn fn);
+/** The lowering of `op`, or null. */
+LowerFn findLowering(const std::string& op);
+/** Registers every family once. */
+void registerAllLowerings();
+/** The names of the ops with a registered lowering, sorted. */
+std::vector<std::string> loweredOps();
+
+// ---- shared helpers for lowerings ----
+
+constexpr int kMaxDims = 8;
+
+/** Row-major element strides of dims. */
+std::vector<int64_t> contiguousStrides(const std::vector<int64_t>& dims);
+
+/** A launch grid for n elements processed by a grid-stride loop of `threads` per block. */
+dim3 gridFor(int64_t n, int threads);
+
+/**
+ * Checks a kernel launch: records "<node>: launch failed: <runtime text>" in x.err; returns
+ * false on failure.
+ */
+bool launched(Exec& x, const char* what);
+
+}  // namespace kiln

@@ -1,0 +1,49 @@
+// The HIP names kiln uses, mapped onto the CUDA runtime (nvcc builds). HIP on NVIDIA is this
+// thin layer over CUDA; Debian's HIP 5.2 headers do not compile against CUDA 13, so kiln keeps
+// its own short list. Add a name here when the library starts using it.
+#pragma once
+#include <cuda_runtime.h>
+
+typedef cudaError_t hipError_t;
+typedef cudaStream_t hipStream_t;
+typedef cudaEvent_t hipEvent_t;
+typedef cudaDeviceProp hipDeviceProp_t;
+typedef cudaMemcpyKind hipMemcpyKind;
+
+#define hipSuccess cudaSuccess
+#define hipErrorOutOfMemory cudaErrorMemoryAllocation
+#define hipErrorNoDevice cudaErrorNoDevice
+#define hipErrorInsufficientDriver cudaErrorInsufficientDriver
+#define hipMemcpyHostToDevice cudaMemcpyHostToDevice
+#define hipMemcpyDeviceToHost cudaMemcpyDeviceToHost
+#define hipMemcpyDeviceToDevice cudaMemcpyDeviceToDevice
+#define hipMemcpyDefault cudaMemcpyDefault
+#define hipStreamNonBlocking cudaStreamNonBlocking
+#define hipHostMallocDefault cudaHostAllocDefault
+
+static inline hipError_t hipGetDeviceCount(int* n) { return cudaGetDeviceCount(n); }
+static inline hipError_t hipSetDevice(int d) { return cudaSetDevice(d); }
+static inline hipError_t hipGetDeviceProperties(hipDeviceProp_t* p, int d) { return cudaGetDeviceProperties(p, d); }
+static inline hipError_t hipMemGetInfo(size_t* f, size_t* t) { return cudaMemGetInfo(f, t); }
+static inline hipError_t hipMalloc(void** p, size_t n) { return cudaMalloc(p, n); }
+static inline hipError_t hipFree(void* p) { return cudaFree(p); }
+static inline hipError_t hipHostMalloc(void** p, size_t n, unsigned f) { return cudaHostAlloc(p, n, f); }
+static inline hipError_t hipHostFree(void* p) { return cudaFreeHost(p); }
+static inline hipError_t hipMemcpy(void* d, const void* s, size_t n, hipMemcpyKind k) { return cudaMemcpy(d, s, n, k); }
+static inline hipError_t hipMemcpyAsync(void* d, const void* s, size_t n, hipMemcpyKind k, hipStream_t st) {
+  return cudaMemcpyAsync(d, s, n, k, st);
+}
+static inline hipError_t hipMemsetAsync(void* d, int v, size_t n, hipStream_t st) { return cudaMemsetAsync(d, v, n, st); }
+static inline hipError_t hipStreamCreateWithFlags(hipStream_t* s, unsigned f) { return cudaStreamCreateWithFlags(s, f); }
+static inline hipError_t hipStreamDestroy(hipStream_t s) { return cudaStreamDestroy(s); }
+static inline hipError_t hipStreamSynchronize(hipStream_t s) { return cudaStreamSynchronize(s); }
+static inline hipError_t hipEventCreate(hipEvent_t* e) { return cudaEventCreate(e); }
+static inline hipError_t hipEventDestroy(hipEvent_t e) { return cudaEventDestroy(e); }
+static inline hipError_t hipEventRecord(hipEvent_t e, hipStream_t s) { return cudaEventRecord(e, s); }
+static inline hipError_t hipEventSynchronize(hipEvent_t e) { return cudaEventSynchronize(e); }
+static inline hipError_t hipEventElapsedTime(float* ms, hipEvent_t a, hipEvent_t b) { return cudaEventElapsedTime(ms, a, b); }
+static inline hipError_t hipGetLastError() { return cudaGetLastError(); }
+static inline hipError_t hipDeviceSynchronize() { return cudaDeviceSynchronize(); }
+static inline const char* hipGetErrorString(hipError_t e) { return cudaGetErrorString(e); }
+static inline hipError_t hipDriverGetVersion(int* v) { return cudaDriverGetVersion(v); }
+static inline hipError_t hipRuntimeGetVersion(int* v) { return cudaRuntimeGetVersion(v); }

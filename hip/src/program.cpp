@@ -1,0 +1,615 @@
+#include "program.h"
+
+#include <chrono>
+#include <cstring>
+
+namespace kiln {
+namespace {
+
+constexpr uint64_t kAlign = 256;
+
+uint64_t alignUp(uint64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+double msSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string nodeLabel(const SNode& n) { return "node '" + n.name + "' (" + n.op + ")"; }
+
+}  // namespace
+
+Program* Program::create(Context* ctx, const uint8_t* schedule, uint64_t length, uint32_t flags, Error& err) {
+  std::unique_ptr<Program> p(new Program());
+  p->ctx_ = ctx;
+  if (!parseSchedule(schedule, length, p->s_, err)) return nullptr;
+  hipSetDevice(ctx->device());
+  if (!hipCheck(hipStreamCreateWithFlags(&p->stream_, hipStreamNonBlocking), "hipStreamCreateWithFlags", err)) {
+    return nullptr;
+  }
+  if (!p->lower(flags) || !p->allocate()) {
+    err = p->err;
+    return nullptr;
+  }
+  return p.release();
+}
+
+Program::~Program() {
+  hipSetDevice(ctx_->device());
+  if (stream_) hipStreamSynchronize(stream_);
+  blas_.reset();
+  dropStaged();
+  for (size_t i = 0; i < slots_.size(); i++) {
+    const uint64_t bytes = static_cast<uint64_t>(s_.weights[i].bytes);
+    ctx_->release(slots_[i].ptr, bytes);
+    if (slots_[i].prevPtr != slots_[i].ptr) ctx_->release(slots_[i].prevPtr, bytes);
+  }
+  ctx_->release(block_, blockBytes_);
+  if (stream_) hipStreamDestroy(stream_);
+}
+
+// ---- lowering and memory -------------------------------------------------------------------
+
+bool Program::lower(uint32_t flags) {
+  registerAllLowerings();
+  kernels_.resize(s_.nodes.size());
+  hostReasons_.assign(s_.nodes.size(), "");
+  bool anyGemm = false;
+  for (const SNode& n : s_.nodes) {
+    if (n.flags & N_SKIP) continue;
+    if (n.op == "If") {
+      auto t = n.attrs.find("then_branch");
+      auto e = n.attrs.find("else_branch");
+      if (t == n.attrs.end() || e == n.attrs.end() || t->second.graph < 0 || e->second.graph < 0 ||
+          n.inputs.empty() || n.inputs[0] < 0) {
+        return err.fail(KILN_E_SCHEDULE, "Bad schedule: " + nodeLabel(n) + " lacks its branches or condition");
+      }
+      continue;
+    }
+    LowerFn fn = findLowering(n.op);
+    std::string why;
+    std::unique_ptr<Kernel> k;
+    if (fn == nullptr) {
+      why = "no device kernel for " + n.op;
+    } else {
+      k = fn(NodeView{s_, n}, why);
+      if (!k && why.empty()) why = "no device kernel for this case of " + n.op;
+    }
+    if (k) {
+      k->node = n.index;
+      if (k->workspace > workspaceBytes_) workspaceBytes_ = k->workspace;
+      if (n.op == "MatMul" || n.op == "Gemm" || n.op == "Conv") anyGemm = true;
+      kernels_[static_cast<size_t>(n.index)] = std::move(k);
+    } else {
+      hostReasons_[static_cast<size_t>(n.index)] = why;
+    }
+  }
+  if (anyGemm && !(flags & KILN_PROG_NO_VENDOR_BLAS)) {
+    blas_.reset(Blas::create(stream_, blasWhy_));
+  } else if (flags & KILN_PROG_NO_VENDOR_BLAS) {
+    blasWhy_ = "vendor BLAS disabled by the caller";
+  } else {
+    blasWhy_ = "the program has no GEMM";
+  }
+  emitModule(0, run_);
+  for (int32_t ni : s_.modules[0].nodes) {
+    const SNode& n = s_.nodes[static_cast<size_t>(ni)];
+    if ((n.flags & N_PREPARE) && !(n.flags & N_SKIP)) prepareNodes_.push_back(ni);
+  }
+  slots_.resize(s_.weights.size());
+  return true;
+}
+
+void Program::emitModule(int32_t module, std::vector<Step>& out) {
+  for (int32_t ni : s_.modules[static_cast<size_t>(module)].nodes) {
+    const SNode& n = s_.nodes[static_cast<size_t>(ni)];
+    if (n.flags & N_SKIP) continue;
+    if (module == 0 && (n.flags & N_PREPARE)) continue;
+    if (n.op != "If") {
+      Step st{kernels_[static_cast<size_t>(ni)] ? ST_KERNEL : ST_HOST};
+      st.node = ni;
+      out.push_back(st);
+      continue;
+    }
+    const int32_t thenM = n.attrs.at("then_branch").graph;
+    const int32_t elseM = n.attrs.at("else_branch").graph;
+    const size_t branch = out.size();
+    Step b{ST_BRANCH};
+    b.node = ni;
+    b.value = n.inputs[0];
+    out.push_back(b);
+    size_t jump = 0;
+    for (int pass = 0; pass < 2; pass++) {
+      const int32_t m = pass == 0 ? thenM : elseM;
+      emitModule(m, out);
+      const SModule& sub = s_.modules[static_cast<size_t>(m)];
+      for (size_t j = 0; j < n.outputs.size() && j < sub.returns.size(); j++) {
+        Step c{ST_COPY};
+        c.node = ni;
+        c.value = sub.returns[j];
+        c.target = n.outputs[j];
+        out.push_back(c);
+      }
+      if (pass == 0) {
+        jump = out.size();
+        Step j{ST_JUMP};
+        j.node = ni;
+        out.push_back(j);
+        out[branch].target = static_cast<int32_t>(out.size());
+      }
+    }
+    out[jump].target = static_cast<int32_t>(out.size());
+  }
+}
+
+bool Program::allocate() {
+  uint64_t at = 0;
+  moduleArena_.resize(s_.modules.size());
+  for (size_t m = 0; m < s_.modules.size(); m++) {
+    moduleArena_[m] = at;
+    at += alignUp(static_cast<uint64_t>(s_.modules[m].arenaBytes));
+  }
+  arenaBytes_ = at;
+  bufferAt_.assign(s_.values.size(), 0);
+  for (size_t v = 0; v < s_.values.size(); v++) {
+    const SValue& x = s_.values[v];
+    if (x.storage == S_INPUT || x.storage == S_BUFFER) {
+      bufferAt_[v] = at;
+      at += alignUp(static_cast<uint64_t>(x.bytes > 0 ? x.bytes : 1));
+    }
+  }
+  const uint64_t literalAt = at;
+  at += alignUp(static_cast<uint64_t>(s_.literalArenaBytes));
+  const uint64_t workspaceAt = at;
+  at += alignUp(static_cast<uint64_t>(workspaceBytes_));
+  const uint64_t statusAt = at;
+  at += kAlign;
+  blockBytes_ = at;
+  block_ = ctx_->alloc(blockBytes_, "the program's arenas, buffers and literals", err);
+  if (!block_) return false;
+  literalArena_ = block_ + literalAt;
+  workspace_ = block_ + workspaceAt;
+  status_ = reinterpret_cast<int32_t*>(block_ + statusAt);
+  // inline literals: one image of the literal arena's inline part, sent in one copy
+  uint64_t inlineEnd = 0;
+  for (const SValue& x : s_.values) {
+    if (x.storage == S_LITERAL && x.hostId < 0) {
+      const uint64_t e = static_cast<uint64_t>(x.offset + x.bytes);
+      if (e > inlineEnd) inlineEnd = e;
+    }
+  }
+  if (inlineEnd > 0) {
+    std::vector<uint8_t> image(inlineEnd, 0);
+    for (const SValue& x : s_.values) {
+      if (x.storage == S_LITERAL && x.hostId < 0 && x.bytes > 0) {
+        std::memcpy(image.data() + x.offset, x.inlineBytes.data(), static_cast<size_t>(x.bytes));
+      }
+    }
+    if (!hipCheck(hipMemcpyAsync(literalArena_, image.data(), inlineEnd, hipMemcpyHostToDevice, stream_),
+                  "uploading inline literals", err) ||
+        !hipCheck(hipStreamSynchronize(stream_), "uploading inline literals", err)) {
+      return false;
+    }
+  }
+  resolvePointers();
+  return true;
+}
+
+int32_t Program::root(int32_t value) const {
+  const SValue& v = s_.values[static_cast<size_t>(value)];
+  return v.storage == S_ALIAS ? static_cast<int32_t>(v.index) : value;
+}
+
+void Program::resolvePointers() {
+  ptrs_.assign(s_.values.size(), nullptr);
+  for (size_t v = 0; v < s_.values.size(); v++) {
+    const SValue& x = s_.values[v];
+    switch (x.storage) {
+      case S_INPUT:
+      case S_BUFFER: ptrs_[v] = block_ + bufferAt_[v]; break;
+      case S_ARENA: ptrs_[v] = block_ + moduleArena_[x.index] + static_cast<uint64_t>(x.offset); break;
+      case S_LITERAL: ptrs_[v] = literalArena_ + x.offset; break;
+      case S_WEIGHT: ptrs_[v] = slots_[x.index].ptr; break;
+      case S_ALIAS: ptrs_[v] = ptrs_[x.index]; break;
+      default: break;
+    }
+  }
+}
+
+// ---- literals ----------------------------------------------------------------------------
+
+static const SValue* hostLiteral(const Schedule& s, uint32_t id) {
+  for (const SValue& v : s.values) {
+    if (v.storage == S_LITERAL && v.hostId == static_cast<int64_t>(id)) return &v;
+  }
+  return nullptr;
+}
+
+bool Program::literalWrite(uint32_t id, const uint8_t* data, uint64_t length) {
+  const SValue* v = hostLiteral(s_, id);
+  if (!v) return err.fail(KILN_E_ARGUMENT, "The program has no host literal " + std::to_string(id));
+  if (length != static_cast<uint64_t>(v->bytes)) {
+    return err.fail(KILN_E_ARGUMENT, "Literal '" + v->name + "' has " + std::to_string(v->bytes) + " bytes, " +
+                                         std::to_string(length) + " were given");
+  }
+  hipSetDevice(ctx_->device());
+  return hipCheck(hipMemcpyAsync(literalArena_ + v->offset, data, length, hipMemcpyHostToDevice, stream_),
+                  "uploading a literal", err) &&
+         hipCheck(hipStreamSynchronize(stream_), "uploading a literal", err);
+}
+
+bool Program::literalReadFile(uint32_t id, const std::string& path, uint64_t offset, uint64_t length,
+                              const std::string& sha1) {
+  const SValue* v = hostLiteral(s_, id);
+  if (!v) return err.fail(KILN_E_ARGUMENT, "The program has no host literal " + std::to_string(id));
+  if (length != static_cast<uint64_t>(v->bytes)) {
+    return err.fail(KILN_E_ARGUMENT, "Literal '" + v->name + "' has " + std::to_string(v->bytes) + " bytes, the file range " +
+                                         std::to_string(length));
+  }
+  Sha1 sha;
+  if (!ctx_->readFileToDevice(path, offset, length, literalArena_ + v->offset, stream_, nullptr,
+                              sha1.empty() ? nullptr : &sha, "literal '" + v->name + "'", err)) {
+    return false;
+  }
+  if (!sha1.empty()) {
+    const std::string got = sha.hex();
+    if (got != sha1) {
+      return err.fail(KILN_E_CHECKSUM, "Literal '" + v->name + "' in '" + path + "' at byte " + std::to_string(offset) +
+                                           " fails its checksum: SHA-1 " + got + ", the file records " + sha1);
+    }
+  }
+  return true;
+}
+
+// ---- weights -------------------------------------------------------------------------------
+
+void Program::dropStaged() {
+  for (size_t i = 0; i < slots_.size(); i++) {
+    Slot& s = slots_[i];
+    if (s.staged) ctx_->release(s.staged, static_cast<uint64_t>(s_.weights[i].bytes));
+    s.staged = nullptr;
+    s.stagedSet = false;
+  }
+  pending_.clear();
+}
+
+bool Program::bindBegin() {
+  if (inBind_) dropStaged();
+  bindRelease();
+  inBind_ = true;
+  return true;
+}
+
+bool Program::bindBytes(uint32_t slot, const uint8_t* data, uint64_t length) {
+  if (!inBind_) return err.fail(KILN_E_ARGUMENT, "kiln_bind_bytes outside a transaction");
+  if (slot >= slots_.size()) return err.fail(KILN_E_ARGUMENT, "No weight slot " + std::to_string(slot));
+  const SWeight& w = s_.weights[slot];
+  if (length != static_cast<uint64_t>(w.bytes)) {
+    return err.fail(KILN_E_ARGUMENT, "Weight '" + w.name + "' needs " + std::to_string(w.bytes) + " bytes, " +
+                                         std::to_string(length) + " were given");
+  }
+  Slot& s = slots_[slot];
+  ContentHash h;
+  h.update(data, length);
+  const Hash128 hash = h.finish();
+  if (s.staged) {
+    ctx_->release(s.staged, length);
+    s.staged = nullptr;
+  }
+  s.stagedSet = true;
+  s.stagedHash = hash;
+  if (s.bound && s.hash == hash) return true;  // unchanged: nothing to upload
+  s.staged = ctx_->alloc(length, "weight '" + w.name + "'", err);
+  if (!s.staged) return false;
+  hipSetDevice(ctx_->device());
+  return hipCheck(hipMemcpyAsync(s.staged, data, length, hipMemcpyHostToDevice, stream_), "uploading a weight", err) &&
+         hipCheck(hipStreamSynchronize(stream_), "uploading a weight", err);
+}
+
+bool Program::bindFile(uint32_t slot, const std::string& path, uint64_t offset, uint64_t length) {
+  if (!inBind_) return err.fail(KILN_E_ARGUMENT, "kiln_bind_file outside a transaction");
+  if (slot >= slots_.size()) return err.fail(KILN_E_ARGUMENT, "No weight slot " + std::to_string(slot));
+  const SWeight& w = s_.weights[slot];
+  if (length != static_cast<uint64_t>(w.bytes)) {
+    return err.fail(KILN_E_ARGUMENT, "Weight '" + w.name + "' needs " + std::to_string(w.bytes) + " bytes, the range in '" +
+                                         path + "' has " + std::to_string(length));
+  }
+  pending_.push_back(PendingFile{slot, path, offset, length});
+  return true;
+}
+
+bool Program::bindCommit(std::string& report) {
+  if (!inBind_) return err.fail(KILN_E_ARGUMENT, "kiln_bind_commit outside a transaction");
+  const auto t0 = std::chrono::steady_clock::now();
+  // every file problem at once, before anything is read
+  std::string problems;
+  for (const PendingFile& f : pending_) {
+    Context::checkFileRange(f.path, f.offset, f.length, "weight '" + s_.weights[f.slot].name + "'", problems);
+  }
+  if (!problems.empty()) {
+    dropStaged();
+    inBind_ = false;
+    return err.fail(KILN_E_IO, problems);
+  }
+  uint64_t bytesRead = 0;
+  for (const PendingFile& f : pending_) {
+    Slot& s = slots_[f.slot];
+    const std::string what = "weight '" + s_.weights[f.slot].name + "'";
+    if (s.staged) {
+      ctx_->release(s.staged, f.length);
+      s.staged = nullptr;
+    }
+    s.staged = ctx_->alloc(f.length, what, err);
+    ContentHash h;
+    if (!s.staged || !ctx_->readFileToDevice(f.path, f.offset, f.length, s.staged, stream_, &h, nullptr, what, err)) {
+      dropStaged();
+      inBind_ = false;
+      return false;
+    }
+    bytesRead += f.length;
+    s.stagedSet = true;
+    s.stagedHash = h.finish();
+    if (s.bound && s.hash == s.stagedHash) {
+      ctx_->release(s.staged, f.length);  // unchanged
+      s.staged = nullptr;
+    }
+  }
+  const double readMs = msSince(t0);
+  // switch: every tensor is in
+  int copied = 0, skipped = 0;
+  uint64_t uploaded = 0;
+  std::string changed;
+  for (size_t i = 0; i < slots_.size(); i++) {
+    Slot& s = slots_[i];
+    s.changed = false;
+    if (!s.stagedSet) continue;
+    if (!s.staged) {
+      skipped++;
+      continue;
+    }
+    s.prevPtr = s.ptr;
+    s.prevHash = s.hash;
+    s.prevBound = s.bound;
+    s.ptr = s.staged;
+    s.hash = s.stagedHash;
+    s.bound = true;
+    s.changed = true;
+    s.staged = nullptr;
+    copied++;
+    uploaded += static_cast<uint64_t>(s_.weights[i].bytes);
+    if (!changed.empty()) changed += ",";
+    changed += std::to_string(i);
+  }
+  for (Slot& s : slots_) s.stagedSet = false;
+  pending_.clear();
+  inBind_ = false;
+  resolvePointers();
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "{\"copied\":%d,\"skipped\":%d,\"bytesRead\":%llu,\"bytesUploaded\":%llu,\"readMs\":%.3f,",
+                copied, skipped, static_cast<unsigned long long>(bytesRead), static_cast<unsigned long long>(uploaded),
+                readMs);
+  report = std::string(buf) + "\"slots\":[" + changed + "]}";
+  return true;
+}
+
+bool Program::bindAbort() {
+  dropStaged();
+  inBind_ = false;
+  return true;
+}
+
+bool Program::bindRevert() {
+  for (size_t i = 0; i < slots_.size(); i++) {
+    Slot& s = slots_[i];
+    if (!s.changed) continue;
+    ctx_->release(s.ptr, static_cast<uint64_t>(s_.weights[i].bytes));
+    s.ptr = s.prevPtr;
+    s.hash = s.prevHash;
+    s.bound = s.prevBound;
+    s.prevPtr = nullptr;
+    s.changed = false;
+  }
+  resolvePointers();
+  return true;
+}
+
+bool Program::bindRelease() {
+  for (size_t i = 0; i < slots_.size(); i++) {
+    Slot& s = slots_[i];
+    if (!s.changed) continue;
+    ctx_->release(s.prevPtr, static_cast<uint64_t>(s_.weights[i].bytes));
+    s.prevPtr = nullptr;
+    s.changed = false;
+  }
+  return true;
+}
+
+// ---- execution -----------------------------------------------------------------------------
+
+bool Program::checkValueCopy(uint32_t value, uint64_t length, const char* what) {
+  if (value >= s_.values.size()) return err.fail(KILN_E_ARGUMENT, std::string(what) + ": no value " + std::to_string(value));
+  const SValue& v = s_.values[value];
+  if (length != static_cast<uint64_t>(v.bytes)) {
+    return err.fail(KILN_E_ARGUMENT, std::string(what) + " '" + v.name + "': " + std::to_string(length) +
+                                         " bytes given, it has " + std::to_string(v.bytes));
+  }
+  if (ptrs_[value] == nullptr) return err.fail(KILN_E_ARGUMENT, std::string(what) + " '" + v.name + "' has no memory (an unbound weight)");
+  return true;
+}
+
+bool Program::inputWrite(uint32_t index, const uint8_t* data, uint64_t length) {
+  if (index >= s_.inputs.size()) return err.fail(KILN_E_ARGUMENT, "No input " + std::to_string(index));
+  return valueWrite(static_cast<uint32_t>(s_.inputs[index]), data, length);
+}
+
+bool Program::outputRead(uint32_t index, uint8_t* data, uint64_t length) {
+  if (index >= s_.outputs.size()) return err.fail(KILN_E_ARGUMENT, "No output " + std::to_string(index));
+  return valueRead(static_cast<uint32_t>(s_.outputs[index]), data, length);
+}
+
+bool Program::valueRead(uint32_t value, uint8_t* data, uint64_t length) {
+  if (!checkValueCopy(value, length, "reading value")) return false;
+  if (length == 0) return true;
+  hipSetDevice(ctx_->device());
+  return hipCheck(hipMemcpyAsync(data, ptrs_[value], length, hipMemcpyDeviceToHost, stream_), "reading a value", err) &&
+         hipCheck(hipStreamSynchronize(stream_), "reading a value", err);
+}
+
+bool Program::valueWrite(uint32_t value, const uint8_t* data, uint64_t length) {
+  if (!checkValueCopy(value, length, "writing value")) return false;
+  if (length == 0) return true;
+  hipSetDevice(ctx_->device());
+  return hipCheck(hipMemcpyAsync(ptrs_[value], data, length, hipMemcpyHostToDevice, stream_), "writing a value", err) &&
+         hipCheck(hipStreamSynchronize(stream_), "writing a value", err);
+}
+
+bool Program::prepareSelect(const int32_t* slots, int32_t count, int32_t& chosen) {
+  selected_.clear();
+  std::vector<char> dirty(s_.values.size(), 0);
+  if (count >= 0) {
+    std::vector<char> slotDirty(s_.weights.size(), 0);
+    for (int32_t i = 0; i < count; i++) {
+      if (slots[i] < 0 || static_cast<size_t>(slots[i]) >= s_.weights.size()) {
+        return err.fail(KILN_E_ARGUMENT, "No weight slot " + std::to_string(slots[i]));
+      }
+      slotDirty[static_cast<size_t>(slots[i])] = 1;
+    }
+    for (size_t v = 0; v < s_.values.size(); v++) {
+      if (s_.values[v].storage == S_WEIGHT && slotDirty[s_.values[v].index]) dirty[v] = 1;
+    }
+  }
+  for (int32_t ni : prepareNodes_) {
+    const SNode& n = s_.nodes[static_cast<size_t>(ni)];
+    if (count >= 0) {
+      bool hit = false;
+      for (int32_t x : n.inputs) {
+        if (x >= 0 && dirty[static_cast<size_t>(root(x))]) hit = true;
+      }
+      if (!hit) continue;
+      for (int32_t y : n.outputs) dirty[static_cast<size_t>(root(y))] = 1;
+    }
+    Step st{kernels_[static_cast<size_t>(ni)] ? ST_KERNEL : ST_HOST};
+    st.node = ni;
+    selected_.push_back(st);
+  }
+  chosen = static_cast<int32_t>(selected_.size());
+  return true;
+}
+
+int32_t Program::exec(int32_t which, int32_t pc) {
+  const std::vector<Step>& steps = list(which);
+  if (pc < 0 || static_cast<size_t>(pc) > steps.size()) {
+    err.fail(KILN_E_ARGUMENT, "Step " + std::to_string(pc) + " is out of range");
+    return err.status;
+  }
+  for (size_t i = 0; i < slots_.size(); i++) {
+    if (!slots_[i].bound) {
+      err.fail(KILN_E_ARGUMENT, "Weight '" + s_.weights[i].name + "' is not bound");
+      return err.status;
+    }
+  }
+  hipSetDevice(ctx_->device());
+  Exec x;
+  x.stream = stream_;
+  x.ptrs = &ptrs_;
+  x.workspace = workspace_;
+  x.blas = blas_.get();
+  x.err = &err;
+  x.status = status_;
+  if (!hipCheck(hipMemsetAsync(status_, 0, sizeof(int32_t), stream_), "clearing the status word", err)) return err.status;
+  for (size_t i = static_cast<size_t>(pc); i < steps.size(); i++) {
+    const Step& st = steps[i];
+    const SNode& n = s_.nodes[static_cast<size_t>(st.node)];
+    switch (st.kind) {
+      case ST_KERNEL: {
+        Error kerr;
+        x.err = &kerr;
+        if (!kernels_[static_cast<size_t>(st.node)]->run(x)) {
+          err.fail(kerr.status, nodeLabel(n) + ": " + kerr.message);
+          return err.status;
+        }
+        break;
+      }
+      case ST_HOST:
+        if (!hipCheck(hipStreamSynchronize(stream_), ("running up to " + nodeLabel(n)).c_str(), err) ||
+            !checkStatus()) {
+          return err.status;
+        }
+        return static_cast<int32_t>(i) + 1;
+      case ST_BRANCH: {
+        const SValue& c = s_.values[static_cast<size_t>(st.value)];
+        uint8_t bytes[8] = {0};
+        const size_t n8 = static_cast<size_t>(c.bytes < 8 ? c.bytes : 8);
+        if (!hipCheck(hipMemcpyAsync(bytes, ptrs_[static_cast<size_t>(st.value)], n8, hipMemcpyDeviceToHost, stream_),
+                      "reading an If condition", err) ||
+            !hipCheck(hipStreamSynchronize(stream_), "reading an If condition", err)) {
+          return err.status;
+        }
+        bool cond = false;
+        for (size_t k = 0; k < n8; k++) cond = cond || bytes[k] != 0;
+        if (!cond) i = static_cast<size_t>(st.target) - 1;
+        break;
+      }
+      case ST_JUMP: i = static_cast<size_t>(st.target) - 1; break;
+      case ST_COPY: {
+        char* dst = ptrs_[static_cast<size_t>(st.target)];
+        const char* src = ptrs_[static_cast<size_t>(st.value)];
+        const SValue& d = s_.values[static_cast<size_t>(st.target)];
+        if (dst != src && d.bytes > 0 &&
+            !hipCheck(hipMemcpyAsync(dst, src, static_cast<size_t>(d.bytes), hipMemcpyDeviceToDevice, stream_),
+                      ("copying the outputs of " + nodeLabel(n)).c_str(), err)) {
+          return err.status;
+        }
+        break;
+      }
+    }
+  }
+  if (!hipCheck(hipStreamSynchronize(stream_), "running the program", err) || !checkStatus()) return err.status;
+  return 0;
+}
+
+bool Program::checkStatus() {
+  int32_t word = 0;
+  if (!hipCheck(hipMemcpyAsync(&word, status_, sizeof word, hipMemcpyDeviceToHost, stream_), "reading the status word", err) ||
+      !hipCheck(hipStreamSynchronize(stream_), "reading the status word", err)) {
+    return false;
+  }
+  if (word == 0) return true;
+  const size_t node = static_cast<size_t>(word - 1);
+  if (node >= s_.nodes.size() || !kernels_[node]) return err.fail(KILN_E_KERNEL, "A kernel reported bad data");
+  return err.fail(KILN_E_KERNEL, nodeLabel(s_.nodes[node]) + ": " + kernels_[node]->badData);
+}
+
+int32_t Program::hostNode(int32_t which, int32_t pc) {
+  const std::vector<Step>& steps = list(which);
+  if (pc < 0 || static_cast<size_t>(pc) >= steps.size() || steps[static_cast<size_t>(pc)].kind != ST_HOST) {
+    err.fail(KILN_E_ARGUMENT, "Step " + std::to_string(pc) + " is not a host step");
+    return err.status;
+  }
+  return steps[static_cast<size_t>(pc)].node;
+}
+
+std::string Program::report() const {
+  uint64_t weightBytes = 0;
+  for (const SWeight& w : s_.weights) weightBytes += static_cast<uint64_t>(w.bytes);
+  int kernels = 0;
+  std::string hostNodes, reasons;
+  for (size_t i = 0; i < s_.nodes.size(); i++) {
+    if (kernels_[i]) kernels++;
+    if (hostReasons_[i].empty() || (s_.nodes[i].flags & N_SKIP) || s_.nodes[i].op == "If") continue;
+    if (!hostNodes.empty()) {
+      hostNodes += ",";
+      reasons += ",";
+    }
+    hostNodes += std::to_string(i);
+    jsonString(reasons, hostReasons_[i]);
+  }
+  std::string blas;
+  jsonString(blas, blas_ ? blas_->name() : "kiln (" + blasWhy_ + ")");
+  return "{\"deviceBytes\":" + std::to_string(blockBytes_ + weightBytes) + ",\"arenaBytes\":" + std::to_string(arenaBytes_) +
+         ",\"literalBytes\":" + std::to_string(s_.literalArenaBytes) + ",\"weightBytes\":" + std::to_string(weightBytes) +
+         ",\"workspaceBytes\":" + std::to_string(workspaceBytes_) + ",\"blas\":" + blas +
+         ",\"kernels\":" + std::to_string(kernels) + ",\"hostNodes\":[" + hostNodes + "],\"hostReasons\":[" + reasons +
+         "]}";
+}
+
+}  // namespace kiln

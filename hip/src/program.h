@@ -1,0 +1,117 @@
+// A program on a device: the schedule lowered to kernels, its memory (module arenas, buffers,
+// the literal arena, kernel workspace, one buffer per bound weight), its launch lists (run and
+// prepare, with If branches flattened into jumps and host steps where a node has no kernel),
+// and bind transactions that switch weights atomically.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "blas.h"
+#include "context.h"
+#include "hash.h"
+#include "lower.h"
+#include "schedule.h"
+
+namespace kiln {
+
+class Program {
+ public:
+  /** Lowers `schedule` onto ctx's device; null with err on failure. */
+  static Program* create(Context* ctx, const uint8_t* schedule, uint64_t length, uint32_t flags, Error& err);
+  ~Program();
+
+  /** The last failure of a call on this program. */
+  Error err;
+
+  bool literalWrite(uint32_t id, const uint8_t* data, uint64_t length);
+  bool literalReadFile(uint32_t id, const std::string& path, uint64_t offset, uint64_t length, const std::string& sha1);
+
+  bool bindBegin();
+  bool bindBytes(uint32_t slot, const uint8_t* data, uint64_t length);
+  bool bindFile(uint32_t slot, const std::string& path, uint64_t offset, uint64_t length);
+  /** The report JSON, or false with err. */
+  bool bindCommit(std::string& report);
+  bool bindAbort();
+  bool bindRevert();
+  bool bindRelease();
+
+  bool inputWrite(uint32_t index, const uint8_t* data, uint64_t length);
+  bool outputRead(uint32_t index, uint8_t* data, uint64_t length);
+  bool valueRead(uint32_t value, uint8_t* data, uint64_t length);
+  bool valueWrite(uint32_t value, const uint8_t* data, uint64_t length);
+
+  bool prepareSelect(const int32_t* slots, int32_t count, int32_t& chosen);
+  /** 0 done, pc + 1 of a host step, or a negative status. */
+  int32_t exec(int32_t list, int32_t pc);
+  int32_t hostNode(int32_t list, int32_t pc);
+
+  std::string report() const;
+
+ private:
+  enum StepKind : uint8_t { ST_KERNEL, ST_HOST, ST_BRANCH, ST_JUMP, ST_COPY };
+  struct Step {
+    StepKind kind;
+    int32_t node = -1;
+    int32_t value = -1;   // BRANCH: the condition; COPY: the source
+    int32_t target = -1;  // BRANCH (when false) and JUMP: the step to go to; COPY: the destination value
+  };
+  struct Slot {
+    char* ptr = nullptr;
+    Hash128 hash;
+    bool bound = false;
+    // the weights bound before the last commit (kept until release or revert)
+    char* prevPtr = nullptr;
+    Hash128 prevHash;
+    bool prevBound = false;
+    bool changed = false;
+    // staged in the open transaction
+    char* staged = nullptr;
+    Hash128 stagedHash;
+    bool stagedSet = false;
+  };
+  struct PendingFile {
+    uint32_t slot;
+    std::string path;
+    uint64_t offset;
+    uint64_t length;
+  };
+
+  Program() {}
+  bool lower(uint32_t flags);
+  bool allocate();
+  void resolvePointers();
+  void emitModule(int32_t module, std::vector<Step>& out);
+  int32_t root(int32_t value) const;
+  bool checkStatus();
+  void dropStaged();
+  bool checkValueCopy(uint32_t value, uint64_t length, const char* what);
+  const std::vector<Step>& list(int32_t which) const { return which == KILN_LIST_PREPARE ? selected_ : run_; }
+
+  Context* ctx_ = nullptr;
+  Schedule s_;
+  hipStream_t stream_ = nullptr;
+  std::unique_ptr<Blas> blas_;
+  std::string blasWhy_;
+  char* block_ = nullptr;
+  uint64_t blockBytes_ = 0;
+  uint64_t arenaBytes_ = 0;
+  char* literalArena_ = nullptr;
+  char* workspace_ = nullptr;
+  int32_t* status_ = nullptr;
+  int64_t workspaceBytes_ = 0;
+  std::vector<uint64_t> moduleArena_;  // offsets in block_
+  std::vector<uint64_t> bufferAt_;     // per value: offset in block_ (S_INPUT, S_BUFFER)
+  std::vector<char*> ptrs_;
+  std::vector<Slot> slots_;
+  std::vector<PendingFile> pending_;
+  bool inBind_ = false;
+  std::vector<std::unique_ptr<Kernel>> kernels_;
+  std::vector<std::string> hostReasons_;  // per node: why it runs on the host ("" on the device)
+  std::vector<Step> run_;
+  std::vector<int32_t> prepareNodes_;
+  std::vector<Step> selected_;
+};
+
+}  // namespace kiln
