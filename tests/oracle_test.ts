@@ -385,3 +385,24 @@ Deno.test({
     await _swapCheck("resnet50 (swap)", RESNET, { x });
   },
 });
+
+Deno.test("oracle: 3-D MaxPool with a depth-1 kernel over an input deeper than 1 matches onnxruntime-node", async () => {
+  // a depth stride past the input keeps one output plane per channel; the planar fast path must not
+  // be taken for it (it stepped planes by H*W instead of D*H*W)
+  const rng = new SeededRandom(5);
+  const x: Tensor = { dtype: "float32", dims: [1, 2, 4, 5, 5], data: _normal(rng, [1, 2, 4, 5, 5]) };
+  const spec: ModelSpec = {
+    opset: 18,
+    graph: {
+      inputs: [{ name: "x", dtype: "float32", dims: [1, 2, 4, 5, 5] }],
+      outputs: [{ name: "y", dtype: "float32", dims: [1, 2, 1, 4, 4] }],
+      nodes: [{
+        op: "MaxPool",
+        inputs: ["x"],
+        outputs: ["y"],
+        attrs: { kernel_shape: { ints: [1, 2, 2] }, strides: { ints: [4, 1, 1] } },
+      }],
+    },
+  };
+  await _compare("3-D MaxPool", buildModel(spec), { x });
+});

@@ -29,7 +29,7 @@ function endTap(start: i32, dil: i32, kn: i32, len: i32): i32 {
  * in-range tap give the lowest float (as onnxruntime does).
  */
 export function maxPool(g: ConvGeom, x: usize, y: usize, ind: usize, storageOrder: i32): void {
-  if (ind == 0 && g.kd == 1 && g.od == 1 && g.dh == 1 && g.dw == 1) {
+  if (ind == 0 && g.id == 1 && g.kd == 1 && g.od == 1 && g.dh == 1 && g.dw == 1) {
     maxPool2d(g, x, y);
     return;
   }
