@@ -208,6 +208,9 @@ KILN_HD int64_t loadI(const char* p, int64_t i, int dt) {
   }
 }
 
+KILN_HD void storeI(char* p, int64_t i, int dt, int64_t v);
+
+/** A double into any element type; into an integer type: truncated, saturated, non-finite to 0 (the ref's storeF64). */
 KILN_HD void storeD(char* p, int64_t i, int dt, double v) {
   switch (dt) {
     case DT_FLOAT: reinterpret_cast<float*>(p)[i] = static_cast<float>(v); break;
@@ -215,7 +218,15 @@ KILN_HD void storeD(char* p, int64_t i, int dt, double v) {
     case DT_FLOAT16: reinterpret_cast<uint16_t*>(p)[i] = f32ToF16(static_cast<float>(v)); break;
     case DT_BFLOAT16: reinterpret_cast<uint16_t*>(p)[i] = f32ToBf16(static_cast<float>(v)); break;
     case DT_BOOL: reinterpret_cast<uint8_t*>(p)[i] = v != 0 ? 1 : 0; break;
-    default: break;
+    default: {
+      int64_t iv = 0;
+      if (std::isfinite(v)) {
+        if (v >= 9223372036854775807.0) iv = dt == DT_UINT64 ? static_cast<int64_t>(static_cast<uint64_t>(v)) : INT64_MAX;
+        else if (v <= -9223372036854775808.0) iv = INT64_MIN;
+        else iv = static_cast<int64_t>(v);
+      }
+      storeI(p, i, dt, iv);
+    }
   }
 }
 
