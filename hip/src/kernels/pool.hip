@@ -38,6 +38,12 @@ KILN_HD float fmul(float a, float b) {
 #endif
 }
 
+/**
+ * powf as the ref's (musl's powf computes in double and rounds once): through the double pow,
+ * since the device's own powf may differ from it in the last bit.
+ */
+KILN_HD float powF(float a, float b) { return static_cast<float>(pow(static_cast<double>(a), static_cast<double>(b))); }
+
 /** float -> int64 as wasm's saturating truncation (NaN -> 0). */
 KILN_HD int64_t satI64(float v) {
   if (v != v) return 0;
@@ -193,7 +199,7 @@ __global__ void poolKernel(PoolParams g, const void* x, void* y, int64_t* ind, i
               s = fadd(s, v);
             } else {
               const float a = fabsf(v);
-              s = fadd(s, g.p == 2.0f ? fmul(a, a) : (g.p == 1.0f ? a : powf(a, g.p)));
+              s = fadd(s, g.p == 2.0f ? fmul(a, a) : (g.p == 1.0f ? a : powF(a, g.p)));
             }
           }
         }
@@ -208,7 +214,7 @@ __global__ void poolKernel(PoolParams g, const void* x, void* y, int64_t* ind, i
         }
         r = cnt > 0 ? s / static_cast<float>(cnt) : 0.0f;
       } else {
-        r = g.p == 2.0f ? sqrtf(s) : (g.p == 1.0f ? s : powf(s, 1.0f / g.p));
+        r = g.p == 2.0f ? sqrtf(s) : (g.p == 1.0f ? s : powF(s, 1.0f / g.p));
       }
     }
     El<DT>::store(y, i, r);
@@ -219,7 +225,7 @@ __global__ void poolKernel(PoolParams g, const void* x, void* y, int64_t* ind, i
 KILN_HD float globalResult(float s, int mode, float p, int64_t vol) {
   if (mode == 0) return vol > 0 ? s / static_cast<float>(vol) : 0.0f;
   if (mode == 1) return s;
-  return p == 2.0f ? sqrtf(s) : powf(s, 1.0f / p);
+  return p == 2.0f ? sqrtf(s) : powF(s, 1.0f / p);
 }
 
 /**
@@ -255,7 +261,7 @@ __global__ void globalPoolSeqKernel(const void* x, void* y, int64_t planes, int6
       s = 0;
       for (int64_t i = 0; i < vol; i++) {
         const float a = fabsf(El<DT>::load(x, base + i));
-        s = fadd(s, p == 2.0f ? fmul(a, a) : powf(a, p));
+        s = fadd(s, p == 2.0f ? fmul(a, a) : powF(a, p));
       }
     }
     El<DT>::store(y, pl, globalResult(s, mode, p, vol));
@@ -282,7 +288,7 @@ __global__ void globalPoolKernel(const void* x, void* y, int64_t planes, int64_t
         if (v > acc) acc = v;
       } else {
         const float a = fabsf(v);
-        acc = fadd(acc, p == 2.0f ? fmul(a, a) : powf(a, p));
+        acc = fadd(acc, p == 2.0f ? fmul(a, a) : powF(a, p));
       }
     }
     red[t] = acc;
@@ -327,7 +333,8 @@ struct PoolKernel : Kernel {
 };
 
 /** Planes up to this many elements are pooled one thread per plane, in the ref's order. */
-constexpr int64_t kSeqVol = 4096;
+constexpr int64_t kSeqVol = 1024;
+constexpr int kSeqThreads = 64;  // small blocks: planes spread over more multiprocessors
 
 struct GlobalPoolKernel : Kernel {
   int dt, mode, threads;
@@ -339,12 +346,12 @@ struct GlobalPoolKernel : Kernel {
     const void* xp = x.ptr(in);
     void* yp = x.ptr(out);
     if (vol <= kSeqVol) {
-      const dim3 grid = gridFor(planes, kThreads);
+      const dim3 grid = gridFor(planes, kSeqThreads), block(kSeqThreads);
       switch (dt) {
-        case DT_FLOAT: KILN_LAUNCH(globalPoolSeqKernel<DT_FLOAT>, grid, dim3(kThreads), 0, x.stream, xp, yp, planes, vol, mode, p); break;
-        case DT_DOUBLE: KILN_LAUNCH(globalPoolSeqKernel<DT_DOUBLE>, grid, dim3(kThreads), 0, x.stream, xp, yp, planes, vol, mode, p); break;
-        case DT_FLOAT16: KILN_LAUNCH(globalPoolSeqKernel<DT_FLOAT16>, grid, dim3(kThreads), 0, x.stream, xp, yp, planes, vol, mode, p); break;
-        default: KILN_LAUNCH(globalPoolSeqKernel<DT_BFLOAT16>, grid, dim3(kThreads), 0, x.stream, xp, yp, planes, vol, mode, p); break;
+        case DT_FLOAT: KILN_LAUNCH(globalPoolSeqKernel<DT_FLOAT>, grid, block, 0, x.stream, xp, yp, planes, vol, mode, p); break;
+        case DT_DOUBLE: KILN_LAUNCH(globalPoolSeqKernel<DT_DOUBLE>, grid, block, 0, x.stream, xp, yp, planes, vol, mode, p); break;
+        case DT_FLOAT16: KILN_LAUNCH(globalPoolSeqKernel<DT_FLOAT16>, grid, block, 0, x.stream, xp, yp, planes, vol, mode, p); break;
+        default: KILN_LAUNCH(globalPoolSeqKernel<DT_BFLOAT16>, grid, block, 0, x.stream, xp, yp, planes, vol, mode, p); break;
       }
       return launched(x, "global pool");
     }
