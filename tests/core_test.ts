@@ -502,6 +502,33 @@ Deno.test("Program.serialize() and deserializeProgram() round-trip without re-ru
   q.dispose();
 });
 
+Deno.test("hoist_prepare is the one pass that marks prepare work: disabled, nothing is hoisted and results agree", async () => {
+  const g = build((m) => {
+    const x = m.param("x", F32, [3, 2]);
+    const w = m.externalWeights("w", F32, [2, 3], {
+      location: "m.data",
+      offset: 0,
+      length: 24,
+      checksum: "",
+    });
+    const [wt] = m.node("Transpose", [w], { perm: { ints: [1, 0] } }, 1, "transpose_w");
+    const [xw] = m.node("Mul", [x, wt], {}, 1, "mul_x"); // reads an input: never hoisted
+    const [y] = m.node("Neg", [xw], {}, 1, "neg");
+    m.ret([y], ["y"]);
+  });
+  const on = compiled(g);
+  const off = compiled(g, { disablePasses: ["hoist_prepare"] });
+  assert.equal(on.info().prepareCount, 1, "only the weight's Transpose");
+  assert.equal(off.info().prepareCount, 0);
+  const x = f32([3, 2], [1, 2, 3, 4, 5, 6]);
+  for (const p of [on, off]) await p.setWeights({ w: f32([2, 3], [1, 0, 2, 0, 3, 1]) });
+  assert.deepEqual((await run(on, { x })).y.data, (await run(off, { x })).y.data);
+  assert.equal(on._lastPrepareNodes, 1);
+  assert.equal(off._lastPrepareNodes, 0);
+  on.dispose();
+  off.dispose();
+});
+
 Deno.test("memory_plan hoists weight-only work into prepare, rerun after each bind", async () => {
   const g = build((m) => {
     const x = m.param("x", F32, [3, 2]);
