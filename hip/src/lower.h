@@ -46,6 +46,8 @@ struct Kernel {
   virtual bool run(Exec& x) = 0;
   /** Scratch bytes the kernel needs in x.workspace. */
   int64_t workspace = 0;
+  /** It calls kiln_gemm: the program then opens the vendor BLAS (when one loads). */
+  bool blas = false;
   /** Its schedule node (set by the program after lowering). */
   int32_t node = -1;
   /** What a nonzero status from this kernel means (see Exec::status). */

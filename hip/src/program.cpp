@@ -77,7 +77,7 @@ bool Program::lower(uint32_t flags) {
     if (k) {
       k->node = n.index;
       if (k->workspace > workspaceBytes_) workspaceBytes_ = k->workspace;
-      if (n.op == "MatMul" || n.op == "Gemm" || n.op == "Conv") anyGemm = true;
+      if (k->blas) anyGemm = true;
       kernels_[static_cast<size_t>(n.index)] = std::move(k);
     } else {
       hostReasons_[static_cast<size_t>(n.index)] = why;

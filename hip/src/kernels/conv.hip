@@ -350,6 +350,7 @@ struct Nothing : Kernel {
 
 /** Conv through im2col (or X in place) and kiln_gemm. */
 struct ConvGemm : Kernel {
+  ConvGemm() { blas = true; }
   Geom g{};
   int32_t X = -1, W = -1, B = -1, Y = -1;
   bool direct = false;  // 1x1 stride 1 unpadded: X is the column matrix

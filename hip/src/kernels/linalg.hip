@@ -1,12 +1,18 @@
 // MatMul, Gemm and Einsum (wasm/ops/linalg.ts, wasm/ops/data/einsum.ts): the vendor BLAS when one
 // loaded, kiln's own tiled SGEMM otherwise, both behind kiln_gemm (gemm.h), which Conv uses too.
 //
-// kiln's SGEMM: row-major, strided-batched, float32, C = alpha * op(A) * op(B) + beta * C. A block
-// of 256 threads computes a 64 x 64 tile of C, walking K in 16-deep slices staged in shared memory
-// (op(A) and op(B) read with the index that is contiguous in memory running across threads, so the
-// loads coalesce for either transposition); each thread accumulates a 4 x 4 sub-tile (rows ty +
-// 16 i, columns tx + 16 j) in float with fmaf, in k order. beta == 0 never reads C. Grid: x over
-// column tiles, y over row tiles, z over the batch (y and z loop past the launch limits).
+// kiln's SGEMM: row-major, strided-batched, float32, C = alpha * op(A) * op(B) + beta * C, every
+// element accumulated in float with fmaf in k order; beta == 0 never reads C, alpha == 0 (or
+// k == 0) reads neither A nor B. Two kinds of kernel:
+//   - tiled, 64 x 64 tiles of C per block of 256 threads (32 x 32 per 64 threads when the 64-tiles
+//     would not fill about two waves of a large GPU): K walked in 16-deep slices staged in shared
+//     memory, op(A) and op(B) read with the index contiguous in memory running across threads (the
+//     loads coalesce for either transposition), the next slice read into registers while the
+//     current one is multiplied; each thread holds a 4 x 4 sub-tile (rows ty + TM/4 i, columns
+//     tx + TN/4 j). Grid: x over column tiles, y over row tiles, z over the batch (y and z loop past
+//     the launch limits);
+//   - thin (m or n at most 16: GEMV-like products, tiny batched matrices): one thread per element
+//     of C, its k loop in registers.
 //
 // MatMul follows numpy: 1-D operands are promoted and their dim dropped; a B without batch dims
 // (or with only size-1 ones) folds A's batch into rows (one GEMM of batch*M rows); otherwise the
@@ -15,10 +21,12 @@
 // the dims before it. Gemm fills Y with beta * C broadcast to [M, N] and accumulates onto it
 // (the ref's order). Einsum: two float32 operands that form a batched matmul run on the GEMM (each
 // operand read in place when its layout is [batch, m, k] / [batch, k, m] (A) or [batch, k, n] /
-// [batch, n, k] (B), else packed into the workspace); every other equation runs on a kernel with
-// one thread per output element summing in double, as the ref's index loop does.
+// [batch, n, k] (B), else packed into the workspace); every other float32 or float64 equation (up
+// to 4 operands and 12 labels) runs on a kernel with one thread per output element summing the
+// products in double, as the ref's index loop does.
 //
-// float16, float64 and integer MatMul/Gemm have no device GEMM: they run on the host.
+// On the host, each with its reason: float16, bfloat16, float64 and integer MatMul/Gemm (no device
+// GEMM of those types), Einsum of other element types or past those limits.
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -34,11 +42,12 @@ constexpr int kThreads = 256;
 
 // ---- kiln's SGEMM ------------------------------------------------------------------------
 
-constexpr int kTileM = 64;
-constexpr int kTileN = 64;
 constexpr int kTileK = 16;
-constexpr int kGemmThreads = 256;  // 16 x 16, each 4 x 4 of C
 constexpr int64_t kMaxGridYZ = 65535;
+/** Below this many 64 x 64 tiles (about two waves of a large GPU) the 32 x 32 kernel runs. */
+constexpr int64_t kSmallTileBelow = 256;
+/** GEMMs with m or n at most this run one thread per element of C (sgemmThinKernel). */
+constexpr int64_t kThinSide = 16;
 
 struct GemmParams {
   int64_t m, n, k;
@@ -51,65 +60,95 @@ struct GemmParams {
   int64_t ldc, strideC;
   int64_t batch;
   int64_t tilesM;
-  int transA, transB;
 };
 
-__global__ void __launch_bounds__(256) sgemmKernel(GemmParams p) {
-  __shared__ float As[kTileK][kTileM + 1];
-  __shared__ float Bs[kTileK][kTileN + 1];
+/**
+ * Element q of this thread's share of a ROWS x kTileK slice of op(X) (op(A) for rows of C, or
+ * op(B)^T for columns of C): its row and k within the tile. `kFast`: X stores the slice with k
+ * contiguous (A row-major, or B transposed), so k runs fastest across threads; else rows do.
+ */
+template <int ROWS, int NT, bool kFast>
+KILN_DEVICE void tileIndex(int tid, int q, int& row, int& kk) {
+  const int e = tid + q * NT;
+  if (kFast) {
+    row = e / kTileK;
+    kk = e % kTileK;
+  } else {
+    kk = e / ROWS;
+    row = e % ROWS;
+  }
+}
+
+/** Loads this thread's share of rows [r0, r0 + ROWS) x k [p0, p0 + kTileK) of op(X) (zeros outside). */
+template <int ROWS, int NT, bool kFast>
+KILN_DEVICE void loadSlice(const float* X, int64_t ld, int64_t rows, int64_t k, int64_t r0, int64_t p0, int tid,
+                           float* reg) {
+  for (int q = 0; q < ROWS * kTileK / NT; q++) {
+    int row, kk;
+    tileIndex<ROWS, NT, kFast>(tid, q, row, kk);
+    const int64_t gr = r0 + row, gp = p0 + kk;
+    float v = 0.0f;
+    if (gr < rows && gp < k) v = kFast ? X[gr * ld + gp] : X[gp * ld + gr];
+    reg[q] = v;
+  }
+}
+
+template <int ROWS, int NT, bool kFast>
+KILN_DEVICE void storeSlice(float (*S)[ROWS + 1], int tid, const float* reg) {
+  for (int q = 0; q < ROWS * kTileK / NT; q++) {
+    int row, kk;
+    tileIndex<ROWS, NT, kFast>(tid, q, row, kk);
+    S[kk][row] = reg[q];
+  }
+}
+
+/**
+ * A TM x TN tile of C per block of (TM/4) * (TN/4) threads, each computing rows ty + (TM/4) i and
+ * columns tx + (TN/4) j (i, j < 4). The next k slice is read into registers while the current one
+ * is multiplied out of shared memory.
+ */
+template <int TM, int TN, bool TA, bool TB>
+__global__ void __launch_bounds__((TM / 4) * (TN / 4)) sgemmKernel(GemmParams p) {
+  constexpr int TX = TN / 4;
+  constexpr int TY = TM / 4;
+  constexpr int NT = TX * TY;
+  __shared__ float As[kTileK][TM + 1];
+  __shared__ float Bs[kTileK][TN + 1];
   const int tid = static_cast<int>(threadIdx.x);
-  const int tx = tid % 16;
-  const int ty = tid / 16;
-  const int64_t j0 = static_cast<int64_t>(blockIdx.x) * kTileN;
+  const int tx = tid % TX;
+  const int ty = tid / TX;
+  const int64_t j0 = static_cast<int64_t>(blockIdx.x) * TN;
   const int64_t kTotal = p.alpha != 0.0f ? p.k : 0;  // alpha == 0: C = beta * C, A and B unread
+  float ra[TM * kTileK / NT];
+  float rb[TN * kTileK / NT];
   for (int64_t bz = blockIdx.z; bz < p.batch; bz += gridDim.z) {
     const float* A = p.a + bz * p.strideA;
     const float* B = p.b + bz * p.strideB;
     float* C = p.c + bz * p.strideC;
     for (int64_t ti = blockIdx.y; ti < p.tilesM; ti += gridDim.y) {
-      const int64_t i0 = ti * kTileM;
+      const int64_t i0 = ti * TM;
       float acc[4][4];
       for (int i = 0; i < 4; i++) {
         for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
       }
+      if (kTotal > 0) {
+        loadSlice<TM, NT, !TA>(A, p.lda, p.m, kTotal, i0, 0, tid, ra);
+        loadSlice<TN, NT, TB>(B, p.ldb, p.n, kTotal, j0, 0, tid, rb);
+      }
       for (int64_t p0 = 0; p0 < kTotal; p0 += kTileK) {
-        for (int r = 0; r < 4; r++) {
-          const int e = tid + r * kGemmThreads;
-          int row, kk;
-          if (p.transA) {  // A[k][i]: i contiguous
-            kk = e / kTileM;
-            row = e % kTileM;
-          } else {  // A[i][k]: k contiguous
-            row = e / kTileK;
-            kk = e % kTileK;
-          }
-          const int64_t gi = i0 + row, gp = p0 + kk;
-          float v = 0.0f;
-          if (gi < p.m && gp < kTotal) v = p.transA ? A[gp * p.lda + gi] : A[gi * p.lda + gp];
-          As[kk][row] = v;
-        }
-        for (int r = 0; r < 4; r++) {
-          const int e = tid + r * kGemmThreads;
-          int col, kk;
-          if (p.transB) {  // B[j][k]: k contiguous
-            col = e / kTileK;
-            kk = e % kTileK;
-          } else {  // B[k][j]: j contiguous
-            kk = e / kTileN;
-            col = e % kTileN;
-          }
-          const int64_t gj = j0 + col, gp = p0 + kk;
-          float v = 0.0f;
-          if (gj < p.n && gp < kTotal) v = p.transB ? B[gj * p.ldb + gp] : B[gp * p.ldb + gj];
-          Bs[kk][col] = v;
-        }
+        storeSlice<TM, NT, !TA>(As, tid, ra);
+        storeSlice<TN, NT, TB>(Bs, tid, rb);
         __syncthreads();
+        if (p0 + kTileK < kTotal) {
+          loadSlice<TM, NT, !TA>(A, p.lda, p.m, kTotal, i0, p0 + kTileK, tid, ra);
+          loadSlice<TN, NT, TB>(B, p.ldb, p.n, kTotal, j0, p0 + kTileK, tid, rb);
+        }
 #pragma unroll
         for (int kk = 0; kk < kTileK; kk++) {
           float av[4], bv[4];
           for (int i = 0; i < 4; i++) {
-            av[i] = As[kk][ty + 16 * i];
-            bv[i] = Bs[kk][tx + 16 * i];
+            av[i] = As[kk][ty + TY * i];
+            bv[i] = Bs[kk][tx + TX * i];
           }
           for (int i = 0; i < 4; i++) {
             for (int j = 0; j < 4; j++) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
@@ -118,10 +157,10 @@ __global__ void __launch_bounds__(256) sgemmKernel(GemmParams p) {
         __syncthreads();
       }
       for (int i = 0; i < 4; i++) {
-        const int64_t gi = i0 + ty + 16 * i;
+        const int64_t gi = i0 + ty + TY * i;
         if (gi >= p.m) continue;
         for (int j = 0; j < 4; j++) {
-          const int64_t gj = j0 + tx + 16 * j;
+          const int64_t gj = j0 + tx + TX * j;
           if (gj >= p.n) continue;
           float* cp = C + gi * p.ldc + gj;
           float v = p.alpha * acc[i][j];
@@ -131,6 +170,49 @@ __global__ void __launch_bounds__(256) sgemmKernel(GemmParams p) {
       }
     }
   }
+}
+
+/**
+ * One thread per element of C (batch, i, j), the k loop in registers: the GEMMs with a side of at
+ * most kThinSide (GEMV-like rows or columns, tiny batched matrices), where a tile would stay mostly
+ * empty. The same fmaf sequence in k order as the tiled kernel.
+ */
+__global__ void sgemmThinKernel(GemmParams p, int transA, int transB, int64_t total) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const int64_t kTotal = p.alpha != 0.0f ? p.k : 0;
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
+    const int64_t q = e / p.n;
+    const int64_t j = e - q * p.n;
+    const int64_t bz = q / p.m;
+    const int64_t i = q - bz * p.m;
+    const float* A = p.a + bz * p.strideA;
+    const float* B = p.b + bz * p.strideB;
+    const int64_t as = transA ? p.lda : 1, bs = transB ? 1 : p.ldb;
+    const float* ap = A + (transA ? i : i * p.lda);
+    const float* bp = B + (transB ? j * p.ldb : j);
+    float acc = 0.0f;
+    for (int64_t kk = 0; kk < kTotal; kk++) acc = fmaf(ap[kk * as], bp[kk * bs], acc);
+    float* cp = p.c + bz * p.strideC + i * p.ldc + j;
+    float v = p.alpha * acc;
+    if (p.beta != 0.0f) v += p.beta * *cp;
+    *cp = v;
+  }
+}
+
+template <int TM, int TN>
+bool launchGemm(Exec& x, GemmParams p, bool transA, bool transB) {
+  constexpr int NT = (TM / 4) * (TN / 4);
+  p.tilesM = (p.m + TM - 1) / TM;
+  const int64_t tilesN = (p.n + TN - 1) / TN;
+  if (tilesN > 0x7fffffff) {
+    return x.err->fail(KILN_E_KERNEL, "sgemm: n " + std::to_string(p.n) + " is past the kernel's grid");
+  }
+  const dim3 grid(static_cast<unsigned>(tilesN), static_cast<unsigned>(std::min(p.tilesM, kMaxGridYZ)),
+                  static_cast<unsigned>(std::min(p.batch, kMaxGridYZ)));
+  void (*kernel)(GemmParams) = transA ? (transB ? sgemmKernel<TM, TN, true, true> : sgemmKernel<TM, TN, true, false>)
+                                       : (transB ? sgemmKernel<TM, TN, false, true> : sgemmKernel<TM, TN, false, false>);
+  KILN_LAUNCH(kernel, grid, dim3(NT), 0, x.stream, p);
+  return launched(x, "sgemm");
 }
 
 }  // namespace
@@ -159,17 +241,16 @@ bool kiln_gemm(Exec& x, bool transA, bool transB, int64_t m, int64_t n, int64_t 
   p.ldc = ldc;
   p.strideC = strideC;
   p.batch = batch;
-  p.tilesM = (m + kTileM - 1) / kTileM;
-  p.transA = transA ? 1 : 0;
-  p.transB = transB ? 1 : 0;
-  const int64_t tilesN = (n + kTileN - 1) / kTileN;
-  if (tilesN > 0x7fffffff) {
-    return x.err->fail(KILN_E_KERNEL, "sgemm: n " + std::to_string(n) + " is past the kernel's grid");
+  p.tilesM = 0;
+  if (m <= kThinSide || n <= kThinSide) {
+    const int64_t total = batch * m * n;
+    KILN_LAUNCH(sgemmThinKernel, gridFor(total, kThreads), dim3(kThreads), 0, x.stream, p, transA ? 1 : 0,
+                transB ? 1 : 0, total);
+    return launched(x, "sgemm");
   }
-  const dim3 grid(static_cast<unsigned>(tilesN), static_cast<unsigned>(std::min(p.tilesM, kMaxGridYZ)),
-                  static_cast<unsigned>(std::min(batch, kMaxGridYZ)));
-  KILN_LAUNCH(sgemmKernel, grid, dim3(kGemmThreads), 0, x.stream, p);
-  return launched(x, "sgemm");
+  const int64_t tiles64 = ((m + 63) / 64) * ((n + 63) / 64) * batch;
+  if (tiles64 < kSmallTileBelow) return launchGemm<32, 32>(x, p, transA, transB);
+  return launchGemm<64, 64>(x, p, transA, transB);
 }
 
 namespace {
@@ -182,6 +263,7 @@ struct GemmCall {
 };
 
 struct MatMulKernel : Kernel {
+  MatMulKernel() { blas = true; }
   int32_t A = -1, B = -1, Y = -1;
   int64_t m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldc = 0;
   int64_t strideA = 0, strideB = 0, strideC = 0, batch = 1;
@@ -330,6 +412,7 @@ __global__ void biasFillKernel(const float* c, float* y, int64_t N, int64_t sm, 
 }
 
 struct GemmKernel : Kernel {
+  GemmKernel() { blas = true; }
   int32_t A = -1, B = -1, C = -1, Y = -1;
   bool transA = false, transB = false, hasC = false;
   int64_t m = 0, n = 0, k = 0, sm = 0, sn = 0;
@@ -619,6 +702,7 @@ struct EinsumOperand {
 };
 
 struct EinsumGemm : Kernel {
+  EinsumGemm() { blas = true; }
   EinsumOperand a, b;
   int32_t out = -1;
   bool transA = false, transB = false;
