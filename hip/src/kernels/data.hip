@@ -407,7 +407,8 @@ KILN_HD int64_t padSource(int64_t i, int64_t L, int mode) {
 }
 
 template <typename T>
-__global__ void padKernel(PadParams p, const T* in, T* out, T value, int64_t n) {
+__global__ void padKernel(PadParams p, const T* in, T* out, T value, const T* valueAt, int64_t n) {
+  if (valueAt) value = valueAt[0];  // constant_value given at run time
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     int64_t q = i, src = 0;
@@ -428,16 +429,17 @@ struct PadKernel : Kernel {
   PadParams p{};
   int size;
   uint64_t value = 0;
+  int32_t valueIn = -1;  // constant_value as a run-time input
   int32_t in, out;
   int64_t n;
   bool run(Exec& x) override {
     if (n == 0) return true;
     const dim3 g = gridFor(n, kThreads);
     switch (size) {
-      case 1: KILN_LAUNCH(padKernel<uint8_t>, g, dim3(kThreads), 0, x.stream, p, x.at<const uint8_t>(in), x.at<uint8_t>(out), static_cast<uint8_t>(value), n); break;
-      case 2: KILN_LAUNCH(padKernel<uint16_t>, g, dim3(kThreads), 0, x.stream, p, x.at<const uint16_t>(in), x.at<uint16_t>(out), static_cast<uint16_t>(value), n); break;
-      case 4: KILN_LAUNCH(padKernel<uint32_t>, g, dim3(kThreads), 0, x.stream, p, x.at<const uint32_t>(in), x.at<uint32_t>(out), static_cast<uint32_t>(value), n); break;
-      default: KILN_LAUNCH(padKernel<uint64_t>, g, dim3(kThreads), 0, x.stream, p, x.at<const uint64_t>(in), x.at<uint64_t>(out), value, n); break;
+      case 1: KILN_LAUNCH(padKernel<uint8_t>, g, dim3(kThreads), 0, x.stream, p, x.at<const uint8_t>(in), x.at<uint8_t>(out), static_cast<uint8_t>(value), x.at<const uint8_t>(valueIn), n); break;
+      case 2: KILN_LAUNCH(padKernel<uint16_t>, g, dim3(kThreads), 0, x.stream, p, x.at<const uint16_t>(in), x.at<uint16_t>(out), static_cast<uint16_t>(value), x.at<const uint16_t>(valueIn), n); break;
+      case 4: KILN_LAUNCH(padKernel<uint32_t>, g, dim3(kThreads), 0, x.stream, p, x.at<const uint32_t>(in), x.at<uint32_t>(out), static_cast<uint32_t>(value), x.at<const uint32_t>(valueIn), n); break;
+      default: KILN_LAUNCH(padKernel<uint64_t>, g, dim3(kThreads), 0, x.stream, p, x.at<const uint64_t>(in), x.at<uint64_t>(out), value, x.at<const uint64_t>(valueIn), n); break;
     }
     return launched(x, "Pad");
   }
@@ -480,6 +482,7 @@ std::unique_ptr<Kernel> lowerPad(const NodeView& v, std::string& why) {
   double value = 0;
   bool rawValue = false;  // the constant_value input's own bits (exact for every element type)
   uint64_t raw = 0;
+  int32_t valueIn = -1;  // or read at run time
   if (v.s.opset < 11) {
     pads = v.attrInts("pads");
     value = v.attrFloat("value", 0.0f);
@@ -490,12 +493,16 @@ std::unique_ptr<Kernel> lowerPad(const NodeView& v, std::string& why) {
     }
     if (v.has(2) && v.in(2).elements() > 0) {
       const SValue& c = v.in(2);
-      if (c.storage != S_LITERAL || c.hostId >= 0 || c.dtype != x.dtype) {
-        why = "Pad's constant_value is not a constant";
+      if (c.dtype != x.dtype) {
+        why = "Pad's constant_value has another element type";
         return nullptr;
       }
-      std::memcpy(&raw, c.inlineBytes.data(), static_cast<size_t>(dtypeSize(c.dtype)));
-      rawValue = true;
+      if (c.storage == S_LITERAL && c.hostId < 0) {
+        std::memcpy(&raw, c.inlineBytes.data(), static_cast<size_t>(dtypeSize(c.dtype)));
+        rawValue = true;
+      } else {
+        valueIn = v.inId(2);
+      }
     }
     if (v.has(3) && !v.constInts(3, axes)) {
       why = "Pad's axes are not a constant";
@@ -527,6 +534,7 @@ std::unique_ptr<Kernel> lowerPad(const NodeView& v, std::string& why) {
   }
   k->size = dtypeSize(x.dtype);
   k->value = rawValue ? raw : elementBits(x.dtype, value);
+  k->valueIn = valueIn;
   k->in = v.inId(0);
   k->out = v.outId(0);
   k->n = o.elements();
@@ -960,7 +968,9 @@ std::unique_ptr<Kernel> lowerScatterElements(const NodeView& v, std::string& why
 // ---- generators ------------------------------------------------------------------------
 
 template <typename T>
-__global__ void triluKernel(const T* in, T* out, int64_t rows, int64_t cols, int64_t k, bool upper, int64_t n) {
+__global__ void triluKernel(const T* in, T* out, int64_t rows, int64_t cols, int64_t k, const int64_t* kAt, bool upper,
+                            int64_t n) {
+  if (kAt) k = kAt[0];  // k given at run time
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const int64_t c = i % cols;
@@ -972,6 +982,7 @@ __global__ void triluKernel(const T* in, T* out, int64_t rows, int64_t cols, int
 
 struct TriluKernel : Kernel {
   int size;
+  int32_t kIn = -1;
   int32_t in, out;
   int64_t rows, cols, k, n;
   bool upper;
@@ -979,10 +990,10 @@ struct TriluKernel : Kernel {
     if (n == 0) return true;
     const dim3 g = gridFor(n, kThreads);
     switch (size) {
-      case 1: KILN_LAUNCH(triluKernel<uint8_t>, g, dim3(kThreads), 0, x.stream, x.at<const uint8_t>(in), x.at<uint8_t>(out), rows, cols, k, upper, n); break;
-      case 2: KILN_LAUNCH(triluKernel<uint16_t>, g, dim3(kThreads), 0, x.stream, x.at<const uint16_t>(in), x.at<uint16_t>(out), rows, cols, k, upper, n); break;
-      case 4: KILN_LAUNCH(triluKernel<uint32_t>, g, dim3(kThreads), 0, x.stream, x.at<const uint32_t>(in), x.at<uint32_t>(out), rows, cols, k, upper, n); break;
-      default: KILN_LAUNCH(triluKernel<uint64_t>, g, dim3(kThreads), 0, x.stream, x.at<const uint64_t>(in), x.at<uint64_t>(out), rows, cols, k, upper, n); break;
+      case 1: KILN_LAUNCH(triluKernel<uint8_t>, g, dim3(kThreads), 0, x.stream, x.at<const uint8_t>(in), x.at<uint8_t>(out), rows, cols, k, x.at<const int64_t>(kIn), upper, n); break;
+      case 2: KILN_LAUNCH(triluKernel<uint16_t>, g, dim3(kThreads), 0, x.stream, x.at<const uint16_t>(in), x.at<uint16_t>(out), rows, cols, k, x.at<const int64_t>(kIn), upper, n); break;
+      case 4: KILN_LAUNCH(triluKernel<uint32_t>, g, dim3(kThreads), 0, x.stream, x.at<const uint32_t>(in), x.at<uint32_t>(out), rows, cols, k, x.at<const int64_t>(kIn), upper, n); break;
+      default: KILN_LAUNCH(triluKernel<uint64_t>, g, dim3(kThreads), 0, x.stream, x.at<const uint64_t>(in), x.at<uint64_t>(out), rows, cols, k, x.at<const int64_t>(kIn), upper, n); break;
     }
     return launched(x, "Trilu");
   }
@@ -992,15 +1003,20 @@ std::unique_ptr<Kernel> lowerTrilu(const NodeView& v, std::string& why) {
   const SValue& x = v.in(0);
   if (x.rank() < 2) return nullptr;
   int64_t kk = 0;
+  int32_t kIn = -1;
   if (v.has(1)) {
     std::vector<int64_t> kv;
-    if (!v.constInts(1, kv) || kv.size() != 1) {
-      why = "Trilu's k is not a constant";
+    if (v.constInts(1, kv) && kv.size() == 1) {
+      kk = kv[0];
+    } else if (v.in(1).dtype == DT_INT64 && v.in(1).elements() == 1) {
+      kIn = v.inId(1);  // read on the device at run time
+    } else {
+      why = "Trilu's k is not one int64";
       return nullptr;
     }
-    kk = kv[0];
   }
   auto k = std::make_unique<TriluKernel>();
+  k->kIn = kIn;
   k->size = dtypeSize(x.dtype);
   k->in = v.inId(0);
   k->out = v.outId(0);
@@ -1108,9 +1124,35 @@ std::unique_ptr<Kernel> lowerEyeLike(const NodeView& v, std::string&) {
   return k;
 }
 
+/** outer/len/inner of a CumSum over `axis` of dims (axis read from the device when given there). */
+struct CumDims {
+  int rank;
+  int64_t dims[kMaxDims];
+};
+
+KILN_HD void cumSplit(const CumDims& d, int64_t axis, int64_t& outer, int64_t& len, int64_t& inner) {
+  if (axis < 0) axis += d.rank;
+  outer = 1;
+  inner = 1;
+  len = 0;
+  if (axis < 0 || axis >= d.rank) return;  // an axis out of range: the status word says so
+  for (int a = 0; a < axis; a++) outer *= d.dims[a];
+  len = d.dims[axis];
+  for (int a = static_cast<int>(axis) + 1; a < d.rank; a++) inner *= d.dims[a];
+}
+
 template <typename T>
 __global__ void cumsumKernel(const T* in, T* out, int64_t outer, int64_t len, int64_t inner, bool exclusive,
-                             bool reverse) {
+                             bool reverse, CumDims dims, const void* axisAt, bool axisWide, int32_t* status,
+                             int32_t tag) {
+  if (axisAt) {
+    const int64_t a = axisWide ? *static_cast<const int64_t*>(axisAt) : *static_cast<const int32_t*>(axisAt);
+    cumSplit(dims, a, outer, len, inner);
+    if (len == 0 && (a < -dims.rank || a >= dims.rank)) {
+      *status = tag;
+      return;
+    }
+  }
   const int64_t lines = outer * inner;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t l = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; l < lines; l += stride) {
@@ -1134,17 +1176,28 @@ __global__ void cumsumKernel(const T* in, T* out, int64_t outer, int64_t len, in
 struct CumSumKernel : Kernel {
   int dt;
   int32_t in, out;
+  int32_t axisIn = -1;  // the axis as a run-time input
+  bool axisWide = true;
+  CumDims dims{};
   int64_t outer, len, inner;
   bool exclusive, reverse;
   bool run(Exec& x) override {
-    const int64_t lines = outer * inner;
-    if (lines == 0 || len == 0) return true;
+    const int64_t total = [&] {
+      int64_t t = 1;
+      for (int a = 0; a < dims.rank; a++) t *= dims.dims[a];
+      return t;
+    }();
+    if (total == 0) return true;
+    // with a run-time axis, enough threads for the most lines any axis gives
+    const int64_t lines = axisIn >= 0 ? total : outer * inner;
+    if (axisIn < 0 && (lines == 0 || len == 0)) return true;
     const dim3 g = gridFor(lines, kThreads);
+    const void* axisAt = x.ptr(axisIn);
     switch (dt) {
-      case DT_FLOAT: KILN_LAUNCH(cumsumKernel<float>, g, dim3(kThreads), 0, x.stream, x.at<const float>(in), x.at<float>(out), outer, len, inner, exclusive, reverse); break;
-      case DT_DOUBLE: KILN_LAUNCH(cumsumKernel<double>, g, dim3(kThreads), 0, x.stream, x.at<const double>(in), x.at<double>(out), outer, len, inner, exclusive, reverse); break;
-      case DT_INT32: KILN_LAUNCH(cumsumKernel<int32_t>, g, dim3(kThreads), 0, x.stream, x.at<const int32_t>(in), x.at<int32_t>(out), outer, len, inner, exclusive, reverse); break;
-      default: KILN_LAUNCH(cumsumKernel<int64_t>, g, dim3(kThreads), 0, x.stream, x.at<const int64_t>(in), x.at<int64_t>(out), outer, len, inner, exclusive, reverse); break;
+      case DT_FLOAT: KILN_LAUNCH(cumsumKernel<float>, g, dim3(kThreads), 0, x.stream, x.at<const float>(in), x.at<float>(out), outer, len, inner, exclusive, reverse, dims, axisAt, axisWide, x.status, node + 1); break;
+      case DT_DOUBLE: KILN_LAUNCH(cumsumKernel<double>, g, dim3(kThreads), 0, x.stream, x.at<const double>(in), x.at<double>(out), outer, len, inner, exclusive, reverse, dims, axisAt, axisWide, x.status, node + 1); break;
+      case DT_INT32: KILN_LAUNCH(cumsumKernel<int32_t>, g, dim3(kThreads), 0, x.stream, x.at<const int32_t>(in), x.at<int32_t>(out), outer, len, inner, exclusive, reverse, dims, axisAt, axisWide, x.status, node + 1); break;
+      default: KILN_LAUNCH(cumsumKernel<int64_t>, g, dim3(kThreads), 0, x.stream, x.at<const int64_t>(in), x.at<int64_t>(out), outer, len, inner, exclusive, reverse, dims, axisAt, axisWide, x.status, node + 1); break;
     }
     return launched(x, "CumSum");
   }
@@ -1156,15 +1209,24 @@ std::unique_ptr<Kernel> lowerCumSum(const NodeView& v, std::string& why) {
     why = std::string("CumSum of ") + dtypeName(x.dtype);
     return nullptr;
   }
+  const int64_t r = x.rank();
+  if (r > kMaxDims || r == 0) return nullptr;
+  auto k = std::make_unique<CumSumKernel>();
+  k->dims.rank = static_cast<int>(r);
+  for (int64_t a = 0; a < r; a++) k->dims.dims[a] = x.dims[static_cast<size_t>(a)];
   std::vector<int64_t> ax;
-  if (!v.constInts(1, ax) || ax.size() != 1) {
-    why = "CumSum's axis is not a constant";
+  int64_t axis = 0;
+  if (v.constInts(1, ax) && ax.size() == 1) {
+    axis = normAxis(ax[0], r);
+    if (axis < 0 || axis >= r) return nullptr;
+  } else if ((v.in(1).dtype == DT_INT64 || v.in(1).dtype == DT_INT32) && v.in(1).elements() == 1) {
+    k->axisIn = v.inId(1);  // read on the device at run time
+    k->axisWide = v.in(1).dtype == DT_INT64;
+    k->badData = "CumSum axis out of range";
+  } else {
+    why = "CumSum's axis is not one integer";
     return nullptr;
   }
-  const int64_t r = x.rank();
-  const int64_t axis = normAxis(ax[0], r);
-  if (axis < 0 || axis >= r) return nullptr;
-  auto k = std::make_unique<CumSumKernel>();
   k->dt = x.dtype;
   k->in = v.inId(0);
   k->out = v.outId(0);
