@@ -29,12 +29,10 @@ tar -cf "$stage/payload.tar" "${paths[@]}"
 tar -C "$stage" -rf "$stage/payload.tar" .device/models .device/onnx-testdata
 xz -T0 -6 -c "$stage/payload.tar" > .device/payload.tar.xz
 cat > .device/unpack.sh <<'SH'
-# on the GPU machine, after `. .device/env.sh`: restores the payload in place
-set -e
-tar -xJf .device/payload.tar.xz
-mkdir -p /usr/share/libonnx-testdata/data
-[ -d .device/onnx-testdata/node ] && rm -rf /usr/share/libonnx-testdata/data/node &&
-  cp -a .device/onnx-testdata/node /usr/share/libonnx-testdata/data/node
-echo "unpack: $(ls .device/models | wc -l) shared models, node tests: $(ls /usr/share/libonnx-testdata/data/node 2>/dev/null | wc -l)"
+# on the GPU machine, after `. .device/env.sh`: restores the payload in place; then
+#   export KILN_SHARED_MODELS=$PWD/.device/models KILN_ONNX_NODE_TESTS=$PWD/.device/onnx-testdata/node
+tar -xJf .device/payload.tar.xz || { echo "unpack: tar failed" >&2; exit 1; }
+echo "unpack: node_modules: $(ls node_modules | tr '\n' ' '); $(ls .device/models | wc -l) shared models;" \
+  "$(ls .device/onnx-testdata/node 2>/dev/null | wc -l) node tests"
 SH
 du -sh .device | awk '{print "device_pack: .device is " $1 " (carry .device; the whole tree must stay under 64 MiB)"}'

@@ -30,8 +30,17 @@ import { isSupportedOnnxType, type Tensor } from "../../core/tensor.ts";
 import { compareTensors, ONNX_TOLERANCE } from "./compare.ts";
 import { type ModelInfo, modelInfo } from "./model_info.ts";
 
-/** Where Debian's libonnx-testdata installs the node tests. */
-export const NODE_TEST_DIR = "/usr/share/libonnx-testdata/data/node";
+/**
+ * Where Debian's libonnx-testdata installs the node tests (or the folder `KILN_ONNX_NODE_TESTS`
+ * names: a copy carried to a machine without the package).
+ */
+export const NODE_TEST_DIR = (() => {
+  try {
+    return Deno.env.get("KILN_ONNX_NODE_TESTS") || "/usr/share/libonnx-testdata/data/node";
+  } catch {
+    return "/usr/share/libonnx-testdata/data/node";
+  }
+})();
 
 /**
  * The package's other suites, beside `node`: graphs made by exporters rather than one node each
