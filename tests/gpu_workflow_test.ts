@@ -144,6 +144,16 @@ Deno.test({
               e.code === "io" && /late\/tinynet\.onnx\.data/.test(e.message) && /weight '/.test(e.message),
           );
           _close(await _probs(program, x), want2, "v2 after a short file");
+          // the data file gone after the set was built: named at commit, nothing changes
+          await Deno.mkdir(`${dir}/gone`);
+          await Deno.writeFile(`${dir}/gone/tinynet.onnx.data`, data);
+          const gone = await WeightSet.fromOnnxDir(program, `${dir}/gone`);
+          await Deno.remove(`${dir}/gone/tinynet.onnx.data`);
+          await assert.rejects(
+            program.bindWeights(gone),
+            (e: KilnError) => e.code === "io" && /cannot open '.*gone\/tinynet\.onnx\.data'/.test(e.message),
+          );
+          _close(await _probs(program, x), want2, "v2 after a missing file");
           // a directory where a data file should be: refused without reading, nothing changes
           await Deno.remove(`${dir}/late/tinynet.onnx.data`);
           await Deno.mkdir(`${dir}/late/tinynet.onnx.data`);
