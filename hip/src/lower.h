@@ -95,6 +95,9 @@ std::vector<std::string> loweredOps();
 
 constexpr int kMaxDims = 8;
 
+/** A float element type: float32, float64, float16 or bfloat16. */
+inline bool floatType(int dt) { return dt == DT_FLOAT || dt == DT_DOUBLE || dt == DT_FLOAT16 || dt == DT_BFLOAT16; }
+
 /** Row-major element strides of dims. */
 std::vector<int64_t> contiguousStrides(const std::vector<int64_t>& dims);
 

@@ -12,7 +12,8 @@ function _fromEnv(): string | undefined {
   }
 }
 
-export const SHARED_MODELS: string = _fromEnv() ?? new URL("../../../shared/models", import.meta.url).pathname;
+export const SHARED_MODELS: string = _fromEnv() ??
+  new URL("../../../shared/models", import.meta.url).pathname;
 
 /** True when `name` (e.g. "gpt2_dynamo.onnx") is present in the shared models folder. */
 export function hasSharedModel(name: string): boolean {

@@ -1,7 +1,7 @@
 // kiln_gemm: the one float32 GEMM entry point of the kernel families (MatMul, Gemm, Einsum, Conv).
 // It takes Blas::sgemm's arguments (row-major, strided-batched, transA/transB, alpha/beta; a
 // stride of 0 broadcasts that operand over the batch) and runs the vendor BLAS when one loaded
-// (x.blas), else kiln's own tiled SGEMM kernel (kernels/linalg.hip). Launches on x.stream;
+// (x.blas), else kiln's own tiled SGEMM kernel (kernels/gemm.hip). Launches on x.stream;
 // false with x.err set on failure. Empty problems (m, n or batch 0) launch nothing; k == 0 (or
 // alpha == 0) leaves C = beta * C, with beta == 0 writing zeros whatever C held.
 #pragma once

@@ -366,8 +366,6 @@ struct GlobalPoolKernel : Kernel {
   }
 };
 
-bool floatType(int dt) { return dt == DT_FLOAT || dt == DT_DOUBLE || dt == DT_FLOAT16 || dt == DT_BFLOAT16; }
-
 /** A geometry attribute of n values (default `def` when absent); false when malformed. */
 bool geomInts(const NodeView& v, const char* name, size_t n, int64_t def, int64_t lo, std::vector<int64_t>& out) {
   constexpr int64_t kGeomMax = int64_t(1) << 24;
