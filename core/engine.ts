@@ -8,12 +8,20 @@
 import { KILN_WASM_BASE64, KILN_WASM_RELAXED_BASE64 } from "../build/kiln_wasm.ts";
 import { type Diagnostic, DIAGNOSTIC_CODES, errorFromDiagnostics, KilnError } from "./errors.ts";
 
-/** The core's exports (raw bindings: numbers only). */
+/**
+ * The core's exports (raw bindings: numbers only). The core is wasm32 with up to 4 GiB of memory:
+ * every pointer and length is an unsigned 32-bit number (0 to 2^32 - 1). The Engine's exports
+ * return those unsigned (WebAssembly hands an i32 to JavaScript signed, negative past 2 GiB) and
+ * accept them as they are (JavaScript numbers below 2^32 pass to an i32 parameter unchanged).
+ */
 export interface CoreExports {
   memory: WebAssembly.Memory;
+  /** A new allocation of `n` bytes (unsigned pointer; free with `free`). */
   alloc(n: number): number;
   free(p: number): void;
+  /** Pointer of the last result (unsigned). */
   result_ptr(): number;
+  /** Length in bytes of the last result (unsigned). */
   result_len(): number;
   op_names(): number;
   debug_trap(): void;
@@ -22,9 +30,13 @@ export interface CoreExports {
   /** Runs the compile pipeline of the target named by the UTF-8 bytes at tPtr. */
   compile(h: number, tPtr: number, tLen: number, flags: number, disPtr: number, disLen: number): number;
   finalize(h: number): number;
+  /** Where the host copies host literal `id` (unsigned; 0 when none). */
   host_literal_ptr(h: number, id: number): number;
+  /** Where the host writes input i (unsigned; 0 when none). */
   input_ptr(h: number, i: number): number;
+  /** Where the host writes weight i (unsigned; 0 when none). */
   weight_ptr(h: number, i: number): number;
+  /** Where the host reads output i (unsigned; 0 when none). */
   output_ptr(h: number, i: number): number;
   run(h: number): number;
   prepare(h: number): number;
@@ -126,26 +138,64 @@ export function coreModule(): WebAssembly.Module {
 }
 
 const _dec = new TextDecoder();
+const _utf16 = new TextDecoder("utf-16le");
+
+/** The largest byte count or pointer of the wasm32 core, plus one: 4 GiB. */
+const _ADDRESS_SPACE = 2 ** 32;
+
+/** True when `n` is a byte count or pointer the core can hold: an integer in [0, 4 GiB). */
+function _isU32(n: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n < _ADDRESS_SPACE;
+}
+
+/**
+ * The raw exports with every usize result read unsigned (`>>> 0`): WebAssembly returns an i32
+ * to JavaScript as a signed number, so a pointer or length past 2 GiB would read negative.
+ * `alloc` refuses a size the core cannot address instead of letting it wrap to 32 bits.
+ */
+function _unsignedExports(raw: CoreExports): CoreExports {
+  return {
+    ...raw,
+    alloc: (n: number) => {
+      if (!_isU32(n)) {
+        throw new KilnError(
+          "memory",
+          `Cannot allocate ${n} bytes in the kiln core: it is wasm32, with 4 GiB of memory at most`,
+        );
+      }
+      return raw.alloc(n) >>> 0;
+    },
+    result_ptr: () => raw.result_ptr() >>> 0,
+    result_len: () => raw.result_len() >>> 0,
+    host_literal_ptr: (h: number, id: number) => raw.host_literal_ptr(h, id) >>> 0,
+    input_ptr: (h: number, i: number) => raw.input_ptr(h, i) >>> 0,
+    weight_ptr: (h: number, i: number) => raw.weight_ptr(h, i) >>> 0,
+    output_ptr: (h: number, i: number) => raw.output_ptr(h, i) >>> 0,
+  };
+}
 
 /** One instance of the core with its memory. */
 export class Engine {
+  /** The core's exports; pointers and lengths they return are unsigned (see `CoreExports`). */
   readonly exports: CoreExports;
   /** True after a trap: the instance must not be used again. */
   broken = false;
 
   constructor() {
     const holder: { mem?: WebAssembly.Memory } = {};
-    const readAsString = (ptr: number): string => {
+    // an AssemblyScript string: UTF-16 code units at ptr, their byte length (u32) at ptr - 4
+    const readAsString = (at: number): string => {
       const mem = holder.mem;
-      if (!ptr || !mem) return "";
-      const len = new Uint32Array(mem.buffer, ptr - 4, 1)[0];
-      return String.fromCharCode(...new Uint16Array(mem.buffer, ptr, len >>> 1));
+      const ptr = at >>> 0;
+      if (!ptr || !mem || ptr < 4 || ptr > mem.buffer.byteLength) return "";
+      const len = new DataView(mem.buffer).getUint32(ptr - 4, true);
+      return _utf16.decode(new Uint8Array(mem.buffer, ptr, Math.min(len, mem.buffer.byteLength - ptr)));
     };
     const imports = {
       env: {
         abort: (msg: number, file: number, line: number, col: number) => {
           throw new WebAssembly.RuntimeError(
-            `abort: ${readAsString(msg)} at ${readAsString(file)}:${line}:${col}`,
+            `abort: ${readAsString(msg)} at ${readAsString(file)}:${line >>> 0}:${col >>> 0}`,
           );
         },
         now: () => performance.now(),
@@ -154,7 +204,7 @@ export class Engine {
       },
     };
     const inst = new WebAssembly.Instance(coreModule(), imports);
-    this.exports = inst.exports as unknown as CoreExports;
+    this.exports = _unsignedExports(inst.exports as unknown as CoreExports);
     holder.mem = this.exports.memory;
   }
 
@@ -169,16 +219,23 @@ export class Engine {
     return new Uint8Array(this.exports.memory.buffer);
   }
 
-  /** Copies `bytes` into a new WASM allocation; returns its pointer (free with `free`). */
+  /** Copies `bytes` into a new WASM allocation; returns its pointer, unsigned (free with `free`). */
   put(bytes: Uint8Array): number {
     const p = this.call("alloc", () => this.exports.alloc(bytes.length));
     this.u8().set(bytes, p);
     return p;
   }
 
-  /** Copies `len` bytes out of WASM memory. */
+  /** Copies `len` bytes at `ptr` (unsigned) out of WASM memory; a range outside it is an internal error. */
   get(ptr: number, len: number): Uint8Array {
-    return this.u8().slice(ptr, ptr + len);
+    const mem = this.u8();
+    if (!_isU32(ptr) || !Number.isInteger(len) || len < 0 || ptr + len > mem.length) {
+      throw new KilnError(
+        "internal",
+        `Internal error: ${len} bytes at ${ptr} lie outside the kiln core's ${mem.length} bytes of memory`,
+      );
+    }
+    return mem.slice(ptr, ptr + len);
   }
 
   free(p: number): void {

@@ -61,6 +61,34 @@ Deno.test("kiln CLI: bad input gives one clear line and a non-zero exit", async 
         /Unknown pass 'nope' in disablePasses \(the ref pipeline: /,
       ],
     ];
+    // every field of --dims is checked: empty, signed, fractional, exponent, padded and too-large
+    // fields name the spec and the dim, and never become 0 or a silently parsed number
+    const dimsCases: [string, RegExp][] = [
+      ["x=1xx3", /Bad --dims 'x=1xx3': dim 1 of 'x' is empty/],
+      ["x=", /Bad --dims 'x=': no dims after '='/],
+      ["x=1x", /Bad --dims 'x=1x': dim 1 of 'x' is empty/],
+      ["x=x1", /Bad --dims 'x=x1': dim 0 of 'x' is empty/],
+      ["x=1,,3", /Bad --dims 'x=1,,3': dim 1 of 'x' is empty/],
+      ["x=-1", /Bad --dims 'x=-1': dim 0 of 'x' is '-1'; dims must be non-negative integers/],
+      ["x=1.5", /Bad --dims 'x=1\.5': dim 0 of 'x' is '1\.5'/],
+      ["x=1e3", /Bad --dims 'x=1e3': dim 0 of 'x' is '1e3'/],
+      ["x= 3", /Bad --dims 'x= 3': dim 0 of 'x' is ' 3'/],
+      ["x=+2x3x16x16", /Bad --dims 'x=\+2x3x16x16': dim 0 of 'x' is '\+2'/],
+      [
+        "x=2147483648x3x16x16",
+        /Bad --dims 'x=2147483648x3x16x16': dim 0 of 'x' is 2147483648, past 2147483647/,
+      ],
+      ["x=1x99999999999999999999", /dim 1 of 'x' is 99999999999999999999, past 2147483647/],
+      ["=1x3", /Bad --dims '=1x3': expected NAME=1x3x224x224/],
+    ];
+    for (const [spec, re] of dimsCases) {
+      cases.push([`--dims ${spec}`, ["compile", TINY, "--dims", spec, "-o", `${dir}/a.kiln`], re]);
+    }
+    cases.push([
+      "--dims twice for one input",
+      ["compile", TINY, "--dims", "x=1x3x16x16", "--dims", "x=2x3x16x16", "-o", `${dir}/a.kiln`],
+      /Input 'x' is given twice \(--dims x=1x3x16x16 and --dims x=2x3x16x16\)/,
+    ]);
     await Deno.writeFile(
       `${dir}/garbage.onnx`,
       new TextEncoder().encode("this is not protobuf at all \x01\x02"),

@@ -420,6 +420,174 @@ Deno.test("importModel: clear errors for unsupported domains, types and undefine
   });
 });
 
+// ---- hostile dims: checked as non-negative integers up to 2^31 - 1, never narrowed to 32 bits ----
+
+const HOSTILE_DIMS: [string, number | bigint, string][] = [
+  ["2^31", 2 ** 31, "2147483648"],
+  ["2^32", 2 ** 32, "4294967296"],
+  ["-5", -5, "-5"],
+  ["2^53 + 1 (decoded as a bigint)", 2n ** 53n + 1n, "9007199254740993"],
+  ["-(2^63)", -(2n ** 63n), "-9223372036854775808"],
+];
+
+type HostileDims = {
+  initializer?: (number | bigint)[];
+  input?: (number | bigint)[];
+  constant?: (number | bigint)[];
+};
+
+/** A model encoded straight from protos (no writer checks): an initializer, input or Constant with `dims`. */
+function hostileBytes(dims: HostileDims): Uint8Array {
+  return onnx.ModelProto.encode({
+    ir_version: 10,
+    opset_import: [{ domain: "", version: 18 }],
+    graph: {
+      name: "g",
+      initializer: dims.initializer
+        ? [{ name: "w", data_type: 1, dims: dims.initializer, raw_data: new Uint8Array(4) }]
+        : [],
+      input: dims.input
+        ? [{
+          name: "x",
+          type: { tensor_type: { elem_type: 1, shape: { dim: dims.input.map((d) => ({ dim_value: d })) } } },
+        }]
+        : [],
+      node: dims.constant
+        ? [{
+          op_type: "Constant",
+          name: "c",
+          output: ["k"],
+          attribute: [{
+            name: "value",
+            type: onnx.AttributeProto.AttributeType.TENSOR,
+            t: { data_type: 1, dims: dims.constant, raw_data: new Uint8Array(4) },
+          }],
+        }]
+        : [],
+      output: [{ name: dims.initializer ? "w" : dims.input ? "x" : "k" }],
+    },
+  }).finish();
+}
+
+function hostileModel(dims: HostileDims): onnx.ModelProto {
+  return decodeModel(hostileBytes(dims));
+}
+
+async function rejectsKiln(p: Promise<unknown>, code: string, re: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof KilnError, `expected a KilnError, got ${e}`);
+    assert.equal(e.code, code, e.message);
+    assert.match(e.message, re);
+    return true;
+  });
+}
+
+Deno.test("importModel: dims out of range are KilnErrors naming the tensor or input and the value", async (t) => {
+  for (const [what, d, text] of HOSTILE_DIMS) {
+    await t.step(`initializer dim ${what}`, async () => {
+      await rejectsKiln(
+        importModel(hostileModel({ initializer: [1, d] }), new RecGraph(18)),
+        "onnx",
+        new RegExp(
+          `Initializer 'w' has an invalid dimension '${text}' \\(dim 1; dims must be integers from 0 to 2147483647\\)`,
+        ),
+      );
+    });
+    await t.step(`Constant node tensor dim ${what}`, async () => {
+      await rejectsKiln(
+        importModel(hostileModel({ constant: [d] }), new RecGraph(18)),
+        "onnx",
+        new RegExp(`Constant node 'c' has an invalid dimension '${text}' \\(dim 0;`),
+      );
+    });
+    await t.step(`graph input dim ${what}`, async () => {
+      await rejectsKiln(
+        importModel(hostileModel({ input: [d, 3] }), new RecGraph(18)),
+        "onnx",
+        new RegExp(
+          `Graph input 'x' dim 0 is invalid \\(${text}\\): dims must be integers from 0 to 2147483647`,
+        ),
+      );
+    });
+    await t.step(`readTensorProto dim ${what}`, () => {
+      const bytes = onnx.TensorProto.encode({
+        name: "t",
+        data_type: 1,
+        dims: [d],
+        raw_data: new Uint8Array(4),
+      })
+        .finish();
+      assert.throws(
+        () => readTensorProto(bytes),
+        (e: unknown) =>
+          e instanceof KilnError && e.code === "onnx" &&
+          new RegExp(`Tensor 't' has an invalid dimension '${text}'`).test(e.message),
+      );
+    });
+  }
+  await t.step("2^31 - 1 itself is a dim kiln takes (the input stays an input)", async () => {
+    const { parsed } = await importSpec({
+      graph: {
+        inputs: [{ name: "x", dtype: "float32", dims: [2 ** 31 - 1, 0] }],
+        outputs: [{ name: "x" }],
+        nodes: [],
+      },
+    });
+    assert.deepEqual(parsed.inputs, [{ name: "x", dtype: "float32", dims: [2 ** 31 - 1, 0] }]);
+  });
+  await t.step("inputDims past 2^31 - 1, negative or fractional name the input and the dim", async () => {
+    for (
+      const [dims, bad] of [
+        [[2 ** 31, 3], "dim 0 is 2147483648"],
+        [[1, 2 ** 53 + 2], "dim 1 is 9007199254740994"],
+        [
+          [-1, 3],
+          "dim 0 is -1",
+        ],
+        [[1.5, 3], "dim 0 is 1.5"],
+        [[NaN, 3], "dim 0 is NaN"],
+      ] as const
+    ) {
+      await rejectsKiln(
+        importSpec(ADD_MODEL, { inputDims: { x: [...dims] } }),
+        "input",
+        new RegExp(
+          `inputDims for 'x' must be non-negative integers up to 2147483647 \\(2\\^31 - 1\\), got .*\\(${bad}\\)`,
+        ),
+      );
+    }
+  });
+  await t.step("constantInputs with dims past 2^31 - 1", async () => {
+    const x = { dtype: "float32" as const, dims: [2 ** 32 + 1, 3], data: new Float32Array(3) };
+    await rejectsKiln(
+      importSpec(ADD_MODEL, { constantInputs: { x } }),
+      "input",
+      /constantInputs 'x' has dims \[4294967297,3\]; dims must be integers from 0 to 2147483647/,
+    );
+  });
+  await t.step(
+    "dims alone never make kiln allocate: an empty tensor of 2^62 elements is an error",
+    () => {
+      const bytes = onnx.TensorProto.encode({ name: "t", data_type: 1, dims: [2 ** 31 - 1, 2 ** 31 - 1] })
+        .finish();
+      assert.throws(
+        () => readTensorProto(bytes),
+        (e: unknown) =>
+          e instanceof KilnError && e.code === "onnx" &&
+          /Tensor 't' \(float32\[2147483647,2147483647\]\) has 0 values in float_data, needs 4611686014132420600/
+            .test(e.message),
+      );
+    },
+  );
+  await t.step("parseOnnx: an input dim of 2^31 fails before the graph encoding narrows it", async () => {
+    await rejectsKiln(
+      parseOnnx(hostileBytes({ input: [2 ** 31] })),
+      "onnx",
+      /Graph input 'x' dim 0 is invalid \(2147483648\)/,
+    );
+  });
+});
+
 /** y = Relu(x) * alpha, a model-local function of domain "local" with a default alpha of 2. */
 const SCALED_RELU = {
   domain: "local",

@@ -10,7 +10,10 @@
  * - `null` in a node's inputs is an omitted optional input.
  * - Literal bytes are little-endian, standard layout, `dims` product * element size long.
  * - `externalWeights` is the deferred weight leaf (`onnx_external_weights`): no bytes.
+ * - Dims are integers from 0 to 2^31 - 1 (the encoding's dims are i32); every 32-bit field is
+ *   range-checked as it is written, never wrapped.
  */
+import { KilnError } from "../errors.ts";
 
 /** ONNX TensorProto.DataType codes. */
 export type DType = number;
@@ -150,11 +153,13 @@ class _Writer {
     this.#buf[this.#len++] = v;
   }
   u32(v: number): void {
+    _checkRange(v, 0, 0xffffffff, "an unsigned 32-bit");
     this.#reserve(4);
-    this.#view.setUint32(this.#len, v >>> 0, true);
+    this.#view.setUint32(this.#len, v, true);
     this.#len += 4;
   }
   i32(v: number): void {
+    _checkRange(v, -(2 ** 31), 2 ** 31 - 1, "a signed 32-bit");
     this.#reserve(4);
     this.#view.setInt32(this.#len, v, true);
     this.#len += 4;
@@ -185,7 +190,8 @@ class _Writer {
     for (const d of dims) this.i32(d);
   }
   patchU32(at: number, v: number): void {
-    this.#view.setUint32(at, v >>> 0, true);
+    _checkRange(v, 0, 0xffffffff, "an unsigned 32-bit");
+    this.#view.setUint32(at, v, true);
   }
   get length(): number {
     return this.#len;
@@ -195,13 +201,27 @@ class _Writer {
   }
 }
 
+/** The largest dim the graph encoding holds: 2^31 - 1 (dims are i32). */
+const _MAX_DIM = 2 ** 31 - 1;
+
+/** A number for a 32-bit field of the encoding: an integer in [lo, hi], else a KilnError (never wrapped). */
+function _checkRange(v: number, lo: number, hi: number, field: string): void {
+  if (!Number.isInteger(v) || v < lo || v > hi) {
+    throw new KilnError("graph", `Graph encoding: ${v} does not fit ${field} field`);
+  }
+}
+
 function _checkShape(what: string, dtype: number, dims: number[]): void {
   if (_SIZES[dtype] === undefined) throw new Error(`${what} has unsupported element type ${dtype}`);
-  for (const d of dims) {
-    if (!Number.isInteger(d) || d < 0) {
-      throw new Error(`${what} has dim ${d}; kiln needs static non-negative dims`);
+  if (!Array.isArray(dims)) throw new KilnError("graph", `${what} has dims ${dims}, not an array`);
+  dims.forEach((d, i) => {
+    if (typeof d !== "number" || !Number.isInteger(d) || d < 0 || d > _MAX_DIM) {
+      throw new KilnError(
+        "graph",
+        `${what} has dim ${i} = ${d}; kiln needs static non-negative integer dims up to ${_MAX_DIM} (2^31 - 1)`,
+      );
     }
-  }
+  });
 }
 
 function _byteLength(dtype: number, dims: number[]): number {

@@ -8,7 +8,7 @@ import { describe, dtypeFromOnnx, elementCount, onnxCode, type Tensor } from "..
 import { importError, inputError } from "./errors.ts";
 import type { ValueInfo } from "./import_types.ts";
 import { onnx } from "./onnx_pb.js";
-import { checkElementType } from "./tensor_proto.ts";
+import { checkElementType, isValidDim, MAX_DIM } from "./tensor_proto.ts";
 
 /** TypeProto value kinds other than tensors, for messages. */
 const _TYPE_KINDS: Record<string, string> = {
@@ -38,8 +38,17 @@ export function inputInfo(
   const dtype = dtypeFromOnnx(code);
   const declared = tt.shape ? (tt.shape.dim ?? []) : undefined;
   if (given) {
-    if (given.some((d) => !Number.isInteger(d) || d < 0)) {
-      throw inputError(`inputDims for '${name}' must be non-negative integers, got [${given.join(",")}]`);
+    // checked here, before anything narrows a dim to 32 bits
+    if (!Array.isArray(given)) {
+      throw inputError(`inputDims for '${name}' must be an array of dims, got ${given}`);
+    }
+    const bad = given.findIndex((d) => !isValidDim(d));
+    if (bad >= 0) {
+      throw inputError(
+        `inputDims for '${name}' must be non-negative integers up to ${MAX_DIM} (2^31 - 1), got [${
+          given.join(",")
+        }] (dim ${bad} is ${given[bad]})`,
+      );
     }
     if (declared && declared.length !== given.length) {
       throw inputError(
@@ -60,8 +69,11 @@ export function inputInfo(
   for (let i = 0; i < rank; i++) {
     const d = declared?.[i];
     const fixed = d?.dim_value ?? undefined;
-    if (typeof fixed === "bigint" || (typeof fixed === "number" && fixed < 0)) {
-      throw importError(`${where} '${name}' dim ${i} is invalid (${fixed})`);
+    // a dim_value past 2^53 decodes as a bigint; one past 2^31 - 1 does not fit the core's dims
+    if (typeof fixed === "bigint" || (typeof fixed === "number" && !isValidDim(fixed))) {
+      throw importError(
+        `${where} '${name}' dim ${i} is invalid (${fixed}): dims must be integers from 0 to ${MAX_DIM}`,
+      );
     }
     if (typeof fixed === "number") {
       if (given && given[i] !== fixed) {
@@ -89,6 +101,11 @@ export function inputInfo(
 export function checkConstantInput(v: onnx.IValueInfoProto, t: Tensor): void {
   const name = v.name ?? "";
   const tt = v.type?.tensor_type;
+  if (!Array.isArray(t.dims) || !t.dims.every(isValidDim)) {
+    throw inputError(
+      `constantInputs '${name}' has dims [${t.dims}]; dims must be integers from 0 to ${MAX_DIM} (2^31 - 1)`,
+    );
+  }
   if (tt?.elem_type && tt.elem_type !== onnxCode(t.dtype)) {
     const want = dtypeFromOnnx(tt.elem_type);
     throw inputError(

@@ -57,13 +57,29 @@ export function checkElementType(code: number, what: string): void {
   }
 }
 
-/** Converts decoded int64 dims to numbers, rejecting negative and > 2^53 values. */
+/** The largest dim kiln takes: 2^31 - 1 (the core's dims are 32-bit signed). */
+export const MAX_DIM = 2 ** 31 - 1;
+
+/** True when `d` is a dim kiln takes: an integer number from 0 to 2^31 - 1. */
+export function isValidDim(d: unknown): d is number {
+  return typeof d === "number" && Number.isInteger(d) && d >= 0 && d <= MAX_DIM;
+}
+
+/**
+ * Converts decoded int64 dims to numbers, each an integer from 0 to 2^31 - 1 (checked here,
+ * before anything narrows them to 32 bits); a negative one, one past 2^31 - 1 or one past 2^53
+ * (decoded as a bigint) is an "onnx" KilnError naming the tensor, the dim and its value.
+ */
 export function tensorDims(t: onnx.ITensorProto, what: string): number[] {
   const dims: number[] = [];
-  for (const d of t.dims ?? []) {
-    if (typeof d !== "number" || d < 0) throw importError(`${what} has an invalid dimension '${d}'`);
+  (t.dims ?? []).forEach((d, i) => {
+    if (!isValidDim(d)) {
+      throw importError(
+        `${what} has an invalid dimension '${d}' (dim ${i}; dims must be integers from 0 to ${MAX_DIM})`,
+      );
+    }
     dims.push(d);
-  }
+  });
   return dims;
 }
 
@@ -97,43 +113,46 @@ export function tensorProtoData(t: onnx.ITensorProto, what: string, copy = true)
     const bytes = copy ? new Uint8Array(raw) : new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
     return { dtype: code, dims, bytes };
   }
+  // the typed field's count is checked before the bytes are allocated: dims alone (a few bytes
+  // of protobuf) must not make kiln allocate gigabytes
+  const [field, count] = _typedField(t, dtype);
+  if (count !== n) {
+    throw importError(`${what} (${dtype}[${dims.join(",")}]) has ${count} values in ${field}, needs ${n}`);
+  }
   const out = new Uint8Array(nbytes);
   const dv = new DataView(out.buffer);
-  const fill = (field: string, count: number, set: (i: number) => void) => {
-    if (count !== n) {
-      throw importError(`${what} (${dtype}[${dims.join(",")}]) has ${count} values in ${field}, needs ${n}`);
-    }
+  const fill = (set: (i: number) => void) => {
     for (let i = 0; i < n; i++) set(i);
   };
   switch (dtype) {
     case "float32": {
       const v = t.float_data ?? [];
-      fill("float_data", v.length, (i) => dv.setFloat32(i * 4, v[i], true));
+      fill((i) => dv.setFloat32(i * 4, v[i], true));
       break;
     }
     case "float64": {
       const v = t.double_data ?? [];
-      fill("double_data", v.length, (i) => dv.setFloat64(i * 8, v[i], true));
+      fill((i) => dv.setFloat64(i * 8, v[i], true));
       break;
     }
     case "int64": {
       const v = t.int64_data ?? [];
-      fill("int64_data", v.length, (i) => dv.setBigInt64(i * 8, BigInt(v[i]), true));
+      fill((i) => dv.setBigInt64(i * 8, BigInt(v[i]), true));
       break;
     }
     case "uint64": {
       const v = t.uint64_data ?? [];
-      fill("uint64_data", v.length, (i) => dv.setBigUint64(i * 8, BigInt.asUintN(64, BigInt(v[i])), true));
+      fill((i) => dv.setBigUint64(i * 8, BigInt.asUintN(64, BigInt(v[i])), true));
       break;
     }
     case "uint32": {
       const v = t.uint64_data ?? [];
-      fill("uint64_data", v.length, (i) => dv.setUint32(i * 4, Number(v[i]), true));
+      fill((i) => dv.setUint32(i * 4, Number(v[i]), true));
       break;
     }
     case "int32": {
       const v = t.int32_data ?? [];
-      fill("int32_data", v.length, (i) => dv.setInt32(i * 4, v[i], true));
+      fill((i) => dv.setInt32(i * 4, v[i], true));
       break;
     }
     case "int16":
@@ -141,22 +160,39 @@ export function tensorProtoData(t: onnx.ITensorProto, what: string, copy = true)
     case "float16":
     case "bfloat16": {
       const v = t.int32_data ?? [];
-      fill("int32_data", v.length, (i) => dv.setUint16(i * 2, v[i] & 0xffff, true));
+      fill((i) => dv.setUint16(i * 2, v[i] & 0xffff, true));
       break;
     }
     case "int8":
     case "uint8": {
       const v = t.int32_data ?? [];
-      fill("int32_data", v.length, (i) => dv.setUint8(i, v[i] & 0xff));
+      fill((i) => dv.setUint8(i, v[i] & 0xff));
       break;
     }
     case "bool": {
       const v = t.int32_data ?? [];
-      fill("int32_data", v.length, (i) => dv.setUint8(i, v[i] !== 0 ? 1 : 0));
+      fill((i) => dv.setUint8(i, v[i] !== 0 ? 1 : 0));
       break;
     }
   }
   return { dtype: code, dims, bytes: out };
+}
+
+/** The typed field that holds a `dtype` tensor's values without raw_data, and its count. */
+function _typedField(t: onnx.ITensorProto, dtype: string): [string, number] {
+  switch (dtype) {
+    case "float32":
+      return ["float_data", (t.float_data ?? []).length];
+    case "float64":
+      return ["double_data", (t.double_data ?? []).length];
+    case "int64":
+      return ["int64_data", (t.int64_data ?? []).length];
+    case "uint64":
+    case "uint32":
+      return ["uint64_data", (t.uint64_data ?? []).length];
+    default:
+      return ["int32_data", (t.int32_data ?? []).length];
+  }
 }
 
 /**

@@ -48,9 +48,10 @@ class Reader {
     this.end = ptr + len;
   }
 
-  need(n: usize, what: string): bool {
+  /** Whether n more bytes are there; n is 64-bit so that a count times a size cannot wrap. */
+  need(n: u64, what: string): bool {
     if (!this.ok) return false;
-    if (this.end - this.pos < n) {
+    if (<u64>(this.end - this.pos) < n) {
       this.ok = false;
       this.what = "truncated while reading " + what + " at byte " + (this.pos - this.ptr).toString();
       return false;
@@ -153,19 +154,19 @@ function readAttrs(r: Reader, attrs: Attrs, moduleCount: i32, what: string): voi
     else if (kind == ATTR_STRING) attrs.set(name, Attr.str(r.str(aw)));
     else if (kind == ATTR_INTS) {
       const k = r.u32(aw);
-      if (!r.need(<usize>k * 8, aw)) return;
+      if (!r.need(<u64>k * 8, aw)) return;
       const a = new Array<i64>(<i32>k);
       for (let j = 0; j < <i32>k; j++) a[j] = r.i64(aw);
       attrs.set(name, Attr.intList(a));
     } else if (kind == ATTR_FLOATS) {
       const k = r.u32(aw);
-      if (!r.need(<usize>k * 4, aw)) return;
+      if (!r.need(<u64>k * 4, aw)) return;
       const a = new Array<f32>(<i32>k);
       for (let j = 0; j < <i32>k; j++) a[j] = r.f32(aw);
       attrs.set(name, Attr.floatList(a));
     } else if (kind == ATTR_STRINGS) {
       const k = r.u32(aw);
-      if (!r.need(<usize>k * 4, aw)) return;
+      if (!r.need(<u64>k * 4, aw)) return;
       const a = new Array<string>(<i32>k);
       for (let j = 0; j < <i32>k; j++) a[j] = r.str(aw);
       const at = new Attr();
@@ -276,8 +277,11 @@ export function inferNode(prog: Program, m: Module, ins: Instruction, fold: bool
   }
   for (let i = 0; i < ins.outputs.length; i++) {
     const s = ctx.outputs[i];
-    // a guard for every op: no negative dim, and no tensor past the 4 GiB a wasm32 core can address
-    // (an overflowed i32 dim or element count would otherwise reach a kernel)
+    // a guard for every op: no negative dim, and no tensor of 2 GiB or more: Shape.bytes() and
+    // elements() are i32, so a larger tensor's size would wrap negative (memory_plan would then
+    // give it a 64-byte arena slot that its kernel overruns), and an overflowed i32 dim or element
+    // count would otherwise reach a kernel. The ref target's buffers are at most 1 GiB anyway;
+    // decoded tensors (readShape) have the same 2 GiB limit.
     let bytes: f64 = <f64>dtypeSize(s.dtype);
     for (let d = 0; d < s.lens.length; d++) {
       if (s.lens[d] < 0) {
@@ -286,9 +290,9 @@ export function inferNode(prog: Program, m: Module, ins: Instruction, fold: bool
       }
       bytes *= <f64>s.lens[d];
     }
-    if (bytes >= 4294967296.0) {
+    if (bytes > 2147483647.0) {
       report(E_SHAPE, ins.nodeName, ins.opName, "output " + i.toString() + " " + s.toString() + " would take " +
-        bytes.toString() + " bytes, past the 4 GiB the ref target's core can address");
+        (bytes < 1e18 ? (<u64>bytes).toString() : bytes.toString()) + " bytes; kiln's core holds tensors of less than 2 GiB (its sizes are 32-bit)");
       return false;
     }
     ins.outputs[i].shape = s.isStandard() ? s : Shape.standard(s.dtype, s.lens);
@@ -407,7 +411,7 @@ export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | n
       const nodeName = r.str("node name");
       const what = "node '" + nodeName + "' (" + opName + ")";
       const nin = r.u32(what + " input count");
-      if (!r.need(<usize>nin * 4, what + " inputs")) break;
+      if (!r.need(<u64>nin * 4, what + " inputs")) break;
       const ins = new Instruction(K_NODE, opName, nodeName, mi);
       for (let i: u32 = 0; i < nin && r.ok; i++) {
         const id = r.i32(what + " input");
@@ -442,7 +446,7 @@ export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | n
       if (!inferNode(prog, m, ins, !compiled)) return null;
     } else if (kind == R_RETURN) {
       const n = r.u32("return count");
-      if (!r.need(<usize>n * 4, "return values")) break;
+      if (!r.need(<u64>n * 4, "return values")) break;
       for (let i: u32 = 0; i < n && r.ok; i++) {
         const v = useValue(st, r, r.i32("return value"), mi, "return of module " + mi.toString());
         if (v != null) m.returns.push(v);
