@@ -19,10 +19,11 @@ import { load, save } from "./core/save_load.ts";
 import { loadWeightSet, replaceOnnxExternalWeights } from "./core/bake.ts";
 import { readProgramFile } from "./core/program_file.ts";
 import { randomWeightBytes, writeRandomWeights } from "./core/weights/random.ts";
-import { signatureOfFile, writeOnnxDataDir } from "./core/weights/layout.ts";
+import { modelDataFiles, signatureOfFile, writeOnnxDataDir } from "./core/weights/layout.ts";
 import { writeSafetensors } from "./core/weights/safetensors.ts";
 import { WeightSet } from "./core/weights/weight_set.ts";
-import { readNpyFile, writeNpyFile } from "./core/npy.ts";
+import { readNpyFile, writeNpy } from "./core/npy.ts";
+import { writeFileAtomic } from "./core/fs.ts";
 import { describe, type Tensor } from "./core/tensor.ts";
 import { KILN_VERSION } from "./core/version.ts";
 import { Progress } from "./core/progress.ts";
@@ -59,6 +60,7 @@ Options:
   -o, --output PATH     output file (compile) or directory (run)
   --input NAME=FILE     an input as a NumPy .npy file (repeatable)
   --json                machine-readable output (inspect)
+  --force               weights random/convert: overwrite the model's own data files
   --verbose             print stack traces with errors
 `;
 
@@ -104,28 +106,84 @@ function _hostNodesLine(
   }`;
 }
 
+/**
+ * `--dims NAME=1x3x224x224` (repeatable) -> inputDims. Every dim is a decimal non-negative
+ * integer up to 2^31 - 1, checked here: an empty, signed, fractional, exponent or padded field,
+ * a dim past 2^31 - 1 and a name given twice are usage errors naming the spec.
+ */
 function _parseDims(specs: string[]): Record<string, number[]> {
+  const maxDim = 2 ** 31 - 1; // the core's dims are 32-bit signed
   const dims: Record<string, number[]> = {};
+  const seen = new Map<string, string>();
   for (const spec of specs) {
     const eq = spec.lastIndexOf("=");
     if (eq <= 0) throw new UsageError(`Bad --dims '${spec}': expected NAME=1x3x224x224`);
     const name = spec.slice(0, eq), text = spec.slice(eq + 1);
-    const parts = text === "" ? [] : text.split(/[x,]/);
-    const values = parts.map(Number);
-    if (values.some((v) => !Number.isInteger(v) || v < 0)) {
-      throw new UsageError(`Bad --dims '${spec}': dims must be non-negative integers separated by 'x'`);
+    if (text === "") {
+      throw new UsageError(`Bad --dims '${spec}': no dims after '='; expected ${name}=1x3x224x224`);
     }
+    const values = text.split(/[x,]/).map((field, i) => {
+      const which = `dim ${i} of '${name}'`;
+      if (field === "") {
+        throw new UsageError(
+          `Bad --dims '${spec}': ${which} is empty; dims must be non-negative integers separated by 'x'`,
+        );
+      }
+      if (!/^[0-9]+$/.test(field)) {
+        throw new UsageError(
+          `Bad --dims '${spec}': ${which} is '${field}'; dims must be non-negative integers separated by 'x'`,
+        );
+      }
+      const v = Number(field);
+      if (v > maxDim) {
+        throw new UsageError(
+          `Bad --dims '${spec}': ${which} is ${field}, past ${maxDim} (2^31 - 1), the largest dim kiln takes`,
+        );
+      }
+      return v;
+    });
+    const prev = seen.get(name);
+    if (prev !== undefined) {
+      throw new UsageError(`Input '${name}' is given twice (--dims ${prev} and --dims ${spec})`);
+    }
+    seen.set(name, spec);
     dims[name] = values;
   }
   return dims;
 }
 
 function _parseInputs(specs: string[]): [string, string][] {
+  const seen = new Map<string, string>();
   return specs.map((spec) => {
     const eq = spec.indexOf("=");
-    if (eq <= 0) throw new UsageError(`Bad --input '${spec}': expected NAME=FILE.npy`);
-    return [spec.slice(0, eq), spec.slice(eq + 1)];
+    if (eq <= 0 || eq === spec.length - 1) {
+      throw new UsageError(`Bad --input '${spec}': expected NAME=FILE.npy`);
+    }
+    const name = spec.slice(0, eq);
+    const prev = seen.get(name);
+    if (prev !== undefined) {
+      throw new UsageError(`Input '${name}' is given twice (--input ${prev} and --input ${spec})`);
+    }
+    seen.set(name, spec);
+    return [name, spec.slice(eq + 1)];
   });
+}
+
+/**
+ * One file name per output, as the output's name made safe for a file system; names that map
+ * to the same file get distinct ones ("y.npy", "y_2.npy"), never one silently lost.
+ */
+export function outputFileNames(names: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  const used = new Set<string>();
+  for (const name of names) {
+    const safe = name.replace(/[^A-Za-z0-9_.-]/g, "_").replace(/^\.+/, "_") || "_";
+    let file = `${safe}.npy`;
+    for (let k = 2; used.has(file.toLowerCase()); k++) file = `${safe}_${k}.npy`;
+    used.add(file.toLowerCase());
+    out.set(name, file);
+  }
+  return out;
 }
 
 function _fmtBytes(n: number): string {
@@ -235,10 +293,11 @@ async function _run(args: string[]): Promise<number> {
     const outputs = await program.eval(inputs);
     const t1 = performance.now();
     await Deno.mkdir(values.output, { recursive: true });
+    const files = outputFileNames(Object.keys(outputs));
     for (const [name, t] of Object.entries(outputs)) {
-      const safe = name.replace(/[^A-Za-z0-9_.-]/g, "_");
-      await writeNpyFile(`${values.output}/${safe}.npy`, t);
-      console.log(`${name}: ${describe(t.dtype, t.dims)} -> ${values.output}/${safe}.npy`);
+      const path = `${values.output.replace(/\/+$/, "")}/${files.get(name)}`;
+      await writeFileAtomic(path, writeNpy(t), "Output file");
+      console.log(`${name}: ${describe(t.dtype, t.dims)} -> ${path}`);
     }
     const info = program.info();
     const host = _hostNodesLine(info);
@@ -423,10 +482,12 @@ async function _weights(args: string[]): Promise<number> {
     options: {
       seed: { type: "string", default: "0" },
       output: { type: "string", short: "o" },
+      force: { type: "boolean" },
       verbose: { type: "boolean" },
     },
   });
   if (!values.output) throw new UsageError(`weights ${sub ?? ""} needs -o`.replace("  ", " "));
+  const force = values.force ?? false;
   if (sub === "random") {
     if (positionals.length !== 1) throw new UsageError("weights random takes one MODEL.onnx or PROGRAM.kiln");
     const seed = Number(values.seed);
@@ -447,6 +508,7 @@ async function _weights(args: string[]): Promise<number> {
     } else {
       const r = await writeRandomWeights(positionals[0], values.output, {
         seed,
+        force,
         onProgress: new Progress().bytes("writing weights"),
       });
       bytes = r.files.reduce((a, f) => a + f.bytes, 0);
@@ -465,9 +527,11 @@ async function _weights(args: string[]): Promise<number> {
     }
     const [ref, src] = positionals;
     const sig = await signatureOfFile(ref);
+    // an ONNX model's own data files are not overwritten unless --force says so
+    const protect = ref.endsWith(".kiln") ? new Set<string>() : await modelDataFiles(ref, sig);
     if (src.endsWith(".safetensors")) {
       const set = await WeightSet.fromSafetensors(sig, src);
-      await writeOnnxDataDir(values.output, sig, (s) => set.tensors.get(s.name)!.bytes);
+      await writeOnnxDataDir(values.output, sig, (s) => set.tensors.get(s.name)!.bytes, { protect, force });
     } else {
       if (!values.output.endsWith(".safetensors")) {
         throw new UsageError("weights convert: one side must be a .safetensors file");

@@ -72,12 +72,13 @@ export {
 } from "./core/weights/weight_set.ts";
 export {
   readSafetensorsIndex,
+  SafetensorsError,
   type SafetensorsEntry,
   type SafetensorsIndex,
   writeSafetensors,
 } from "./core/weights/safetensors.ts";
 export { type Diagnostic, KilnError, type KilnErrorContext } from "./core/errors.ts";
 export { load, type LoadOptions, save } from "./core/save_load.ts";
-export { readNpy, writeNpy } from "./core/npy.ts";
+export { NpyError, readNpy, writeNpy } from "./core/npy.ts";
 export type { DTypeName, Tensor, TypedArray } from "./core/tensor.ts";
 export { KILN_VERSION } from "./core/version.ts";

@@ -4,6 +4,7 @@
  * @module
  */
 import { KilnError } from "./errors.ts";
+import { openRegular, openRegularSync } from "./fs.ts";
 
 /** Reads `length` bytes at `offset` of an open file into a new buffer; throws if the file ends first. */
 export async function readRangeFrom(
@@ -28,16 +29,11 @@ export async function readRangeFrom(
   return buf;
 }
 
-/** Reads `length` bytes at `offset` of the file at `path`. */
+/** Reads `length` bytes at `offset` of the regular file at `path`. */
 export async function readRange(path: string, offset: number, length: number): Promise<Uint8Array> {
-  let f: Deno.FsFile;
-  try {
-    f = await Deno.open(path, { read: true });
-  } catch (e) {
-    throw new KilnError("io", `Cannot open '${path}': ${(e as Error).message}`);
-  }
-  using file = f;
-  return await readRangeFrom(file, path, offset, length);
+  const { file } = await openRegular(path, "File");
+  using f = file;
+  return await readRangeFrom(f, path, offset, length);
 }
 
 /** A byte range of a file: where a tensor's bytes are, for targets that read files themselves. */
@@ -52,13 +48,7 @@ export interface FileRange {
 
 /** Reads a file range synchronously (lazy tensors read on first use). */
 export function readRangeSync(range: FileRange): Uint8Array<ArrayBuffer> {
-  let f: Deno.FsFile;
-  try {
-    f = Deno.openSync(range.path, { read: true });
-  } catch (e) {
-    throw new KilnError("io", `Cannot open '${range.path}': ${(e as Error).message}`);
-  }
-  using file = f;
+  using file = openRegularSync(range.path, "File").file;
   const buf = new Uint8Array(range.length);
   file.seekSync(range.offset, Deno.SeekMode.Start);
   let got = 0;

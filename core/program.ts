@@ -11,7 +11,7 @@ import { withLazyBytes } from "./io.ts";
 import type { HostLiteral, ParsedModel, ValueInfo } from "./onnx/import.ts";
 import { getTarget } from "./targets/registry.ts";
 import type { Executor, GpuOptions, HostNode, Target, TargetName } from "./targets/target.ts";
-import { describe, dtypeSize, elementCount, type Tensor, tensorBytes } from "./tensor.ts";
+import { describe, dtypeSize, elementCount, type Tensor, tensorBytes, typedArrayProblem } from "./tensor.ts";
 import { specsOf, WeightSet, type WeightSpec, type WeightTensor } from "./weights/weight_set.ts";
 
 export { REF_PASSES } from "./targets/ref.ts";
@@ -244,7 +244,7 @@ export class Program {
       this.#check("eval");
       const problems: string[] = [];
       for (const v of this.inputs) {
-        const t = inputs[v.name];
+        const t = Object.hasOwn(inputs, v.name) ? inputs[v.name] : undefined;
         if (t === undefined) {
           problems.push(`missing input '${v.name}' (${describe(v.dtype, v.dims)})`);
           continue;
@@ -374,6 +374,8 @@ export class Program {
 
 function _checkTensor(what: string, want: ValueInfo, t: Tensor): string | undefined {
   if (!t || typeof t !== "object" || !t.data) return `${what} is not a tensor`;
+  const bad = typedArrayProblem(t.dtype, t.data);
+  if (bad && t.dtype === want.dtype) return `${what}: its data is ${bad}`;
   if (
     t.dtype !== want.dtype || t.dims.length !== want.dims.length || t.dims.some((d, i) => d !== want.dims[i])
   ) {

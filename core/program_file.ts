@@ -17,6 +17,7 @@
  */
 import { createHash } from "node:crypto";
 import { KilnError } from "./errors.ts";
+import { openRegular, writeAtomic } from "./fs.ts";
 import type { FileRange } from "./io.ts";
 import { type DTypeName, dtypeSize, elementCount } from "./tensor.ts";
 
@@ -199,42 +200,37 @@ export async function writeProgramFile(path: string, input: ProgramFileInput): P
   });
   head.set(metaBytes, tableEnd); // the rest of the META slot stays zero (JSON ends at its length)
 
-  using f = await Deno.open(path, { write: true, create: true, truncate: true });
-  await _writeAll(f, head);
-  await _writeAll(f, input.ir);
-  for (let i = 0; i < entries.length; i++) {
-    await f.seek(entries[i].offset, Deno.SeekMode.Start);
-    const file = lits[i].file;
-    if (file) {
-      entries[i].sha1 = await _copyRange(f, file);
-    } else {
-      await _writeAll(f, lits[i].bytes);
-      entries[i].sha1 = sha1Hex(lits[i].bytes);
+  await writeAtomic(path, async (f) => {
+    await _writeAll(f, head);
+    await _writeAll(f, input.ir);
+    for (let i = 0; i < entries.length; i++) {
+      await f.seek(entries[i].offset, Deno.SeekMode.Start);
+      const file = lits[i].file;
+      if (file) {
+        entries[i].sha1 = await _copyRange(f, file);
+      } else {
+        await _writeAll(f, lits[i].bytes);
+        entries[i].sha1 = sha1Hex(lits[i].bytes);
+      }
     }
-  }
-  await f.truncate(Math.max(litEnd, irOff + input.ir.byteLength));
-  // META again, with the literals' SHA-1s (same length as the placeholders)
-  const finalMeta = new TextEncoder().encode(JSON.stringify(meta));
-  if (finalMeta.byteLength !== metaBytes.byteLength) {
-    throw new KilnError("internal", "META changed size while writing the literals");
-  }
-  const crc = new Uint8Array(4);
-  new DataView(crc.buffer).setUint32(0, crc32(finalMeta), true);
-  await f.seek(20, Deno.SeekMode.Start);
-  await _writeAll(f, crc);
-  await f.seek(tableEnd, Deno.SeekMode.Start);
-  await _writeAll(f, finalMeta);
+    await f.truncate(Math.max(litEnd, irOff + input.ir.byteLength));
+    // META again, with the literals' SHA-1s (same length as the placeholders)
+    const finalMeta = new TextEncoder().encode(JSON.stringify(meta));
+    if (finalMeta.byteLength !== metaBytes.byteLength) {
+      throw new KilnError("internal", "META changed size while writing the literals");
+    }
+    const crc = new Uint8Array(4);
+    new DataView(crc.buffer).setUint32(0, crc32(finalMeta), true);
+    await f.seek(20, Deno.SeekMode.Start);
+    await _writeAll(f, crc);
+    await f.seek(tableEnd, Deno.SeekMode.Start);
+    await _writeAll(f, finalMeta);
+  }, "Program file");
 }
 
 /** Copies a file range into `f` at its position, 16 MiB at a time; returns the bytes' SHA-1. */
 async function _copyRange(f: Deno.FsFile, range: FileRange): Promise<string> {
-  let src: Deno.FsFile;
-  try {
-    src = await Deno.open(range.path, { read: true });
-  } catch (e) {
-    throw new KilnError("io", `Cannot open '${range.path}': ${(e as Error).message}`);
-  }
-  using s = src;
+  using s = (await openRegular(range.path, "Literal source file")).file;
   await s.seek(range.offset, Deno.SeekMode.Start);
   const h = createHash("sha1");
   const buf = new Uint8Array(Math.min(range.length, 16 << 20));
@@ -291,14 +287,9 @@ export async function readProgramFile(
   options: { verify?: boolean; literals?: boolean } = {},
 ): Promise<ProgramFileContents> {
   const verify = options.verify ?? true;
-  let f: Deno.FsFile;
-  try {
-    f = await Deno.open(path, { read: true });
-  } catch (e) {
-    throw new KilnError("io", `Cannot open program file '${path}': ${(e as Error).message}`);
-  }
-  using file = f;
-  const size = (await file.stat()).size;
+  const opened = await openRegular(path, "Program file");
+  using file = opened.file;
+  const size = opened.size;
   if (size < HEADER_BYTES) {
     throw new KilnError("format", `'${path}' is not a kiln program file: it is only ${size} bytes`);
   }
@@ -327,8 +318,19 @@ export async function readProgramFile(
   for (let i = 0; i < count; i++) {
     const p = i * SECTION_ENTRY_BYTES;
     const kind = tv.getUint32(p, true);
-    const offset = Number(tv.getBigUint64(p + 8, true));
-    const length = Number(tv.getBigUint64(p + 16, true));
+    const off64 = tv.getBigUint64(p + 8, true);
+    const len64 = tv.getBigUint64(p + 16, true);
+    // checked as integers before they become numbers: nothing past the file, nothing wrapped
+    if (off64 > BigInt(size) || len64 > BigInt(size) - off64) {
+      throw new KilnError(
+        "format",
+        `Program file '${path}' is truncated or corrupt: section ${kind} claims bytes ${off64}..${
+          off64 + len64
+        }, the file has ${size}`,
+      );
+    }
+    const offset = Number(off64);
+    const length = Number(len64);
     if (offset + length > size) {
       throw new KilnError(
         "format",
@@ -363,7 +365,10 @@ export async function readProgramFile(
   const literals: Uint8Array[] = [];
   if (options.literals ?? true) {
     for (const e of meta.literals) {
-      if (e.offset + e.length > size) {
+      if (
+        !Number.isSafeInteger(e.offset) || !Number.isSafeInteger(e.length) || e.offset < 0 || e.length < 0 ||
+        e.offset + e.length > size
+      ) {
         throw new KilnError(
           "format",
           `Program file '${path}' is truncated: literal '${e.name}' needs bytes ${e.offset}..${

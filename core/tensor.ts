@@ -138,6 +138,35 @@ export function viewAs(dtype: DTypeName, bytes: Uint8Array): TypedArray {
   }
 }
 
+const _ARRAY_OF: Record<DTypeName, string[]> = {
+  float32: ["Float32Array"],
+  float64: ["Float64Array"],
+  float16: ["Uint16Array", "Float16Array"],
+  bfloat16: ["Uint16Array"],
+  int8: ["Int8Array"],
+  int16: ["Int16Array"],
+  int32: ["Int32Array"],
+  int64: ["BigInt64Array"],
+  uint8: ["Uint8Array"],
+  bool: ["Uint8Array"],
+  uint16: ["Uint16Array"],
+  uint32: ["Uint32Array"],
+  uint64: ["BigUint64Array"],
+};
+
+/**
+ * Undefined when `data` is the typed array `dtype` is carried in (float16 and bfloat16 as
+ * Uint16Array bits, float16 also as Float16Array), else what is wrong ("an Int32Array, float32
+ * needs a Float32Array"). Data of another type is refused, never reinterpreted.
+ */
+export function typedArrayProblem(dtype: DTypeName, data: unknown): string | undefined {
+  const want = _ARRAY_OF[dtype];
+  if (!want) return `element type '${dtype}' is not one kiln stores`;
+  const name = (data as { constructor?: { name?: string } } | null)?.constructor?.name ?? typeof data;
+  if (ArrayBuffer.isView(data) && want.includes(name)) return undefined;
+  return `${/^[AEIOU]/.test(name) ? "an" : "a"} ${name}, ${dtype} needs a ${want.join(" or a ")}`;
+}
+
 /** The bytes of a tensor's data (a view, no copy). */
 export function tensorBytes(t: Tensor): Uint8Array {
   return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
@@ -151,4 +180,12 @@ export function tensorFromBytes(dtype: DTypeName, dims: number[], bytes: Uint8Ar
 /** Describes a tensor as `float32[1,3,224,224]`. */
 export function describe(dtype: DTypeName, dims: readonly number[]): string {
   return `${dtype}[${dims.join(",")}]`;
+}
+
+/**
+ * Sets `obj[key] = value` as an own, enumerable property, also for keys such as "__proto__" that
+ * an assignment would treat specially (names come from model files).
+ */
+export function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }

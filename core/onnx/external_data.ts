@@ -4,7 +4,10 @@
  * (one preallocated buffer per tensor, `Deno.open` + seek + read loop; never a whole-file read).
  * @module
  */
+import { createHash } from "node:crypto";
+import { openRegular, resolveInside } from "../fs.ts";
 import { readRangeFrom } from "../io.ts";
+import { KilnError } from "../errors.ts";
 import type { ExternalDataRef } from "../ir/builder.ts";
 import { importError } from "./errors.ts";
 import { onnx } from "./onnx_pb.js";
@@ -121,6 +124,8 @@ interface _OpenFile {
 export class ExternalDataReader {
   readonly #dir: string;
   readonly #files = new Map<string, _OpenFile>();
+  /** SHA-1 of each file whose checksum some tensor records (computed once, on first read) */
+  readonly #sha1 = new Map<string, string>();
 
   /** `dir`: the model's folder (absolute or relative to the working directory). */
   constructor(dir: string) {
@@ -130,30 +135,52 @@ export class ExternalDataReader {
   async #open(tensor: string, location: string): Promise<_OpenFile> {
     const known = this.#files.get(location);
     if (known) return known;
-    const path = _join(this.#dir, location);
-    let file: Deno.FsFile;
     try {
-      file = await Deno.open(path, { read: true });
+      // the real path: a symbolic link may not lead out of the model's folder
+      const path = await resolveInside(this.#dir, location, `External data of tensor '${tensor}'`);
+      const open = await openRegular(path, "External data file", `of tensor '${tensor}'`);
+      this.#files.set(location, open);
+      return open;
     } catch (e) {
-      const why = e instanceof Deno.errors.NotFound
-        ? "does not exist"
-        : `cannot be opened (${(e as Error).message})`;
-      throw importError(`External data file '${path}' of tensor '${tensor}' ${why}`, {}, "io");
+      if (e instanceof KilnError) throw importError(e.message, {}, "io");
+      throw e;
     }
-    const info = await file.stat();
-    if (!info.isFile) {
-      file.close();
-      throw importError(`External data file '${path}' of tensor '${tensor}' is not a regular file`);
-    }
-    const open = { file, size: info.size };
-    this.#files.set(location, open);
-    return open;
   }
 
-  /** Reads the bytes of `ref` (already validated by `resolveExternalRef`). */
+  /** The SHA-1 hex of a whole open file (read in chunks). */
+  async #fileSha1(location: string, file: Deno.FsFile): Promise<string> {
+    const known = this.#sha1.get(location);
+    if (known) return known;
+    const h = createHash("sha1");
+    const buf = new Uint8Array(1 << 22);
+    await file.seek(0, Deno.SeekMode.Start);
+    for (;;) {
+      const n = await file.read(buf);
+      if (n === null) break;
+      h.update(buf.subarray(0, n));
+    }
+    const hex = h.digest("hex");
+    this.#sha1.set(location, hex);
+    return hex;
+  }
+
+  /**
+   * Reads the bytes of `ref` (already validated by `resolveExternalRef`); a checksum the model
+   * records for the file (SHA-1 of the whole file) is verified first, as a bind verifies it.
+   */
   async read(tensor: string, ref: ExternalDataRef): Promise<Uint8Array> {
     const { file, size } = await this.#open(tensor, ref.location);
     const path = _join(this.#dir, ref.location);
+    if (ref.checksum) {
+      const got = await this.#fileSha1(ref.location, file);
+      if (got !== ref.checksum.toLowerCase()) {
+        throw importError(
+          `External data of tensor '${tensor}': file '${path}' fails its checksum: SHA-1 ${got}, the model records ${ref.checksum}`,
+          {},
+          "io",
+        );
+      }
+    }
     if (ref.offset + ref.length > size) {
       throw importError(
         `External data of tensor '${tensor}': bytes ${ref.offset}..${

@@ -13,6 +13,7 @@
  *   (string, float8, int4, complex) -> KilnError naming the node or tensor
  * @module
  */
+import { readRegular } from "../fs.ts";
 import { GraphBuilder } from "../ir/builder.ts";
 import { importError } from "./errors.ts";
 import type { GraphBuilderLike, ParsedModel, ParseOptions } from "./import_types.ts";
@@ -42,9 +43,10 @@ export async function parseOnnx(
   } else {
     modelPath = _absolutePath(source);
     try {
-      bytes = await Deno.readFile(modelPath);
+      bytes = await readRegular(modelPath, "ONNX model");
     } catch (e) {
-      const why = e instanceof Deno.errors.NotFound ? "does not exist" : (e as Error).message;
+      // "Cannot read ONNX model '/m.onnx': does not exist" / "...: is a directory, not a regular file"
+      const why = (e as Error).message.replace(`ONNX model '${modelPath}' `, "");
       throw importError(`Cannot read ONNX model '${modelPath}': ${why}`, {}, "io");
     }
     baseDir = modelPath.slice(0, modelPath.lastIndexOf("/")) || "/";

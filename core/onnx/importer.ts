@@ -121,6 +121,18 @@ export class Importer {
     if ((g.sparse_initializer ?? []).length > 0) {
       throw importError(`Graph '${gname}' has sparse initializers, which kiln does not support`);
     }
+    const seen = new Map<string, number>();
+    (g.initializer ?? []).forEach((t, i) => {
+      const name = t.name ?? "";
+      const first = seen.get(name);
+      if (first !== undefined) {
+        // onnxruntime and onnx.checker refuse this; which one a runtime takes is not defined
+        throw importError(
+          `Graph '${gname}' has two initializers named '${name}' (initializers ${first} and ${i}): one must be renamed`,
+        );
+      }
+      seen.set(name, i);
+    });
     for (const t of g.initializer ?? []) {
       const name = t.name ?? "";
       if (isMain && scope.names.has(name)) continue; // a constantInputs binding overrides it

@@ -12,7 +12,7 @@
 import type { CoreProgram } from "../core_program.ts";
 import { KilnError } from "../errors.ts";
 import { decodeSchedule, type Schedule } from "../schedule.ts";
-import { type Tensor, tensorBytes, viewAs } from "../tensor.ts";
+import { setOwn, type Tensor, tensorBytes, viewAs } from "../tensor.ts";
 import { DeviceProgram } from "../../ffi/device.ts";
 import { openGpuLibrary } from "../../ffi/library.ts";
 import { LIST_PREPARE, LIST_RUN } from "../../ffi/symbols.ts";
@@ -213,7 +213,7 @@ class GpuExecutor implements Executor {
       const v = this.#sched.values[o.value];
       const bytes = new Uint8Array(v.bytes);
       this.#dev.outputRead(i, bytes, `Cannot copy output '${o.name}' from the GPU`);
-      out[o.name] = { dtype: v.dtype, dims: [...v.dims], data: viewAs(v.dtype, bytes) };
+      setOwn(out, o.name, { dtype: v.dtype, dims: [...v.dims], data: viewAs(v.dtype, bytes) });
     });
     return out;
   }

@@ -9,7 +9,7 @@
 import type { CoreProgram } from "../core_program.ts";
 import type { Engine } from "../engine.ts";
 import { KilnError } from "../errors.ts";
-import { describe, type Tensor, tensorBytes, viewAs } from "../tensor.ts";
+import { describe, setOwn, type Tensor, tensorBytes, viewAs } from "../tensor.ts";
 import type { BindResult, BindTensor, Executor, LiteralSource, Target, TargetReport } from "./target.ts";
 
 interface _Slot {
@@ -195,7 +195,7 @@ class RefExecutor implements Executor {
       const after = engine.u8();
       for (const slot of this.#outSlots) {
         const bytes = after.slice(slot.ptr, slot.ptr + slot.bytes);
-        out[slot.name] = { dtype: slot.dtype, dims: [...slot.dims], data: viewAs(slot.dtype, bytes) };
+        setOwn(out, slot.name, { dtype: slot.dtype, dims: [...slot.dims], data: viewAs(slot.dtype, bytes) });
       }
       return Promise.resolve(out);
     } catch (e) {

@@ -5,6 +5,7 @@
  * @module
  */
 import { KilnError } from "../errors.ts";
+import { joinPath, readRegular, realPathOrUndefined, writeAll, writeAtomic } from "../fs.ts";
 import { readProgramFile } from "../program_file.ts";
 import { externalInitializers } from "./random.ts";
 import { specsOf, type WeightSpec } from "./weight_set.ts";
@@ -22,12 +23,7 @@ export async function signatureOfFile(path: string): Promise<WeightSpec[]> {
     }
     return specsOf(weights);
   }
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw new KilnError("io", `Cannot read model '${path}': ${(e as Error).message}`);
-  }
+  const bytes = await readRegular(path, "Model");
   try {
     return specsOf(externalInitializers(bytes).map((t) => ({ ...t, checksum: "" })));
   } catch (e) {
@@ -38,14 +34,49 @@ export async function signatureOfFile(path: string): Promise<WeightSpec[]> {
   }
 }
 
+/** Options of `writeOnnxDataDir`. */
+export interface DataDirOptions {
+  /**
+   * Files that must not be overwritten (real paths): the data files the model itself reads. A
+   * write onto one fails unless `force`.
+   */
+  protect?: ReadonlySet<string>;
+  /** Replace protected files anyway (the CLI's `--force`). */
+  force?: boolean;
+  /** Called after each tensor is written: bytes written so far and in all. */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+/**
+ * The real paths of the external-data files the ONNX model at `modelPath` reads (those that
+ * exist), for `DataDirOptions.protect`.
+ */
+export async function modelDataFiles(
+  modelPath: string,
+  signature: readonly WeightSpec[],
+): Promise<Set<string>> {
+  const dir = modelPath.slice(0, modelPath.lastIndexOf("/")) || ".";
+  const out = new Set<string>();
+  for (const loc of new Set(signature.map((s) => s.location))) {
+    const real = await realPathOrUndefined(joinPath(dir, loc));
+    if (real) out.add(real);
+  }
+  const model = await realPathOrUndefined(modelPath);
+  if (model) out.add(model);
+  return out;
+}
+
 /**
  * Writes tensors into `dir` in the ONNX external-data layout of `signature`: each data file
- * is created at the size its furthest range needs, each tensor written at its offset.
+ * is created at the size its furthest range needs, each tensor written at its offset. Every file
+ * is written atomically (a temporary file synced and renamed into place); a file in
+ * `options.protect` (a data file the model itself reads) is refused unless `options.force`.
  */
 export async function writeOnnxDataDir(
   dir: string,
   signature: readonly WeightSpec[],
   bytesOf: (spec: WeightSpec) => Uint8Array,
+  options: DataDirOptions = {},
 ): Promise<{ path: string; bytes: number }[]> {
   const byFile = new Map<string, WeightSpec[]>();
   for (const s of signature) {
@@ -57,25 +88,39 @@ export async function writeOnnxDataDir(
     }
     byFile.set(s.location, [...(byFile.get(s.location) ?? []), s]);
   }
+  // refuse before anything is written
+  for (const location of byFile.keys()) {
+    const real = await realPathOrUndefined(joinPath(dir, location));
+    if (real && options.protect?.has(real) && !options.force) {
+      throw new KilnError(
+        "io",
+        `Refusing to overwrite '${real}': the model reads its weights from it (write elsewhere, or pass --force to replace it)`,
+      );
+    }
+  }
+  const total = signature.reduce((a, s) => a + (s.length || s.byteLength), 0);
+  let done = 0;
   const out: { path: string; bytes: number }[] = [];
   for (const [location, specs] of byFile) {
-    const path = `${dir.replace(/\/+$/, "")}/${location}`;
-    await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    const path = joinPath(dir, location);
+    await Deno.mkdir(path.slice(0, path.lastIndexOf("/")) || ".", { recursive: true });
     const size = Math.max(...specs.map((s) => s.offset + (s.length || s.byteLength)));
-    using f = await Deno.open(path, { write: true, create: true, truncate: true });
-    await f.truncate(size);
-    for (const s of [...specs].sort((a, b) => a.offset - b.offset)) {
-      const bytes = bytesOf(s);
-      if (bytes.byteLength !== s.byteLength) {
-        throw new KilnError(
-          "weights",
-          `Weight '${s.name}' has ${bytes.byteLength} bytes, its signature needs ${s.byteLength}`,
-        );
+    await writeAtomic(path, async (f) => {
+      await f.truncate(size);
+      for (const s of [...specs].sort((a, b) => a.offset - b.offset)) {
+        const bytes = bytesOf(s);
+        if (bytes.byteLength !== s.byteLength) {
+          throw new KilnError(
+            "weights",
+            `Weight '${s.name}' has ${bytes.byteLength} bytes, its signature needs ${s.byteLength}`,
+          );
+        }
+        await f.seek(s.offset, Deno.SeekMode.Start);
+        await writeAll(f, bytes);
+        done += s.byteLength;
+        options.onProgress?.(done, total);
       }
-      await f.seek(s.offset, Deno.SeekMode.Start);
-      let w = 0;
-      while (w < bytes.byteLength) w += await f.write(bytes.subarray(w));
-    }
+    }, "Data file");
     out.push({ path, bytes: size });
   }
   return out;

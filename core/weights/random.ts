@@ -32,7 +32,10 @@
  * @module
  */
 
+import { joinPath, readRegular, realPathOrUndefined, writeFileAtomic } from "../fs.ts";
 import { onnx } from "../onnx/onnx_pb.js";
+import { modelDataFiles, writeOnnxDataDir } from "./layout.ts";
+import { specsOf } from "./weight_set.ts";
 import { dtypeFromOnnx, type DTypeName, dtypeSize, elementCount } from "../tensor.ts";
 
 /** Options of {@linkcode writeRandomWeights}. */
@@ -41,6 +44,11 @@ export interface RandomWeightsOptions {
   seed?: number;
   /** Called after each tensor is written: bytes written so far and in all. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /**
+   * Overwrite the model's own data files when `outDir` is the model's folder (default false:
+   * that is refused, naming the file).
+   */
+  force?: boolean;
 }
 
 /** One initializer stored as external data, as the graph records it. */
@@ -364,42 +372,28 @@ export async function writeRandomWeights(
   options: RandomWeightsOptions = {},
 ): Promise<RandomWeightsReport> {
   const seed = (options.seed ?? 0) >>> 0;
-  const modelBytes = await Deno.readFile(modelPath);
+  const modelBytes = await readRegular(modelPath, "Model");
   const tensors = externalInitializers(modelBytes);
   await Deno.mkdir(outDir, { recursive: true });
   const base = modelPath.split("/").pop()!;
-  const outModel = `${outDir.replace(/\/$/, "")}/${base}`;
-  await Deno.writeFile(outModel, modelBytes);
-
-  const byFile = new Map<string, ExternalInitializer[]>();
-  for (const t of tensors) {
-    if (!byFile.has(t.location)) byFile.set(t.location, []);
-    byFile.get(t.location)!.push(t);
+  const outModel = joinPath(outDir, base);
+  const signature = specsOf(tensors.map((t) => ({ ...t, checksum: "" })));
+  // the model's own data files are never overwritten by accident (see writeOnnxDataDir)
+  const protect = await modelDataFiles(modelPath, signature);
+  const written = await writeOnnxDataDir(
+    outDir,
+    signature,
+    (s) => randomWeightBytes(seed, s.name, s.dtype, s.dims),
+    { protect, force: options.force, onProgress: options.onProgress },
+  );
+  // the graph beside them (unless it is the same file)
+  if ((await realPathOrUndefined(outModel)) !== (await realPathOrUndefined(modelPath))) {
+    await writeFileAtomic(outModel, modelBytes, "Model copy");
   }
-  const files: RandomWeightsReport["files"] = [];
-  const total = tensors.reduce((a, t) => a + t.length, 0);
-  let done = 0;
-  for (const [location, list] of byFile) {
-    const path = `${outDir.replace(/\/$/, "")}/${location}`;
-    const size = Math.max(...list.map((t) => t.offset + t.length));
-    const dir = path.slice(0, path.lastIndexOf("/"));
-    await Deno.mkdir(dir, { recursive: true });
-    const file = await Deno.open(path, { write: true, create: true, truncate: true });
-    try {
-      await file.truncate(size);
-      list.sort((a, b) => a.offset - b.offset);
-      for (const t of list) {
-        const bytes = randomWeightBytes(seed, t.name, t.dtype, t.dims);
-        await file.seek(t.offset, Deno.SeekMode.Start);
-        let w = 0;
-        while (w < bytes.length) w += await file.write(bytes.subarray(w));
-        done += t.length;
-        options.onProgress?.(done, total);
-      }
-    } finally {
-      file.close();
-    }
-    files.push({ location, path, bytes: size });
-  }
+  const files = written.map((w) => ({
+    location: w.path.slice(outDir.replace(/\/+$/, "").length + 1),
+    path: w.path,
+    bytes: w.bytes,
+  }));
   return { modelPath: outModel, files, tensors };
 }

@@ -7,8 +7,17 @@
  */
 import { createHash } from "node:crypto";
 import { KilnError } from "../errors.ts";
+import { joinPath, openRegular, resolveInside } from "../fs.ts";
 import { type FileRange, readRangeFrom, withLazyBytes } from "../io.ts";
-import { describe, type DTypeName, dtypeSize, elementCount, type Tensor, tensorBytes } from "../tensor.ts";
+import {
+  describe,
+  type DTypeName,
+  dtypeSize,
+  elementCount,
+  type Tensor,
+  tensorBytes,
+  typedArrayProblem,
+} from "../tensor.ts";
 import { readSafetensorsIndex, type SafetensorsEntry } from "./safetensors.ts";
 
 /** One deferred weight of a program: what a weight set must provide. */
@@ -115,7 +124,7 @@ function _isInside(location: string): boolean {
 
 async function _sha1OfFile(path: string): Promise<string> {
   const h = createHash("sha1");
-  using f = await Deno.open(path, { read: true });
+  using f = (await openRegular(path, "Data file")).file;
   const buf = new Uint8Array(1 << 22);
   for (;;) {
     const n = await f.read(buf);
@@ -196,17 +205,29 @@ export class WeightSet {
     const signature = _sig(source);
     const spec = new Map(signature.map((s) => [s.name, s]));
     const tensors: WeightTensor[] = [];
+    const problems: string[] = [];
     for (const [name, v] of Object.entries(arrays)) {
-      const isTensor = (v as Tensor).dims !== undefined && (v as Tensor).data !== undefined;
-      const t: Tensor = isTensor ? v as Tensor : {
-        dtype: spec.get(name)?.dtype ?? _dtypeOfArray(v as Tensor["data"]),
-        dims: spec.get(name)?.dims ?? [(v as Tensor["data"]).length],
-        data: v as Tensor["data"],
-      };
+      const isTensor = v !== null && typeof v === "object" && !ArrayBuffer.isView(v) &&
+        (v as Tensor).dims !== undefined && (v as Tensor).data !== undefined;
+      const data = (isTensor ? (v as Tensor).data : v) as Tensor["data"];
+      const dtype = isTensor ? (v as Tensor).dtype : spec.get(name)?.dtype ?? _dtypeOfArray(data);
+      // the array must be the one the element type is carried in: never reinterpreted
+      const bad = typedArrayProblem(dtype, data);
+      if (bad) {
+        problems.push(`weight '${name}' from typed array: its data is ${bad}`);
+        continue;
+      }
+      const t: Tensor = isTensor ? v as Tensor : { dtype, dims: spec.get(name)?.dims ?? [data.length], data };
       tensors.push({ name, dtype: t.dtype, dims: [...t.dims], bytes: tensorBytes(t), source: "typed array" });
     }
     const set = new WeightSet(tensors, options.partial ?? false);
-    set.validate(signature);
+    try {
+      set.validate(signature);
+    } catch (e) {
+      if (e instanceof WeightSetError) problems.push(...e.problems);
+      else throw e;
+    }
+    if (problems.length) throw new WeightSetError("Weight set does not fit the program", problems);
     return set;
   }
 
@@ -240,20 +261,23 @@ export class WeightSet {
     const total = signature.reduce((a, s) => a + (s.length || s.byteLength), 0);
     let done = 0;
     for (const [location, specs] of byFile) {
-      const path = `${dir.replace(/\/+$/, "")}/${location}`;
-      let file: Deno.FsFile;
+      const shown = joinPath(dir, location);
+      const of = `for ${specs.length} weight(s) (first: '${specs[0].name}')`;
+      let path: string;
+      let opened: { file: Deno.FsFile; size: number };
       try {
-        file = await Deno.open(path, { read: true });
-      } catch {
-        if (!options.partial) {
-          problems.push(
-            `data file '${path}' for ${specs.length} weight(s) (first: '${specs[0].name}') is missing`,
-          );
-        }
+        // the real path (a symbolic link may not lead out of the folder), a regular file
+        path = await resolveInside(dir, location, `weight '${specs[0].name}'`);
+        opened = await openRegular(path, "data file", of);
+      } catch (e) {
+        if (!(e instanceof KilnError)) throw e;
+        const missing = / does not exist$/.test(e.message);
+        if (missing && options.partial) continue;
+        problems.push(missing ? `data file '${shown}' ${of} is missing` : e.message);
         continue;
       }
-      using f = file;
-      const size = (await f.stat()).size;
+      using f = opened.file;
+      const size = opened.size;
       for (const s of specs) {
         const length = s.length || s.byteLength;
         if (s.offset + length > size) {
@@ -313,7 +337,8 @@ export class WeightSet {
     for (const path of list) {
       const index = await readSafetensorsIndex(path);
       for (const e of index.entries.values()) {
-        const name = rename[e.name] ?? e.name;
+        // own keys only: a tensor named "constructor" or "__proto__" is a name like any other
+        const name = Object.hasOwn(rename, e.name) ? rename[e.name] : e.name;
         const prev = chosen.get(name);
         if (prev) problems.push(`weight '${name}' is in both '${prev.path}' and '${path}'`);
         else chosen.set(name, { path, e });
@@ -365,7 +390,7 @@ export class WeightSet {
         }
         let f = open.get(path);
         if (!f) {
-          f = await Deno.open(path, { read: true });
+          f = (await openRegular(path, "safetensors file")).file;
           open.set(path, f);
         }
         tensors.push({ ...t, bytes: await readRangeFrom(f, path, e.offset, e.length) });

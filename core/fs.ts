@@ -1,0 +1,252 @@
+/**
+ * kiln's file access on the host, in one place, with the rules hostile inputs need:
+ *
+ * - **Regular files only.** A file kiln reads is checked with `stat` before it is opened: a FIFO,
+ *   a device, a socket or a directory where a data file is expected fails with a message that
+ *   names it and what it was wanted for, instead of hanging in `open` or failing with a bare OS
+ *   error. (Between the check and the open the path could still be swapped; a data file is
+ *   re-checked after opening.)
+ * - **Containment by real path.** A location a model or weight set names relative to its folder
+ *   is resolved with every symbolic link followed, and refused when it leads outside the folder
+ *   (`resolveInside`); the caller opens the resolved path.
+ * - **Atomic, durable writes.** A file kiln writes is written to a temporary file beside it,
+ *   synced to disk, and renamed into place (`writeAtomic`): a write that fails (disk full, the
+ *   process killed) or two writers racing on one path leave the old file or a whole new one,
+ *   never a torn file.
+ * @module
+ */
+import { KilnError } from "./errors.ts";
+
+/** What a non-regular file is, for messages. */
+function _kind(info: Deno.FileInfo): string {
+  if (info.isDirectory) return "a directory";
+  if (info.isFifo) return "a FIFO";
+  if (info.isCharDevice || info.isBlockDevice) return "a device";
+  if (info.isSocket) return "a socket";
+  if (info.isSymlink) return "a symbolic link";
+  return "not a regular file";
+}
+
+function _why(e: unknown): string {
+  if (e instanceof Deno.errors.NotFound) return "does not exist";
+  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
+    return `cannot be read (no permission: ${(e as Error).message.split("\n")[0]})`;
+  }
+  return `cannot be opened (${(e as Error).message.split("\n")[0]})`;
+}
+
+/** "<what> '<path>' <of>": the head of a message about a file. */
+function _named(path: string, what: string, of?: string): string {
+  return `${what} '${path}'${of ? ` ${of}` : ""}`;
+}
+
+/**
+ * Stats `path` and checks it is a regular file. Messages read "<what> '<path>' <of> is a FIFO,
+ * not a regular file", e.g. what "External data file", of "of tensor 'w'".
+ */
+export async function statRegular(path: string, what: string, of?: string): Promise<Deno.FileInfo> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (e) {
+    throw new KilnError("io", `${_named(path, what, of)} ${_why(e)}`);
+  }
+  if (!info.isFile) {
+    throw new KilnError("io", `${_named(path, what, of)} is ${_kind(info)}, not a regular file`);
+  }
+  return info;
+}
+
+/** `statRegular`, synchronously. */
+export function statRegularSync(path: string, what: string, of?: string): Deno.FileInfo {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch (e) {
+    throw new KilnError("io", `${_named(path, what, of)} ${_why(e)}`);
+  }
+  if (!info.isFile) {
+    throw new KilnError("io", `${_named(path, what, of)} is ${_kind(info)}, not a regular file`);
+  }
+  return info;
+}
+
+/** Opens a regular file for reading (checked first: never blocks on a FIFO); returns it and its size. */
+export async function openRegular(
+  path: string,
+  what: string,
+  of?: string,
+): Promise<{ file: Deno.FsFile; size: number }> {
+  await statRegular(path, what, of);
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    throw new KilnError("io", `${_named(path, what, of)} ${_why(e)}`);
+  }
+  const info = await file.stat();
+  if (!info.isFile) {
+    file.close();
+    throw new KilnError("io", `${_named(path, what, of)} is ${_kind(info)}, not a regular file`);
+  }
+  return { file, size: info.size };
+}
+
+/** `openRegular`, synchronously. */
+export function openRegularSync(
+  path: string,
+  what: string,
+  of?: string,
+): { file: Deno.FsFile; size: number } {
+  statRegularSync(path, what, of);
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true });
+  } catch (e) {
+    throw new KilnError("io", `${_named(path, what, of)} ${_why(e)}`);
+  }
+  const info = file.statSync();
+  if (!info.isFile) {
+    file.close();
+    throw new KilnError("io", `${_named(path, what, of)} is ${_kind(info)}, not a regular file`);
+  }
+  return { file, size: info.size };
+}
+
+/** Reads a whole regular file (for small files: models, headers, .npy). */
+export async function readRegular(path: string, what: string, of?: string): Promise<Uint8Array<ArrayBuffer>> {
+  const { file, size } = await openRegular(path, what, of);
+  using f = file;
+  const buf = new Uint8Array(size);
+  let got = 0;
+  while (got < size) {
+    const n = await f.read(buf.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  if (got !== size) {
+    throw new KilnError(
+      "io",
+      `${_named(path, what, of)} changed while it was read (${got} of ${size} bytes)`,
+    );
+  }
+  return buf;
+}
+
+/** `dir` + `/` + `rel`, without doubling the slash. */
+export function joinPath(dir: string, rel: string): string {
+  return dir === "" ? rel : `${dir.replace(/\/+$/, "")}/${rel}`;
+}
+
+/** True when `path` is `root` or inside it (both real, absolute paths). */
+function _within(path: string, root: string): boolean {
+  const r = root.endsWith("/") ? root : `${root}/`;
+  return path === root || path.startsWith(r);
+}
+
+/**
+ * Resolves `location` (relative, already checked textually: no `..` past the folder, not
+ * absolute) against `dir` with every symbolic link followed, and checks the result stays inside
+ * `dir`'s real path. Returns the real path to open, or the joined path when the file does not
+ * exist (the caller reports it missing). `what` names the tensor for messages.
+ */
+export async function resolveInside(dir: string, location: string, what: string): Promise<string> {
+  const joined = joinPath(dir, location);
+  let root: string;
+  try {
+    root = await Deno.realPath(dir === "" ? "." : dir);
+  } catch (e) {
+    throw new KilnError("io", `${what}: folder '${dir}' ${_why(e)}`);
+  }
+  let real: string;
+  try {
+    real = await Deno.realPath(joined);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return joined;
+    throw new KilnError("io", `${what}: '${joined}' ${_why(e)}`);
+  }
+  if (!_within(real, root)) {
+    throw new KilnError(
+      "io",
+      `${what}: location '${location}' leads to '${real}', outside the folder '${root}' (through a symbolic link)`,
+    );
+  }
+  return real;
+}
+
+/** The real path of `path` when it exists, else undefined. */
+export async function realPathOrUndefined(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.realPath(path);
+  } catch {
+    return undefined;
+  }
+}
+
+let _tmpSeq = 0;
+
+/**
+ * Writes `path` atomically and durably: `fill` writes a temporary file in the same folder, which
+ * is synced and renamed over `path` only when `fill` succeeded; on any failure the temporary file
+ * is removed and `path` keeps what it had. `what` names the file for messages ("Program file").
+ */
+export async function writeAtomic(
+  path: string,
+  fill: (f: Deno.FsFile) => Promise<void>,
+  what: string,
+): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const dir = slash >= 0 ? path.slice(0, slash) || "/" : ".";
+  const base = slash >= 0 ? path.slice(slash + 1) : path;
+  if (base === "" || base === "." || base === "..") {
+    throw new KilnError("io", `${what} '${path}' is not a file name`);
+  }
+  try {
+    const info = await Deno.stat(path);
+    if (!info.isFile) throw new KilnError("io", `${what} '${path}' is ${_kind(info)}, not a regular file`);
+  } catch (e) {
+    if (e instanceof KilnError) throw e;
+    // absent: it is created
+  }
+  const tmp = `${dir}/.${base}.kiln-tmp-${Deno.pid}-${Date.now().toString(36)}-${(_tmpSeq++).toString(36)}`;
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(tmp, { write: true, createNew: true });
+  } catch (e) {
+    throw new KilnError(
+      "io",
+      `Cannot write ${what.toLowerCase()} '${path}': ${(e as Error).message.split("\n")[0]}`,
+    );
+  }
+  try {
+    try {
+      await fill(f);
+      await f.syncData();
+    } finally {
+      f.close();
+    }
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    try {
+      await Deno.remove(tmp);
+    } catch {
+      // already gone
+    }
+    if (e instanceof KilnError) throw e;
+    throw new KilnError(
+      "io",
+      `Cannot write ${what.toLowerCase()} '${path}': ${(e as Error).message.split("\n")[0]}`,
+    );
+  }
+}
+
+/** Writes all of `bytes` to `f`. */
+export async function writeAll(f: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.byteLength) off += await f.write(bytes.subarray(off));
+}
+
+/** Writes a whole file atomically (see `writeAtomic`). */
+export function writeFileAtomic(path: string, bytes: Uint8Array, what: string): Promise<void> {
+  return writeAtomic(path, (f) => writeAll(f, bytes), what);
+}
