@@ -23,7 +23,7 @@ import { modelDataFiles, signatureOfFile, writeOnnxDataDir } from "./core/weight
 import { writeSafetensors } from "./core/weights/safetensors.ts";
 import { WeightSet } from "./core/weights/weight_set.ts";
 import { readNpyFile, writeNpy } from "./core/npy.ts";
-import { writeFileAtomic } from "./core/fs.ts";
+import { ensureDir, writeFileAtomic } from "./core/fs.ts";
 import { describe, type Tensor } from "./core/tensor.ts";
 import { KILN_VERSION } from "./core/version.ts";
 import { Progress } from "./core/progress.ts";
@@ -292,7 +292,7 @@ async function _run(args: string[]): Promise<number> {
     const t0 = performance.now();
     const outputs = await program.eval(inputs);
     const t1 = performance.now();
-    await Deno.mkdir(values.output, { recursive: true });
+    await ensureDir(values.output, "Output folder");
     const files = outputFileNames(Object.keys(outputs));
     for (const [name, t] of Object.entries(outputs)) {
       const path = `${values.output.replace(/\/+$/, "")}/${files.get(name)}`;

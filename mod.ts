@@ -72,8 +72,8 @@ export {
 } from "./core/weights/weight_set.ts";
 export {
   readSafetensorsIndex,
-  SafetensorsError,
   type SafetensorsEntry,
+  SafetensorsError,
   type SafetensorsIndex,
   writeSafetensors,
 } from "./core/weights/safetensors.ts";

@@ -183,6 +183,26 @@ export async function realPathOrUndefined(path: string): Promise<string | undefi
   }
 }
 
+/** Creates folder `path` (and its parents) unless it exists; a file in its place is a clear error. */
+export async function ensureDir(path: string, what: string): Promise<void> {
+  try {
+    const info = await Deno.stat(path);
+    if (info.isDirectory) return;
+    throw new KilnError("io", `${what} '${path}' is ${info.isFile ? "a file" : _kind(info)}, not a folder`);
+  } catch (e) {
+    if (e instanceof KilnError) throw e;
+    if (!(e instanceof Deno.errors.NotFound)) throw new KilnError("io", `${what} '${path}' ${_why(e)}`);
+  }
+  try {
+    await Deno.mkdir(path, { recursive: true });
+  } catch (e) {
+    throw new KilnError(
+      "io",
+      `Cannot create ${what.toLowerCase()} '${path}': ${(e as Error).message.split("\n")[0]}`,
+    );
+  }
+}
+
 let _tmpSeq = 0;
 
 /**

@@ -320,3 +320,22 @@ Deno.test("names from a file are names: duplicate initializers are refused, '__p
     p.dispose();
   }
 });
+
+Deno.test("an output folder that is a file is named, not a bare 'File exists'", async () => {
+  const root = await Deno.makeTempDir({ prefix: "kiln_hostile_" });
+  try {
+    await Deno.writeFile(`${root}/m.onnx`, _model("w.data"));
+    await Deno.writeFile(`${root}/w.data`, W);
+    assert.equal((await cli(["compile", `${root}/m.onnx`, "-o", `${root}/m.kiln`])).code, 0);
+    await writeNpyFile(`${root}/x.npy`, { dtype: "float32", dims: [4], data: new Float32Array(4) });
+    await Deno.writeFile(`${root}/out`, new Uint8Array(1));
+    const r = await cli(["run", `${root}/m.kiln`, "--input", `x=${root}/x.npy`, "--output", `${root}/out`]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /Output folder '.*\/out' is a file, not a folder/);
+    const w = await cli(["weights", "random", `${root}/m.onnx`, "-o", `${root}/x.npy`]);
+    assert.equal(w.code, 1);
+    assert.match(w.stderr, /Weight folder '.*x\.npy' is a file, not a folder/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

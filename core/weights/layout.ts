@@ -5,7 +5,7 @@
  * @module
  */
 import { KilnError } from "../errors.ts";
-import { joinPath, readRegular, realPathOrUndefined, writeAll, writeAtomic } from "../fs.ts";
+import { ensureDir, joinPath, readRegular, realPathOrUndefined, writeAll, writeAtomic } from "../fs.ts";
 import { readProgramFile } from "../program_file.ts";
 import { externalInitializers } from "./random.ts";
 import { specsOf, type WeightSpec } from "./weight_set.ts";
@@ -103,7 +103,7 @@ export async function writeOnnxDataDir(
   const out: { path: string; bytes: number }[] = [];
   for (const [location, specs] of byFile) {
     const path = joinPath(dir, location);
-    await Deno.mkdir(path.slice(0, path.lastIndexOf("/")) || ".", { recursive: true });
+    await ensureDir(path.slice(0, path.lastIndexOf("/")) || ".", "Weight folder");
     const size = Math.max(...specs.map((s) => s.offset + (s.length || s.byteLength)));
     await writeAtomic(path, async (f) => {
       await f.truncate(size);

@@ -32,7 +32,7 @@
  * @module
  */
 
-import { joinPath, readRegular, realPathOrUndefined, writeFileAtomic } from "../fs.ts";
+import { ensureDir, joinPath, readRegular, realPathOrUndefined, writeFileAtomic } from "../fs.ts";
 import { onnx } from "../onnx/onnx_pb.js";
 import { modelDataFiles, writeOnnxDataDir } from "./layout.ts";
 import { specsOf } from "./weight_set.ts";
@@ -374,7 +374,7 @@ export async function writeRandomWeights(
   const seed = (options.seed ?? 0) >>> 0;
   const modelBytes = await readRegular(modelPath, "Model");
   const tensors = externalInitializers(modelBytes);
-  await Deno.mkdir(outDir, { recursive: true });
+  await ensureDir(outDir, "Weight folder");
   const base = modelPath.split("/").pop()!;
   const outModel = joinPath(outDir, base);
   const signature = specsOf(tensors.map((t) => ({ ...t, checksum: "" })));
