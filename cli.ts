@@ -28,7 +28,7 @@ import { describe, type Tensor } from "./core/tensor.ts";
 import { KILN_VERSION } from "./core/version.ts";
 import { Progress } from "./core/progress.ts";
 import { TARGET_NAMES } from "./core/targets/registry.ts";
-import type { GpuOptions, TargetName } from "./core/targets/target.ts";
+import type { BindPhases, GpuOptions, TargetName } from "./core/targets/target.ts";
 import { builtLibraryPaths, openLibraryAt } from "./ffi/library.ts";
 
 const USAGE = `kiln ${KILN_VERSION}: compile an ONNX model once, run it, swap or bake its weights
@@ -186,6 +186,16 @@ export function outputFileNames(names: readonly string[]): Map<string, string> {
   return out;
 }
 
+/** " (validate 0.2 ms, load 14.1 ms: read 96.0 ms over 16 threads, upload tail 0.4 ms; prepare 1.0 ms)" */
+function _phases(p: BindPhases | undefined): string {
+  if (!p) return "";
+  const ms = (v: number) => `${v.toFixed(1)} ms`;
+  return ` (validate ${ms(p.validateMs)}, load ${ms(p.loadMs)}: read ${
+    ms(p.readMs)
+  } over ${p.threads} thread(s), ` +
+    `upload tail ${ms(p.uploadTailMs)}; prepare ${ms(p.prepareMs)})`;
+}
+
 function _fmtBytes(n: number): string {
   if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
   if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
@@ -277,7 +287,7 @@ async function _run(args: string[]): Promise<number> {
       _progress(
         `kiln: bound ${r.copied} weight(s) (${_fmtBytes(r.bytesCopied)}) from ${
           values.weights!.join(", ")
-        } in ${(performance.now() - t0).toFixed(0)} ms`,
+        } in ${(performance.now() - t0).toFixed(0)} ms${_phases(r.phases)}`,
       );
     } else if (program.weights.length) {
       throw new KilnError(

@@ -57,7 +57,7 @@ export {
   REF_PASSES,
   type WeightInfo,
 } from "./core/program.ts";
-export type { GpuOptions, HostNode, TargetName } from "./core/targets/target.ts";
+export type { BindPhases, GpuOptions, HostNode, TargetName } from "./core/targets/target.ts";
 export type { DeviceOptions } from "./ffi/device.ts";
 export type { FileRange } from "./core/io.ts";
 export { TARGET_NAMES } from "./core/targets/registry.ts";

@@ -10,7 +10,7 @@ import { KilnError } from "./errors.ts";
 import { withLazyBytes } from "./io.ts";
 import type { HostLiteral, ParsedModel, ValueInfo } from "./onnx/import.ts";
 import { getTarget } from "./targets/registry.ts";
-import type { Executor, GpuOptions, HostNode, Target, TargetName } from "./targets/target.ts";
+import type { BindPhases, Executor, GpuOptions, HostNode, Target, TargetName } from "./targets/target.ts";
 import { describe, dtypeSize, elementCount, type Tensor, tensorBytes, typedArrayProblem } from "./tensor.ts";
 import { specsOf, WeightSet, type WeightSpec, type WeightTensor } from "./weights/weight_set.ts";
 
@@ -91,6 +91,8 @@ export interface BindReport {
   bytesCopied: number;
   /** time the bind took, milliseconds */
   ms: number;
+  /** where the time went (gpu): validate, load (read + hash + upload, overlapped), prepare */
+  phases?: BindPhases;
 }
 
 /**

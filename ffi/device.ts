@@ -33,7 +33,20 @@ export interface DeviceBindReport {
   skipped: number;
   bytesRead: number;
   bytesUploaded: number;
+  /** file work from the first check to the last byte on the device */
   readMs: number;
+  /** checking every file range */
+  validateMs: number;
+  /** the loader's wall time (reads, hashes and copies overlapped) */
+  loadMs: number;
+  /** time in pread, summed over the reader threads */
+  preadMs: number;
+  /** waiting for a ring slot's copy, summed over the reader threads */
+  ringWaitMs: number;
+  /** waiting for the copies in flight after the last read */
+  uploadTailMs: number;
+  /** reader threads (0 when no file was read) */
+  threads: number;
   /** the weight slots that changed */
   slots: number[];
 }

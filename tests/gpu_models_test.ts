@@ -132,7 +132,12 @@ for (const m of SHARED) {
                 `${m.file} on ${GPU.name}, seed ${seed}: '${name}' rel L2 ${
                   e.toExponential(2)
                 } (bind ${r.copied} ` +
-                  `tensors ${(t1 - t0).toFixed(0)} ms, first eval ${(t2 - t1).toFixed(1)} ms)`,
+                  `tensors ${(t1 - t0).toFixed(0)} ms: load ${
+                    r.phases?.loadMs.toFixed(1)
+                  } ms over ${r.phases?.threads} ` +
+                  `threads, prepare ${r.phases?.prepareMs.toFixed(1)} ms; first eval ${
+                    (t2 - t1).toFixed(1)
+                  } ms)`,
               );
               assert.ok(e <= REL_L2_BAR, `${m.file}: '${name}' relative L2 ${e} > ${REL_L2_BAR}`);
             }

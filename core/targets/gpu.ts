@@ -114,6 +114,7 @@ class GpuExecutor implements Executor {
       this.#pending ??= new Set();
       for (const s of r.slots) this.#pending.add(s);
     }
+    const tPrepare = performance.now();
     if (this.#allBound()) {
       try {
         await this.prepare();
@@ -130,8 +131,21 @@ class GpuExecutor implements Executor {
         throw e;
       }
     }
+    const prepareMs = performance.now() - tPrepare;
     dev.bindRelease();
-    return { copied: r.copied, skipped: r.skipped, bytesCopied: r.bytesUploaded };
+    return {
+      copied: r.copied,
+      skipped: r.skipped,
+      bytesCopied: r.bytesUploaded,
+      phases: {
+        validateMs: r.validateMs,
+        loadMs: r.loadMs,
+        readMs: r.preadMs,
+        uploadTailMs: r.uploadTailMs,
+        prepareMs,
+        threads: r.threads,
+      },
+    };
   }
 
   #allBound(): boolean {

@@ -41,6 +41,24 @@ export interface BindResult {
   skipped: number;
   /** bytes copied in */
   bytesCopied: number;
+  /** where the time went (targets that read weights themselves: gpu) */
+  phases?: BindPhases;
+}
+
+/** Where a bind spent its time, milliseconds. */
+export interface BindPhases {
+  /** checking every file range before anything is read */
+  validateMs: number;
+  /** reading, hashing and uploading, overlapped: from the first read to the last byte on the device */
+  loadMs: number;
+  /** time in file reads, summed over the reader threads */
+  readMs: number;
+  /** waiting for copies still in flight after the last read (the pipeline's tail) */
+  uploadTailMs: number;
+  /** rerunning the weight-only nodes (layouts, derived weights) downstream of what changed */
+  prepareMs: number;
+  /** reader threads */
+  threads: number;
 }
 
 /** A node that runs on the host because the target has no kernel for it. */

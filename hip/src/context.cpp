@@ -23,6 +23,7 @@ Context* Context::create(int32_t index, uint64_t memoryLimit, Error& err) {
   Context* c = new Context();
   c->device_ = index;
   c->limit_ = memoryLimit;
+  c->loader_.reset(new Loader(index));
   if (!hipCheck(hipSetDevice(index), "hipSetDevice", err) ||
       !hipCheck(hipGetDeviceProperties(&c->props_, index), "hipGetDeviceProperties", err)) {
     delete c;
@@ -32,6 +33,7 @@ Context* Context::create(int32_t index, uint64_t memoryLimit, Error& err) {
 }
 
 Context::~Context() {
+  loader_.reset();
   hipSetDevice(device_);
   for (int i = 0; i < 2; i++) {
     if (staging_[i]) hipHostFree(staging_[i]);

@@ -3,11 +3,13 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 
 #include "common.h"
 #include "hash.h"
+#include "loader.h"
 
 namespace kiln {
 
@@ -41,6 +43,9 @@ class Context {
   static bool checkFileRange(const std::string& path, uint64_t offset, uint64_t length, const std::string& what,
                              std::string& problems);
 
+  /** The swap pipeline of this context (its pinned ring is made on the first load and kept). */
+  Loader& loader() { return *loader_; }
+
  private:
   Context() {}
   bool ensureStaging(Error& err);
@@ -52,6 +57,7 @@ class Context {
   std::mutex stagingMutex_;
   char* staging_[2] = {nullptr, nullptr};
   hipEvent_t stagingDone_[2] = {nullptr, nullptr};
+  std::unique_ptr<Loader> loader_;
 };
 
 /** Chunk size of the pinned staging buffers. */

@@ -84,6 +84,26 @@ Hash128 ContentHash::finish() {
   return h;
 }
 
+Hash128 combineChunks(const std::vector<Hash128>& parts, uint64_t n) {
+  ContentHash h;
+  h.update(reinterpret_cast<const uint8_t*>(&n), sizeof n);
+  for (const Hash128& p : parts) {
+    h.update(reinterpret_cast<const uint8_t*>(&p.a), sizeof p.a);
+    h.update(reinterpret_cast<const uint8_t*>(&p.b), sizeof p.b);
+  }
+  return h.finish();
+}
+
+Hash128 hashChunked(const uint8_t* p, uint64_t n) {
+  std::vector<Hash128> parts;
+  for (uint64_t at = 0; at < n; at += kLoadChunk) {
+    ContentHash h;
+    h.update(p + at, n - at < kLoadChunk ? n - at : kLoadChunk);
+    parts.push_back(h.finish());
+  }
+  return combineChunks(parts, n);
+}
+
 // ---- SHA-1 ----
 
 Sha1::Sha1() {

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace kiln {
 
@@ -30,6 +31,17 @@ class ContentHash {
   uint8_t tail_[8];
   unsigned tailLen_ = 0;
 };
+
+/**
+ * Weights are hashed in chunks of this size, each chunk on its own (so several reader threads
+ * hash in parallel), and the chunks' hashes combined in order: see hashChunked.
+ */
+constexpr uint64_t kLoadChunk = uint64_t(8) << 20;
+
+/** The hash of a tensor's bytes: ContentHash of each kLoadChunk chunk, combined in order. */
+Hash128 hashChunked(const uint8_t* p, uint64_t n);
+/** Combines the chunk hashes of n bytes (what hashChunked does after hashing the chunks). */
+Hash128 combineChunks(const std::vector<Hash128>& parts, uint64_t n);
 
 class Sha1 {
  public:

@@ -288,9 +288,8 @@ bool Program::bindBytes(uint32_t slot, const uint8_t* data, uint64_t length) {
                                          std::to_string(length) + " were given");
   }
   Slot& s = slots_[slot];
-  ContentHash h;
-  h.update(data, length);
-  const Hash128 hash = h.finish();
+  dropPendingFile(slot);  // the last bind of a slot in a transaction wins
+  const Hash128 hash = hashChunked(data, length);  // as the loader hashes file ranges
   if (s.staged) {
     ctx_->release(s.staged, length);
     s.staged = nullptr;
@@ -305,6 +304,15 @@ bool Program::bindBytes(uint32_t slot, const uint8_t* data, uint64_t length) {
          hipCheck(hipStreamSynchronize(stream_), "uploading a weight", err);
 }
 
+void Program::dropPendingFile(uint32_t slot) {
+  for (size_t i = 0; i < pending_.size(); i++) {
+    if (pending_[i].slot == slot) {
+      pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
+      return;
+    }
+  }
+}
+
 bool Program::bindFile(uint32_t slot, const std::string& path, uint64_t offset, uint64_t length) {
   if (!inBind_) return err.fail(KILN_E_ARGUMENT, "kiln_bind_file outside a transaction");
   if (slot >= slots_.size()) return err.fail(KILN_E_ARGUMENT, "No weight slot " + std::to_string(slot));
@@ -313,6 +321,7 @@ bool Program::bindFile(uint32_t slot, const std::string& path, uint64_t offset, 
     return err.fail(KILN_E_ARGUMENT, "Weight '" + w.name + "' needs " + std::to_string(w.bytes) + " bytes, the range in '" +
                                          path + "' has " + std::to_string(length));
   }
+  dropPendingFile(slot);  // the last bind of a slot in a transaction wins
   pending_.push_back(PendingFile{slot, path, offset, length});
   return true;
 }
@@ -330,7 +339,11 @@ bool Program::bindCommit(std::string& report) {
     inBind_ = false;
     return err.fail(KILN_E_IO, problems);
   }
+  const double validateMs = msSince(t0);
+  // every staged buffer first (an out-of-memory fails before anything is read), then one load
   uint64_t bytesRead = 0;
+  std::vector<LoadJob> jobs;
+  jobs.reserve(pending_.size());
   for (const PendingFile& f : pending_) {
     Slot& s = slots_[f.slot];
     const std::string what = "weight '" + s_.weights[f.slot].name + "'";
@@ -339,15 +352,26 @@ bool Program::bindCommit(std::string& report) {
       s.staged = nullptr;
     }
     s.staged = ctx_->alloc(f.length, what, err);
-    ContentHash h;
-    if (!s.staged || !ctx_->readFileToDevice(f.path, f.offset, f.length, s.staged, stream_, &h, nullptr, what, err)) {
+    if (!s.staged) {
       dropStaged();
       inBind_ = false;
       return false;
     }
+    jobs.push_back(LoadJob{f.path, f.offset, f.length, s.staged, what});
     bytesRead += f.length;
+  }
+  std::vector<Hash128> hashes;
+  LoadStats load;
+  if (!jobs.empty() && !ctx_->loader().run(jobs, hashes, load, err)) {
+    dropStaged();
+    inBind_ = false;
+    return false;
+  }
+  for (size_t i = 0; i < pending_.size(); i++) {
+    const PendingFile& f = pending_[i];
+    Slot& s = slots_[f.slot];
     s.stagedSet = true;
-    s.stagedHash = h.finish();
+    s.stagedHash = hashes[i];
     if (s.bound && s.hash == s.stagedHash) {
       ctx_->release(s.staged, f.length);  // unchanged
       s.staged = nullptr;
@@ -383,10 +407,13 @@ bool Program::bindCommit(std::string& report) {
   pending_.clear();
   inBind_ = false;
   resolvePointers();
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "{\"copied\":%d,\"skipped\":%d,\"bytesRead\":%llu,\"bytesUploaded\":%llu,\"readMs\":%.3f,",
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "{\"copied\":%d,\"skipped\":%d,\"bytesRead\":%llu,\"bytesUploaded\":%llu,\"readMs\":%.3f,"
+                "\"validateMs\":%.3f,\"loadMs\":%.3f,\"preadMs\":%.3f,\"ringWaitMs\":%.3f,\"uploadTailMs\":%.3f,"
+                "\"threads\":%d,",
                 copied, skipped, static_cast<unsigned long long>(bytesRead), static_cast<unsigned long long>(uploaded),
-                readMs);
+                readMs, validateMs, load.wallMs, load.readMs, load.waitMs, load.tailMs, load.threads);
   report = std::string(buf) + "\"slots\":[" + changed + "]}";
   return true;
 }

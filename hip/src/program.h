@@ -106,6 +106,7 @@ class Program {
   std::vector<char*> ptrs_;
   std::vector<Slot> slots_;
   std::vector<PendingFile> pending_;
+  void dropPendingFile(uint32_t slot);
   bool inBind_ = false;
   std::vector<std::unique_ptr<Kernel>> kernels_;
   std::vector<std::string> hostReasons_;  // per node: why it runs on the host ("" on the device)

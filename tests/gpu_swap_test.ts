@@ -1,0 +1,136 @@
+// The gpu target's swap pipeline (hip/src/loader.*): file ranges read by several threads into
+// the pinned ring, hashed per chunk and copied on the readers' own streams. A weight of several
+// chunks must land whole, in order, whatever the thread count; a file bind and a typed-array bind
+// of the same bytes must hash alike (so the second is skipped); a change in any one chunk must be
+// seen; and the bind report says where the time went.
+import assert from "node:assert/strict";
+import { compile, parseOnnx, WeightSet } from "../mod.ts";
+import { buildModel, type ModelSpec } from "../core/onnx/writer.ts";
+import type { Tensor } from "../core/tensor.ts";
+import { relativeL2 } from "./conformance/compare.ts";
+import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
+
+const ignore = gpuIgnore("gpu_swap_test.ts");
+const GPU = gpuUnderTest();
+const K = 1024, N = 2560; // W is 10 MiB: two 8 MiB load chunks, the second partial
+
+function _model(): ModelSpec {
+  return {
+    graph: {
+      inputs: [{ name: "x", dtype: "float32", dims: [1, K] }],
+      outputs: [{ name: "y", dtype: "float32", dims: [1, N] }],
+      initializers: [
+        {
+          name: "W",
+          dtype: "float32",
+          dims: [K, N],
+          external: { location: "w.bin", offset: 0, length: K * N * 4 },
+        },
+        {
+          name: "b",
+          dtype: "float32",
+          dims: [N],
+          external: { location: "w.bin", offset: K * N * 4, length: N * 4 },
+        },
+      ],
+      nodes: [
+        { op: "MatMul", name: "mm", inputs: ["x", "W"], outputs: ["xw"] },
+        { op: "Add", name: "add", inputs: ["xw", "b"], outputs: ["y"] },
+      ],
+    },
+  };
+}
+
+function _weights(seed: number): { W: Float32Array; b: Float32Array } {
+  const W = new Float32Array(K * N), b = new Float32Array(N);
+  for (let i = 0; i < W.length; i++) W[i] = Math.sin(i * 0.013 + seed) * 0.05;
+  for (let i = 0; i < N; i++) b[i] = Math.cos(i * 0.7 + seed);
+  return { W, b };
+}
+
+async function _write(path: string, w: { W: Float32Array; b: Float32Array }): Promise<void> {
+  const bytes = new Uint8Array((K * N + N) * 4);
+  bytes.set(new Uint8Array(w.W.buffer), 0);
+  bytes.set(new Uint8Array(w.b.buffer), K * N * 4);
+  await Deno.writeFile(path, bytes);
+}
+
+function _expect(x: Float32Array, w: { W: Float32Array; b: Float32Array }): Tensor {
+  const y = new Float64Array(N);
+  for (let k = 0; k < K; k++) {
+    const xk = x[k], row = k * N;
+    for (let n = 0; n < N; n++) y[n] += xk * w.W[row + n];
+  }
+  const out = new Float32Array(N);
+  for (let n = 0; n < N; n++) out[n] = y[n] + w.b[n];
+  return { dtype: "float32", dims: [1, N], data: out };
+}
+
+Deno.test({
+  name: `gpu target (${GPU.name}): the swap pipeline reads multi-chunk weights whole with any thread count`,
+  ignore,
+  async fn(t) {
+    const dir = await Deno.makeTempDir({ prefix: "kiln_gpu_swap_" });
+    const threadsBefore = Deno.env.get("KILN_LOAD_THREADS");
+    try {
+      await Deno.writeFile(`${dir}/model.onnx`, buildModel(_model()));
+      const v1 = _weights(1), v2 = _weights(2);
+      await _write(`${dir}/w.bin`, v1);
+      await Deno.mkdir(`${dir}/v2`);
+      await Deno.copyFile(`${dir}/model.onnx`, `${dir}/v2/model.onnx`);
+      await _write(`${dir}/v2/w.bin`, v2);
+      const x = new Float32Array(K);
+      for (let i = 0; i < K; i++) x[i] = Math.cos(i * 0.31);
+      const program = compile(await parseOnnx(`${dir}/model.onnx`, { deferExternalWeights: true }), "gpu", {
+        gpu: GPU.options,
+      });
+      const check = async (want: { W: Float32Array; b: Float32Array }, what: string) => {
+        const y = (await program.eval({ x: { dtype: "float32", dims: [1, K], data: x } }))["y"];
+        const e = relativeL2(y, _expect(x, want));
+        assert.ok(e <= 1e-5, `${what}: relative L2 ${e.toExponential(2)}`);
+      };
+      try {
+        await t.step("two reader threads: v1 lands whole; the report has the phases", async () => {
+          Deno.env.set("KILN_LOAD_THREADS", "2");
+          const r = await program.bindWeights(await WeightSet.fromOnnxDir(program, dir));
+          assert.equal(r.copied, 2);
+          assert.equal(r.bytesCopied, (K * N + N) * 4);
+          assert.ok(r.phases, "phases reported on gpu");
+          assert.equal(r.phases.threads, 2); // 3 chunks, 2 threads asked for
+          for (const k of ["validateMs", "loadMs", "readMs", "prepareMs"] as const) {
+            assert.ok(Number.isFinite(r.phases[k]) && r.phases[k] >= 0, `${k} = ${r.phases[k]}`);
+          }
+          await check(v1, "v1, 2 threads");
+        });
+        await t.step("the same bytes from typed arrays hash alike and are skipped", async () => {
+          const r = await program.bindWeights({ W: v1.W, b: v1.b });
+          assert.equal(r.copied, 0);
+          assert.equal(r.skipped, 2);
+        });
+        await t.step("one reader thread: v2 lands whole", async () => {
+          Deno.env.set("KILN_LOAD_THREADS", "1");
+          const r = await program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/v2`));
+          assert.equal(r.copied, 2);
+          assert.equal(r.phases?.threads, 1);
+          await check(v2, "v2, 1 thread");
+        });
+        await t.step("one value changed in the second chunk is seen and uploaded", async () => {
+          Deno.env.set("KILN_LOAD_THREADS", "3");
+          const v3 = { W: v2.W.slice(), b: v2.b };
+          v3.W[K * N - 5] += 1; // in the last, partial chunk
+          await _write(`${dir}/v2/w.bin`, v3);
+          const r = await program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/v2`));
+          assert.equal(r.copied, 1);
+          assert.equal(r.skipped, 1);
+          await check(v3, "v3, 3 threads");
+        });
+      } finally {
+        program.dispose();
+      }
+    } finally {
+      if (threadsBefore === undefined) Deno.env.delete("KILN_LOAD_THREADS");
+      else Deno.env.set("KILN_LOAD_THREADS", threadsBefore);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
