@@ -77,7 +77,10 @@ export interface ProgramInfo {
   ops: Record<string, number>;
   /** nodes without a kernel on the target: they run on the host's reference kernels (gpu) */
   hostNodes: HostNode[];
-  /** device memory the program holds, bytes (0 on ref) */
+  /**
+   * device memory the program holds, bytes (0 on ref): arenas, literals, the bound weights and, after
+   * the second bind, one spare buffer per weight that the next swap stages into
+   */
   deviceBytes: number;
 }
 

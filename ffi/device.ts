@@ -11,8 +11,10 @@ import { LIST_PREPARE, LIST_RUN, PROG_NO_VENDOR_BLAS } from "./symbols.ts";
 
 /** What kiln_prog_report says about a program on the device. */
 export interface DeviceReport {
-  /** device memory the program holds (arenas, buffers, literals, weights), bytes */
+  /** device memory the program holds (arenas, buffers, literals, bound and spare weight buffers), bytes */
   deviceBytes: number;
+  /** of which spare weight buffers that the next swap stages into */
+  spareBytes: number;
   arenaBytes: number;
   literalBytes: number;
   weightBytes: number;

@@ -89,6 +89,7 @@ Deno.test({
         const e = relativeL2(y, _expect(x, want));
         assert.ok(e <= 1e-5, `${what}: relative L2 ${e.toExponential(2)}`);
       };
+      const held: number[] = [];
       try {
         await t.step("two reader threads: v1 lands whole; the report has the phases", async () => {
           Deno.env.set("KILN_LOAD_THREADS", "2");
@@ -101,6 +102,7 @@ Deno.test({
             assert.ok(Number.isFinite(r.phases[k]) && r.phases[k] >= 0, `${k} = ${r.phases[k]}`);
           }
           await check(v1, "v1, 2 threads");
+          held.push(program.info().deviceBytes);
         });
         await t.step("the same bytes from typed arrays hash alike and are skipped", async () => {
           const r = await program.bindWeights({ W: v1.W, b: v1.b });
@@ -113,6 +115,7 @@ Deno.test({
           assert.equal(r.copied, 2);
           assert.equal(r.phases?.threads, 1);
           await check(v2, "v2, 1 thread");
+          held.push(program.info().deviceBytes);
         });
         await t.step("one value changed in the second chunk is seen and uploaded", async () => {
           Deno.env.set("KILN_LOAD_THREADS", "3");
@@ -123,7 +126,15 @@ Deno.test({
           assert.equal(r.copied, 1);
           assert.equal(r.skipped, 1);
           await check(v3, "v3, 3 threads");
+          held.push(program.info().deviceBytes);
         });
+        await t.step(
+          "swaps stage into spare buffers: after the second, the device memory held is flat",
+          () => {
+            assert.equal(held[1] - held[0], (K * N + N) * 4, `held ${held}: one spare per weight`);
+            assert.equal(held[2], held[1], `held ${held}: the third swap allocated nothing`);
+          },
+        );
       } finally {
         program.dispose();
       }

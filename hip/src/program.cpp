@@ -43,6 +43,7 @@ Program::~Program() {
     ctx_->release(slots_[i].ptr, bytes);
     if (slots_[i].prevPtr != slots_[i].ptr) ctx_->release(slots_[i].prevPtr, bytes);
   }
+  releaseSpares();
   ctx_->release(block_, blockBytes_);
   if (stream_) hipStreamDestroy(stream_);
 }
@@ -262,10 +263,56 @@ bool Program::literalReadFile(uint32_t id, const std::string& path, uint64_t off
 
 // ---- weights -------------------------------------------------------------------------------
 
+// Swaps stage into spare buffers: after a program's second bind every weight has one buffer
+// serving and one spare of the same size, so a swap allocates and frees nothing (hipMalloc and
+// hipFree cost tens of microseconds each and hipFree synchronizes the device). The spares are
+// device memory the program holds (info().deviceBytes counts them); when an allocation fails they
+// are given back and the allocation tried once more.
+char* Program::stageBuffer(uint32_t slot, Error& e) {
+  Slot& s = slots_[slot];
+  if (s.spare) {
+    char* p = s.spare;
+    s.spare = nullptr;
+    return p;
+  }
+  const uint64_t bytes = static_cast<uint64_t>(s_.weights[slot].bytes);
+  const std::string what = "weight '" + s_.weights[slot].name + "'";
+  Error first;
+  if (char* p = ctx_->alloc(bytes, what, first)) return p;
+  bool hadSpares = false;
+  for (const Slot& o : slots_) hadSpares = hadSpares || o.spare != nullptr;
+  if (hadSpares) {
+    releaseSpares();
+    Error again;
+    if (char* p = ctx_->alloc(bytes, what, again)) return p;
+    e.fail(again.status, again.message);
+    return nullptr;
+  }
+  e.fail(first.status, first.message);
+  return nullptr;
+}
+
+void Program::retire(uint32_t slot, char* p) {
+  if (p == nullptr) return;
+  Slot& s = slots_[slot];
+  if (s.spare == nullptr) {
+    s.spare = p;
+  } else {
+    ctx_->release(p, static_cast<uint64_t>(s_.weights[slot].bytes));
+  }
+}
+
+void Program::releaseSpares() {
+  for (size_t i = 0; i < slots_.size(); i++) {
+    ctx_->release(slots_[i].spare, static_cast<uint64_t>(s_.weights[i].bytes));
+    slots_[i].spare = nullptr;
+  }
+}
+
 void Program::dropStaged() {
   for (size_t i = 0; i < slots_.size(); i++) {
     Slot& s = slots_[i];
-    if (s.staged) ctx_->release(s.staged, static_cast<uint64_t>(s_.weights[i].bytes));
+    retire(static_cast<uint32_t>(i), s.staged);
     s.staged = nullptr;
     s.stagedSet = false;
   }
@@ -290,14 +337,12 @@ bool Program::bindBytes(uint32_t slot, const uint8_t* data, uint64_t length) {
   Slot& s = slots_[slot];
   dropPendingFile(slot);  // the last bind of a slot in a transaction wins
   const Hash128 hash = hashChunked(data, length);  // as the loader hashes file ranges
-  if (s.staged) {
-    ctx_->release(s.staged, length);
-    s.staged = nullptr;
-  }
+  retire(slot, s.staged);
+  s.staged = nullptr;
   s.stagedSet = true;
   s.stagedHash = hash;
   if (s.bound && s.hash == hash) return true;  // unchanged: nothing to upload
-  s.staged = ctx_->alloc(length, "weight '" + w.name + "'", err);
+  s.staged = stageBuffer(slot, err);
   if (!s.staged) return false;
   hipSetDevice(ctx_->device());
   return hipCheck(hipMemcpyAsync(s.staged, data, length, hipMemcpyHostToDevice, stream_), "uploading a weight", err) &&
@@ -347,11 +392,8 @@ bool Program::bindCommit(std::string& report) {
   for (const PendingFile& f : pending_) {
     Slot& s = slots_[f.slot];
     const std::string what = "weight '" + s_.weights[f.slot].name + "'";
-    if (s.staged) {
-      ctx_->release(s.staged, f.length);
-      s.staged = nullptr;
-    }
-    s.staged = ctx_->alloc(f.length, what, err);
+    retire(f.slot, s.staged);
+    s.staged = stageBuffer(f.slot, err);
     if (!s.staged) {
       dropStaged();
       inBind_ = false;
@@ -373,7 +415,7 @@ bool Program::bindCommit(std::string& report) {
     s.stagedSet = true;
     s.stagedHash = hashes[i];
     if (s.bound && s.hash == s.stagedHash) {
-      ctx_->release(s.staged, f.length);  // unchanged
+      retire(f.slot, s.staged);  // unchanged
       s.staged = nullptr;
     }
   }
@@ -428,7 +470,7 @@ bool Program::bindRevert() {
   for (size_t i = 0; i < slots_.size(); i++) {
     Slot& s = slots_[i];
     if (!s.changed) continue;
-    ctx_->release(s.ptr, static_cast<uint64_t>(s_.weights[i].bytes));
+    retire(static_cast<uint32_t>(i), s.ptr);
     s.ptr = s.prevPtr;
     s.hash = s.prevHash;
     s.bound = s.prevBound;
@@ -443,7 +485,7 @@ bool Program::bindRelease() {
   for (size_t i = 0; i < slots_.size(); i++) {
     Slot& s = slots_[i];
     if (!s.changed) continue;
-    ctx_->release(s.prevPtr, static_cast<uint64_t>(s_.weights[i].bytes));
+    retire(static_cast<uint32_t>(i), s.prevPtr);
     s.prevPtr = nullptr;
     s.changed = false;
   }
@@ -616,8 +658,16 @@ int32_t Program::hostNode(int32_t which, int32_t pc) {
 }
 
 std::string Program::report() const {
-  uint64_t weightBytes = 0;
-  for (const SWeight& w : s_.weights) weightBytes += static_cast<uint64_t>(w.bytes);
+  uint64_t weightBytes = 0, heldBytes = blockBytes_, spareBytes = 0;
+  for (size_t i = 0; i < s_.weights.size(); i++) {
+    const uint64_t b = static_cast<uint64_t>(s_.weights[i].bytes);
+    weightBytes += b;
+    if (slots_[i].ptr) heldBytes += b;
+    if (slots_[i].prevPtr && slots_[i].prevPtr != slots_[i].ptr) heldBytes += b;
+    if (slots_[i].staged) heldBytes += b;
+    if (slots_[i].spare) spareBytes += b;
+  }
+  heldBytes += spareBytes;
   int kernels = 0;
   std::string hostNodes, reasons;
   for (size_t i = 0; i < s_.nodes.size(); i++) {
@@ -632,7 +682,8 @@ std::string Program::report() const {
   }
   std::string blas;
   jsonString(blas, blas_ ? blas_->name() : "kiln (" + blasWhy_ + ")");
-  return "{\"deviceBytes\":" + std::to_string(blockBytes_ + weightBytes) + ",\"arenaBytes\":" + std::to_string(arenaBytes_) +
+  return "{\"deviceBytes\":" + std::to_string(heldBytes) + ",\"spareBytes\":" + std::to_string(spareBytes) +
+         ",\"arenaBytes\":" + std::to_string(arenaBytes_) +
          ",\"literalBytes\":" + std::to_string(s_.literalArenaBytes) + ",\"weightBytes\":" + std::to_string(weightBytes) +
          ",\"workspaceBytes\":" + std::to_string(workspaceBytes_) + ",\"blas\":" + blas +
          ",\"kernels\":" + std::to_string(kernels) + ",\"hostNodes\":[" + hostNodes + "],\"hostReasons\":[" + reasons +

@@ -66,6 +66,8 @@ class Program {
     Hash128 prevHash;
     bool prevBound = false;
     bool changed = false;
+    // a device buffer of this weight's size kept for the next bind to stage into (see retire)
+    char* spare = nullptr;
     // staged in the open transaction
     char* staged = nullptr;
     Hash128 stagedHash;
@@ -107,6 +109,11 @@ class Program {
   std::vector<Slot> slots_;
   std::vector<PendingFile> pending_;
   void dropPendingFile(uint32_t slot);
+  /** A buffer for slot's staged weight: its spare, else a new one (spares given back if that fails). */
+  char* stageBuffer(uint32_t slot, Error& e);
+  /** A buffer of slot's size no longer used: kept as its spare, or released when it has one. */
+  void retire(uint32_t slot, char* p);
+  void releaseSpares();
   bool inBind_ = false;
   std::vector<std::unique_ptr<Kernel>> kernels_;
   std::vector<std::string> hostReasons_;  // per node: why it runs on the host ("" on the device)
