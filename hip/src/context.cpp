@@ -1,12 +1,5 @@
 #include "context.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-
 namespace kiln {
 
 Context* Context::create(int32_t index, uint64_t memoryLimit, Error& err) {
@@ -86,43 +79,12 @@ bool Context::ensureStaging(Error& err) {
   return true;
 }
 
-static std::string osError(int e) { return std::strerror(e); }
-
-bool Context::checkFileRange(const std::string& path, uint64_t offset, uint64_t length, const std::string& what,
-                             std::string& problems) {
-  struct stat st;
-  auto add = [&](const std::string& p) {
-    if (!problems.empty()) problems += "\n";
-    problems += p;
-    return false;
-  };
-  if (stat(path.c_str(), &st) != 0) return add(what + ": cannot open '" + path + "': " + osError(errno));
-  if (!S_ISREG(st.st_mode)) return add(what + ": '" + path + "' is not a regular file");
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (offset > size || length > size - offset) {
-    return add(what + ": file '" + path + "' has " + std::to_string(size) + " bytes, needs bytes " +
-               std::to_string(offset) + ".." + std::to_string(offset + length));
-  }
-  return true;
-}
-
 bool Context::readFileToDevice(const std::string& path, uint64_t offset, uint64_t length, char* dst,
                                hipStream_t stream, ContentHash* hash, Sha1* sha, const std::string& what, Error& err) {
-  // O_NONBLOCK: a FIFO or device named as a data file must not hang the open
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return err.fail(KILN_E_IO, what + ": cannot open '" + path + "': " + osError(errno));
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { close(fd); }
-  } closer{fd};
-  struct stat st;
-  if (fstat(fd, &st) != 0) return err.fail(KILN_E_IO, what + ": cannot stat '" + path + "': " + osError(errno));
-  if (!S_ISREG(st.st_mode)) return err.fail(KILN_E_IO, what + ": '" + path + "' is not a regular file");
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (offset > size || length > size - offset) {
-    return err.fail(KILN_E_IO, what + ": file '" + path + "' has " + std::to_string(size) + " bytes, needs bytes " +
-                                   std::to_string(offset) + ".." + std::to_string(offset + length));
-  }
+  FileSet files;
+  std::string problem;
+  if (!files.check(path, offset, length, what, problem)) return err.fail(KILN_E_IO, problem);
+  const int fd = files.fd(path);
   std::lock_guard<std::mutex> lock(stagingMutex_);
   hipSetDevice(device_);
   if (!ensureStaging(err)) return false;
@@ -133,21 +95,7 @@ bool Context::readFileToDevice(const std::string& path, uint64_t offset, uint64_
     const uint64_t n = length - done < kStagingBytes ? length - done : kStagingBytes;
     if (pending[which] && !hipCheck(hipEventSynchronize(stagingDone_[which]), "hipEventSynchronize", err)) return false;
     char* buf = staging_[which];
-    uint64_t got = 0;
-    while (got < n) {
-      const ssize_t r = pread(fd, buf + got, n - got, static_cast<off_t>(offset + done + got));
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        return err.fail(KILN_E_IO, what + ": reading '" + path + "' at byte " + std::to_string(offset + done + got) +
-                                       " failed: " + osError(errno));
-      }
-      if (r == 0) {
-        return err.fail(KILN_E_IO, what + ": file '" + path + "' ends at byte " + std::to_string(offset + done + got) +
-                                       ", needs bytes " + std::to_string(offset) + ".." +
-                                       std::to_string(offset + length));
-      }
-      got += static_cast<uint64_t>(r);
-    }
+    if (!preadRange(fd, buf, n, offset + done, path, offset, length, what, err)) return false;
     if (hash) hash->update(reinterpret_cast<const uint8_t*>(buf), n);
     if (sha) sha->update(reinterpret_cast<const uint8_t*>(buf), n);
     if (dst != nullptr) {

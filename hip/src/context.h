@@ -36,13 +36,6 @@ class Context {
   bool readFileToDevice(const std::string& path, uint64_t offset, uint64_t length, char* dst, hipStream_t stream,
                         ContentHash* hash, Sha1* sha, const std::string& what, Error& err);
 
-  /**
-   * Checks that `path` is a regular file of at least offset + length bytes, without reading it.
-   * Appends a problem to `problems` (naming `what`) when not; returns true when it is.
-   */
-  static bool checkFileRange(const std::string& path, uint64_t offset, uint64_t length, const std::string& what,
-                             std::string& problems);
-
   /** The swap pipeline of this context (its pinned ring is made on the first load and kept). */
   Loader& loader() { return *loader_; }
 

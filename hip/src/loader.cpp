@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <thread>
 
 namespace kiln {
@@ -27,12 +26,71 @@ struct Chunk {
   uint64_t length;
 };
 
-struct OpenFile {
-  int fd = -1;
-  uint64_t size = 0;
-};
-
 }  // namespace
+
+FileSet::~FileSet() {
+  for (auto& f : files_)
+    if (f.second.fd >= 0) close(f.second.fd);
+}
+
+int FileSet::fd(const std::string& path) const {
+  for (const auto& f : files_)
+    if (f.first == path) return f.second.fd;
+  return -1;
+}
+
+bool FileSet::check(const std::string& path, uint64_t offset, uint64_t length, const std::string& what,
+                    std::string& problems) {
+  auto add = [&](const std::string& p) {
+    if (!problems.empty()) problems += "\n";
+    problems += what + ": " + p;
+    return false;
+  };
+  Entry* e = nullptr;
+  for (auto& f : files_)
+    if (f.first == path) e = &f.second;
+  if (e == nullptr) {
+    files_.emplace_back(path, Entry{});
+    e = &files_.back().second;
+    // O_NONBLOCK: a FIFO or device named as a data file must not hang the open
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0) {
+      e->problem = "cannot open '" + path + "': " + std::strerror(errno);
+    } else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      close(fd);
+      e->problem = "'" + path + "' is not a regular file";
+    } else {
+      e->fd = fd;
+      e->size = static_cast<uint64_t>(st.st_size);
+    }
+  }
+  if (!e->problem.empty()) return add(e->problem);
+  if (offset > e->size || length > e->size - offset) {
+    return add("file '" + path + "' has " + std::to_string(e->size) + " bytes, needs bytes " + std::to_string(offset) +
+               ".." + std::to_string(offset + length));
+  }
+  return true;
+}
+
+bool preadRange(int fd, char* buf, uint64_t n, uint64_t at, const std::string& path, uint64_t offset,
+                uint64_t length, const std::string& what, Error& err) {
+  uint64_t got = 0;
+  while (got < n) {
+    const ssize_t r = pread(fd, buf + got, n - got, static_cast<off_t>(at + got));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return err.fail(KILN_E_IO, what + ": reading '" + path + "' at byte " + std::to_string(at + got) +
+                                     " failed: " + std::strerror(errno));
+    }
+    if (r == 0) {
+      return err.fail(KILN_E_IO, what + ": file '" + path + "' ends at byte " + std::to_string(at + got) +
+                                     ", needs bytes " + std::to_string(offset) + ".." + std::to_string(offset + length));
+    }
+    got += static_cast<uint64_t>(r);
+  }
+  return true;
+}
 
 Loader::~Loader() {
   hipSetDevice(device_);
@@ -71,43 +129,18 @@ bool Loader::ensure(int threads, Error& err) {
   return true;
 }
 
-bool Loader::run(const std::vector<LoadJob>& jobs, std::vector<Hash128>& hashes, LoadStats& stats, Error& err) {
+bool Loader::run(const std::vector<LoadJob>& jobs, const FileSet& files, std::vector<Hash128>& hashes,
+                 LoadStats& stats, Error& err) {
   std::lock_guard<std::mutex> lock(mutex_);
   stats = LoadStats{};
   hashes.assign(jobs.size(), Hash128{});
-  // each file opened once, checked regular and long enough through its descriptor
-  std::map<std::string, OpenFile> files;
-  struct Closer {
-    std::map<std::string, OpenFile>& f;
-    ~Closer() {
-      for (auto& kv : f)
-        if (kv.second.fd >= 0) close(kv.second.fd);
-    }
-  } closer{files};
   std::vector<Chunk> chunks;
   std::vector<std::vector<Hash128>> parts(jobs.size());
+  std::vector<int> fds(jobs.size());
   for (uint32_t j = 0; j < jobs.size(); j++) {
     const LoadJob& job = jobs[j];
-    auto it = files.find(job.path);
-    if (it == files.end()) {
-      OpenFile f;
-      // O_NONBLOCK: a FIFO or device named as a data file must not hang the open
-      f.fd = open(job.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-      if (f.fd < 0) return err.fail(KILN_E_IO, job.what + ": cannot open '" + job.path + "': " + std::strerror(errno));
-      struct stat st;
-      if (fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(f.fd);
-        return err.fail(KILN_E_IO, job.what + ": '" + job.path + "' is not a regular file");
-      }
-      f.size = static_cast<uint64_t>(st.st_size);
-      it = files.emplace(job.path, f).first;
-    }
-    const uint64_t size = it->second.size;
-    if (job.offset > size || job.length > size - job.offset) {
-      return err.fail(KILN_E_IO, job.what + ": file '" + job.path + "' has " + std::to_string(size) +
-                                     " bytes, needs bytes " + std::to_string(job.offset) + ".." +
-                                     std::to_string(job.offset + job.length));
-    }
+    fds[j] = files.fd(job.path);
+    if (fds[j] < 0) return err.fail(KILN_E_ARGUMENT, job.what + ": '" + job.path + "' was not checked before the load");
     const uint64_t n = (job.length + kLoadChunk - 1) / kLoadChunk;
     parts[j].resize(n);
     for (uint64_t c = 0; c < n; c++) {
@@ -150,23 +183,10 @@ bool Loader::run(const std::vector<LoadJob>& jobs, std::vector<Hash128>& hashes,
         waitMs[t] += msBetween(a, std::chrono::steady_clock::now());
         s.pending = false;
       }
-      const int fd = files[job.path].fd;
       const auto a = std::chrono::steady_clock::now();
-      uint64_t got = 0;
-      while (got < c.length) {
-        const uint64_t at = job.offset + c.start + got;
-        const ssize_t r = pread(fd, s.host + got, c.length - got, static_cast<off_t>(at));
-        if (r < 0) {
-          if (errno == EINTR) continue;
-          return fail(KILN_E_IO, job.what + ": reading '" + job.path + "' at byte " + std::to_string(at) +
-                                     " failed: " + std::strerror(errno));
-        }
-        if (r == 0) {
-          return fail(KILN_E_IO, job.what + ": file '" + job.path + "' ends at byte " + std::to_string(at) +
-                                     ", needs bytes " + std::to_string(job.offset) + ".." +
-                                     std::to_string(job.offset + job.length));
-        }
-        got += static_cast<uint64_t>(r);
+      if (!preadRange(fds[c.job], s.host, c.length, job.offset + c.start, job.path, job.offset, job.length, job.what,
+                      e)) {
+        return fail(e.status, e.message);
       }
       readMs[t] += msBetween(a, std::chrono::steady_clock::now());
       ContentHash h;

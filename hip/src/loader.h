@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common.h"
@@ -21,6 +22,42 @@ struct LoadJob {
   char* dst = nullptr;
   std::string what;
 };
+
+/**
+ * The files of a load, each opened once (never hangs on a FIFO or device: O_NONBLOCK, then regular
+ * files only) and every range checked against its file's size through that descriptor, so the
+ * bytes checked are the bytes read. Closes them when destroyed.
+ */
+class FileSet {
+ public:
+  FileSet() = default;
+  FileSet(const FileSet&) = delete;
+  FileSet& operator=(const FileSet&) = delete;
+  ~FileSet();
+  /**
+   * Opens `path` (once) and checks bytes [offset, offset + length) are in it; on a problem appends a
+   * line naming `what` to `problems` and returns false.
+   */
+  bool check(const std::string& path, uint64_t offset, uint64_t length, const std::string& what,
+             std::string& problems);
+  /** The descriptor of a checked file; -1 when it was never checked or failed to open. */
+  int fd(const std::string& path) const;
+
+ private:
+  struct Entry {
+    int fd = -1;
+    uint64_t size = 0;
+    std::string problem;  // why it cannot be read ("" when open)
+  };
+  std::vector<std::pair<std::string, Entry>> files_;
+};
+
+/**
+ * Reads n bytes at byte `at` of a range [offset, offset + length) of `path` into buf, retrying
+ * short reads; a failure or an early end of file names the tensor, file and byte.
+ */
+bool preadRange(int fd, char* buf, uint64_t n, uint64_t at, const std::string& path, uint64_t offset,
+                uint64_t length, const std::string& what, Error& err);
 
 /** Where a load spent its time. */
 struct LoadStats {
@@ -42,11 +79,12 @@ class Loader {
   ~Loader();
 
   /**
-   * Reads every job's range into its device memory. `hashes[i]` is job i's chunked content hash
+   * Reads every job's range (checked in `files`) into its device memory. `hashes[i]` is job i's chunked content hash
    * (hashChunked of the same bytes). All the copies are complete when it returns true; on false
    * err names the file, tensor and byte that failed, and device memory may hold part of the data.
    */
-  bool run(const std::vector<LoadJob>& jobs, std::vector<Hash128>& hashes, LoadStats& stats, Error& err);
+  bool run(const std::vector<LoadJob>& jobs, const FileSet& files, std::vector<Hash128>& hashes, LoadStats& stats,
+           Error& err);
 
   /** Reader threads: KILN_LOAD_THREADS when set (1..64), else min(16, hardware threads). */
   static int threadCount();

@@ -376,8 +376,9 @@ bool Program::bindCommit(std::string& report) {
   const auto t0 = std::chrono::steady_clock::now();
   // every file problem at once, before anything is read
   std::string problems;
+  FileSet files;  // each file opened once; the load reads through the descriptors checked here
   for (const PendingFile& f : pending_) {
-    Context::checkFileRange(f.path, f.offset, f.length, "weight '" + s_.weights[f.slot].name + "'", problems);
+    files.check(f.path, f.offset, f.length, "weight '" + s_.weights[f.slot].name + "'", problems);
   }
   if (!problems.empty()) {
     dropStaged();
@@ -404,7 +405,7 @@ bool Program::bindCommit(std::string& report) {
   }
   std::vector<Hash128> hashes;
   LoadStats load;
-  if (!jobs.empty() && !ctx_->loader().run(jobs, hashes, load, err)) {
+  if (!jobs.empty() && !ctx_->loader().run(jobs, files, hashes, load, err)) {
     dropStaged();
     inBind_ = false;
     return false;
