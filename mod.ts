@@ -52,12 +52,20 @@ export {
   type CompileOptions,
   deserializeProgram,
   GPU_PASSES,
+  type ProfileReport,
   Program,
   type ProgramInfo,
   REF_PASSES,
   type WeightInfo,
 } from "./core/program.ts";
-export type { BindPhases, GpuOptions, HostNode, TargetName } from "./core/targets/target.ts";
+export type {
+  BindPhases,
+  GpuOptions,
+  GraphReport,
+  HostNode,
+  NodeTime,
+  TargetName,
+} from "./core/targets/target.ts";
 export type { DeviceOptions } from "./ffi/device.ts";
 export type { FileRange } from "./core/io.ts";
 export { TARGET_NAMES } from "./core/targets/registry.ts";

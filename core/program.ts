@@ -10,7 +10,16 @@ import { KilnError } from "./errors.ts";
 import { withLazyBytes } from "./io.ts";
 import type { HostLiteral, ParsedModel, ValueInfo } from "./onnx/import.ts";
 import { getTarget } from "./targets/registry.ts";
-import type { BindPhases, Executor, GpuOptions, HostNode, Target, TargetName } from "./targets/target.ts";
+import type {
+  BindPhases,
+  Executor,
+  GpuOptions,
+  GraphReport,
+  HostNode,
+  NodeTime,
+  Target,
+  TargetName,
+} from "./targets/target.ts";
 import { describe, dtypeSize, elementCount, type Tensor, tensorBytes, typedArrayProblem } from "./tensor.ts";
 import { specsOf, WeightSet, type WeightSpec, type WeightTensor } from "./weights/weight_set.ts";
 
@@ -82,6 +91,8 @@ export interface ProgramInfo {
    * the second bind, one spare buffer per weight that the next swap stages into
    */
   deviceBytes: number;
+  /** how evals launch on the gpu target (a replayed graph, or kernel by kernel and why) */
+  graphs?: GraphReport;
 }
 
 /** What `bindWeights` did. */
@@ -96,6 +107,18 @@ export interface BindReport {
   ms: number;
   /** where the time went (gpu): validate, load (read + hash + upload, overlapped), prepare */
   phases?: BindPhases;
+}
+
+/** What `Program.profile` measured: one eval, every node timed on the device. */
+export interface ProfileReport {
+  /** the device, e.g. "NVIDIA H200 (sm_90)" */
+  device: string;
+  /** the nodes' device time summed, ms (launch gaps excluded) */
+  totalMs: number;
+  /** every node that ran on the device, in launch order */
+  nodes: NodeTime[];
+  /** the same summed per op, largest first */
+  ops: { op: string; count: number; ms: number }[];
 }
 
 /**
@@ -247,28 +270,63 @@ export class Program {
   eval(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
     return this.#serialized(() => {
       this.#check("eval");
-      const problems: string[] = [];
-      for (const v of this.inputs) {
-        const t = Object.hasOwn(inputs, v.name) ? inputs[v.name] : undefined;
-        if (t === undefined) {
-          problems.push(`missing input '${v.name}' (${describe(v.dtype, v.dims)})`);
-          continue;
-        }
-        const p = _checkTensor(`input '${v.name}'`, v, t);
-        if (p) problems.push(p);
-      }
-      for (const name of Object.keys(inputs)) {
-        if (!this.inputs.some((v) => v.name === name)) {
-          const known = this.inputs.map((v) => `'${v.name}'`).join(", ") || "none";
-          problems.push(`unknown input '${name}' (inputs: ${known})`);
-        }
-      }
-      for (const w of this.weights) {
-        if (!this.#exec.isBound(w.name)) problems.push(`weight '${w.name}' is not bound (use bindWeights)`);
-      }
-      if (problems.length) throw new KilnError("input", `Cannot eval: ${problems.join("; ")}`);
+      this.#checkEvalInputs(inputs);
       return this.#exec.run(inputs);
     });
+  }
+
+  /**
+   * One eval that times every node on the device (gpu): the nodes in launch order with their
+   * device milliseconds, and the same summed per op, largest first. Evals are not replayed as a
+   * graph while profiling, so the total is the kernels' time without launch gaps.
+   */
+  profile(inputs: Record<string, Tensor>): Promise<ProfileReport> {
+    return this.#serialized(async () => {
+      this.#check("profile");
+      const exec = this.#exec;
+      if (!exec.profile) {
+        throw new KilnError("unsupported", `Cannot profile: the ${this.target} target does not time nodes`);
+      }
+      this.#checkEvalInputs(inputs);
+      const nodes = await exec.profile(inputs);
+      const byOp = new Map<string, { op: string; count: number; ms: number }>();
+      for (const n of nodes) {
+        const o = byOp.get(n.op) ?? { op: n.op, count: 0, ms: 0 };
+        o.count++;
+        o.ms += n.ms;
+        byOp.set(n.op, o);
+      }
+      return {
+        device: exec.report().device,
+        totalMs: nodes.reduce((a, n) => a + n.ms, 0),
+        nodes,
+        ops: [...byOp.values()].sort((a, b) => b.ms - a.ms),
+      };
+    });
+  }
+
+  /** Checks eval inputs by name, dtype and dims, and that every weight is bound (all problems at once). */
+  #checkEvalInputs(inputs: Record<string, Tensor>): void {
+    const problems: string[] = [];
+    for (const v of this.inputs) {
+      const t = Object.hasOwn(inputs, v.name) ? inputs[v.name] : undefined;
+      if (t === undefined) {
+        problems.push(`missing input '${v.name}' (${describe(v.dtype, v.dims)})`);
+        continue;
+      }
+      const p = _checkTensor(`input '${v.name}'`, v, t);
+      if (p) problems.push(p);
+    }
+    for (const name of Object.keys(inputs)) {
+      if (!this.inputs.some((v) => v.name === name)) {
+        const known = this.inputs.map((v) => `'${v.name}'`).join(", ") || "none";
+        problems.push(`unknown input '${name}' (inputs: ${known})`);
+      }
+    }
+    for (const w of this.weights) {
+      if (!this.#exec.isBound(w.name)) problems.push(`weight '${w.name}' is not bound (use bindWeights)`);
+    }
+    if (problems.length) throw new KilnError("input", `Cannot eval: ${problems.join("; ")}`);
   }
 
   /** The compiled program (IR) and the host literals it references by id. */
@@ -365,6 +423,7 @@ export class Program {
       ops: { ...i.ops },
       hostNodes: r.hostNodes.map((n) => ({ ...n })),
       deviceBytes: r.deviceBytes,
+      ...(r.graphs ? { graphs: { ...r.graphs } } : {}),
     };
   }
 

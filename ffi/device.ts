@@ -7,7 +7,7 @@
  */
 import { KilnError } from "../core/errors.ts";
 import { cString, gpuError, type GpuLibrary, readText } from "./library.ts";
-import { LIST_PREPARE, LIST_RUN, PROG_NO_VENDOR_BLAS } from "./symbols.ts";
+import { LIST_PREPARE, LIST_RUN, PROG_NO_GRAPHS, PROG_NO_VENDOR_BLAS } from "./symbols.ts";
 
 /** What kiln_prog_report says about a program on the device. */
 export interface DeviceReport {
@@ -27,6 +27,14 @@ export interface DeviceReport {
   hostNodes: number[];
   /** why each of them has none */
   hostReasons: string[];
+  /** whether evals replay the run list as a captured graph */
+  graphs: boolean;
+  /** why they do not ("" when they do) */
+  graphWhy: string;
+  /** captures so far (one per set of device addresses the run list has run with) */
+  graphCaptures: number;
+  /** evals that replayed a graph */
+  graphReplays: number;
 }
 
 /** What a committed bind transaction did (kiln_bind_commit). */
@@ -91,6 +99,11 @@ export interface DeviceOptions {
   memoryLimit?: number;
   /** use the vendor BLAS where one loads (default true); false runs kiln's own GEMM kernel */
   vendorBlas?: boolean;
+  /**
+   * replay each eval as a captured HIP/CUDA graph (default true: one launch per eval instead of
+   * one per kernel); false launches kernel by kernel
+   */
+  graphs?: boolean;
 }
 
 /** A program lowered onto a device. */
@@ -103,7 +116,8 @@ export class DeviceProgram {
   constructor(lib: GpuLibrary, schedule: Uint8Array<ArrayBuffer>, options: DeviceOptions = {}) {
     this.lib = lib;
     this.#ctx = _context(lib, options.device ?? 0, options.memoryLimit ?? 0);
-    const flags = options.vendorBlas === false ? PROG_NO_VENDOR_BLAS : 0;
+    const flags = (options.vendorBlas === false ? PROG_NO_VENDOR_BLAS : 0) |
+      (options.graphs === false ? PROG_NO_GRAPHS : 0);
     const h = lib.symbols.kiln_prog_create(this.#ctx.handle, schedule, BigInt(schedule.length), flags);
     if (h === null) {
       const msg = lib.lastError();
@@ -254,6 +268,20 @@ export class DeviceProgram {
     const r = await this.lib.symbols.kiln_exec(this.#handle, list, pc);
     this.check(r, what);
     return r;
+  }
+
+  /** Records each kernel's device time in the next evals (no graph replay meanwhile). */
+  setProfiling(on: boolean): void {
+    this.check(this.lib.symbols.kiln_prog_set_profiling(this.#handle, on ? 1 : 0), "Cannot set profiling");
+  }
+
+  /** Device milliseconds per schedule node of the last profiled eval, in launch order. */
+  profile(): [node: number, ms: number][] {
+    const h = this.#handle;
+    const r = JSON.parse(readText((b, c) => this.lib.symbols.kiln_prog_profile(h, b, c))) as {
+      steps: [number, number][];
+    };
+    return r.steps;
   }
 
   /** The schedule node of host step `pc`. */

@@ -152,8 +152,19 @@ export function openLibraryAt(path: string): GpuLibrary {
   if (cached) return cached;
   let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
   try {
+    // the ABI version first: a library of another version may lack symbols this kiln declares
+    const probe = Deno.dlopen(path, { kiln_abi_version: SYMBOLS.kiln_abi_version });
+    const abi = probe.symbols.kiln_abi_version();
+    probe.close();
+    if (abi !== KILN_ABI_VERSION) {
+      throw new KilnError(
+        "no_gpu",
+        `The GPU library '${path}' has ABI version ${abi}, this kiln needs ${KILN_ABI_VERSION}; rebuild it with \`deno task build:hip\``,
+      );
+    }
     lib = Deno.dlopen(path, SYMBOLS);
   } catch (e) {
+    if (e instanceof KilnError) throw e;
     const msg = (e as Error).message;
     const name = (e as Error).name;
     if (name === "NotCapable" || name === "PermissionDenied") {
@@ -163,14 +174,6 @@ export function openLibraryAt(path: string): GpuLibrary {
       );
     }
     throw new KilnError("no_gpu", `Cannot open the GPU library '${path}': ${msg.split("\n")[0]}`);
-  }
-  const abi = lib.symbols.kiln_abi_version();
-  if (abi !== KILN_ABI_VERSION) {
-    lib.close();
-    throw new KilnError(
-      "no_gpu",
-      `The GPU library '${path}' has ABI version ${abi}, this kiln needs ${KILN_ABI_VERSION}; rebuild it with \`deno task build:hip\``,
-    );
   }
   const g = new GpuLibrary(path, lib);
   _opened.set(path, g);

@@ -8,7 +8,7 @@
  */
 
 /** The ABI version these bindings were written for (KILN_ABI_VERSION). */
-export const KILN_ABI_VERSION = 1;
+export const KILN_ABI_VERSION = 2;
 
 export const SYMBOLS = {
   kiln_abi_version: { parameters: [], result: "i32" },
@@ -46,6 +46,8 @@ export const SYMBOLS = {
   kiln_prepare_select: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
   kiln_exec: { parameters: ["pointer", "i32", "i32"], result: "i32", nonblocking: true },
   kiln_host_node: { parameters: ["pointer", "i32", "i32"], result: "i32" },
+  kiln_prog_set_profiling: { parameters: ["pointer", "i32"], result: "i32" },
+  kiln_prog_profile: { parameters: ["pointer", "buffer", "u64"], result: "i64" },
 } as const;
 
 /** The opened library's functions. */
@@ -66,6 +68,7 @@ export const STATUS = {
 
 /** kiln_prog_create flags. */
 export const PROG_NO_VENDOR_BLAS = 1;
+export const PROG_NO_GRAPHS = 2;
 /** kiln_exec lists. */
 export const LIST_RUN = 0;
 export const LIST_PREPARE = 1;

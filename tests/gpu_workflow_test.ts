@@ -345,6 +345,9 @@ Deno.test({
           const host = gpu.info().hostNodes;
           assert.deepEqual(host.map((h) => [h.name, h.op]), [["det", "Det"]]);
           assert.match(host[0].reason, /no device kernel/);
+          const graphs = gpu.info().graphs!;
+          assert.equal(graphs.enabled, false, "a run list with host steps is not captured");
+          assert.match(graphs.why!, /'det' runs on the host|branches on the host/);
         });
         await gpu.bindWeights(await WeightSet.fromOnnxDir(gpu, dir));
         for (const c of [true, false]) {

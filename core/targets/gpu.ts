@@ -22,6 +22,7 @@ import type {
   Executor,
   GpuOptions,
   LiteralSource,
+  NodeTime,
   Target,
   TargetReport,
 } from "./target.ts";
@@ -232,12 +233,32 @@ class GpuExecutor implements Executor {
     return out;
   }
 
+  async profile(inputs: Record<string, Tensor>): Promise<NodeTime[]> {
+    this.#dev.setProfiling(true);
+    try {
+      await this.run(inputs);
+    } finally {
+      this.#dev.setProfiling(false);
+    }
+    return this.#dev.profile().map(([i, ms]) => ({
+      name: this.#sched.nodes[i].name,
+      op: this.#sched.nodes[i].op,
+      ms,
+    }));
+  }
+
   report(): TargetReport {
     const r = this.#dev.report();
     return {
       device: this.#device,
       deviceBytes: r.deviceBytes,
       blas: r.blas,
+      graphs: {
+        enabled: r.graphs,
+        ...(r.graphs ? {} : { why: r.graphWhy }),
+        captures: r.graphCaptures,
+        replays: r.graphReplays,
+      },
       hostNodes: r.hostNodes.map((i, k) => ({
         name: this.#sched.nodes[i].name,
         op: this.#sched.nodes[i].op,

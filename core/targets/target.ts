@@ -81,6 +81,30 @@ export interface TargetReport {
   deviceBytes: number;
   /** the GEMM library, where there is one */
   blas?: string;
+  /** how evals launch (gpu): as a replayed graph, or kernel by kernel and why */
+  graphs?: GraphReport;
+}
+
+/** Whether a program's evals replay a captured graph (gpu). */
+export interface GraphReport {
+  /** evals replay the run list as one captured HIP/CUDA graph */
+  enabled: boolean;
+  /** why they launch kernel by kernel instead (when not enabled) */
+  why?: string;
+  /** captures so far: one per set of device addresses evals ran with (a swap adds one) */
+  captures: number;
+  /** evals that replayed a graph */
+  replays: number;
+}
+
+/** The device time of one node in a profiled eval. */
+export interface NodeTime {
+  /** the ONNX node name */
+  name: string;
+  /** its op */
+  op: string;
+  /** device milliseconds */
+  ms: number;
 }
 
 /** Runs one compiled program on one target. */
@@ -97,6 +121,8 @@ export interface Executor {
   prepare(): Promise<void>;
   /** One evaluation (inputs validated by the caller). */
   run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>>;
+  /** One evaluation timing each node on the device, in launch order (targets that can: gpu). */
+  profile?(inputs: Record<string, Tensor>): Promise<NodeTime[]>;
   /** Where and how it runs. */
   report(): TargetReport;
   /** Prepare nodes the last prepare ran, and how long it took (tests, benchmarks). */

@@ -231,6 +231,17 @@ int32_t kiln_exec(kiln_prog* prog, int32_t list, int32_t pc) {
   }
 }
 
+int32_t kiln_prog_set_profiling(kiln_prog* prog, int32_t on) {
+  if (prog == nullptr || prog->p == nullptr) return KILN_E_ARGUMENT;
+  prog->p->setProfiling(on != 0);
+  return KILN_OK;
+}
+
+int64_t kiln_prog_profile(kiln_prog* prog, uint8_t* buf, uint64_t cap) {
+  if (!prog || !prog->p) return KILN_E_ARGUMENT;
+  return kiln::copyOut(prog->p->profile(), buf, cap);
+}
+
 int32_t kiln_host_node(kiln_prog* prog, int32_t list, int32_t pc) {
   if (prog == nullptr || prog->p == nullptr) return KILN_E_ARGUMENT;
   return prog->p->hostNode(list, pc);

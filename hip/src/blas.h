@@ -17,6 +17,8 @@ class Blas {
 
   /** "cublas" or "rocblas" and the library file it loaded. */
   const std::string& name() const { return name_; }
+  /** Device bytes the BLAS's own workspace holds. */
+  uint64_t workspaceBytes() const { return workspace_ ? kWorkspaceBytes : 0; }
 
   /**
    * Row-major, strided-batched, float32:
@@ -29,7 +31,9 @@ class Blas {
 
  private:
   Blas() {}
+  static constexpr uint64_t kWorkspaceBytes = 32ull << 20;
   void* handle_ = nullptr;
+  void* workspace_ = nullptr;
   std::string name_;
 };
 

@@ -52,6 +52,12 @@ struct Kernel {
   int32_t node = -1;
   /** What a nonzero status from this kernel means (see Exec::status). */
   std::string badData = "an index is out of range";
+  /**
+   * Constant bytes the kernel reads on the device (lookup tables built at lowering): the program
+   * uploads them once, when it is created, and sets `tableDevice` to their device address.
+   */
+  std::vector<uint8_t> table;
+  const char* tableDevice = nullptr;
 };
 
 /** A schedule node as lowering sees it. */

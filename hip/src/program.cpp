@@ -1,6 +1,7 @@
 #include "program.h"
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 namespace kiln {
@@ -36,6 +37,8 @@ Program* Program::create(Context* ctx, const uint8_t* schedule, uint64_t length,
 Program::~Program() {
   hipSetDevice(ctx_->device());
   if (stream_) hipStreamSynchronize(stream_);
+  releaseGraphs();
+  for (hipEvent_t e : events_) hipEventDestroy(e);
   blas_.reset();
   dropStaged();
   for (size_t i = 0; i < slots_.size(); i++) {
@@ -92,6 +95,17 @@ bool Program::lower(uint32_t flags) {
     blasWhy_ = "the program has no GEMM";
   }
   emitModule(0, run_);
+  // the run list is replayed as a graph when the device can run all of it without the host
+  graphs_ = !(flags & KILN_PROG_NO_GRAPHS);
+  if (!graphs_) graphWhy_ = "graphs disabled by the caller";
+  for (const Step& st : run_) {
+    if (!graphs_) break;
+    if (st.kind == ST_HOST) {
+      disableGraphs("node '" + s_.nodes[static_cast<size_t>(st.node)].name + "' runs on the host");
+    } else if (st.kind == ST_BRANCH) {
+      disableGraphs("If node '" + s_.nodes[static_cast<size_t>(st.node)].name + "' branches on the host");
+    }
+  }
   for (int32_t ni : s_.modules[0].nodes) {
     const SNode& n = s_.nodes[static_cast<size_t>(ni)];
     if ((n.flags & N_PREPARE) && !(n.flags & N_SKIP)) prepareNodes_.push_back(ni);
@@ -164,12 +178,35 @@ bool Program::allocate() {
   at += alignUp(static_cast<uint64_t>(workspaceBytes_));
   const uint64_t statusAt = at;
   at += kAlign;
+  // kernels' constant tables, uploaded once below
+  std::vector<uint64_t> tableAt(kernels_.size(), 0);
+  const uint64_t tablesAt = at;
+  for (size_t i = 0; i < kernels_.size(); i++) {
+    if (!kernels_[i] || kernels_[i]->table.empty()) continue;
+    tableAt[i] = at;
+    at += alignUp(kernels_[i]->table.size());
+  }
+  const uint64_t tablesEnd = at;
   blockBytes_ = at;
   block_ = ctx_->alloc(blockBytes_, "the program's arenas, buffers and literals", err);
   if (!block_) return false;
   literalArena_ = block_ + literalAt;
   workspace_ = block_ + workspaceAt;
   status_ = reinterpret_cast<int32_t*>(block_ + statusAt);
+  if (tablesEnd > tablesAt) {
+    std::vector<uint8_t> image(tablesEnd - tablesAt, 0);
+    for (size_t i = 0; i < kernels_.size(); i++) {
+      if (!kernels_[i] || kernels_[i]->table.empty()) continue;
+      std::memcpy(image.data() + (tableAt[i] - tablesAt), kernels_[i]->table.data(), kernels_[i]->table.size());
+      kernels_[i]->tableDevice = block_ + tableAt[i];
+      std::vector<uint8_t>().swap(kernels_[i]->table);
+    }
+    if (!hipCheck(hipMemcpyAsync(block_ + tablesAt, image.data(), image.size(), hipMemcpyHostToDevice, stream_),
+                  "uploading kernel tables", err) ||
+        !hipCheck(hipStreamSynchronize(stream_), "uploading kernel tables", err)) {
+      return false;
+    }
+  }
   // inline literals: one image of the literal arena's inline part, sent in one copy
   uint64_t inlineEnd = 0;
   for (const SValue& x : s_.values) {
@@ -578,6 +615,28 @@ int32_t Program::exec(int32_t which, int32_t pc) {
     }
   }
   hipSetDevice(ctx_->device());
+  if (which == KILN_LIST_RUN && pc == 0 && graphs_ && !profiling_) {
+    const int32_t r = execGraph();
+    if (r != 0) return r < 0 ? r : 0;
+  }
+  const bool timing = profiling_ && which == KILN_LIST_RUN;
+  if (timing) {
+    if (pc == 0) stepMs_.assign(steps.size(), 0.0f);
+    while (events_.size() < steps.size() + 1) {
+      hipEvent_t e = nullptr;
+      if (!hipCheck(hipEventCreate(&e), "creating a profiling event", err)) return err.status;
+      events_.push_back(e);
+    }
+  }
+  size_t segment = static_cast<size_t>(pc);  // the first step timed since the last synchronization
+  auto collect = [&](size_t end) {  // after a synchronization: the device time of steps [segment, end)
+    if (!timing) return;
+    for (size_t k = segment; k < end; k++) {
+      if (steps[k].kind != ST_KERNEL) continue;
+      float ms = 0;
+      if (hipEventElapsedTime(&ms, events_[k], events_[k + 1]) == hipSuccess) stepMs_[k] += ms;
+    }
+  };
   Exec x;
   x.stream = stream_;
   x.ptrs = &ptrs_;
@@ -593,10 +652,12 @@ int32_t Program::exec(int32_t which, int32_t pc) {
       case ST_KERNEL: {
         Error kerr;
         x.err = &kerr;
+        if (timing) hipEventRecord(events_[i], stream_);
         if (!kernels_[static_cast<size_t>(st.node)]->run(x)) {
           err.fail(kerr.status, nodeLabel(n) + ": " + kerr.message);
           return err.status;
         }
+        if (timing) hipEventRecord(events_[i + 1], stream_);
         break;
       }
       case ST_HOST:
@@ -604,6 +665,7 @@ int32_t Program::exec(int32_t which, int32_t pc) {
             !checkStatus()) {
           return err.status;
         }
+        collect(i);
         return static_cast<int32_t>(i) + 1;
       case ST_BRANCH: {
         const SValue& c = s_.values[static_cast<size_t>(st.value)];
@@ -634,7 +696,142 @@ int32_t Program::exec(int32_t which, int32_t pc) {
     }
   }
   if (!hipCheck(hipStreamSynchronize(stream_), "running the program", err) || !checkStatus()) return err.status;
+  collect(steps.size());
   return 0;
+}
+
+// ---- graphs --------------------------------------------------------------------------------
+// The run list is captured into a graph the first time it runs with a given set of device
+// addresses (kernel arguments hold addresses), instantiated once and replayed: one launch
+// instead of one per kernel. A swap changes weight addresses; the next eval then captures again
+// and updates the cached executable graph in place when it can (same topology), so a swap
+// costs one capture, not an instantiation. Graphs for several address sets are kept (resident
+// weight sets switch between them). Anything the capture cannot take (a kernel that needs the
+// host, a runtime without graphs) turns graphs off for the program, with the reason reported.
+
+constexpr size_t kMaxGraphs = 8;
+
+void Program::disableGraphs(const std::string& why) {
+  graphs_ = false;
+  graphWhy_ = why;
+  releaseGraphs();
+}
+
+void Program::releaseGraphs() {
+  for (Graph& g : graphCache_) {
+    if (g.exec) hipGraphExecDestroy(g.exec);
+  }
+  graphCache_.clear();
+}
+
+Program::Graph* Program::graphForPointers() {
+  for (Graph& g : graphCache_) {
+    if (g.ptrs == ptrs_) {
+      g.used = ++graphUse_;
+      return &g;
+    }
+  }
+  Exec x;
+  x.stream = stream_;
+  x.ptrs = &ptrs_;
+  x.workspace = workspace_;
+  x.blas = blas_.get();
+  x.status = status_;
+  Error kerr;
+  x.err = &kerr;
+  if (hipStreamBeginCapture(stream_, hipStreamCaptureModeThreadLocal) != hipSuccess) {
+    hipGetLastError();
+    disableGraphs(std::string("stream capture is not available: ") + hipGetErrorString(hipGetLastError()));
+    return nullptr;
+  }
+  std::string why;
+  if (hipMemsetAsync(status_, 0, sizeof(int32_t), stream_) != hipSuccess) why = "clearing the status word";
+  for (size_t i = 0; why.empty() && i < run_.size(); i++) {
+    const Step& st = run_[i];
+    if (st.kind == ST_KERNEL) {
+      if (!kernels_[static_cast<size_t>(st.node)]->run(x)) {
+        why = nodeLabel(s_.nodes[static_cast<size_t>(st.node)]) + ": " + kerr.message;
+      }
+    } else if (st.kind == ST_COPY) {
+      char* dst = ptrs_[static_cast<size_t>(st.target)];
+      const char* src = ptrs_[static_cast<size_t>(st.value)];
+      const SValue& d = s_.values[static_cast<size_t>(st.target)];
+      if (dst != src && d.bytes > 0 &&
+          hipMemcpyAsync(dst, src, static_cast<size_t>(d.bytes), hipMemcpyDeviceToDevice, stream_) != hipSuccess) {
+        why = "copying the outputs of " + nodeLabel(s_.nodes[static_cast<size_t>(st.node)]);
+      }
+    }
+  }
+  hipGraph_t graph = nullptr;
+  const hipError_t end = hipStreamEndCapture(stream_, &graph);
+  if (why.empty() && (end != hipSuccess || graph == nullptr)) {
+    why = std::string("ending the capture failed: ") + hipGetErrorString(end);
+  }
+  hipGetLastError();  // a failed capture leaves its error behind
+  if (!why.empty()) {
+    if (graph) hipGraphDestroy(graph);
+    disableGraphs("capturing the run list failed at " + why);
+    return nullptr;
+  }
+  graphCaptures_++;
+  // a new entry while there is room (a swap alternates weights between two buffers per slot, so
+  // the graphs of both address sets stay cached); else the least recently used one, updated in
+  // place when the runtime can
+  Graph* slot = nullptr;
+  if (graphCache_.size() < kMaxGraphs) {
+    graphCache_.push_back(Graph{});
+    slot = &graphCache_.back();
+  } else {
+    slot = &graphCache_[0];
+    for (Graph& g : graphCache_) {
+      if (g.used < slot->used) slot = &g;
+    }
+  }
+  bool ok = false;
+  if (slot->exec && kilnGraphExecUpdate(slot->exec, graph)) {
+    ok = true;
+  } else {
+    hipGetLastError();
+    if (slot->exec) hipGraphExecDestroy(slot->exec);
+    slot->exec = nullptr;
+    ok = hipGraphInstantiateWithFlags(&slot->exec, graph, 0) == hipSuccess;
+  }
+  hipGraphDestroy(graph);
+  if (!ok) {
+    const std::string text = hipGetErrorString(hipGetLastError());
+    disableGraphs("instantiating the run list's graph failed: " + text);
+    return nullptr;
+  }
+  slot->ptrs = ptrs_;
+  slot->used = ++graphUse_;
+  return slot;
+}
+
+int32_t Program::execGraph() {
+  Graph* g = graphForPointers();
+  if (g == nullptr) return 0;  // graphs are off now: the caller runs the list step by step
+  graphReplays_++;
+  if (!hipCheck(hipGraphLaunch(g->exec, stream_), "launching the run list's graph", err) ||
+      !hipCheck(hipStreamSynchronize(stream_), "running the program", err) || !checkStatus()) {
+    return err.status;
+  }
+  return 1;
+}
+
+void Program::setProfiling(bool on) { profiling_ = on; }
+
+std::string Program::profile() const {
+  std::string out = "{\"steps\":[";
+  bool first = true;
+  for (size_t i = 0; i < stepMs_.size() && i < run_.size(); i++) {
+    if (run_[i].kind != ST_KERNEL) continue;
+    if (!first) out += ",";
+    first = false;
+    char ms[32];
+    std::snprintf(ms, sizeof ms, "%.6f", static_cast<double>(stepMs_[i]));
+    out += "[" + std::to_string(run_[i].node) + "," + ms + "]";
+  }
+  return out + "]}";
 }
 
 bool Program::checkStatus() {
@@ -669,6 +866,7 @@ std::string Program::report() const {
     if (slots_[i].spare) spareBytes += b;
   }
   heldBytes += spareBytes;
+  if (blas_) heldBytes += blas_->workspaceBytes();
   int kernels = 0;
   std::string hostNodes, reasons;
   for (size_t i = 0; i < s_.nodes.size(); i++) {
@@ -681,12 +879,15 @@ std::string Program::report() const {
     hostNodes += std::to_string(i);
     jsonString(reasons, hostReasons_[i]);
   }
-  std::string blas;
+  std::string blas, graph;
   jsonString(blas, blas_ ? blas_->name() : "kiln (" + blasWhy_ + ")");
+  jsonString(graph, graphs_ ? "" : graphWhy_);
   return "{\"deviceBytes\":" + std::to_string(heldBytes) + ",\"spareBytes\":" + std::to_string(spareBytes) +
          ",\"arenaBytes\":" + std::to_string(arenaBytes_) +
          ",\"literalBytes\":" + std::to_string(s_.literalArenaBytes) + ",\"weightBytes\":" + std::to_string(weightBytes) +
          ",\"workspaceBytes\":" + std::to_string(workspaceBytes_) + ",\"blas\":" + blas +
+         ",\"graphs\":" + (graphs_ ? "true" : "false") + ",\"graphWhy\":" + graph +
+         ",\"graphCaptures\":" + std::to_string(graphCaptures_) + ",\"graphReplays\":" + std::to_string(graphReplays_) +
          ",\"kernels\":" + std::to_string(kernels) + ",\"hostNodes\":[" + hostNodes + "],\"hostReasons\":[" + reasons +
          "]}";
 }

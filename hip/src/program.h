@@ -49,6 +49,11 @@ class Program {
 
   std::string report() const;
 
+  /** Records each kernel's device time in the next executions (replaying no graph meanwhile). */
+  void setProfiling(bool on);
+  /** Per node, device milliseconds of the run list's last profiled execution, as JSON. */
+  std::string profile() const;
+
  private:
   enum StepKind : uint8_t { ST_KERNEL, ST_HOST, ST_BRANCH, ST_JUMP, ST_COPY };
   struct Step {
@@ -80,8 +85,21 @@ class Program {
     uint64_t length;
   };
 
+  // A captured run list, valid for the device addresses it was captured with.
+  struct Graph {
+    hipGraphExec_t exec = nullptr;
+    std::vector<char*> ptrs;
+    uint64_t used = 0;
+  };
+
   Program() {}
   bool lower(uint32_t flags);
+  /** Runs the run list as a graph: 1 done, 0 when it must run step by step (graphs off), <0 an error. */
+  int32_t execGraph();
+  /** The graph for the current addresses: cached, or captured now (null when capture failed). */
+  Graph* graphForPointers();
+  void disableGraphs(const std::string& why);
+  void releaseGraphs();
   bool allocate();
   void resolvePointers();
   void emitModule(int32_t module, std::vector<Step>& out);
@@ -120,6 +138,15 @@ class Program {
   std::vector<Step> run_;
   std::vector<int32_t> prepareNodes_;
   std::vector<Step> selected_;
+  // graphs: the run list captured once per set of device addresses and replayed
+  bool graphs_ = false;
+  std::string graphWhy_;
+  std::vector<Graph> graphCache_;
+  uint64_t graphUse_ = 0, graphCaptures_ = 0, graphReplays_ = 0;
+  // profiling: an event after each step of the run list, device time per step
+  bool profiling_ = false;
+  std::vector<hipEvent_t> events_;
+  std::vector<float> stepMs_;
 };
 
 }  // namespace kiln

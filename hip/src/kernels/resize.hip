@@ -3,8 +3,8 @@
 // resample.h computes it.
 //
 // Resize: the host computes, as the ref's makeTaps does, per resized axis and output coordinate
-// the source indices and weights (and whether it extrapolates); the tables go into the kernel's
-// workspace (copied at run time). The ref runs one 1-D pass per axis, innermost first, in f64;
+// the source indices and weights (and whether it extrapolates); the tables are the kernel's
+// device table (uploaded once, when the program is created). The ref runs one 1-D pass per axis, innermost first, in f64;
 // the device evaluates the same sums in one pass per output element, nested the same way
 // (the outermost axis's taps outside), so every f64 operation happens in the same order:
 //   y = sum_a0 w_a0 * (sum_a1 w_a1 * (... x[i_a0, i_a1, ...])), taps with weight 0 skipped.
@@ -322,7 +322,7 @@ Taps makeTaps(const ResizeMode& m, int64_t Lin, int64_t Lout, double s, double r
 // ---- Resize: device side ---------------------------------------------------------------
 
 /**
- * The output walk and the resized axes ("levels", outermost first). Tables in the workspace:
+ * The output walk and the resized axes ("levels", outermost first). Tables (Kernel::table):
  * weights (f64), then indices (int32), then extrapolation flags (uint8), each level's at its
  * offset, T entries per output coordinate (one flag per coordinate).
  */
@@ -446,20 +446,14 @@ struct ResizeKernel : Kernel {
   double ev = 0;
   int32_t in = -1, out = -1;
   int64_t n = 0;
-  // the tables (copied into the workspace at run time) and where each part starts
-  std::vector<uint8_t> table;
+  // where each part of the tables (Kernel::table) starts
   int64_t iAt = 0, eAt = 0;
 
   bool run(Exec& x) override {
     if (n == 0) return true;
-    if (!table.empty() &&
-        !hipCheck(hipMemcpyAsync(x.workspace, table.data(), table.size(), hipMemcpyHostToDevice, x.stream),
-                  "Resize tables", *x.err)) {
-      return false;
-    }
-    const double* W = reinterpret_cast<const double*>(x.workspace);
-    const int32_t* I = reinterpret_cast<const int32_t*>(x.workspace + iAt);
-    const uint8_t* E = reinterpret_cast<const uint8_t*>(x.workspace + eAt);
+    const double* W = reinterpret_cast<const double*>(tableDevice);
+    const int32_t* I = reinterpret_cast<const int32_t*>(tableDevice + iAt);
+    const uint8_t* E = reinterpret_cast<const uint8_t*>(tableDevice + eAt);
     const dim3 g = gridFor(n, kThreads);
     if (nearest) {
       switch (size) {
@@ -660,7 +654,6 @@ std::unique_ptr<Kernel> lowerResize(const NodeView& v, std::string& why) {
     std::memcpy(k->table.data() + k->iAt + p.iOff[l] * 4, t.idx.data(), t.idx.size() * 4);
     if (p.anyExtrap) std::memcpy(k->table.data() + k->eAt + p.eOff[l], t.extrap.data(), t.extrap.size());
   }
-  k->workspace = bytes;
   k->nearest = m.mode == MODE_NEAREST;
   k->dt = x.dtype;
   k->size = size;

@@ -88,11 +88,40 @@ void __syncthreads() {
   threadIdx = f->tid;
 }
 
+struct kiln_emu_graph {
+  std::vector<std::function<void()>> ops;
+};
+struct kiln_emu_stream {
+  /** the graph being captured, or null */
+  kiln_emu_graph* capture = nullptr;
+};
+struct kiln_emu_event {
+  std::chrono::steady_clock::time_point at;
+};
+
+namespace {
+
+void runGrid(dim3 grid, dim3 block, size_t sharedBytes, const std::function<void()>& body);
+
+}  // namespace
+
 namespace kiln_emu {
 
 void* dynamicShared() { return g_shared.data(); }
 
-void launch(dim3 grid, dim3 block, size_t sharedBytes, const std::function<void()>& body) {
+void launch(hipStream_t stream, dim3 grid, dim3 block, size_t sharedBytes, const std::function<void()>& body) {
+  if (stream && stream->capture) {
+    stream->capture->ops.push_back([=]() { runGrid(grid, block, sharedBytes, body); });
+    return;
+  }
+  runGrid(grid, block, sharedBytes, body);
+}
+
+}  // namespace kiln_emu
+
+namespace {
+
+void runGrid(dim3 grid, dim3 block, size_t sharedBytes, const std::function<void()>& body) {
   const unsigned threads = block.x * block.y * block.z;
   if (threads == 0 || grid.x == 0 || grid.y == 0 || grid.z == 0) return;
   if (g_shared.size() < sharedBytes) g_shared.resize(sharedBytes);
@@ -138,14 +167,7 @@ void launch(dim3 grid, dim3 block, size_t sharedBytes, const std::function<void(
   g_body = savedBody;
 }
 
-}  // namespace kiln_emu
-
-struct kiln_emu_stream {
-  int unused;
-};
-struct kiln_emu_event {
-  std::chrono::steady_clock::time_point at;
-};
+}  // namespace
 
 static hipError_t setError(hipError_t e) {
   if (e != hipSuccess) g_lastError = e;
@@ -209,10 +231,24 @@ hipError_t hipMemcpy(void* dst, const void* src, size_t n, hipMemcpyKind) {
   if (n) std::memmove(dst, src, n);
   return hipSuccess;
 }
-hipError_t hipMemcpyAsync(void* dst, const void* src, size_t n, hipMemcpyKind kind, hipStream_t) {
+hipError_t hipMemcpyAsync(void* dst, const void* src, size_t n, hipMemcpyKind kind, hipStream_t s) {
+  if (s && s->capture) {
+    // as on a device, a captured copy involving host memory is not supported
+    if (kind != hipMemcpyDeviceToDevice) return setError(hipErrorStreamCaptureUnsupported);
+    s->capture->ops.push_back([=]() {
+      if (n) std::memmove(dst, src, n);
+    });
+    return hipSuccess;
+  }
   return hipMemcpy(dst, src, n, kind);
 }
-hipError_t hipMemsetAsync(void* dst, int value, size_t n, hipStream_t) {
+hipError_t hipMemsetAsync(void* dst, int value, size_t n, hipStream_t s) {
+  if (s && s->capture) {
+    s->capture->ops.push_back([=]() {
+      if (n) std::memset(dst, value, n);
+    });
+    return hipSuccess;
+  }
   if (n) std::memset(dst, value, n);
   return hipSuccess;
 }
@@ -221,10 +257,46 @@ hipError_t hipStreamCreateWithFlags(hipStream_t* s, unsigned) {
   return hipSuccess;
 }
 hipError_t hipStreamDestroy(hipStream_t s) {
+  delete s->capture;
   delete s;
   return hipSuccess;
 }
-hipError_t hipStreamSynchronize(hipStream_t) { return hipSuccess; }
+hipError_t hipStreamSynchronize(hipStream_t s) {
+  return setError(s && s->capture ? hipErrorStreamCaptureUnsupported : hipSuccess);
+}
+hipError_t hipStreamBeginCapture(hipStream_t s, hipStreamCaptureMode) {
+  if (s == nullptr || s->capture) return setError(hipErrorInvalidValue);
+  s->capture = new kiln_emu_graph();
+  return hipSuccess;
+}
+hipError_t hipStreamEndCapture(hipStream_t s, hipGraph_t* g) {
+  if (s == nullptr || s->capture == nullptr) return setError(hipErrorInvalidValue);
+  *g = s->capture;
+  s->capture = nullptr;
+  return hipSuccess;
+}
+hipError_t hipGraphInstantiateWithFlags(hipGraphExec_t* e, hipGraph_t g, unsigned long long) {
+  *e = new kiln_emu_graph(*g);
+  return hipSuccess;
+}
+hipError_t hipGraphLaunch(hipGraphExec_t e, hipStream_t s) {
+  if (s && s->capture) return setError(hipErrorStreamCaptureUnsupported);
+  for (const auto& op : e->ops) op();
+  return hipSuccess;
+}
+hipError_t hipGraphExecDestroy(hipGraphExec_t e) {
+  delete e;
+  return hipSuccess;
+}
+hipError_t hipGraphDestroy(hipGraph_t g) {
+  delete g;
+  return hipSuccess;
+}
+bool kilnGraphExecUpdate(hipGraphExec_t e, hipGraph_t g) {
+  if (e->ops.size() != g->ops.size()) return false;
+  e->ops = g->ops;
+  return true;
+}
 hipError_t hipEventCreate(hipEvent_t* e) {
   *e = new kiln_emu_event();
   return hipSuccess;
@@ -255,6 +327,7 @@ const char* hipGetErrorString(hipError_t e) {
     case hipErrorOutOfMemory: return "out of memory";
     case hipErrorNoDevice: return "no device";
     case hipErrorInvalidDevice: return "invalid device ordinal";
+    case hipErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     default: return "unknown error";
   }
 }

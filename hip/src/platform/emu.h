@@ -56,6 +56,7 @@ enum {
   hipErrorNoDevice = 100,
   hipErrorInvalidDevice = 101,
   hipErrorLaunchFailure = 719,
+  hipErrorStreamCaptureUnsupported = 900,
 };
 enum hipMemcpyKind {
   hipMemcpyHostToHost = 0,
@@ -71,6 +72,12 @@ struct kiln_emu_stream;
 struct kiln_emu_event;
 typedef kiln_emu_stream* hipStream_t;
 typedef kiln_emu_event* hipEvent_t;
+// Graphs: a stream being captured records its launches, copies and memsets instead of running
+// them; a graph is that list, and launching its executable form runs the list in order.
+struct kiln_emu_graph;
+typedef kiln_emu_graph* hipGraph_t;
+typedef kiln_emu_graph* hipGraphExec_t;
+enum hipStreamCaptureMode { hipStreamCaptureModeGlobal = 0, hipStreamCaptureModeThreadLocal = 1 };
 
 struct hipDeviceProp_t {
   char name[256];
@@ -105,16 +112,26 @@ hipError_t hipEventElapsedTime(float* ms, hipEvent_t a, hipEvent_t b);
 hipError_t hipGetLastError();
 hipError_t hipDeviceSynchronize();
 const char* hipGetErrorString(hipError_t e);
+hipError_t hipStreamBeginCapture(hipStream_t s, hipStreamCaptureMode mode);
+hipError_t hipStreamEndCapture(hipStream_t s, hipGraph_t* g);
+hipError_t hipGraphInstantiateWithFlags(hipGraphExec_t* e, hipGraph_t g, unsigned long long flags);
+hipError_t hipGraphLaunch(hipGraphExec_t e, hipStream_t s);
+hipError_t hipGraphExecDestroy(hipGraphExec_t e);
+hipError_t hipGraphDestroy(hipGraph_t g);
+bool kilnGraphExecUpdate(hipGraphExec_t e, hipGraph_t g);
 hipError_t hipDriverGetVersion(int* v);
 hipError_t hipRuntimeGetVersion(int* v);
 
 namespace kiln_emu {
-/** Runs `body` once per thread of every block of the grid (see the file comment). */
-void launch(dim3 grid, dim3 block, size_t sharedBytes, const std::function<void()>& body);
+/**
+ * Runs `body` once per thread of every block of the grid (see the file comment), or records the
+ * launch when `stream` is being captured.
+ */
+void launch(hipStream_t stream, dim3 grid, dim3 block, size_t sharedBytes, const std::function<void()>& body);
 /** The current block's dynamic shared memory. */
 void* dynamicShared();
 }  // namespace kiln_emu
 
 #define KILN_LAUNCH(kernel, grid, block, shared, stream, ...) \
-  kiln_emu::launch((grid), (block), (shared), [=]() { kernel(__VA_ARGS__); })
+  kiln_emu::launch((stream), (grid), (block), (shared), [=]() { kernel(__VA_ARGS__); })
 #define KILN_DYNAMIC_SHARED(type, name) type* name = static_cast<type*>(kiln_emu::dynamicShared())

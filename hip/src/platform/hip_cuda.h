@@ -9,6 +9,9 @@ typedef cudaStream_t hipStream_t;
 typedef cudaEvent_t hipEvent_t;
 typedef cudaDeviceProp hipDeviceProp_t;
 typedef cudaMemcpyKind hipMemcpyKind;
+typedef cudaGraph_t hipGraph_t;
+typedef cudaGraphExec_t hipGraphExec_t;
+typedef cudaStreamCaptureMode hipStreamCaptureMode;
 
 #define hipSuccess cudaSuccess
 #define hipErrorOutOfMemory cudaErrorMemoryAllocation
@@ -20,6 +23,7 @@ typedef cudaMemcpyKind hipMemcpyKind;
 #define hipMemcpyDefault cudaMemcpyDefault
 #define hipStreamNonBlocking cudaStreamNonBlocking
 #define hipHostMallocDefault cudaHostAllocDefault
+#define hipStreamCaptureModeThreadLocal cudaStreamCaptureModeThreadLocal
 
 static inline hipError_t hipGetDeviceCount(int* n) { return cudaGetDeviceCount(n); }
 static inline hipError_t hipSetDevice(int d) { return cudaSetDevice(d); }
@@ -45,5 +49,18 @@ static inline hipError_t hipEventElapsedTime(float* ms, hipEvent_t a, hipEvent_t
 static inline hipError_t hipGetLastError() { return cudaGetLastError(); }
 static inline hipError_t hipDeviceSynchronize() { return cudaDeviceSynchronize(); }
 static inline const char* hipGetErrorString(hipError_t e) { return cudaGetErrorString(e); }
+static inline hipError_t hipStreamBeginCapture(hipStream_t s, hipStreamCaptureMode m) { return cudaStreamBeginCapture(s, m); }
+static inline hipError_t hipStreamEndCapture(hipStream_t s, hipGraph_t* g) { return cudaStreamEndCapture(s, g); }
+static inline hipError_t hipGraphInstantiateWithFlags(hipGraphExec_t* e, hipGraph_t g, unsigned long long f) {
+  return cudaGraphInstantiateWithFlags(e, g, f);
+}
+static inline hipError_t hipGraphLaunch(hipGraphExec_t e, hipStream_t s) { return cudaGraphLaunch(e, s); }
+static inline hipError_t hipGraphExecDestroy(hipGraphExec_t e) { return cudaGraphExecDestroy(e); }
+static inline hipError_t hipGraphDestroy(hipGraph_t g) { return cudaGraphDestroy(g); }
+/** Updates `e` in place to `g` (same topology, new kernel arguments); false when it cannot. */
+static inline bool kilnGraphExecUpdate(hipGraphExec_t e, hipGraph_t g) {
+  cudaGraphExecUpdateResultInfo info;
+  return cudaGraphExecUpdate(e, g, &info) == cudaSuccess;
+}
 static inline hipError_t hipDriverGetVersion(int* v) { return cudaDriverGetVersion(v); }
 static inline hipError_t hipRuntimeGetVersion(int* v) { return cudaRuntimeGetVersion(v); }

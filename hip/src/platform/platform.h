@@ -21,6 +21,12 @@
 #define KILN_LAUNCH(kernel, grid, block, shared, stream, ...) \
   hipLaunchKernelGGL(kernel, grid, block, shared, stream, __VA_ARGS__)
 #define KILN_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+/** Updates `e` in place to `g` (same topology, new kernel arguments); false when it cannot. */
+static inline bool kilnGraphExecUpdate(hipGraphExec_t e, hipGraph_t g) {
+  hipGraphNode_t errorNode = nullptr;
+  hipGraphExecUpdateResult result;
+  return hipGraphExecUpdate(e, g, &errorNode, &result) == hipSuccess;
+}
 #else
 #include "hip_cuda.h"
 #define KILN_PLATFORM_NAME "cuda"
