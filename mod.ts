@@ -51,6 +51,7 @@ export {
   compile,
   type CompileOptions,
   deserializeProgram,
+  type EvalOptions,
   GPU_PASSES,
   type ProfileReport,
   Program,

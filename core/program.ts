@@ -109,6 +109,12 @@ export interface BindReport {
   phases?: BindPhases;
 }
 
+/** Options of `Program.eval`. */
+export interface EvalOptions {
+  /** the outputs to return (default: all); on the gpu target the others stay on the device */
+  outputs?: readonly string[];
+}
+
 /** What `Program.profile` measured: one eval, every node timed on the device. */
 export interface ProfileReport {
   /** the device, e.g. "NVIDIA H200 (sm_90)" */
@@ -266,12 +272,33 @@ export class Program {
     return this.#exec.lastPrepareMs;
   }
 
-  /** Runs the program. Inputs are checked by name, dtype and dims. */
-  eval(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+  /**
+   * Runs the program. Inputs are checked by name, dtype and dims. With `{ outputs }` only the
+   * named outputs are returned: on the gpu target the others are not copied back to the host
+   * (`outputs: []` runs the program and leaves every output on the device).
+   *
+   * @example
+   * ```ts ignore
+   * const { logits } = await program.eval({ ids }, { outputs: ["logits"] });
+   * ```
+   */
+  eval(inputs: Record<string, Tensor>, options: EvalOptions = {}): Promise<Record<string, Tensor>> {
     return this.#serialized(() => {
       this.#check("eval");
       this.#checkEvalInputs(inputs);
-      return this.#exec.run(inputs);
+      let wanted: Set<string> | undefined;
+      if (options.outputs) {
+        wanted = new Set(options.outputs);
+        const unknown = [...wanted].filter((n) => !this.outputs.some((o) => o.name === n));
+        if (unknown.length) {
+          const known = this.outputs.map((o) => `'${o.name}'`).join(", ");
+          throw new KilnError(
+            "input",
+            `Cannot eval: ${unknown.map((n) => `unknown output '${n}'`).join("; ")} (outputs: ${known})`,
+          );
+        }
+      }
+      return this.#exec.run(inputs, wanted);
     });
   }
 

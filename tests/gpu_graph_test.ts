@@ -119,6 +119,25 @@ Deno.test({
         assert.equal(graphed.info().graphs!.replays, replays + 1);
       });
 
+      await t.step("eval returns only the outputs asked for; unknown names are refused", async () => {
+        const ref = compile(await parseOnnx(TINY, { inputDims: DIMS }), "ref");
+        programs.push(ref);
+        const names = graphed.outputs.map((o) => o.name);
+        assert.ok(names.includes("probs"));
+        for (const p of [graphed, ref]) {
+          assert.deepEqual(Object.keys(await p.eval({ x: _x(1) }, { outputs: [] })), []);
+          assert.deepEqual(Object.keys(await p.eval({ x: _x(1) }, { outputs: ["probs"] })), ["probs"]);
+          await assert.rejects(
+            () => p.eval({ x: _x(1) }, { outputs: ["probs", "nope"] }),
+            (e: unknown) =>
+              e instanceof KilnError && e.code === "input" && /unknown output 'nope'/.test(e.message),
+          );
+        }
+        // outputs left on the device are still what a full eval reads back
+        await graphed.eval({ x: _x(4) }, { outputs: [] });
+        assert.deepEqual(await _probs(graphed, _x(4)), await _probs(stepped, _x(4)));
+      });
+
       await t.step("profile on the ref target says it cannot", async () => {
         const ref = compile(await parseOnnx(TINY, { inputDims: DIMS }), "ref");
         programs.push(ref);

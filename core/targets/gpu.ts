@@ -216,7 +216,7 @@ class GpuExecutor implements Executor {
     }
   }
 
-  async run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+  async run(inputs: Record<string, Tensor>, outputs?: ReadonlySet<string>): Promise<Record<string, Tensor>> {
     await this.prepare();
     this.#sched.inputs.forEach((v, i) => {
       const name = this.#sched.values[v].name;
@@ -225,6 +225,7 @@ class GpuExecutor implements Executor {
     await this.#execList(LIST_RUN, "eval");
     const out: Record<string, Tensor> = {};
     this.#sched.outputs.forEach((o, i) => {
+      if (outputs && !outputs.has(o.name)) return; // stays on the device
       const v = this.#sched.values[o.value];
       const bytes = new Uint8Array(v.bytes);
       this.#dev.outputRead(i, bytes, `Cannot copy output '${o.name}' from the GPU`);

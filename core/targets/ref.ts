@@ -183,7 +183,7 @@ class RefExecutor implements Executor {
     this.lastPrepareMs = performance.now() - t0;
   }
 
-  run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+  run(inputs: Record<string, Tensor>, outputs?: ReadonlySet<string>): Promise<Record<string, Tensor>> {
     try {
       const engine = this.#live("eval");
       this.#prepareSync(engine);
@@ -194,6 +194,7 @@ class RefExecutor implements Executor {
       const out: Record<string, Tensor> = {};
       const after = engine.u8();
       for (const slot of this.#outSlots) {
+        if (outputs && !outputs.has(slot.name)) continue;
         const bytes = after.slice(slot.ptr, slot.ptr + slot.bytes);
         setOwn(out, slot.name, { dtype: slot.dtype, dims: [...slot.dims], data: viewAs(slot.dtype, bytes) });
       }

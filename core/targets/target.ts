@@ -119,8 +119,8 @@ export interface Executor {
   isBound(name: string): boolean;
   /** Runs the weight-only nodes that are out of date (after finalize or a bind). */
   prepare(): Promise<void>;
-  /** One evaluation (inputs validated by the caller). */
-  run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>>;
+  /** One evaluation (inputs validated by the caller); only `outputs` are read back when given. */
+  run(inputs: Record<string, Tensor>, outputs?: ReadonlySet<string>): Promise<Record<string, Tensor>>;
   /** One evaluation timing each node on the device, in launch order (targets that can: gpu). */
   profile?(inputs: Record<string, Tensor>): Promise<NodeTime[]>;
   /** Where and how it runs. */

@@ -105,24 +105,20 @@ Blas* Blas::create(hipStream_t stream, std::string& why) {
   if (a.cublas && a.setMathMode) reinterpret_cast<CublasSetMathMode>(a.setMathMode)(h, 0);
   Blas* b = new Blas();
   b->handle_ = h;
-  // cuBLAS's own workspace, given explicitly: GEMMs captured into a graph then allocate nothing
-  // while capturing (cuBLAS's advice for graphs; 32 MiB is its size for Hopper)
-  if (a.cublas && a.setWorkspace && hipMalloc(&b->workspace_, kWorkspaceBytes) == hipSuccess) {
-    if (reinterpret_cast<CublasSetWorkspace>(a.setWorkspace)(h, b->workspace_, kWorkspaceBytes) != 0) {
-      hipFree(b->workspace_);
-      b->workspace_ = nullptr;
-    }
-  } else {
-    hipGetLastError();
-    b->workspace_ = nullptr;
-  }
   b->name_ = std::string(a.cublas ? "cublas" : "rocblas") + " (" + a.file + ")";
   return b;
 }
 
 Blas::~Blas() {
   if (handle_) reinterpret_cast<CublasDestroy>(api().destroy)(handle_);
-  if (workspace_) hipFree(workspace_);
+}
+
+bool Blas::wantsWorkspace() const { return api().cublas && api().setWorkspace; }
+
+bool Blas::setWorkspace(void* p, uint64_t bytes) {
+  const Api& a = api();
+  return a.cublas && a.setWorkspace &&
+         reinterpret_cast<CublasSetWorkspace>(a.setWorkspace)(handle_, p, static_cast<size_t>(bytes)) == 0;
 }
 
 bool Blas::sgemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,

@@ -17,8 +17,13 @@ class Blas {
 
   /** "cublas" or "rocblas" and the library file it loaded. */
   const std::string& name() const { return name_; }
-  /** Device bytes the BLAS's own workspace holds. */
-  uint64_t workspaceBytes() const { return workspace_ ? kWorkspaceBytes : 0; }
+  /**
+   * cuBLAS's workspace, given explicitly so that GEMMs captured into a graph allocate nothing
+   * while capturing (cuBLAS's advice for graphs; 32 MiB is its size for Hopper).
+   */
+  static constexpr uint64_t kWorkspaceBytes = 32ull << 20;
+  bool wantsWorkspace() const;
+  bool setWorkspace(void* p, uint64_t bytes);
 
   /**
    * Row-major, strided-batched, float32:
@@ -31,9 +36,7 @@ class Blas {
 
  private:
   Blas() {}
-  static constexpr uint64_t kWorkspaceBytes = 32ull << 20;
   void* handle_ = nullptr;
-  void* workspace_ = nullptr;
   std::string name_;
 };
 

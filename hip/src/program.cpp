@@ -40,6 +40,7 @@ Program::~Program() {
   releaseGraphs();
   for (hipEvent_t e : events_) hipEventDestroy(e);
   blas_.reset();
+  ctx_->release(blasWorkspace_, Blas::kWorkspaceBytes);
   dropStaged();
   for (size_t i = 0; i < slots_.size(); i++) {
     const uint64_t bytes = static_cast<uint64_t>(s_.weights[i].bytes);
@@ -89,6 +90,15 @@ bool Program::lower(uint32_t flags) {
   }
   if (anyGemm && !(flags & KILN_PROG_NO_VENDOR_BLAS)) {
     blas_.reset(Blas::create(stream_, blasWhy_));
+    if (blas_ && blas_->wantsWorkspace()) {
+      // counted against the context's memory limit like the program's other buffers
+      Error e;
+      blasWorkspace_ = ctx_->alloc(Blas::kWorkspaceBytes, "the BLAS workspace", e);
+      if (blasWorkspace_ && !blas_->setWorkspace(blasWorkspace_, Blas::kWorkspaceBytes)) {
+        ctx_->release(blasWorkspace_, Blas::kWorkspaceBytes);
+        blasWorkspace_ = nullptr;
+      }
+    }
   } else if (flags & KILN_PROG_NO_VENDOR_BLAS) {
     blasWhy_ = "vendor BLAS disabled by the caller";
   } else {
@@ -866,7 +876,7 @@ std::string Program::report() const {
     if (slots_[i].spare) spareBytes += b;
   }
   heldBytes += spareBytes;
-  if (blas_) heldBytes += blas_->workspaceBytes();
+  if (blasWorkspace_) heldBytes += Blas::kWorkspaceBytes;
   int kernels = 0;
   std::string hostNodes, reasons;
   for (size_t i = 0; i < s_.nodes.size(); i++) {

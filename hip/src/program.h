@@ -113,6 +113,7 @@ class Program {
   Schedule s_;
   hipStream_t stream_ = nullptr;
   std::unique_ptr<Blas> blas_;
+  char* blasWorkspace_ = nullptr;  // given to cuBLAS (Blas::setWorkspace); null: its own
   std::string blasWhy_;
   char* block_ = nullptr;
   uint64_t blockBytes_ = 0;

@@ -1,0 +1,119 @@
+/**
+ * Where an eval's time goes on the GPU (`deno run -A bench/gpu_profile.ts`): for each shared
+ * exporter graph (GPT-2, BERT, ResNet-50 from ../shared/models or KILN_SHARED_MODELS), bound to a
+ * seeded weight set, the median eval wall time with the run list replayed as a graph and launched
+ * kernel by kernel, then one profiled eval: device time per op and the slowest nodes. A tool for
+ * finding what to fuse or speed up next; the side-by-side benchmark is `deno task bench:gpu`.
+ * Options: --models gpt2,bert,resnet50  --runs 20  --top 12  --json FILE.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { compile, parseOnnx, type ProfileReport, type Program, WeightSet } from "../mod.ts";
+import type { Tensor } from "../core/tensor.ts";
+import { writeRandomWeights } from "../core/weights/random.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    models: { type: "string", default: "gpt2,bert,resnet50" },
+    runs: { type: "string", default: "20" },
+    top: { type: "string", default: "12" },
+    json: { type: "string" },
+    "models-dir": {
+      type: "string",
+      default: Deno.env.get("KILN_SHARED_MODELS") ?? new URL("../../shared/models", import.meta.url).pathname,
+    },
+  },
+});
+const RUNS = Number(values.runs);
+const TOP = Number(values.top);
+
+const MODELS: Record<string, { file: string; input: string; dims: number[]; vocab?: number }> = {
+  gpt2: { file: "gpt2_dynamo.onnx", input: "ids", dims: [1, 128], vocab: 50257 },
+  bert: { file: "bert_dynamo.onnx", input: "ids", dims: [1, 128], vocab: 30522 },
+  resnet50: { file: "resnet50_dynamo.onnx", input: "x", dims: [1, 3, 224, 224] },
+};
+
+function _input(m: (typeof MODELS)[string]): Record<string, Tensor> {
+  const n = m.dims.reduce((a, b) => a * b, 1);
+  if (m.vocab) {
+    const ids = new BigInt64Array(n);
+    for (let i = 0; i < n; i++) ids[i] = BigInt((i * 7919) % m.vocab);
+    return { [m.input]: { dtype: "int64", dims: m.dims, data: ids } };
+  }
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = Math.sin(i * 0.001);
+  return { [m.input]: { dtype: "float32", dims: m.dims, data: x } };
+}
+
+function _median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+async function _time(p: Program, inputs: Record<string, Tensor>): Promise<number> {
+  for (let i = 0; i < 3; i++) await p.eval(inputs);
+  const ms: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = performance.now();
+    await p.eval(inputs);
+    ms.push(performance.now() - t0);
+  }
+  return _median(ms);
+}
+
+const results: Record<string, unknown>[] = [];
+for (const name of values.models.split(",")) {
+  const m = MODELS[name];
+  if (!m) {
+    console.error(`gpu_profile: unknown model '${name}' (${Object.keys(MODELS).join(", ")})`);
+    continue;
+  }
+  const path = `${values["models-dir"]}/${m.file}`;
+  const dir = await Deno.makeTempDir({ prefix: `kiln_profile_${name}_` });
+  const programs: Program[] = [];
+  try {
+    await writeRandomWeights(path, dir, { seed: 7 });
+    const make = async (graphs: boolean) => {
+      const p = compile(
+        await parseOnnx(path, { deferExternalWeights: true, inputDims: { [m.input]: m.dims } }),
+        "gpu",
+        { gpu: { graphs } },
+      );
+      programs.push(p);
+      await p.bindWeights(await WeightSet.fromOnnxDir(p, dir));
+      return p;
+    };
+    const inputs = _input(m);
+    const graphed = await make(true);
+    const graphMs = await _time(graphed, inputs);
+    const g = graphed.info().graphs;
+    const stepped = await make(false);
+    const stepMs = await _time(stepped, inputs);
+    const prof: ProfileReport = await stepped.profile(inputs);
+    console.log(
+      `\n${name} on ${prof.device}: eval median ${graphMs.toFixed(3)} ms replayed as a graph` +
+        `${g?.enabled ? "" : ` (graphs off: ${g?.why})`}, ${stepMs.toFixed(3)} ms kernel by kernel; ` +
+        `kernels ${prof.totalMs.toFixed(3)} ms device time in ${prof.nodes.length} launches`,
+    );
+    console.log("  op                       count   device ms   share");
+    for (const o of prof.ops.slice(0, TOP)) {
+      console.log(
+        `  ${o.op.padEnd(24)} ${String(o.count).padStart(5)} ${o.ms.toFixed(3).padStart(11)} ${
+          (100 * o.ms / prof.totalMs).toFixed(1).padStart(6)
+        }%`,
+      );
+    }
+    console.log("  slowest nodes:");
+    for (const n of [...prof.nodes].sort((a, b) => b.ms - a.ms).slice(0, TOP)) {
+      console.log(`    ${n.ms.toFixed(4).padStart(9)} ms  ${n.op.padEnd(20)} ${n.name}`);
+    }
+    results.push({ model: name, graphMs, stepMs, graphs: g, profile: prof });
+  } catch (e) {
+    console.error(`gpu_profile: ${name}: ${(e as Error).message}`);
+  } finally {
+    for (const p of programs) p.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(results, null, 1));
