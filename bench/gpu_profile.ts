@@ -51,12 +51,12 @@ function _median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-async function _time(p: Program, inputs: Record<string, Tensor>): Promise<number> {
-  for (let i = 0; i < 3; i++) await p.eval(inputs);
+async function _time(p: Program, inputs: Record<string, Tensor>, outputs?: string[]): Promise<number> {
+  for (let i = 0; i < 3; i++) await p.eval(inputs, { outputs });
   const ms: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     const t0 = performance.now();
-    await p.eval(inputs);
+    await p.eval(inputs, { outputs });
     ms.push(performance.now() - t0);
   }
   return _median(ms);
@@ -74,11 +74,11 @@ for (const name of values.models.split(",")) {
   const programs: Program[] = [];
   try {
     await writeRandomWeights(path, dir, { seed: 7 });
-    const make = async (graphs: boolean) => {
+    const make = async (graphs: boolean, fusion = true) => {
       const p = compile(
         await parseOnnx(path, { deferExternalWeights: true, inputDims: { [m.input]: m.dims } }),
         "gpu",
-        { gpu: { graphs } },
+        { gpu: { graphs, fusion } },
       );
       programs.push(p);
       await p.bindWeights(await WeightSet.fromOnnxDir(p, dir));
@@ -87,14 +87,27 @@ for (const name of values.models.split(",")) {
     const inputs = _input(m);
     const graphed = await make(true);
     const graphMs = await _time(graphed, inputs);
+    const deviceOnlyMs = await _time(graphed, inputs, []);
     const g = graphed.info().graphs;
+    const fusion = graphed.info().fusion;
+    const prof: ProfileReport = await graphed.profile(inputs);
+    graphed.dispose();
     const stepped = await make(false);
     const stepMs = await _time(stepped, inputs);
-    const prof: ProfileReport = await stepped.profile(inputs);
+    stepped.dispose();
+    const unfused = await make(true, false);
+    const unfusedMs = await _time(unfused, inputs, []);
+    const unfusedProf: ProfileReport = await unfused.profile(inputs);
+    unfused.dispose();
     console.log(
       `\n${name} on ${prof.device}: eval median ${graphMs.toFixed(3)} ms replayed as a graph` +
-        `${g?.enabled ? "" : ` (graphs off: ${g?.why})`}, ${stepMs.toFixed(3)} ms kernel by kernel; ` +
-        `kernels ${prof.totalMs.toFixed(3)} ms device time in ${prof.nodes.length} launches`,
+        `${g?.enabled ? "" : ` (graphs off: ${g?.why})`}, ${
+          deviceOnlyMs.toFixed(3)
+        } ms with the outputs left on ` +
+        `the device, ${stepMs.toFixed(3)} ms kernel by kernel; fusion: ${fusion?.nodes} nodes in ` +
+        `${fusion?.kernels} kernels (unfused: ${unfusedMs.toFixed(3)} ms outputs on the device, ` +
+        `${unfusedProf.nodes.length} launches); kernels ${prof.totalMs.toFixed(3)} ms device time in ` +
+        `${prof.nodes.length} launches (profiled with an event per kernel)`,
     );
     console.log("  op                       count   device ms   share");
     for (const o of prof.ops.slice(0, TOP)) {
@@ -108,7 +121,7 @@ for (const name of values.models.split(",")) {
     for (const n of [...prof.nodes].sort((a, b) => b.ms - a.ms).slice(0, TOP)) {
       console.log(`    ${n.ms.toFixed(4).padStart(9)} ms  ${n.op.padEnd(20)} ${n.name}`);
     }
-    results.push({ model: name, graphMs, stepMs, graphs: g, profile: prof });
+    results.push({ model: name, graphMs, deviceOnlyMs, stepMs, unfusedMs, graphs: g, fusion, profile: prof });
   } catch (e) {
     console.error(`gpu_profile: ${name}: ${(e as Error).message}`);
   } finally {

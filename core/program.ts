@@ -93,6 +93,8 @@ export interface ProgramInfo {
   deviceBytes: number;
   /** how evals launch on the gpu target (a replayed graph, or kernel by kernel and why) */
   graphs?: GraphReport;
+  /** gpu: nodes that run inside fused elementwise kernels, and how many kernels they form */
+  fusion?: { nodes: number; kernels: number };
 }
 
 /** What `bindWeights` did. */
@@ -451,6 +453,7 @@ export class Program {
       hostNodes: r.hostNodes.map((n) => ({ ...n })),
       deviceBytes: r.deviceBytes,
       ...(r.graphs ? { graphs: { ...r.graphs } } : {}),
+      ...(r.fusion ? { fusion: { ...r.fusion } } : {}),
     };
   }
 

@@ -7,7 +7,7 @@
  */
 import { KilnError } from "../core/errors.ts";
 import { cString, gpuError, type GpuLibrary, readText } from "./library.ts";
-import { LIST_PREPARE, LIST_RUN, PROG_NO_GRAPHS, PROG_NO_VENDOR_BLAS } from "./symbols.ts";
+import { LIST_PREPARE, LIST_RUN, PROG_NO_FUSION, PROG_NO_GRAPHS, PROG_NO_VENDOR_BLAS } from "./symbols.ts";
 
 /** What kiln_prog_report says about a program on the device. */
 export interface DeviceReport {
@@ -23,6 +23,10 @@ export interface DeviceReport {
   blas: string;
   /** nodes with a device kernel */
   kernels: number;
+  /** nodes that run inside fused elementwise kernels */
+  fusedNodes: number;
+  /** the fused kernels they form */
+  fusedKernels: number;
   /** schedule indices of the nodes that run on the host (no device kernel) */
   hostNodes: number[];
   /** why each of them has none */
@@ -104,6 +108,11 @@ export interface DeviceOptions {
    * one per kernel); false launches kernel by kernel
    */
   graphs?: boolean;
+  /**
+   * fuse runs of elementwise nodes into one kernel each (default true; results are
+   * bit-identical); false runs one kernel per node
+   */
+  fusion?: boolean;
 }
 
 /** A program lowered onto a device. */
@@ -117,7 +126,7 @@ export class DeviceProgram {
     this.lib = lib;
     this.#ctx = _context(lib, options.device ?? 0, options.memoryLimit ?? 0);
     const flags = (options.vendorBlas === false ? PROG_NO_VENDOR_BLAS : 0) |
-      (options.graphs === false ? PROG_NO_GRAPHS : 0);
+      (options.graphs === false ? PROG_NO_GRAPHS : 0) | (options.fusion === false ? PROG_NO_FUSION : 0);
     const h = lib.symbols.kiln_prog_create(this.#ctx.handle, schedule, BigInt(schedule.length), flags);
     if (h === null) {
       const msg = lib.lastError();
@@ -275,11 +284,14 @@ export class DeviceProgram {
     this.check(this.lib.symbols.kiln_prog_set_profiling(this.#handle, on ? 1 : 0), "Cannot set profiling");
   }
 
-  /** Device milliseconds per schedule node of the last profiled eval, in launch order. */
-  profile(): [node: number, ms: number][] {
+  /**
+   * Device milliseconds per schedule node of the last profiled eval, in launch order, with the
+   * kernel's label where it is not the node's op (a fused kernel).
+   */
+  profile(): [node: number, ms: number, label?: string][] {
     const h = this.#handle;
     const r = JSON.parse(readText((b, c) => this.lib.symbols.kiln_prog_profile(h, b, c))) as {
-      steps: [number, number][];
+      steps: [number, number, string?][];
     };
     return r.steps;
   }

@@ -69,6 +69,7 @@ export const STATUS = {
 /** kiln_prog_create flags. */
 export const PROG_NO_VENDOR_BLAS = 1;
 export const PROG_NO_GRAPHS = 2;
+export const PROG_NO_FUSION = 4;
 /** kiln_exec lists. */
 export const LIST_RUN = 0;
 export const LIST_PREPARE = 1;

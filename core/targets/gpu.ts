@@ -241,9 +241,9 @@ class GpuExecutor implements Executor {
     } finally {
       this.#dev.setProfiling(false);
     }
-    return this.#dev.profile().map(([i, ms]) => ({
+    return this.#dev.profile().map(([i, ms, label]) => ({
       name: this.#sched.nodes[i].name,
-      op: this.#sched.nodes[i].op,
+      op: label ?? this.#sched.nodes[i].op,
       ms,
     }));
   }
@@ -260,6 +260,7 @@ class GpuExecutor implements Executor {
         captures: r.graphCaptures,
         replays: r.graphReplays,
       },
+      fusion: { nodes: r.fusedNodes, kernels: r.fusedKernels },
       hostNodes: r.hostNodes.map((i, k) => ({
         name: this.#sched.nodes[i].name,
         op: this.#sched.nodes[i].op,

@@ -65,7 +65,7 @@ export interface BindPhases {
 export interface HostNode {
   /** the ONNX node name */
   name: string;
-  /** its op */
+  /** its op, or the fused kernel it heads ("Fused(Mul+Tanh+Add)") */
   op: string;
   /** why the target runs it on the host */
   reason: string;
@@ -83,6 +83,8 @@ export interface TargetReport {
   blas?: string;
   /** how evals launch (gpu): as a replayed graph, or kernel by kernel and why */
   graphs?: GraphReport;
+  /** elementwise fusion (gpu): nodes that run inside fused kernels, and how many kernels they form */
+  fusion?: { nodes: number; kernels: number };
 }
 
 /** Whether a program's evals replay a captured graph (gpu). */
@@ -101,7 +103,7 @@ export interface GraphReport {
 export interface NodeTime {
   /** the ONNX node name */
   name: string;
-  /** its op */
+  /** its op, or the fused kernel it heads ("Fused(Mul+Tanh+Add)") */
   op: string;
   /** device milliseconds */
   ms: number;

@@ -89,6 +89,7 @@ KILN_API void kiln_ctx_destroy(kiln_ctx* ctx);
 /** kiln_prog_create flags */
 #define KILN_PROG_NO_VENDOR_BLAS 1u /* use kiln's own GEMM kernel even where a vendor BLAS loads */
 #define KILN_PROG_NO_GRAPHS 2u      /* launch the run list step by step instead of replaying a captured graph */
+#define KILN_PROG_NO_FUSION 4u      /* one kernel per node: no fused elementwise regions */
 
 /**
  * Lowers a schedule onto the device: allocates the arenas, buffers and literal arena, uploads the
@@ -182,7 +183,8 @@ KILN_API int32_t kiln_host_node(kiln_prog* prog, int32_t list, int32_t pc);
 /**
  * Profiling: while on, executions of KILN_LIST_RUN record the device time of every step (and
  * replay no graph). kiln_prog_profile writes the last profiled execution as JSON,
- * {"steps":[[node, ms], ...]} in launch order, like kiln_last_error.
+ * {"steps":[[node, ms], ...]} in launch order (a fused kernel adds its label: [node, ms, "Fused(Mul+Add)"]),
+ * written like kiln_last_error.
  */
 KILN_API int32_t kiln_prog_set_profiling(kiln_prog* prog, int32_t on);
 KILN_API int64_t kiln_prog_profile(kiln_prog* prog, uint8_t* buf, uint64_t cap);

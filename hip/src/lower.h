@@ -58,7 +58,11 @@ struct Kernel {
    */
   std::vector<uint8_t> table;
   const char* tableDevice = nullptr;
+  /** What profiles call it when it is not its node's op (a fused kernel: "Fused(Mul+Tanh+...)"). */
+  std::string label;
 };
+
+
 
 /** A schedule node as lowering sees it. */
 struct NodeView {
@@ -87,6 +91,37 @@ struct NodeView {
 };
 
 using LowerFn = std::unique_ptr<Kernel> (*)(const NodeView& node, std::string& why);
+
+/**
+ * Elementwise fusion (fuse.cpp finds the regions, kernels/eltwise.hip runs them): a run of
+ * consecutive float32 elementwise nodes with one output shape becomes one kernel that loads each
+ * outside input once (broadcast), keeps intermediates in registers and writes only the values
+ * used elsewhere.
+ */
+constexpr int kFuseMaxInputs = 8;
+constexpr int kFuseMaxOutputs = 4;
+constexpr int kFuseMaxOps = 24;
+
+struct FusedRegion {
+  /** its nodes, in schedule order (the kernel runs at the last one's step) */
+  std::vector<int32_t> nodes;
+  /** values read from outside the region */
+  std::vector<int32_t> inputs;
+  /** values the region writes (used after it, or program outputs) */
+  std::vector<int32_t> outputs;
+  /** the output shape every node of the region has */
+  std::vector<int64_t> dims;
+};
+
+/** Whether node `n` can be part of a fused elementwise kernel (kernels/eltwise.hip decides). */
+bool fusableElementwise(const NodeView& node);
+/** The fused kernel of a region, or null with `why`. */
+std::unique_ptr<Kernel> lowerFusedElementwise(const Schedule& s, const FusedRegion& region, std::string& why);
+/**
+ * The regions worth fusing (two nodes or more) among the nodes of `module` that run in the run
+ * list (`runs[node]`: lowered to a kernel, not skipped, not a prepare node).
+ */
+std::vector<FusedRegion> findElementwiseRegions(const Schedule& s, int32_t module, const std::vector<bool>& runs);
 
 /** Registers the lowering of ONNX op `op` (kernels/all.cpp calls each family's register function). */
 void registerLowering(const char* op, LowerFn fn);

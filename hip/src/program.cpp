@@ -104,6 +104,7 @@ bool Program::lower(uint32_t flags) {
   } else {
     blasWhy_ = "the program has no GEMM";
   }
+  if (!(flags & KILN_PROG_NO_FUSION)) fuse();
   emitModule(0, run_);
   // the run list is replayed as a graph when the device can run all of it without the host
   graphs_ = !(flags & KILN_PROG_NO_GRAPHS);
@@ -124,10 +125,35 @@ bool Program::lower(uint32_t flags) {
   return true;
 }
 
+void Program::fuse() {
+  fusedAway_.assign(s_.nodes.size(), false);
+  std::vector<bool> runs(s_.nodes.size(), false);
+  for (const SNode& n : s_.nodes) {
+    const bool prepare = n.module == 0 && (n.flags & N_PREPARE);
+    runs[static_cast<size_t>(n.index)] = kernels_[static_cast<size_t>(n.index)] && !(n.flags & N_SKIP) && !prepare;
+  }
+  for (size_t m = 0; m < s_.modules.size(); m++) {
+    for (const FusedRegion& r : findElementwiseRegions(s_, static_cast<int32_t>(m), runs)) {
+      std::string why;
+      std::unique_ptr<Kernel> k = lowerFusedElementwise(s_, r, why);
+      if (!k) continue;  // the nodes keep their own kernels
+      const int32_t last = r.nodes.back();
+      k->node = last;
+      for (int32_t ni : r.nodes) {
+        if (ni != last) fusedAway_[static_cast<size_t>(ni)] = true;
+      }
+      kernels_[static_cast<size_t>(last)] = std::move(k);
+      fusedNodes_ += static_cast<int32_t>(r.nodes.size());
+      fusedKernels_++;
+    }
+  }
+}
+
 void Program::emitModule(int32_t module, std::vector<Step>& out) {
   for (int32_t ni : s_.modules[static_cast<size_t>(module)].nodes) {
     const SNode& n = s_.nodes[static_cast<size_t>(ni)];
     if (n.flags & N_SKIP) continue;
+    if (!fusedAway_.empty() && fusedAway_[static_cast<size_t>(ni)]) continue;  // runs in a fused kernel
     if (module == 0 && (n.flags & N_PREPARE)) continue;
     if (n.op != "If") {
       Step st{kernels_[static_cast<size_t>(ni)] ? ST_KERNEL : ST_HOST};
@@ -839,7 +865,13 @@ std::string Program::profile() const {
     first = false;
     char ms[32];
     std::snprintf(ms, sizeof ms, "%.6f", static_cast<double>(stepMs_[i]));
-    out += "[" + std::to_string(run_[i].node) + "," + ms + "]";
+    out += "[" + std::to_string(run_[i].node) + "," + ms;
+    const Kernel* k = kernels_[static_cast<size_t>(run_[i].node)].get();
+    if (k && !k->label.empty()) {
+      out += ",";
+      jsonString(out, k->label);
+    }
+    out += "]";
   }
   return out + "]}";
 }
@@ -898,7 +930,8 @@ std::string Program::report() const {
          ",\"workspaceBytes\":" + std::to_string(workspaceBytes_) + ",\"blas\":" + blas +
          ",\"graphs\":" + (graphs_ ? "true" : "false") + ",\"graphWhy\":" + graph +
          ",\"graphCaptures\":" + std::to_string(graphCaptures_) + ",\"graphReplays\":" + std::to_string(graphReplays_) +
-         ",\"kernels\":" + std::to_string(kernels) + ",\"hostNodes\":[" + hostNodes + "],\"hostReasons\":[" + reasons +
+         ",\"kernels\":" + std::to_string(kernels) + ",\"fusedNodes\":" + std::to_string(fusedNodes_) +
+         ",\"fusedKernels\":" + std::to_string(fusedKernels_) + ",\"hostNodes\":[" + hostNodes + "],\"hostReasons\":[" + reasons +
          "]}";
 }
 

@@ -94,6 +94,8 @@ class Program {
 
   Program() {}
   bool lower(uint32_t flags);
+  /** Replaces runs of elementwise nodes with fused kernels (lower.h, fuse.cpp). */
+  void fuse();
   /** Runs the run list as a graph: 1 done, 0 when it must run step by step (graphs off), <0 an error. */
   int32_t execGraph();
   /** The graph for the current addresses: cached, or captured now (null when capture failed). */
@@ -136,6 +138,8 @@ class Program {
   bool inBind_ = false;
   std::vector<std::unique_ptr<Kernel>> kernels_;
   std::vector<std::string> hostReasons_;  // per node: why it runs on the host ("" on the device)
+  std::vector<bool> fusedAway_;            // per node: runs inside a fused kernel at a later node
+  int32_t fusedNodes_ = 0, fusedKernels_ = 0;
   std::vector<Step> run_;
   std::vector<int32_t> prepareNodes_;
   std::vector<Step> selected_;

@@ -7,6 +7,8 @@
 // Two kernels: a float32 one (unary and binary, computed in float), and a generic one that loads
 // every operand by its element type at run time, computes in double (floats) or int64
 // (integers and bool), and stores by the output's type; it serves every other type combination.
+#include <map>
+
 #include "device.h"
 
 namespace kiln {
@@ -754,7 +756,201 @@ std::unique_ptr<Kernel> lowerCast(const NodeView& v, std::string& why) {
   return k;
 }
 
+// ---- fused elementwise regions (lower.h) ----------------------------------------------------
+// A small register program per element: the region's outside inputs are loaded into registers
+// 0..nin-1 (bool as 0/1), each node is one step computing into its own register with the same
+// functions as the single-op kernels above (float32 math in float, so results are bit-identical
+// to running the nodes one by one), and the values used outside are stored.
+
+enum : uint8_t { F_UNARY = 0, F_BINARY = 1, F_WHERE = 2 };
+
+struct FuseOp {
+  uint8_t kind, dst, a, b, c;
+  int16_t code;
+  float p0, p1;
+};
+
+struct FuseParams {
+  Walk<kFuseMaxInputs> w;
+  int nin, nout, nops;
+  uint8_t inBool[kFuseMaxInputs];
+  uint8_t outReg[kFuseMaxOutputs];
+  uint8_t outBool[kFuseMaxOutputs];
+  FuseOp ops[kFuseMaxOps];
+};
+
+struct FusePointers {
+  const char* in[kFuseMaxInputs];
+  char* out[kFuseMaxOutputs];
+};
+
+constexpr int kFuseRegs = kFuseMaxInputs + kFuseMaxOps;
+
+__global__ void fusedKernel(FuseParams q, FusePointers p, int64_t n) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    float r[kFuseRegs];
+    int64_t off[kFuseMaxInputs];
+    q.w.offsets(i, off);
+    for (int k = 0; k < q.nin; k++) {
+      r[k] = q.inBool[k] ? (reinterpret_cast<const uint8_t*>(p.in[k])[off[k]] != 0 ? 1.0f : 0.0f)
+                         : reinterpret_cast<const float*>(p.in[k])[off[k]];
+    }
+    for (int j = 0; j < q.nops; j++) {
+      const FuseOp& o = q.ops[j];
+      switch (o.kind) {
+        case F_UNARY: r[o.dst] = unaryFloat<float>(o.code, r[o.a], o.p0, o.p1); break;
+        case F_BINARY: r[o.dst] = binaryFloat<float>(o.code, r[o.a], r[o.b]); break;
+        default: r[o.dst] = r[o.a] != 0.0f ? r[o.b] : r[o.c]; break;
+      }
+    }
+    for (int k = 0; k < q.nout; k++) {
+      if (q.outBool[k]) reinterpret_cast<uint8_t*>(p.out[k])[i] = r[q.outReg[k]] != 0.0f ? 1 : 0;
+      else reinterpret_cast<float*>(p.out[k])[i] = r[q.outReg[k]];
+    }
+  }
+}
+
+struct FusedKernel : Kernel {
+  FuseParams q{};
+  int32_t in[kFuseMaxInputs] = {-1, -1, -1, -1, -1, -1, -1, -1};
+  int32_t out[kFuseMaxOutputs] = {-1, -1, -1, -1};
+  int64_t n = 0;
+  bool run(Exec& x) override {
+    if (n == 0) return true;
+    FusePointers p{};
+    for (int k = 0; k < q.nin; k++) p.in[k] = x.ptr(in[k]);
+    for (int k = 0; k < q.nout; k++) p.out[k] = x.ptr(out[k]);
+    KILN_LAUNCH(fusedKernel, gridFor(n, kThreads), dim3(kThreads), 0, x.stream, q, p, n);
+    return launched(x, "fused elementwise");
+  }
+};
+
+/** One node as a step of a fused kernel, or false (not a float32 elementwise case the kernel has). */
+bool fuseStep(const NodeView& v, FuseOp& op, int& arity) {
+  if (v.outputCount() != 1) return false;
+  const std::string& name = v.n.op;
+  const SValue& o = v.out(0);
+  op = FuseOp{};
+  if (name == "Where") {
+    if (!v.has(0) || !v.has(1) || !v.has(2) || v.inputCount() != 3) return false;
+    if (v.in(0).dtype != DT_BOOL || v.in(1).dtype != DT_FLOAT || v.in(2).dtype != DT_FLOAT || o.dtype != DT_FLOAT) {
+      return false;
+    }
+    op.kind = F_WHERE;
+    arity = 3;
+    return true;
+  }
+  const int b = binaryCode(v);
+  if (b >= 0) {
+    if (!v.has(0) || !v.has(1) || v.inputCount() != 2 || legacyBroadcast(v)) return false;
+    if (v.in(0).dtype != DT_FLOAT || v.in(1).dtype != DT_FLOAT) return false;
+    const bool cmp = b >= C_EQ;
+    if (b == B_PRELU || b == B_AND || b == B_OR || b == B_XOR || b == B_SHL || b == B_SHR) return false;
+    if (o.dtype != (cmp ? DT_BOOL : DT_FLOAT)) return false;
+    op.kind = F_BINARY;
+    op.code = static_cast<int16_t>(b);
+    arity = 2;
+    return true;
+  }
+  int u = unaryCode(name);
+  if (u < 0 || !v.has(0) || v.inputCount() != 1) return false;
+  // the parameterless codes (parameters would repeat lowerUnary's attribute handling)
+  switch (u) {
+    case U_LEAKY: case U_ELU: case U_SELU: case U_CELU: case U_HSIG: case U_CLIP: case U_THRELU: case U_SHRINK:
+    case U_ISINF: case U_BITNOT: return false;
+    default: break;
+  }
+  if (u == U_GELU && v.attrString("approximate", "none") == "tanh") u = U_GELU_TANH;
+  const int dx = v.in(0).dtype;
+  if (u == U_NOT) {
+    if (dx != DT_BOOL || o.dtype != DT_BOOL) return false;
+  } else if (u == U_ISNAN) {
+    if (dx != DT_FLOAT || o.dtype != DT_BOOL) return false;
+  } else if (dx != DT_FLOAT || o.dtype != DT_FLOAT) {
+    return false;
+  }
+  op.kind = F_UNARY;
+  op.code = static_cast<int16_t>(u);
+  arity = 1;
+  return true;
+}
+
 }  // namespace
+
+bool fusableElementwise(const NodeView& v) {
+  FuseOp op;
+  int arity = 0;
+  return fuseStep(v, op, arity);
+}
+
+std::unique_ptr<Kernel> lowerFusedElementwise(const Schedule& s, const FusedRegion& r, std::string& why) {
+  if (r.inputs.size() > static_cast<size_t>(kFuseMaxInputs) || r.outputs.size() > static_cast<size_t>(kFuseMaxOutputs) ||
+      r.nodes.size() > static_cast<size_t>(kFuseMaxOps) || r.outputs.empty()) {
+    why = "region past the fused kernel's limits";
+    return nullptr;
+  }
+  auto k = std::make_unique<FusedKernel>();
+  std::map<int32_t, int> reg;
+  std::vector<std::vector<int64_t>> inDims;
+  k->q.nin = static_cast<int>(r.inputs.size());
+  for (size_t i = 0; i < r.inputs.size(); i++) {
+    const SValue& x = s.values[static_cast<size_t>(r.inputs[i])];
+    reg[r.inputs[i]] = static_cast<int>(i);
+    inDims.push_back(x.dims);
+    k->in[i] = r.inputs[i];
+    if (x.dtype != DT_FLOAT && x.dtype != DT_BOOL) {
+      why = "an input of another element type";
+      return nullptr;
+    }
+    k->q.inBool[i] = x.dtype == DT_BOOL ? 1 : 0;
+  }
+  if (!makeWalk<kFuseMaxInputs>(r.dims, inDims, k->q.w)) {
+    why = "rank past 8 or shapes that do not broadcast";
+    return nullptr;
+  }
+  std::string label;
+  for (size_t j = 0; j < r.nodes.size(); j++) {
+    const SNode& n = s.nodes[static_cast<size_t>(r.nodes[j])];
+    NodeView v{s, n};
+    FuseOp op;
+    int arity = 0;
+    if (!fuseStep(v, op, arity)) {
+      why = "node '" + n.name + "' is not a fusable elementwise node";
+      return nullptr;
+    }
+    uint8_t* args[3] = {&op.a, &op.b, &op.c};
+    for (int a = 0; a < arity; a++) {
+      auto it = reg.find(v.inId(a));
+      if (it == reg.end()) {
+        why = "node '" + n.name + "' reads a value the region does not have";
+        return nullptr;
+      }
+      *args[a] = static_cast<uint8_t>(it->second);
+    }
+    op.dst = static_cast<uint8_t>(kFuseMaxInputs + j);
+    reg[v.outId(0)] = op.dst;
+    k->q.ops[j] = op;
+    label += (j ? "+" : "") + n.op;
+  }
+  k->q.nops = static_cast<int>(r.nodes.size());
+  k->q.nout = static_cast<int>(r.outputs.size());
+  for (size_t i = 0; i < r.outputs.size(); i++) {
+    auto it = reg.find(r.outputs[i]);
+    if (it == reg.end() || it->second < kFuseMaxInputs) {
+      why = "an output the region does not compute";
+      return nullptr;
+    }
+    k->q.outReg[i] = static_cast<uint8_t>(it->second);
+    k->q.outBool[i] = s.values[static_cast<size_t>(r.outputs[i])].dtype == DT_BOOL ? 1 : 0;
+    k->out[i] = r.outputs[i];
+  }
+  int64_t n = 1;
+  for (int64_t d : r.dims) n *= d;
+  k->n = n;
+  k->label = "Fused(" + label + ")";
+  return k;
+}
 
 void registerEltwise() {
   const char* unary[] = {"Relu",  "Neg",   "Abs",       "Sqrt",      "Reciprocal", "Exp",  "Log",   "Erf",  "Tanh",

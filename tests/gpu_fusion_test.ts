@@ -1,0 +1,141 @@
+// Elementwise fusion on the gpu target (tests/util/gpu.ts says which GPU): runs of float32
+// elementwise nodes become one kernel each. A tanh-GELU chain with a broadcast bias, a value
+// used after the chain (written by the fused kernel), a bool output, IsNaN + Where, and a
+// Reshape of a chain value (an alias) must give the same bits as one kernel per node, and match
+// the ref target.
+import assert from "node:assert/strict";
+import { compile, parseOnnx, type Program } from "../mod.ts";
+import { buildModel, type ModelSpec } from "../core/onnx/writer.ts";
+import type { Tensor } from "../core/tensor.ts";
+import { relativeL2 } from "./conformance/compare.ts";
+import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
+
+const ignore = gpuIgnore("gpu_fusion_test.ts");
+const GPU = gpuUnderTest();
+
+function _model(): ModelSpec {
+  const scalar = (name: string, v: number) => ({ name, dtype: "float32" as const, dims: [], data: [v] });
+  const bias = Array.from({ length: 8 }, (_, i) => 0.1 * i - 0.3);
+  return {
+    opset: 17,
+    graph: {
+      inputs: [
+        { name: "x", dtype: "float32", dims: [2, 4, 8] },
+        { name: "m", dtype: "float32", dims: [2, 4, 8] },
+      ],
+      outputs: [
+        { name: "y", dtype: "float32", dims: [2, 4, 8] },
+        { name: "h", dtype: "float32", dims: [2, 4, 8] },
+        { name: "big", dtype: "bool", dims: [2, 4, 8] },
+        { name: "r", dtype: "float32", dims: [8, 8] },
+      ],
+      initializers: [
+        { name: "bias", dtype: "float32", dims: [8], data: bias },
+        scalar("three", 3),
+        scalar("c", 0.044715),
+        scalar("k", 0.7978845608028654),
+        scalar("one", 1),
+        scalar("half", 0.5),
+        scalar("zero", 0),
+        { name: "shape", dtype: "int64", dims: [2], data: [8n, 8n] },
+      ],
+      nodes: [
+        { op: "Add", name: "bias_add", inputs: ["x", "bias"], outputs: ["h"] },
+        { op: "Pow", name: "cube", inputs: ["h", "three"], outputs: ["h3"] },
+        { op: "Mul", name: "scale_cube", inputs: ["h3", "c"], outputs: ["t1"] },
+        { op: "Add", name: "inner", inputs: ["h", "t1"], outputs: ["t2"] },
+        { op: "Mul", name: "scale_inner", inputs: ["t2", "k"], outputs: ["t3"] },
+        { op: "Tanh", name: "tanh", inputs: ["t3"], outputs: ["t4"] },
+        { op: "Add", name: "one_plus", inputs: ["t4", "one"], outputs: ["t5"] },
+        { op: "Mul", name: "half_h", inputs: ["h", "half"], outputs: ["t6"] },
+        { op: "Mul", name: "gelu", inputs: ["t6", "t5"], outputs: ["g"] },
+        { op: "IsNaN", name: "isnan", inputs: ["g"], outputs: ["nan"] },
+        { op: "Where", name: "where", inputs: ["nan", "zero", "g"], outputs: ["gz"] },
+        { op: "Greater", name: "greater", inputs: ["h", "zero"], outputs: ["big"] },
+        { op: "Mul", name: "times_m", inputs: ["gz", "m"], outputs: ["y"] },
+        { op: "Reshape", name: "reshape", inputs: ["gz", "shape"], outputs: ["g2"] },
+        { op: "Relu", name: "relu", inputs: ["g2"], outputs: ["r"] },
+      ],
+    },
+  };
+}
+
+function _inputs(seed: number): Record<string, Tensor> {
+  const x = new Float32Array(64), m = new Float32Array(64);
+  for (let i = 0; i < 64; i++) {
+    x[i] = 3 * Math.sin(i * 0.7 + seed);
+    m[i] = Math.cos(i * 0.3 - seed);
+  }
+  x[5] = NaN; // IsNaN + Where turn it into 0
+  return {
+    x: { dtype: "float32", dims: [2, 4, 8], data: x },
+    m: { dtype: "float32", dims: [2, 4, 8], data: m },
+  };
+}
+
+Deno.test({
+  name: `gpu target (${GPU.name}): fused elementwise kernels give the bits of one kernel per node`,
+  ignore,
+  async fn(t) {
+    const dir = await Deno.makeTempDir({ prefix: "kiln_gpu_fusion_" });
+    const programs: Program[] = [];
+    try {
+      await Deno.writeFile(`${dir}/model.onnx`, buildModel(_model()));
+      const model = await parseOnnx(`${dir}/model.onnx`);
+      const fused = compile(model, "gpu", { gpu: GPU.options });
+      const unfused = compile(model, "gpu", { gpu: { ...GPU.options, fusion: false } });
+      const ref = compile(model, "ref");
+      programs.push(fused, unfused, ref);
+
+      await t.step("the chain runs as fused kernels; fusion off runs one kernel per node", () => {
+        const f = fused.info().fusion!;
+        assert.ok(f.nodes >= 12, `fused nodes ${f.nodes}`);
+        // the chain up to Greater (12 nodes, 8 outside inputs); the last Mul would be a 9th input
+        assert.equal(f.kernels, 1, `fused kernels ${f.kernels}`);
+        assert.deepEqual(unfused.info().fusion, { nodes: 0, kernels: 0 });
+        assert.deepEqual(fused.info().hostNodes, []);
+      });
+
+      await t.step("outputs equal the unfused kernels bit for bit and match the ref target", async () => {
+        for (const seed of [0, 1]) {
+          const inputs = _inputs(seed);
+          const a = await fused.eval(inputs);
+          const b = await unfused.eval(inputs);
+          const want = await ref.eval(inputs);
+          for (const name of ["y", "h", "big", "r"]) {
+            assert.deepEqual(a[name].data, b[name].data, `${name}, seed ${seed}: fused vs unfused`);
+            if (name === "h") {
+              // the NaN of x stays in h: compare the rest
+              const got = Array.from(a[name].data as Float32Array),
+                exp = Array.from(want[name].data as Float32Array);
+              assert.ok(Number.isNaN(got[5]) && Number.isNaN(exp[5]));
+              got[5] = exp[5] = 0;
+              const e = relativeL2(
+                { dtype: "float32", dims: [64], data: new Float32Array(got) },
+                { dtype: "float32", dims: [64], data: new Float32Array(exp) },
+              );
+              assert.ok(e <= 1e-6, `h, seed ${seed}: rel L2 ${e} against ref`);
+              continue;
+            }
+            assert.ok(
+              relativeL2(a[name], want[name]) <= 1e-6,
+              `${name}, seed ${seed}: rel L2 ${relativeL2(a[name], want[name])} against ref`,
+            );
+          }
+          const y = a["y"].data as Float32Array;
+          assert.ok(y.every(Number.isFinite), "the NaN input became 0 through IsNaN and Where");
+        }
+      });
+
+      await t.step("a profile names the fused kernel by its ops", async () => {
+        const r = await fused.profile(_inputs(0));
+        const labels = r.nodes.map((n) => n.op).filter((op) => op.startsWith("Fused("));
+        assert.ok(labels.length >= 1, `profile ops: ${r.nodes.map((n) => n.op).join(", ")}`);
+        assert.equal(labels[0], "Fused(Add+Pow+Mul+Add+Mul+Tanh+Add+Mul+Mul+IsNaN+Where+Greater)");
+      });
+    } finally {
+      for (const p of programs) p.dispose();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
