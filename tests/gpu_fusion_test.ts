@@ -13,31 +13,33 @@ import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
 const ignore = gpuIgnore("gpu_fusion_test.ts");
 const GPU = gpuUnderTest();
 
-function _model(): ModelSpec {
+/** The chain on x and m of `dims` (3-D); r is gz reshaped to 2-D. */
+function _model(dims: number[]): ModelSpec {
   const scalar = (name: string, v: number) => ({ name, dtype: "float32" as const, dims: [], data: [v] });
-  const bias = Array.from({ length: 8 }, (_, i) => 0.1 * i - 0.3);
+  const bias = Array.from({ length: dims[2] }, (_, i) => 0.1 * i - 0.3);
+  const rDims = [dims[0] * dims[1], dims[2]];
   return {
     opset: 17,
     graph: {
       inputs: [
-        { name: "x", dtype: "float32", dims: [2, 4, 8] },
-        { name: "m", dtype: "float32", dims: [2, 4, 8] },
+        { name: "x", dtype: "float32", dims },
+        { name: "m", dtype: "float32", dims },
       ],
       outputs: [
-        { name: "y", dtype: "float32", dims: [2, 4, 8] },
-        { name: "h", dtype: "float32", dims: [2, 4, 8] },
-        { name: "big", dtype: "bool", dims: [2, 4, 8] },
-        { name: "r", dtype: "float32", dims: [8, 8] },
+        { name: "y", dtype: "float32", dims },
+        { name: "h", dtype: "float32", dims },
+        { name: "big", dtype: "bool", dims },
+        { name: "r", dtype: "float32", dims: rDims },
       ],
       initializers: [
-        { name: "bias", dtype: "float32", dims: [8], data: bias },
+        { name: "bias", dtype: "float32", dims: [dims[2]], data: bias },
         scalar("three", 3),
         scalar("c", 0.044715),
         scalar("k", 0.7978845608028654),
         scalar("one", 1),
         scalar("half", 0.5),
         scalar("zero", 0),
-        { name: "shape", dtype: "int64", dims: [2], data: [8n, 8n] },
+        { name: "shape", dtype: "int64", dims: [2], data: rDims.map(BigInt) },
       ],
       nodes: [
         { op: "Add", name: "bias_add", inputs: ["x", "bias"], outputs: ["h"] },
@@ -60,16 +62,17 @@ function _model(): ModelSpec {
   };
 }
 
-function _inputs(seed: number): Record<string, Tensor> {
-  const x = new Float32Array(64), m = new Float32Array(64);
-  for (let i = 0; i < 64; i++) {
+function _inputs(seed: number, dims: number[]): Record<string, Tensor> {
+  const n = dims[0] * dims[1] * dims[2];
+  const x = new Float32Array(n), m = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
     x[i] = 3 * Math.sin(i * 0.7 + seed);
     m[i] = Math.cos(i * 0.3 - seed);
   }
   x[5] = NaN; // IsNaN + Where turn it into 0
   return {
-    x: { dtype: "float32", dims: [2, 4, 8], data: x },
-    m: { dtype: "float32", dims: [2, 4, 8], data: m },
+    x: { dtype: "float32", dims, data: x },
+    m: { dtype: "float32", dims, data: m },
   };
 }
 
@@ -77,10 +80,19 @@ Deno.test({
   name: `gpu target (${GPU.name}): fused elementwise kernels give the bits of one kernel per node`,
   ignore,
   async fn(t) {
+    // 64 elements (whole groups of four per thread) and 105 (a partial last group)
+    for (const dims of [[2, 4, 8], [3, 5, 7]]) {
+      await t.step(`dims ${dims.join("x")}`, (t) => _check(t, dims));
+    }
+  },
+});
+
+async function _check(t: Deno.TestContext, dims: number[]): Promise<void> {
+  {
     const dir = await Deno.makeTempDir({ prefix: "kiln_gpu_fusion_" });
     const programs: Program[] = [];
     try {
-      await Deno.writeFile(`${dir}/model.onnx`, buildModel(_model()));
+      await Deno.writeFile(`${dir}/model.onnx`, buildModel(_model(dims)));
       const model = await parseOnnx(`${dir}/model.onnx`);
       const fused = compile(model, "gpu", { gpu: GPU.options });
       const unfused = compile(model, "gpu", { gpu: { ...GPU.options, fusion: false } });
@@ -98,7 +110,7 @@ Deno.test({
 
       await t.step("outputs equal the unfused kernels bit for bit and match the ref target", async () => {
         for (const seed of [0, 1]) {
-          const inputs = _inputs(seed);
+          const inputs = _inputs(seed, dims);
           const a = await fused.eval(inputs);
           const b = await unfused.eval(inputs);
           const want = await ref.eval(inputs);
@@ -128,7 +140,7 @@ Deno.test({
       });
 
       await t.step("a profile names the fused kernel by its ops", async () => {
-        const r = await fused.profile(_inputs(0));
+        const r = await fused.profile(_inputs(0, dims));
         const labels = r.nodes.map((n) => n.op).filter((op) => op.startsWith("Fused("));
         assert.ok(labels.length >= 1, `profile ops: ${r.nodes.map((n) => n.op).join(", ")}`);
         assert.equal(labels[0], "Fused(Add+Pow+Mul+Add+Mul+Tanh+Add+Mul+Mul+IsNaN+Where+Greater)");
@@ -137,5 +149,5 @@ Deno.test({
       for (const p of programs) p.dispose();
       await Deno.remove(dir, { recursive: true });
     }
-  },
-});
+  }
+}

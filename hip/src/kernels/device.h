@@ -112,14 +112,30 @@ struct Walk {
   int64_t strides[N][kMaxDims];
   int64_t base[N];
 
-  /** Element offsets of linear output index i, per operand. */
+  /**
+   * Element offsets of linear output index i, per operand. The loops are unrolled to constant
+   * indices: a kernel parameter indexed at run time is copied to local memory, per thread, which
+   * made every walking kernel pay for a copy of the whole Walk. Divisions are 32-bit where the
+   * index and the dim fit (a 64-bit division is several times the instructions).
+   */
   KILN_HD void offsets(int64_t i, int64_t* off) const {
+#pragma unroll
     for (int k = 0; k < N; k++) off[k] = base[k];
-    for (int d = rank - 1; d >= 0; d--) {
+#pragma unroll
+    for (int d = kMaxDims - 1; d >= 0; d--) {
+      if (d >= rank) continue;
       const int64_t len = dims[d];
-      const int64_t q = i / len;
-      const int64_t r = i - q * len;
+      int64_t q, r;
+      if (i <= 0x7fffffff && len <= 0x7fffffff) {
+        const uint32_t q32 = static_cast<uint32_t>(i) / static_cast<uint32_t>(len);
+        q = q32;
+        r = static_cast<int64_t>(static_cast<uint32_t>(i) - q32 * static_cast<uint32_t>(len));
+      } else {
+        q = i / len;
+        r = i - q * len;
+      }
       i = q;
+#pragma unroll
       for (int k = 0; k < N; k++) off[k] += r * strides[k][d];
     }
   }

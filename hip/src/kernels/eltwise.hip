@@ -7,6 +7,7 @@
 // Two kernels: a float32 one (unary and binary, computed in float), and a generic one that loads
 // every operand by its element type at run time, computes in double (floats) or int64
 // (integers and bool), and stores by the output's type; it serves every other type combination.
+#include <cstring>
 #include <map>
 
 #include "device.h"
@@ -757,56 +758,263 @@ std::unique_ptr<Kernel> lowerCast(const NodeView& v, std::string& why) {
 }
 
 // ---- fused elementwise regions (lower.h) ----------------------------------------------------
-// A small register program per element: the region's outside inputs are loaded into registers
-// 0..nin-1 (bool as 0/1), each node is one step computing into its own register with the same
-// functions as the single-op kernels above (float32 math in float, so results are bit-identical
-// to running the nodes one by one), and the values used outside are stored.
+// A small accumulator program per element: each node is one step whose result goes into the
+// accumulator, computed with the same functions as the single-op kernels above (float32 math in
+// float, so results are bit-identical to running the nodes one by one). Operands are the
+// accumulator, one of four slots (where a value still needed later is saved before the
+// accumulator is overwritten) or an outside input loaded at its use (bool as 0/1); values read
+// outside the region are stored as soon as they are computed. There is no register array: an
+// array indexed at run time would live in local memory, and its traffic made the first fused
+// kernel slower than the unfused ones on the H200. The step switch calls unaryFloat/binaryFloat
+// with constant codes, so each case compiles to its one formula. Inputs of the output's shape are
+// read at the element's own index and one-element inputs at 0; only broadcast inputs walk the
+// (merged) dims, in 32-bit indices (regions of 2^31 elements or more are not fused).
 
 enum : uint8_t { F_UNARY = 0, F_BINARY = 1, F_WHERE = 2 };
+enum : uint8_t { IN_FULL = 0, IN_SCALAR = 1, IN_WALK = 2 };
+
+// operand sources: the accumulator, a slot, or an outside input
+enum : uint8_t { SRC_ACC = 0, SRC_SLOT = 1, SRC_INPUT = 16 };
+constexpr int kFuseSlots = 4;
 
 struct FuseOp {
-  uint8_t kind, dst, a, b, c;
+  uint8_t kind;
+  uint8_t a, b, c;  // sources: SRC_ACC, SRC_SLOT + s, SRC_INPUT + k
+  int8_t save;      // before the step: the accumulator into this slot (-1: none)
+  int8_t store;     // after the step: the accumulator to this output (-1: none)
   int16_t code;
-  float p0, p1;
 };
 
 struct FuseParams {
-  Walk<kFuseMaxInputs> w;
-  int nin, nout, nops;
+  int nin, nout, nops, rank;
+  int32_t dims[kMaxDims];
+  int32_t strides[kFuseMaxInputs][kMaxDims];
+  uint8_t inMode[kFuseMaxInputs];
   uint8_t inBool[kFuseMaxInputs];
-  uint8_t outReg[kFuseMaxOutputs];
   uint8_t outBool[kFuseMaxOutputs];
   FuseOp ops[kFuseMaxOps];
 };
 
+/** The region's buffers, read through switches (an array indexed at run time would be copied to local memory). */
 struct FusePointers {
-  const char* in[kFuseMaxInputs];
-  char* out[kFuseMaxOutputs];
+  const char *in0, *in1, *in2, *in3, *in4, *in5, *in6, *in7;
+  char *out0, *out1, *out2, *out3;
+
+  KILN_HD const char* in(int k) const {
+    switch (k) {
+      case 0: return in0;
+      case 1: return in1;
+      case 2: return in2;
+      case 3: return in3;
+      case 4: return in4;
+      case 5: return in5;
+      case 6: return in6;
+      default: return in7;
+    }
+  }
+  KILN_HD char* out(int k) const {
+    switch (k) {
+      case 0: return out0;
+      case 1: return out1;
+      case 2: return out2;
+      default: return out3;
+    }
+  }
+  void set(int k, const char* p) {
+    const char** at[kFuseMaxInputs] = {&in0, &in1, &in2, &in3, &in4, &in5, &in6, &in7};
+    *at[k] = p;
+  }
+  void setOut(int k, char* p) {
+    char** at[kFuseMaxOutputs] = {&out0, &out1, &out2, &out3};
+    *at[k] = p;
+  }
 };
+static_assert(kFuseMaxInputs == 8 && kFuseMaxOutputs == 4, "FusePointers has 8 inputs and 4 outputs");
 
-constexpr int kFuseRegs = kFuseMaxInputs + kFuseMaxOps;
 
-__global__ void fusedKernel(FuseParams q, FusePointers p, int64_t n) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    float r[kFuseRegs];
-    int64_t off[kFuseMaxInputs];
-    q.w.offsets(i, off);
-    for (int k = 0; k < q.nin; k++) {
-      r[k] = q.inBool[k] ? (reinterpret_cast<const uint8_t*>(p.in[k])[off[k]] != 0 ? 1.0f : 0.0f)
-                         : reinterpret_cast<const float*>(p.in[k])[off[k]];
+// Four elements per thread (kFuseVec): each step is decoded once for four elements, and the
+// switch on its code sits outside the loop over them.
+constexpr int kFuseVec = 4;
+
+#define KILN_FUSE_UNARY(c)                                                      \
+  case c:                                                                       \
+    for (int e = 0; e < kFuseVec; e++) y[e] = unaryFloat<float>(c, x[e], 0.0f, 0.0f); \
+    break;
+KILN_DEVICE void fuseUnary(int code, const float* x, float* y) {
+  switch (code) {
+    KILN_FUSE_UNARY(U_RELU)
+    KILN_FUSE_UNARY(U_NEG)
+    KILN_FUSE_UNARY(U_ABS)
+    KILN_FUSE_UNARY(U_SQRT)
+    KILN_FUSE_UNARY(U_RECIP)
+    KILN_FUSE_UNARY(U_EXP)
+    KILN_FUSE_UNARY(U_LOG)
+    KILN_FUSE_UNARY(U_ERF)
+    KILN_FUSE_UNARY(U_TANH)
+    KILN_FUSE_UNARY(U_SIGMOID)
+    KILN_FUSE_UNARY(U_GELU)
+    KILN_FUSE_UNARY(U_GELU_TANH)
+    KILN_FUSE_UNARY(U_SOFTPLUS)
+    KILN_FUSE_UNARY(U_SOFTSIGN)
+    KILN_FUSE_UNARY(U_NOT)
+    KILN_FUSE_UNARY(U_SIGN)
+    KILN_FUSE_UNARY(U_FLOOR)
+    KILN_FUSE_UNARY(U_CEIL)
+    KILN_FUSE_UNARY(U_ROUND)
+    KILN_FUSE_UNARY(U_SIN)
+    KILN_FUSE_UNARY(U_COS)
+    KILN_FUSE_UNARY(U_ISNAN)
+    default:
+      for (int e = 0; e < kFuseVec; e++) y[e] = x[e];
+      break;
+  }
+}
+#undef KILN_FUSE_UNARY
+
+/** The unary codes fuseUnary has. */
+bool fusedUnaryCode(int code) {
+  switch (code) {
+    case U_RELU: case U_NEG: case U_ABS: case U_SQRT: case U_RECIP: case U_EXP: case U_LOG: case U_ERF: case U_TANH:
+    case U_SIGMOID: case U_GELU: case U_GELU_TANH: case U_SOFTPLUS: case U_SOFTSIGN: case U_NOT: case U_SIGN:
+    case U_FLOOR: case U_CEIL: case U_ROUND: case U_SIN: case U_COS: case U_ISNAN: return true;
+    default: return false;
+  }
+}
+
+#define KILN_FUSE_BINARY(c)                                                    \
+  case c:                                                                      \
+    for (int e = 0; e < kFuseVec; e++) y[e] = binaryFloat<float>(c, x0[e], x1[e]); \
+    break;
+KILN_DEVICE void fuseBinary(int code, const float* x0, const float* x1, float* y) {
+  switch (code) {
+    KILN_FUSE_BINARY(B_ADD)
+    KILN_FUSE_BINARY(B_SUB)
+    KILN_FUSE_BINARY(B_MUL)
+    KILN_FUSE_BINARY(B_DIV)
+    KILN_FUSE_BINARY(B_POW)
+    KILN_FUSE_BINARY(B_MOD)
+    KILN_FUSE_BINARY(B_FMOD)
+    KILN_FUSE_BINARY(C_EQ)
+    KILN_FUSE_BINARY(C_LT)
+    KILN_FUSE_BINARY(C_GT)
+    KILN_FUSE_BINARY(C_LE)
+    KILN_FUSE_BINARY(C_GE)
+    default:
+      for (int e = 0; e < kFuseVec; e++) y[e] = x0[e];
+      break;
+  }
+}
+#undef KILN_FUSE_BINARY
+
+/** The binary codes fuseBinary has. */
+bool fusedBinaryCode(int code) {
+  switch (code) {
+    case B_ADD: case B_SUB: case B_MUL: case B_DIV: case B_POW: case B_MOD: case B_FMOD: case C_EQ: case C_LT:
+    case C_GT: case C_LE: case C_GE: return true;
+    default: return false;
+  }
+}
+
+/** The offset of element i in broadcast input k (IN_WALK). */
+KILN_DEVICE int32_t fuseWalk(const FuseParams* __restrict__ q, int k, int32_t i) {
+  int32_t off = 0;
+  for (int d = q->rank - 1; d >= 0; d--) {
+    const int32_t len = q->dims[d];
+    const int32_t qd = i / len;
+    off += (i - qd * len) * q->strides[k][d];
+    i = qd;
+  }
+  return off;
+}
+
+/** Input k at elements i0 .. i0 + kFuseVec - 1 (those below n). */
+KILN_DEVICE void fuseLoad(const FuseParams* __restrict__ q, const FusePointers& p, int k, int32_t i0, int32_t n,
+                          float* v) {
+  const uint8_t mode = q->inMode[k];
+  const char* base = p.in(k);
+  if (q->inBool[k]) {
+    const uint8_t* b = reinterpret_cast<const uint8_t*>(base);
+    for (int e = 0; e < kFuseVec; e++) {
+      const int32_t i = i0 + e < n ? i0 + e : n - 1;
+      const int32_t off = mode == IN_SCALAR ? 0 : mode == IN_FULL ? i : fuseWalk(q, k, i);
+      v[e] = b[off] != 0 ? 1.0f : 0.0f;
     }
-    for (int j = 0; j < q.nops; j++) {
-      const FuseOp& o = q.ops[j];
-      switch (o.kind) {
-        case F_UNARY: r[o.dst] = unaryFloat<float>(o.code, r[o.a], o.p0, o.p1); break;
-        case F_BINARY: r[o.dst] = binaryFloat<float>(o.code, r[o.a], r[o.b]); break;
-        default: r[o.dst] = r[o.a] != 0.0f ? r[o.b] : r[o.c]; break;
+    return;
+  }
+  const float* f = reinterpret_cast<const float*>(base);
+  if (mode == IN_SCALAR) {
+    const float x = f[0];
+    for (int e = 0; e < kFuseVec; e++) v[e] = x;
+  } else if (mode == IN_FULL && i0 + kFuseVec <= n && (reinterpret_cast<uintptr_t>(f + i0) & 15) == 0) {
+    const float4 x = *reinterpret_cast<const float4*>(f + i0);
+    v[0] = x.x;
+    v[1] = x.y;
+    v[2] = x.z;
+    v[3] = x.w;
+  } else {
+    for (int e = 0; e < kFuseVec; e++) {
+      const int32_t i = i0 + e < n ? i0 + e : n - 1;
+      v[e] = f[mode == IN_FULL ? i : fuseWalk(q, k, i)];
+    }
+  }
+}
+
+// The program (FuseParams) is the kernel's device table, read through a pointer: uniform loads
+// that the caches serve, where a by-value parameter indexed at run time would be copied per thread.
+__global__ void fusedKernel(const FuseParams* __restrict__ q, FusePointers p, int32_t n) {
+  const int32_t groups = (n + kFuseVec - 1) / kFuseVec;
+  const int32_t stride = static_cast<int32_t>(gridDim.x * blockDim.x);
+  const int nops = q->nops;
+  for (int32_t g = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x); g < groups; g += stride) {
+    const int32_t i0 = g * kFuseVec;
+    float acc[kFuseVec] = {0, 0, 0, 0}, s0[kFuseVec], s1[kFuseVec], s2[kFuseVec], s3[kFuseVec];
+    float a[kFuseVec], b[kFuseVec], c[kFuseVec];
+    auto fetch = [&](uint8_t src, float* v) {
+      if (src >= SRC_INPUT) {
+        fuseLoad(q, p, src - SRC_INPUT, i0, n, v);
+        return;
       }
-    }
-    for (int k = 0; k < q.nout; k++) {
-      if (q.outBool[k]) reinterpret_cast<uint8_t*>(p.out[k])[i] = r[q.outReg[k]] != 0.0f ? 1 : 0;
-      else reinterpret_cast<float*>(p.out[k])[i] = r[q.outReg[k]];
+      const float* from = src == SRC_SLOT + 0 ? s0 : src == SRC_SLOT + 1 ? s1 : src == SRC_SLOT + 2 ? s2
+                        : src == SRC_SLOT + 3 ? s3 : acc;
+      for (int e = 0; e < kFuseVec; e++) v[e] = from[e];
+    };
+    for (int j = 0; j < nops; j++) {
+      const FuseOp o = q->ops[j];
+      switch (o.save) {
+        case 0: for (int e = 0; e < kFuseVec; e++) s0[e] = acc[e]; break;
+        case 1: for (int e = 0; e < kFuseVec; e++) s1[e] = acc[e]; break;
+        case 2: for (int e = 0; e < kFuseVec; e++) s2[e] = acc[e]; break;
+        case 3: for (int e = 0; e < kFuseVec; e++) s3[e] = acc[e]; break;
+        default: break;
+      }
+      fetch(o.a, a);
+      if (o.kind == F_UNARY) {
+        fuseUnary(o.code, a, acc);
+      } else if (o.kind == F_BINARY) {
+        fetch(o.b, b);
+        fuseBinary(o.code, a, b, acc);
+      } else {
+        fetch(o.b, b);
+        fetch(o.c, c);
+        for (int e = 0; e < kFuseVec; e++) acc[e] = a[e] != 0.0f ? b[e] : c[e];
+      }
+      if (o.store >= 0) {
+        char* out = p.out(o.store);
+        if (q->outBool[o.store]) {
+          for (int e = 0; e < kFuseVec; e++) {
+            if (i0 + e < n) reinterpret_cast<uint8_t*>(out)[i0 + e] = acc[e] != 0.0f ? 1 : 0;
+          }
+        } else {
+          float* f = reinterpret_cast<float*>(out);
+          if (i0 + kFuseVec <= n && (reinterpret_cast<uintptr_t>(f + i0) & 15) == 0) {
+            *reinterpret_cast<float4*>(f + i0) = make_float4(acc[0], acc[1], acc[2], acc[3]);
+          } else {
+            for (int e = 0; e < kFuseVec; e++) {
+              if (i0 + e < n) f[i0 + e] = acc[e];
+            }
+          }
+        }
+      }
     }
   }
 }
@@ -819,9 +1027,11 @@ struct FusedKernel : Kernel {
   bool run(Exec& x) override {
     if (n == 0) return true;
     FusePointers p{};
-    for (int k = 0; k < q.nin; k++) p.in[k] = x.ptr(in[k]);
-    for (int k = 0; k < q.nout; k++) p.out[k] = x.ptr(out[k]);
-    KILN_LAUNCH(fusedKernel, gridFor(n, kThreads), dim3(kThreads), 0, x.stream, q, p, n);
+    for (int k = 0; k < q.nin; k++) p.set(k, x.ptr(in[k]));
+    for (int k = 0; k < q.nout; k++) p.setOut(k, x.ptr(out[k]));
+    const FuseParams* program = reinterpret_cast<const FuseParams*>(tableDevice);
+    KILN_LAUNCH(fusedKernel, gridFor((n + kFuseVec - 1) / kFuseVec, kThreads), dim3(kThreads), 0, x.stream, program, p,
+                static_cast<int32_t>(n));
     return launched(x, "fused elementwise");
   }
 };
@@ -846,7 +1056,7 @@ bool fuseStep(const NodeView& v, FuseOp& op, int& arity) {
     if (!v.has(0) || !v.has(1) || v.inputCount() != 2 || legacyBroadcast(v)) return false;
     if (v.in(0).dtype != DT_FLOAT || v.in(1).dtype != DT_FLOAT) return false;
     const bool cmp = b >= C_EQ;
-    if (b == B_PRELU || b == B_AND || b == B_OR || b == B_XOR || b == B_SHL || b == B_SHR) return false;
+    if (!fusedBinaryCode(b)) return false;
     if (o.dtype != (cmp ? DT_BOOL : DT_FLOAT)) return false;
     op.kind = F_BINARY;
     op.code = static_cast<int16_t>(b);
@@ -855,13 +1065,9 @@ bool fuseStep(const NodeView& v, FuseOp& op, int& arity) {
   }
   int u = unaryCode(name);
   if (u < 0 || !v.has(0) || v.inputCount() != 1) return false;
-  // the parameterless codes (parameters would repeat lowerUnary's attribute handling)
-  switch (u) {
-    case U_LEAKY: case U_ELU: case U_SELU: case U_CELU: case U_HSIG: case U_CLIP: case U_THRELU: case U_SHRINK:
-    case U_ISINF: case U_BITNOT: return false;
-    default: break;
-  }
   if (u == U_GELU && v.attrString("approximate", "none") == "tanh") u = U_GELU_TANH;
+  // parameterless and cheap codes only (see fuseUnary)
+  if (!fusedUnaryCode(u)) return false;
   const int dx = v.in(0).dtype;
   if (u == U_NOT) {
     if (dx != DT_BOOL || o.dtype != DT_BOOL) return false;
@@ -890,6 +1096,12 @@ std::unique_ptr<Kernel> lowerFusedElementwise(const Schedule& s, const FusedRegi
     why = "region past the fused kernel's limits";
     return nullptr;
   }
+  int64_t total = 1;
+  for (int64_t d : r.dims) total *= d;
+  if (total >= (int64_t(1) << 31) - kFuseVec) {
+    why = "2^31 elements or more";
+    return nullptr;
+  }
   auto k = std::make_unique<FusedKernel>();
   std::map<int32_t, int> reg;
   std::vector<std::vector<int64_t>> inDims;
@@ -904,11 +1116,33 @@ std::unique_ptr<Kernel> lowerFusedElementwise(const Schedule& s, const FusedRegi
       return nullptr;
     }
     k->q.inBool[i] = x.dtype == DT_BOOL ? 1 : 0;
+    k->q.inMode[i] = x.elements() == 1 ? IN_SCALAR : x.elements() == total ? IN_FULL : IN_WALK;
   }
-  if (!makeWalk<kFuseMaxInputs>(r.dims, inDims, k->q.w)) {
+  Walk<kFuseMaxInputs> w;
+  if (!makeWalk<kFuseMaxInputs>(r.dims, inDims, w)) {
     why = "rank past 8 or shapes that do not broadcast";
     return nullptr;
   }
+  k->q.rank = w.rank;
+  for (int d = 0; d < w.rank; d++) {
+    k->q.dims[d] = static_cast<int32_t>(w.dims[d]);
+    for (int i = 0; i < kFuseMaxInputs; i++) k->q.strides[i][d] = static_cast<int32_t>(w.strides[i][d]);
+  }
+  // where each value lives while the steps run, and how many later steps still read it
+  std::map<int32_t, int> uses;
+  for (int32_t ni : r.nodes) {
+    for (int32_t x : s.nodes[static_cast<size_t>(ni)].inputs) {
+      if (x >= 0) uses[x]++;
+    }
+  }
+  std::map<int32_t, int> outIndex;
+  for (size_t i = 0; i < r.outputs.size(); i++) {
+    outIndex[r.outputs[i]] = static_cast<int>(i);
+    k->q.outBool[i] = s.values[static_cast<size_t>(r.outputs[i])].dtype == DT_BOOL ? 1 : 0;
+    k->out[i] = r.outputs[i];
+  }
+  int32_t inAcc = -1;
+  int32_t slot[kFuseSlots] = {-1, -1, -1, -1};
   std::string label;
   for (size_t j = 0; j < r.nodes.size(); j++) {
     const SNode& n = s.nodes[static_cast<size_t>(r.nodes[j])];
@@ -919,36 +1153,76 @@ std::unique_ptr<Kernel> lowerFusedElementwise(const Schedule& s, const FusedRegi
       why = "node '" + n.name + "' is not a fusable elementwise node";
       return nullptr;
     }
+    op.save = -1;
+    op.store = -1;
+    // the accumulator's value, when a later step reads it, moves to a free slot first
+    if (inAcc >= 0) {
+      int later = uses[inAcc];
+      for (int a = 0; a < arity; a++) later -= v.inId(a) == inAcc ? 1 : 0;
+      if (later > 0) {
+        int free = -1;
+        for (int t = 0; t < kFuseSlots && free < 0; t++) {
+          if (slot[t] < 0) free = t;
+        }
+        if (free < 0) {
+          why = "more than four values live at once";
+          return nullptr;
+        }
+        slot[free] = inAcc;
+        op.save = static_cast<int8_t>(free);
+      }
+    }
     uint8_t* args[3] = {&op.a, &op.b, &op.c};
     for (int a = 0; a < arity; a++) {
-      auto it = reg.find(v.inId(a));
-      if (it == reg.end()) {
-        why = "node '" + n.name + "' reads a value the region does not have";
-        return nullptr;
+      const int32_t x = v.inId(a);
+      auto in = reg.find(x);
+      if (in != reg.end()) {
+        *args[a] = static_cast<uint8_t>(SRC_INPUT + in->second);
+      } else if (x == inAcc) {
+        *args[a] = SRC_ACC;
+      } else {
+        int at = -1;
+        for (int t = 0; t < kFuseSlots; t++) {
+          if (slot[t] == x) at = t;
+        }
+        if (at < 0) {
+          why = "node '" + n.name + "' reads a value the region does not have";
+          return nullptr;
+        }
+        *args[a] = static_cast<uint8_t>(SRC_SLOT + at);
       }
-      *args[a] = static_cast<uint8_t>(it->second);
     }
-    op.dst = static_cast<uint8_t>(kFuseMaxInputs + j);
-    reg[v.outId(0)] = op.dst;
+    for (int a = 0; a < arity; a++) {
+      const int32_t x = v.inId(a);
+      if (--uses[x] == 0) {
+        for (int t = 0; t < kFuseSlots; t++) {
+          if (slot[t] == x) slot[t] = -1;
+        }
+      }
+    }
+    inAcc = v.outId(0);
+    auto o = outIndex.find(inAcc);
+    if (o != outIndex.end()) op.store = static_cast<int8_t>(o->second);
     k->q.ops[j] = op;
     label += (j ? "+" : "") + n.op;
   }
   k->q.nops = static_cast<int>(r.nodes.size());
   k->q.nout = static_cast<int>(r.outputs.size());
-  for (size_t i = 0; i < r.outputs.size(); i++) {
-    auto it = reg.find(r.outputs[i]);
-    if (it == reg.end() || it->second < kFuseMaxInputs) {
+  for (int32_t y : r.outputs) {
+    bool computed = false;
+    for (int32_t ni : r.nodes) computed = computed || s.nodes[static_cast<size_t>(ni)].outputs[0] == y;
+    if (!computed) {
       why = "an output the region does not compute";
       return nullptr;
     }
-    k->q.outReg[i] = static_cast<uint8_t>(it->second);
-    k->q.outBool[i] = s.values[static_cast<size_t>(r.outputs[i])].dtype == DT_BOOL ? 1 : 0;
-    k->out[i] = r.outputs[i];
   }
   int64_t n = 1;
   for (int64_t d : r.dims) n *= d;
   k->n = n;
   k->label = "Fused(" + label + ")";
+  // the program goes to the device once, as the kernel's table (Kernel::table)
+  k->table.resize(sizeof(FuseParams));
+  std::memcpy(k->table.data(), &k->q, sizeof(FuseParams));
   return k;
 }
 

@@ -130,11 +130,15 @@ bool launchAxis(Exec& x, const AxisParams& p, int dt, const void* xp, void* op, 
   // contiguous rows or few long strided rows: a block per row; else a thread per row
   const bool byBlock = p.inner == 1 ? p.len >= kBlockMin : (rows < 2048 && p.len >= 256);
   const dim3 grid = byBlock ? gridFor(rows, 1) : gridFor(rows, kThreads);
+  // a block per row sized to the row: about four elements a thread, 32 to kThreads threads (a
+  // row of 128, as attention's, took a 256-thread block with half of it idle)
+  int blockThreads = 32;
+  while (blockThreads < kThreads && blockThreads * 4 < p.len) blockThreads *= 2;
   switch (dt) {
-#define KILN_CASE(D)                                                                          \
-  case D:                                                                                     \
-    if (byBlock) KILN_LAUNCH(axisBlockKernel<D>, grid, dim3(kThreads), 0, x.stream, p, xp, op); \
-    else KILN_LAUNCH(axisThreadKernel<D>, grid, dim3(kThreads), 0, x.stream, p, xp, op);      \
+#define KILN_CASE(D)                                                                                  \
+  case D:                                                                                             \
+    if (byBlock) KILN_LAUNCH(axisBlockKernel<D>, grid, dim3(blockThreads), 0, x.stream, p, xp, op); \
+    else KILN_LAUNCH(axisThreadKernel<D>, grid, dim3(kThreads), 0, x.stream, p, xp, op);              \
     break;
     KILN_NORM_TYPES(KILN_CASE)
 #undef KILN_CASE
