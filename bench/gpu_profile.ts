@@ -4,11 +4,12 @@
  * seeded weight set, the median eval wall time with the run list replayed as a graph and launched
  * kernel by kernel, then one profiled eval: device time per op and the slowest nodes. A tool for
  * finding what to fuse or speed up next; the side-by-side benchmark is `deno task bench:gpu`.
- * Options: --models gpt2,bert,resnet50  --runs 20  --top 12  --json FILE.
+ * Options: --models gpt2,bert,resnet50  --runs 20  --top 12  --json FILE; or any model with its
+ * weights beside it: --onnx FILE --npy FILE (its one input, e.g. bench:gpu's exports).
  * @module
  */
 import { parseArgs } from "node:util";
-import { compile, parseOnnx, type ProfileReport, type Program, WeightSet } from "../mod.ts";
+import { compile, parseOnnx, type ProfileReport, type Program, readNpy, WeightSet } from "../mod.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { writeRandomWeights } from "../core/weights/random.ts";
 
@@ -19,6 +20,8 @@ const { values } = parseArgs({
     runs: { type: "string", default: "20" },
     top: { type: "string", default: "12" },
     json: { type: "string" },
+    onnx: { type: "string" },
+    npy: { type: "string" },
     "models-dir": {
       type: "string",
       default: Deno.env.get("KILN_SHARED_MODELS") ?? new URL("../../shared/models", import.meta.url).pathname,
@@ -28,11 +31,26 @@ const { values } = parseArgs({
 const RUNS = Number(values.runs);
 const TOP = Number(values.top);
 
-const MODELS: Record<string, { file: string; input: string; dims: number[]; vocab?: number }> = {
-  gpt2: { file: "gpt2_dynamo.onnx", input: "ids", dims: [1, 128], vocab: 50257 },
-  bert: { file: "bert_dynamo.onnx", input: "ids", dims: [1, 128], vocab: 30522 },
-  resnet50: { file: "resnet50_dynamo.onnx", input: "x", dims: [1, 3, 224, 224] },
-};
+const MODELS: Record<string, { file: string; input: string; dims: number[]; vocab?: number; npy?: string }> =
+  {
+    gpt2: { file: "gpt2_dynamo.onnx", input: "ids", dims: [1, 128], vocab: 50257 },
+    bert: { file: "bert_dynamo.onnx", input: "ids", dims: [1, 128], vocab: 30522 },
+    resnet50: { file: "resnet50_dynamo.onnx", input: "x", dims: [1, 3, 224, 224] },
+  };
+
+if (values.onnx) {
+  if (!values.npy) throw new Error("gpu_profile: --onnx needs --npy (the model's input)");
+  const x = readNpy(await Deno.readFile(values.npy), values.npy);
+  const model = await parseOnnx(values.onnx);
+  const input = model.inputs[0];
+  MODELS[values.onnx] = { file: values.onnx, input: input.name, dims: [...x.dims], npy: values.npy };
+  values.models = values.onnx;
+}
+
+async function _inputOf(m: (typeof MODELS)[string]): Promise<Record<string, Tensor>> {
+  if (m.npy) return { [m.input]: readNpy(await Deno.readFile(m.npy), m.npy) };
+  return _input(m);
+}
 
 function _input(m: (typeof MODELS)[string]): Record<string, Tensor> {
   const n = m.dims.reduce((a, b) => a * b, 1);
@@ -69,11 +87,13 @@ for (const name of values.models.split(",")) {
     console.error(`gpu_profile: unknown model '${name}' (${Object.keys(MODELS).join(", ")})`);
     continue;
   }
-  const path = `${values["models-dir"]}/${m.file}`;
-  const dir = await Deno.makeTempDir({ prefix: `kiln_profile_${name}_` });
+  const own = m.npy !== undefined; // a model with its own weights beside it
+  const path = own ? m.file : `${values["models-dir"]}/${m.file}`;
+  const tmp = await Deno.makeTempDir({ prefix: "kiln_profile_" });
+  const dir = own ? path.replace(/\/[^/]*$/, "") : tmp;
   const programs: Program[] = [];
   try {
-    await writeRandomWeights(path, dir, { seed: 7 });
+    if (!own) await writeRandomWeights(path, dir, { seed: 7 });
     const make = async (graphs: boolean, fusion = true) => {
       const p = compile(
         await parseOnnx(path, { deferExternalWeights: true, inputDims: { [m.input]: m.dims } }),
@@ -84,7 +104,7 @@ for (const name of values.models.split(",")) {
       await p.bindWeights(await WeightSet.fromOnnxDir(p, dir));
       return p;
     };
-    const inputs = _input(m);
+    const inputs = await _inputOf(m);
     const graphed = await make(true);
     const graphMs = await _time(graphed, inputs);
     const deviceOnlyMs = await _time(graphed, inputs, []);
@@ -126,7 +146,7 @@ for (const name of values.models.split(",")) {
     console.error(`gpu_profile: ${name}: ${(e as Error).message}`);
   } finally {
     for (const p of programs) p.dispose();
-    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(tmp, { recursive: true });
   }
 }
 if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(results, null, 1));

@@ -4,12 +4,13 @@
  *
  * onnxruntime-web is imported through its `./wasm` export, which resolves to
  * `dist/ort.wasm.bundle.min.mjs` (the SIMD build with the `.wasm` embedded), so no `wasmPaths`
- * are needed. It cannot read files: the model is given as bytes and every external-data file
+ * are needed. It is imported when first used (bench:gpu runs on machines that carry only
+ * onnxruntime-node). It cannot read files: the model is given as bytes and every external-data file
  * the model names is passed through the `externalData` session option.
  * @module
  */
 import * as ortNode from "onnxruntime-node";
-import * as ortWeb from "onnxruntime-web/wasm";
+import type * as OrtWeb from "onnxruntime-web/wasm";
 import { dirname, join } from "node:path";
 import { onnx } from "../core/onnx/onnx_pb.js";
 import type { DTypeName, Tensor, TypedArray } from "../core/tensor.ts";
@@ -163,6 +164,7 @@ let _webConfigured = false;
  * bytes without external data.
  */
 export async function ortWebSession(model: string | Uint8Array): Promise<PeerSession> {
+  const ortWeb = _ortWeb ??= await import("onnxruntime-web/wasm");
   if (!_webConfigured) {
     ortWeb.env.wasm.numThreads = 1;
     ortWeb.env.wasm.simd = true;
@@ -187,9 +189,9 @@ export async function ortWebSession(model: string | Uint8Array): Promise<PeerSes
     name: "ort-web (wasm, 1 thread)",
     createMs,
     async run(feeds) {
-      const f: Record<string, ortWeb.Tensor> = {};
+      const f: Record<string, OrtWeb.Tensor> = {};
       for (const [k, v] of Object.entries(feeds)) {
-        f[k] = new ortWeb.Tensor(v.dtype as ortWeb.Tensor.Type, v.data as ortWeb.Tensor.DataType, v.dims);
+        f[k] = new ortWeb.Tensor(v.dtype as OrtWeb.Tensor.Type, v.data as OrtWeb.Tensor.DataType, v.dims);
       }
       return _outputs(await session.run(f) as unknown as Record<string, _OrtTensor>);
     },
@@ -197,7 +199,9 @@ export async function ortWebSession(model: string | Uint8Array): Promise<PeerSes
   };
 }
 
-/** The onnxruntime versions in use. */
+let _ortWeb: typeof OrtWeb | undefined;
+
+/** The onnxruntime versions in use (onnxruntime-web's once a session of it was created). */
 export function peerVersions(): { node: string; web: string } {
-  return { node: ortNode.env.versions.node ?? "?", web: ortWeb.env.versions.web ?? "?" };
+  return { node: ortNode.env.versions.node ?? "?", web: _ortWeb?.env.versions.web ?? "?" };
 }

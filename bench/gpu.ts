@@ -1,0 +1,827 @@
+/**
+ * `deno task bench:gpu`: kiln's gpu target and PyTorch side by side on one GPU, in one run.
+ *
+ * 1. Checks that kiln's HIP library finds a GPU (`gpuLibraryInfo`); with none it says why and
+ *    exits 0, writing nothing.
+ * 2. Runs bench/gpu_torch.py (its progress printed as it goes), which builds GPT-2, BERT-base and
+ *    ResNet-50 from their default configs with seeded random weights, exports each to ONNX with
+ *    external data, writes a second weight set (`v2/`), the inputs and PyTorch's float32 outputs
+ *    as .npy, times PyTorch (eager, eager with host input and output, CUDA graph, torch.compile,
+ *    two weight-swap baselines) and measures the limits (pinned and pageable host-to-device
+ *    copies, page-cache reads with 1, 8 and 16 threads), all into `torch.json`.
+ *    `--torch-json FILE` reuses an earlier run's folder instead.
+ * 3. For each model: compiles the exported graph for the gpu target with deferred weights, binds
+ *    the exported weights, checks kiln's output against PyTorch's (relative L2; loud above 1e-4),
+ *    times eval (replaying a captured graph, kiln's default, and again launching kernel by kernel),
+ *    times swaps alternating the two weight sets (with the bind's phases), and times
+ *    onnxruntime-node session re-creation on the same files (what a runtime without weight swap
+ *    does instead).
+ * 4. Prints one table (each row: kiln's median against one PyTorch mode, peer or limit) and
+ *    appends it, dated, with the machine, versions and numerics of both sides, to bench/RESULTS.md.
+ *
+ * A model that fails on either side is reported with its error; the run goes on.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import {
+  type BindPhases,
+  type BindReport,
+  compile,
+  type GpuLibraryInfo,
+  gpuLibraryInfo,
+  type GpuOptions,
+  type GraphReport,
+  KILN_VERSION,
+  parseOnnx,
+  type Program,
+  readNpy,
+  type Tensor,
+  WeightSet,
+} from "../mod.ts";
+import { ortNodeSession, peerVersions } from "./peers.ts";
+import { errText, fmtMs, median, relL2 } from "./util.ts";
+
+const REL_L2_BAR = 1e-4;
+const PY_SCRIPT = new URL("./gpu_torch.py", import.meta.url).pathname;
+
+// ---------------------------------------------------------------------------------------------
+// What bench/gpu_torch.py writes (torch.json); every field may be missing after a failure.
+
+interface _Stat {
+  median: number;
+  min: number;
+  runs: number;
+}
+
+interface _TorchModel {
+  ok: boolean;
+  error?: string;
+  input?: { name: string; dtype: string; dims: number[]; npy: string };
+  output?: { name: string; dims?: number[]; npy: string; npy_v2?: string };
+  onnx?: string;
+  weights_v2_dir?: string;
+  eval_ms?: Record<string, _Stat>;
+  compile_s?: Record<string, number>;
+  swap_ms?: Record<string, _Stat>;
+  swap_bytes?: number;
+  errors?: Record<string, string>;
+  tf32_row_settings?: Record<string, unknown>;
+  export?: { export_s?: number; weight_bytes?: number; v2_unmatched?: string[] };
+}
+
+interface _TorchJson {
+  date?: string;
+  versions?: Record<string, string | number | null>;
+  device?: { name?: string; capability?: string; driver?: string | null };
+  cpu?: string;
+  settings?: {
+    runs?: number;
+    warmup?: number;
+    compile?: boolean;
+    tf32?: Record<string, unknown>;
+    tf32_statement?: string;
+  };
+  models?: Record<string, _TorchModel>;
+  limits?: {
+    error?: string;
+    pinned_h2d_gbps?: number;
+    pageable_h2d_gbps?: number;
+    h2d_bytes?: number;
+    page_cache?: { file: string; bytes: number; chunk_bytes: number; gbps: Record<string, number> };
+  };
+  seconds?: number;
+}
+
+/** PyTorch's eval modes, in table order, with their labels. */
+const TORCH_EVALS: [string, string][] = [
+  ["eager", "PyTorch eager (input and output on the device)"],
+  ["eager_host_io", "PyTorch eager, input from and output to host memory (as kiln's eval)"],
+  ["cuda_graph", "PyTorch CUDA graph replay"],
+  ["compile_default", "torch.compile (default mode)"],
+  ["compile_reduce_overhead", "torch.compile (reduce-overhead: CUDA graphs)"],
+  ["eager_tf32_conv", "PyTorch eager with TF32 convolutions (PyTorch's default; not float32-exact)"],
+];
+
+/** PyTorch's weight-swap baselines. */
+const TORCH_SWAPS: [string, string][] = [
+  ["safetensors_load_state_dict", "PyTorch safetensors load_file(device=cuda) + load_state_dict"],
+  ["pinned_copy", "PyTorch param.copy_ from pinned host tensors (no file read)"],
+];
+
+// ---------------------------------------------------------------------------------------------
+// kiln: how it runs and how it swaps. Each way the API offers is one entry, timed and reported
+// alike: an eval mode is a set of GpuOptions (the first is the default, set against every PyTorch
+// mode; the others against the PyTorch modes they resemble), a swap mode is a way to build the
+// weight set a swap binds. kiln's float32 is strict (docs/gpu.md, Numerics) and it has no TF32
+// option; one that comes is an eval mode here and a word in the numerics line of the report. A
+// weight set held resident in host memory, should the API gain one, is a swap mode.
+
+interface _EvalMode {
+  /** its name in the table's rows ("" for the default) */
+  short: string;
+  /** the gpu target's options beside the library */
+  options: GpuOptions;
+  /** the PyTorch eval modes (TORCH_EVALS keys) it is set against; all when absent */
+  peers?: string[];
+  /** the outputs `eval` copies back (`EvalOptions.outputs`; all when absent) */
+  outputs?: string[];
+}
+
+const KILN_EVALS: _EvalMode[] = [
+  // evals replay a captured graph (GpuOptions.graphs, default true) and copy the output to the host
+  { short: "", options: {}, peers: ["eager_host_io"] },
+  // the output left on the device, as PyTorch's own modes leave theirs
+  {
+    short: "output left on the device",
+    options: {},
+    outputs: [],
+    peers: ["eager", "cuda_graph", "compile_default", "compile_reduce_overhead", "eager_tf32_conv"],
+  },
+  { short: "kernel by kernel", options: { graphs: false }, peers: ["eager", "eager_host_io"] },
+  { short: "no fusion", options: { fusion: false }, outputs: [], peers: ["eager", "cuda_graph"] },
+];
+
+interface _SwapMode {
+  /** what it is, for the log and the details */
+  label: string;
+  /** its name in the table's rows */
+  short: string;
+  /** the weight set to bind from a weight folder (the ONNX external-data files) */
+  set(program: Program, dir: string): Promise<WeightSet>;
+}
+
+const KILN_SWAPS: _SwapMode[] = [
+  {
+    label: "kiln swap: WeightSet.fromOnnxDir + bindWeights (files read, hashed and uploaded by the library)",
+    short: "from files",
+    set: (program, dir) => WeightSet.fromOnnxDir(program, dir),
+  },
+];
+
+interface _EvalResult {
+  mode: _EvalMode;
+  /** wall ms of each timed eval */
+  ms: number[];
+  /** relative L2 against PyTorch's output (weights v1) */
+  relL2?: number;
+  /** how its evals launched (ProgramInfo.graphs) */
+  graphs?: GraphReport;
+}
+
+interface _SwapResult {
+  mode: _SwapMode;
+  /** the whole swap: building the weight set + bindWeights, ms */
+  total: number[];
+  /** bindWeights alone (BindReport.ms) */
+  bind: number[];
+  phases: BindPhases[];
+  last?: BindReport;
+}
+
+interface _KilnResult {
+  name: string;
+  /** why the model could not run at all */
+  error?: string;
+  /** problems of single steps (the rest ran) */
+  notes: string[];
+  device?: string;
+  compileMs?: number;
+  hostNodes: string[];
+  weightCount?: number;
+  weightBytes?: number;
+  firstBindMs?: number;
+  /** relative L2 against PyTorch's output with weights v1 (the default eval mode) */
+  relL2?: number;
+  /** the same with weights v2, after a swap */
+  relL2v2?: number;
+  evals: _EvalResult[];
+  swaps: _SwapResult[];
+  ortMs: number[];
+}
+
+function _emptyResult(name: string): _KilnResult {
+  return { name, notes: [], hostNodes: [], evals: [], swaps: [], ortMs: [] };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function _int(flag: string, v: string, min: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new Error(`Flag --${flag} is '${v}', not an integer >= ${min}`);
+  return n;
+}
+
+async function _ms<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const t0 = performance.now();
+  const r = await fn();
+  return [performance.now() - t0, r];
+}
+
+async function _exists(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads a file once, in 8 MiB pieces, so that it is in the page cache. */
+async function _warm(path: string): Promise<void> {
+  using f = await Deno.open(path);
+  const buf = new Uint8Array(8 << 20);
+  while ((await f.read(buf)) !== null) { /* read to the end */ }
+}
+
+function _log(s: string): void {
+  console.log(`[bench:gpu] ${s}`);
+}
+
+/** The single output to compare (the one PyTorch named, else the program's first). */
+function _output(program: Program, outs: Record<string, Tensor>, torchName?: string): Tensor {
+  const name = torchName && Object.hasOwn(outs, torchName) ? torchName : program.outputs[0].name;
+  return outs[name];
+}
+
+async function _compare(
+  name: string,
+  what: string,
+  got: Tensor,
+  npyPath: string,
+  notes: string[],
+  /** false when PyTorch's weights are known to differ (the warning is then a note) */
+  same = true,
+): Promise<number | undefined> {
+  if (!(await _exists(npyPath))) {
+    notes.push(`${what}: no PyTorch output to compare with (${npyPath} missing)`);
+    return undefined;
+  }
+  const ref = readNpy(await Deno.readFile(npyPath), npyPath);
+  const r = relL2({ y: got }, { y: ref });
+  _log(
+    `${name}: ${what}: relative L2 vs PyTorch float32 ${r.value.toExponential(2)}${
+      r.note ? ` (${r.note})` : ""
+    }`,
+  );
+  if (!(r.value <= REL_L2_BAR) && !same) {
+    _log(`${name}: ${what}: not comparable: PyTorch's v2 state dict lacks tensors the exporter computed`);
+  } else if (!(r.value <= REL_L2_BAR)) {
+    const bar = "!".repeat(100);
+    console.log(
+      `\n${bar}\n!!! ${name}: ${what}: kiln's output is FAR from PyTorch's: relative L2 ${r.value} > ${REL_L2_BAR}` +
+        `${r.note ? ` (${r.note})` : ""}\n!!! its timings below are of a wrong result\n${bar}\n`,
+    );
+  }
+  return r.value;
+}
+
+/** kiln on one model that bench/gpu_torch.py exported: every eval mode, every swap mode, then onnxruntime. */
+async function _kilnModel(
+  name: string,
+  m: _TorchModel,
+  base: string,
+  opts: { library: string; runs: number; warmup: number; ortRuns: number },
+): Promise<_KilnResult> {
+  const res = _emptyResult(name);
+  if (!m.ok || !m.onnx || !m.input) {
+    res.error = m.error ? "not exported (PyTorch's error below)" : "not exported by gpu_torch.py";
+    return res;
+  }
+  const at = (p: string) => (isAbsolute(p) ? p : join(base, p));
+  const onnxPath = at(m.onnx);
+  const dirs = [dirname(onnxPath), at(m.weights_v2_dir ?? join(dirname(m.onnx), "v2"))];
+  const input = m.input;
+  const torchOut = m.output?.name;
+  for (const [i, mode] of KILN_EVALS.entries()) {
+    let program: Program | undefined;
+    const what = mode.short ? ` (${mode.short})` : "";
+    try {
+      _log(`${name}${what}: compile ${onnxPath} for the gpu target (deferred weights)`);
+      const [compileMs, p] = await _ms(async () =>
+        compile(
+          await parseOnnx(onnxPath, { deferExternalWeights: true, inputDims: { [input.name]: input.dims } }),
+          "gpu",
+          { gpu: { ...mode.options, library: opts.library } },
+        )
+      );
+      program = p;
+      if (program.inputs.length !== 1) {
+        throw new Error(`the graph has ${program.inputs.length} inputs, bench/gpu.ts feeds one`);
+      }
+      const x = readNpy(await Deno.readFile(at(input.npy)), input.npy);
+      const feeds = { [program.inputs[0].name]: x };
+      if (i === 0) {
+        res.compileMs = compileMs;
+        const info = program.info();
+        res.device = info.device;
+        res.hostNodes = info.hostNodes.map((h) => `${h.name} (${h.op}): ${h.reason}`);
+        if (res.hostNodes.length) {
+          _log(`${name}: ${res.hostNodes.length} node(s) run on the host: ${res.hostNodes[0]}`);
+        }
+        const sig = program.weightSignature();
+        res.weightCount = sig.length;
+        res.weightBytes = sig.reduce((a, s) => a + s.byteLength, 0);
+        // page cache warm for both weight sets, as on the PyTorch side
+        for (const loc of new Set(program.weights.map((w) => w.location))) {
+          for (const d of dirs) await _warm(join(d, loc));
+        }
+      }
+      const [bindMs] = await _ms(async () =>
+        program!.bindWeights(await WeightSet.fromOnnxDir(program!, dirs[0]))
+      );
+      if (i === 0) res.firstBindMs = bindMs;
+      const ev: _EvalResult = { mode, ms: [] };
+      res.evals.push(ev);
+      const y1 = _output(program, await program.eval(feeds), torchOut);
+      if (m.output) ev.relL2 = await _compare(name, `weights v1${what}`, y1, at(m.output.npy), res.notes);
+      if (i === 0) res.relL2 = ev.relL2;
+
+      _log(`${name}${what}: eval, ${opts.warmup} warm-up + ${opts.runs} timed`);
+      try {
+        const eo = { outputs: mode.outputs };
+        for (let k = 0; k < opts.warmup; k++) await program.eval(feeds, eo);
+        for (let k = 0; k < opts.runs; k++) ev.ms.push((await _ms(() => program!.eval(feeds, eo)))[0]);
+      } catch (e) {
+        res.notes.push(`eval${what}: ${errText(e)}`);
+      }
+      ev.graphs = program.info().graphs;
+      if (i === 0) {
+        for (const sm of KILN_SWAPS) {
+          res.swaps.push(await _swaps(name, program, sm, dirs, feeds, m, at, opts.runs, res));
+        }
+      }
+    } catch (e) {
+      if (i === 0) {
+        res.error = errText(e);
+        _log(`${name}: FAILED: ${res.error}`);
+        break; // the other eval modes would fail alike
+      }
+      res.notes.push(`eval${what}: ${errText(e)}`);
+      _log(`${name}${what}: FAILED: ${errText(e)}`);
+    } finally {
+      program?.dispose();
+    }
+  }
+
+  const file = onnxPath.split("/").pop()!;
+  if (opts.ortRuns > 0 && (await _exists(join(dirs[1], file)))) {
+    _log(`${name}: onnxruntime-node session re-creation, ${opts.ortRuns} times`);
+    try {
+      for (let r = 0; r < opts.ortRuns; r++) {
+        const s = await ortNodeSession(join(dirs[(r + 1) % 2], file), { intraOpThreads: 0 });
+        res.ortMs.push(s.createMs);
+        await s.release();
+      }
+    } catch (e) {
+      res.notes.push(`onnxruntime-node session: ${errText(e)}`);
+    }
+  }
+  return res;
+}
+
+/** Times `runs` swaps of one swap mode, alternating v2 and v1; checks the output after the first. */
+async function _swaps(
+  name: string,
+  program: Program,
+  mode: _SwapMode,
+  dirs: string[],
+  feeds: Record<string, Tensor>,
+  m: _TorchModel,
+  at: (p: string) => string,
+  runs: number,
+  res: _KilnResult,
+): Promise<_SwapResult> {
+  _log(`${name}: ${mode.label}, ${runs} swaps alternating v1 and v2`);
+  const s: _SwapResult = { mode, total: [], bind: [], phases: [] };
+  try {
+    // the first swap stages into new device buffers (spares from then on): untimed
+    await program.bindWeights(await mode.set(program, dirs[1]));
+    const y2 = _output(program, await program.eval(feeds), m.output?.name);
+    if (m.output?.npy_v2 && res.relL2v2 === undefined) {
+      const same = !m.export?.v2_unmatched?.length;
+      res.relL2v2 = await _compare(
+        name,
+        "weights v2 (after a swap)",
+        y2,
+        at(m.output.npy_v2),
+        res.notes,
+        same,
+      );
+    }
+    await program.bindWeights(await mode.set(program, dirs[0]));
+    for (let r = 0; r < runs; r++) {
+      const [ms, rep] = await _ms(async () =>
+        program.bindWeights(await mode.set(program, dirs[(r + 1) % 2]))
+      );
+      s.total.push(ms);
+      s.bind.push(rep.ms);
+      if (rep.phases) s.phases.push(rep.phases);
+      s.last = rep;
+    }
+  } catch (e) {
+    res.notes.push(`${mode.label}: ${errText(e)}`);
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report
+
+function _ratio(a: number | undefined, b: number | undefined): string {
+  if (a === undefined || b === undefined || !(b > 0) || !Number.isFinite(a)) return "–";
+  return `${(a / b).toFixed(2)}×`;
+}
+
+function _mb(bytes: number): string {
+  const mb = bytes / 1e6;
+  return `${mb.toFixed(mb >= 100 ? 0 : mb >= 1 ? 1 : 3)} MB`;
+}
+
+function _gbps(v: number | undefined): string {
+  return v === undefined ? "–" : `${v.toFixed(1)} GB/s`;
+}
+
+function _versionOf(v: number): string {
+  // CUDA numbers 13000 as 13.0; HIP numbers differ: shown as is
+  return v >= 1000 && v < 100000 ? `${Math.floor(v / 1000)}.${(v % 1000) / 10}` : String(v);
+}
+
+function _phaseMedians(ps: BindPhases[]): string {
+  if (!ps.length) return "";
+  const m = (f: (p: BindPhases) => number) => fmtMs(median(ps.map(f)));
+  return `validate ${m((p) => p.validateMs)} / load ${m((p) => p.loadMs)} (read ${
+    m((p) => p.readMs)
+  } summed over ` +
+    `${ps[0].threads} threads; upload tail ${m((p) => p.uploadTailMs)}) / prepare ${
+      m((p) => p.prepareMs)
+    } ms`;
+}
+
+function _table(results: _KilnResult[], torch: _TorchJson): string[] {
+  const rows: string[] = [
+    "| what | kiln ms | compared with | its ms | kiln ÷ it |",
+    "| --- | --: | --- | --: | --: |",
+  ];
+  const lim = torch.limits ?? {};
+  const pc16 = lim.page_cache?.gbps?.["16"];
+  for (const r of results) {
+    const tm = torch.models?.[r.name];
+    if (r.error && !r.evals.some((e) => e.ms.length)) {
+      rows.push(`| ${r.name} | – | kiln failed: ${r.error.replaceAll("|", "/")} | – | – |`);
+    }
+    for (const ev of r.evals) {
+      if (!ev.ms.length) continue;
+      const k = median(ev.ms);
+      const tags = [
+        ev.mode.short,
+        ev.relL2 !== undefined && !(ev.relL2 <= REL_L2_BAR) ? "**WRONG output**" : "",
+      ]
+        .filter(Boolean);
+      const what = `${r.name} eval${tags.length ? ` (${tags.join(", ")})` : ""}`;
+      let n = 0;
+      for (const [key, label] of TORCH_EVALS) {
+        const t = tm?.eval_ms?.[key];
+        if (!t || (ev.mode.peers && !ev.mode.peers.includes(key))) continue;
+        rows.push(`| ${what} | ${fmtMs(k, 2)} | ${label} | ${fmtMs(t.median, 2)} | ${_ratio(k, t.median)} |`);
+        n++;
+      }
+      if (!n) rows.push(`| ${what} | ${fmtMs(k, 2)} | no PyTorch time | – | – |`);
+    }
+    const bytes = r.weightBytes ?? 0;
+    for (const s of r.swaps) {
+      if (!s.total.length) continue;
+      const k = median(s.total);
+      const what = `${r.name} swap ${s.mode.short}, ${_mb(bytes)}`;
+      for (const [key, label] of TORCH_SWAPS) {
+        const t = tm?.swap_ms?.[key];
+        if (t) {
+          rows.push(`| ${what} | ${fmtMs(k)} | ${label} | ${fmtMs(t.median)} | ${_ratio(k, t.median)} |`);
+        }
+      }
+      if (r.ortMs.length) {
+        const o = median(r.ortMs);
+        rows.push(
+          `| ${what} | ${fmtMs(k)} | onnxruntime-node session re-creation (CPU, ${r.ortMs.length} runs) | ${
+            fmtMs(o)
+          } | ${_ratio(k, o)} |`,
+        );
+      }
+      if (lim.pinned_h2d_gbps) {
+        const l = bytes / (lim.pinned_h2d_gbps * 1e9) * 1e3;
+        rows.push(
+          `| ${what} | ${fmtMs(k)} | limit: bytes ÷ pinned host-to-device rate (${
+            _gbps(lim.pinned_h2d_gbps)
+          }) | ${fmtMs(l)} | ${_ratio(k, l)} |`,
+        );
+      }
+      if (pc16) {
+        const l = bytes / (pc16 * 1e9) * 1e3;
+        rows.push(
+          `| ${what} | ${fmtMs(k)} | limit: bytes ÷ page-cache read rate into pinned memory, 16 threads (${
+            _gbps(pc16)
+          }) | ${fmtMs(l)} | ${_ratio(k, l)} |`,
+        );
+      }
+    }
+  }
+  return rows;
+}
+
+function _details(results: _KilnResult[], torch: _TorchJson): string[] {
+  const out: string[] = [];
+  const lim = torch.limits;
+  if (lim?.error) out.push(`- Limits: not measured: ${lim.error}`);
+  else if (lim) {
+    const pc = lim.page_cache;
+    out.push(
+      `- Limits (bench/gpu_torch.py, this run): host-to-device copy of ${
+        ((lim.h2d_bytes ?? 0) / 2 ** 30).toFixed(0)
+      } GiB, pinned ${_gbps(lim.pinned_h2d_gbps)}, pageable ${_gbps(lim.pageable_h2d_gbps)}` +
+        (pc
+          ? `; page-cache reads of ${pc.file} (${_mb(pc.bytes)}) into pinned memory, ${
+            (pc.chunk_bytes / 2 ** 20).toFixed(0)
+          } MiB chunks, two per thread: ` +
+            Object.entries(pc.gbps).map(([n, v]) => `${n} thread${n === "1" ? "" : "s"} ${_gbps(v)}`).join(
+              ", ",
+            )
+          : "") +
+        " (GB = 1e9 bytes).",
+    );
+  }
+  for (const r of results) {
+    const tm = torch.models?.[r.name];
+    const bits: string[] = [];
+    if (r.compileMs !== undefined) bits.push(`parse + compile ${fmtMs(r.compileMs, 0)} ms`);
+    if (r.weightCount !== undefined) {
+      bits.push(`${r.weightCount} deferred weights, ${_mb(r.weightBytes ?? 0)}`);
+    }
+    if (r.firstBindMs !== undefined) {
+      bits.push(`first bind ${fmtMs(r.firstBindMs, 0)} ms (pins the loader's ring)`);
+    }
+    if (r.compileMs !== undefined) {
+      bits.push(
+        r.hostNodes.length
+          ? `${r.hostNodes.length} node(s) on the host: ${r.hostNodes.slice(0, 3).join("; ")}`
+          : "every node on the device",
+      );
+    }
+    for (const ev of r.evals) {
+      if (!ev.ms.length) continue;
+      const g = ev.graphs;
+      const how = !g
+        ? ""
+        : g.enabled
+        ? `, a captured graph replayed (${g.captures} capture(s), ${g.replays} replays)`
+        : `, kernel by kernel${g.why ? ` (${g.why})` : ""}`;
+      const acc = ev.mode.short && ev.relL2 !== undefined ? `, relative L2 ${ev.relL2.toExponential(1)}` : "";
+      bits.push(
+        `eval${ev.mode.short ? ` (${ev.mode.short})` : ""} median ${fmtMs(median(ev.ms), 2)} ms, min ${
+          fmtMs(Math.min(...ev.ms), 2)
+        } ms${how}${acc}`,
+      );
+    }
+    const torchTimes = Object.keys(tm?.eval_ms ?? {}).length || Object.keys(tm?.swap_ms ?? {}).length;
+    if (!r.evals.some((e) => e.ms.length) && torchTimes) {
+      // no kiln row to set them against in the table: PyTorch's medians here
+      const all = { ...tm?.eval_ms, ...tm?.swap_ms };
+      bits.push(
+        `PyTorch medians: ${Object.entries(all).map(([k, v]) => `${k} ${fmtMs(v.median, 2)} ms`).join(", ")}`,
+      );
+    }
+    const unmatched = tm?.export?.v2_unmatched ?? [];
+    const acc = (v: number | undefined, same = true) =>
+      v === undefined ? "–" : `${v.toExponential(1)}${v <= REL_L2_BAR || !same ? "" : " **above 1e-4**"}`;
+    if (r.relL2 !== undefined || r.relL2v2 !== undefined) {
+      bits.push(
+        `relative L2 vs PyTorch float32: ${acc(r.relL2)} (v1), ${
+          acc(r.relL2v2, !unmatched.length)
+        } (v2, after a swap` +
+          `${
+            unmatched.length
+              ? `; not comparable: PyTorch's v2 lacks ${unmatched.length} tensor(s) the exporter computed`
+              : ""
+          })`,
+      );
+    }
+    for (const s of r.swaps) {
+      if (!s.total.length) continue;
+      bits.push(
+        `swap median ${fmtMs(median(s.total))} ms = weight set ${
+          fmtMs(median(s.total) - median(s.bind))
+        } + bindWeights ${fmtMs(median(s.bind))} (${_phaseMedians(s.phases)}); ${
+          s.last?.copied ?? "?"
+        } tensors, ${_mb(s.last?.bytesCopied ?? 0)} copied per swap`,
+      );
+    }
+    if (tm?.compile_s) {
+      bits.push(
+        `torch.compile first calls ${
+          Object.entries(tm.compile_s).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(", ")
+        }`,
+      );
+    }
+    const errs = [
+      ...(r.error ? [`kiln: ${r.error}`] : []),
+      ...r.notes.map((n) => `kiln: ${n}`),
+      ...(tm?.error ? [`PyTorch: ${tm.error}`] : []),
+      ...Object.entries(tm?.errors ?? {}).map(([k, v]) => `PyTorch ${k}: ${v}`),
+    ];
+    if (errs.length) bits.push(`errors: ${errs.join("; ")}`);
+    out.push(`- ${r.name}: ${bits.join("; ")}.`);
+  }
+  return out;
+}
+
+async function _header(
+  lib: GpuLibraryInfo,
+  torch: _TorchJson,
+  command: string,
+  models: string[],
+  runs: number,
+  warmup: number,
+): Promise<string[]> {
+  const read = async (p: string) => await Deno.readTextFile(p).catch(() => "");
+  const cpu = (await read("/proc/cpuinfo")).match(/^model name\s*:\s*(.+)$/m)?.[1] ?? "unknown CPU";
+  const memKb = Number((await read("/proc/meminfo")).match(/^MemTotal:\s*(\d+)/m)?.[1] ?? 0);
+  const d = lib.devices[0];
+  const v = torch.versions ?? {};
+  const s = torch.settings ?? {};
+  const tf = s.tf32 ?? {};
+  const stamp = new Date().toISOString().replace("T", " ").slice(0, 16) + " UTC";
+  const pyRuns = s.runs !== undefined && (s.runs !== runs || s.warmup !== warmup)
+    ? ` (PyTorch's side: ${s.runs} runs after ${s.warmup})`
+    : "";
+  return [
+    `## GPU: kiln vs PyTorch side by side (bench/gpu.ts), ${d.name}, ${stamp}`,
+    "",
+    `- GPU: ${d.name} (${d.arch}), ${
+      (d.memoryBytes / 2 ** 30).toFixed(1)
+    } GiB, ${d.multiprocessors} multiprocessors` +
+    `${
+      torch.device?.driver ? `; driver ${torch.device.driver}` : ""
+    }; kiln's library ${lib.path} (${lib.platform} runtime ` +
+    `${_versionOf(lib.runtimeVersion)}, driver API ${_versionOf(lib.driverVersion)})`,
+    `- CPU: ${cpu}, ${navigator.hardwareConcurrency} cores; memory ${(memKb / 1048576).toFixed(1)} GiB; ` +
+    `${Deno.build.os} ${Deno.osRelease()}`,
+    `- Deno ${Deno.version.deno}, kiln ${KILN_VERSION}; PyTorch ${v.torch ?? "?"} (CUDA ${
+      v.cuda ?? "?"
+    }, cuDNN ${v.cudnn ?? "?"}), transformers ${v.transformers ?? "?"}, torchvision ${
+      v.torchvision ?? "?"
+    }, safetensors ${v.safetensors ?? "?"}, onnx ${v.onnx ?? "?"}, Python ${
+      v.python ?? "?"
+    }; onnxruntime-node ${peerVersions().node}`,
+    `- Numerics: kiln is strict float32 (no TF32 anywhere: cuBLAS in its default math mode, float32 accumulation; ` +
+    `it has no TF32 option). PyTorch: float32 with TF32 off (torch.backends.cuda.matmul.allow_tf32 = ` +
+    `${tf.matmul_allow_tf32 ?? "?"}, torch.backends.cudnn.allow_tf32 = ${tf.cudnn_allow_tf32 ?? "?"}, ` +
+    `float32 matmul precision '${tf.float32_matmul_precision ?? "?"}'), except the row that says TF32.`,
+    `- Timing: medians of ${runs} runs after ${warmup} warm-up run(s)${pyRuns}. PyTorch synchronizes before and after ` +
+    `each run. kiln's eval takes and returns host tensors (input copied to the device, output back), as the ` +
+    `"host memory" PyTorch row does; the other PyTorch rows keep input and output on the device. kiln's evals ` +
+    `replay a captured graph (its default) unless the row says kernel by kernel (GpuOptions.graphs = false).`,
+    `- Swaps: the exported weights (v1) and a perturbed copy (v2, every float32 tensor changed) alternate, page ` +
+    `cache warm. kiln: a WeightSet of the ONNX external-data folder + bindWeights (validate, read + hash + upload ` +
+    `by the library's reader threads, prepare). PyTorch: safetensors files of the same weights.`,
+    `- Models: ${
+      models.map((n) => {
+        const m = torch.models?.[n];
+        return m?.input ? `${n} (${m.input.name} ${m.input.dtype} [${m.input.dims.join(",")}])` : n;
+      }).join(", ")
+    }; default configs, seeded random weights, exported by torch.onnx.export(dynamo=True, external_data=True, ` +
+    `opset_version=18)${torch.date ? ` (PyTorch's side ran at ${torch.date})` : ""}.`,
+    `- \`${command}\``,
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      python: { type: "string", default: "python3" },
+      work: { type: "string" },
+      runs: { type: "string", default: "50" },
+      warmup: { type: "string", default: "10" },
+      models: { type: "string", default: "gpt2,bert,resnet50" },
+      "no-compile": { type: "boolean", default: false },
+      "no-write": { type: "boolean", default: false },
+      out: { type: "string", default: new URL("./RESULTS.md", import.meta.url).pathname },
+      "torch-json": { type: "string" },
+      "ort-runs": { type: "string", default: "5" },
+      "gpu-library": { type: "string" },
+      "keep-work": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(
+      "deno task bench:gpu [--models gpt2,bert,resnet50] [--runs 50] [--warmup 10] [--no-compile]\n" +
+        "  [--python python3] [--work DIR] [--keep-work] [--torch-json FILE] [--ort-runs 5]\n" +
+        "  [--gpu-library PATH] [--out bench/RESULTS.md] [--no-write]",
+    );
+    return 0;
+  }
+  const runs = _int("runs", values.runs, 1);
+  const warmup = _int("warmup", values.warmup, 0);
+  const ortRuns = _int("ort-runs", values["ort-runs"], 0);
+  const models = values.models.split(",").map((s) => s.trim()).filter(Boolean);
+
+  let lib: GpuLibraryInfo;
+  try {
+    lib = gpuLibraryInfo(values["gpu-library"]);
+  } catch (e) {
+    console.log(`bench:gpu: no GPU, nothing run or written: ${(e as Error).message}`);
+    return 0;
+  }
+  if (!lib.devices.length) {
+    console.log(
+      `bench:gpu: no GPU, nothing run or written: ${lib.path}: the ${lib.platform} runtime found none` +
+        `${lib.error ? ` (${lib.error})` : ""}`,
+    );
+    return 0;
+  }
+  _log(`kiln's library ${lib.path} finds ${lib.devices.map((d) => `${d.name} (${d.arch})`).join(", ")}`);
+
+  const tempWork = values["torch-json"] || values.work
+    ? undefined
+    : await Deno.makeTempDir({ prefix: "kiln-bench-gpu-" });
+  try {
+    const pyArgs = ["--runs", `${runs}`, "--warmup", `${warmup}`, "--models", models.join(",")];
+    if (values["no-compile"]) pyArgs.push("--no-compile");
+    const jsonPath = values["torch-json"] ?? await _runTorch(values.python, values.work ?? tempWork!, pyArgs);
+    if (!jsonPath) return 1;
+    const torch = JSON.parse(await Deno.readTextFile(jsonPath)) as _TorchJson;
+    const base = dirname(resolve(jsonPath));
+
+    const results: _KilnResult[] = [];
+    for (const name of models) {
+      const m = torch.models?.[name];
+      if (!m) {
+        _log(`${name}: not in ${jsonPath}: skipped`);
+        const error = `not in ${jsonPath}`;
+        results.push({ ..._emptyResult(name), error });
+        continue;
+      }
+      results.push(await _kilnModel(name, m, base, { library: lib.path, runs, warmup, ortRuns }));
+    }
+
+    const command = `deno task bench:gpu ${Deno.args.join(" ")}`.trim();
+    const text = [
+      ...(await _header(lib, torch, command, models, runs, warmup)),
+      "",
+      ..._table(results, torch),
+      "",
+      ..._details(results, torch),
+    ].join("\n");
+    console.log("\n" + text + "\n");
+    if (!values["no-write"]) await _append(values.out, text);
+    if (!tempWork || values["keep-work"]) _log(`exports and torch.json kept in ${base}`);
+    return 0;
+  } finally {
+    if (tempWork && !values["keep-work"]) await Deno.remove(tempWork, { recursive: true });
+  }
+}
+
+/** Runs bench/gpu_torch.py into `work`, its output shown as it goes; the torch.json it wrote, or undefined. */
+async function _runTorch(python: string, work: string, pyArgs: string[]): Promise<string | undefined> {
+  await Deno.mkdir(work, { recursive: true });
+  const jsonPath = join(resolve(work), "torch.json");
+  const args = [PY_SCRIPT, "--out", work, ...pyArgs];
+  _log(`${python} ${args.join(" ")}`);
+  let code: number;
+  try {
+    code =
+      (await new Deno.Command(python, { args, stdout: "inherit", stderr: "inherit" }).spawn().status).code;
+  } catch (e) {
+    console.error(`bench:gpu: cannot run '${python}': ${errText(e)} (name another with --python)`);
+    return undefined;
+  }
+  if (!(await _exists(jsonPath))) {
+    console.error(`bench:gpu: ${PY_SCRIPT} exited with ${code} and wrote no ${jsonPath}`);
+    return undefined;
+  }
+  if (code !== 0) _log(`WARNING: ${PY_SCRIPT} exited with ${code}; using what it wrote`);
+  return jsonPath;
+}
+
+/** Appends a section to the results file, then formats it as `deno fmt` wants (the gate checks it). */
+async function _append(path: string, text: string): Promise<void> {
+  let old = "";
+  try {
+    old = await Deno.readTextFile(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  if (!old) old = "# kiln benchmark results\n";
+  await Deno.writeTextFile(path, old.replace(/\n*$/, "\n\n") + text + "\n");
+  try {
+    const fmt = await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", path], stdout: "null" })
+      .output();
+    if (!fmt.success) _log(`deno fmt ${path} failed: ${new TextDecoder().decode(fmt.stderr).trim()}`);
+  } catch (e) {
+    _log(`deno fmt ${path} failed: ${errText(e)}`);
+  }
+  _log(`appended to ${path}`);
+}
+
+if (import.meta.main) Deno.exit(await main());
