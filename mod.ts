@@ -61,6 +61,7 @@ export {
 } from "./core/program.ts";
 export type {
   BindPhases,
+  FusionReport,
   GpuOptions,
   GraphReport,
   HostNode,

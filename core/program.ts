@@ -13,6 +13,7 @@ import { getTarget } from "./targets/registry.ts";
 import type {
   BindPhases,
   Executor,
+  FusionReport,
   GpuOptions,
   GraphReport,
   HostNode,
@@ -93,8 +94,8 @@ export interface ProgramInfo {
   deviceBytes: number;
   /** how evals launch on the gpu target (a replayed graph, or kernel by kernel and why) */
   graphs?: GraphReport;
-  /** gpu: nodes that run inside fused elementwise kernels, and how many kernels they form */
-  fusion?: { nodes: number; kernels: number };
+  /** gpu: what was fused (elementwise kernels, Transposes folded into MatMuls) */
+  fusion?: FusionReport;
 }
 
 /** What `bindWeights` did. */

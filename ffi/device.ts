@@ -27,6 +27,8 @@ export interface DeviceReport {
   fusedNodes: number;
   /** the fused kernels they form */
   fusedKernels: number;
+  /** Transposes folded into MatMuls (read or written through strides) */
+  foldedTransposes: number;
   /** schedule indices of the nodes that run on the host (no device kernel) */
   hostNodes: number[];
   /** why each of them has none */

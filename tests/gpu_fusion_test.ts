@@ -104,7 +104,7 @@ async function _check(t: Deno.TestContext, dims: number[]): Promise<void> {
         assert.ok(f.nodes >= 12, `fused nodes ${f.nodes}`);
         // the chain up to Greater (12 nodes, 8 outside inputs); the last Mul would be a 9th input
         assert.equal(f.kernels, 1, `fused kernels ${f.kernels}`);
-        assert.deepEqual(unfused.info().fusion, { nodes: 0, kernels: 0 });
+        assert.deepEqual(unfused.info().fusion, { nodes: 0, kernels: 0, transposes: 0 });
         assert.deepEqual(fused.info().hostNodes, []);
       });
 
@@ -151,3 +151,84 @@ async function _check(t: Deno.TestContext, dims: number[]): Promise<void> {
     }
   }
 }
+
+/** Attention's layout dance: heads transposed into two batched MatMuls and the result transposed back. */
+function _attention(): ModelSpec {
+  const v = (name: string, dims: number[]) => ({ name, dtype: "float32" as const, dims });
+  return {
+    opset: 17,
+    graph: {
+      inputs: [v("q", [2, 6, 4, 8]), v("k", [2, 6, 4, 8]), v("v", [2, 6, 4, 8])],
+      // qt is also an output: that Transpose stays a copy
+      outputs: [v("y", [2, 6, 4, 8]), v("qt", [2, 4, 6, 8])],
+      nodes: [
+        {
+          op: "Transpose",
+          name: "tq",
+          inputs: ["q"],
+          outputs: ["qt"],
+          attrs: { perm: { ints: [0, 2, 1, 3] } },
+        },
+        {
+          op: "Transpose",
+          name: "tk",
+          inputs: ["k"],
+          outputs: ["kt"],
+          attrs: { perm: { ints: [0, 2, 3, 1] } },
+        },
+        {
+          op: "Transpose",
+          name: "tv",
+          inputs: ["v"],
+          outputs: ["vt"],
+          attrs: { perm: { ints: [0, 2, 1, 3] } },
+        },
+        { op: "MatMul", name: "scores", inputs: ["qt", "kt"], outputs: ["s"] },
+        { op: "Softmax", name: "softmax", inputs: ["s"], outputs: ["p"], attrs: { axis: { i: -1 } } },
+        { op: "MatMul", name: "mix", inputs: ["p", "vt"], outputs: ["o"] },
+        {
+          op: "Transpose",
+          name: "back",
+          inputs: ["o"],
+          outputs: ["y"],
+          attrs: { perm: { ints: [0, 2, 1, 3] } },
+        },
+      ],
+    },
+  };
+}
+
+Deno.test({
+  name: `gpu target (${GPU.name}): Transposes around attention's MatMuls fold into the GEMMs`,
+  ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kiln_gpu_fold_" });
+    const programs: Program[] = [];
+    try {
+      await Deno.writeFile(`${dir}/model.onnx`, buildModel(_attention()));
+      const model = await parseOnnx(`${dir}/model.onnx`);
+      const folded = compile(model, "gpu", { gpu: GPU.options });
+      const copied = compile(model, "gpu", { gpu: { ...GPU.options, fusion: false } });
+      const ref = compile(model, "ref");
+      programs.push(folded, copied, ref);
+      assert.equal(folded.info().fusion!.transposes, 3, "k and v into the MatMuls, the result out of one");
+      const inputs: Record<string, Tensor> = {};
+      ["q", "k", "v"].forEach((name, j) => {
+        const data = new Float32Array(2 * 6 * 4 * 8);
+        for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37 + j) * (1 + j);
+        inputs[name] = { dtype: "float32", dims: [2, 6, 4, 8], data };
+      });
+      const a = await folded.eval(inputs), b = await copied.eval(inputs), want = await ref.eval(inputs);
+      for (const name of ["y", "qt"]) {
+        assert.ok(
+          relativeL2(a[name], want[name]) <= 1e-6,
+          `${name}: rel L2 ${relativeL2(a[name], want[name])} vs ref`,
+        );
+        assert.ok(relativeL2(a[name], b[name]) <= 1e-6, `${name}: folded vs copied`);
+      }
+    } finally {
+      for (const p of programs) p.dispose();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

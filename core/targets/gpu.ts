@@ -260,7 +260,7 @@ class GpuExecutor implements Executor {
         captures: r.graphCaptures,
         replays: r.graphReplays,
       },
-      fusion: { nodes: r.fusedNodes, kernels: r.fusedKernels },
+      fusion: { nodes: r.fusedNodes, kernels: r.fusedKernels, transposes: r.foldedTransposes },
       hostNodes: r.hostNodes.map((i, k) => ({
         name: this.#sched.nodes[i].name,
         op: this.#sched.nodes[i].op,

@@ -83,8 +83,18 @@ export interface TargetReport {
   blas?: string;
   /** how evals launch (gpu): as a replayed graph, or kernel by kernel and why */
   graphs?: GraphReport;
-  /** elementwise fusion (gpu): nodes that run inside fused kernels, and how many kernels they form */
-  fusion?: { nodes: number; kernels: number };
+  /** fusion (gpu) */
+  fusion?: FusionReport;
+}
+
+/** What the gpu target fused (GpuOptions.fusion). */
+export interface FusionReport {
+  /** elementwise nodes that run inside fused kernels */
+  nodes: number;
+  /** the fused kernels they form */
+  kernels: number;
+  /** Transposes folded into the MatMul beside them (the GEMM reads or writes through strides) */
+  transposes: number;
 }
 
 /** Whether a program's evals replay a captured graph (gpu). */

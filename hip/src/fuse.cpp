@@ -1,4 +1,6 @@
-// Finding elementwise regions to fuse (lower.h). A region is a run of nodes that are consecutive
+// Finding what to fuse (lower.h): elementwise regions, and Transposes a MatMul can fold.
+//
+// Elementwise regions. A region is a run of nodes that are consecutive
 // in the run list of one module, each fusable (kernels/eltwise.hip), each with the same output
 // dims, each after the first reading a value an earlier member produced. Consecutive keeps the
 // memory plan valid: the fused kernel runs at the last member's step and reads its outside
@@ -132,6 +134,150 @@ std::vector<FusedRegion> findElementwiseRegions(const Schedule& s, int32_t modul
     produced.insert(n.outputs[0]);
   }
   close();
+  return out;
+}
+
+// ---- Transposes folded into MatMuls ----
+// An attention block reshapes Q, K and V into heads and transposes them for its two batched
+// MatMuls, and transposes the result back: five Transposes per layer whose copies a GEMM can
+// avoid, reading the Transpose's input (or writing the Transpose's output) through strides.
+// The memory plan was made for the copies, so a fold must not let anything overwrite the
+// Transpose's input before the MatMul reads it (no node in between writes over it, nor does the
+// MatMul's own output), and a folded output, written at the MatMul's step, must follow it
+// directly and not lie over what the MatMul reads.
+
+namespace {
+
+std::vector<int64_t> permOf(const Schedule& s, const SNode& t) {
+  const int64_t r = static_cast<int64_t>(s.values[static_cast<size_t>(t.inputs[0])].dims.size());
+  std::vector<int64_t> perm;
+  auto it = t.attrs.find("perm");
+  if (it != t.attrs.end()) perm = it->second.ints;
+  if (perm.empty()) {
+    for (int64_t i = r - 1; i >= 0; i--) perm.push_back(i);
+  }
+  std::vector<bool> seen(static_cast<size_t>(r), false);
+  if (static_cast<int64_t>(perm.size()) != r) return {};
+  for (int64_t p : perm) {
+    if (p < 0 || p >= r || seen[static_cast<size_t>(p)]) return {};
+    seen[static_cast<size_t>(p)] = true;
+  }
+  return perm;
+}
+
+}  // namespace
+
+std::vector<TransposeFold> findTransposeFolds(const Schedule& s, int32_t module, const std::vector<bool>& runs) {
+  std::vector<std::vector<int32_t>> readers(s.values.size());
+  for (const SNode& n : s.nodes) {
+    for (int32_t x : n.inputs) {
+      if (x >= 0) readers[static_cast<size_t>(rootOf(s, x))].push_back(n.index);
+    }
+  }
+  std::vector<bool> pinned(s.values.size(), false);
+  for (int32_t o : s.outputs) pinned[static_cast<size_t>(rootOf(s, o))] = true;
+  for (const SModule& m : s.modules) {
+    for (int32_t r : m.returns) {
+      if (r >= 0) pinned[static_cast<size_t>(rootOf(s, r))] = true;
+    }
+  }
+  for (size_t v = 0; v < s.values.size(); v++) {
+    if (s.values[v].storage == S_ALIAS) pinned[s.values[v].index] = true;
+  }
+  // the run list of the module, in order, and each node's position in it
+  std::vector<int32_t> order;
+  std::vector<int32_t> at(s.nodes.size(), -1);
+  for (int32_t ni : s.modules[static_cast<size_t>(module)].nodes) {
+    if (!runs[static_cast<size_t>(ni)]) continue;
+    at[static_cast<size_t>(ni)] = static_cast<int32_t>(order.size());
+    order.push_back(ni);
+  }
+  auto value = [&](int32_t v) -> const SValue& { return s.values[static_cast<size_t>(rootOf(s, v))]; };
+  auto isTranspose = [&](int32_t ni) {
+    const SNode& n = s.nodes[static_cast<size_t>(ni)];
+    return n.op == "Transpose" && n.inputs.size() == 1 && n.inputs[0] >= 0 && n.outputs.size() == 1 &&
+           s.values[static_cast<size_t>(n.inputs[0])].dtype == DT_FLOAT && !permOf(s, n).empty();
+  };
+  std::vector<TransposeFold> out;
+  std::vector<bool> used(s.nodes.size(), false);  // a Transpose folds into one MatMul at most
+  for (size_t pos = 0; pos < order.size(); pos++) {
+    const SNode& mm = s.nodes[static_cast<size_t>(order[pos])];
+    if (mm.op != "MatMul" || mm.inputs.size() != 2 || mm.inputs[0] < 0 || mm.inputs[1] < 0 || mm.outputs.size() != 1) {
+      continue;
+    }
+    // operands A and B produced by a Transpose that only this MatMul reads
+    for (int operand = 0; operand < 2; operand++) {
+      const int32_t y = mm.inputs[static_cast<size_t>(operand)];
+      if (s.values[static_cast<size_t>(y)].storage == S_ALIAS || pinned[static_cast<size_t>(y)]) continue;
+      if (readers[static_cast<size_t>(y)].size() != 1) continue;
+      int32_t tn = -1;
+      for (int32_t p = static_cast<int32_t>(pos) - 1; p >= 0 && tn < 0; p--) {
+        const SNode& c = s.nodes[static_cast<size_t>(order[static_cast<size_t>(p)])];
+        for (int32_t o : c.outputs) {
+          if (o == y) tn = order[static_cast<size_t>(p)];
+        }
+      }
+      if (tn < 0 || used[static_cast<size_t>(tn)] || !isTranspose(tn)) continue;
+      const SNode& t = s.nodes[static_cast<size_t>(tn)];
+      const int32_t x = t.inputs[0];
+      const SValue& xv = value(x);
+      bool safe = !overlaps(value(mm.outputs[0]), xv);
+      for (int32_t p = at[static_cast<size_t>(tn)] + 1; p < static_cast<int32_t>(pos) && safe; p++) {
+        for (int32_t o : s.nodes[static_cast<size_t>(order[static_cast<size_t>(p)])].outputs) {
+          if (o >= 0 && overlaps(value(o), xv)) safe = false;
+        }
+      }
+      if (!safe) continue;
+      const std::vector<int64_t> perm = permOf(s, t);
+      const std::vector<int64_t>& xd = s.values[static_cast<size_t>(x)].dims;
+      std::vector<int64_t> xs(xd.size(), 1);
+      for (size_t d = xd.size(); d-- > 1;) xs[d - 1] = xs[d] * xd[d];
+      TransposeFold f;
+      f.matmul = mm.index;
+      f.transpose = tn;
+      f.operand = operand;
+      f.view.value = x;
+      for (int64_t p : perm) {
+        f.view.dims.push_back(xd[static_cast<size_t>(p)]);
+        f.view.strides.push_back(xs[static_cast<size_t>(p)]);
+      }
+      used[static_cast<size_t>(tn)] = true;
+      out.push_back(std::move(f));
+    }
+    // the output, when the next node of the run list is a Transpose of it, its only reader
+    const int32_t c = mm.outputs[0];
+    if (pos + 1 < order.size() && !pinned[static_cast<size_t>(c)] && s.values[static_cast<size_t>(c)].storage != S_ALIAS &&
+        readers[static_cast<size_t>(c)].size() == 1 && readers[static_cast<size_t>(c)][0] == order[pos + 1] &&
+        !used[static_cast<size_t>(order[pos + 1])] && isTranspose(order[pos + 1])) {
+      const SNode& t = s.nodes[static_cast<size_t>(order[pos + 1])];
+      const int32_t y = t.outputs[0];
+      const SValue& yv = value(y);
+      bool safe = true;
+      for (const TransposeFold& f : out) {
+        if (f.matmul == mm.index && overlaps(yv, value(f.view.value))) safe = false;
+      }
+      for (int32_t in : mm.inputs) {
+        if (overlaps(yv, value(in))) safe = false;
+      }
+      if (safe) {
+        const std::vector<int64_t> perm = permOf(s, t);
+        const std::vector<int64_t>& cd = s.values[static_cast<size_t>(c)].dims;
+        const std::vector<int64_t>& yd = s.values[static_cast<size_t>(y)].dims;
+        std::vector<int64_t> ys(yd.size(), 1);
+        for (size_t d = yd.size(); d-- > 1;) ys[d - 1] = ys[d] * yd[d];
+        TransposeFold f;
+        f.matmul = mm.index;
+        f.transpose = order[pos + 1];
+        f.operand = 2;
+        f.view.value = y;
+        f.view.dims = cd;
+        f.view.strides.assign(cd.size(), 0);
+        for (size_t j = 0; j < perm.size(); j++) f.view.strides[static_cast<size_t>(perm[j])] = ys[j];
+        used[static_cast<size_t>(order[pos + 1])] = true;
+        out.push_back(std::move(f));
+      }
+    }
+  }
   return out;
 }
 

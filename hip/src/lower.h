@@ -113,6 +113,34 @@ struct FusedRegion {
   std::vector<int64_t> dims;
 };
 
+/** A MatMul operand read or written through strides: a Transpose folded into the GEMM. */
+struct StridedOperand {
+  /** the value read (the Transpose's input) or written (the Transpose's output) */
+  int32_t value = -1;
+  /** the operand's own dims, and the element strides at which they lie in `value` */
+  std::vector<int64_t> dims, strides;
+};
+
+/** A Transpose folded into the MatMul beside it (fuse.cpp): `operand` 0 (A), 1 (B) or 2 (the output). */
+struct TransposeFold {
+  int32_t matmul = -1, transpose = -1;
+  int operand = 0;
+  StridedOperand view;
+};
+
+/**
+ * MatMul with operands given as strided views (null: the node's own, contiguous), in
+ * kernels/linalg.hip; null with `why` when a view fits no GEMM layout.
+ */
+std::unique_ptr<Kernel> lowerMatMulViews(const NodeView& node, const StridedOperand* a, const StridedOperand* b,
+                                         const StridedOperand* y, std::string& why);
+/**
+ * The Transposes of `module` that a MatMul beside them can read or write through strides
+ * instead (each the only reader or producer of the value between them, with no other node
+ * overwriting what the MatMul then reads, or reading what it writes, in between).
+ */
+std::vector<TransposeFold> findTransposeFolds(const Schedule& s, int32_t module, const std::vector<bool>& runs);
+
 /** Whether node `n` can be part of a fused elementwise kernel (kernels/eltwise.hip decides). */
 bool fusableElementwise(const NodeView& node);
 /** The fused kernel of a region, or null with `why`. */

@@ -132,6 +132,30 @@ void Program::fuse() {
     const bool prepare = n.module == 0 && (n.flags & N_PREPARE);
     runs[static_cast<size_t>(n.index)] = kernels_[static_cast<size_t>(n.index)] && !(n.flags & N_SKIP) && !prepare;
   }
+  // Transposes folded into the MatMuls beside them (all of a MatMul's folds at once, or none)
+  for (size_t m = 0; m < s_.modules.size(); m++) {
+    const std::vector<TransposeFold> folds = findTransposeFolds(s_, static_cast<int32_t>(m), runs);
+    for (size_t i = 0; i < folds.size();) {
+      size_t j = i;
+      const StridedOperand* views[3] = {nullptr, nullptr, nullptr};
+      for (; j < folds.size() && folds[j].matmul == folds[i].matmul; j++) views[folds[j].operand] = &folds[j].view;
+      const int32_t mm = folds[i].matmul;
+      std::string why;
+      std::unique_ptr<Kernel> k =
+          lowerMatMulViews(NodeView{s_, s_.nodes[static_cast<size_t>(mm)]}, views[0], views[1], views[2], why);
+      if (k) {
+        k->node = mm;
+        k->workspace = kernels_[static_cast<size_t>(mm)]->workspace;
+        kernels_[static_cast<size_t>(mm)] = std::move(k);
+        for (size_t f = i; f < j; f++) {
+          fusedAway_[static_cast<size_t>(folds[f].transpose)] = true;
+          runs[static_cast<size_t>(folds[f].transpose)] = false;
+          foldedTransposes_++;
+        }
+      }
+      i = j;
+    }
+  }
   for (size_t m = 0; m < s_.modules.size(); m++) {
     for (const FusedRegion& r : findElementwiseRegions(s_, static_cast<int32_t>(m), runs)) {
       std::string why;
@@ -931,7 +955,8 @@ std::string Program::report() const {
          ",\"graphs\":" + (graphs_ ? "true" : "false") + ",\"graphWhy\":" + graph +
          ",\"graphCaptures\":" + std::to_string(graphCaptures_) + ",\"graphReplays\":" + std::to_string(graphReplays_) +
          ",\"kernels\":" + std::to_string(kernels) + ",\"fusedNodes\":" + std::to_string(fusedNodes_) +
-         ",\"fusedKernels\":" + std::to_string(fusedKernels_) + ",\"hostNodes\":[" + hostNodes + "],\"hostReasons\":[" + reasons +
+         ",\"fusedKernels\":" + std::to_string(fusedKernels_) +
+         ",\"foldedTransposes\":" + std::to_string(foldedTransposes_) + ",\"hostNodes\":[" + hostNodes + "],\"hostReasons\":[" + reasons +
          "]}";
 }
 

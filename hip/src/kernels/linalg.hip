@@ -36,6 +36,7 @@ struct GemmCall {
 struct MatMulKernel : Kernel {
   MatMulKernel() { blas = true; }
   int32_t A = -1, B = -1, Y = -1;
+  bool transA = false, transB = false;
   int64_t m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldc = 0;
   int64_t strideA = 0, strideB = 0, strideC = 0, batch = 1;
   std::vector<GemmCall> calls;
@@ -44,8 +45,8 @@ struct MatMulKernel : Kernel {
     const float* b = x.at<const float>(B);
     float* y = x.at<float>(Y);
     for (const GemmCall& c : calls) {
-      if (!kiln_gemm(x, false, false, m, n, k, 1.0f, a + c.a, lda, strideA, b + c.b, ldb, strideB, 0.0f, y + c.c, ldc,
-                     strideC, batch)) {
+      if (!kiln_gemm(x, transA, transB, m, n, k, 1.0f, a + c.a, lda, strideA, b + c.b, ldb, strideB, 0.0f, y + c.c,
+                     ldc, strideC, batch)) {
         return false;
       }
     }
@@ -59,7 +60,25 @@ int64_t product(const std::vector<int64_t>& d, size_t from = 0, size_t to = SIZE
   return p;
 }
 
-std::unique_ptr<Kernel> lowerMatMul(const NodeView& v, std::string& why) {
+/** The layout of one GEMM operand whose rows (length `rows`) and columns (`cols`) have these element strides. */
+bool gemmLayout(int64_t rows, int64_t cols, int64_t rowStride, int64_t colStride, bool& trans, int64_t& ld) {
+  if (cols == 1 || colStride == 1) {  // row-major: element (i, j) at i * ld + j
+    trans = false;
+    ld = rows == 1 ? cols : rowStride;
+    return ld >= cols;
+  }
+  if (rows == 1 || rowStride == 1) {  // stored transposed: element (i, j) at j * ld + i
+    trans = true;
+    ld = colStride;
+    return ld >= rows;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::unique_ptr<Kernel> lowerMatMulViews(const NodeView& v, const StridedOperand* av, const StridedOperand* bv,
+                                         const StridedOperand* yv, std::string& why) {
   if (!v.has(0) || !v.has(1)) return nullptr;
   const SValue& a = v.in(0);
   const SValue& b = v.in(1);
@@ -70,6 +89,14 @@ std::unique_ptr<Kernel> lowerMatMul(const NodeView& v, std::string& why) {
   }
   const int ra = a.rank(), rb = b.rank();
   if (ra == 0 || rb == 0) return nullptr;
+  // every operand as dims and element strides: the node's own (contiguous) unless a view is given
+  const std::vector<int64_t> as = av ? av->strides : contiguousStrides(a.dims);
+  const std::vector<int64_t> bs = bv ? bv->strides : contiguousStrides(b.dims);
+  const std::vector<int64_t> ys = yv ? yv->strides : contiguousStrides(o.dims);
+  if ((av && av->dims != a.dims) || (bv && bv->dims != b.dims) || (yv && yv->dims != o.dims)) {
+    why = "a strided view of other dims";
+    return nullptr;
+  }
   const int64_t M = ra > 1 ? a.dims[static_cast<size_t>(ra - 2)] : 1;
   const int64_t K = a.dims[static_cast<size_t>(ra - 1)];
   const int64_t N = rb > 1 ? b.dims[static_cast<size_t>(rb - 1)] : 1;
@@ -79,7 +106,7 @@ std::unique_ptr<Kernel> lowerMatMul(const NodeView& v, std::string& why) {
   if (ra > 2) ab.assign(a.dims.begin(), a.dims.end() - 2);
   if (rb > 2) bb.assign(b.dims.begin(), b.dims.end() - 2);
   const size_t R = std::max(ab.size(), bb.size());
-  std::vector<int64_t> batch(R), la(R), lb(R);
+  std::vector<int64_t> batch(R), la(R), lb(R), sa(R), sb(R), sc(R);
   for (size_t d = 0; d < R; d++) {
     const ptrdiff_t da = static_cast<ptrdiff_t>(d) - static_cast<ptrdiff_t>(R - ab.size());
     const ptrdiff_t db = static_cast<ptrdiff_t>(d) - static_cast<ptrdiff_t>(R - bb.size());
@@ -87,6 +114,9 @@ std::unique_ptr<Kernel> lowerMatMul(const NodeView& v, std::string& why) {
     lb[d] = db >= 0 ? bb[static_cast<size_t>(db)] : 1;
     if (la[d] != lb[d] && la[d] != 1 && lb[d] != 1) return nullptr;
     batch[d] = la[d] == 1 ? lb[d] : la[d];
+    sa[d] = la[d] == 1 ? 0 : as[static_cast<size_t>(da)];
+    sb[d] = lb[d] == 1 ? 0 : bs[static_cast<size_t>(db)];
+    sc[d] = batch[d] == 1 ? 0 : ys[d];
   }
   std::vector<int64_t> want = batch;
   if (ra > 1) want.push_back(M);
@@ -96,33 +126,39 @@ std::unique_ptr<Kernel> lowerMatMul(const NodeView& v, std::string& why) {
     return nullptr;
   }
   auto k = std::make_unique<MatMulKernel>();
-  k->A = v.inId(0);
-  k->B = v.inId(1);
-  k->Y = v.outId(0);
+  k->A = av ? av->value : v.inId(0);
+  k->B = bv ? bv->value : v.inId(1);
+  k->Y = yv ? yv->value : v.outId(0);
   k->m = M;
   k->n = N;
   k->k = K;
-  k->lda = K;
-  k->ldb = N;
-  k->ldc = N;
+  // the matrices' layouts: A is M x K, B is K x N, Y is M x N (a 1-D operand's missing dim has one row or column)
+  const size_t ry = o.dims.size();
+  const int64_t aRow = ra > 1 ? as[static_cast<size_t>(ra - 2)] : 0, aCol = as[static_cast<size_t>(ra - 1)];
+  const int64_t bRow = rb > 1 ? bs[static_cast<size_t>(rb - 2)] : bs[0], bCol = rb > 1 ? bs[static_cast<size_t>(rb - 1)] : 0;
+  int64_t yRow = 0, yCol = 0;
+  if (ra > 1 && rb > 1) {
+    yRow = ys[ry - 2];
+    yCol = ys[ry - 1];
+  } else if (ra > 1) {
+    yRow = ys[ry - 1];
+  } else if (rb > 1) {
+    yCol = ys[ry - 1];
+  }
+  bool transY = false;
+  if (!gemmLayout(M, K, aRow, aCol, k->transA, k->lda) || !gemmLayout(K, N, bRow, bCol, k->transB, k->ldb) ||
+      !gemmLayout(M, N, yRow, yCol, transY, k->ldc) || transY) {
+    why = "a strided view no GEMM layout reads";
+    return nullptr;
+  }
   const int64_t nb = product(batch);
   if (nb == 0 || M == 0 || N == 0) return k;  // an empty output: nothing to run
-  if (product(bb) == 1) {
+  const bool contiguous = !av && !yv;
+  if (contiguous && product(bb) == 1) {
     // B is one matrix: A's batch and rows stack into one GEMM
     k->m = nb * M;
     k->calls.push_back({0, 0, 0});
     return k;
-  }
-  // batch strides of A, B and Y (0 where broadcast)
-  std::vector<int64_t> sa(R), sb(R), sc(R);
-  int64_t accA = M * K, accB = K * N, accC = M * N;
-  for (size_t d = R; d-- > 0;) {
-    sa[d] = la[d] == 1 ? 0 : accA;
-    sb[d] = lb[d] == 1 ? 0 : accB;
-    sc[d] = accC;
-    accA *= la[d];
-    accB *= lb[d];
-    accC *= batch[d];
   }
   std::vector<size_t> dims;  // batch dims of length > 1
   for (size_t d = 0; d < R; d++) {
@@ -168,6 +204,12 @@ std::unique_ptr<Kernel> lowerMatMul(const NodeView& v, std::string& why) {
     }
   }
   return k;
+}
+
+namespace {
+
+std::unique_ptr<Kernel> lowerMatMul(const NodeView& v, std::string& why) {
+  return lowerMatMulViews(v, nullptr, nullptr, nullptr, why);
 }
 
 // ---- Gemm --------------------------------------------------------------------------------
