@@ -153,14 +153,14 @@ async function _check(t: Deno.TestContext, dims: number[]): Promise<void> {
 }
 
 /** Attention's layout dance: heads transposed into two batched MatMuls and the result transposed back. */
-function _attention(): ModelSpec {
+function _attention(b: number): ModelSpec {
   const v = (name: string, dims: number[]) => ({ name, dtype: "float32" as const, dims });
   return {
     opset: 17,
     graph: {
-      inputs: [v("q", [2, 6, 4, 8]), v("k", [2, 6, 4, 8]), v("v", [2, 6, 4, 8])],
+      inputs: [v("q", [b, 6, 4, 8]), v("k", [b, 6, 4, 8]), v("v", [b, 6, 4, 8])],
       // qt is also an output: that Transpose stays a copy
-      outputs: [v("y", [2, 6, 4, 8]), v("qt", [2, 4, 6, 8])],
+      outputs: [v("y", [b, 6, 4, 8]), v("qt", [b, 4, 6, 8])],
       nodes: [
         {
           op: "Transpose",
@@ -201,34 +201,44 @@ function _attention(): ModelSpec {
 Deno.test({
   name: `gpu target (${GPU.name}): Transposes around attention's MatMuls fold into the GEMMs`,
   ignore,
-  async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "kiln_gpu_fold_" });
-    const programs: Program[] = [];
-    try {
-      await Deno.writeFile(`${dir}/model.onnx`, buildModel(_attention()));
-      const model = await parseOnnx(`${dir}/model.onnx`);
-      const folded = compile(model, "gpu", { gpu: GPU.options });
-      const copied = compile(model, "gpu", { gpu: { ...GPU.options, fusion: false } });
-      const ref = compile(model, "ref");
-      programs.push(folded, copied, ref);
-      assert.equal(folded.info().fusion!.transposes, 3, "k and v into the MatMuls, the result out of one");
-      const inputs: Record<string, Tensor> = {};
-      ["q", "k", "v"].forEach((name, j) => {
-        const data = new Float32Array(2 * 6 * 4 * 8);
-        for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37 + j) * (1 + j);
-        inputs[name] = { dtype: "float32", dims: [2, 6, 4, 8], data };
+  async fn(t) {
+    // batch 1: each GEMM's batch is the heads, one strided call; batch 2: the batch and head
+    // strides do not collapse into one, and a copy is cheaper than a call per batch index
+    for (const [b, folds] of [[1, 3], [2, 0]]) {
+      await t.step(`batch ${b}: ${folds} folded`, async () => {
+        const dir = await Deno.makeTempDir({ prefix: "kiln_gpu_fold_" });
+        const programs: Program[] = [];
+        try {
+          await Deno.writeFile(`${dir}/model.onnx`, buildModel(_attention(b)));
+          const model = await parseOnnx(`${dir}/model.onnx`);
+          const folded = compile(model, "gpu", { gpu: GPU.options });
+          const copied = compile(model, "gpu", { gpu: { ...GPU.options, fusion: false } });
+          const ref = compile(model, "ref");
+          programs.push(folded, copied, ref);
+          assert.equal(
+            folded.info().fusion!.transposes,
+            folds,
+            "k and v into the MatMuls, the result out of one",
+          );
+          const inputs: Record<string, Tensor> = {};
+          ["q", "k", "v"].forEach((name, j) => {
+            const data = new Float32Array(b * 6 * 4 * 8);
+            for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37 + j) * (1 + j);
+            inputs[name] = { dtype: "float32", dims: [b, 6, 4, 8], data };
+          });
+          const a = await folded.eval(inputs), c = await copied.eval(inputs), want = await ref.eval(inputs);
+          for (const name of ["y", "qt"]) {
+            assert.ok(
+              relativeL2(a[name], want[name]) <= 1e-6,
+              `${name}: rel L2 ${relativeL2(a[name], want[name])} vs ref`,
+            );
+            assert.ok(relativeL2(a[name], c[name]) <= 1e-6, `${name}: folded vs copied`);
+          }
+        } finally {
+          for (const p of programs) p.dispose();
+          await Deno.remove(dir, { recursive: true });
+        }
       });
-      const a = await folded.eval(inputs), b = await copied.eval(inputs), want = await ref.eval(inputs);
-      for (const name of ["y", "qt"]) {
-        assert.ok(
-          relativeL2(a[name], want[name]) <= 1e-6,
-          `${name}: rel L2 ${relativeL2(a[name], want[name])} vs ref`,
-        );
-        assert.ok(relativeL2(a[name], b[name]) <= 1e-6, `${name}: folded vs copied`);
-      }
-    } finally {
-      for (const p of programs) p.dispose();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });

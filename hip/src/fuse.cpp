@@ -144,7 +144,8 @@ std::vector<FusedRegion> findElementwiseRegions(const Schedule& s, int32_t modul
 // The memory plan was made for the copies, so a fold must not let anything overwrite the
 // Transpose's input before the MatMul reads it (no node in between writes over it, nor does the
 // MatMul's own output), and a folded output, written at the MatMul's step, must follow it
-// directly and not lie over what the MatMul reads.
+// directly and not lie over what the MatMul reads. The MatMul's lowering has the last word: it
+// refuses views that fit no GEMM layout or would take more than one strided-batched call.
 
 namespace {
 

@@ -184,6 +184,12 @@ std::unique_ptr<Kernel> lowerMatMulViews(const NodeView& v, const StridedOperand
   k->batch = count;
   // one call per index of the outer dims
   const int64_t outer = nb / count;
+  if ((av || bv || yv) && outer > 1) {
+    // a folded Transpose whose batch dims do not collapse into one strided batch (batch 8 of
+    // BERT's heads): several GEMM calls cost more than the copy they save (H200)
+    why = "the strided view needs " + std::to_string(outer) + " GEMM calls";
+    return nullptr;
+  }
   if (outer > (int64_t(1) << 20)) {
     why = "MatMul batch broadcast needs more than 2^20 GEMM calls";
     return nullptr;
