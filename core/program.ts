@@ -158,6 +158,7 @@ export class Program {
   #hostLiterals: HostLiteral[];
   #disposed = false;
   #queue: Promise<unknown> = Promise.resolve();
+  #bindQueue: Promise<unknown> = Promise.resolve();
 
   /** @internal use `compile` or `deserializeProgram`. */
   constructor(core: CoreProgram, hostLiterals: HostLiteral[], target: Target, options: GpuOptions = {}) {
@@ -195,6 +196,13 @@ export class Program {
   #serialized<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.#queue.then(fn, fn);
     this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  /** Runs `fn` after every earlier bind has settled (binds stage one at a time, beside evals). */
+  #bindSerialized<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#bindQueue.then(fn, fn);
+    this.#bindQueue = next.catch(() => {});
     return next;
   }
 
@@ -237,8 +245,10 @@ export class Program {
   /**
    * Binds a weight set: checked against the weight signature first (every problem reported at
    * once; on failure the program keeps the weights it had), then staged and switched in at once.
-   * A tensor whose content is already bound is not copied again. With `{ partial: true }` (or a
-   * partial WeightSet) only the named weights change.
+   * On the gpu target the staging (reading, hashing, uploading) runs beside evals, which keep
+   * using the weights bound before; the switch happens between two evals, so every eval sees one
+   * weight set whole. A tensor whose content is already bound is not copied again. With
+   * `{ partial: true }` (or a partial WeightSet) only the named weights change.
    *
    * @example
    * ```ts ignore
@@ -249,7 +259,7 @@ export class Program {
     weights: WeightSet | Record<string, Tensor | Tensor["data"]>,
     options: { partial?: boolean } = {},
   ): Promise<BindReport> {
-    return this.#serialized(async () => {
+    return this.#bindSerialized(async () => {
       this.#check("bind weights");
       const t0 = performance.now();
       const signature = this.weightSignature();
@@ -261,8 +271,14 @@ export class Program {
         signature,
         "Cannot bind weights",
       );
-      const r = await this.#exec.bind([...set.tensors.values()]);
-      return { ...r, ms: performance.now() - t0 };
+      const tensors = [...set.tensors.values()];
+      // read and uploaded beside the evals (where the target can), then switched between two evals
+      if (this.#exec.stage) await this.#exec.stage(tensors);
+      return this.#serialized(async () => {
+        this.#check("bind weights");
+        const r = await this.#exec.bind(tensors);
+        return { ...r, ms: performance.now() - t0 };
+      });
     });
   }
 
@@ -285,12 +301,12 @@ export class Program {
    * const { logits } = await program.eval({ ids }, { outputs: ["logits"] });
    * ```
    */
-  eval(inputs: Record<string, Tensor>, options: EvalOptions = {}): Promise<Record<string, Tensor>> {
+  eval(inputs: Record<string, Tensor>, options?: EvalOptions): Promise<Record<string, Tensor>> {
     return this.#serialized(() => {
       this.#check("eval");
       this.#checkEvalInputs(inputs);
       let wanted: Set<string> | undefined;
-      if (options.outputs) {
+      if (options?.outputs) {
         wanted = new Set(options.outputs);
         const unknown = [...wanted].filter((n) => !this.outputs.some((o) => o.name === n));
         if (unknown.length) {

@@ -123,6 +123,10 @@ export class DeviceProgram {
   #ctx: _Context;
   #h: Deno.PointerObject | null;
   #token = {};
+  /** nonblocking calls running now, a handle disposed while they ran, and whether its release waits */
+  #calls = 0;
+  #dying: Deno.PointerObject | null = null;
+  #releaseDeferred = false;
 
   constructor(lib: GpuLibrary, schedule: Uint8Array<ArrayBuffer>, options: DeviceOptions = {}) {
     this.lib = lib;
@@ -165,6 +169,29 @@ export class DeviceProgram {
     throw gpuError(s, `${what}: ${text || `status ${s}`}`);
   }
 
+  /** check() for bind calls, whose failures the library keeps apart (binds run beside evals). */
+  checkBind(status: number | bigint, what: string): void {
+    const s = Number(status);
+    if (s >= 0) return;
+    const h = this.#handle;
+    const text = readText((b, c) => this.lib.symbols.kiln_bind_error(h, b, c));
+    throw gpuError(s, `${what}: ${text || `status ${s}`}`);
+  }
+
+  /**
+   * Runs a nonblocking call with the program's handle kept alive until it returns: dispose()
+   * while it runs defers the release (the call is on another thread, using the handle).
+   */
+  async #inFlight<T>(call: (h: Deno.PointerObject) => Promise<T>): Promise<T> {
+    const h = this.#handle;
+    this.#calls++;
+    try {
+      return await call(h);
+    } finally {
+      if (--this.#calls === 0 && this.#releaseDeferred) this.#release();
+    }
+  }
+
   report(): DeviceReport {
     const h = this.#handle;
     return JSON.parse(readText((b, c) => this.lib.symbols.kiln_prog_report(h, b, c))) as DeviceReport;
@@ -201,49 +228,57 @@ export class DeviceProgram {
     sha1: string,
     what: string,
   ): Promise<void> {
-    const s = await this.lib.symbols.kiln_literal_read_file(
-      this.#handle,
-      id,
-      cString(path),
-      BigInt(offset),
-      BigInt(length),
-      cString(sha1),
+    const s = await this.#inFlight((h) =>
+      this.lib.symbols.kiln_literal_read_file(
+        h,
+        id,
+        cString(path),
+        BigInt(offset),
+        BigInt(length),
+        cString(sha1),
+      )
     );
     this.check(s, what);
   }
 
   bindBegin(): void {
-    this.check(this.lib.symbols.kiln_bind_begin(this.#handle), "Cannot bind weights");
+    this.checkBind(this.lib.symbols.kiln_bind_begin(this.#handle), "Cannot bind weights");
   }
 
   bindBytes(slot: number, bytes: Uint8Array<ArrayBuffer>, what: string): void {
-    this.check(this.lib.symbols.kiln_bind_bytes(this.#handle, slot, bytes, BigInt(bytes.length)), what);
+    this.checkBind(this.lib.symbols.kiln_bind_bytes(this.#handle, slot, bytes, BigInt(bytes.length)), what);
   }
 
   bindFile(slot: number, path: string, offset: number, length: number, what: string): void {
-    this.check(
+    this.checkBind(
       this.lib.symbols.kiln_bind_file(this.#handle, slot, cString(path), BigInt(offset), BigInt(length)),
       what,
     );
   }
 
+  /** Reads the queued file ranges into staged buffers; evals may run meanwhile. */
+  async bindStage(): Promise<void> {
+    const s = await this.#inFlight((h) => this.lib.symbols.kiln_bind_stage(h));
+    this.checkBind(s, "Cannot bind weights");
+  }
+
   async bindCommit(): Promise<DeviceBindReport> {
     const buf = new Uint8Array(1 << 16);
-    const n = await this.lib.symbols.kiln_bind_commit(this.#handle, buf, BigInt(buf.length));
-    this.check(n, "Cannot bind weights");
+    const n = await this.#inFlight((h) => this.lib.symbols.kiln_bind_commit(h, buf, BigInt(buf.length)));
+    this.checkBind(n, "Cannot bind weights");
     return JSON.parse(new TextDecoder().decode(buf.subarray(0, Number(n)))) as DeviceBindReport;
   }
 
   bindAbort(): void {
-    this.lib.symbols.kiln_bind_abort(this.#handle);
+    if (this.#h !== null) this.lib.symbols.kiln_bind_abort(this.#h);
   }
 
   bindRevert(): void {
-    this.check(this.lib.symbols.kiln_bind_revert(this.#handle), "Cannot restore the previous weights");
+    this.checkBind(this.lib.symbols.kiln_bind_revert(this.#handle), "Cannot restore the previous weights");
   }
 
   bindRelease(): void {
-    this.check(this.lib.symbols.kiln_bind_release(this.#handle), "Cannot release the previous weights");
+    this.checkBind(this.lib.symbols.kiln_bind_release(this.#handle), "Cannot release the previous weights");
   }
 
   inputWrite(index: number, bytes: Uint8Array<ArrayBuffer>, what: string): void {
@@ -276,7 +311,7 @@ export class DeviceProgram {
 
   /** Runs list `list` from `pc`: 0 when done, else pc + 1 of a host step. */
   async exec(list: typeof LIST_RUN | typeof LIST_PREPARE, pc: number, what: string): Promise<number> {
-    const r = await this.lib.symbols.kiln_exec(this.#handle, list, pc);
+    const r = await this.#inFlight((h) => this.lib.symbols.kiln_exec(h, list, pc));
     this.check(r, what);
     return r;
   }
@@ -305,11 +340,21 @@ export class DeviceProgram {
     return r;
   }
 
+  /** Releases the program; a call still running on another thread finishes first. */
   dispose(): void {
     if (this.#h === null) return;
     _registry.unregister(this.#token);
-    this.lib.symbols.kiln_prog_destroy(this.#h);
+    this.#dying = this.#h;
     this.#h = null;
+    if (this.#calls > 0) this.#releaseDeferred = true;
+    else this.#release();
+  }
+
+  #release(): void {
+    if (this.#dying === null) return;
+    this.lib.symbols.kiln_prog_destroy(this.#dying);
+    this.#dying = null;
+    this.#releaseDeferred = false;
     _releaseContext(this.#ctx);
   }
 }

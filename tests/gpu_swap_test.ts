@@ -2,7 +2,8 @@
 // the pinned ring, hashed per chunk and copied on the readers' own streams. A weight of several
 // chunks must land whole, in order, whatever the thread count; a file bind and a typed-array bind
 // of the same bytes must hash alike (so the second is skipped); a change in any one chunk must be
-// seen; and the bind report says where the time went.
+// seen; and the bind report says where the time went. Swaps stage beside evals: every eval sees one
+// weight set whole, and a swap that fails mid-stream leaves the old weights serving.
 import assert from "node:assert/strict";
 import { compile, parseOnnx, WeightSet } from "../mod.ts";
 import { buildModel, type ModelSpec } from "../core/onnx/writer.ts";
@@ -141,6 +142,92 @@ Deno.test({
     } finally {
       if (threadsBefore === undefined) Deno.env.delete("KILN_LOAD_THREADS");
       else Deno.env.set("KILN_LOAD_THREADS", threadsBefore);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    `gpu target (${GPU.name}): swaps stage beside evals and switch between two; a failed swap mid-stream changes nothing`,
+  ignore,
+  async fn(t) {
+    const dir = await Deno.makeTempDir({ prefix: "kiln_gpu_concurrent_" });
+    try {
+      const sets = [_weights(1), _weights(2), _weights(3)];
+      for (const [i, w] of sets.entries()) {
+        await Deno.mkdir(`${dir}/v${i + 1}`);
+        await Deno.writeFile(`${dir}/v${i + 1}/model.onnx`, buildModel(_model()));
+        await _write(`${dir}/v${i + 1}/w.bin`, w);
+      }
+      const xData = new Float32Array(K);
+      for (let i = 0; i < K; i++) xData[i] = Math.cos(i * 0.31);
+      const x: Tensor = { dtype: "float32", dims: [1, K], data: xData };
+      const want = sets.map((w) => _expect(xData, w));
+      const program = compile(
+        await parseOnnx(`${dir}/v1/model.onnx`, { deferExternalWeights: true }),
+        "gpu",
+        { gpu: GPU.options },
+      );
+      /** Which weight set an output came from (1, 2, 3), or 0 for none of them (a mix). */
+      const which = async () => {
+        const y = (await program.eval({ x }))["y"];
+        const i = want.findIndex((w) => relativeL2(y, w) <= 1e-5);
+        return i + 1;
+      };
+      try {
+        await program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/v1`));
+        assert.equal(await which(), 1);
+        for (const [from, to] of [[1, 2], [2, 1], [1, 2]]) {
+          await t.step(`v${from} -> v${to} under a stream of evals`, async () => {
+            const set = await WeightSet.fromOnnxDir(program, `${dir}/v${to}`);
+            let settled = false;
+            const swap = program.bindWeights(set).finally(() => settled = true);
+            // issued right after the swap: it runs while the swap stages (binds no longer hold evals back)
+            const seen = [await which()];
+            while (!settled) seen.push(await which());
+            await swap;
+            seen.push(await which());
+            assert.ok(!seen.includes(0), `an output matched no weight set: ${seen}`);
+            assert.equal(seen[0], from, `the first eval issued during the swap ran on v${from}: ${seen}`);
+            const switched = seen.indexOf(to);
+            assert.ok(switched > 0, `v${to} serves after the swap: ${seen}`);
+            assert.ok(seen.slice(switched).every((s) => s === to), `once switched, v${to} only: ${seen}`);
+          });
+        }
+        await t.step(
+          "a swap that fails while staging leaves the old weights serving through the stream",
+          async () => {
+            const set = await WeightSet.fromOnnxDir(program, `${dir}/v3`);
+            await Deno.truncate(`${dir}/v3/w.bin`, 1000); // the file shrinks after the set was checked
+            let settled = false;
+            // the failure is taken at once (a rejection left waiting would be reported unhandled)
+            const swap = program.bindWeights(set).then(() => null, (e: Error) => e).finally(() =>
+              settled = true
+            );
+            const seen = [await which()];
+            while (!settled) seen.push(await which());
+            const failure = await swap;
+            assert.match(String(failure?.message), /w\.bin/, "the swap fails naming the file");
+            seen.push(await which(), await which());
+            assert.ok(seen.every((s) => s === 2), `v2 served throughout: ${seen}`);
+            // and the next swap works
+            await program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/v1`));
+            assert.equal(await which(), 1);
+          },
+        );
+        await t.step("concurrent binds run one after the other; the last one issued wins", async () => {
+          const s2 = await WeightSet.fromOnnxDir(program, `${dir}/v2`);
+          const s1 = await WeightSet.fromOnnxDir(program, `${dir}/v1`);
+          const evals = [which(), which()];
+          await Promise.all([program.bindWeights(s2), program.bindWeights(s1), ...evals]);
+          for (const e of await Promise.all(evals)) assert.ok(e === 1 || e === 2);
+          assert.equal(await which(), 1);
+        });
+      } finally {
+        program.dispose();
+      }
+    } finally {
       await Deno.remove(dir, { recursive: true });
     }
   },

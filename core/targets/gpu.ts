@@ -43,6 +43,8 @@ class GpuExecutor implements Executor {
   #device: string;
   lastPrepareNodes = 0;
   lastPrepareMs = 0;
+  /** the tensors of the transaction stage() left staged, which bind() then commits */
+  #staged: readonly BindTensor[] | null = null;
 
   constructor(core: CoreProgram, literals: readonly LiteralSource[], options: GpuOptions) {
     this.#core = core;
@@ -91,8 +93,10 @@ class GpuExecutor implements Executor {
     return s !== undefined && this.#bound.has(s);
   }
 
-  async bind(tensors: readonly BindTensor[]): Promise<BindResult> {
+  /** Queues the tensors in a bind transaction and stages them (evals may run meanwhile). */
+  async stage(tensors: readonly BindTensor[]): Promise<void> {
     const dev = this.#dev;
+    this.#staged = null;
     dev.bindBegin();
     try {
       for (const t of tensors) {
@@ -104,10 +108,18 @@ class GpuExecutor implements Executor {
         if (t.file) dev.bindFile(slot, t.file.path, t.file.offset, t.file.length, what);
         else dev.bindBytes(slot, _buf(t.bytes), what);
       }
+      await dev.bindStage(); // the files read into staged buffers; nothing switched
     } catch (e) {
       dev.bindAbort();
       throw e;
     }
+    this.#staged = tensors;
+  }
+
+  async bind(tensors: readonly BindTensor[]): Promise<BindResult> {
+    const dev = this.#dev;
+    if (this.#staged !== tensors) await this.stage(tensors);
+    this.#staged = null;
     const boundBefore = new Set(this.#bound);
     const r = await dev.bindCommit(); // nothing switched when it throws
     for (const t of tensors) this.#bound.add(this.#slots.get(t.name)!);

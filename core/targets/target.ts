@@ -127,6 +127,11 @@ export interface Executor {
    * is already bound are skipped.
    */
   bind(tensors: readonly BindTensor[]): Promise<BindResult>;
+  /**
+   * Reads and uploads `tensors` into staged buffers without switching anything, so that evals
+   * can go on meanwhile (targets that can: gpu); the next `bind` of the same array commits them.
+   */
+  stage?(tensors: readonly BindTensor[]): Promise<void>;
   /** Whether weight `name` has been bound. */
   isBound(name: string): boolean;
   /** Runs the weight-only nodes that are out of date (after finalize or a bind). */

@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 /** Bumped whenever a signature or a schedule field changes. */
-#define KILN_ABI_VERSION 2
+#define KILN_ABI_VERSION 3
 
 /* Status codes: 0 is success, errors are negative. */
 #define KILN_OK 0
@@ -136,13 +136,22 @@ KILN_API int32_t kiln_bind_bytes(kiln_prog* prog, uint32_t slot, const uint8_t* 
 /** Queues weight slot `slot` from a file range (read by kiln_bind_commit). */
 KILN_API int32_t kiln_bind_file(kiln_prog* prog, uint32_t slot, const uint8_t* path, uint64_t offset, uint64_t length);
 /**
- * Reads the queued file ranges into pinned staging memory, hashes them, uploads what changed and
- * switches. The previous buffers are kept until kiln_bind_release (or kiln_bind_revert, which
- * switches back). Report JSON into buf: {"copied", "skipped", "bytesRead", "bytesUploaded",
- * "readMs", "uploadMs", "slots": [changed slot indices]}. Returns the report's full length, or an
- * error status; on error nothing was switched.
+ * Checks the queued file ranges and reads them into staged device buffers (through the loader's
+ * pinned ring, hashed on the way), switching nothing: kiln_exec may run on other threads
+ * meanwhile and keeps using the bound weights. On error the transaction is over (nothing was
+ * switched). Bind calls report their failures through kiln_bind_error, not kiln_prog_error.
+ */
+KILN_API int32_t kiln_bind_stage(kiln_prog* prog);
+/**
+ * Stages what kiln_bind_stage did not, then switches to the staged weights (call it between
+ * executions). The previous buffers are kept until kiln_bind_release (or kiln_bind_revert,
+ * which switches back). Report JSON into buf: {"copied", "skipped", "bytesRead",
+ * "bytesUploaded", "readMs", "validateMs", "loadMs", ..., "slots": [changed slot indices]}.
+ * Returns the report's full length, or an error status; on error nothing was switched.
  */
 KILN_API int64_t kiln_bind_commit(kiln_prog* prog, uint8_t* report, uint64_t cap);
+/** The last failure of a kiln_bind_* call, written like kiln_last_error. */
+KILN_API int64_t kiln_bind_error(kiln_prog* prog, uint8_t* buf, uint64_t cap);
 /** Drops a transaction that was not committed. */
 KILN_API int32_t kiln_bind_abort(kiln_prog* prog);
 /** After a commit: switches back to the weights bound before it. */

@@ -41,6 +41,24 @@ int32_t guarded(kiln_prog* prog, F f) {
   }
 }
 
+/**
+ * A bind call: its failure goes to the program's bindErr (binds run beside evals), and it holds
+ * the context's device mutex (it may allocate, free or upload while an eval captures a graph).
+ */
+template <typename F>
+int32_t guardedBind(kiln_prog* prog, F f) {
+  if (prog == nullptr || prog->p == nullptr) return KILN_E_ARGUMENT;
+  kiln::Program* p = prog->p;
+  try {
+    std::lock_guard<std::mutex> lock(prog->ctx->c->deviceMutex());
+    p->bindErr = Error();
+    return f(p) ? KILN_OK : (p->bindErr.status != KILN_OK ? p->bindErr.status : KILN_E_ARGUMENT);
+  } catch (const std::bad_alloc&) {
+    p->bindErr.fail(KILN_E_OUT_OF_MEMORY, "Out of host memory");
+    return KILN_E_OUT_OF_MEMORY;
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -168,34 +186,43 @@ int32_t kiln_literal_read_file(kiln_prog* prog, uint32_t id, const uint8_t* path
 }
 
 int32_t kiln_bind_begin(kiln_prog* prog) {
-  return guarded(prog, [&](kiln::Program* p) { return p->bindBegin(); });
+  return guardedBind(prog, [&](kiln::Program* p) { return p->bindBegin(); });
 }
 
 int32_t kiln_bind_bytes(kiln_prog* prog, uint32_t slot, const uint8_t* data, uint64_t length) {
-  return guarded(prog, [&](kiln::Program* p) { return p->bindBytes(slot, data, length); });
+  return guardedBind(prog, [&](kiln::Program* p) { return p->bindBytes(slot, data, length); });
 }
 
 int32_t kiln_bind_file(kiln_prog* prog, uint32_t slot, const uint8_t* path, uint64_t offset, uint64_t length) {
-  return guarded(prog, [&](kiln::Program* p) { return p->bindFile(slot, cstr(path), offset, length); });
+  return guardedBind(prog, [&](kiln::Program* p) { return p->bindFile(slot, cstr(path), offset, length); });
 }
 
 int64_t kiln_bind_commit(kiln_prog* prog, uint8_t* report, uint64_t cap) {
   std::string r;
-  const int32_t status = guarded(prog, [&](kiln::Program* p) { return p->bindCommit(r); });
+  const int32_t status = guardedBind(prog, [&](kiln::Program* p) { return p->bindCommit(r); });
   if (status != KILN_OK) return status;
   return kiln::copyOut(r, report, cap);
 }
 
+int32_t kiln_bind_stage(kiln_prog* prog) {
+  return guardedBind(prog, [&](kiln::Program* p) { return p->bindStage(); });
+}
+
+int64_t kiln_bind_error(kiln_prog* prog, uint8_t* buf, uint64_t cap) {
+  if (!prog || !prog->p) return 0;
+  return kiln::copyOut(prog->p->bindErr.message, buf, cap);
+}
+
 int32_t kiln_bind_abort(kiln_prog* prog) {
-  return guarded(prog, [&](kiln::Program* p) { return p->bindAbort(); });
+  return guardedBind(prog, [&](kiln::Program* p) { return p->bindAbort(); });
 }
 
 int32_t kiln_bind_revert(kiln_prog* prog) {
-  return guarded(prog, [&](kiln::Program* p) { return p->bindRevert(); });
+  return guardedBind(prog, [&](kiln::Program* p) { return p->bindRevert(); });
 }
 
 int32_t kiln_bind_release(kiln_prog* prog) {
-  return guarded(prog, [&](kiln::Program* p) { return p->bindRelease(); });
+  return guardedBind(prog, [&](kiln::Program* p) { return p->bindRelease(); });
 }
 
 int32_t kiln_input_write(kiln_prog* prog, uint32_t index, const uint8_t* data, uint64_t length) {

@@ -39,6 +39,13 @@ class Context {
   /** The swap pipeline of this context (its pinned ring is made on the first load and kept). */
   Loader& loader() { return *loader_; }
 
+  /**
+   * Held by whatever allocates, frees or uploads device memory for a bind (which runs while evals
+   * go on) and by a graph capture: hipMalloc/hipFree and pinned allocations synchronize the
+   * device, and a synchronization during a capture on another thread invalidates the capture.
+   */
+  std::mutex& deviceMutex() { return deviceMutex_; }
+
  private:
   Context() {}
   bool ensureStaging(Error& err);
@@ -48,6 +55,7 @@ class Context {
   uint64_t limit_ = 0;
   std::atomic<uint64_t> used_{0};
   std::mutex stagingMutex_;
+  std::mutex deviceMutex_;
   char* staging_[2] = {nullptr, nullptr};
   hipEvent_t stagingDone_[2] = {nullptr, nullptr};
   std::unique_ptr<Loader> loader_;

@@ -24,7 +24,8 @@ Program* Program::create(Context* ctx, const uint8_t* schedule, uint64_t length,
   p->ctx_ = ctx;
   if (!parseSchedule(schedule, length, p->s_, err)) return nullptr;
   hipSetDevice(ctx->device());
-  if (!hipCheck(hipStreamCreateWithFlags(&p->stream_, hipStreamNonBlocking), "hipStreamCreateWithFlags", err)) {
+  if (!hipCheck(hipStreamCreateWithFlags(&p->stream_, hipStreamNonBlocking), "hipStreamCreateWithFlags", err) ||
+      !hipCheck(hipStreamCreateWithFlags(&p->uploadStream_, hipStreamNonBlocking), "hipStreamCreateWithFlags", err)) {
     return nullptr;
   }
   if (!p->lower(flags) || !p->allocate()) {
@@ -50,6 +51,7 @@ Program::~Program() {
   releaseSpares();
   ctx_->release(block_, blockBytes_);
   if (stream_) hipStreamDestroy(stream_);
+  if (uploadStream_) hipStreamDestroy(uploadStream_);
 }
 
 // ---- lowering and memory -------------------------------------------------------------------
@@ -407,6 +409,7 @@ void Program::releaseSpares() {
 }
 
 void Program::dropStaged() {
+  staged_ = false;
   for (size_t i = 0; i < slots_.size(); i++) {
     Slot& s = slots_[i];
     retire(static_cast<uint32_t>(i), s.staged);
@@ -424,11 +427,11 @@ bool Program::bindBegin() {
 }
 
 bool Program::bindBytes(uint32_t slot, const uint8_t* data, uint64_t length) {
-  if (!inBind_) return err.fail(KILN_E_ARGUMENT, "kiln_bind_bytes outside a transaction");
-  if (slot >= slots_.size()) return err.fail(KILN_E_ARGUMENT, "No weight slot " + std::to_string(slot));
+  if (!inBind_) return bindErr.fail(KILN_E_ARGUMENT, "kiln_bind_bytes outside a transaction");
+  if (slot >= slots_.size()) return bindErr.fail(KILN_E_ARGUMENT, "No weight slot " + std::to_string(slot));
   const SWeight& w = s_.weights[slot];
   if (length != static_cast<uint64_t>(w.bytes)) {
-    return err.fail(KILN_E_ARGUMENT, "Weight '" + w.name + "' needs " + std::to_string(w.bytes) + " bytes, " +
+    return bindErr.fail(KILN_E_ARGUMENT, "Weight '" + w.name + "' needs " + std::to_string(w.bytes) + " bytes, " +
                                          std::to_string(length) + " were given");
   }
   Slot& s = slots_[slot];
@@ -439,11 +442,12 @@ bool Program::bindBytes(uint32_t slot, const uint8_t* data, uint64_t length) {
   s.stagedSet = true;
   s.stagedHash = hash;
   if (s.bound && s.hash == hash) return true;  // unchanged: nothing to upload
-  s.staged = stageBuffer(slot, err);
+  s.staged = stageBuffer(slot, bindErr);
   if (!s.staged) return false;
   hipSetDevice(ctx_->device());
-  return hipCheck(hipMemcpyAsync(s.staged, data, length, hipMemcpyHostToDevice, stream_), "uploading a weight", err) &&
-         hipCheck(hipStreamSynchronize(stream_), "uploading a weight", err);
+  return hipCheck(hipMemcpyAsync(s.staged, data, length, hipMemcpyHostToDevice, uploadStream_), "uploading a weight",
+                  bindErr) &&
+         hipCheck(hipStreamSynchronize(uploadStream_), "uploading a weight", bindErr);
 }
 
 void Program::dropPendingFile(uint32_t slot) {
@@ -456,11 +460,11 @@ void Program::dropPendingFile(uint32_t slot) {
 }
 
 bool Program::bindFile(uint32_t slot, const std::string& path, uint64_t offset, uint64_t length) {
-  if (!inBind_) return err.fail(KILN_E_ARGUMENT, "kiln_bind_file outside a transaction");
-  if (slot >= slots_.size()) return err.fail(KILN_E_ARGUMENT, "No weight slot " + std::to_string(slot));
+  if (!inBind_) return bindErr.fail(KILN_E_ARGUMENT, "kiln_bind_file outside a transaction");
+  if (slot >= slots_.size()) return bindErr.fail(KILN_E_ARGUMENT, "No weight slot " + std::to_string(slot));
   const SWeight& w = s_.weights[slot];
   if (length != static_cast<uint64_t>(w.bytes)) {
-    return err.fail(KILN_E_ARGUMENT, "Weight '" + w.name + "' needs " + std::to_string(w.bytes) + " bytes, the range in '" +
+    return bindErr.fail(KILN_E_ARGUMENT, "Weight '" + w.name + "' needs " + std::to_string(w.bytes) + " bytes, the range in '" +
                                          path + "' has " + std::to_string(length));
   }
   dropPendingFile(slot);  // the last bind of a slot in a transaction wins
@@ -468,8 +472,9 @@ bool Program::bindFile(uint32_t slot, const std::string& path, uint64_t offset, 
   return true;
 }
 
-bool Program::bindCommit(std::string& report) {
-  if (!inBind_) return err.fail(KILN_E_ARGUMENT, "kiln_bind_commit outside a transaction");
+bool Program::bindStage() {
+  if (!inBind_) return bindErr.fail(KILN_E_ARGUMENT, "kiln_bind_stage outside a transaction");
+  if (staged_) return true;
   const auto t0 = std::chrono::steady_clock::now();
   // every file problem at once, before anything is read
   std::string problems;
@@ -480,7 +485,7 @@ bool Program::bindCommit(std::string& report) {
   if (!problems.empty()) {
     dropStaged();
     inBind_ = false;
-    return err.fail(KILN_E_IO, problems);
+    return bindErr.fail(KILN_E_IO, problems);
   }
   const double validateMs = msSince(t0);
   // every staged buffer first (an out-of-memory fails before anything is read), then one load
@@ -491,7 +496,7 @@ bool Program::bindCommit(std::string& report) {
     Slot& s = slots_[f.slot];
     const std::string what = "weight '" + s_.weights[f.slot].name + "'";
     retire(f.slot, s.staged);
-    s.staged = stageBuffer(f.slot, err);
+    s.staged = stageBuffer(f.slot, bindErr);
     if (!s.staged) {
       dropStaged();
       inBind_ = false;
@@ -502,7 +507,7 @@ bool Program::bindCommit(std::string& report) {
   }
   std::vector<Hash128> hashes;
   LoadStats load;
-  if (!jobs.empty() && !ctx_->loader().run(jobs, files, hashes, load, err)) {
+  if (!jobs.empty() && !ctx_->loader().run(jobs, files, hashes, load, bindErr)) {
     dropStaged();
     inBind_ = false;
     return false;
@@ -517,7 +522,21 @@ bool Program::bindCommit(std::string& report) {
       s.staged = nullptr;
     }
   }
-  const double readMs = msSince(t0);
+  stageReadMs_ = msSince(t0);
+  stageValidateMs_ = validateMs;
+  stageBytesRead_ = bytesRead;
+  stageLoad_ = load;
+  staged_ = true;
+  return true;
+}
+
+bool Program::bindCommit(std::string& report) {
+  if (!inBind_) return bindErr.fail(KILN_E_ARGUMENT, "kiln_bind_commit outside a transaction");
+  if (!staged_ && !bindStage()) return false;
+  staged_ = false;
+  const double readMs = stageReadMs_, validateMs = stageValidateMs_;
+  const uint64_t bytesRead = stageBytesRead_;
+  const LoadStats& load = stageLoad_;
   // switch: every tensor is in
   int copied = 0, skipped = 0;
   uint64_t uploaded = 0;
@@ -791,6 +810,8 @@ Program::Graph* Program::graphForPointers() {
       return &g;
     }
   }
+  // no bind may allocate, free or upload while the run list is captured (Context::deviceMutex)
+  std::lock_guard<std::mutex> lock(ctx_->deviceMutex());
   Exec x;
   x.stream = stream_;
   x.ptrs = &ptrs_;

@@ -22,8 +22,10 @@ class Program {
   static Program* create(Context* ctx, const uint8_t* schedule, uint64_t length, uint32_t flags, Error& err);
   ~Program();
 
-  /** The last failure of a call on this program. */
+  /** The last failure of a call on this program (evals, literals, reads). */
   Error err;
+  /** The last failure of a bind call: binds run beside evals, so they keep their own. */
+  Error bindErr;
 
   bool literalWrite(uint32_t id, const uint8_t* data, uint64_t length);
   bool literalReadFile(uint32_t id, const std::string& path, uint64_t offset, uint64_t length, const std::string& sha1);
@@ -31,7 +33,12 @@ class Program {
   bool bindBegin();
   bool bindBytes(uint32_t slot, const uint8_t* data, uint64_t length);
   bool bindFile(uint32_t slot, const std::string& path, uint64_t offset, uint64_t length);
-  /** The report JSON, or false with err. */
+  /**
+   * Validates and loads the transaction's file ranges into staged buffers, switching nothing:
+   * evals may run meanwhile (on other threads). False with bindErr; the transaction is then over.
+   */
+  bool bindStage();
+  /** Stages (unless bindStage did), then switches to the staged weights: the report JSON, or false with bindErr. */
   bool bindCommit(std::string& report);
   bool bindAbort();
   bool bindRevert();
@@ -114,6 +121,7 @@ class Program {
   Context* ctx_ = nullptr;
   Schedule s_;
   hipStream_t stream_ = nullptr;
+  hipStream_t uploadStream_ = nullptr;  // binds' uploads from the caller's memory (never captured)
   std::unique_ptr<Blas> blas_;
   char* blasWorkspace_ = nullptr;  // given to cuBLAS (Blas::setWorkspace); null: its own
   std::string blasWhy_;
@@ -136,6 +144,11 @@ class Program {
   void retire(uint32_t slot, char* p);
   void releaseSpares();
   bool inBind_ = false;
+  // what bindStage did, for the commit's report
+  bool staged_ = false;
+  double stageValidateMs_ = 0, stageReadMs_ = 0;
+  uint64_t stageBytesRead_ = 0;
+  LoadStats stageLoad_;
   std::vector<std::unique_ptr<Kernel>> kernels_;
   std::vector<std::string> hostReasons_;  // per node: why it runs on the host ("" on the device)
   std::vector<bool> fusedAway_;            // per node: runs inside a fused kernel at a later node
