@@ -198,10 +198,12 @@ interface _KilnResult {
   evals: _EvalResult[];
   swaps: _SwapResult[];
   ortMs: number[];
+  /** useWeights between two resident weight sets (v2 kept resident, the bound v1), ms each */
+  switchMs: number[];
 }
 
 function _emptyResult(name: string): _KilnResult {
-  return { name, notes: [], hostNodes: [], evals: [], swaps: [], ortMs: [] };
+  return { name, notes: [], hostNodes: [], evals: [], swaps: [], ortMs: [], switchMs: [] };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -349,6 +351,18 @@ async function _kilnModel(
         for (const sm of KILN_SWAPS) {
           res.swaps.push(await _swaps(name, program, sm, dirs, feeds, m, at, opts.runs, res));
         }
+        try {
+          // resident weight sets: v2 kept on the device beside the bound weights, switched to and back
+          _log(`${name}: resident weight sets, ${opts.runs} switches`);
+          await program.addWeightSet("v2", await WeightSet.fromOnnxDir(program, dirs[1]));
+          for (let r = 0; r < opts.runs; r++) {
+            res.switchMs.push((await _ms(() => program!.useWeights(r % 2 === 0 ? "v2" : null)))[0]);
+          }
+          await program.useWeights(null);
+          await program.removeWeightSet("v2");
+        } catch (e) {
+          res.notes.push(`resident weight sets: ${errText(e)}`);
+        }
       }
     } catch (e) {
       if (i === 0) {
@@ -488,6 +502,20 @@ function _table(results: _KilnResult[], torch: _TorchJson): string[] {
       if (!n) rows.push(`| ${what} | ${fmtMs(k, 2)} | no PyTorch time | – | – |`);
     }
     const bytes = r.weightBytes ?? 0;
+    if (r.switchMs.length) {
+      const k = median(r.switchMs);
+      const pinned = tm?.swap_ms?.["pinned_copy"];
+      const what = `${r.name} switch between resident weight sets (useWeights, prepare step included)`;
+      if (pinned) {
+        rows.push(
+          `| ${what} | ${fmtMs(k, 2)} | PyTorch param.copy_ from pinned host tensors (no file read) | ${
+            fmtMs(pinned.median)
+          } | ${_ratio(k, pinned.median)} |`,
+        );
+      } else {
+        rows.push(`| ${what} | ${fmtMs(k, 2)} | – | – | – |`);
+      }
+    }
     for (const s of r.swaps) {
       if (!s.total.length) continue;
       const k = median(s.total);

@@ -116,6 +116,11 @@ export interface BindReport {
 export interface EvalOptions {
   /** the outputs to return (default: all); on the gpu target the others stay on the device */
   outputs?: readonly string[];
+  /**
+   * the resident weight set to run with (`addWeightSet`; gpu) for this eval only; default: the
+   * one `useWeights` chose, else the bound weights
+   */
+  weights?: string;
 }
 
 /** What `Program.profile` measured: one eval, every node timed on the device. */
@@ -159,6 +164,8 @@ export class Program {
   #disposed = false;
   #queue: Promise<unknown> = Promise.resolve();
   #bindQueue: Promise<unknown> = Promise.resolve();
+  /** the resident weight set evals read unless told otherwise (useWeights; null: the bound weights) */
+  #current: string | null = null;
 
   /** @internal use `compile` or `deserializeProgram`. */
   constructor(core: CoreProgram, hostLiterals: HostLiteral[], target: Target, options: GpuOptions = {}) {
@@ -302,8 +309,9 @@ export class Program {
    * ```
    */
   eval(inputs: Record<string, Tensor>, options?: EvalOptions): Promise<Record<string, Tensor>> {
-    return this.#serialized(() => {
+    return this.#serialized(async () => {
       this.#check("eval");
+      await this.#selectWeights(options?.weights ?? this.#current, "eval");
       this.#checkEvalInputs(inputs);
       let wanted: Set<string> | undefined;
       if (options?.outputs) {
@@ -321,6 +329,91 @@ export class Program {
     });
   }
 
+  /** Makes evals read resident set `name` (null: the bound weights), where the target has sets. */
+  async #selectWeights(name: string | null, what: string): Promise<void> {
+    if (!this.#exec.selectSet) {
+      if (name !== null) {
+        throw new KilnError(
+          "unsupported",
+          `Cannot ${what} with weight set '${name}': the ${this.target} target has no resident weight sets`,
+        );
+      }
+      return;
+    }
+    await this.#exec.selectSet(name);
+  }
+
+  /**
+   * Keeps a whole weight set resident on the device under `name`, beside the bound weights
+   * (gpu). It is checked against the weight signature (every weight needed), read and uploaded
+   * while evals go on, and added between two evals; `eval` with `{ weights: name }` or
+   * `useWeights(name)` then run with it without copying anything (a switch costs the prepare
+   * step's rerun). It holds device memory until `removeWeightSet`.
+   *
+   * @example
+   * ```ts ignore
+   * await program.addWeightSet("customer-b", await WeightSet.fromOnnxDir(program, "weights_b"));
+   * const { logits } = await program.eval({ ids }, { weights: "customer-b" });
+   * ```
+   */
+  addWeightSet(name: string, weights: WeightSet | Record<string, Tensor | Tensor["data"]>): Promise<void> {
+    return this.#bindSerialized(async () => {
+      this.#check("add a weight set");
+      const exec = this.#exec;
+      if (!exec.addSet) {
+        throw new KilnError(
+          "unsupported",
+          `Cannot add weight set '${name}': the ${this.target} target has no resident weight sets`,
+        );
+      }
+      const signature = this.weightSignature();
+      const set = weights instanceof WeightSet ? weights : WeightSet.fromArrays(signature, weights);
+      (set.partial ? new WeightSet(set.tensors.values(), false) : set).validate(
+        signature,
+        `Cannot add weight set '${name}'`,
+      );
+      const commit = await exec.addSet(name, [...set.tensors.values()]);
+      await this.#serialized(() => {
+        this.#check("add a weight set");
+        commit();
+        return Promise.resolve();
+      });
+    });
+  }
+
+  /**
+   * Makes the resident weight set `name` the one evals read from now on (null: back to the bound
+   * weights), between two evals; the prepare step reruns for it here.
+   */
+  useWeights(name: string | null): Promise<void> {
+    return this.#serialized(async () => {
+      this.#check("use a weight set");
+      await this.#selectWeights(name, "use weights");
+      this.#current = name;
+    });
+  }
+
+  /** Frees resident weight set `name`; evals that used it go back to the bound weights. */
+  removeWeightSet(name: string): Promise<void> {
+    return this.#serialized(() => {
+      this.#check("remove a weight set");
+      if (!this.#exec.removeSet) {
+        throw new KilnError(
+          "unsupported",
+          `Cannot remove weight set '${name}': the ${this.target} target has no resident weight sets`,
+        );
+      }
+      this.#exec.removeSet(name);
+      if (this.#current === name) this.#current = null;
+      return Promise.resolve();
+    });
+  }
+
+  /** The resident weight sets (gpu), and the one evals read (null: the bound weights). */
+  get weightSets(): { names: string[]; current: string | null } {
+    return { names: this.#exec.setNames?.() ?? [], current: this.#current };
+  }
+
   /**
    * One eval that times every node on the device (gpu): the nodes in launch order with their
    * device milliseconds, and the same summed per op, largest first. Evals are not replayed as a
@@ -333,6 +426,7 @@ export class Program {
       if (!exec.profile) {
         throw new KilnError("unsupported", `Cannot profile: the ${this.target} target does not time nodes`);
       }
+      await this.#selectWeights(this.#current, "profile");
       this.#checkEvalInputs(inputs);
       const nodes = await exec.profile(inputs);
       const byOp = new Map<string, { op: string; count: number; ms: number }>();

@@ -15,6 +15,9 @@ export interface DeviceReport {
   deviceBytes: number;
   /** of which spare weight buffers that the next swap stages into */
   spareBytes: number;
+  /** of which resident weight sets */
+  residentBytes: number;
+  residentSets: number;
   arenaBytes: number;
   literalBytes: number;
   weightBytes: number;
@@ -267,6 +270,20 @@ export class DeviceProgram {
     const n = await this.#inFlight((h) => this.lib.symbols.kiln_bind_commit(h, buf, BigInt(buf.length)));
     this.checkBind(n, "Cannot bind weights");
     return JSON.parse(new TextDecoder().decode(buf.subarray(0, Number(n)))) as DeviceBindReport;
+  }
+
+  /** Keeps the staged transaction as resident weight set `id` instead of switching to it. */
+  setAdd(id: number, what: string): void {
+    this.checkBind(this.lib.symbols.kiln_set_add(this.#handle, id), what);
+  }
+
+  /** Evals read resident set `id` from now on (-1: the bound weights). */
+  setSelect(id: number): void {
+    this.check(this.lib.symbols.kiln_set_select(this.#handle, id), "Cannot select a weight set");
+  }
+
+  setRemove(id: number): void {
+    this.checkBind(this.lib.symbols.kiln_set_remove(this.#handle, id), "Cannot remove a weight set");
   }
 
   bindAbort(): void {

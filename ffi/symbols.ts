@@ -8,7 +8,7 @@
  */
 
 /** The ABI version these bindings were written for (KILN_ABI_VERSION). */
-export const KILN_ABI_VERSION = 3;
+export const KILN_ABI_VERSION = 4;
 
 export const SYMBOLS = {
   kiln_abi_version: { parameters: [], result: "i32" },
@@ -38,6 +38,9 @@ export const SYMBOLS = {
   kiln_bind_stage: { parameters: ["pointer"], result: "i32", nonblocking: true },
   kiln_bind_commit: { parameters: ["pointer", "buffer", "u64"], result: "i64", nonblocking: true },
   kiln_bind_error: { parameters: ["pointer", "buffer", "u64"], result: "i64" },
+  kiln_set_add: { parameters: ["pointer", "i32"], result: "i32" },
+  kiln_set_select: { parameters: ["pointer", "i32"], result: "i32" },
+  kiln_set_remove: { parameters: ["pointer", "i32"], result: "i32" },
   kiln_bind_abort: { parameters: ["pointer"], result: "i32" },
   kiln_bind_revert: { parameters: ["pointer"], result: "i32" },
   kiln_bind_release: { parameters: ["pointer"], result: "i32" },

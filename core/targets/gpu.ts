@@ -45,6 +45,10 @@ class GpuExecutor implements Executor {
   lastPrepareMs = 0;
   /** the tensors of the transaction stage() left staged, which bind() then commits */
   #staged: readonly BindTensor[] | null = null;
+  /** resident weight sets by name (their ids in the library), and the one evals read (null: the bound weights) */
+  #sets = new Map<string, number>();
+  #nextSet = 0;
+  #selected: string | null = null;
 
   constructor(core: CoreProgram, literals: readonly LiteralSource[], options: GpuOptions) {
     this.#core = core;
@@ -90,7 +94,8 @@ class GpuExecutor implements Executor {
 
   isBound(name: string): boolean {
     const s = this.#slots.get(name);
-    return s !== undefined && this.#bound.has(s);
+    // a selected resident set has every weight
+    return s !== undefined && (this.#selected !== null || this.#bound.has(s));
   }
 
   /** Queues the tensors in a bind transaction and stages them (evals may run meanwhile). */
@@ -114,6 +119,48 @@ class GpuExecutor implements Executor {
       throw e;
     }
     this.#staged = tensors;
+  }
+
+  async addSet(name: string, tensors: readonly BindTensor[]): Promise<() => void> {
+    if (this.#sets.has(name)) {
+      throw new KilnError("weights", `Cannot add weight set '${name}': the program has one of that name`);
+    }
+    await this.stage(tensors);
+    this.#staged = null;
+    return () => {
+      const id = this.#nextSet++;
+      this.#dev.setAdd(id, `Cannot add weight set '${name}'`);
+      this.#sets.set(name, id);
+    };
+  }
+
+  async selectSet(name: string | null): Promise<void> {
+    if (name === this.#selected) return;
+    const id = name === null ? -1 : this.#sets.get(name);
+    if (id === undefined) {
+      const known = [...this.#sets.keys()].map((n) => `'${n}'`).join(", ") || "none";
+      throw new KilnError("weights", `No weight set '${name}' on this program (resident sets: ${known})`);
+    }
+    this.#dev.setSelect(id);
+    this.#selected = name;
+    // the prepare step's outputs derive from the weights: rerun for the set now read
+    if (this.#sched.nodes.some((n) => n.prepare && !n.skip)) this.#pending = "all";
+    await this.prepare();
+  }
+
+  removeSet(name: string): void {
+    const id = this.#sets.get(name);
+    if (id === undefined) throw new KilnError("weights", `No weight set '${name}' on this program`);
+    if (this.#selected === name) {
+      this.#selected = null;
+      if (this.#sched.nodes.some((n) => n.prepare && !n.skip)) this.#pending = "all";
+    }
+    this.#dev.setRemove(id);
+    this.#sets.delete(name);
+  }
+
+  setNames(): string[] {
+    return [...this.#sets.keys()];
   }
 
   async bind(tensors: readonly BindTensor[]): Promise<BindResult> {
@@ -171,7 +218,7 @@ class GpuExecutor implements Executor {
       this.lastPrepareMs = 0;
       return;
     }
-    if (!this.#allBound()) return; // runs once every weight is bound
+    if (this.#selected === null && !this.#allBound()) return; // runs once every weight is bound
     const t0 = performance.now();
     const slots = this.#pending === "all" ? null : [...this.#pending];
     this.lastPrepareNodes = this.#dev.prepareSelect(slots);

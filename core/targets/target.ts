@@ -138,6 +138,16 @@ export interface Executor {
   prepare(): Promise<void>;
   /** One evaluation (inputs validated by the caller); only `outputs` are read back when given. */
   run(inputs: Record<string, Tensor>, outputs?: ReadonlySet<string>): Promise<Record<string, Tensor>>;
+  /**
+   * Resident weight sets (targets that can: gpu): `addSet` stages a whole set beside evals and
+   * returns a commit to run between evals, which keeps it under `name`; `selectSet` makes evals
+   * read it (null: the bound weights) and reruns the prepare step; `removeSet` frees it.
+   */
+  addSet?(name: string, tensors: readonly BindTensor[]): Promise<() => void>;
+  selectSet?(name: string | null): Promise<void>;
+  removeSet?(name: string): void;
+  /** The resident weight sets' names. */
+  setNames?(): string[];
   /** One evaluation timing each node on the device, in launch order (targets that can: gpu). */
   profile?(inputs: Record<string, Tensor>): Promise<NodeTime[]>;
   /** Where and how it runs. */

@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 /** Bumped whenever a signature or a schedule field changes. */
-#define KILN_ABI_VERSION 3
+#define KILN_ABI_VERSION 4
 
 /* Status codes: 0 is success, errors are negative. */
 #define KILN_OK 0
@@ -150,8 +150,19 @@ KILN_API int32_t kiln_bind_stage(kiln_prog* prog);
  * Returns the report's full length, or an error status; on error nothing was switched.
  */
 KILN_API int64_t kiln_bind_commit(kiln_prog* prog, uint8_t* report, uint64_t cap);
-/** The last failure of a kiln_bind_* call, written like kiln_last_error. */
+/** The last failure of a kiln_bind_* or kiln_set_add/remove call, written like kiln_last_error. */
 KILN_API int64_t kiln_bind_error(kiln_prog* prog, uint8_t* buf, uint64_t cap);
+
+/**
+ * Resident weight sets. kiln_set_add ends a bind transaction (kiln_bind_begin, every weight
+ * queued, optionally kiln_bind_stage) by keeping its staged weights as set `id` (>= 0) instead of
+ * switching to them; a weight equal to the bound one is copied on the device. kiln_set_select
+ * makes executions read set `id` (-1: the bound weights) until another is selected (call it
+ * between executions, and rerun the prepare list); kiln_set_remove frees a set.
+ */
+KILN_API int32_t kiln_set_add(kiln_prog* prog, int32_t id);
+KILN_API int32_t kiln_set_select(kiln_prog* prog, int32_t id);
+KILN_API int32_t kiln_set_remove(kiln_prog* prog, int32_t id);
 /** Drops a transaction that was not committed. */
 KILN_API int32_t kiln_bind_abort(kiln_prog* prog);
 /** After a commit: switches back to the weights bound before it. */

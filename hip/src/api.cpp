@@ -208,6 +208,18 @@ int32_t kiln_bind_stage(kiln_prog* prog) {
   return guardedBind(prog, [&](kiln::Program* p) { return p->bindStage(); });
 }
 
+int32_t kiln_set_add(kiln_prog* prog, int32_t id) {
+  return guardedBind(prog, [&](kiln::Program* p) { return p->setAdd(id); });
+}
+
+int32_t kiln_set_remove(kiln_prog* prog, int32_t id) {
+  return guardedBind(prog, [&](kiln::Program* p) { return p->setRemove(id); });
+}
+
+int32_t kiln_set_select(kiln_prog* prog, int32_t id) {
+  return guarded(prog, [&](kiln::Program* p) { return p->setSelect(id); });
+}
+
 int64_t kiln_bind_error(kiln_prog* prog, uint8_t* buf, uint64_t cap) {
   if (!prog || !prog->p) return 0;
   return kiln::copyOut(prog->p->bindErr.message, buf, cap);

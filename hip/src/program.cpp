@@ -49,6 +49,9 @@ Program::~Program() {
     if (slots_[i].prevPtr != slots_[i].ptr) ctx_->release(slots_[i].prevPtr, bytes);
   }
   releaseSpares();
+  for (ResidentSet& r : sets_) {
+    for (size_t i = 0; i < r.ptrs.size(); i++) ctx_->release(r.ptrs[i], static_cast<uint64_t>(s_.weights[i].bytes));
+  }
   ctx_->release(block_, blockBytes_);
   if (stream_) hipStreamDestroy(stream_);
   if (uploadStream_) hipStreamDestroy(uploadStream_);
@@ -308,7 +311,11 @@ void Program::resolvePointers() {
       case S_BUFFER: ptrs_[v] = block_ + bufferAt_[v]; break;
       case S_ARENA: ptrs_[v] = block_ + moduleArena_[x.index] + static_cast<uint64_t>(x.offset); break;
       case S_LITERAL: ptrs_[v] = literalArena_ + x.offset; break;
-      case S_WEIGHT: ptrs_[v] = slots_[x.index].ptr; break;
+      case S_WEIGHT: {
+        ResidentSet* set = selected_set_ >= 0 ? findSet(selected_set_) : nullptr;
+        ptrs_[v] = set ? set->ptrs[x.index] : slots_[x.index].ptr;
+        break;
+      }
       case S_ALIAS: ptrs_[v] = ptrs_[x.index]; break;
       default: break;
     }
@@ -583,6 +590,90 @@ bool Program::bindAbort() {
   return true;
 }
 
+// ---- resident weight sets -------------------------------------------------------------------
+// A resident set is a whole weight set held on the device beside the bound one. Selecting it
+// repoints the weight values (the run list's graph for those addresses is captured once and then
+// cached like any other), so switching costs the prepare step's rerun and no copy.
+
+Program::ResidentSet* Program::findSet(int32_t id) {
+  for (ResidentSet& r : sets_) {
+    if (r.id == id) return &r;
+  }
+  return nullptr;
+}
+
+bool Program::setAdd(int32_t id) {
+  if (!inBind_) return bindErr.fail(KILN_E_ARGUMENT, "kiln_set_add outside a transaction");
+  if (id < 0 || findSet(id)) {
+    dropStaged();
+    inBind_ = false;
+    return bindErr.fail(KILN_E_ARGUMENT, "Weight set " + std::to_string(id) + " exists already or is not a valid id");
+  }
+  if (!staged_ && !bindStage()) return false;
+  staged_ = false;
+  std::string missing;
+  for (size_t i = 0; i < slots_.size(); i++) {
+    const Slot& s = slots_[i];
+    if (!s.stagedSet && (missing.size() < 400)) missing += (missing.empty() ? "'" : ", '") + s_.weights[i].name + "'";
+  }
+  if (!missing.empty()) {
+    dropStaged();
+    inBind_ = false;
+    return bindErr.fail(KILN_E_ARGUMENT, "A resident weight set needs every weight; missing " + missing);
+  }
+  ResidentSet set{id, std::vector<char*>(slots_.size(), nullptr)};
+  bool ok = true;
+  for (size_t i = 0; i < slots_.size() && ok; i++) {
+    Slot& s = slots_[i];
+    if (s.staged) {
+      set.ptrs[i] = s.staged;
+      s.staged = nullptr;
+      continue;
+    }
+    // equal to the bound weight (its upload was skipped): a copy of its own, device to device
+    const uint64_t bytes = static_cast<uint64_t>(s_.weights[i].bytes);
+    set.ptrs[i] = ctx_->alloc(bytes, "weight '" + s_.weights[i].name + "' of a resident set", bindErr);
+    ok = set.ptrs[i] != nullptr &&
+         hipCheck(hipMemcpyAsync(set.ptrs[i], s.ptr, bytes, hipMemcpyDeviceToDevice, uploadStream_),
+                  "copying a weight into a resident set", bindErr);
+  }
+  ok = ok && hipCheck(hipStreamSynchronize(uploadStream_), "copying a weight into a resident set", bindErr);
+  for (Slot& s : slots_) s.stagedSet = false;
+  pending_.clear();
+  inBind_ = false;
+  if (!ok) {
+    for (size_t i = 0; i < set.ptrs.size(); i++) ctx_->release(set.ptrs[i], static_cast<uint64_t>(s_.weights[i].bytes));
+    dropStaged();
+    return false;
+  }
+  sets_.push_back(std::move(set));
+  return true;
+}
+
+bool Program::setSelect(int32_t id) {
+  if (id >= 0 && !findSet(id)) return err.fail(KILN_E_ARGUMENT, "No resident weight set " + std::to_string(id));
+  if (id == selected_set_) return true;
+  selected_set_ = id;
+  resolvePointers();
+  return true;
+}
+
+bool Program::setRemove(int32_t id) {
+  for (size_t k = 0; k < sets_.size(); k++) {
+    if (sets_[k].id != id) continue;
+    if (selected_set_ == id) {
+      selected_set_ = -1;
+      resolvePointers();
+    }
+    for (size_t i = 0; i < sets_[k].ptrs.size(); i++) {
+      ctx_->release(sets_[k].ptrs[i], static_cast<uint64_t>(s_.weights[i].bytes));
+    }
+    sets_.erase(sets_.begin() + static_cast<std::ptrdiff_t>(k));
+    return true;
+  }
+  return bindErr.fail(KILN_E_ARGUMENT, "No resident weight set " + std::to_string(id));
+}
+
 bool Program::bindRevert() {
   for (size_t i = 0; i < slots_.size(); i++) {
     Slot& s = slots_[i];
@@ -687,7 +778,7 @@ int32_t Program::exec(int32_t which, int32_t pc) {
     err.fail(KILN_E_ARGUMENT, "Step " + std::to_string(pc) + " is out of range");
     return err.status;
   }
-  for (size_t i = 0; i < slots_.size(); i++) {
+  for (size_t i = 0; i < slots_.size() && selected_set_ < 0; i++) {
     if (!slots_[i].bound) {
       err.fail(KILN_E_ARGUMENT, "Weight '" + s_.weights[i].name + "' is not bound");
       return err.status;
@@ -953,6 +1044,11 @@ std::string Program::report() const {
     if (slots_[i].spare) spareBytes += b;
   }
   heldBytes += spareBytes;
+  uint64_t residentBytes = 0;
+  for (const ResidentSet& r : sets_) {
+    for (size_t i = 0; i < r.ptrs.size(); i++) residentBytes += static_cast<uint64_t>(s_.weights[i].bytes);
+  }
+  heldBytes += residentBytes;
   if (blasWorkspace_) heldBytes += Blas::kWorkspaceBytes;
   int kernels = 0;
   std::string hostNodes, reasons;
@@ -970,6 +1066,7 @@ std::string Program::report() const {
   jsonString(blas, blas_ ? blas_->name() : "kiln (" + blasWhy_ + ")");
   jsonString(graph, graphs_ ? "" : graphWhy_);
   return "{\"deviceBytes\":" + std::to_string(heldBytes) + ",\"spareBytes\":" + std::to_string(spareBytes) +
+         ",\"residentBytes\":" + std::to_string(residentBytes) + ",\"residentSets\":" + std::to_string(sets_.size()) +
          ",\"arenaBytes\":" + std::to_string(arenaBytes_) +
          ",\"literalBytes\":" + std::to_string(s_.literalArenaBytes) + ",\"weightBytes\":" + std::to_string(weightBytes) +
          ",\"workspaceBytes\":" + std::to_string(workspaceBytes_) + ",\"blas\":" + blas +

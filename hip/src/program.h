@@ -44,6 +44,16 @@ class Program {
   bool bindRevert();
   bool bindRelease();
 
+  /**
+   * Resident weight sets: instead of switching, keeps the staged transaction (every weight
+   * staged; those equal to the bound ones copied on the device) as set `id`, held until removed.
+   */
+  bool setAdd(int32_t id);
+  /** Evals read set `id` (-1: the bound weights) until another is selected. */
+  bool setSelect(int32_t id);
+  bool setRemove(int32_t id);
+  int32_t selectedSet() const { return selected_set_; }
+
   bool inputWrite(uint32_t index, const uint8_t* data, uint64_t length);
   bool outputRead(uint32_t index, uint8_t* data, uint64_t length);
   bool valueRead(uint32_t value, uint8_t* data, uint64_t length);
@@ -144,6 +154,14 @@ class Program {
   void retire(uint32_t slot, char* p);
   void releaseSpares();
   bool inBind_ = false;
+  // resident weight sets (setAdd): per set, a device buffer per weight slot
+  struct ResidentSet {
+    int32_t id;
+    std::vector<char*> ptrs;
+  };
+  std::vector<ResidentSet> sets_;
+  int32_t selected_set_ = -1;
+  ResidentSet* findSet(int32_t id);
   // what bindStage did, for the commit's report
   bool staged_ = false;
   double stageValidateMs_ = 0, stageReadMs_ = 0;
