@@ -113,8 +113,8 @@ const TORCH_SWAPS: [string, string][] = [
 // kiln: how it runs and how it swaps. Each way the API offers is one entry, timed and reported
 // alike: an eval mode is a set of GpuOptions (the first is the default, set against every PyTorch
 // mode; the others against the PyTorch modes they resemble), a swap mode is a way to build the
-// weight set a swap binds. kiln's float32 is strict (docs/gpu.md, Numerics) and it has no TF32
-// option; one that comes is an eval mode here and a word in the numerics line of the report. A
+// weight set a swap binds. kiln's float32 is strict (docs/gpu.md, Numerics); TF32
+// (GpuOptions.precision) is an eval mode here, its accuracy against PyTorch's float32 reported. A
 // weight set held resident in host memory, should the API gain one, is a swap mode.
 
 interface _EvalMode {
@@ -137,6 +137,13 @@ const KILN_EVALS: _EvalMode[] = [
     options: {},
     outputs: [],
     peers: ["eager", "cuda_graph", "compile_default", "compile_reduce_overhead", "eager_tf32_conv"],
+  },
+  // the TF32 opt-in, against PyTorch's TF32 row (its accuracy against PyTorch's float32 is reported)
+  {
+    short: "TF32, output left on the device",
+    options: { precision: "tf32" },
+    outputs: [],
+    peers: ["eager_tf32_conv"],
   },
   { short: "kernel by kernel", options: { graphs: false }, peers: ["eager", "eager_host_io"] },
   { short: "no fusion", options: { fusion: false }, outputs: [], peers: ["eager", "cuda_graph"] },
@@ -698,8 +705,8 @@ async function _header(
     }, safetensors ${v.safetensors ?? "?"}, onnx ${v.onnx ?? "?"}, Python ${
       v.python ?? "?"
     }; onnxruntime-node ${peerVersions().node}`,
-    `- Numerics: kiln is strict float32 (no TF32 anywhere: cuBLAS in its default math mode, float32 accumulation; ` +
-    `it has no TF32 option). PyTorch: float32 with TF32 off (torch.backends.cuda.matmul.allow_tf32 = ` +
+    `- Numerics: kiln is strict float32 (cuBLAS in its default math mode, float32 accumulation) except the rows ` +
+    `that say TF32 (GpuOptions.precision = "tf32": GEMMs and convolutions on TF32 tensor cores). PyTorch: float32 with TF32 off (torch.backends.cuda.matmul.allow_tf32 = ` +
     `${tf.matmul_allow_tf32 ?? "?"}, torch.backends.cudnn.allow_tf32 = ${tf.cudnn_allow_tf32 ?? "?"}, ` +
     `float32 matmul precision '${tf.float32_matmul_precision ?? "?"}'), except the row that says TF32.`,
     `- Timing: medians of ${runs} runs after ${warmup} warm-up run(s)${pyRuns}. PyTorch synchronizes before and after ` +

@@ -96,6 +96,8 @@ export interface ProgramInfo {
   graphs?: GraphReport;
   /** gpu: what was fused (elementwise kernels, Transposes folded into MatMuls) */
   fusion?: FusionReport;
+  /** gpu: the GEMMs' arithmetic ("tf32" only where asked for and available; `why` when not) */
+  precision?: { mode: "float32" | "tf32"; why?: string };
 }
 
 /** What `bindWeights` did. */
@@ -565,6 +567,7 @@ export class Program {
       deviceBytes: r.deviceBytes,
       ...(r.graphs ? { graphs: { ...r.graphs } } : {}),
       ...(r.fusion ? { fusion: { ...r.fusion } } : {}),
+      ...(r.precision ? { precision: { ...r.precision } } : {}),
     };
   }
 

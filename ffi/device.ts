@@ -7,7 +7,14 @@
  */
 import { KilnError } from "../core/errors.ts";
 import { cString, gpuError, type GpuLibrary, readText } from "./library.ts";
-import { LIST_PREPARE, LIST_RUN, PROG_NO_FUSION, PROG_NO_GRAPHS, PROG_NO_VENDOR_BLAS } from "./symbols.ts";
+import {
+  LIST_PREPARE,
+  LIST_RUN,
+  PROG_NO_FUSION,
+  PROG_NO_GRAPHS,
+  PROG_NO_VENDOR_BLAS,
+  PROG_TF32,
+} from "./symbols.ts";
 
 /** What kiln_prog_report says about a program on the device. */
 export interface DeviceReport {
@@ -44,6 +51,10 @@ export interface DeviceReport {
   graphCaptures: number;
   /** evals that replayed a graph */
   graphReplays: number;
+  /** GEMMs run on TF32 tensor cores */
+  tf32: boolean;
+  /** why TF32, asked for, does not apply ("" otherwise) */
+  precisionWhy: string;
 }
 
 /** What a committed bind transaction did (kiln_bind_commit). */
@@ -118,6 +129,12 @@ export interface DeviceOptions {
    * bit-identical); false runs one kernel per node
    */
   fusion?: boolean;
+  /**
+   * "float32" (default: strict, as onnxruntime's CPU and PyTorch with TF32 off) or "tf32":
+   * MatMul, Gemm and Conv GEMMs on TF32 tensor cores (inputs rounded to 10-bit mantissas, float32
+   * accumulation), where the vendor BLAS has them; `info().precision` says what applies
+   */
+  precision?: "float32" | "tf32";
 }
 
 /** A program lowered onto a device. */
@@ -135,7 +152,8 @@ export class DeviceProgram {
     this.lib = lib;
     this.#ctx = _context(lib, options.device ?? 0, options.memoryLimit ?? 0);
     const flags = (options.vendorBlas === false ? PROG_NO_VENDOR_BLAS : 0) |
-      (options.graphs === false ? PROG_NO_GRAPHS : 0) | (options.fusion === false ? PROG_NO_FUSION : 0);
+      (options.graphs === false ? PROG_NO_GRAPHS : 0) | (options.fusion === false ? PROG_NO_FUSION : 0) |
+      (options.precision === "tf32" ? PROG_TF32 : 0);
     const h = lib.symbols.kiln_prog_create(this.#ctx.handle, schedule, BigInt(schedule.length), flags);
     if (h === null) {
       const msg = lib.lastError();

@@ -75,6 +75,7 @@ export const STATUS = {
 export const PROG_NO_VENDOR_BLAS = 1;
 export const PROG_NO_GRAPHS = 2;
 export const PROG_NO_FUSION = 4;
+export const PROG_TF32 = 8;
 /** kiln_exec lists. */
 export const LIST_RUN = 0;
 export const LIST_PREPARE = 1;

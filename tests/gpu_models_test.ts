@@ -142,6 +142,25 @@ for (const m of SHARED) {
               assert.ok(e <= REL_L2_BAR, `${m.file}: '${name}' relative L2 ${e} > ${REL_L2_BAR}`);
             }
             seen.push(got);
+            if (seed === 2025) {
+              // the TF32 opt-in on the same weights: its accuracy against onnxruntime's float32
+              const tf32 = compile(model, "gpu", { gpu: { ...GPU.options, precision: "tf32" } });
+              try {
+                await tf32.bindWeights(await WeightSet.fromOnnxDir(tf32, dir));
+                const y = await tf32.eval({ [m.input]: x });
+                for (const [name, ref] of Object.entries(want)) {
+                  const e = relativeL2(y[name], ref);
+                  console.log(
+                    `${m.file} with ${tf32.info().precision?.mode} GEMMs: '${name}' rel L2 ${
+                      e.toExponential(2)
+                    }`,
+                  );
+                  assert.ok(e <= 1e-2, `${m.file} TF32: '${name}' relative L2 ${e}`);
+                }
+              } finally {
+                tf32.dispose();
+              }
+            }
           } finally {
             await Deno.remove(dir, { recursive: true });
           }

@@ -320,6 +320,7 @@ class GpuExecutor implements Executor {
         replays: r.graphReplays,
       },
       fusion: { nodes: r.fusedNodes, kernels: r.fusedKernels, transposes: r.foldedTransposes },
+      precision: { mode: r.tf32 ? "tf32" : "float32", ...(r.precisionWhy ? { why: r.precisionWhy } : {}) },
       hostNodes: r.hostNodes.map((i, k) => ({
         name: this.#sched.nodes[i].name,
         op: this.#sched.nodes[i].op,

@@ -85,6 +85,8 @@ export interface TargetReport {
   graphs?: GraphReport;
   /** fusion (gpu) */
   fusion?: FusionReport;
+  /** the GEMMs' arithmetic (gpu): "float32", or "tf32" where asked for and available */
+  precision?: { mode: "float32" | "tf32"; why?: string };
 }
 
 /** What the gpu target fused (GpuOptions.fusion). */

@@ -90,6 +90,7 @@ KILN_API void kiln_ctx_destroy(kiln_ctx* ctx);
 #define KILN_PROG_NO_VENDOR_BLAS 1u /* use kiln's own GEMM kernel even where a vendor BLAS loads */
 #define KILN_PROG_NO_GRAPHS 2u      /* launch the run list step by step instead of replaying a captured graph */
 #define KILN_PROG_NO_FUSION 4u      /* one kernel per node: no fused elementwise regions */
+#define KILN_PROG_TF32 8u           /* GEMMs (MatMul, Gemm, Conv) on TF32 tensor cores where the BLAS has them */
 
 /**
  * Lowers a schedule onto the device: allocates the arenas, buffers and literal arena, uploads the

@@ -115,6 +115,13 @@ Blas::~Blas() {
 
 bool Blas::wantsWorkspace() const { return api().cublas && api().setWorkspace; }
 
+bool Blas::setTf32() {
+  // CUBLAS_TF32_TENSOR_OP_MATH (3): float32 inputs rounded to TF32 for the tensor cores, float32
+  // accumulation. rocBLAS has no such mode on the archs kiln builds for.
+  const Api& a = api();
+  return a.cublas && a.setMathMode && reinterpret_cast<CublasSetMathMode>(a.setMathMode)(handle_, 3) == 0;
+}
+
 bool Blas::setWorkspace(void* p, uint64_t bytes) {
   const Api& a = api();
   return a.cublas && a.setWorkspace &&

@@ -23,6 +23,8 @@ class Blas {
    */
   static constexpr uint64_t kWorkspaceBytes = 32ull << 20;
   bool wantsWorkspace() const;
+  /** TF32 tensor-core math for float32 GEMMs (cuBLAS); false when the library has none. */
+  bool setTf32();
   bool setWorkspace(void* p, uint64_t bytes);
 
   /**

@@ -95,6 +95,11 @@ bool Program::lower(uint32_t flags) {
   }
   if (anyGemm && !(flags & KILN_PROG_NO_VENDOR_BLAS)) {
     blas_.reset(Blas::create(stream_, blasWhy_));
+    if (flags & KILN_PROG_TF32) {
+      if (!blas_) precisionWhy_ = "TF32 needs the vendor BLAS: " + blasWhy_;
+      else if (!blas_->setTf32()) precisionWhy_ = "TF32 is not available in " + blas_->name();
+      else tf32_ = true;
+    }
     if (blas_ && blas_->wantsWorkspace()) {
       // counted against the context's memory limit like the program's other buffers
       Error e;
@@ -108,6 +113,10 @@ bool Program::lower(uint32_t flags) {
     blasWhy_ = "vendor BLAS disabled by the caller";
   } else {
     blasWhy_ = "the program has no GEMM";
+  }
+  if ((flags & KILN_PROG_TF32) && !tf32_ && precisionWhy_.empty()) {
+    precisionWhy_ = (flags & KILN_PROG_NO_VENDOR_BLAS) ? "TF32 needs the vendor BLAS (disabled by the caller)"
+                                                       : "the program has no GEMM";
   }
   if (!(flags & KILN_PROG_NO_FUSION)) fuse();
   emitModule(0, run_);
@@ -1065,12 +1074,15 @@ std::string Program::report() const {
   std::string blas, graph;
   jsonString(blas, blas_ ? blas_->name() : "kiln (" + blasWhy_ + ")");
   jsonString(graph, graphs_ ? "" : graphWhy_);
+  std::string precisionWhy;
+  jsonString(precisionWhy, precisionWhy_);
   return "{\"deviceBytes\":" + std::to_string(heldBytes) + ",\"spareBytes\":" + std::to_string(spareBytes) +
          ",\"residentBytes\":" + std::to_string(residentBytes) + ",\"residentSets\":" + std::to_string(sets_.size()) +
          ",\"arenaBytes\":" + std::to_string(arenaBytes_) +
          ",\"literalBytes\":" + std::to_string(s_.literalArenaBytes) + ",\"weightBytes\":" + std::to_string(weightBytes) +
          ",\"workspaceBytes\":" + std::to_string(workspaceBytes_) + ",\"blas\":" + blas +
          ",\"graphs\":" + (graphs_ ? "true" : "false") + ",\"graphWhy\":" + graph +
+         ",\"tf32\":" + (tf32_ ? "true" : "false") + ",\"precisionWhy\":" + precisionWhy +
          ",\"graphCaptures\":" + std::to_string(graphCaptures_) + ",\"graphReplays\":" + std::to_string(graphReplays_) +
          ",\"kernels\":" + std::to_string(kernels) + ",\"fusedNodes\":" + std::to_string(fusedNodes_) +
          ",\"fusedKernels\":" + std::to_string(fusedKernels_) +

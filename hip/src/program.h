@@ -133,7 +133,9 @@ class Program {
   hipStream_t stream_ = nullptr;
   hipStream_t uploadStream_ = nullptr;  // binds' uploads from the caller's memory (never captured)
   std::unique_ptr<Blas> blas_;
-  char* blasWorkspace_ = nullptr;  // given to cuBLAS (Blas::setWorkspace); null: its own
+  char* blasWorkspace_ = nullptr;
+  bool tf32_ = false;         // GEMMs on TF32 tensor cores (KILN_PROG_TF32, where the BLAS has them)
+  std::string precisionWhy_;  // why TF32 was asked for and not applied  // given to cuBLAS (Blas::setWorkspace); null: its own
   std::string blasWhy_;
   char* block_ = nullptr;
   uint64_t blockBytes_ = 0;
