@@ -43,6 +43,12 @@ import { ortNodeSession, peerVersions } from "./peers.ts";
 import { errText, fmtMs, median, relL2 } from "./util.ts";
 
 const REL_L2_BAR = 1e-4;
+/** The bar for TF32 modes (inputs of the GEMMs rounded to 10-bit mantissas): about 1e-3 is expected. */
+const REL_L2_BAR_TF32 = 1e-2;
+
+function _bar(options: GpuOptions): number {
+  return options.precision === "tf32" ? REL_L2_BAR_TF32 : REL_L2_BAR;
+}
 const PY_SCRIPT = new URL("./gpu_torch.py", import.meta.url).pathname;
 
 // ---------------------------------------------------------------------------------------------
@@ -260,6 +266,7 @@ async function _compare(
   notes: string[],
   /** false when PyTorch's weights are known to differ (the warning is then a note) */
   same = true,
+  limit = REL_L2_BAR,
 ): Promise<number | undefined> {
   if (!(await _exists(npyPath))) {
     notes.push(`${what}: no PyTorch output to compare with (${npyPath} missing)`);
@@ -272,12 +279,12 @@ async function _compare(
       r.note ? ` (${r.note})` : ""
     }`,
   );
-  if (!(r.value <= REL_L2_BAR) && !same) {
+  if (!(r.value <= limit) && !same) {
     _log(`${name}: ${what}: not comparable: PyTorch's v2 state dict lacks tensors the exporter computed`);
-  } else if (!(r.value <= REL_L2_BAR)) {
+  } else if (!(r.value <= limit)) {
     const bar = "!".repeat(100);
     console.log(
-      `\n${bar}\n!!! ${name}: ${what}: kiln's output is FAR from PyTorch's: relative L2 ${r.value} > ${REL_L2_BAR}` +
+      `\n${bar}\n!!! ${name}: ${what}: kiln's output is FAR from PyTorch's: relative L2 ${r.value} > ${limit}` +
         `${r.note ? ` (${r.note})` : ""}\n!!! its timings below are of a wrong result\n${bar}\n`,
     );
   }
@@ -342,7 +349,17 @@ async function _kilnModel(
       const ev: _EvalResult = { mode, ms: [] };
       res.evals.push(ev);
       const y1 = _output(program, await program.eval(feeds), torchOut);
-      if (m.output) ev.relL2 = await _compare(name, `weights v1${what}`, y1, at(m.output.npy), res.notes);
+      if (m.output) {
+        ev.relL2 = await _compare(
+          name,
+          `weights v1${what}`,
+          y1,
+          at(m.output.npy),
+          res.notes,
+          true,
+          _bar(mode.options),
+        );
+      }
       if (i === 0) res.relL2 = ev.relL2;
 
       _log(`${name}${what}: eval, ${opts.warmup} warm-up + ${opts.runs} timed`);
@@ -495,7 +512,10 @@ function _table(results: _KilnResult[], torch: _TorchJson): string[] {
       const k = median(ev.ms);
       const tags = [
         ev.mode.short,
-        ev.relL2 !== undefined && !(ev.relL2 <= REL_L2_BAR) ? "**WRONG output**" : "",
+        ev.relL2 !== undefined && !(ev.relL2 <= _bar(ev.mode.options)) ? "**WRONG output**" : "",
+        ev.mode.options.precision === "tf32" && ev.relL2 !== undefined
+          ? `rel L2 ${ev.relL2.toExponential(1)} vs float32`
+          : "",
       ]
         .filter(Boolean);
       const what = `${r.name} eval${tags.length ? ` (${tags.join(", ")})` : ""}`;
