@@ -213,10 +213,12 @@ interface _KilnResult {
   ortMs: number[];
   /** useWeights between two resident weight sets (v2 kept resident, the bound v1), ms each */
   switchMs: number[];
+  /** bindWeights from host-resident sets in pinned memory (v1 and v2 alternating), ms each */
+  hostSwapMs: number[];
 }
 
 function _emptyResult(name: string): _KilnResult {
-  return { name, notes: [], hostNodes: [], evals: [], swaps: [], ortMs: [], switchMs: [] };
+  return { name, notes: [], hostNodes: [], evals: [], swaps: [], ortMs: [], switchMs: [], hostSwapMs: [] };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -387,6 +389,21 @@ async function _kilnModel(
         } catch (e) {
           res.notes.push(`resident weight sets: ${errText(e)}`);
         }
+        try {
+          // host-resident weight sets: v1 and v2 in pinned host memory, bound alternately
+          _log(`${name}: host-resident weight sets, ${opts.runs} swaps`);
+          await program.addWeightSet("h1", await WeightSet.fromOnnxDir(program, dirs[0]), { on: "host" });
+          await program.addWeightSet("h2", await WeightSet.fromOnnxDir(program, dirs[1]), { on: "host" });
+          await program.bindWeights("h2");
+          await program.bindWeights("h1");
+          for (let r = 0; r < opts.runs; r++) {
+            res.hostSwapMs.push((await _ms(() => program!.bindWeights(r % 2 === 0 ? "h2" : "h1")))[0]);
+          }
+          await program.removeWeightSet("h1");
+          await program.removeWeightSet("h2");
+        } catch (e) {
+          res.notes.push(`host-resident weight sets: ${errText(e)}`);
+        }
       }
     } catch (e) {
       if (i === 0) {
@@ -541,6 +558,26 @@ function _table(results: _KilnResult[], torch: _TorchJson): string[] {
         );
       } else {
         rows.push(`| ${what} | ${fmtMs(k, 2)} | – | – | – |`);
+      }
+    }
+    if (r.hostSwapMs.length) {
+      const k = median(r.hostSwapMs);
+      const what = `${r.name} swap from a host-resident set (pinned memory), ${_mb(bytes)}`;
+      const pinned = tm?.swap_ms?.["pinned_copy"];
+      if (pinned) {
+        rows.push(
+          `| ${what} | ${fmtMs(k)} | PyTorch param.copy_ from pinned host tensors (no file read) | ${
+            fmtMs(pinned.median)
+          } | ${_ratio(k, pinned.median)} |`,
+        );
+      }
+      if (lim.pinned_h2d_gbps) {
+        const l = bytes / (lim.pinned_h2d_gbps * 1e9) * 1e3;
+        rows.push(
+          `| ${what} | ${fmtMs(k)} | limit: bytes ÷ pinned host-to-device rate (${
+            _gbps(lim.pinned_h2d_gbps)
+          }) | ${fmtMs(l)} | ${_ratio(k, l)} |`,
+        );
       }
     }
     for (const s of r.swaps) {

@@ -265,12 +265,28 @@ export class Program {
    * ```
    */
   bindWeights(
-    weights: WeightSet | Record<string, Tensor | Tensor["data"]>,
+    weights: WeightSet | Record<string, Tensor | Tensor["data"]> | string,
     options: { partial?: boolean } = {},
   ): Promise<BindReport> {
     return this.#bindSerialized(async () => {
       this.#check("bind weights");
       const t0 = performance.now();
+      if (typeof weights === "string") {
+        // a host-resident set (addWeightSet(name, set, { on: "host" })): copied from pinned memory
+        const exec = this.#exec;
+        if (!exec.stageHostSet) {
+          throw new KilnError(
+            "unsupported",
+            `Cannot bind weight set '${weights}': the ${this.target} target has no host weight sets`,
+          );
+        }
+        const staged = await exec.stageHostSet(weights);
+        return this.#serialized(async () => {
+          this.#check("bind weights");
+          const r = await exec.bind(staged);
+          return { ...r, ms: performance.now() - t0 };
+        });
+      }
       const signature = this.weightSignature();
       const set = weights instanceof WeightSet
         ? weights
@@ -358,11 +374,16 @@ export class Program {
    * const { logits } = await program.eval({ ids }, { weights: "customer-b" });
    * ```
    */
-  addWeightSet(name: string, weights: WeightSet | Record<string, Tensor | Tensor["data"]>): Promise<void> {
+  addWeightSet(
+    name: string,
+    weights: WeightSet | Record<string, Tensor | Tensor["data"]>,
+    options?: { on?: "device" | "host" },
+  ): Promise<void> {
     return this.#bindSerialized(async () => {
       this.#check("add a weight set");
       const exec = this.#exec;
-      if (!exec.addSet) {
+      const onHost = options?.on === "host";
+      if (onHost ? !exec.addHostSet : !exec.addSet) {
         throw new KilnError(
           "unsupported",
           `Cannot add weight set '${name}': the ${this.target} target has no resident weight sets`,
@@ -374,7 +395,11 @@ export class Program {
         signature,
         `Cannot add weight set '${name}'`,
       );
-      const commit = await exec.addSet(name, [...set.tensors.values()]);
+      if (onHost) {
+        await exec.addHostSet!(name, [...set.tensors.values()]);
+        return;
+      }
+      const commit = await exec.addSet!(name, [...set.tensors.values()]);
       await this.#serialized(() => {
         this.#check("add a weight set");
         commit();
@@ -395,8 +420,14 @@ export class Program {
     });
   }
 
-  /** Frees resident weight set `name`; evals that used it go back to the bound weights. */
+  /** Frees resident weight set `name` (device or host); evals that used it go back to the bound weights. */
   removeWeightSet(name: string): Promise<void> {
+    if (this.#exec.hostSetNames?.().includes(name)) {
+      return this.#bindSerialized(() => {
+        this.#exec.removeHostSet!(name);
+        return Promise.resolve();
+      });
+    }
     return this.#serialized(() => {
       this.#check("remove a weight set");
       if (!this.#exec.removeSet) {
@@ -411,9 +442,16 @@ export class Program {
     });
   }
 
-  /** The resident weight sets (gpu), and the one evals read (null: the bound weights). */
-  get weightSets(): { names: string[]; current: string | null } {
-    return { names: this.#exec.setNames?.() ?? [], current: this.#current };
+  /**
+   * The resident weight sets (gpu): on the device (`names`), in pinned host memory (`host`), and
+   * the one evals read (null: the bound weights).
+   */
+  get weightSets(): { names: string[]; host: string[]; current: string | null } {
+    return {
+      names: this.#exec.setNames?.() ?? [],
+      host: this.#exec.hostSetNames?.() ?? [],
+      current: this.#current,
+    };
   }
 
   /**

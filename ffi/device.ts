@@ -25,6 +25,8 @@ export interface DeviceReport {
   /** of which resident weight sets */
   residentBytes: number;
   residentSets: number;
+  /** pinned host memory held by host-resident weight sets (not device memory) */
+  hostSetBytes: number;
   arenaBytes: number;
   literalBytes: number;
   weightBytes: number;
@@ -302,6 +304,27 @@ export class DeviceProgram {
 
   setRemove(id: number): void {
     this.checkBind(this.lib.symbols.kiln_set_remove(this.#handle, id), "Cannot remove a weight set");
+  }
+
+  hostSetCreate(id: number, what: string): void {
+    this.checkBind(this.lib.symbols.kiln_hostset_create(this.#handle, id), what);
+  }
+
+  hostSetPut(id: number, slot: number, bytes: Uint8Array<ArrayBuffer>, what: string): void {
+    this.checkBind(
+      this.lib.symbols.kiln_hostset_put(this.#handle, id, slot, bytes, BigInt(bytes.length)),
+      what,
+    );
+  }
+
+  /** Inside a bind transaction: stages every weight from host set `id` (evals may run meanwhile). */
+  async hostSetStage(id: number, what: string): Promise<void> {
+    const s = await this.#inFlight((h) => this.lib.symbols.kiln_hostset_stage(h, id));
+    this.checkBind(s, what);
+  }
+
+  hostSetRemove(id: number): void {
+    this.checkBind(this.lib.symbols.kiln_hostset_remove(this.#handle, id), "Cannot remove a host weight set");
   }
 
   bindAbort(): void {

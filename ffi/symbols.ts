@@ -8,7 +8,7 @@
  */
 
 /** The ABI version these bindings were written for (KILN_ABI_VERSION). */
-export const KILN_ABI_VERSION = 4;
+export const KILN_ABI_VERSION = 5;
 
 export const SYMBOLS = {
   kiln_abi_version: { parameters: [], result: "i32" },
@@ -41,6 +41,10 @@ export const SYMBOLS = {
   kiln_set_add: { parameters: ["pointer", "i32"], result: "i32" },
   kiln_set_select: { parameters: ["pointer", "i32"], result: "i32" },
   kiln_set_remove: { parameters: ["pointer", "i32"], result: "i32" },
+  kiln_hostset_create: { parameters: ["pointer", "i32"], result: "i32" },
+  kiln_hostset_put: { parameters: ["pointer", "i32", "u32", "buffer", "u64"], result: "i32" },
+  kiln_hostset_stage: { parameters: ["pointer", "i32"], result: "i32", nonblocking: true },
+  kiln_hostset_remove: { parameters: ["pointer", "i32"], result: "i32" },
   kiln_bind_abort: { parameters: ["pointer"], result: "i32" },
   kiln_bind_revert: { parameters: ["pointer"], result: "i32" },
   kiln_bind_release: { parameters: ["pointer"], result: "i32" },

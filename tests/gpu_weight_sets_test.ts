@@ -59,7 +59,7 @@ Deno.test({
       await t.step("two sets added beside the bound one; each eval runs with the one it names", async () => {
         await program.addWeightSet("v2", await WeightSet.fromOnnxDir(program, dirs[1]));
         await program.addWeightSet("v3", await WeightSet.fromOnnxDir(program, dirs[2]));
-        assert.deepEqual(program.weightSets, { names: ["v2", "v3"], current: null });
+        assert.deepEqual(program.weightSets, { names: ["v2", "v3"], host: [], current: null });
         assert.equal(
           program.info().deviceBytes,
           held + 2 * weightBytes,
@@ -137,7 +137,7 @@ Deno.test({
         async () => {
           await program.useWeights("v2");
           await program.removeWeightSet("v2");
-          assert.deepEqual(program.weightSets, { names: ["v3"], current: null });
+          assert.deepEqual(program.weightSets, { names: ["v3"], host: [], current: null });
           assert.equal(await which(), 3, "the bound weights (v3) serve");
           await assert.rejects(program.eval({ x }, { weights: "v2" }), /No weight set 'v2'/);
           await program.removeWeightSet("v3");
@@ -146,6 +146,32 @@ Deno.test({
             true,
             "the sets' memory is given back",
           );
+        },
+      );
+
+      await t.step(
+        "host-resident sets: kept in pinned host memory, bound by name at the link's rate",
+        async () => {
+          const before = program.info().deviceBytes;
+          await program.addWeightSet("h2", await WeightSet.fromOnnxDir(program, dirs[1]), { on: "host" });
+          await program.addWeightSet("h1", await WeightSet.fromOnnxDir(program, dirs[0]), { on: "host" });
+          assert.deepEqual(program.weightSets.host, ["h2", "h1"]);
+          assert.equal(program.info().deviceBytes, before, "a host set holds no device memory");
+          const bound = await which();
+          for (const [name, v] of [["h2", 2], ["h1", 1], ["h2", 2]] as const) {
+            const r = await program.bindWeights(name);
+            assert.equal(await which(), v, `bound from host set ${name}`);
+            assert.ok(r.copied + r.skipped === program.weights.length, JSON.stringify(r));
+          }
+          const again = await program.bindWeights("h2");
+          assert.equal(again.copied, 0, "the same set again copies nothing");
+          await assert.rejects(program.bindWeights("nope"), /No host weight set 'nope'.*'h2', 'h1'/);
+          await program.removeWeightSet("h2");
+          await assert.rejects(program.bindWeights("h2"), /No host weight set 'h2'/);
+          assert.equal(await which(), 2, "removing the set keeps what it bound");
+          await program.removeWeightSet("h1");
+          assert.deepEqual(program.weightSets.host, []);
+          assert.ok(bound > 0);
         },
       );
 

@@ -49,6 +49,8 @@ class GpuExecutor implements Executor {
   #sets = new Map<string, number>();
   #nextSet = 0;
   #selected: string | null = null;
+  /** host-resident weight sets by name: their ids and the (bytes-free) tensor list a bind of them commits */
+  #hostSets = new Map<string, { id: number; tensors: BindTensor[] }>();
 
   constructor(core: CoreProgram, literals: readonly LiteralSource[], options: GpuOptions) {
     this.#core = core;
@@ -161,6 +163,66 @@ class GpuExecutor implements Executor {
 
   setNames(): string[] {
     return [...this.#sets.keys()];
+  }
+
+  addHostSet(name: string, tensors: readonly BindTensor[]): Promise<void> {
+    return Promise.resolve().then(() => this.#addHostSet(name, tensors));
+  }
+
+  #addHostSet(name: string, tensors: readonly BindTensor[]): void {
+    if (this.#hostSets.has(name) || this.#sets.has(name)) {
+      throw new KilnError("weights", `Cannot add weight set '${name}': the program has one of that name`);
+    }
+    const id = this.#nextSet++;
+    const what = `Cannot add weight set '${name}'`;
+    this.#dev.hostSetCreate(id, what);
+    try {
+      for (const t of tensors) {
+        const slot = this.#slots.get(t.name);
+        if (slot === undefined) {
+          throw new KilnError("weights", `${what}: '${t.name}' is not a weight of this program`);
+        }
+        // a file range is read here (lazily, by the weight set), once; every bind of the set then
+        // copies from pinned memory
+        this.#dev.hostSetPut(id, slot, _buf(t.bytes), `${what}: weight '${t.name}' from ${t.source}`);
+      }
+    } catch (e) {
+      this.#dev.hostSetRemove(id);
+      throw e;
+    }
+    this.#hostSets.set(name, {
+      id,
+      tensors: tensors.map((t) => ({ name: t.name, bytes: new Uint8Array(0), source: `host set '${name}'` })),
+    });
+  }
+
+  async stageHostSet(name: string): Promise<readonly BindTensor[]> {
+    const h = this.#hostSets.get(name);
+    if (!h) {
+      const known = [...this.#hostSets.keys()].map((n) => `'${n}'`).join(", ") || "none";
+      throw new KilnError("weights", `No host weight set '${name}' on this program (host sets: ${known})`);
+    }
+    this.#staged = null;
+    this.#dev.bindBegin();
+    try {
+      await this.#dev.hostSetStage(h.id, `Cannot bind weight set '${name}'`);
+    } catch (e) {
+      this.#dev.bindAbort();
+      throw e;
+    }
+    this.#staged = h.tensors;
+    return h.tensors;
+  }
+
+  removeHostSet(name: string): void {
+    const h = this.#hostSets.get(name);
+    if (!h) throw new KilnError("weights", `No host weight set '${name}' on this program`);
+    this.#dev.hostSetRemove(h.id);
+    this.#hostSets.delete(name);
+  }
+
+  hostSetNames(): string[] {
+    return [...this.#hostSets.keys()];
   }
 
   async bind(tensors: readonly BindTensor[]): Promise<BindResult> {

@@ -150,6 +150,15 @@ export interface Executor {
   removeSet?(name: string): void;
   /** The resident weight sets' names. */
   setNames?(): string[];
+  /**
+   * Host-resident weight sets (gpu): `addHostSet` copies a whole set into pinned host memory;
+   * `stageHostSet` stages it for the next `bind` of the tensors it returns (a bind at the
+   * host-to-device rate); `removeHostSet` frees it.
+   */
+  addHostSet?(name: string, tensors: readonly BindTensor[]): Promise<void>;
+  stageHostSet?(name: string): Promise<readonly BindTensor[]>;
+  removeHostSet?(name: string): void;
+  hostSetNames?(): string[];
   /** One evaluation timing each node on the device, in launch order (targets that can: gpu). */
   profile?(inputs: Record<string, Tensor>): Promise<NodeTime[]>;
   /** Where and how it runs. */

@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 /** Bumped whenever a signature or a schedule field changes. */
-#define KILN_ABI_VERSION 4
+#define KILN_ABI_VERSION 5
 
 /* Status codes: 0 is success, errors are negative. */
 #define KILN_OK 0
@@ -164,6 +164,17 @@ KILN_API int64_t kiln_bind_error(kiln_prog* prog, uint8_t* buf, uint64_t cap);
 KILN_API int32_t kiln_set_add(kiln_prog* prog, int32_t id);
 KILN_API int32_t kiln_set_select(kiln_prog* prog, int32_t id);
 KILN_API int32_t kiln_set_remove(kiln_prog* prog, int32_t id);
+
+/**
+ * Host-resident weight sets: kiln_hostset_create makes set `id` (>= 0); kiln_hostset_put copies
+ * weight slot `slot` into it (pinned on first use: about 0.5 s per GiB, once); inside a bind
+ * transaction, kiln_hostset_stage stages every weight from it at the host-to-device rate (those
+ * equal to the bound ones skipped), and kiln_bind_commit switches as for any bind.
+ */
+KILN_API int32_t kiln_hostset_create(kiln_prog* prog, int32_t id);
+KILN_API int32_t kiln_hostset_put(kiln_prog* prog, int32_t id, uint32_t slot, const uint8_t* data, uint64_t length);
+KILN_API int32_t kiln_hostset_stage(kiln_prog* prog, int32_t id);
+KILN_API int32_t kiln_hostset_remove(kiln_prog* prog, int32_t id);
 /** Drops a transaction that was not committed. */
 KILN_API int32_t kiln_bind_abort(kiln_prog* prog);
 /** After a commit: switches back to the weights bound before it. */

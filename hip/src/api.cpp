@@ -220,6 +220,22 @@ int32_t kiln_set_select(kiln_prog* prog, int32_t id) {
   return guarded(prog, [&](kiln::Program* p) { return p->setSelect(id); });
 }
 
+int32_t kiln_hostset_create(kiln_prog* prog, int32_t id) {
+  return guardedBind(prog, [&](kiln::Program* p) { return p->hostSetCreate(id); });
+}
+
+int32_t kiln_hostset_put(kiln_prog* prog, int32_t id, uint32_t slot, const uint8_t* data, uint64_t length) {
+  return guardedBind(prog, [&](kiln::Program* p) { return p->hostSetPut(id, slot, data, length); });
+}
+
+int32_t kiln_hostset_stage(kiln_prog* prog, int32_t id) {
+  return guardedBind(prog, [&](kiln::Program* p) { return p->hostSetStage(id); });
+}
+
+int32_t kiln_hostset_remove(kiln_prog* prog, int32_t id) {
+  return guardedBind(prog, [&](kiln::Program* p) { return p->hostSetRemove(id); });
+}
+
 int64_t kiln_bind_error(kiln_prog* prog, uint8_t* buf, uint64_t cap) {
   if (!prog || !prog->p) return 0;
   return kiln::copyOut(prog->p->bindErr.message, buf, cap);

@@ -52,6 +52,11 @@ Program::~Program() {
   for (ResidentSet& r : sets_) {
     for (size_t i = 0; i < r.ptrs.size(); i++) ctx_->release(r.ptrs[i], static_cast<uint64_t>(s_.weights[i].bytes));
   }
+  for (HostSet& h : hostSets_) {
+    for (char* p : h.host) {
+      if (p) hipHostFree(p);
+    }
+  }
   ctx_->release(block_, blockBytes_);
   if (stream_) hipStreamDestroy(stream_);
   if (uploadStream_) hipStreamDestroy(uploadStream_);
@@ -683,6 +688,112 @@ bool Program::setRemove(int32_t id) {
   return bindErr.fail(KILN_E_ARGUMENT, "No resident weight set " + std::to_string(id));
 }
 
+// ---- host-resident weight sets ------------------------------------------------------------------
+
+Program::HostSet* Program::findHostSet(int32_t id) {
+  for (HostSet& h : hostSets_) {
+    if (h.id == id) return &h;
+  }
+  return nullptr;
+}
+
+bool Program::hostSetCreate(int32_t id) {
+  if (id < 0 || findHostSet(id)) {
+    return bindErr.fail(KILN_E_ARGUMENT, "Host weight set " + std::to_string(id) + " exists already or is not a valid id");
+  }
+  hostSets_.push_back(HostSet{id, std::vector<char*>(slots_.size(), nullptr), std::vector<Hash128>(slots_.size())});
+  return true;
+}
+
+bool Program::hostSetPut(int32_t id, uint32_t slot, const uint8_t* data, uint64_t length) {
+  HostSet* h = findHostSet(id);
+  if (!h) return bindErr.fail(KILN_E_ARGUMENT, "No host weight set " + std::to_string(id));
+  if (slot >= slots_.size()) return bindErr.fail(KILN_E_ARGUMENT, "No weight slot " + std::to_string(slot));
+  const SWeight& w = s_.weights[slot];
+  if (length != static_cast<uint64_t>(w.bytes)) {
+    return bindErr.fail(KILN_E_ARGUMENT, "Weight '" + w.name + "' needs " + std::to_string(w.bytes) + " bytes, " +
+                                             std::to_string(length) + " were given");
+  }
+  if (!h->host[slot]) {
+    void* p = nullptr;
+    if (!hipCheck(hipHostMalloc(&p, length > 0 ? length : 1, hipHostMallocDefault),
+                  ("pinning host memory for weight '" + w.name + "'").c_str(), bindErr)) {
+      return false;
+    }
+    h->host[slot] = static_cast<char*>(p);
+    hostSetBytes_ += length;
+  }
+  if (length) std::memcpy(h->host[slot], data, length);
+  h->hash[slot] = hashChunked(data, length);
+  return true;
+}
+
+bool Program::hostSetStage(int32_t id) {
+  if (!inBind_) return bindErr.fail(KILN_E_ARGUMENT, "kiln_hostset_stage outside a transaction");
+  HostSet* h = findHostSet(id);
+  std::string missing;
+  for (size_t i = 0; h && i < slots_.size(); i++) {
+    if (!h->host[i] && missing.size() < 400) missing += (missing.empty() ? "'" : ", '") + s_.weights[i].name + "'";
+  }
+  if (!h || !missing.empty()) {
+    dropStaged();
+    inBind_ = false;
+    if (!h) return bindErr.fail(KILN_E_ARGUMENT, "No host weight set " + std::to_string(id));
+    return bindErr.fail(KILN_E_ARGUMENT, "The host weight set lacks " + missing);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  hipSetDevice(ctx_->device());
+  pending_.clear();  // the set replaces whatever the transaction queued
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < slots_.size(); i++) {
+    Slot& s = slots_[i];
+    retire(static_cast<uint32_t>(i), s.staged);
+    s.staged = nullptr;
+    s.stagedSet = true;
+    s.stagedHash = h->hash[i];
+    if (s.bound && s.hash == s.stagedHash) continue;  // unchanged
+    s.staged = stageBuffer(static_cast<uint32_t>(i), bindErr);
+    const uint64_t n = static_cast<uint64_t>(s_.weights[i].bytes);
+    if (!s.staged ||
+        !hipCheck(hipMemcpyAsync(s.staged, h->host[i], n, hipMemcpyHostToDevice, uploadStream_),
+                  "copying a weight from pinned host memory", bindErr)) {
+      hipStreamSynchronize(uploadStream_);
+      dropStaged();
+      inBind_ = false;
+      return false;
+    }
+    bytes += n;
+  }
+  if (!hipCheck(hipStreamSynchronize(uploadStream_), "copying weights from pinned host memory", bindErr)) {
+    dropStaged();
+    inBind_ = false;
+    return false;
+  }
+  stageReadMs_ = msSince(t0);
+  stageValidateMs_ = 0;
+  stageBytesRead_ = 0;
+  stageLoad_ = LoadStats{};
+  stageLoad_.wallMs = stageReadMs_;
+  staged_ = true;
+  (void)bytes;
+  return true;
+}
+
+bool Program::hostSetRemove(int32_t id) {
+  for (size_t k = 0; k < hostSets_.size(); k++) {
+    if (hostSets_[k].id != id) continue;
+    for (size_t i = 0; i < hostSets_[k].host.size(); i++) {
+      if (hostSets_[k].host[i]) {
+        hipHostFree(hostSets_[k].host[i]);
+        hostSetBytes_ -= static_cast<uint64_t>(s_.weights[i].bytes);
+      }
+    }
+    hostSets_.erase(hostSets_.begin() + static_cast<std::ptrdiff_t>(k));
+    return true;
+  }
+  return bindErr.fail(KILN_E_ARGUMENT, "No host weight set " + std::to_string(id));
+}
+
 bool Program::bindRevert() {
   for (size_t i = 0; i < slots_.size(); i++) {
     Slot& s = slots_[i];
@@ -1078,6 +1189,7 @@ std::string Program::report() const {
   jsonString(precisionWhy, precisionWhy_);
   return "{\"deviceBytes\":" + std::to_string(heldBytes) + ",\"spareBytes\":" + std::to_string(spareBytes) +
          ",\"residentBytes\":" + std::to_string(residentBytes) + ",\"residentSets\":" + std::to_string(sets_.size()) +
+         ",\"hostSetBytes\":" + std::to_string(hostSetBytes_) +
          ",\"arenaBytes\":" + std::to_string(arenaBytes_) +
          ",\"literalBytes\":" + std::to_string(s_.literalArenaBytes) + ",\"weightBytes\":" + std::to_string(weightBytes) +
          ",\"workspaceBytes\":" + std::to_string(workspaceBytes_) + ",\"blas\":" + blas +

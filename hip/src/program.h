@@ -54,6 +54,17 @@ class Program {
   bool setRemove(int32_t id);
   int32_t selectedSet() const { return selected_set_; }
 
+  /**
+   * Host-resident weight sets: a whole weight set kept in pinned host memory (pinned once, when
+   * it is filled), bound with a copy at the host-to-device link's rate. hostSetPut copies a
+   * weight in; hostSetStage, inside a bind transaction, stages every weight from it (then
+   * bindCommit switches as for any bind).
+   */
+  bool hostSetCreate(int32_t id);
+  bool hostSetPut(int32_t id, uint32_t slot, const uint8_t* data, uint64_t length);
+  bool hostSetStage(int32_t id);
+  bool hostSetRemove(int32_t id);
+
   bool inputWrite(uint32_t index, const uint8_t* data, uint64_t length);
   bool outputRead(uint32_t index, uint8_t* data, uint64_t length);
   bool valueRead(uint32_t value, uint8_t* data, uint64_t length);
@@ -162,6 +173,14 @@ class Program {
     std::vector<char*> ptrs;
   };
   std::vector<ResidentSet> sets_;
+  struct HostSet {
+    int32_t id;
+    std::vector<char*> host;  // pinned, one per weight slot (null until put)
+    std::vector<Hash128> hash;
+  };
+  std::vector<HostSet> hostSets_;
+  HostSet* findHostSet(int32_t id);
+  uint64_t hostSetBytes_ = 0;
   int32_t selected_set_ = -1;
   ResidentSet* findSet(int32_t id);
   // what bindStage did, for the commit's report
