@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { compile, parseOnnx, type ProfileReport, type Program, readNpy, WeightSet } from "../mod.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { writeRandomWeights } from "../core/weights/random.ts";
+import { median } from "./util.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -64,11 +65,6 @@ function _input(m: (typeof MODELS)[string]): Record<string, Tensor> {
   return { [m.input]: { dtype: "float32", dims: m.dims, data: x } };
 }
 
-function _median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
 async function _time(p: Program, inputs: Record<string, Tensor>, outputs?: string[]): Promise<number> {
   for (let i = 0; i < 3; i++) await p.eval(inputs, { outputs });
   const ms: number[] = [];
@@ -77,7 +73,7 @@ async function _time(p: Program, inputs: Record<string, Tensor>, outputs?: strin
     await p.eval(inputs, { outputs });
     ms.push(performance.now() - t0);
   }
-  return _median(ms);
+  return median(ms);
 }
 
 const results: Record<string, unknown>[] = [];

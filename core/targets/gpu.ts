@@ -43,6 +43,8 @@ class GpuExecutor implements Executor {
   #device: string;
   lastPrepareNodes = 0;
   lastPrepareMs = 0;
+  /** the schedule has weight-only (prepare) nodes */
+  #hasPrepare: boolean;
   /** the tensors of the transaction stage() left staged, which bind() then commits */
   #staged: readonly BindTensor[] | null = null;
   /** resident weight sets by name (their ids in the library), and the one evals read (null: the bound weights) */
@@ -91,7 +93,8 @@ class GpuExecutor implements Executor {
       this.#dev.dispose();
       throw e;
     }
-    this.#pending = this.#sched.nodes.some((n) => n.prepare && !n.skip) ? "all" : null;
+    this.#hasPrepare = this.#sched.nodes.some((n) => n.prepare && !n.skip);
+    this.#pending = this.#hasPrepare ? "all" : null;
   }
 
   isBound(name: string): boolean {
@@ -146,7 +149,7 @@ class GpuExecutor implements Executor {
     this.#dev.setSelect(id);
     this.#selected = name;
     // the prepare step's outputs derive from the weights: rerun for the set now read
-    if (this.#sched.nodes.some((n) => n.prepare && !n.skip)) this.#pending = "all";
+    if (this.#hasPrepare) this.#pending = "all";
     await this.prepare();
   }
 
@@ -155,7 +158,7 @@ class GpuExecutor implements Executor {
     if (id === undefined) throw new KilnError("weights", `No weight set '${name}' on this program`);
     if (this.#selected === name) {
       this.#selected = null;
-      if (this.#sched.nodes.some((n) => n.prepare && !n.skip)) this.#pending = "all";
+      if (this.#hasPrepare) this.#pending = "all";
     }
     this.#dev.setRemove(id);
     this.#sets.delete(name);

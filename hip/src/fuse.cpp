@@ -29,24 +29,31 @@ bool overlaps(const SValue& a, const SValue& b) {
 
 }  // namespace
 
-std::vector<FusedRegion> findElementwiseRegions(const Schedule& s, int32_t module, const std::vector<bool>& runs) {
-  // who reads each value (by root), and which values must exist in memory regardless
-  std::vector<std::vector<int32_t>> readers(s.values.size());
+ValueUses valueUses(const Schedule& s) {
+  ValueUses u;
+  u.readers.resize(s.values.size());
   for (const SNode& n : s.nodes) {
     for (int32_t x : n.inputs) {
-      if (x >= 0) readers[static_cast<size_t>(rootOf(s, x))].push_back(n.index);
+      if (x >= 0) u.readers[static_cast<size_t>(rootOf(s, x))].push_back(n.index);
     }
   }
-  std::vector<bool> pinned(s.values.size(), false);
-  for (int32_t o : s.outputs) pinned[static_cast<size_t>(rootOf(s, o))] = true;
+  u.pinned.assign(s.values.size(), false);
+  for (int32_t o : s.outputs) u.pinned[static_cast<size_t>(rootOf(s, o))] = true;
   for (const SModule& m : s.modules) {
     for (int32_t r : m.returns) {
-      if (r >= 0) pinned[static_cast<size_t>(rootOf(s, r))] = true;
+      if (r >= 0) u.pinned[static_cast<size_t>(rootOf(s, r))] = true;
     }
   }
   for (size_t v = 0; v < s.values.size(); v++) {
-    if (s.values[v].storage == S_ALIAS) pinned[s.values[v].index] = true;
+    if (s.values[v].storage == S_ALIAS) u.pinned[s.values[v].index] = true;
   }
+  return u;
+}
+
+std::vector<FusedRegion> findElementwiseRegions(const Schedule& s, int32_t module, const std::vector<bool>& runs,
+                                                const ValueUses& uses) {
+  const std::vector<std::vector<int32_t>>& readers = uses.readers;
+  const std::vector<bool>& pinned = uses.pinned;
 
   std::vector<FusedRegion> out;
   std::vector<int32_t> cur;
@@ -168,23 +175,10 @@ std::vector<int64_t> permOf(const Schedule& s, const SNode& t) {
 
 }  // namespace
 
-std::vector<TransposeFold> findTransposeFolds(const Schedule& s, int32_t module, const std::vector<bool>& runs) {
-  std::vector<std::vector<int32_t>> readers(s.values.size());
-  for (const SNode& n : s.nodes) {
-    for (int32_t x : n.inputs) {
-      if (x >= 0) readers[static_cast<size_t>(rootOf(s, x))].push_back(n.index);
-    }
-  }
-  std::vector<bool> pinned(s.values.size(), false);
-  for (int32_t o : s.outputs) pinned[static_cast<size_t>(rootOf(s, o))] = true;
-  for (const SModule& m : s.modules) {
-    for (int32_t r : m.returns) {
-      if (r >= 0) pinned[static_cast<size_t>(rootOf(s, r))] = true;
-    }
-  }
-  for (size_t v = 0; v < s.values.size(); v++) {
-    if (s.values[v].storage == S_ALIAS) pinned[s.values[v].index] = true;
-  }
+std::vector<TransposeFold> findTransposeFolds(const Schedule& s, int32_t module, const std::vector<bool>& runs,
+                                              const ValueUses& uses) {
+  const std::vector<std::vector<int32_t>>& readers = uses.readers;
+  const std::vector<bool>& pinned = uses.pinned;
   // the run list of the module, in order, and each node's position in it
   std::vector<int32_t> order;
   std::vector<int32_t> at(s.nodes.size(), -1);

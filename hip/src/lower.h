@@ -113,6 +113,16 @@ struct FusedRegion {
   std::vector<int64_t> dims;
 };
 
+/** Who reads each value (by alias root), and which values must exist in memory whatever reads them. */
+struct ValueUses {
+  /** per root value: the schedule nodes that read it */
+  std::vector<std::vector<int32_t>> readers;
+  /** per root value: a program output, a module return or an alias root */
+  std::vector<bool> pinned;
+};
+/** The uses of every value of the schedule (fuse.cpp), computed once for the fusion finders. */
+ValueUses valueUses(const Schedule& s);
+
 /** A MatMul operand read or written through strides: a Transpose folded into the GEMM. */
 struct StridedOperand {
   /** the value read (the Transpose's input) or written (the Transpose's output) */
@@ -139,7 +149,8 @@ std::unique_ptr<Kernel> lowerMatMulViews(const NodeView& node, const StridedOper
  * instead (each the only reader or producer of the value between them, with no other node
  * overwriting what the MatMul then reads, or reading what it writes, in between).
  */
-std::vector<TransposeFold> findTransposeFolds(const Schedule& s, int32_t module, const std::vector<bool>& runs);
+std::vector<TransposeFold> findTransposeFolds(const Schedule& s, int32_t module, const std::vector<bool>& runs,
+                                              const ValueUses& uses);
 
 /** Whether node `n` can be part of a fused elementwise kernel (kernels/eltwise.hip decides). */
 bool fusableElementwise(const NodeView& node);
@@ -149,7 +160,8 @@ std::unique_ptr<Kernel> lowerFusedElementwise(const Schedule& s, const FusedRegi
  * The regions worth fusing (two nodes or more) among the nodes of `module` that run in the run
  * list (`runs[node]`: lowered to a kernel, not skipped, not a prepare node).
  */
-std::vector<FusedRegion> findElementwiseRegions(const Schedule& s, int32_t module, const std::vector<bool>& runs);
+std::vector<FusedRegion> findElementwiseRegions(const Schedule& s, int32_t module, const std::vector<bool>& runs,
+                                                const ValueUses& uses);
 
 /** Registers the lowering of ONNX op `op` (kernels/all.cpp calls each family's register function). */
 void registerLowering(const char* op, LowerFn fn);

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 
 namespace kiln {
 namespace {
@@ -151,9 +152,10 @@ void Program::fuse() {
     const bool prepare = n.module == 0 && (n.flags & N_PREPARE);
     runs[static_cast<size_t>(n.index)] = kernels_[static_cast<size_t>(n.index)] && !(n.flags & N_SKIP) && !prepare;
   }
+  const ValueUses uses = valueUses(s_);
   // Transposes folded into the MatMuls beside them (all of a MatMul's folds at once, or none)
   for (size_t m = 0; m < s_.modules.size(); m++) {
-    const std::vector<TransposeFold> folds = findTransposeFolds(s_, static_cast<int32_t>(m), runs);
+    const std::vector<TransposeFold> folds = findTransposeFolds(s_, static_cast<int32_t>(m), runs, uses);
     for (size_t i = 0; i < folds.size();) {
       size_t j = i;
       const StridedOperand* views[3] = {nullptr, nullptr, nullptr};
@@ -176,7 +178,7 @@ void Program::fuse() {
     }
   }
   for (size_t m = 0; m < s_.modules.size(); m++) {
-    for (const FusedRegion& r : findElementwiseRegions(s_, static_cast<int32_t>(m), runs)) {
+    for (const FusedRegion& r : findElementwiseRegions(s_, static_cast<int32_t>(m), runs, uses)) {
       std::string why;
       std::unique_ptr<Kernel> k = lowerFusedElementwise(s_, r, why);
       if (!k) continue;  // the nodes keep their own kernels
@@ -609,6 +611,14 @@ bool Program::bindAbort() {
 // repoints the weight values (the run list's graph for those addresses is captured once and then
 // cached like any other), so switching costs the prepare step's rerun and no copy.
 
+std::string Program::weightList(const std::function<bool(size_t)>& pick) const {
+  std::string out;
+  for (size_t i = 0; i < s_.weights.size() && out.size() < 400; i++) {
+    if (pick(i)) out += (out.empty() ? "'" : ", '") + s_.weights[i].name + "'";
+  }
+  return out;
+}
+
 Program::ResidentSet* Program::findSet(int32_t id) {
   for (ResidentSet& r : sets_) {
     if (r.id == id) return &r;
@@ -625,11 +635,7 @@ bool Program::setAdd(int32_t id) {
   }
   if (!staged_ && !bindStage()) return false;
   staged_ = false;
-  std::string missing;
-  for (size_t i = 0; i < slots_.size(); i++) {
-    const Slot& s = slots_[i];
-    if (!s.stagedSet && (missing.size() < 400)) missing += (missing.empty() ? "'" : ", '") + s_.weights[i].name + "'";
-  }
+  const std::string missing = weightList([&](size_t i) { return !slots_[i].stagedSet; });
   if (!missing.empty()) {
     dropStaged();
     inBind_ = false;
@@ -731,10 +737,7 @@ bool Program::hostSetPut(int32_t id, uint32_t slot, const uint8_t* data, uint64_
 bool Program::hostSetStage(int32_t id) {
   if (!inBind_) return bindErr.fail(KILN_E_ARGUMENT, "kiln_hostset_stage outside a transaction");
   HostSet* h = findHostSet(id);
-  std::string missing;
-  for (size_t i = 0; h && i < slots_.size(); i++) {
-    if (!h->host[i] && missing.size() < 400) missing += (missing.empty() ? "'" : ", '") + s_.weights[i].name + "'";
-  }
+  const std::string missing = h ? weightList([&](size_t i) { return h->host[i] == nullptr; }) : "";
   if (!h || !missing.empty()) {
     dropStaged();
     inBind_ = false;
@@ -927,13 +930,7 @@ int32_t Program::exec(int32_t which, int32_t pc) {
       if (hipEventElapsedTime(&ms, events_[k], events_[k + 1]) == hipSuccess) stepMs_[k] += ms;
     }
   };
-  Exec x;
-  x.stream = stream_;
-  x.ptrs = &ptrs_;
-  x.workspace = workspace_;
-  x.blas = blas_.get();
-  x.err = &err;
-  x.status = status_;
+  Exec x = execContext(&err);
   if (!hipCheck(hipMemsetAsync(status_, 0, sizeof(int32_t), stream_), "clearing the status word", err)) return err.status;
   for (size_t i = static_cast<size_t>(pc); i < steps.size(); i++) {
     const Step& st = steps[i];
@@ -972,17 +969,9 @@ int32_t Program::exec(int32_t which, int32_t pc) {
         break;
       }
       case ST_JUMP: i = static_cast<size_t>(st.target) - 1; break;
-      case ST_COPY: {
-        char* dst = ptrs_[static_cast<size_t>(st.target)];
-        const char* src = ptrs_[static_cast<size_t>(st.value)];
-        const SValue& d = s_.values[static_cast<size_t>(st.target)];
-        if (dst != src && d.bytes > 0 &&
-            !hipCheck(hipMemcpyAsync(dst, src, static_cast<size_t>(d.bytes), hipMemcpyDeviceToDevice, stream_),
-                      ("copying the outputs of " + nodeLabel(n)).c_str(), err)) {
-          return err.status;
-        }
+      case ST_COPY:
+        if (!hipCheck(copyStep(st), ("copying the outputs of " + nodeLabel(n)).c_str(), err)) return err.status;
         break;
-      }
     }
   }
   if (!hipCheck(hipStreamSynchronize(stream_), "running the program", err) || !checkStatus()) return err.status;
@@ -1023,14 +1012,8 @@ Program::Graph* Program::graphForPointers() {
   }
   // no bind may allocate, free or upload while the run list is captured (Context::deviceMutex)
   std::lock_guard<std::mutex> lock(ctx_->deviceMutex());
-  Exec x;
-  x.stream = stream_;
-  x.ptrs = &ptrs_;
-  x.workspace = workspace_;
-  x.blas = blas_.get();
-  x.status = status_;
   Error kerr;
-  x.err = &kerr;
+  Exec x = execContext(&kerr);
   if (hipStreamBeginCapture(stream_, hipStreamCaptureModeThreadLocal) != hipSuccess) {
     hipGetLastError();
     disableGraphs(std::string("stream capture is not available: ") + hipGetErrorString(hipGetLastError()));
@@ -1044,14 +1027,8 @@ Program::Graph* Program::graphForPointers() {
       if (!kernels_[static_cast<size_t>(st.node)]->run(x)) {
         why = nodeLabel(s_.nodes[static_cast<size_t>(st.node)]) + ": " + kerr.message;
       }
-    } else if (st.kind == ST_COPY) {
-      char* dst = ptrs_[static_cast<size_t>(st.target)];
-      const char* src = ptrs_[static_cast<size_t>(st.value)];
-      const SValue& d = s_.values[static_cast<size_t>(st.target)];
-      if (dst != src && d.bytes > 0 &&
-          hipMemcpyAsync(dst, src, static_cast<size_t>(d.bytes), hipMemcpyDeviceToDevice, stream_) != hipSuccess) {
-        why = "copying the outputs of " + nodeLabel(s_.nodes[static_cast<size_t>(st.node)]);
-      }
+    } else if (st.kind == ST_COPY && copyStep(st) != hipSuccess) {
+      why = "copying the outputs of " + nodeLabel(s_.nodes[static_cast<size_t>(st.node)]);
     }
   }
   hipGraph_t graph = nullptr;
@@ -1130,6 +1107,25 @@ std::string Program::profile() const {
     out += "]";
   }
   return out + "]}";
+}
+
+Exec Program::execContext(Error* e) {
+  Exec x;
+  x.stream = stream_;
+  x.ptrs = &ptrs_;
+  x.workspace = workspace_;
+  x.blas = blas_.get();
+  x.err = e;
+  x.status = status_;
+  return x;
+}
+
+hipError_t Program::copyStep(const Step& st) {
+  char* dst = ptrs_[static_cast<size_t>(st.target)];
+  const char* src = ptrs_[static_cast<size_t>(st.value)];
+  const SValue& d = s_.values[static_cast<size_t>(st.target)];
+  if (dst == src || d.bytes <= 0) return hipSuccess;
+  return hipMemcpyAsync(dst, src, static_cast<size_t>(d.bytes), hipMemcpyDeviceToDevice, stream_);
 }
 
 bool Program::checkStatus() {

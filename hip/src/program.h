@@ -4,6 +4,7 @@
 // and bind transactions that switch weights atomically.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -135,6 +136,10 @@ class Program {
   void emitModule(int32_t module, std::vector<Step>& out);
   int32_t root(int32_t value) const;
   bool checkStatus();
+  /** What a kernel sees when it runs now (errors into `e`). */
+  Exec execContext(Error* e);
+  /** An ST_COPY step (an If's branch result to the If's output), on the program's stream. */
+  hipError_t copyStep(const Step& st);
   void dropStaged();
   bool checkValueCopy(uint32_t value, uint64_t length, const char* what);
   const std::vector<Step>& list(int32_t which) const { return which == KILN_LIST_PREPARE ? selected_ : run_; }
@@ -183,6 +188,8 @@ class Program {
   uint64_t hostSetBytes_ = 0;
   int32_t selected_set_ = -1;
   ResidentSet* findSet(int32_t id);
+  /** The quoted names of the weights `pick` chooses, comma-separated (cut near 400 characters). */
+  std::string weightList(const std::function<bool(size_t)>& pick) const;
   // what bindStage did, for the commit's report
   bool staged_ = false;
   double stageValidateMs_ = 0, stageReadMs_ = 0;
