@@ -47,6 +47,7 @@ export type {
   ValueRef,
 } from "./core/ir/builder.ts";
 export {
+  type AdapterReport,
   type BindReport,
   compile,
   type CompileOptions,
@@ -67,7 +68,9 @@ export type {
   HostNode,
   NodeTime,
   TargetName,
+  WeightDelta,
 } from "./core/targets/target.ts";
+export { Adapter, type AdapterFactors, type AdapterOptions } from "./core/weights/adapter.ts";
 export type { DeviceOptions } from "./ffi/device.ts";
 export type { FileRange } from "./core/io.ts";
 export { TARGET_NAMES } from "./core/targets/registry.ts";

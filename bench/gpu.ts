@@ -25,6 +25,7 @@
 import { parseArgs } from "node:util";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import {
+  Adapter,
   type BindPhases,
   type BindReport,
   compile,
@@ -39,6 +40,7 @@ import {
   type Tensor,
   WeightSet,
 } from "../mod.ts";
+import { SeededRandom } from "../core/weights/random.ts";
 import { ortNodeSession, peerVersions } from "./peers.ts";
 import { errText, fmtMs, median, relL2 } from "./util.ts";
 
@@ -215,10 +217,24 @@ interface _KilnResult {
   switchMs: number[];
   /** bindWeights from host-resident sets in pinned memory (v1 and v2 alternating), ms each */
   hostSwapMs: number[];
+  /** applyAdapter between two LoRA adapters (alternating), ms each */
+  adapterMs: number[];
+  /** those adapters: matrices adapted, rank, bytes of factors each */
+  adapter?: { weights: number; rank: number; bytes: number };
 }
 
 function _emptyResult(name: string): _KilnResult {
-  return { name, notes: [], hostNodes: [], evals: [], swaps: [], ortMs: [], switchMs: [], hostSwapMs: [] };
+  return {
+    name,
+    notes: [],
+    hostNodes: [],
+    evals: [],
+    swaps: [],
+    ortMs: [],
+    switchMs: [],
+    hostSwapMs: [],
+    adapterMs: [],
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -404,6 +420,25 @@ async function _kilnModel(
         } catch (e) {
           res.notes.push(`host-resident weight sets: ${errText(e)}`);
         }
+        try {
+          // LoRA adapters: two rank-8 adapters over every projection matrix, switched alternately
+          const adapters = _benchAdapters(program, 8);
+          if (adapters) {
+            _log(`${name}: LoRA adapters on ${adapters[0].factors.length} matrices, ${opts.runs} switches`);
+            res.adapter = {
+              weights: adapters[0].factors.length,
+              rank: 8,
+              bytes: adapters[0].factors.reduce((a, f) => a + f.a.byteLength + f.b.byteLength, 0),
+            };
+            await program.applyAdapter(adapters[1]);
+            for (let r = 0; r < opts.runs; r++) {
+              res.adapterMs.push((await _ms(() => program!.applyAdapter(adapters[r % 2])))[0]);
+            }
+            await program.removeAdapter();
+          }
+        } catch (e) {
+          res.notes.push(`LoRA adapters: ${errText(e)}`);
+        }
       }
     } catch (e) {
       if (i === 0) {
@@ -432,6 +467,35 @@ async function _kilnModel(
     }
   }
   return res;
+}
+
+/**
+ * Two LoRA adapters of rank `rank` over every float32 matrix of the program but embeddings and
+ * the output head (the projections PEFT adapts), with seeded factors; null when there is none.
+ */
+function _benchAdapters(program: Program, rank: number): [Adapter, Adapter] | null {
+  const mats = program.weightSignature().filter((w) =>
+    w.dtype === "float32" && w.dims.length === 2 &&
+    !/emb|wte|wpe|lm_head|classifier|\bfc\.weight/.test(w.name)
+  );
+  if (!mats.length) return null;
+  const make = (seed: number) => {
+    const rnd = new SeededRandom(seed);
+    const f = (n: number) => Float32Array.from({ length: n }, () => (rnd.uniform() - 0.5) * 0.02);
+    return new Adapter(
+      `bench-${seed}`,
+      mats.map((w) => ({
+        module: w.name,
+        a: f(rank * w.dims[1]),
+        aDims: [rank, w.dims[1]] as [number, number],
+        b: f(w.dims[0] * rank),
+        bDims: [w.dims[0], rank] as [number, number],
+        scale: 2,
+      })),
+      { weightOf: (m) => m, fanInFanOut: false },
+    );
+  };
+  return [make(1), make(2)];
 }
 
 /** Times `runs` swaps of one swap mode, alternating v2 and v1; checks the output after the first. */
@@ -579,6 +643,23 @@ function _table(results: _KilnResult[], torch: _TorchJson): string[] {
           }) | ${fmtMs(l)} | ${_ratio(k, l)} |`,
         );
       }
+    }
+    if (r.adapterMs.length && r.adapter) {
+      const k = median(r.adapterMs);
+      const a = r.adapter;
+      const what = `${r.name} switch LoRA adapters (applyAdapter: rank ${a.rank} on ${a.weights} matrices, ${
+        _mb(a.bytes)
+      } of factors)`;
+      if (lim.pinned_h2d_gbps) {
+        const l = a.bytes / (lim.pinned_h2d_gbps * 1e9) * 1e3;
+        rows.push(
+          `| ${what} | ${
+            fmtMs(k, 2)
+          } | limit: factor bytes ÷ pinned host-to-device rate (GEMMs not counted) | ${fmtMs(l, 2)} | ${
+            _ratio(k, l)
+          } |`,
+        );
+      } else rows.push(`| ${what} | ${fmtMs(k, 2)} | – | – | – |`);
     }
     for (const s of r.swaps) {
       if (!s.total.length) continue;

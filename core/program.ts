@@ -22,6 +22,7 @@ import type {
   TargetName,
 } from "./targets/target.ts";
 import { describe, dtypeSize, elementCount, type Tensor, tensorBytes, typedArrayProblem } from "./tensor.ts";
+import { Adapter, type AdapterOptions } from "./weights/adapter.ts";
 import { specsOf, WeightSet, type WeightSpec, type WeightTensor } from "./weights/weight_set.ts";
 
 export { REF_PASSES } from "./targets/ref.ts";
@@ -112,6 +113,20 @@ export interface BindReport {
   ms: number;
   /** where the time went (gpu): validate, load (read + hash + upload, overlapped), prepare */
   phases?: BindPhases;
+  /** weights re-adapted because an adapter applies to them (`applyAdapter`) */
+  adapted?: number;
+}
+
+/** What `applyAdapter` or `removeAdapter` did. */
+export interface AdapterReport {
+  /** the adapter now applied (null: none) */
+  adapter: string | null;
+  /** weights whose delta was applied or changed */
+  adapted: number;
+  /** weights returned to their base (adapted by the previous adapter, not by this one) */
+  restored: number;
+  /** time it took, milliseconds (on gpu: the factors' upload, one small GEMM per weight, the prepare step) */
+  ms: number;
 }
 
 /** Options of `Program.eval`. */
@@ -168,6 +183,8 @@ export class Program {
   #bindQueue: Promise<unknown> = Promise.resolve();
   /** the resident weight set evals read unless told otherwise (useWeights; null: the bound weights) */
   #current: string | null = null;
+  /** the applied adapter and the weights it adapts */
+  #adapter: { name: string; weights: string[] } | null = null;
 
   /** @internal use `compile` or `deserializeProgram`. */
   constructor(core: CoreProgram, hostLiterals: HostLiteral[], target: Target, options: GpuOptions = {}) {
@@ -305,6 +322,63 @@ export class Program {
         return { ...r, ms: performance.now() - t0 };
       });
     });
+  }
+
+  /**
+   * Applies a LoRA adapter (an `Adapter`, or a path that `Adapter.load` reads: a folder PEFT
+   * saved, or a safetensors file) to the bound weights: each adapted weight becomes
+   * W0 + scale·B·A, computed from the kept base weights W0 (on the device on gpu), so applying
+   * another adapter replaces this one instead of adding to it, and `removeAdapter` restores W0
+   * exactly. The adapter is checked against the weight signature first (every problem reported
+   * at once; nothing changes on failure) and switched in between two evals. It stays applied
+   * over weights bound later. Resident weight sets (`addWeightSet`) are not adapted.
+   *
+   * @example
+   * ```ts ignore
+   * await program.applyAdapter("adapters/customer-a"); // adapter_model.safetensors + adapter_config.json
+   * await program.applyAdapter("adapters/customer-b"); // replaces customer-a
+   * await program.removeAdapter(); // the base weights, bit for bit
+   * ```
+   */
+  applyAdapter(adapter: Adapter | string, options?: AdapterOptions): Promise<AdapterReport> {
+    return this.#bindSerialized(async () => {
+      this.#check("apply an adapter");
+      const t0 = performance.now();
+      const a = typeof adapter === "string" ? await Adapter.load(adapter, options) : adapter;
+      const deltas = a.resolve(this.weightSignature(), "Cannot apply adapter");
+      const names = new Set(deltas.map((d) => d.name));
+      const restore = (this.#adapter?.weights ?? []).filter((w) => !names.has(w));
+      return await this.#serialized(async () => {
+        this.#check("apply an adapter");
+        await this.#exec.adapt(deltas, restore);
+        this.#adapter = { name: a.name, weights: [...names] };
+        return {
+          adapter: a.name,
+          adapted: deltas.length,
+          restored: restore.length,
+          ms: performance.now() - t0,
+        };
+      });
+    });
+  }
+
+  /** Removes the applied adapter: every weight it adapted is its bound base weight again, bit for bit. */
+  removeAdapter(): Promise<AdapterReport> {
+    return this.#bindSerialized(() =>
+      this.#serialized(async () => {
+        this.#check("remove the adapter");
+        const t0 = performance.now();
+        const restore = this.#adapter?.weights ?? [];
+        if (restore.length) await this.#exec.adapt([], restore);
+        this.#adapter = null;
+        return { adapter: null, adapted: 0, restored: restore.length, ms: performance.now() - t0 };
+      })
+    );
+  }
+
+  /** The applied adapter (`applyAdapter`): its name and the weights it adapts; null when none. */
+  get adapter(): { name: string; weights: string[] } | null {
+    return this.#adapter ? { name: this.#adapter.name, weights: [...this.#adapter.weights] } : null;
   }
 
   /** @internal how many hoisted nodes ran before the last eval (tests). */

@@ -79,6 +79,8 @@ export interface DeviceBindReport {
   uploadTailMs: number;
   /** reader threads (0 when no file was read) */
   threads: number;
+  /** weights whose low-rank delta was applied, changed or cleared */
+  adapted: number;
   /** the weight slots that changed */
   slots: number[];
 }
@@ -277,6 +279,33 @@ export class DeviceProgram {
       this.lib.symbols.kiln_bind_file(this.#handle, slot, cString(path), BigInt(offset), BigInt(length)),
       what,
     );
+  }
+
+  /**
+   * Sets (or, with `delta` null, clears) weight slot `slot`'s low-rank delta in the open
+   * transaction: at commit it becomes its base weight plus scale·B·A (transposed: (B·A)ᵀ).
+   */
+  bindDelta(
+    slot: number,
+    delta: { b: Float32Array; a: Float32Array; rank: number; scale: number; transposed: boolean } | null,
+    what: string,
+  ): void {
+    const f = this.lib.symbols.kiln_bind_delta;
+    const u8 = (x: Float32Array) => new Uint8Array(x.buffer as ArrayBuffer, x.byteOffset, x.byteLength);
+    const s = delta
+      ? f(
+        this.#handle,
+        slot,
+        u8(delta.b),
+        BigInt(delta.b.byteLength),
+        u8(delta.a),
+        BigInt(delta.a.byteLength),
+        delta.rank,
+        delta.scale,
+        delta.transposed ? 1 : 0,
+      )
+      : f(this.#handle, slot, null, 0n, null, 0n, 0, 0, 0);
+    this.checkBind(s, what);
   }
 
   /** Reads the queued file ranges into staged buffers; evals may run meanwhile. */

@@ -8,7 +8,7 @@
  */
 
 /** The ABI version these bindings were written for (KILN_ABI_VERSION). */
-export const KILN_ABI_VERSION = 5;
+export const KILN_ABI_VERSION = 6;
 
 export const SYMBOLS = {
   kiln_abi_version: { parameters: [], result: "i32" },
@@ -45,6 +45,10 @@ export const SYMBOLS = {
   kiln_hostset_put: { parameters: ["pointer", "i32", "u32", "buffer", "u64"], result: "i32" },
   kiln_hostset_stage: { parameters: ["pointer", "i32"], result: "i32", nonblocking: true },
   kiln_hostset_remove: { parameters: ["pointer", "i32"], result: "i32" },
+  kiln_bind_delta: {
+    parameters: ["pointer", "u32", "buffer", "u64", "buffer", "u64", "u32", "f32", "u32"],
+    result: "i32",
+  },
   kiln_bind_abort: { parameters: ["pointer"], result: "i32" },
   kiln_bind_revert: { parameters: ["pointer"], result: "i32" },
   kiln_bind_release: { parameters: ["pointer"], result: "i32" },

@@ -25,6 +25,7 @@ import type {
   NodeTime,
   Target,
   TargetReport,
+  WeightDelta,
 } from "./target.ts";
 
 /** Bytes as a Uint8Array over an ArrayBuffer (what FFI "buffer" parameters take). */
@@ -229,9 +230,37 @@ class GpuExecutor implements Executor {
   }
 
   async bind(tensors: readonly BindTensor[]): Promise<BindResult> {
-    const dev = this.#dev;
     if (this.#staged !== tensors) await this.stage(tensors);
     this.#staged = null;
+    return await this.#commit(tensors);
+  }
+
+  async adapt(deltas: readonly WeightDelta[], clear: readonly string[]): Promise<BindResult> {
+    const dev = this.#dev;
+    this.#staged = null;
+    dev.bindBegin();
+    try {
+      for (const d of deltas) {
+        const slot = this.#slots.get(d.name);
+        if (slot === undefined || !this.#bound.has(slot)) {
+          throw new KilnError("weights", `Cannot apply the adapter: weight '${d.name}' is not bound`);
+        }
+        dev.bindDelta(slot, d, `Cannot apply the adapter to weight '${d.name}'`);
+      }
+      for (const name of clear) {
+        const slot = this.#slots.get(name);
+        if (slot !== undefined) dev.bindDelta(slot, null, `Cannot remove the adapter from weight '${name}'`);
+      }
+    } catch (e) {
+      dev.bindAbort();
+      throw e;
+    }
+    return await this.#commit([]);
+  }
+
+  /** Commits the open transaction, reruns the prepare step (switching back if it fails), reports. */
+  async #commit(tensors: readonly BindTensor[]): Promise<BindResult> {
+    const dev = this.#dev;
     const boundBefore = new Set(this.#bound);
     const r = await dev.bindCommit(); // nothing switched when it throws
     for (const t of tensors) this.#bound.add(this.#slots.get(t.name)!);
@@ -261,6 +290,7 @@ class GpuExecutor implements Executor {
     return {
       copied: r.copied,
       skipped: r.skipped,
+      adapted: r.adapted || undefined,
       bytesCopied: r.bytesUploaded,
       phases: {
         validateMs: r.validateMs,

@@ -10,7 +10,16 @@ import type { CoreProgram } from "../core_program.ts";
 import type { Engine } from "../engine.ts";
 import { KilnError } from "../errors.ts";
 import { describe, setOwn, type Tensor, tensorBytes, viewAs } from "../tensor.ts";
-import type { BindResult, BindTensor, Executor, LiteralSource, Target, TargetReport } from "./target.ts";
+import { applyDelta } from "../weights/adapter.ts";
+import type {
+  BindResult,
+  BindTensor,
+  Executor,
+  LiteralSource,
+  Target,
+  TargetReport,
+  WeightDelta,
+} from "./target.ts";
 
 interface _Slot {
   name: string;
@@ -30,6 +39,10 @@ class RefExecutor implements Executor {
   #bound = new Set<string>();
   /** All hoisted weight-only nodes must run before the next eval (after finalize or a trap). */
   #prepared = false;
+  /** Adapted weights: their base bytes (as bound) and the delta applied over them. */
+  #adapted = new Map<string, { base: Uint8Array; delta: WeightDelta }>();
+  /** [rows, cols] of each weight, for deltas */
+  #dims = new Map<string, number[]>();
   /** Weights (core indices) bound since the last prepare: their hoisted nodes must rerun. */
   #dirty = new Set<number>();
   lastPrepareNodes = 0;
@@ -94,6 +107,7 @@ class RefExecutor implements Executor {
     this.#outSlots = info.outputs.map((v, i) => ({ ...v, ptr: e.output_ptr(h, i), index: i }));
     this.#weightSlots = new Map();
     info.weights.forEach((v, i) => {
+      this.#dims.set(v.name, [...v.dims]);
       const slot = { name: v.name, bytes: v.bytes, ptr: e.weight_ptr(h, i), index: i };
       const list = this.#weightSlots.get(v.name);
       if (list) list.push(slot);
@@ -124,10 +138,9 @@ class RefExecutor implements Executor {
           throw new KilnError("weights", `Cannot bind weights: '${t.name}' is not a weight of this program`);
         }
         const s = this.#weightSlots.get(t.name)![0];
-        if (
-          this.#bound.has(t.name) &&
-          _sameContent(new Uint8Array(engine.exports.memory.buffer, s.ptr, s.bytes), t.bytes)
-        ) {
+        const adapted = this.#adapted.get(t.name);
+        const bound = adapted ? adapted.base : new Uint8Array(engine.exports.memory.buffer, s.ptr, s.bytes);
+        if (this.#bound.has(t.name) && _sameContent(bound, t.bytes)) {
           result.skipped++;
           continue;
         }
@@ -135,12 +148,61 @@ class RefExecutor implements Executor {
       }
       // every tensor read (a lazy one from its file) before anything changes
       const bytes = changed.map((t) => t.bytes);
+      // a weight bound under an adapter becomes its base, adapted in the same bind
+      const adapted = changed.map((t, i) => {
+        const a = this.#adapted.get(t.name);
+        return a ? this.#delta(t.name, bytes[i], a.delta) : null;
+      });
       changed.forEach((t, i) => {
-        this.#copyIn(engine, t.name, bytes[i]);
+        const a = adapted[i];
+        if (a) {
+          this.#adapted.set(t.name, { base: bytes[i].slice(), delta: this.#adapted.get(t.name)!.delta });
+          result.adapted = (result.adapted ?? 0) + 1;
+        }
+        this.#copyIn(engine, t.name, a ?? bytes[i]);
         result.copied++;
         result.bytesCopied += bytes[i].byteLength;
       });
       return Promise.resolve(result);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #delta(name: string, base: Uint8Array, d: WeightDelta): Uint8Array {
+    const dims = this.#dims.get(name)!;
+    return applyDelta(base, dims[0], dims[1], d);
+  }
+
+  adapt(deltas: readonly WeightDelta[], clear: readonly string[]): Promise<BindResult> {
+    try {
+      const engine = this.#live("apply an adapter");
+      const mem = engine.u8();
+      // every delta computed before anything changes
+      const writes: {
+        name: string;
+        bytes: Uint8Array;
+        base: Uint8Array | null;
+        delta: WeightDelta | null;
+      }[] = [];
+      for (const d of deltas) {
+        const slot = this.#weightSlots.get(d.name)?.[0];
+        if (!slot || !this.#bound.has(d.name)) {
+          throw new KilnError("weights", `Cannot apply the adapter: weight '${d.name}' is not bound`);
+        }
+        const base = this.#adapted.get(d.name)?.base ?? mem.slice(slot.ptr, slot.ptr + slot.bytes);
+        writes.push({ name: d.name, bytes: this.#delta(d.name, base, d), base, delta: d });
+      }
+      for (const name of clear) {
+        const a = this.#adapted.get(name);
+        if (a) writes.push({ name, bytes: a.base, base: null, delta: null });
+      }
+      for (const w of writes) {
+        this.#copyIn(engine, w.name, w.bytes);
+        if (w.delta) this.#adapted.set(w.name, { base: w.base!, delta: w.delta });
+        else this.#adapted.delete(w.name);
+      }
+      return Promise.resolve({ copied: 0, skipped: 0, bytesCopied: 0, adapted: writes.length });
     } catch (e) {
       return Promise.reject(e);
     }

@@ -33,10 +33,32 @@ export interface BindTensor {
   source: string;
 }
 
+/**
+ * A low-rank delta for one float32 weight of dims [rows, cols] (a LoRA adapter's, resolved):
+ * W = W0 + scale·B·A, with B rows × rank and A rank × cols, row-major; when `transposed`,
+ * W = W0 + scale·(B·A)ᵀ, with B cols × rank and A rank × rows.
+ */
+export interface WeightDelta {
+  /** the weight */
+  name: string;
+  /** B, row-major */
+  b: Float32Array;
+  /** A, row-major */
+  a: Float32Array;
+  /** the factors' inner dimension */
+  rank: number;
+  /** the delta's scale */
+  scale: number;
+  /** the delta is (B·A)ᵀ */
+  transposed: boolean;
+}
+
 /** What an executor's bind did. */
 export interface BindResult {
   /** tensors copied in */
   copied: number;
+  /** weights whose low-rank delta was applied, changed or cleared (adapt, or a bind under an adapter) */
+  adapted?: number;
   /** tensors skipped: their content was already bound */
   skipped: number;
   /** bytes copied in */
@@ -134,6 +156,13 @@ export interface Executor {
    * can go on meanwhile (targets that can: gpu); the next `bind` of the same array commits them.
    */
   stage?(tensors: readonly BindTensor[]): Promise<void>;
+  /**
+   * Applies low-rank deltas over the kept base weights, all at once (between evals): `deltas`
+   * set those weights' deltas, `clear` returns those weights to their base exactly. A delta stays
+   * applied over weights bound later (they become its base) until cleared. On failure nothing
+   * changes.
+   */
+  adapt(deltas: readonly WeightDelta[], clear: readonly string[]): Promise<BindResult>;
   /** Whether weight `name` has been bound. */
   isBound(name: string): boolean;
   /** Runs the weight-only nodes that are out of date (after finalize or a bind). */

@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 /** Bumped whenever a signature or a schedule field changes. */
-#define KILN_ABI_VERSION 5
+#define KILN_ABI_VERSION 6
 
 /* Status codes: 0 is success, errors are negative. */
 #define KILN_OK 0
@@ -175,6 +175,18 @@ KILN_API int32_t kiln_hostset_create(kiln_prog* prog, int32_t id);
 KILN_API int32_t kiln_hostset_put(kiln_prog* prog, int32_t id, uint32_t slot, const uint8_t* data, uint64_t length);
 KILN_API int32_t kiln_hostset_stage(kiln_prog* prog, int32_t id);
 KILN_API int32_t kiln_hostset_remove(kiln_prog* prog, int32_t id);
+/**
+ * Low-rank deltas (LoRA adapters). Inside a bind transaction, weight slot `slot` (float32, two
+ * dims [rows, cols]) is set to its base weight plus scale * B * A: B is rows x rank and A is
+ * rank x cols, row-major (with KILN_DELTA_TRANSPOSED, the delta is (B * A) transposed: B is
+ * cols x rank and A is rank x rows). The base is the weight as bound (kept on the device while a
+ * delta applies, so deltas never accumulate); rank 0 (b and a NULL) clears the slot's delta,
+ * which restores the base exactly. A delta stays applied over weights bound later, until cleared.
+ * The factors are copied during the call; the GEMMs run at kiln_bind_commit. Lengths in bytes.
+ */
+#define KILN_DELTA_TRANSPOSED 1u
+KILN_API int32_t kiln_bind_delta(kiln_prog* prog, uint32_t slot, const float* b, uint64_t bLength, const float* a,
+                                 uint64_t aLength, uint32_t rank, float scale, uint32_t flags);
 /** Drops a transaction that was not committed. */
 KILN_API int32_t kiln_bind_abort(kiln_prog* prog);
 /** After a commit: switches back to the weights bound before it. */

@@ -208,6 +208,11 @@ int32_t kiln_bind_stage(kiln_prog* prog) {
   return guardedBind(prog, [&](kiln::Program* p) { return p->bindStage(); });
 }
 
+int32_t kiln_bind_delta(kiln_prog* prog, uint32_t slot, const float* b, uint64_t bLength, const float* a,
+                        uint64_t aLength, uint32_t rank, float scale, uint32_t flags) {
+  return guardedBind(prog, [&](kiln::Program* p) { return p->bindDelta(slot, b, bLength, a, aLength, rank, scale, flags); });
+}
+
 int32_t kiln_set_add(kiln_prog* prog, int32_t id) {
   return guardedBind(prog, [&](kiln::Program* p) { return p->setAdd(id); });
 }

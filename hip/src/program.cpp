@@ -1,9 +1,13 @@
 #include "program.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <functional>
+
+#include "kernels/gemm.h"
 
 namespace kiln {
 namespace {
@@ -46,8 +50,11 @@ Program::~Program() {
   dropStaged();
   for (size_t i = 0; i < slots_.size(); i++) {
     const uint64_t bytes = static_cast<uint64_t>(s_.weights[i].bytes);
-    ctx_->release(slots_[i].ptr, bytes);
-    if (slots_[i].prevPtr != slots_[i].ptr) ctx_->release(slots_[i].prevPtr, bytes);
+    const Slot& s = slots_[i];
+    ctx_->release(s.ptr, bytes);
+    ctx_->release(s.base, bytes);
+    if (s.prevPtr != s.ptr && s.prevPtr != s.base) ctx_->release(s.prevPtr, bytes);
+    if (s.prevBase != s.ptr && s.prevBase != s.base) ctx_->release(s.prevBase, bytes);
   }
   releaseSpares();
   for (ResidentSet& r : sets_) {
@@ -436,8 +443,12 @@ void Program::dropStaged() {
   for (size_t i = 0; i < slots_.size(); i++) {
     Slot& s = slots_[i];
     retire(static_cast<uint32_t>(i), s.staged);
+    retire(static_cast<uint32_t>(i), s.adapted);
     s.staged = nullptr;
+    s.adapted = nullptr;
     s.stagedSet = false;
+    s.deltaStaged = false;
+    s.stagedDelta.reset();
   }
   pending_.clear();
 }
@@ -560,28 +571,47 @@ bool Program::bindCommit(std::string& report) {
   const double readMs = stageReadMs_, validateMs = stageValidateMs_;
   const uint64_t bytesRead = stageBytesRead_;
   const LoadStats& load = stageLoad_;
+  // base + delta for the adapted slots; a failure switches nothing
+  if (!adaptStaged()) {
+    dropStaged();
+    inBind_ = false;
+    return false;
+  }
   // switch: every tensor is in
-  int copied = 0, skipped = 0;
+  int copied = 0, skipped = 0, adapted = 0;
   uint64_t uploaded = 0;
   std::string changed;
   for (size_t i = 0; i < slots_.size(); i++) {
     Slot& s = slots_[i];
     s.changed = false;
-    if (!s.stagedSet) continue;
-    if (!s.staged) {
-      skipped++;
-      continue;
-    }
+    const bool content = s.stagedSet && s.staged != nullptr;
+    if (s.stagedSet && !content) skipped++;
+    if (!content && !s.deltaStaged) continue;
+    const std::shared_ptr<const Delta> delta = s.deltaStaged ? s.stagedDelta : s.delta;
+    char* base = content ? s.staged : (s.base ? s.base : s.ptr);
+    char* ptr = delta ? s.adapted : base;
+    char* keep = delta ? base : nullptr;
+    s.staged = nullptr;
+    s.adapted = nullptr;
+    s.deltaStaged = false;
+    s.stagedDelta.reset();
+    if (ptr == s.ptr && keep == s.base) continue;  // a delta cleared where none applied
     s.prevPtr = s.ptr;
+    s.prevBase = s.base;
+    s.prevDelta = s.delta;
     s.prevHash = s.hash;
     s.prevBound = s.bound;
-    s.ptr = s.staged;
-    s.hash = s.stagedHash;
-    s.bound = true;
+    s.ptr = ptr;
+    s.base = keep;
+    s.delta = delta;
     s.changed = true;
-    s.staged = nullptr;
-    copied++;
-    uploaded += static_cast<uint64_t>(s_.weights[i].bytes);
+    if (content) {
+      s.hash = s.stagedHash;
+      s.bound = true;
+      copied++;
+      uploaded += static_cast<uint64_t>(s_.weights[i].bytes);
+    }
+    if (delta || s.prevDelta) adapted++;
     if (!changed.empty()) changed += ",";
     changed += std::to_string(i);
   }
@@ -593,9 +623,9 @@ bool Program::bindCommit(std::string& report) {
   std::snprintf(buf, sizeof buf,
                 "{\"copied\":%d,\"skipped\":%d,\"bytesRead\":%llu,\"bytesUploaded\":%llu,\"readMs\":%.3f,"
                 "\"validateMs\":%.3f,\"loadMs\":%.3f,\"preadMs\":%.3f,\"ringWaitMs\":%.3f,\"uploadTailMs\":%.3f,"
-                "\"threads\":%d,",
+                "\"threads\":%d,\"adapted\":%d,",
                 copied, skipped, static_cast<unsigned long long>(bytesRead), static_cast<unsigned long long>(uploaded),
-                readMs, validateMs, load.wallMs, load.readMs, load.waitMs, load.tailMs, load.threads);
+                readMs, validateMs, load.wallMs, load.readMs, load.waitMs, load.tailMs, load.threads, adapted);
   report = std::string(buf) + "\"slots\":[" + changed + "]}";
   return true;
 }
@@ -633,6 +663,13 @@ bool Program::setAdd(int32_t id) {
     inBind_ = false;
     return bindErr.fail(KILN_E_ARGUMENT, "Weight set " + std::to_string(id) + " exists already or is not a valid id");
   }
+  const std::string adapters = weightList([&](size_t i) { return slots_[i].deltaStaged; });
+  if (!adapters.empty()) {
+    dropStaged();
+    inBind_ = false;
+    return bindErr.fail(KILN_E_ARGUMENT, "Adapters apply to the bound weights, not to a resident weight set (" +
+                                             adapters + ")");
+  }
   if (!staged_ && !bindStage()) return false;
   staged_ = false;
   const std::string missing = weightList([&](size_t i) { return !slots_[i].stagedSet; });
@@ -654,7 +691,7 @@ bool Program::setAdd(int32_t id) {
     const uint64_t bytes = static_cast<uint64_t>(s_.weights[i].bytes);
     set.ptrs[i] = ctx_->alloc(bytes, "weight '" + s_.weights[i].name + "' of a resident set", bindErr);
     ok = set.ptrs[i] != nullptr &&
-         hipCheck(hipMemcpyAsync(set.ptrs[i], s.ptr, bytes, hipMemcpyDeviceToDevice, uploadStream_),
+         hipCheck(hipMemcpyAsync(set.ptrs[i], s.base ? s.base : s.ptr, bytes, hipMemcpyDeviceToDevice, uploadStream_),
                   "copying a weight into a resident set", bindErr);
   }
   ok = ok && hipCheck(hipStreamSynchronize(uploadStream_), "copying a weight into a resident set", bindErr);
@@ -801,11 +838,17 @@ bool Program::bindRevert() {
   for (size_t i = 0; i < slots_.size(); i++) {
     Slot& s = slots_[i];
     if (!s.changed) continue;
-    retire(static_cast<uint32_t>(i), s.ptr);
+    for (char* p : {s.ptr, s.base}) {
+      if (p && p != s.prevPtr && p != s.prevBase) retire(static_cast<uint32_t>(i), p);
+    }
     s.ptr = s.prevPtr;
+    s.base = s.prevBase;
+    s.delta = s.prevDelta;
     s.hash = s.prevHash;
     s.bound = s.prevBound;
     s.prevPtr = nullptr;
+    s.prevBase = nullptr;
+    s.prevDelta.reset();
     s.changed = false;
   }
   resolvePointers();
@@ -816,11 +859,119 @@ bool Program::bindRelease() {
   for (size_t i = 0; i < slots_.size(); i++) {
     Slot& s = slots_[i];
     if (!s.changed) continue;
-    retire(static_cast<uint32_t>(i), s.prevPtr);
+    for (char* p : {s.prevPtr, s.prevBase}) {
+      if (p && p != s.ptr && p != s.base) retire(static_cast<uint32_t>(i), p);
+    }
     s.prevPtr = nullptr;
+    s.prevBase = nullptr;
+    s.prevDelta.reset();
     s.changed = false;
   }
   return true;
+}
+
+// ---- low-rank deltas ------------------------------------------------------------------------
+// A slot with a delta holds two buffers: its base (the weight as bound) and base + scale * B * A,
+// which evals read. Applying, switching or clearing an adapter never touches a base, so a cleared
+// delta restores the bound weight bit for bit and deltas never pile up. A weight bound while a
+// delta applies becomes the new base and is adapted in the same commit.
+
+bool Program::bindDelta(uint32_t slot, const float* b, uint64_t bLength, const float* a, uint64_t aLength,
+                        uint32_t rank, float scale, uint32_t flags) {
+  if (!inBind_) return bindErr.fail(KILN_E_ARGUMENT, "kiln_bind_delta outside a transaction");
+  if (slot >= slots_.size()) return bindErr.fail(KILN_E_ARGUMENT, "No weight slot " + std::to_string(slot));
+  const SWeight& w = s_.weights[slot];
+  Slot& s = slots_[slot];
+  if (rank == 0) {
+    s.deltaStaged = true;
+    s.stagedDelta.reset();
+    return true;
+  }
+  const std::string who = "Weight '" + w.name + "'";
+  if (w.dtype != 1 || w.dims.size() != 2) {
+    return bindErr.fail(KILN_E_ARGUMENT, who + " cannot take a low-rank delta: it is not a float32 matrix");
+  }
+  if (!std::isfinite(scale)) return bindErr.fail(KILN_E_ARGUMENT, who + ": the delta's scale is not finite");
+  const bool transposed = (flags & KILN_DELTA_TRANSPOSED) != 0;
+  const uint64_t rows = static_cast<uint64_t>(w.dims[0]), cols = static_cast<uint64_t>(w.dims[1]);
+  const uint64_t bWant = (transposed ? cols : rows) * rank * 4, aWant = rank * (transposed ? rows : cols) * 4;
+  if (!b || !a || bLength != bWant || aLength != aWant) {
+    return bindErr.fail(KILN_E_ARGUMENT, who + ": a rank-" + std::to_string(rank) + " delta needs B of " +
+                                             std::to_string(bWant) + " bytes and A of " + std::to_string(aWant) +
+                                             ", " + std::to_string(b ? bLength : 0) + " and " +
+                                             std::to_string(a ? aLength : 0) + " were given");
+  }
+  auto d = std::make_shared<Delta>();
+  d->rank = rank;
+  d->scale = scale;
+  d->transposed = transposed;
+  d->b.assign(b, b + bLength / 4);
+  d->a.assign(a, a + aLength / 4);
+  s.deltaStaged = true;
+  s.stagedDelta = std::move(d);
+  return true;
+}
+
+bool Program::adaptStaged() {
+  uint64_t factorBytes = 0;
+  std::vector<uint32_t> todo;
+  for (size_t i = 0; i < slots_.size(); i++) {
+    Slot& s = slots_[i];
+    const std::shared_ptr<const Delta>& d = s.deltaStaged ? s.stagedDelta : s.delta;
+    const bool content = s.stagedSet && s.staged != nullptr;
+    if (!d || !(s.deltaStaged || content)) continue;
+    if (!content && !s.base && !s.bound) {
+      return bindErr.fail(KILN_E_ARGUMENT, "Weight '" + s_.weights[i].name +
+                                               "' is not bound: a low-rank delta applies to a bound weight");
+    }
+    todo.push_back(static_cast<uint32_t>(i));
+    factorBytes = std::max<uint64_t>(factorBytes, (d->b.size() * 4 + 255) / 256 * 256 + d->a.size() * 4);
+  }
+  if (todo.empty()) return true;
+  hipSetDevice(ctx_->device());
+  char* factors = ctx_->alloc(factorBytes, "an adapter's low-rank factors", bindErr);
+  if (!factors) return false;
+  // kiln's own float32 GEMM kernel on the upload stream: exact float32 whatever the program's
+  // GEMM precision, and no BLAS handle shared with evals
+  Exec x = execContext(&bindErr);
+  x.stream = uploadStream_;
+  x.blas = nullptr;
+  bool ok = true;
+  for (uint32_t i : todo) {
+    Slot& s = slots_[i];
+    const Delta& d = *(s.deltaStaged ? s.stagedDelta : s.delta);
+    const SWeight& w = s_.weights[i];
+    const uint64_t bytes = static_cast<uint64_t>(w.bytes);
+    const int64_t rows = w.dims[0], cols = w.dims[1];
+    const char* base = s.stagedSet && s.staged ? s.staged : (s.base ? s.base : s.ptr);
+    s.adapted = stageBuffer(i, bindErr);
+    if (!s.adapted) {
+      ok = false;
+      break;
+    }
+    const float* fb = reinterpret_cast<const float*>(factors);
+    const float* fa = reinterpret_cast<const float*>(factors + (d.b.size() * 4 + 255) / 256 * 256);
+    float* out = reinterpret_cast<float*>(s.adapted);
+    const char* what = "applying a low-rank delta";
+    // the factors buffer is reused: the stream orders each copy after the GEMM before it
+    ok = hipCheck(hipMemcpyAsync(factors, d.b.data(), d.b.size() * 4, hipMemcpyHostToDevice, uploadStream_), what,
+                  bindErr) &&
+         hipCheck(hipMemcpyAsync(const_cast<float*>(fa), d.a.data(), d.a.size() * 4, hipMemcpyHostToDevice,
+                                 uploadStream_),
+                  what, bindErr) &&
+         hipCheck(hipMemcpyAsync(out, base, bytes, hipMemcpyDeviceToDevice, uploadStream_), what, bindErr);
+    if (ok) {
+      // W (rows x cols) += scale * B A, or scale * (B A)^T = scale * A^T B^T
+      ok = d.transposed ? kiln_gemm(x, true, true, rows, cols, d.rank, d.scale, fa, rows, 0, fb, d.rank, 0, 1.0f, out,
+                                    cols, 0, 1)
+                        : kiln_gemm(x, false, false, rows, cols, d.rank, d.scale, fb, d.rank, 0, fa, cols, 0, 1.0f, out,
+                                    cols, 0, 1);
+    }
+    if (!ok) break;
+  }
+  ok = hipCheck(hipStreamSynchronize(uploadStream_), "applying a low-rank delta", bindErr) && ok;
+  ctx_->release(factors, factorBytes);
+  return ok;
 }
 
 // ---- execution -----------------------------------------------------------------------------

@@ -42,6 +42,12 @@ class Program {
   /** Stages (unless bindStage did), then switches to the staged weights: the report JSON, or false with bindErr. */
   bool bindCommit(std::string& report);
   bool bindAbort();
+  /**
+   * A low-rank delta for `slot` in the open transaction (kiln_bind_delta): at commit the slot
+   * becomes its base weight plus scale * B * A; rank 0 clears its delta (back to the base).
+   */
+  bool bindDelta(uint32_t slot, const float* b, uint64_t bLength, const float* a, uint64_t aLength, uint32_t rank,
+                 float scale, uint32_t flags);
   bool bindRevert();
   bool bindRelease();
 
@@ -91,8 +97,26 @@ class Program {
     int32_t value = -1;   // BRANCH: the condition; COPY: the source
     int32_t target = -1;  // BRANCH (when false) and JUMP: the step to go to; COPY: the destination value
   };
+  // A low-rank delta (kiln_bind_delta): W = base + scale * B * A, or its transpose.
+  struct Delta {
+    int64_t rank = 0;
+    float scale = 0;
+    bool transposed = false;
+    std::vector<float> b, a;
+  };
   struct Slot {
     char* ptr = nullptr;
+    // while a delta applies: the weight as bound (ptr then holds base + delta), and the delta,
+    // kept so that a weight bound later is adapted too
+    char* base = nullptr;
+    std::shared_ptr<const Delta> delta;
+    char* prevBase = nullptr;
+    std::shared_ptr<const Delta> prevDelta;
+    // the open transaction sets (or, null, clears) this slot's delta
+    bool deltaStaged = false;
+    std::shared_ptr<const Delta> stagedDelta;
+    // base + delta, computed at commit
+    char* adapted = nullptr;
     Hash128 hash;
     bool bound = false;
     // the weights bound before the last commit (kept until release or revert)
@@ -141,6 +165,8 @@ class Program {
   /** An ST_COPY step (an If's branch result to the If's output), on the program's stream. */
   hipError_t copyStep(const Step& st);
   void dropStaged();
+  /** Computes base + delta for every slot whose delta or base the transaction changes (at commit). */
+  bool adaptStaged();
   bool checkValueCopy(uint32_t value, uint64_t length, const char* what);
   const std::vector<Step>& list(int32_t which) const { return which == KILN_LIST_PREPARE ? selected_ : run_; }
 
