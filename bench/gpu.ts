@@ -221,6 +221,8 @@ interface _KilnResult {
   adapterMs: number[];
   /** those adapters: matrices adapted, rank, bytes of factors each */
   adapter?: { weights: number; rank: number; bytes: number };
+  /** a swap from files not in the page cache, against one sequential read of the same files, cold */
+  cold?: { bytes: number; diskMs: number[]; swapMs: number[]; phases?: BindPhases; why?: string };
 }
 
 function _emptyResult(name: string): _KilnResult {
@@ -421,6 +423,11 @@ async function _kilnModel(
           res.notes.push(`host-resident weight sets: ${errText(e)}`);
         }
         try {
+          res.cold = await _coldSwap(name, program, dirs, opts.runs >= 10 ? 3 : 1);
+        } catch (e) {
+          res.notes.push(`cold swap: ${errText(e)}`);
+        }
+        try {
           // LoRA adapters: two rank-8 adapters over every projection matrix, switched alternately
           const adapters = _benchAdapters(program, 8);
           if (adapters) {
@@ -467,6 +474,79 @@ async function _kilnModel(
     }
   }
   return res;
+}
+
+// Cold swaps: the weight files dropped from the page cache (fdatasync, then posix_fadvise
+// DONTNEED, through libc by FFI: Deno has no call for it), then read by one sequential reader (the
+// disk's rate, as `dd` measures it) or by a swap.
+let _libc:
+  | Deno.DynamicLibrary<{
+    open: { parameters: ["buffer", "i32"]; result: "i32" };
+    close: { parameters: ["i32"]; result: "i32" };
+    fdatasync: { parameters: ["i32"]; result: "i32" };
+    posix_fadvise: { parameters: ["i32", "i64", "i64", "i32"]; result: "i32" };
+  }>
+  | undefined;
+
+/** Drops `paths` from the page cache; throws when it cannot. */
+function _evict(paths: string[]): void {
+  _libc ??= Deno.dlopen("libc.so.6", {
+    open: { parameters: ["buffer", "i32"], result: "i32" },
+    close: { parameters: ["i32"], result: "i32" },
+    fdatasync: { parameters: ["i32"], result: "i32" },
+    posix_fadvise: { parameters: ["i32", "i64", "i64", "i32"], result: "i32" },
+  });
+  const POSIX_FADV_DONTNEED = 4;
+  for (const p of paths) {
+    const fd = _libc.symbols.open(new TextEncoder().encode(p + "\0"), 0);
+    if (fd < 0) throw new Error(`cannot open ${p} to drop it from the page cache`);
+    _libc.symbols.fdatasync(fd);
+    const r = _libc.symbols.posix_fadvise(fd, 0n, 0n, POSIX_FADV_DONTNEED);
+    _libc.symbols.close(fd);
+    if (r !== 0) throw new Error(`posix_fadvise(DONTNEED) on ${p} failed (${r})`);
+  }
+}
+
+/** One sequential reader over `paths`, 8 MiB reads: ms. */
+async function _readAll(paths: string[]): Promise<number> {
+  const buf = new Uint8Array(8 << 20);
+  const t0 = performance.now();
+  for (const p of paths) {
+    using f = await Deno.open(p);
+    while ((await f.read(buf)) !== null) { /* the bytes are not needed */ }
+  }
+  return performance.now() - t0;
+}
+
+async function _coldSwap(
+  name: string,
+  program: Program,
+  dirs: string[],
+  runs: number,
+): Promise<_KilnResult["cold"]> {
+  const files = [...new Set(program.weights.map((w) => w.location))];
+  const v2 = files.map((f) => join(dirs[1], f));
+  let bytes = 0;
+  for (const p of v2) bytes += (await Deno.stat(p)).size;
+  const cold: NonNullable<_KilnResult["cold"]> = { bytes, diskMs: [], swapMs: [] };
+  _log(`${name}: cold swaps (page cache dropped), ${runs} run(s)`);
+  for (let r = 0; r < runs; r++) {
+    await program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[0]));
+    _evict(v2);
+    cold.diskMs.push(await _readAll(v2));
+    _evict(v2);
+    const [ms, rep] = await _ms(async () =>
+      program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[1]))
+    );
+    cold.swapMs.push(ms);
+    cold.phases = rep.phases;
+  }
+  const gbps = bytes / (median(cold.diskMs) * 1e6);
+  if (gbps > 8) {
+    cold.why = `the cold read ran at ${gbps.toFixed(1)} GB/s: the page cache was likely not dropped`;
+  }
+  await program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[0]));
+  return cold;
 }
 
 /**
@@ -643,6 +723,18 @@ function _table(results: _KilnResult[], torch: _TorchJson): string[] {
           }) | ${fmtMs(l)} | ${_ratio(k, l)} |`,
         );
       }
+    }
+    if (r.cold?.swapMs.length) {
+      const c = r.cold;
+      const k = median(c.swapMs), d = median(c.diskMs);
+      const rate = (ms: number) => `${(c.bytes / (ms * 1e6)).toFixed(2)} GB/s`;
+      rows.push(
+        `| ${r.name} cold swap from files (page cache dropped), ${_mb(c.bytes)}: ${rate(k)} | ${
+          fmtMs(k)
+        } | limit: one sequential read of the same files, cold (${rate(d)}${c.why ? `; ${c.why}` : ""}) | ${
+          fmtMs(d)
+        } | ${_ratio(k, d)} |`,
+      );
     }
     if (r.adapterMs.length && r.adapter) {
       const k = median(r.adapterMs);

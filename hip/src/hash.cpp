@@ -40,47 +40,61 @@ constexpr uint64_t P4 = 0x85ebca77c2b2ae63ULL;
 
 }  // namespace
 
-ContentHash::ContentHash() : h1_(seeds().a), h2_(seeds().b) {}
+ContentHash::ContentHash() {
+  v_[0] = seeds().a;
+  v_[1] = seeds().b;
+  v_[2] = seeds().a ^ P3;
+  v_[3] = seeds().b + P4;
+}
 
-inline void ContentHash::word(uint64_t w) {
-  h1_ = rotl(h1_ ^ (w * P1), 31) * P2;
-  h2_ = rotl(h2_ + (w ^ P3), 27) * P4 + h1_;
+inline void ContentHash::stripe(const uint8_t* p) {
+  uint64_t w[4];
+  std::memcpy(w, p, 32);
+  for (int i = 0; i < 4; i++) v_[i] = rotl(v_[i] + w[i] * P2, 31) * P1;
 }
 
 void ContentHash::update(const uint8_t* p, uint64_t n) {
   length_ += n;
-  while (tailLen_ > 0 && tailLen_ < 8 && n > 0) {
-    tail_[tailLen_++] = *p++;
-    n--;
-  }
-  if (tailLen_ == 8) {
-    uint64_t w;
-    std::memcpy(&w, tail_, 8);
-    word(w);
+  if (tailLen_ > 0) {
+    const uint64_t take = n < 32 - tailLen_ ? n : 32 - tailLen_;
+    std::memcpy(tail_ + tailLen_, p, take);
+    tailLen_ += static_cast<unsigned>(take);
+    p += take;
+    n -= take;
+    if (tailLen_ < 32) return;
+    stripe(tail_);
     tailLen_ = 0;
   }
-  while (n >= 8) {
-    uint64_t w;
-    std::memcpy(&w, p, 8);
-    word(w);
-    p += 8;
-    n -= 8;
+  // the lanes in locals: `p` may alias the object (uint8_t aliases anything), which would make the
+  // compiler store and reload them on every stripe
+  uint64_t v0 = v_[0], v1 = v_[1], v2 = v_[2], v3 = v_[3];
+  for (; n >= 32; p += 32, n -= 32) {
+    uint64_t w[4];
+    std::memcpy(w, p, 32);
+    v0 = rotl(v0 + w[0] * P2, 31) * P1;
+    v1 = rotl(v1 + w[1] * P2, 31) * P1;
+    v2 = rotl(v2 + w[2] * P2, 31) * P1;
+    v3 = rotl(v3 + w[3] * P2, 31) * P1;
   }
-  while (n > 0) {
-    tail_[tailLen_++] = *p++;
-    n--;
-  }
+  v_[0] = v0;
+  v_[1] = v1;
+  v_[2] = v2;
+  v_[3] = v3;
+  std::memcpy(tail_, p, n);
+  tailLen_ = static_cast<unsigned>(n);
 }
 
 Hash128 ContentHash::finish() {
-  uint64_t w = 0;
+  // the partial stripe, zero-padded (the length, mixed in below, tells paddings apart)
   if (tailLen_ > 0) {
-    std::memcpy(&w, tail_, tailLen_);
-    word(w ^ (uint64_t(tailLen_) << 56));
+    std::memset(tail_ + tailLen_, 0, 32 - tailLen_);
+    stripe(tail_);
   }
+  const uint64_t x = rotl(v_[0], 1) + rotl(v_[1], 7) + rotl(v_[2], 12) + rotl(v_[3], 18);
+  const uint64_t y = (v_[0] * P3) ^ rotl(v_[1] * P4, 29) ^ rotl(v_[2] * P1, 41) ^ rotl(v_[3] * P2, 53);
   Hash128 h;
-  h.a = mix(h1_ ^ length_);
-  h.b = mix(h2_ ^ rotl(length_, 32) ^ h.a);
+  h.a = mix(x ^ length_);
+  h.b = mix(y ^ rotl(length_, 32) ^ h.a);
   return h;
 }
 

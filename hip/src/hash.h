@@ -1,7 +1,8 @@
 // Hashes of weight and literal bytes, computed while they are read:
-//  - ContentHash: a fast 128-bit hash (two multiply-rotate lanes over 8-byte words, seeded per
-//    process) that lets a bind skip a tensor whose content is unchanged without reading device
-//    memory back. Not cryptographic; the random per-process seed keeps collisions from being
+//  - ContentHash: a fast 128-bit hash (four independent multiply-rotate lanes over 32-byte
+//    stripes, so the CPU runs them in parallel: about 4x the rate of one dependent chain; seeded
+//    per process) that lets a bind skip a tensor whose content is unchanged without reading
+//    device memory back. It runs on every byte a swap reads, on the reader threads. Not cryptographic; the random per-process seed keeps collisions from being
 //    crafted ahead of time, and a skip also needs the byte length to match.
 //  - Sha1: SHA-1 (FIPS 180-4), for the per-literal checksums of .kiln files. Written here
 //    because the library links nothing but the HIP/CUDA runtime (no OpenSSL on the GPU hosts).
@@ -25,10 +26,10 @@ class ContentHash {
   Hash128 finish();
 
  private:
-  void word(uint64_t w);
-  uint64_t h1_, h2_;
+  void stripe(const uint8_t* p);
+  uint64_t v_[4];
   uint64_t length_ = 0;
-  uint8_t tail_[8];
+  uint8_t tail_[32];
   unsigned tailLen_ = 0;
 };
 

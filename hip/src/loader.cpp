@@ -189,15 +189,16 @@ bool Loader::run(const std::vector<LoadJob>& jobs, const FileSet& files, std::ve
         return fail(e.status, e.message);
       }
       readMs[t] += msBetween(a, std::chrono::steady_clock::now());
-      ContentHash h;
-      h.update(reinterpret_cast<const uint8_t*>(s.host), c.length);
-      parts[c.job][c.index] = h.finish();
+      // the copy first, then the hash while it runs (both only read the slot)
       if (!hipCheck(hipMemcpyAsync(job.dst + c.start, s.host, c.length, hipMemcpyHostToDevice, w.stream),
                     "hipMemcpyAsync (loader)", e) ||
           !hipCheck(hipEventRecord(s.copied, w.stream), "hipEventRecord (loader)", e)) {
         return fail(e.status, e.message);
       }
       s.pending = true;
+      ContentHash h;
+      h.update(reinterpret_cast<const uint8_t*>(s.host), c.length);
+      parts[c.job][c.index] = h.finish();
     }
     const auto a = std::chrono::steady_clock::now();
     if (!hipCheck(hipStreamSynchronize(w.stream), "hipStreamSynchronize (loader)", e)) fail(e.status, e.message);
