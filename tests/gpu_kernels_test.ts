@@ -1,7 +1,8 @@
 // Data-movement and broadcast kernels on the gpu target (tests/util/gpu.ts says which GPU) against
 // the ref target, bit for bit: strided copies that move 16 bytes per thread (a Transpose keeping
-// the last axis, a Slice of aligned rows, a Concat) or one element per thread with 32-bit index
-// arithmetic (a Transpose of the last axis), and binary float32 ops four elements per thread
+// the last axis, a Slice of aligned rows, a Concat), swap the two innermost axes through
+// shared-memory tiles (batched matrix transposes, edges not multiples of the tile), or move one
+// element per thread with 32-bit index arithmetic (a small Transpose of the last axis), and binary float32 ops four elements per thread
 // (operands contiguous or constant along the innermost dim) or one per thread (an odd dim).
 import assert from "node:assert/strict";
 import { compile, parseOnnx, type Program } from "../mod.ts";
@@ -38,13 +39,31 @@ Deno.test({
         row: g.o("Sub", [g.w("row", [1, 6, 8]), "x"]), // a broadcast over the first dim
         same: g.o("Div", ["x", "y"]), // one merged dim of 96
         odd: g.o("Add", ["z", g.w("zb", [5])]), // [3, 5]: one element per thread
+        tiles3: g.o("Transpose", ["t3"], { perm: { ints: [0, 2, 1] } }), // [3, 70, 40] through 32 x 32 tiles
+        tiles2: g.o("Transpose", [g.w("m", [50, 33])], { perm: { ints: [1, 0] } }), // [33, 50]
+        tiles4: g.o("Transpose", ["t4"], { perm: { ints: [0, 1, 3, 2] } }), // [2, 3, 40, 33], batch 6
       };
       const w = await writeGraph(dir, "kernels", g, {
-        inputs: [{ name: "x", dims: [2, 6, 8] }, { name: "y", dims: [2, 6, 8] }, { name: "z", dims: [3, 5] }],
+        inputs: [
+          { name: "x", dims: [2, 6, 8] },
+          { name: "y", dims: [2, 6, 8] },
+          { name: "z", dims: [3, 5] },
+          {
+            name: "t3",
+            dims: [3, 40, 70],
+          },
+          { name: "t4", dims: [2, 3, 33, 40] },
+        ],
         outputs: Object.values(outs).map((name) => ({ name })),
         opset: 17,
       });
-      const feeds = { x: _t([2, 6, 8], 1), y: _t([2, 6, 8], 2), z: _t([3, 5], 3) };
+      const feeds = {
+        x: _t([2, 6, 8], 1),
+        y: _t([2, 6, 8], 2),
+        z: _t([3, 5], 3),
+        t3: _t([3, 40, 70], 4),
+        t4: _t([2, 3, 33, 40], 5),
+      };
       const ref = compile(await parseOnnx(w.path), "ref");
       programs.push(ref);
       const gpu = compile(await parseOnnx(w.path), "gpu", { gpu: GPU.options });

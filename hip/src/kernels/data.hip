@@ -52,6 +52,33 @@ __global__ void copyKernel32(CopyParams c, const T* in, T* out, uint32_t n) {
   }
 }
 
+constexpr int kTile = 32;
+constexpr int kTileRows = 8;
+
+/**
+ * A copy that swaps its two innermost axes (out[b][i][j] = in[b][j][i], `i` contiguous in the
+ * input and `j` in the output), through a 32 x 32 tile in shared memory: reads and writes both
+ * coalesced, where the element walk reads or writes with a stride of the row length.
+ */
+template <typename T>
+__global__ void transposeTileKernel(const T* in, T* out, int64_t srcBase, int64_t dstBase, int32_t ni, int32_t nj,
+                                    int64_t sb, int64_t sj, int64_t db, int64_t di) {
+  __shared__ T tile[kTile][kTile + 1];
+  const int64_t b = blockIdx.z;
+  const int32_t i0 = static_cast<int32_t>(blockIdx.y) * kTile, j0 = static_cast<int32_t>(blockIdx.x) * kTile;
+  const T* src = in + srcBase + b * sb;
+  T* dst = out + dstBase + b * db;
+  for (int k = threadIdx.y; k < kTile; k += kTileRows) {
+    const int32_t j = j0 + k, i = i0 + static_cast<int32_t>(threadIdx.x);
+    if (j < nj && i < ni) tile[k][threadIdx.x] = src[j * sj + i];
+  }
+  __syncthreads();
+  for (int k = threadIdx.y; k < kTile; k += kTileRows) {
+    const int32_t i = i0 + k, j = j0 + static_cast<int32_t>(threadIdx.x);
+    if (i < ni && j < nj) dst[i * di + j] = tile[threadIdx.x][k];
+  }
+}
+
 template <typename T>
 __global__ void copyKernel(CopyParams c, const T* in, T* out, int64_t n) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -82,8 +109,19 @@ struct StridedCopy : Kernel {
   int32_t in = -1, out = -1;
   int64_t n = 0;
   bool narrow = false;  // every index fits 32 bits: copyKernel32
+  bool tiled = false;   // swaps the two innermost axes: transposeTileKernel
   template <typename T>
   void launch(Exec& x, dim3 g) {
+    if (tiled) {
+      const int r = c.rank;
+      const int64_t ni = c.dims[r - 2], nj = c.dims[r - 1], nb = r == 3 ? c.dims[0] : 1;
+      const dim3 grid(static_cast<unsigned>((nj + kTile - 1) / kTile), static_cast<unsigned>((ni + kTile - 1) / kTile),
+                      static_cast<unsigned>(nb));
+      KILN_LAUNCH(transposeTileKernel<T>, grid, dim3(kTile, kTileRows), 0, x.stream, x.at<const T>(in), x.at<T>(out),
+                  c.srcBase, c.dstBase, static_cast<int32_t>(ni), static_cast<int32_t>(nj), r == 3 ? c.src[0] : 0,
+                  c.src[r - 1], r == 3 ? c.dst[0] : 0, c.dst[r - 2]);
+      return;
+    }
     if (narrow) {
       KILN_LAUNCH(copyKernel32<T>, g, dim3(kThreads), 0, x.stream, c, x.at<const T>(in), x.at<T>(out),
                   static_cast<uint32_t>(n));
@@ -94,7 +132,7 @@ struct StridedCopy : Kernel {
   bool run(Exec& x) override {
     if (n == 0) return true;
     const dim3 g = gridFor(n, kThreads);
-    if (narrow || size == 16) {
+    if (narrow || tiled || size == 16) {
       switch (size) {
         case 1: launch<uint8_t>(x, g); break;
         case 2: launch<uint16_t>(x, g); break;
@@ -189,6 +227,12 @@ void vectorize(StridedCopy& k) {
   }
   constexpr int64_t kMax32 = 0x7fffffff;
   k.narrow = k.n <= kMax32 && s <= kMax32 && d <= kMax32;
+  // the two innermost axes swapped (a batch of matrix transposes): through shared-memory tiles
+  bool mods = false;
+  for (int j = 0; j < r; j++) mods = mods || c.mod[j] != 0;
+  k.tiled = !mods && k.size <= 8 && (r == 2 || r == 3) && c.src[r - 2] == 1 && c.dst[r - 1] == 1 &&
+            c.src[r - 1] != 1 && c.dims[r - 2] <= kMax32 && c.dims[r - 1] <= kMax32 &&
+            (r == 2 || c.dims[0] <= 65535) && c.dims[r - 2] * c.dims[r - 1] >= 1024;
 }
 
 std::unique_ptr<StridedCopy> makeCopy(int size, int32_t in, int32_t out, std::vector<int64_t> dims,
