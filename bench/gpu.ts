@@ -164,6 +164,10 @@ interface _SwapMode {
   short: string;
   /** the weight set to bind from a weight folder (the ONNX external-data files) */
   set(program: Program, dir: string): Promise<WeightSet>;
+  /** environment the library reads while this mode's swaps run */
+  env?: Record<string, string>;
+  /** compared with this mode (its `short`) instead of PyTorch */
+  versus?: string;
 }
 
 const KILN_SWAPS: _SwapMode[] = [
@@ -171,6 +175,14 @@ const KILN_SWAPS: _SwapMode[] = [
     label: "kiln swap: WeightSet.fromOnnxDir + bindWeights (files read, hashed and uploaded by the library)",
     short: "from files",
     set: (program, dir) => WeightSet.fromOnnxDir(program, dir),
+  },
+  {
+    label: "kiln swap from registered file mappings (KILN_LOAD_MODE=mmap: mmap + hipHostRegister per swap, " +
+      "copies straight from the page cache)",
+    short: "from files through registered mappings",
+    set: (program, dir) => WeightSet.fromOnnxDir(program, dir),
+    env: { KILN_LOAD_MODE: "mmap" },
+    versus: "from files",
   },
 ];
 
@@ -592,6 +604,7 @@ async function _swaps(
 ): Promise<_SwapResult> {
   _log(`${name}: ${mode.label}, ${runs} swaps alternating v1 and v2`);
   const s: _SwapResult = { mode, total: [], bind: [], phases: [] };
+  for (const [k, v] of Object.entries(mode.env ?? {})) Deno.env.set(k, v);
   try {
     // the first swap stages into new device buffers (spares from then on): untimed
     await program.bindWeights(await mode.set(program, dirs[1]));
@@ -619,6 +632,8 @@ async function _swaps(
     }
   } catch (e) {
     res.notes.push(`${mode.label}: ${errText(e)}`);
+  } finally {
+    for (const k of Object.keys(mode.env ?? {})) Deno.env.delete(k);
   }
   return s;
 }
@@ -757,6 +772,19 @@ function _table(results: _KilnResult[], torch: _TorchJson): string[] {
       if (!s.total.length) continue;
       const k = median(s.total);
       const what = `${r.name} swap ${s.mode.short}, ${_mb(bytes)}`;
+      if (s.mode.versus) {
+        const o = r.swaps.find((x) => x.mode.short === s.mode.versus && x.total.length);
+        const reg = s.phases.map((p) => p.registerMs ?? 0);
+        if (o) {
+          rows.push(
+            `| ${what} (registering ${fmtMs(median(reg))} ms of it) | ${
+              fmtMs(k)
+            } | kiln swap ${o.mode.short} ` +
+              `(the pinned ring) | ${fmtMs(median(o.total))} | ${_ratio(k, median(o.total))} |`,
+          );
+        }
+        continue;
+      }
       for (const [key, label] of TORCH_SWAPS) {
         const t = tm?.swap_ms?.[key];
         if (t) {

@@ -81,6 +81,10 @@ export interface DeviceBindReport {
   threads: number;
   /** weights whose low-rank delta was applied, changed or cleared */
   adapted: number;
+  /** "ring" (pread into the pinned ring) or "mmap" (KILN_LOAD_MODE=mmap: registered file mappings) */
+  loadMode: "ring" | "mmap";
+  /** the mmap mode: mapping and registering the files, ms */
+  registerMs: number;
   /** the weight slots that changed */
   slots: number[];
 }

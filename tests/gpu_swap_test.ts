@@ -136,6 +136,30 @@ Deno.test({
             assert.equal(held[2], held[1], `held ${held}: the third swap allocated nothing`);
           },
         );
+        await t.step(
+          "KILN_LOAD_MODE=mmap: copies from registered file mappings hash and land alike",
+          async () => {
+            Deno.env.set("KILN_LOAD_MODE", "mmap");
+            try {
+              const r = await program.bindWeights(await WeightSet.fromOnnxDir(program, dir));
+              assert.equal(r.copied, 2);
+              assert.equal(r.phases?.loadMode, "mmap");
+              assert.ok((r.phases?.registerMs ?? -1) >= 0);
+              await check(v1, "v1 from mappings");
+              // the same bytes from typed arrays hash alike: the mapped hash is the ring's
+              const same = await program.bindWeights({ W: v1.W, b: v1.b });
+              assert.equal(same.skipped, 2);
+              await Deno.writeFile(`${dir}/v2/w.bin`, new Uint8Array(1000)); // shorter than the ranges
+              await assert.rejects(
+                async () => program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/v2`)),
+                /w\.bin/,
+              );
+              await check(v1, "v1 after a refused bind");
+            } finally {
+              Deno.env.delete("KILN_LOAD_MODE");
+            }
+          },
+        );
       } finally {
         program.dispose();
       }

@@ -299,6 +299,8 @@ class GpuExecutor implements Executor {
         uploadTailMs: r.uploadTailMs,
         prepareMs,
         threads: r.threads,
+        loadMode: r.loadMode,
+        registerMs: r.loadMode === "mmap" ? r.registerMs : undefined,
       },
     };
   }

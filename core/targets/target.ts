@@ -81,6 +81,13 @@ export interface BindPhases {
   prepareMs: number;
   /** reader threads */
   threads: number;
+  /**
+   * how the files were read: "ring" (pread into the pinned ring, the default) or "mmap"
+   * (KILN_LOAD_MODE=mmap: the files mapped and registered with the device, copied from there)
+   */
+  loadMode?: "ring" | "mmap";
+  /** the mmap mode: mapping and registering the files (part of loadMs), ms */
+  registerMs?: number;
 }
 
 /** A node that runs on the host because the target has no kernel for it. */

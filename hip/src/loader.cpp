@@ -1,6 +1,7 @@
 #include "loader.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +32,12 @@ struct Chunk {
 FileSet::~FileSet() {
   for (auto& f : files_)
     if (f.second.fd >= 0) close(f.second.fd);
+}
+
+uint64_t FileSet::size(const std::string& path) const {
+  for (const auto& f : files_)
+    if (f.first == path) return f.second.size;
+  return 0;
 }
 
 int FileSet::fd(const std::string& path) const {
@@ -131,6 +138,8 @@ bool Loader::ensure(int threads, Error& err) {
 
 bool Loader::run(const std::vector<LoadJob>& jobs, const FileSet& files, std::vector<Hash128>& hashes,
                  LoadStats& stats, Error& err) {
+  const char* mode = std::getenv("KILN_LOAD_MODE");
+  if (mode && std::strcmp(mode, "mmap") == 0) return runMapped(jobs, files, hashes, stats, err);
   std::lock_guard<std::mutex> lock(mutex_);
   stats = LoadStats{};
   hashes.assign(jobs.size(), Hash128{});
@@ -218,6 +227,140 @@ bool Loader::run(const std::vector<LoadJob>& jobs, const FileSet& files, std::ve
   for (int t = 0; t < threads; t++) {
     stats.readMs += readMs[t];
     stats.waitMs += waitMs[t];
+    if (tailMs[t] > stats.tailMs) stats.tailMs = tailMs[t];
+  }
+  if (!first.ok()) return err.fail(first.status, first.message);
+  for (size_t j = 0; j < jobs.size(); j++) hashes[j] = combineChunks(parts[j], jobs[j].length);
+  return true;
+}
+
+bool Loader::runMapped(const std::vector<LoadJob>& jobs, const FileSet& files, std::vector<Hash128>& hashes,
+                       LoadStats& stats, Error& err) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats = LoadStats{};
+  stats.mode = "mmap";
+  hashes.assign(jobs.size(), Hash128{});
+  const auto t0 = std::chrono::steady_clock::now();
+  // each file mapped and registered once
+  struct Mapped {
+    std::string path;
+    char* base = nullptr;
+    uint64_t size = 0;
+    bool registered = false;
+  };
+  std::vector<Mapped> maps;
+  auto release = [&]() {
+    for (Mapped& m : maps) {
+      if (m.registered) hipHostUnregister(m.base);
+      if (m.base) munmap(m.base, m.size);
+    }
+  };
+  std::vector<const char*> at(jobs.size(), nullptr);
+  hipSetDevice(device_);
+  for (size_t j = 0; j < jobs.size(); j++) {
+    const LoadJob& job = jobs[j];
+    Mapped* m = nullptr;
+    for (Mapped& x : maps) {
+      if (x.path == job.path) m = &x;
+    }
+    if (!m) {
+      const int fd = files.fd(job.path);
+      const uint64_t size = files.size(job.path);
+      if (fd < 0) {
+        release();
+        return err.fail(KILN_E_ARGUMENT, job.what + ": '" + job.path + "' was not checked before the load");
+      }
+      Mapped x;
+      x.path = job.path;
+      x.size = size;
+      if (size > 0) {
+        void* p = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) {
+          release();
+          return err.fail(KILN_E_IO, job.what + ": cannot map '" + job.path + "': " + std::strerror(errno));
+        }
+        x.base = static_cast<char*>(p);
+        madvise(p, size, MADV_WILLNEED);
+        Error e;
+        if (!hipCheck(hipHostRegister(p, size, hipHostRegisterReadOnly), "hipHostRegister (a mapped weight file)", e)) {
+          munmap(p, size);
+          release();
+          return err.fail(e.status, job.what + ": '" + job.path + "': " + e.message);
+        }
+        x.registered = true;
+      }
+      maps.push_back(x);
+      m = &maps.back();
+    }
+    at[j] = m->base + job.offset;
+  }
+  stats.registerMs = msBetween(t0, std::chrono::steady_clock::now());
+  // chunks spread over the threads: each copies its chunks on its own stream and hashes them
+  std::vector<Chunk> chunks;
+  std::vector<std::vector<Hash128>> parts(jobs.size());
+  for (uint32_t j = 0; j < jobs.size(); j++) {
+    const uint64_t n = (jobs[j].length + kLoadChunk - 1) / kLoadChunk;
+    parts[j].resize(n);
+    for (uint64_t c = 0; c < n; c++) {
+      const uint64_t start = c * kLoadChunk;
+      chunks.push_back(Chunk{j, static_cast<uint32_t>(c), start,
+                             jobs[j].length - start < kLoadChunk ? jobs[j].length - start : kLoadChunk});
+    }
+  }
+  int threads = threadCount();
+  if (static_cast<size_t>(threads) > chunks.size()) threads = static_cast<int>(chunks.size() > 0 ? chunks.size() : 1);
+  if (!ensure(threads, err)) {
+    release();
+    return false;
+  }
+  stats.threads = threads;
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex errMutex;
+  Error first;
+  std::vector<double> hashMs(threads, 0), tailMs(threads, 0);
+  auto work = [&](int t) {
+    Worker& w = workers_[t];
+    Error e;
+    hipSetDevice(device_);
+    while (!failed.load(std::memory_order_relaxed)) {
+      const size_t i = next.fetch_add(1);
+      if (i >= chunks.size()) break;
+      const Chunk& c = chunks[i];
+      const char* src = at[c.job] + c.start;
+      if (!hipCheck(hipMemcpyAsync(jobs[c.job].dst + c.start, src, c.length, hipMemcpyHostToDevice, w.stream),
+                    "hipMemcpyAsync (mapped loader)", e)) {
+        std::lock_guard<std::mutex> l(errMutex);
+        if (first.ok()) first.fail(e.status, e.message);
+        failed = true;
+        break;
+      }
+      const auto a = std::chrono::steady_clock::now();
+      ContentHash h;
+      h.update(reinterpret_cast<const uint8_t*>(src), c.length);
+      parts[c.job][c.index] = h.finish();
+      hashMs[t] += msBetween(a, std::chrono::steady_clock::now());
+    }
+    const auto a = std::chrono::steady_clock::now();
+    if (!hipCheck(hipStreamSynchronize(w.stream), "hipStreamSynchronize (mapped loader)", e)) {
+      std::lock_guard<std::mutex> l(errMutex);
+      if (first.ok()) first.fail(e.status, e.message);
+      failed = true;
+    }
+    tailMs[t] = msBetween(a, std::chrono::steady_clock::now());
+  };
+  if (threads == 1) {
+    work(0);
+  } else {
+    std::vector<std::thread> pool;
+    pool.reserve(threads);
+    for (int t = 0; t < threads; t++) pool.emplace_back(work, t);
+    for (std::thread& th : pool) th.join();
+  }
+  release();
+  stats.wallMs = msBetween(t0, std::chrono::steady_clock::now());
+  for (int t = 0; t < threads; t++) {
+    stats.readMs += hashMs[t];
     if (tailMs[t] > stats.tailMs) stats.tailMs = tailMs[t];
   }
   if (!first.ok()) return err.fail(first.status, first.message);

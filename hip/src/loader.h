@@ -42,6 +42,8 @@ class FileSet {
              std::string& problems);
   /** The descriptor of a checked file; -1 when it was never checked or failed to open. */
   int fd(const std::string& path) const;
+  /** The size of a checked file (0 when it was never checked). */
+  uint64_t size(const std::string& path) const;
 
  private:
   struct Entry {
@@ -71,6 +73,10 @@ struct LoadStats {
   double waitMs = 0;
   /** after the last read: waiting for the copies still in flight, ms (the pipeline's tail) */
   double tailMs = 0;
+  /** the mapped mode (KILN_LOAD_MODE=mmap): mapping and registering the files, ms */
+  double registerMs = 0;
+  /** "ring" (pread into the pinned ring) or "mmap" (copies from registered file mappings) */
+  const char* mode = "ring";
 };
 
 class Loader {
@@ -86,6 +92,15 @@ class Loader {
   bool run(const std::vector<LoadJob>& jobs, const FileSet& files, std::vector<Hash128>& hashes, LoadStats& stats,
            Error& err);
 
+  /**
+   * The same load from the files' page-cache pages: each file mapped (mmap), registered with the
+   * device (hipHostRegister, read-only: the pages are pinned where they are), copied to the
+   * device straight from the mapping on the workers' streams while the threads hash it, then
+   * unregistered. Chosen by KILN_LOAD_MODE=mmap, to measure against the ring: registering pins
+   * every page on every swap, where the ring was pinned once.
+   */
+  bool runMapped(const std::vector<LoadJob>& jobs, const FileSet& files, std::vector<Hash128>& hashes,
+                 LoadStats& stats, Error& err);
   /** Reader threads: KILN_LOAD_THREADS when set (1..64), else min(16, hardware threads). */
   static int threadCount();
 

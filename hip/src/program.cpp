@@ -626,7 +626,9 @@ bool Program::bindCommit(std::string& report) {
                 "\"threads\":%d,\"adapted\":%d,",
                 copied, skipped, static_cast<unsigned long long>(bytesRead), static_cast<unsigned long long>(uploaded),
                 readMs, validateMs, load.wallMs, load.readMs, load.waitMs, load.tailMs, load.threads, adapted);
-  report = std::string(buf) + "\"slots\":[" + changed + "]}";
+  char more[128];
+  std::snprintf(more, sizeof more, "\"registerMs\":%.3f,\"loadMode\":\"%s\",", load.registerMs, load.mode);
+  report = std::string(buf) + more + "\"slots\":[" + changed + "]}";
   return true;
 }
 

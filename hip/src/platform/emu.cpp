@@ -227,6 +227,8 @@ hipError_t hipHostFree(void* p) {
   std::free(p);
   return hipSuccess;
 }
+hipError_t hipHostRegister(void*, size_t, unsigned) { return hipSuccess; }  // host memory is all the emulator has
+hipError_t hipHostUnregister(void*) { return hipSuccess; }
 hipError_t hipMemcpy(void* dst, const void* src, size_t n, hipMemcpyKind) {
   if (n) std::memmove(dst, src, n);
   return hipSuccess;

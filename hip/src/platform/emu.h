@@ -72,6 +72,7 @@ enum hipMemcpyKind {
 };
 #define hipStreamNonBlocking 1u
 #define hipHostMallocDefault 0u
+#define hipHostRegisterReadOnly 8u
 
 struct kiln_emu_stream;
 struct kiln_emu_event;
@@ -103,6 +104,8 @@ hipError_t hipMalloc(void** p, size_t n);
 hipError_t hipFree(void* p);
 hipError_t hipHostMalloc(void** p, size_t n, unsigned flags);
 hipError_t hipHostFree(void* p);
+hipError_t hipHostRegister(void* p, size_t n, unsigned flags);
+hipError_t hipHostUnregister(void* p);
 hipError_t hipMemcpy(void* dst, const void* src, size_t n, hipMemcpyKind kind);
 hipError_t hipMemcpyAsync(void* dst, const void* src, size_t n, hipMemcpyKind kind, hipStream_t s);
 hipError_t hipMemsetAsync(void* dst, int value, size_t n, hipStream_t s);

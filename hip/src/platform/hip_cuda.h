@@ -23,6 +23,7 @@ typedef cudaStreamCaptureMode hipStreamCaptureMode;
 #define hipMemcpyDefault cudaMemcpyDefault
 #define hipStreamNonBlocking cudaStreamNonBlocking
 #define hipHostMallocDefault cudaHostAllocDefault
+#define hipHostRegisterReadOnly cudaHostRegisterReadOnly
 #define hipStreamCaptureModeThreadLocal cudaStreamCaptureModeThreadLocal
 
 static inline hipError_t hipGetDeviceCount(int* n) { return cudaGetDeviceCount(n); }
@@ -33,6 +34,8 @@ static inline hipError_t hipMalloc(void** p, size_t n) { return cudaMalloc(p, n)
 static inline hipError_t hipFree(void* p) { return cudaFree(p); }
 static inline hipError_t hipHostMalloc(void** p, size_t n, unsigned f) { return cudaHostAlloc(p, n, f); }
 static inline hipError_t hipHostFree(void* p) { return cudaFreeHost(p); }
+static inline hipError_t hipHostRegister(void* p, size_t n, unsigned f) { return cudaHostRegister(p, n, f); }
+static inline hipError_t hipHostUnregister(void* p) { return cudaHostUnregister(p); }
 static inline hipError_t hipMemcpy(void* d, const void* s, size_t n, hipMemcpyKind k) { return cudaMemcpy(d, s, n, k); }
 static inline hipError_t hipMemcpyAsync(void* d, const void* s, size_t n, hipMemcpyKind k, hipStream_t st) {
   return cudaMemcpyAsync(d, s, n, k, st);

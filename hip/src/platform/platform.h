@@ -17,6 +17,9 @@
 #define KILN_AMD 1
 #endif
 #include <hip/hip_runtime.h>
+#ifndef hipHostRegisterReadOnly
+#define hipHostRegisterReadOnly 0x08  // ROCm's value; older headers (Debian's 5.2) lack the name
+#endif
 #define KILN_PLATFORM_NAME "hip"
 #define KILN_LAUNCH(kernel, grid, block, shared, stream, ...) \
   hipLaunchKernelGGL(kernel, grid, block, shared, stream, __VA_ARGS__)
