@@ -3,9 +3,14 @@
 // the last axis, a Slice of aligned rows, a Concat), swap the two innermost axes through
 // shared-memory tiles (batched matrix transposes, edges not multiples of the tile), or move one
 // element per thread with 32-bit index arithmetic (a small Transpose of the last axis), and binary float32 ops four elements per thread
-// (operands contiguous or constant along the innermost dim) or one per thread (an odd dim).
+// (operands contiguous or constant along the innermost dim) or one per thread (an odd dim); and
+// float32 LayerNormalization one row per 32 lanes held in registers, with its Mean and InvStdDev
+// outputs, rows of 100 to 2048 (within 1e-5: the ref sums in another order, and the means, near
+// zero here, differ by about 1e-6 relative; the block kernel before it gave the same values), and
+// float32 Softmax along a contiguous last axis the same way.
 import assert from "node:assert/strict";
 import { compile, parseOnnx, type Program } from "../mod.ts";
+import { relativeL2 } from "./conformance/compare.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { G, writeGraph } from "./util/graph_dsl.ts";
 import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
@@ -43,6 +48,31 @@ Deno.test({
         tiles2: g.o("Transpose", [g.w("m", [50, 33])], { perm: { ints: [1, 0] } }), // [33, 50]
         tiles4: g.o("Transpose", ["t4"], { perm: { ints: [0, 1, 3, 2] } }), // [2, 3, 40, 33], batch 6
       };
+      const ln = (x: string, n: number, stats = false) => {
+        const o = g.om(
+          "LayerNormalization",
+          [x, g.w(`s${n}`, [n], { ones: true }), g.w(`b${n}`, [n])],
+          stats ? 3 : 1,
+          {
+            axis: { i: -1 },
+            epsilon: { f: 1e-5 },
+          },
+        );
+        return o;
+      };
+      const [ln768, lnMean, lnInv] = ln("l768", 768, true);
+      const norms: Record<string, string> = {
+        ln768,
+        lnMean,
+        lnInv,
+        ln100: ln("l100", 100)[0],
+        ln2048: ln("l2048", 2048)[0],
+        // Softmax one row per 32 lanes as well (exponentials in float, sums in double)
+        sm128: g.o("Softmax", ["l768"], { axis: { i: 1 } }), // [2, 9, 768] along 9: the block kernel
+        smLast: g.o("Softmax", ["l100"], { axis: { i: -1 } }), // rows of 100
+        sm2048: g.o("Softmax", ["l2048"], { axis: { i: -1 } }), // rows of 2048
+        sm768: g.o("Softmax", ["l768"], { axis: { i: -1 } }),
+      };
       const w = await writeGraph(dir, "kernels", g, {
         inputs: [
           { name: "x", dims: [2, 6, 8] },
@@ -53,8 +83,11 @@ Deno.test({
             dims: [3, 40, 70],
           },
           { name: "t4", dims: [2, 3, 33, 40] },
+          { name: "l768", dims: [2, 9, 768] },
+          { name: "l100", dims: [7, 100] },
+          { name: "l2048", dims: [3, 2048] },
         ],
-        outputs: Object.values(outs).map((name) => ({ name })),
+        outputs: [...Object.values(outs), ...Object.values(norms)].map((name) => ({ name })),
         opset: 17,
       });
       const feeds = {
@@ -63,6 +96,9 @@ Deno.test({
         z: _t([3, 5], 3),
         t3: _t([3, 40, 70], 4),
         t4: _t([2, 3, 33, 40], 5),
+        l768: _t([2, 9, 768], 6),
+        l100: _t([7, 100], 7),
+        l2048: _t([3, 2048], 8),
       };
       const ref = compile(await parseOnnx(w.path), "ref");
       programs.push(ref);
@@ -74,6 +110,11 @@ Deno.test({
       for (const [what, name] of Object.entries(outs)) {
         assert.deepEqual(got[name].dims, want[name].dims, what);
         assert.deepEqual(got[name].data, want[name].data, `${what}: not bit for bit`);
+      }
+      for (const [what, name] of Object.entries(norms)) {
+        assert.deepEqual(got[name].dims, want[name].dims, what);
+        const e = relativeL2(got[name], want[name]);
+        assert.ok(e <= 1e-5, `${what}: rel L2 ${e.toExponential(2)}`);
       }
     } finally {
       for (const p of programs) p.dispose();

@@ -126,6 +126,78 @@ KILN_DEVICE void normRow(const NormParams& p, const void* x, const void* scale, 
   }
 }
 
+/** Sums v over the 32 lanes of each group (every lane gets the sum). */
+KILN_DEVICE double laneSum(double v) {
+#pragma unroll
+  for (int m = 16; m > 0; m >>= 1) v += kilnShflXor(v, m);
+  return v;
+}
+
+/**
+ * float32 LayerNormalization, one row per 32 lanes (4 rows per block), the row held in registers
+ * as V float4s per lane: one read and one write of the row, lane shuffles instead of block-wide
+ * barriers. The arithmetic is normRow's (sums in double, mean and 1/sqrt(var + eps) as floats).
+ * Rows of n <= 2048, n a multiple of 4, scale and bias contiguous float32.
+ */
+template <int V>
+__global__ void layerNormLanesKernel(NormParams p, const float* x, const float* scale, const float* bias, float* o,
+                                     void* mean, void* inv) {
+  const int lane = static_cast<int>(threadIdx.x & 31);
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + (threadIdx.x >> 5);
+  const bool live = row < p.rows;  // every lane shuffles, live or not
+  const int n4 = static_cast<int>(p.n / 4);
+  const float4* xr = reinterpret_cast<const float4*>(x + (live ? row : 0) * p.n);
+  float4 v[V];
+  double s = 0;
+#pragma unroll
+  for (int k = 0; k < V; k++) {
+    const int c = lane + k * 32;
+    if (live && c < n4) {
+      v[k] = xr[c];
+      s += static_cast<double>(v[k].x);
+      s += static_cast<double>(v[k].y);
+      s += static_cast<double>(v[k].z);
+      s += static_cast<double>(v[k].w);
+    } else {
+      v[k] = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+  }
+  s = laneSum(s);
+  const double nd = static_cast<double>(p.n);
+  const float m = static_cast<float>(s / nd);
+  double q = 0;
+#pragma unroll
+  for (int k = 0; k < V; k++) {
+    if (live && lane + k * 32 < n4) {
+      const float d0 = v[k].x - m, d1 = v[k].y - m, d2 = v[k].z - m, d3 = v[k].w - m;
+      q += static_cast<double>(d0) * static_cast<double>(d0);
+      q += static_cast<double>(d1) * static_cast<double>(d1);
+      q += static_cast<double>(d2) * static_cast<double>(d2);
+      q += static_cast<double>(d3) * static_cast<double>(d3);
+    }
+  }
+  q = laneSum(q);
+  const float r = static_cast<float>(1.0 / std::sqrt(static_cast<double>(static_cast<float>(q / nd)) +
+                                                     static_cast<double>(p.eps)));
+  if (!live) return;
+  const float4* sc4 = reinterpret_cast<const float4*>(scale);
+  const float4* b4 = reinterpret_cast<const float4*>(bias);
+  float4* orow = reinterpret_cast<float4*>(o + row * p.n);
+#pragma unroll
+  for (int k = 0; k < V; k++) {
+    const int c = lane + k * 32;
+    if (c >= n4) continue;
+    const float4 sc = sc4[c];
+    const float4 b = bias ? b4[c] : make_float4(0.f, 0.f, 0.f, 0.f);
+    orow[c] = make_float4((v[k].x - m) * r * sc.x + b.x, (v[k].y - m) * r * sc.y + b.y,
+                          (v[k].z - m) * r * sc.z + b.z, (v[k].w - m) * r * sc.w + b.w);
+  }
+  if (lane == 0) {
+    if (mean) stAny(mean, row, p.statDt, m);
+    if (inv) stAny(inv, row, p.statDt, r);
+  }
+}
+
 template <int DT>
 __global__ void normBlockKernel(NormParams p, const void* x, const void* scale, const void* bias, void* o, void* mean,
                                 void* inv) {
@@ -149,8 +221,26 @@ struct NormKernel : Kernel {
   int dt = DT_FLOAT;
   int32_t in = -1, scale = -1, bias = -1, out = -1, mean = -1, inv = -1;
   const char* label = "normalization";
+  int lanesV = 0;  // > 0: layerNormLanesKernel<lanesV> (float4s per lane)
   bool run(Exec& x) override {
     if (p.rows == 0) return true;
+    if (lanesV > 0) {
+      const dim3 grid = gridFor(p.rows, 4);
+      const float* xp = x.at<const float>(in);
+      const float* sp = x.at<const float>(scale);
+      const float* bp = bias >= 0 ? x.at<const float>(bias) : nullptr;
+      float* op = x.at<float>(out);
+      void* mp = x.ptr(mean);
+      void* ip = x.ptr(inv);
+      switch (lanesV) {
+#define KILN_LANES(V) \
+  case V: KILN_LAUNCH(layerNormLanesKernel<V>, grid, dim3(128), 0, x.stream, p, xp, sp, bp, op, mp, ip); break;
+        KILN_LANES(1) KILN_LANES(2) KILN_LANES(4) KILN_LANES(6) KILN_LANES(8) KILN_LANES(12) KILN_LANES(16)
+#undef KILN_LANES
+        default: break;
+      }
+      return launched(x, label);
+    }
     const bool byBlock = p.n >= kBlockMin;
     const dim3 grid = byBlock ? gridFor(p.rows, 1) : gridFor(p.rows, kThreads);
     const void* xp = x.ptr(in);
@@ -486,6 +576,19 @@ std::unique_ptr<Kernel> lowerLayerNorm(const NodeView& v, std::string& why) {
       }
       p.statDt = v.out(i).dtype;
       (i == 1 ? k->mean : k->inv) = v.outId(i);
+    }
+  }
+  // float32 rows of up to 2048 with a contiguous scale and bias: one row per 32 lanes, in registers
+  const bool contiguous =
+      p.sb.rank == 1 && p.sb.strides[0][0] == 1 && (k->bias < 0 || p.sb.strides[1][0] == 1);
+  if (!rms && x.dtype == DT_FLOAT && p.sdt == DT_FLOAT && (k->bias < 0 || p.bdt == DT_FLOAT) && contiguous &&
+      p.n > 0 && p.n % 4 == 0 && p.n <= 2048) {
+    const int64_t per = (p.n / 4 + 31) / 32;
+    for (int lanes : {1, 2, 4, 6, 8, 12, 16}) {
+      if (lanes >= per) {
+        k->lanesV = lanes;
+        break;
+      }
     }
   }
   return k;

@@ -116,6 +116,62 @@ __global__ void axisThreadKernel(AxisParams p, const void* x, void* o) {
   }
 }
 
+/**
+ * float32 Softmax along a contiguous last axis of len <= 2048 (a multiple of 4): one row per 32
+ * lanes, held in registers as V float4s per lane, lane shuffles instead of block barriers; the
+ * arithmetic is axisRow's (exponentials in float, the sum in double).
+ */
+template <int V>
+__global__ void softmaxLanesKernel(const float* x, float* o, int64_t rows, int64_t len) {
+  const int lane = static_cast<int>(threadIdx.x & 31);
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + (threadIdx.x >> 5);
+  const bool live = row < rows;  // every lane shuffles, live or not
+  const int n4 = static_cast<int>(len / 4);
+  const float4* xr = reinterpret_cast<const float4*>(x + (live ? row : 0) * len);
+  float4 v[V];
+  double m = -kInf;
+#pragma unroll
+  for (int k = 0; k < V; k++) {
+    const int c = lane + k * 32;
+    if (live && c < n4) {
+      v[k] = xr[c];
+      m = nanMax(m, static_cast<double>(v[k].x));
+      m = nanMax(m, static_cast<double>(v[k].y));
+      m = nanMax(m, static_cast<double>(v[k].z));
+      m = nanMax(m, static_cast<double>(v[k].w));
+    } else {
+      v[k] = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+  }
+#pragma unroll
+  for (int s = 16; s > 0; s >>= 1) m = nanMax(m, kilnShflXor(m, s));
+  const float mf = static_cast<float>(m);
+  double s = 0;
+#pragma unroll
+  for (int k = 0; k < V; k++) {
+    if (live && lane + k * 32 < n4) {
+      v[k] = make_float4(std::exp(v[k].x - mf), std::exp(v[k].y - mf), std::exp(v[k].z - mf), std::exp(v[k].w - mf));
+      s += static_cast<double>(v[k].x);
+      s += static_cast<double>(v[k].y);
+      s += static_cast<double>(v[k].z);
+      s += static_cast<double>(v[k].w);
+    }
+  }
+#pragma unroll
+  for (int d = 16; d > 0; d >>= 1) s += kilnShflXor(s, d);
+  if (!live) return;
+  float4* orow = reinterpret_cast<float4*>(o + row * len);
+#pragma unroll
+  for (int k = 0; k < V; k++) {
+    const int c = lane + k * 32;
+    if (c >= n4) continue;
+    orow[c] = make_float4(static_cast<float>(static_cast<double>(v[k].x) / s),
+                          static_cast<float>(static_cast<double>(v[k].y) / s),
+                          static_cast<float>(static_cast<double>(v[k].z) / s),
+                          static_cast<float>(static_cast<double>(v[k].w) / s));
+  }
+}
+
 /** A scalar's softmax family: 1 (0 for LogSoftmax). */
 template <int DT>
 __global__ void scalarKernel(void* o, double v) {
@@ -127,6 +183,21 @@ __global__ void scalarKernel(void* o, double v) {
 bool launchAxis(Exec& x, const AxisParams& p, int dt, const void* xp, void* op, const char* what) {
   const int64_t rows = p.outer * p.inner;
   if (rows == 0 || p.len == 0) return true;
+  // float32 softmax along contiguous rows of up to 2048: one row per 32 lanes, in registers
+  const uintptr_t align = reinterpret_cast<uintptr_t>(xp) | reinterpret_cast<uintptr_t>(op);
+  if (p.mode == SM_SOFTMAX && dt == DT_FLOAT && p.inner == 1 && p.len % 4 == 0 && p.len <= 2048 &&
+      align % 16 == 0) {
+    const int64_t per = (p.len / 4 + 31) / 32;
+    const dim3 grid = gridFor(rows, 4);
+    const float* xf = static_cast<const float*>(xp);
+    float* of = static_cast<float*>(op);
+    if (per <= 1) KILN_LAUNCH(softmaxLanesKernel<1>, grid, dim3(128), 0, x.stream, xf, of, rows, p.len);
+    else if (per <= 2) KILN_LAUNCH(softmaxLanesKernel<2>, grid, dim3(128), 0, x.stream, xf, of, rows, p.len);
+    else if (per <= 4) KILN_LAUNCH(softmaxLanesKernel<4>, grid, dim3(128), 0, x.stream, xf, of, rows, p.len);
+    else if (per <= 8) KILN_LAUNCH(softmaxLanesKernel<8>, grid, dim3(128), 0, x.stream, xf, of, rows, p.len);
+    else KILN_LAUNCH(softmaxLanesKernel<16>, grid, dim3(128), 0, x.stream, xf, of, rows, p.len);
+    return launched(x, what);
+  }
   // contiguous rows or few long strided rows: a block per row; else a thread per row
   const bool byBlock = p.inner == 1 ? p.len >= kBlockMin : (rows < 2048 && p.len >= 256);
   const dim3 grid = byBlock ? gridFor(rows, 1) : gridFor(rows, kThreads);

@@ -47,3 +47,34 @@ static inline bool kilnGraphExecUpdate(hipGraphExec_t e, hipGraph_t g) {
 #define KILN_HD __host__ __device__ __forceinline__
 #define KILN_DEVICE __device__ __forceinline__
 #endif
+
+/**
+ * kilnShflXor(v, m): v of the lane `lane ^ m` within groups of 32 lanes (m < 32), every thread of
+ * the block calling it together. 32 lanes on every platform (AMD's 64-lane wavefronts shuffle
+ * within halves), so a kernel written for 32-lane groups runs alike everywhere.
+ */
+#if defined(KILN_EMU)
+// The emulator's threads are fibers of one OS thread per block: an exchange through a buffer
+// between two barriers.
+template <typename T>
+inline T kilnShflXor(T v, int m) {
+  static thread_local unsigned char xch[1024 * 8];
+  const unsigned tid = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  std::memcpy(xch + tid * 8, &v, sizeof(T));
+  __syncthreads();
+  T r;
+  std::memcpy(&r, xch + (tid ^ static_cast<unsigned>(m)) * 8, sizeof(T));
+  __syncthreads();
+  return r;
+}
+#elif defined(KILN_AMD)
+template <typename T>
+__device__ __forceinline__ T kilnShflXor(T v, int m) {
+  return __shfl_xor(v, m, 32);
+}
+#else
+template <typename T>
+__device__ __forceinline__ T kilnShflXor(T v, int m) {
+  return __shfl_xor_sync(0xffffffffu, v, m, 32);
+}
+#endif
