@@ -1003,6 +1003,10 @@ KILN_DEVICE void fuseLoad(const FuseParams* __restrict__ q, const FusePointers& 
     v[1] = x.y;
     v[2] = x.z;
     v[3] = x.w;
+  } else if (mode == IN_WALK && i0 + kFuseVec <= n && q->rank > 0 && q->dims[q->rank - 1] % kFuseVec == 0) {
+    // the four elements lie in one innermost row (i0 is a multiple of 4): one walk for them
+    const int32_t off = fuseWalk(q, k, i0), st = q->strides[k][q->rank - 1];
+    for (int e = 0; e < kFuseVec; e++) v[e] = f[off + e * st];
   } else {
     for (int e = 0; e < kFuseVec; e++) {
       const int32_t i = i0 + e < n ? i0 + e : n - 1;
@@ -1026,9 +1030,15 @@ __global__ void fusedKernel(const FuseParams* __restrict__ q, FusePointers p, in
         fuseLoad(q, p, src - SRC_INPUT, i0, n, v);
         return;
       }
-      const float* from = src == SRC_SLOT + 0 ? s0 : src == SRC_SLOT + 1 ? s1 : src == SRC_SLOT + 2 ? s2
-                        : src == SRC_SLOT + 3 ? s3 : acc;
-      for (int e = 0; e < kFuseVec; e++) v[e] = from[e];
+      // a copy per source, never a pointer chosen at run time: that would put every array of
+      // the program in local memory instead of registers
+      switch (src) {
+        case SRC_SLOT + 0: for (int e = 0; e < kFuseVec; e++) v[e] = s0[e]; break;
+        case SRC_SLOT + 1: for (int e = 0; e < kFuseVec; e++) v[e] = s1[e]; break;
+        case SRC_SLOT + 2: for (int e = 0; e < kFuseVec; e++) v[e] = s2[e]; break;
+        case SRC_SLOT + 3: for (int e = 0; e < kFuseVec; e++) v[e] = s3[e]; break;
+        default: for (int e = 0; e < kFuseVec; e++) v[e] = acc[e]; break;
+      }
     };
     for (int j = 0; j < nops; j++) {
       const FuseOp o = q->ops[j];
