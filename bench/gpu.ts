@@ -899,7 +899,7 @@ function _details(results: _KilnResult[], torch: _TorchJson): string[] {
     for (const s of r.swaps) {
       if (!s.total.length) continue;
       bits.push(
-        `swap median ${fmtMs(median(s.total))} ms = weight set ${
+        `swap ${s.mode.short} median ${fmtMs(median(s.total))} ms = weight set ${
           fmtMs(median(s.total) - median(s.bind))
         } + bindWeights ${fmtMs(median(s.bind))} (${_phaseMedians(s.phases)}); ${
           s.last?.copied ?? "?"
