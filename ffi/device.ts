@@ -41,6 +41,8 @@ export interface DeviceReport {
   fusedKernels: number;
   /** Transposes folded into MatMuls (read or written through strides) */
   foldedTransposes: number;
+  /** Relus applied by the Conv before them */
+  convEpilogues: number;
   /** schedule indices of the nodes that run on the host (no device kernel) */
   hostNodes: number[];
   /** why each of them has none */

@@ -2,13 +2,15 @@
 // elementwise nodes become one kernel each. A tanh-GELU chain with a broadcast bias, a value
 // used after the chain (written by the fused kernel), a bool output, IsNaN + Where, and a
 // Reshape of a chain value (an alias) must give the same bits as one kernel per node, and match
-// the ref target.
+// the ref target. A Relu right after the Conv whose output only it reads is applied by the Conv's
+// bias pass, with the same bits as the two kernels apart.
 import assert from "node:assert/strict";
 import { compile, parseOnnx, type Program } from "../mod.ts";
 import { buildModel, type ModelSpec } from "../core/onnx/writer.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { relativeL2 } from "./conformance/compare.ts";
 import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
+import { G, writeGraph } from "./util/graph_dsl.ts";
 
 const ignore = gpuIgnore("gpu_fusion_test.ts");
 const GPU = gpuUnderTest();
@@ -104,7 +106,7 @@ async function _check(t: Deno.TestContext, dims: number[]): Promise<void> {
         assert.ok(f.nodes >= 12, `fused nodes ${f.nodes}`);
         // the chain up to Greater (12 nodes, 8 outside inputs); the last Mul would be a 9th input
         assert.equal(f.kernels, 1, `fused kernels ${f.kernels}`);
-        assert.deepEqual(unfused.info().fusion, { nodes: 0, kernels: 0, transposes: 0 });
+        assert.deepEqual(unfused.info().fusion, { nodes: 0, kernels: 0, transposes: 0, epilogues: 0 });
         assert.deepEqual(fused.info().hostNodes, []);
       });
 
@@ -242,3 +244,51 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: `gpu target (${GPU.name}): a Relu after a Conv is applied by the Conv, bit for bit`,
+  ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kiln_gpu_convrelu_" });
+    const programs: Program[] = [];
+    try {
+      const g = new G(21);
+      // conv -> relu (folded, biased, planes of 8 x 8: four a thread)
+      const a = g.o("Relu", [g.o("Conv", ["x", g.w("w1", [6, 3, 3, 3]), g.w("b1", [6])], { pads: pads1 })]);
+      // no bias, odd plane (7 x 7): the relu-only pass, one element a thread
+      const b = g.o("Relu", [g.o("Conv", [a, g.w("w2", [5, 6, 2, 2])])]);
+      // the Conv's output read twice: no fold
+      const c1 = g.o("Conv", [b, g.w("w3", [4, 5, 1, 1]), g.w("b3", [4])]);
+      const c = g.o("Add", [g.o("Relu", [c1]), c1]);
+      const w = await writeGraph(dir, "convrelu", g, {
+        inputs: [{ name: "x", dims: [2, 3, 8, 8] }],
+        outputs: [{ name: a }, { name: b }, { name: c }],
+        opset: 17,
+      });
+      const x: Tensor = {
+        dtype: "float32",
+        dims: [2, 3, 8, 8],
+        data: Float32Array.from({ length: 384 }, (_, i) => Math.sin(i * 0.41) * 2),
+      };
+      const fused = compile(await parseOnnx(w.path), "gpu", { gpu: GPU.options });
+      const plain = compile(await parseOnnx(w.path), "gpu", { gpu: { ...GPU.options, fusion: false } });
+      const ref = compile(await parseOnnx(w.path), "ref");
+      programs.push(fused, plain, ref);
+      assert.equal(
+        fused.info().fusion!.epilogues,
+        2,
+        "two Relus folded; the third's Conv output has two readers",
+      );
+      const got = await fused.eval({ x }), same = await plain.eval({ x }), want = await ref.eval({ x });
+      for (const name of [a, b, c]) {
+        assert.deepEqual(got[name].data, same[name].data, `${name}: as the Conv and Relu kernels apart`);
+        assert.ok(relativeL2(got[name], want[name]) <= 1e-6, `${name} against the ref target`);
+      }
+    } finally {
+      for (const p of programs) p.dispose();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+const pads1 = { ints: [1, 1, 1, 1] };

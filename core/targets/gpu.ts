@@ -416,7 +416,12 @@ class GpuExecutor implements Executor {
         captures: r.graphCaptures,
         replays: r.graphReplays,
       },
-      fusion: { nodes: r.fusedNodes, kernels: r.fusedKernels, transposes: r.foldedTransposes },
+      fusion: {
+        nodes: r.fusedNodes,
+        kernels: r.fusedKernels,
+        transposes: r.foldedTransposes,
+        epilogues: r.convEpilogues,
+      },
       precision: { mode: r.tf32 ? "tf32" : "float32", ...(r.precisionWhy ? { why: r.precisionWhy } : {}) },
       hostNodes: r.hostNodes.map((i, k) => ({
         name: this.#sched.nodes[i].name,

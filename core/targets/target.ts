@@ -126,6 +126,8 @@ export interface FusionReport {
   kernels: number;
   /** Transposes folded into the MatMul beside them (the GEMM reads or writes through strides) */
   transposes: number;
+  /** Relus applied by the Conv before them (its bias pass rectifies and writes the Relu's output) */
+  epilogues: number;
 }
 
 /** Whether a program's evals replay a captured graph (gpu). */

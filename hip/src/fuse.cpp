@@ -276,4 +276,41 @@ std::vector<TransposeFold> findTransposeFolds(const Schedule& s, int32_t module,
   return out;
 }
 
+// ---- Relus applied by the Conv before them ----
+// ResNet-style graphs follow most Convs with a Relu: the Conv's bias pass rectifies too and writes
+// the Relu's output, one pass over the activations instead of two. The Relu must come next in
+// the run list and be the only reader of the Conv's output, and its output must not lie over
+// what the Conv reads (the Conv writes it chunk by chunk while im2col still reads X).
+
+std::vector<ConvReluFold> findConvReluFolds(const Schedule& s, int32_t module, const std::vector<bool>& runs,
+                                            const ValueUses& uses) {
+  std::vector<int32_t> order;
+  for (int32_t ni : s.modules[static_cast<size_t>(module)].nodes) {
+    if (runs[static_cast<size_t>(ni)]) order.push_back(ni);
+  }
+  auto value = [&](int32_t v) -> const SValue& { return s.values[static_cast<size_t>(rootOf(s, v))]; };
+  std::vector<ConvReluFold> out;
+  for (size_t pos = 0; pos + 1 < order.size(); pos++) {
+    const SNode& c = s.nodes[static_cast<size_t>(order[pos])];
+    const SNode& r = s.nodes[static_cast<size_t>(order[pos + 1])];
+    if (c.op != "Conv" || c.outputs.size() != 1 || r.op != "Relu" || r.inputs.size() != 1 || r.outputs.size() != 1) {
+      continue;
+    }
+    const int32_t y = c.outputs[0], z = r.outputs[0];
+    if (y < 0 || z < 0 || r.inputs[0] != y) continue;
+    const SValue& yv = s.values[static_cast<size_t>(y)];
+    const SValue& zv = s.values[static_cast<size_t>(z)];
+    if (yv.storage == S_ALIAS || uses.pinned[static_cast<size_t>(y)] || uses.readers[static_cast<size_t>(y)].size() != 1) {
+      continue;
+    }
+    if (yv.dtype != DT_FLOAT || zv.dtype != DT_FLOAT || yv.dims != zv.dims) continue;
+    bool safe = true;
+    for (int32_t in : c.inputs) {
+      if (in >= 0 && overlaps(value(z), value(in))) safe = false;
+    }
+    if (safe) out.push_back(ConvReluFold{c.index, r.index});
+  }
+  return out;
+}
+
 }  // namespace kiln

@@ -152,6 +152,20 @@ std::unique_ptr<Kernel> lowerMatMulViews(const NodeView& node, const StridedOper
 std::vector<TransposeFold> findTransposeFolds(const Schedule& s, int32_t module, const std::vector<bool>& runs,
                                               const ValueUses& uses);
 
+/** A Relu applied by the Conv before it (fuse.cpp): the Conv writes the Relu's output, rectified. */
+struct ConvReluFold {
+  int32_t conv = -1, relu = -1;
+};
+
+/**
+ * The Relus of `module` that directly follow the Conv whose output only they read, and whose own
+ * output lies over none of the Conv's inputs (the Conv writes it while still reading them).
+ */
+std::vector<ConvReluFold> findConvReluFolds(const Schedule& s, int32_t module, const std::vector<bool>& runs,
+                                            const ValueUses& uses);
+/** The Conv of `conv` writing `reluOut` through a Relu (kernels/conv.hip, GEMM path), or null with `why`. */
+std::unique_ptr<Kernel> lowerConvRelu(const NodeView& conv, int32_t reluOut, std::string& why);
+
 /** Whether node `n` can be part of a fused elementwise kernel (kernels/eltwise.hip decides). */
 bool fusableElementwise(const NodeView& node);
 /** The fused kernel of a region, or null with `why`. */

@@ -184,6 +184,20 @@ void Program::fuse() {
       i = j;
     }
   }
+  // Relus applied by the Conv before them
+  for (size_t m = 0; m < s_.modules.size(); m++) {
+    for (const ConvReluFold& f : findConvReluFolds(s_, static_cast<int32_t>(m), runs, uses)) {
+      std::string why;
+      const SNode& relu = s_.nodes[static_cast<size_t>(f.relu)];
+      std::unique_ptr<Kernel> k = lowerConvRelu(NodeView{s_, s_.nodes[static_cast<size_t>(f.conv)]}, relu.outputs[0], why);
+      if (!k) continue;
+      k->node = f.conv;
+      kernels_[static_cast<size_t>(f.conv)] = std::move(k);
+      fusedAway_[static_cast<size_t>(f.relu)] = true;
+      runs[static_cast<size_t>(f.relu)] = false;
+      convEpilogues_++;
+    }
+  }
   for (size_t m = 0; m < s_.modules.size(); m++) {
     for (const FusedRegion& r : findElementwiseRegions(s_, static_cast<int32_t>(m), runs, uses)) {
       std::string why;
@@ -915,8 +929,14 @@ bool Program::bindDelta(uint32_t slot, const float* b, uint64_t bLength, const f
 }
 
 bool Program::adaptStaged() {
+  // the slots to adapt, and where each one's factors go in one device buffer (B, then A, aligned)
+  struct Todo {
+    uint32_t slot;
+    uint64_t b, a;
+  };
+  std::vector<Todo> todo;
   uint64_t factorBytes = 0;
-  std::vector<uint32_t> todo;
+  auto align = [](uint64_t n) { return (n + 255) / 256 * 256; };
   for (size_t i = 0; i < slots_.size(); i++) {
     Slot& s = slots_[i];
     const std::shared_ptr<const Delta>& d = s.deltaStaged ? s.stagedDelta : s.delta;
@@ -926,52 +946,56 @@ bool Program::adaptStaged() {
       return bindErr.fail(KILN_E_ARGUMENT, "Weight '" + s_.weights[i].name +
                                                "' is not bound: a low-rank delta applies to a bound weight");
     }
-    todo.push_back(static_cast<uint32_t>(i));
-    factorBytes = std::max<uint64_t>(factorBytes, (d->b.size() * 4 + 255) / 256 * 256 + d->a.size() * 4);
+    Todo t{static_cast<uint32_t>(i), factorBytes, 0};
+    factorBytes += align(d->b.size() * 4);
+    t.a = factorBytes;
+    factorBytes += align(d->a.size() * 4);
+    todo.push_back(t);
   }
   if (todo.empty()) return true;
   hipSetDevice(ctx_->device());
   char* factors = ctx_->alloc(factorBytes, "an adapter's low-rank factors", bindErr);
   if (!factors) return false;
+  // every factor in one host-to-device copy (one copy of a few MB, not two small ones per weight)
+  std::vector<char> host(factorBytes);
+  for (const Todo& t : todo) {
+    const Slot& s = slots_[t.slot];
+    const Delta& d = *(s.deltaStaged ? s.stagedDelta : s.delta);
+    std::memcpy(host.data() + t.b, d.b.data(), d.b.size() * 4);
+    std::memcpy(host.data() + t.a, d.a.data(), d.a.size() * 4);
+  }
+  const char* what = "applying a low-rank delta";
+  bool ok = hipCheck(hipMemcpyAsync(factors, host.data(), factorBytes, hipMemcpyHostToDevice, uploadStream_), what,
+                     bindErr);
   // kiln's own float32 GEMM kernel on the upload stream: exact float32 whatever the program's
   // GEMM precision, and no BLAS handle shared with evals
   Exec x = execContext(&bindErr);
   x.stream = uploadStream_;
   x.blas = nullptr;
-  bool ok = true;
-  for (uint32_t i : todo) {
-    Slot& s = slots_[i];
+  for (size_t k = 0; k < todo.size() && ok; k++) {
+    const Todo& t = todo[k];
+    Slot& s = slots_[t.slot];
     const Delta& d = *(s.deltaStaged ? s.stagedDelta : s.delta);
-    const SWeight& w = s_.weights[i];
+    const SWeight& w = s_.weights[t.slot];
     const uint64_t bytes = static_cast<uint64_t>(w.bytes);
     const int64_t rows = w.dims[0], cols = w.dims[1];
     const char* base = s.stagedSet && s.staged ? s.staged : (s.base ? s.base : s.ptr);
-    s.adapted = stageBuffer(i, bindErr);
+    s.adapted = stageBuffer(t.slot, bindErr);
     if (!s.adapted) {
       ok = false;
       break;
     }
-    const float* fb = reinterpret_cast<const float*>(factors);
-    const float* fa = reinterpret_cast<const float*>(factors + (d.b.size() * 4 + 255) / 256 * 256);
+    const float* fb = reinterpret_cast<const float*>(factors + t.b);
+    const float* fa = reinterpret_cast<const float*>(factors + t.a);
     float* out = reinterpret_cast<float*>(s.adapted);
-    const char* what = "applying a low-rank delta";
-    // the factors buffer is reused: the stream orders each copy after the GEMM before it
-    ok = hipCheck(hipMemcpyAsync(factors, d.b.data(), d.b.size() * 4, hipMemcpyHostToDevice, uploadStream_), what,
-                  bindErr) &&
-         hipCheck(hipMemcpyAsync(const_cast<float*>(fa), d.a.data(), d.a.size() * 4, hipMemcpyHostToDevice,
-                                 uploadStream_),
-                  what, bindErr) &&
-         hipCheck(hipMemcpyAsync(out, base, bytes, hipMemcpyDeviceToDevice, uploadStream_), what, bindErr);
-    if (ok) {
-      // W (rows x cols) += scale * B A, or scale * (B A)^T = scale * A^T B^T
-      ok = d.transposed ? kiln_gemm(x, true, true, rows, cols, d.rank, d.scale, fa, rows, 0, fb, d.rank, 0, 1.0f, out,
-                                    cols, 0, 1)
-                        : kiln_gemm(x, false, false, rows, cols, d.rank, d.scale, fb, d.rank, 0, fa, cols, 0, 1.0f, out,
-                                    cols, 0, 1);
-    }
-    if (!ok) break;
+    ok = hipCheck(hipMemcpyAsync(out, base, bytes, hipMemcpyDeviceToDevice, uploadStream_), what, bindErr) &&
+         // W (rows x cols) += scale * B A, or scale * (B A)^T = scale * A^T B^T
+         (d.transposed ? kiln_gemm(x, true, true, rows, cols, d.rank, d.scale, fa, rows, 0, fb, d.rank, 0, 1.0f, out,
+                                   cols, 0, 1)
+                       : kiln_gemm(x, false, false, rows, cols, d.rank, d.scale, fb, d.rank, 0, fa, cols, 0, 1.0f, out,
+                                   cols, 0, 1));
   }
-  ok = hipCheck(hipStreamSynchronize(uploadStream_), "applying a low-rank delta", bindErr) && ok;
+  ok = hipCheck(hipStreamSynchronize(uploadStream_), what, bindErr) && ok;
   ctx_->release(factors, factorBytes);
   return ok;
 }
@@ -1347,7 +1371,8 @@ std::string Program::report() const {
          ",\"graphCaptures\":" + std::to_string(graphCaptures_) + ",\"graphReplays\":" + std::to_string(graphReplays_) +
          ",\"kernels\":" + std::to_string(kernels) + ",\"fusedNodes\":" + std::to_string(fusedNodes_) +
          ",\"fusedKernels\":" + std::to_string(fusedKernels_) +
-         ",\"foldedTransposes\":" + std::to_string(foldedTransposes_) + ",\"hostNodes\":[" + hostNodes + "],\"hostReasons\":[" + reasons +
+         ",\"foldedTransposes\":" + std::to_string(foldedTransposes_) +
+         ",\"convEpilogues\":" + std::to_string(convEpilogues_) + ",\"hostNodes\":[" + hostNodes + "],\"hostReasons\":[" + reasons +
          "]}";
 }
 

@@ -230,12 +230,39 @@ __global__ void im2colKernel(Geom g, const float* x, float* col, int64_t n0, int
   }
 }
 
-/** y[n][m][i] += bias[m] where bias[m] != 0 (the ref's addBias). */
-__global__ void addBiasKernel(const float* bias, float* y, int64_t M, int64_t vol, int64_t total) {
+/** The ref's Relu (NaN and -0 pass through). */
+KILN_DEVICE float relu(float v) { return v < 0.0f ? 0.0f : v; }
+
+/**
+ * y[n][m][i] += bias[m] where bias[m] != 0 (the ref's addBias; bias may be null), then Relu where
+ * one was folded into the Conv (`rectify`).
+ */
+__global__ void addBiasKernel(const float* bias, float* y, int64_t M, int64_t vol, int64_t total, int rectify) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
-    const float b = bias[(e / vol) % M];
-    if (b != 0.0f) y[e] += b;
+    const float b = bias ? bias[(e / vol) % M] : 0.0f;
+    float v = y[e];
+    if (b != 0.0f) v += b;
+    y[e] = rectify ? relu(v) : v;
+  }
+}
+
+/** addBiasKernel by planes: blockIdx.y is the (image, channel) plane, four elements a thread, no divisions. */
+__global__ void addBiasPlaneKernel(const float* bias, float* y, int64_t M, int64_t vol4, int rectify) {
+  const int64_t plane = blockIdx.y;
+  const float b = bias ? bias[plane % M] : 0.0f;
+  float4* p = reinterpret_cast<float4*>(y) + plane * vol4;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < vol4; i += stride) {
+    float4 v = p[i];
+    if (b != 0.0f) {
+      v.x += b;
+      v.y += b;
+      v.z += b;
+      v.w += b;
+    }
+    if (rectify) v = make_float4(relu(v.x), relu(v.y), relu(v.z), relu(v.w));
+    p[i] = v;
   }
 }
 
@@ -354,6 +381,7 @@ struct ConvGemm : Kernel {
   Geom g{};
   int32_t X = -1, W = -1, B = -1, Y = -1;
   bool direct = false;  // 1x1 stride 1 unpadded: X is the column matrix
+  bool rectify = false;  // a Relu folded in: Y is the Relu's output (lowerConvRelu)
   int64_t chunk = 1;    // images per im2col pass
   bool run(Exec& x) override {
     const int64_t ovol = g.od * g.oh * g.ow;
@@ -389,10 +417,19 @@ struct ConvGemm : Kernel {
         }
       }
     }
-    if (B >= 0) {
-      const int64_t total = g.n * g.m * ovol;
-      KILN_LAUNCH(addBiasKernel, gridFor(total, kThreads), dim3(kThreads), 0, x.stream, x.at<const float>(B), yp, g.m,
-                  ovol, total);
+    if (B >= 0 || rectify) {
+      const float* bp = B >= 0 ? x.at<const float>(B) : nullptr;
+      const int64_t planes = g.n * g.m;
+      if (ovol % 4 == 0 && planes <= 65535) {
+        const int64_t vol4 = ovol / 4;
+        const dim3 grid(static_cast<unsigned>(std::min<int64_t>((vol4 + kThreads - 1) / kThreads, 64)),
+                        static_cast<unsigned>(planes));
+        KILN_LAUNCH(addBiasPlaneKernel, grid, dim3(kThreads), 0, x.stream, bp, yp, g.m, vol4, rectify ? 1 : 0);
+      } else {
+        const int64_t total = planes * ovol;
+        KILN_LAUNCH(addBiasKernel, gridFor(total, kThreads), dim3(kThreads), 0, x.stream, bp, yp, g.m, ovol, total,
+                    rectify ? 1 : 0);
+      }
       if (!launched(x, "Conv bias")) return false;
     }
     return true;
@@ -438,7 +475,8 @@ bool convInputs(const NodeView& v, std::string& why) {
   return true;
 }
 
-std::unique_ptr<Kernel> lowerConv(const NodeView& v, std::string& why) {
+/** Conv; with reluOut >= 0, the Conv and the Relu after it, writing the Relu's output (GEMM path only). */
+std::unique_ptr<Kernel> lowerConvImpl(const NodeView& v, int32_t reluOut, std::string& why) {
   if (!convInputs(v, why)) return nullptr;
   const SValue& x = v.in(0);
   const SValue& w = v.in(1);
@@ -460,13 +498,17 @@ std::unique_ptr<Kernel> lowerConv(const NodeView& v, std::string& why) {
     why = "Conv output dims differ from the compiled ones";
     return nullptr;
   }
-  if (o.elements() == 0) return std::make_unique<Nothing>();
+  if (o.elements() == 0) return reluOut >= 0 ? nullptr : std::make_unique<Nothing>();
   const Geom g = geomOf(p, N, C, M, group, inn);
   const int64_t cg = C / group, mg = M / group;
   const int64_t kvol = g.kd * g.kh * g.kw;
   const int64_t ivol = g.id * g.ih * g.iw, ovol = g.od * g.oh * g.ow;
   // depthwise and narrow groups: the direct kernel; group 1 and wide groups: the GEMM
   if (group > 1 && (cg == 1 || mg < 16 || cg * kvol < 16)) {
+    if (reluOut >= 0) {
+      why = "the direct Conv kernel takes no Relu";
+      return nullptr;
+    }
     auto k = std::make_unique<ConvDirect>();
     k->g = g;
     k->X = v.inId(0);
@@ -482,7 +524,8 @@ std::unique_ptr<Kernel> lowerConv(const NodeView& v, std::string& why) {
   k->X = v.inId(0);
   k->W = v.inId(1);
   k->B = v.inId(2);
-  k->Y = v.outId(0);
+  k->Y = reluOut >= 0 ? reluOut : v.outId(0);
+  k->rectify = reluOut >= 0;
   k->direct = kvol == 1 && g.sd == 1 && g.sh == 1 && g.sw == 1 && g.pd == 0 && g.ph == 0 && g.pw == 0 && ivol == ovol;
   if (!k->direct) {
     const int64_t perImage = C * kvol * ovol * 4;
@@ -493,6 +536,8 @@ std::unique_ptr<Kernel> lowerConv(const NodeView& v, std::string& why) {
   }
   return k;
 }
+
+std::unique_ptr<Kernel> lowerConv(const NodeView& v, std::string& why) { return lowerConvImpl(v, -1, why); }
 
 std::unique_ptr<Kernel> lowerConvTranspose(const NodeView& v, std::string& why) {
   if (!convInputs(v, why)) return nullptr;
@@ -529,6 +574,10 @@ std::unique_ptr<Kernel> lowerConvTranspose(const NodeView& v, std::string& why) 
 }
 
 }  // namespace
+
+std::unique_ptr<Kernel> lowerConvRelu(const NodeView& conv, int32_t reluOut, std::string& why) {
+  return lowerConvImpl(conv, reluOut, why);
+}
 
 void registerConv() {
   registerLowering("Conv", lowerConv);
