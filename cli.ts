@@ -27,6 +27,7 @@ import { ensureDir, writeFileAtomic } from "./core/fs.ts";
 import { describe, type Tensor } from "./core/tensor.ts";
 import { KILN_VERSION } from "./core/version.ts";
 import { Progress } from "./core/progress.ts";
+import { generateInputs, measureEvals } from "./core/perf.ts";
 import { TARGET_NAMES } from "./core/targets/registry.ts";
 import type { BindPhases, GpuOptions, TargetName } from "./core/targets/target.ts";
 import { builtLibraryPaths, openLibraryAt } from "./ffi/library.ts";
@@ -40,6 +41,8 @@ Usage:
   kiln bake PROGRAM.kiln --weights DIR|FILE.safetensors [--partial] -o OUT.kiln
   kiln finalize PROGRAM.kiln [--target ref|gpu]
   kiln inspect PROGRAM.kiln [--json]
+  kiln perf MODEL.onnx|PROGRAM.kiln [--target ref|gpu] [--dims NAME=...] [--weights SRC] [--input NAME=FILE.npy ...]
+            [--warmup N] [--iterations N] [--duration S] [--outputs-on-device] [--profile] [--top N] [--json]
   kiln devices [--json]
   kiln weights random MODEL.onnx|PROGRAM.kiln [--seed N] -o DIR
   kiln weights convert MODEL.onnx|PROGRAM.kiln SRC -o DST   (DIR -> .safetensors or .safetensors -> DIR)
@@ -59,7 +62,13 @@ Options:
   --device N            GPU index (default 0)
   -o, --output PATH     output file (compile) or directory (run)
   --input NAME=FILE     an input as a NumPy .npy file (repeatable)
-  --json                machine-readable output (inspect)
+  --json                machine-readable output (inspect, perf)
+  --warmup N            perf: untimed evals first (default 5)
+  --iterations N        perf: timed evals (default 50; with --duration, the least count)
+  --duration S          perf: keep timing for S seconds
+  --outputs-on-device   perf: leave the outputs on the device (gpu), as an engine feeding the next step
+  --profile             perf: one eval timed node by node (gpu), the ops that take longest
+  --top N               perf: ops and nodes listed by --profile (default 10)
   --force               weights random/convert: overwrite the model's own data files
   --verbose             print stack traces with errors
 `;
@@ -558,6 +567,170 @@ async function _weights(args: string[]): Promise<number> {
   throw new UsageError(`Unknown weights command '${sub ?? ""}' (random, convert)`);
 }
 
+function _count(flag: string, v: string | undefined, min: number, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`Bad --${flag} '${v}': an integer of at least ${min}`);
+  }
+  return n;
+}
+
+/** `kiln perf`: latency and throughput of evals, and (gpu) where the device time goes. */
+async function _perf(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      dims: { type: "string", multiple: true, default: [] },
+      input: { type: "string", multiple: true, default: [] },
+      weights: { type: "string", multiple: true, default: [] },
+      ...TARGET_OPTIONS,
+      warmup: { type: "string" },
+      iterations: { type: "string" },
+      duration: { type: "string" },
+      "outputs-on-device": { type: "boolean" },
+      profile: { type: "boolean" },
+      top: { type: "string" },
+      json: { type: "boolean" },
+      verbose: { type: "boolean" },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError("perf takes one MODEL.onnx or PROGRAM.kiln");
+  const path = positionals[0];
+  const warmup = _count("warmup", values.warmup, 0, 5);
+  const iterations = _count("iterations", values.iterations, 1, 50);
+  const top = _count("top", values.top, 1, 10);
+  let durationMs = 0;
+  if (values.duration !== undefined) {
+    const s = Number(values.duration);
+    if (!Number.isFinite(s) || s <= 0) {
+      throw new UsageError(`Bad --duration '${values.duration}': seconds, above 0`);
+    }
+    durationMs = s * 1000;
+  }
+  const inputSpecs = _parseInputs(values.input!);
+  const t0 = performance.now();
+  let program;
+  if (path.endsWith(".kiln")) {
+    if (values.dims!.length) {
+      throw new UsageError("perf: --dims applies to an .onnx model, not a compiled program");
+    }
+    await _checkTarget(path, values.target);
+    program = await load(path, { gpu: _gpuOptions(values) });
+  } else {
+    const target = (values.target ?? "ref") as TargetName;
+    if (!TARGET_NAMES.includes(target)) {
+      throw new UsageError(`Unknown target '${values.target}' (known: ${TARGET_NAMES.join(", ")})`);
+    }
+    const model = await parseOnnx(path, {
+      inputDims: _parseDims(values.dims!),
+      deferExternalWeights: values.weights!.length > 0,
+      onProgress: new Progress().bytes("reading weights"),
+    });
+    program = compile(model, target, { gpu: _gpuOptions(values) });
+  }
+  try {
+    const prepMs = performance.now() - t0;
+    if (values.weights!.length) {
+      const set = await loadWeightSet(
+        program,
+        values.weights!.length === 1 ? values.weights![0] : values.weights!,
+      );
+      await program.bindWeights(set);
+    } else if (program.weights.length) {
+      throw new KilnError(
+        "weights",
+        `Program '${path}' has ${program.weights.length} deferred weights: give them with --weights DIR|FILE.safetensors`,
+      );
+    }
+    const inputs = generateInputs(program);
+    const given = new Set<string>();
+    for (const [name, file] of inputSpecs) {
+      inputs[name] = await readNpyFile(file);
+      given.add(name);
+    }
+    const generated = program.inputs.filter((v) => !given.has(v.name)).map((v) => v.name);
+    const host = _hostNodesLine(program.info());
+    if (host) _progress(`kiln: ${host}`);
+    if (!values.json) {
+      _progress(
+        `kiln: ${program.target} (${program.info().device}): ${warmup} warm-up + ${
+          durationMs
+            ? `at least ${iterations} evals over ${durationMs / 1000} s`
+            : `${iterations} timed evals`
+        }${generated.length ? `; generated inputs: ${generated.join(", ")}` : ""}`,
+      );
+    }
+    const r = await measureEvals(program, inputs, {
+      warmup,
+      iterations,
+      durationMs,
+      outputsOnDevice: values["outputs-on-device"] ?? false,
+    });
+    let profile: {
+      ops: { op: string; count: number; ms: number }[];
+      nodes: { name: string; op: string; ms: number }[];
+      totalMs: number;
+    } | undefined;
+    let profileWhy: string | undefined;
+    if (values.profile) {
+      if (program.target === "gpu") {
+        const p = await program.profile(inputs);
+        profile = {
+          totalMs: p.totalMs,
+          ops: p.ops.slice(0, top),
+          nodes: [...p.nodes].sort((a, b) => b.ms - a.ms).slice(0, top),
+        };
+      } else {
+        profileWhy =
+          `the ${program.target} target does not time nodes (the WebAssembly core runs a program as one call)`;
+      }
+    }
+    const { samples: _samples, ...stats } = r;
+    if (values.json) {
+      console.log(JSON.stringify(
+        {
+          model: path,
+          inputs: program.inputs.map((v) => ({ ...v, generated: !given.has(v.name) })),
+          prepareMs: prepMs,
+          ...stats,
+          samples: r.samples,
+          profile,
+          profileWhy,
+        },
+        null,
+        2,
+      ));
+      return 0;
+    }
+    const ms = (v: number) => `${v.toFixed(3)} ms`;
+    console.log(
+      `latency over ${r.iterations} evals${r.outputsOnDevice ? " (outputs left on the device)" : ""}: ` +
+        `min ${ms(r.min)}, median ${ms(r.median)}, mean ${ms(r.mean)}, p90 ${ms(r.p90)}, p99 ${ms(r.p99)}, ` +
+        `max ${ms(r.max)}`,
+    );
+    console.log(`throughput: ${r.throughput.toFixed(1)} evals/s`);
+    if (profile) {
+      console.log(`device time of one eval, node by node: ${ms(profile.totalMs)}`);
+      for (const o of profile.ops) {
+        console.log(
+          `  ${o.op.padEnd(32)} ${String(o.count).padStart(5)} x ${ms(o.ms).padStart(12)}  ${
+            (100 * o.ms / profile.totalMs).toFixed(1).padStart(5)
+          }%`,
+        );
+      }
+      console.log("slowest nodes:");
+      for (const n of profile.nodes) console.log(`  ${ms(n.ms).padStart(12)}  ${n.op.padEnd(20)} ${n.name}`);
+    } else if (profileWhy) {
+      console.log(`no per-node profile: ${profileWhy}`);
+    }
+  } finally {
+    program.dispose();
+  }
+  return 0;
+}
+
 /** Runs the CLI on `args`; returns the exit status. Never throws. */
 export async function main(args: string[]): Promise<number> {
   const verbose = args.includes("--verbose");
@@ -574,6 +747,8 @@ export async function main(args: string[]): Promise<number> {
         return await _bake(rest);
       case "finalize":
         return await _finalize(rest);
+      case "perf":
+        return await _perf(rest);
       case "devices":
         return _devices(rest);
       case "weights":

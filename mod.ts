@@ -92,6 +92,7 @@ export {
 } from "./core/weights/safetensors.ts";
 export { type Diagnostic, KilnError, type KilnErrorContext } from "./core/errors.ts";
 export { load, type LoadOptions, save } from "./core/save_load.ts";
+export { generateInputs, measureEvals, type PerfOptions, type PerfReport } from "./core/perf.ts";
 export { NpyError, readNpy, writeNpy } from "./core/npy.ts";
 export type { DTypeName, Tensor, TypedArray } from "./core/tensor.ts";
 export { KILN_VERSION } from "./core/version.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readNpyFile, writeNpyFile } from "../core/npy.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { runOrt } from "./util/ort.ts";
-import { runCli as kiln } from "./util/cli.ts";
+import { runCli as kiln, runCliWith } from "./util/cli.ts";
 import { relativeL2 } from "./conformance/compare.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -135,6 +135,120 @@ Deno.test("kiln CLI: bad input gives one clear line and a non-zero exit", async 
         assert.doesNotMatch(r.stderr, /^\s+at /m);
       });
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("kiln perf: latency statistics, generated or given inputs, a per-op profile on gpu", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "kiln_cli_perf_" });
+  try {
+    await t.step("an .onnx model on ref, inputs generated, --json with every sample", async () => {
+      const r = await kiln(
+        "perf",
+        TINY,
+        "--dims",
+        "x=1x3x16x16",
+        "--warmup",
+        "1",
+        "--iterations",
+        "7",
+        "--json",
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const j = JSON.parse(r.stdout);
+      assert.equal(j.target, "ref");
+      assert.equal(j.iterations, 7);
+      assert.equal(j.samples.length, 7);
+      assert.deepEqual(j.inputs.map((v: { name: string; generated: boolean }) => [v.name, v.generated]), [[
+        "x",
+        true,
+      ]]);
+      const sorted = [...j.samples].sort((a: number, b: number) => a - b);
+      assert.equal(j.min, sorted[0]);
+      assert.equal(j.max, sorted[6]);
+      assert.equal(j.median, sorted[3]);
+      assert.ok(j.min <= j.median && j.median <= j.p90 && j.p90 <= j.p99 && j.p99 <= j.max);
+      assert.ok(Math.abs(j.throughput - 1000 / j.mean) < 1e-9);
+      assert.match(j.profileWhy ?? "", /^$/);
+    });
+    await t.step(
+      "a weightless program with --weights and a given input; ref says why there is no profile",
+      async () => {
+        const prog = `${dir}/tiny.kiln`;
+        const c = await kiln("compile", TINY, "--defer-weights", "--dims", "x=2x3x16x16", "-o", prog);
+        assert.equal(c.code, 0, c.stderr);
+        await writeNpyFile(`${dir}/x.npy`, _input());
+        const none = await kiln("perf", prog, "--iterations", "2");
+        assert.equal(none.code, 1);
+        assert.match(none.stderr, /deferred weights: give them with --weights/);
+        const r = await kiln(
+          "perf",
+          prog,
+          "--weights",
+          `${ROOT}examples/tinynet`,
+          "--input",
+          `x=${dir}/x.npy`,
+          "--iterations",
+          "3",
+          "--warmup",
+          "0",
+          "--profile",
+        );
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(
+          r.stdout,
+          /latency over 3 evals: min [0-9.]+ ms, median [0-9.]+ ms, mean [0-9.]+ ms, p90/,
+        );
+        assert.match(r.stdout, /throughput: [0-9.]+ evals\/s/);
+        assert.match(r.stdout, /no per-node profile: the ref target does not time nodes/);
+        assert.doesNotMatch(r.stderr, /generated inputs/);
+      },
+    );
+    const emu = `${ROOT}build/hip/libkiln_hip_emu.so`;
+    let haveEmu = false;
+    try {
+      haveEmu = Deno.statSync(emu).isFile;
+    } catch { /* not built */ }
+    await t.step({
+      name: "gpu (the CPU emulator): --profile lists the ops and nodes that take longest",
+      ignore: !haveEmu,
+      fn: async () => {
+        const r = await runCliWith(
+          ["--allow-read", "--allow-write", `--allow-ffi=${emu}`, "--allow-env"],
+          "perf",
+          TINY,
+          "--dims",
+          "x=1x3x16x16",
+          "--target",
+          "gpu",
+          "--gpu-library",
+          emu,
+          "--iterations",
+          "2",
+          "--profile",
+          "--top",
+          "2",
+          "--json",
+        );
+        assert.equal(r.code, 0, r.stderr);
+        const j = JSON.parse(r.stdout);
+        assert.equal(j.target, "gpu");
+        assert.equal(j.profile.ops.length, 2);
+        assert.equal(j.profile.ops[0].op, "Conv");
+        assert.ok(j.profile.ops[0].ms >= j.profile.ops[1].ms);
+        assert.equal(j.profile.nodes.length, 2);
+      },
+    });
+    await t.step("bad counts are usage errors", async () => {
+      for (
+        const [flag, v] of [["--iterations", "0"], ["--warmup", "-1"], ["--duration", "0"], ["--top", "x"]]
+      ) {
+        const r = await kiln("perf", TINY, "--dims", "x=1x3x16x16", flag, v);
+        assert.equal(r.code, 2, `${flag} ${v}: ${r.stderr}`);
+        assert.match(r.stderr, new RegExp(`Bad ${flag}|${flag}`));
+      }
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
