@@ -7,13 +7,15 @@
  * deno run --allow-read cli.ts inspect model.kiln
  * ```
  *
- * Errors print one line on stderr and exit with status 1 (2 for usage errors); `--verbose`
- * adds the stack.
+ * Errors print one line on stderr (an error with several problems, such as a weight set that does
+ * not fit, lists them one per line below it) and exit with status 1 (2 for usage errors);
+ * `--verbose` adds the stack.
  * @module
  */
 import { parseArgs } from "node:util";
 import { KilnError } from "./core/errors.ts";
 import { parseOnnx } from "./core/onnx/import.ts";
+import { summarizeOnnx } from "./core/onnx/summary.ts";
 import { compile } from "./core/program.ts";
 import { load, save } from "./core/save_load.ts";
 import { loadWeightSet, replaceOnnxExternalWeights } from "./core/bake.ts";
@@ -40,13 +42,13 @@ Usage:
   kiln run PROGRAM.kiln [--weights DIR|FILE.safetensors] --input NAME=FILE.npy ... --output DIR
   kiln bake PROGRAM.kiln --weights DIR|FILE.safetensors [--partial] -o OUT.kiln
   kiln finalize PROGRAM.kiln [--target ref|gpu]
-  kiln inspect PROGRAM.kiln [--json]
+  kiln inspect PROGRAM.kiln|MODEL.onnx [--json]
   kiln perf MODEL.onnx|PROGRAM.kiln [--target ref|gpu] [--dims NAME=...] [--weights SRC] [--input NAME=FILE.npy ...]
             [--warmup N] [--iterations N] [--duration S] [--outputs-on-device] [--profile] [--top N] [--json]
   kiln devices [--json]
   kiln weights random MODEL.onnx|PROGRAM.kiln [--seed N] -o DIR
   kiln weights convert MODEL.onnx|PROGRAM.kiln SRC -o DST   (DIR -> .safetensors or .safetensors -> DIR)
-  kiln help
+  kiln help | kiln COMMAND --help | kiln --version
 
 Options:
   --dims NAME=DxDx...   static dims for a model input (repeatable; fills symbolic dims)
@@ -62,7 +64,7 @@ Options:
   --device N            GPU index (default 0)
   -o, --output PATH     output file (compile) or directory (run)
   --input NAME=FILE     an input as a NumPy .npy file (repeatable)
-  --json                machine-readable output (inspect, perf)
+  --json                machine-readable output (compile, run, inspect, perf)
   --warmup N            perf: untimed evals first (default 5)
   --iterations N        perf: timed evals (default 50; with --duration, the least count)
   --duration S          perf: keep timing for S seconds
@@ -72,6 +74,21 @@ Options:
   --force               weights random/convert: overwrite the model's own data files
   --verbose             print stack traces with errors
 `;
+
+/** The usage lines of one command, then the options: `kiln COMMAND --help`. */
+function _commandHelp(cmd: string): string {
+  const lines = USAGE.split("\n");
+  const start = lines.findIndex((l) => l.startsWith(`  kiln ${cmd} `) || l === `  kiln ${cmd}`);
+  const usage: string[] = [];
+  for (let i = start; i >= 0 && i < lines.length; i++) {
+    if (i > start && !/^ {6,}/.test(lines[i])) break;
+    usage.push(lines[i]);
+  }
+  const options = lines.slice(lines.indexOf("Options:"));
+  return [`kiln ${KILN_VERSION}`, "", "Usage:", ...usage, "", ...options].join("\n");
+}
+
+const COMMANDS = ["compile", "run", "bake", "finalize", "inspect", "perf", "devices", "weights"];
 
 /** A usage error: exit status 2. */
 class UsageError extends Error {}
@@ -226,6 +243,7 @@ async function _compile(args: string[]): Promise<number> {
       output: { type: "string", short: "o" },
       "defer-weights": { type: "boolean" },
       "disable-pass": { type: "string", multiple: true, default: [] },
+      json: { type: "boolean" },
       verbose: { type: "boolean" },
     },
   });
@@ -245,6 +263,7 @@ async function _compile(args: string[]): Promise<number> {
   const t1 = performance.now();
   progress.step("compiling");
   const program = compile(model, target, { disablePasses: values["disable-pass"], gpu: _gpuOptions(values) });
+  const hostNodes = program.info().hostNodes;
   const host = _hostNodesLine(program.info());
   if (host) _progress(`kiln: ${host}`);
   const t2 = performance.now();
@@ -256,6 +275,22 @@ async function _compile(args: string[]): Promise<number> {
   }
   const t3 = performance.now();
   const deferred = model.deferredWeights?.length ?? 0;
+  if (values.json) {
+    console.log(JSON.stringify(
+      {
+        model: positionals[0],
+        output: values.output,
+        target,
+        deferredWeights: deferred,
+        hostNodes,
+        parseMs: t1 - t0,
+        compileMs: t2 - t1,
+        saveMs: t3 - t2,
+      },
+      null,
+      2,
+    ));
+  }
   _progress(
     `kiln: compiled '${positionals[0]}' for ${target} -> '${values.output}'${
       deferred ? ` with ${deferred} deferred weights` : ""
@@ -276,6 +311,7 @@ async function _run(args: string[]): Promise<number> {
       weights: { type: "string", multiple: true, default: [] },
       partial: { type: "boolean" },
       ...TARGET_OPTIONS,
+      json: { type: "boolean" },
       verbose: { type: "boolean" },
     },
   });
@@ -284,6 +320,7 @@ async function _run(args: string[]): Promise<number> {
   const inputSpecs = _parseInputs(values.input!);
   await _checkTarget(positionals[0], values.target);
   const program = await load(positionals[0], { gpu: _gpuOptions(values) });
+  const report: Record<string, unknown> = { program: positionals[0] };
   try {
     if (values.weights!.length) {
       const t0 = performance.now();
@@ -293,6 +330,7 @@ async function _run(args: string[]): Promise<number> {
         { partial: values.partial, onProgress: new Progress().bytes("reading weights") },
       );
       const r = await program.bindWeights(set);
+      report.bind = { ...r, sources: values.weights };
       _progress(
         `kiln: bound ${r.copied} weight(s) (${_fmtBytes(r.bytesCopied)}) from ${
           values.weights!.join(", ")
@@ -313,12 +351,28 @@ async function _run(args: string[]): Promise<number> {
     const t1 = performance.now();
     await ensureDir(values.output, "Output folder");
     const files = outputFileNames(Object.keys(outputs));
+    const written: { name: string; dtype: string; dims: number[]; file: string }[] = [];
     for (const [name, t] of Object.entries(outputs)) {
       const path = `${values.output.replace(/\/+$/, "")}/${files.get(name)}`;
       await writeFileAtomic(path, writeNpy(t), "Output file");
-      console.log(`${name}: ${describe(t.dtype, t.dims)} -> ${path}`);
+      written.push({ name, dtype: t.dtype, dims: [...t.dims], file: path });
+      if (!values.json) console.log(`${name}: ${describe(t.dtype, t.dims)} -> ${path}`);
     }
     const info = program.info();
+    if (values.json) {
+      console.log(JSON.stringify(
+        {
+          ...report,
+          target: info.target,
+          device: info.device,
+          evalMs: t1 - t0,
+          outputs: written,
+          hostNodes: info.hostNodes,
+        },
+        null,
+        2,
+      ));
+    }
     const host = _hostNodesLine(info);
     if (host) _progress(`kiln: ${host}`);
     _progress(`kiln: eval ${(t1 - t0).toFixed(1)} ms on ${info.target} (${info.device})`);
@@ -334,7 +388,8 @@ async function _inspect(args: string[]): Promise<number> {
     allowPositionals: true,
     options: { json: { type: "boolean" }, ...TARGET_OPTIONS, verbose: { type: "boolean" } },
   });
-  if (positionals.length !== 1) throw new UsageError("inspect takes one PROGRAM.kiln");
+  if (positionals.length !== 1) throw new UsageError("inspect takes one PROGRAM.kiln or MODEL.onnx");
+  if (!positionals[0].endsWith(".kiln")) return await _inspectOnnx(positionals[0], values.json ?? false);
   await _checkTarget(positionals[0], values.target);
   const program = await load(positionals[0], { gpu: _gpuOptions(values) });
   try {
@@ -386,6 +441,39 @@ async function _inspect(args: string[]): Promise<number> {
   } finally {
     program.dispose();
   }
+  return 0;
+}
+
+/** `inspect MODEL.onnx`: what the file holds, without compiling it or reading its external data. */
+async function _inspectOnnx(path: string, json: boolean): Promise<number> {
+  const s = await summarizeOnnx(path);
+  if (json) {
+    console.log(JSON.stringify(s, null, 2));
+    return 0;
+  }
+  const dims = (d: (number | string | null)[] | null) =>
+    d === null ? "no declared shape" : `[${d.map((x) => x === null ? "?" : x).join(",")}]`;
+  console.log(`model: ${path}`);
+  console.log(
+    `ir version ${s.irVersion}; opsets: ${
+      Object.entries(s.opsets).map(([d, v]) => `${d || "ai.onnx"} ${v}`).join(", ")
+    }${s.producer ? `; producer: ${s.producer}` : ""}`,
+  );
+  console.log("inputs:");
+  for (const v of s.inputs) console.log(`  ${v.name}: ${v.dtype || "?"}${dims(v.dims)}`);
+  console.log("outputs:");
+  for (const v of s.outputs) console.log(`  ${v.name}: ${v.dtype || "?"}${dims(v.dims)}`);
+  const ops = Object.entries(s.ops).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  console.log(`nodes: ${s.nodes} (subgraphs included)`);
+  if (ops.length) console.log(`ops: ${ops.map(([op, n]) => `${op} ${n}`).join(", ")}`);
+  const i = s.initializers;
+  console.log(
+    `initializers: ${i.count}: ${i.inline} inline (${
+      _fmtBytes(i.inlineBytes)
+    }), ${i.external} in external data (${_fmtBytes(i.externalBytes)})`,
+  );
+  for (const f of i.files) console.log(`  ${f.location}: ${f.tensors} tensor(s), ${_fmtBytes(f.bytes)}`);
+  if (s.functions.length) console.log(`functions: ${s.functions.join(", ")}`);
   return 0;
 }
 
@@ -736,6 +824,14 @@ export async function main(args: string[]): Promise<number> {
   const verbose = args.includes("--verbose");
   const [cmd, ...rest] = args;
   try {
+    if (cmd === "--version" || cmd === "version") {
+      console.log(`kiln ${KILN_VERSION} (Deno ${Deno.version.deno}, V8 ${Deno.version.v8})`);
+      return 0;
+    }
+    if (COMMANDS.includes(cmd) && (rest.includes("--help") || rest.includes("-h"))) {
+      console.log(_commandHelp(cmd));
+      return 0;
+    }
     switch (cmd) {
       case "compile":
         return await _compile(rest);
@@ -773,9 +869,10 @@ export async function main(args: string[]): Promise<number> {
     const msg = err instanceof KilnError
       ? err.message
       : `${err?.name ?? "Error"}: ${err?.message ?? String(e)}`;
-    // One line: a multi-problem error (a weight set that does not fit) lists its problems inline.
+    // One line per problem: a multi-problem error (a weight set that does not fit) lists each below its head.
     const [head, ...more] = msg.split("\n").map((l) => l.trim().replace(/^- /, "")).filter((l) => l);
-    console.error(`kiln: error: ${more.length ? `${head}: ${more.join("; ")}` : head}`);
+    console.error(`kiln: error: ${head}`);
+    for (const line of more) console.error(`  - ${line}`);
     if (verbose && err?.stack) console.error(err.stack);
     return 1;
   }

@@ -253,3 +253,58 @@ Deno.test("kiln perf: latency statistics, generated or given inputs, a per-op pr
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("kiln CLI: --version, --help for every command, inspect of an .onnx, --json on compile and run", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "kiln_cli_polish_" });
+  try {
+    await t.step("--version", async () => {
+      const r = await kiln("--version");
+      assert.equal(r.code, 0);
+      assert.match(r.stdout, /^kiln \d+\.\d+\.\d+ \(Deno /);
+    });
+    await t.step("COMMAND --help prints that command's usage and exits 0", async () => {
+      for (const cmd of ["compile", "run", "bake", "finalize", "inspect", "perf", "devices", "weights"]) {
+        const r = await kiln(cmd, "--help");
+        assert.equal(r.code, 0, `${cmd}: ${r.stderr}`);
+        assert.match(r.stdout, new RegExp(`Usage:\\n  kiln ${cmd} `), cmd);
+        assert.match(r.stdout, /Options:/, cmd);
+      }
+    });
+    await t.step(
+      "inspect MODEL.onnx: opsets, inputs, ops, initializers by file, without compiling",
+      async () => {
+        const r = await kiln("inspect", TINY);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /inputs:\n  x: float32\[/);
+        assert.match(r.stdout, /ops: .*Conv 2/);
+        assert.match(r.stdout, /initializers: \d+: \d+ inline .*, 8 in external data/);
+        assert.match(r.stdout, /  tinynet\.onnx\.data: 8 tensor\(s\)/);
+        const j = JSON.parse((await kiln("inspect", TINY, "--json")).stdout);
+        assert.equal(j.ops.Conv, 2);
+        assert.equal(j.initializers.external, 8);
+        assert.equal(j.initializers.files[0].location, "tinynet.onnx.data");
+        assert.ok(j.opsets[""] >= 1);
+      },
+    );
+    await t.step("compile --json and run --json describe what they did", async () => {
+      const prog = `${dir}/t.kiln`;
+      const c = await kiln("compile", TINY, "--dims", "x=2x3x16x16", "-o", prog, "--json");
+      assert.equal(c.code, 0, c.stderr);
+      const cj = JSON.parse(c.stdout);
+      assert.equal(cj.target, "ref");
+      assert.equal(cj.output, prog);
+      assert.deepEqual(cj.hostNodes, []);
+      await writeNpyFile(`${dir}/x.npy`, _input());
+      const r = await kiln("run", prog, "--input", `x=${dir}/x.npy`, "--output", `${dir}/out`, "--json");
+      assert.equal(r.code, 0, r.stderr);
+      const rj = JSON.parse(r.stdout);
+      assert.equal(rj.outputs.length, 1);
+      assert.equal(rj.outputs[0].name, "probs");
+      assert.deepEqual(rj.outputs[0].dims, [2, 10]);
+      assert.equal((await readNpyFile(rj.outputs[0].file)).dims.length, 2);
+      assert.ok(rj.evalMs > 0);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
