@@ -18,7 +18,7 @@ import { parseOnnx } from "./core/onnx/import.ts";
 import { summarizeOnnx } from "./core/onnx/summary.ts";
 import { compile } from "./core/program.ts";
 import { load, save } from "./core/save_load.ts";
-import { loadWeightSet, replaceOnnxExternalWeights } from "./core/bake.ts";
+import { type BakeOptions, loadWeightSet, replaceOnnxExternalWeights } from "./core/bake.ts";
 import { readProgramFile } from "./core/program_file.ts";
 import { randomWeightBytes, writeRandomWeights } from "./core/weights/random.ts";
 import { modelDataFiles, signatureOfFile, writeOnnxDataDir } from "./core/weights/layout.ts";
@@ -39,7 +39,7 @@ const USAGE = `kiln ${KILN_VERSION}: compile an ONNX model once, run it, swap or
 Usage:
   kiln compile MODEL.onnx [--defer-weights] [--dims NAME=1x3x224x224 ...] [--target ref|gpu]
                [--disable-pass NAME ...] -o OUT.kiln
-  kiln run PROGRAM.kiln [--weights DIR|FILE.safetensors] --input NAME=FILE.npy ... --output DIR
+  kiln run PROGRAM.kiln [--weights DIR|FILE.safetensors|INDEX.json] --input NAME=FILE.npy ... --output DIR
   kiln bake PROGRAM.kiln --weights DIR|FILE.safetensors [--partial] -o OUT.kiln
   kiln finalize PROGRAM.kiln [--target ref|gpu]
   kiln inspect PROGRAM.kiln|MODEL.onnx [--json]
@@ -54,8 +54,14 @@ Options:
   --dims NAME=DxDx...   static dims for a model input (repeatable; fills symbolic dims)
   --defer-weights       keep external-data weights out of the program (bind or bake them later)
   --disable-pass NAME   skip a compiler pass (repeatable); pack_gemm_weights: less memory, slower runs
-  --weights SRC         a weight set: an ONNX external-data directory or .safetensors file(s)
+  --weights SRC         a weight set: an ONNX external-data directory, .safetensors file(s), a sharded
+                        checkpoint's model.safetensors.index.json, or a Hugging Face folder holding one
   --partial             the weight set may leave weights out (bake only those given)
+  --cast                convert float32/float16/bfloat16 safetensors tensors to the weights' types
+  --strip-prefix P      drop prefix P from safetensors tensor names (repeatable; the first that matches)
+  --add-prefix P        add prefix P to safetensors tensor names (after stripping)
+  --rename RE=TO        rewrite safetensors tensor names by a regular expression (repeatable, in order)
+  --match-suffix        a tensor name that is no weight's matches the one weight ending in "." + it
   --seed N              seed of a random weight set (default 0)
   --target ref|gpu      compile target (default: ref, the WebAssembly reference target; gpu: kiln's HIP
                         library on an NVIDIA or AMD GPU). On run, bake and finalize: checked against
@@ -92,6 +98,53 @@ const COMMANDS = ["compile", "run", "bake", "finalize", "inspect", "perf", "devi
 
 /** A usage error: exit status 2. */
 class UsageError extends Error {}
+
+/** Options of the commands that read a weight set (run, bake, perf). */
+const WEIGHT_OPTIONS = {
+  weights: { type: "string" as const, multiple: true as const, default: [] as string[] },
+  partial: { type: "boolean" as const },
+  cast: { type: "boolean" as const },
+  "strip-prefix": { type: "string" as const, multiple: true as const, default: [] as string[] },
+  "add-prefix": { type: "string" as const },
+  rename: { type: "string" as const, multiple: true as const, default: [] as string[] },
+  "match-suffix": { type: "boolean" as const },
+};
+
+/** The weight-set options of `values` (WEIGHT_OPTIONS), for loadWeightSet. */
+function _weightOptions(values: {
+  partial?: boolean;
+  cast?: boolean;
+  "strip-prefix"?: string[];
+  "add-prefix"?: string;
+  rename?: string[];
+  "match-suffix"?: boolean;
+}): BakeOptions {
+  const rename: [RegExp, string][] = (values.rename ?? []).map((spec) => {
+    const eq = spec.lastIndexOf("=");
+    if (eq <= 0) throw new UsageError(`Bad --rename '${spec}': expected REGEX=REPLACEMENT`);
+    try {
+      return [new RegExp(spec.slice(0, eq)), spec.slice(eq + 1)];
+    } catch (e) {
+      throw new UsageError(`Bad --rename '${spec}': ${(e as Error).message}`);
+    }
+  });
+  const names = {
+    stripPrefix: values["strip-prefix"] ?? [],
+    addPrefix: values["add-prefix"],
+    rename,
+    suffix: values["match-suffix"] ?? false,
+  };
+  const any = names.stripPrefix.length || names.addPrefix || rename.length || names.suffix;
+  return { partial: values.partial, cast: values.cast, names: any ? names : undefined };
+}
+
+/** "; cast 148 tensors from bfloat16 to float32" where a weight set converted some. */
+function _castNote(set: WeightSet): string {
+  if (!set.casts.length) return "";
+  const kinds = new Map<string, number>();
+  for (const c of set.casts) kinds.set(`${c.from} to ${c.to}`, (kinds.get(`${c.from} to ${c.to}`) ?? 0) + 1);
+  return `; cast ${[...kinds].map(([k, n]) => `${n} tensor(s) from ${k}`).join(", ")}`;
+}
 
 /** Options every command that places a program on a target takes. */
 const TARGET_OPTIONS = {
@@ -308,8 +361,7 @@ async function _run(args: string[]): Promise<number> {
     options: {
       input: { type: "string", multiple: true, default: [] },
       output: { type: "string", short: "o" },
-      weights: { type: "string", multiple: true, default: [] },
-      partial: { type: "boolean" },
+      ...WEIGHT_OPTIONS,
       ...TARGET_OPTIONS,
       json: { type: "boolean" },
       verbose: { type: "boolean" },
@@ -327,14 +379,14 @@ async function _run(args: string[]): Promise<number> {
       const set = await loadWeightSet(
         program,
         values.weights!.length === 1 ? values.weights![0] : values.weights!,
-        { partial: values.partial, onProgress: new Progress().bytes("reading weights") },
+        { ..._weightOptions(values), onProgress: new Progress().bytes("reading weights") },
       );
       const r = await program.bindWeights(set);
-      report.bind = { ...r, sources: values.weights };
+      report.bind = { ...r, sources: values.weights, casts: set.casts };
       _progress(
         `kiln: bound ${r.copied} weight(s) (${_fmtBytes(r.bytesCopied)}) from ${
           values.weights!.join(", ")
-        } in ${(performance.now() - t0).toFixed(0)} ms${_phases(r.phases)}`,
+        } in ${(performance.now() - t0).toFixed(0)} ms${_phases(r.phases)}${_castNote(set)}`,
       );
     } else if (program.weights.length) {
       throw new KilnError(
@@ -482,9 +534,8 @@ async function _bake(args: string[]): Promise<number> {
     args,
     allowPositionals: true,
     options: {
-      weights: { type: "string", multiple: true, default: [] },
+      ...WEIGHT_OPTIONS,
       output: { type: "string", short: "o" },
-      partial: { type: "boolean" },
       ...TARGET_OPTIONS,
       verbose: { type: "boolean" },
     },
@@ -499,9 +550,10 @@ async function _bake(args: string[]): Promise<number> {
     const source = values.weights!.length === 1 ? values.weights![0] : values.weights!;
     const progress = new Progress();
     const set = await loadWeightSet(program, source, {
-      partial: values.partial,
+      ..._weightOptions(values),
       onProgress: progress.bytes("reading weights"),
     });
+    if (set.casts.length) _progress(`kiln: ${_castNote(set).slice(2)}`);
     progress.step("baking");
     const t1 = performance.now();
     const baked = await replaceOnnxExternalWeights(program, set, program.target);
@@ -644,9 +696,11 @@ async function _weights(args: string[]): Promise<number> {
         throw new UsageError("weights convert: one side must be a .safetensors file");
       }
       const set = await WeightSet.fromOnnxDir(sig, src);
+      // "format": "pt" is what transformers' loaders look for; the producer says where it came from
       await writeSafetensors(
         values.output,
         sig.map((s) => ({ ...s, bytes: set.tensors.get(s.name)!.bytes })),
+        { format: "pt", producer: `kiln ${KILN_VERSION}` },
       );
     }
     _progress(`kiln: converted ${sig.length} weights from '${src}' to '${values.output}'`);
@@ -672,7 +726,7 @@ async function _perf(args: string[]): Promise<number> {
     options: {
       dims: { type: "string", multiple: true, default: [] },
       input: { type: "string", multiple: true, default: [] },
-      weights: { type: "string", multiple: true, default: [] },
+      ...WEIGHT_OPTIONS,
       ...TARGET_OPTIONS,
       warmup: { type: "string" },
       iterations: { type: "string" },
@@ -724,8 +778,10 @@ async function _perf(args: string[]): Promise<number> {
       const set = await loadWeightSet(
         program,
         values.weights!.length === 1 ? values.weights![0] : values.weights!,
+        _weightOptions(values),
       );
       await program.bindWeights(set);
+      if (set.casts.length && !values.json) _progress(`kiln: ${_castNote(set).slice(2)}`);
     } else if (program.weights.length) {
       throw new KilnError(
         "weights",

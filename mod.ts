@@ -77,6 +77,9 @@ export { TARGET_NAMES } from "./core/targets/registry.ts";
 export { type GpuDevice, type GpuLibraryInfo, gpuLibraryInfo } from "./ffi/library.ts";
 export { BakedProgram, type BakeOptions, loadWeightSet, replaceOnnxExternalWeights } from "./core/bake.ts";
 export {
+  castFloats,
+  type NameRules,
+  type WeightCast,
   WeightSet,
   WeightSetError,
   type WeightSetOptions,

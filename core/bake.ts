@@ -12,7 +12,8 @@ import type { HostLiteral, ValueInfo } from "./onnx/import.ts";
 import { deserializeProgram, type Program, type WeightInfo } from "./program.ts";
 import { getTarget } from "./targets/registry.ts";
 import type { GpuOptions, TargetName } from "./targets/target.ts";
-import { specsOf, WeightSet, type WeightSpec } from "./weights/weight_set.ts";
+import { type NameRules, specsOf, WeightSet, type WeightSpec } from "./weights/weight_set.ts";
+import { joinPath } from "./fs.ts";
 
 /**
  * A program whose weights were baked: serialized, not finalized. `finalize(target)` gives a
@@ -100,6 +101,10 @@ export interface BakeOptions {
   verifyChecksums?: boolean;
   /** Rename map for safetensors sources. */
   nameMap?: Record<string, string>;
+  /** Name rules for safetensors sources (prefixes, rewrites, suffix matching). */
+  names?: NameRules;
+  /** Convert float32/float16/bfloat16 safetensors tensors to the weights' element types. */
+  cast?: boolean;
   /** Called after each tensor is read: bytes read so far and in all. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
@@ -156,7 +161,8 @@ export async function loadWeightSet(
     return source;
   }
   const files = Array.isArray(source) ? source : [source];
-  if (files.every((f) => f.endsWith(".safetensors"))) {
+  const safetensors = (f: string) => f.endsWith(".safetensors") || f.endsWith(".safetensors.index.json");
+  if (files.every(safetensors)) {
     return await WeightSet.fromSafetensors(signature, files, options);
   }
   if (files.length !== 1) {
@@ -177,5 +183,29 @@ export async function loadWeightSet(
       `Weight source '${files[0]}' is neither a directory (ONNX external data) nor a .safetensors file`,
     );
   }
-  return await WeightSet.fromOnnxDir(signature, files[0], options);
+  // a Hugging Face checkpoint folder: its sharded index, or its one model.safetensors, unless the
+  // folder holds the model's own external-data files
+  const dir = files[0];
+  const has = async (name: string) => {
+    try {
+      return (await Deno.stat(joinPath(dir, name))).isFile;
+    } catch {
+      return false;
+    }
+  };
+  let onnxData = false;
+  for (const loc of new Set(signature.map((s) => s.location))) onnxData ||= loc !== "" && await has(loc);
+  if (!onnxData) {
+    if (await has("model.safetensors.index.json")) {
+      return await WeightSet.fromSafetensors(
+        signature,
+        joinPath(dir, "model.safetensors.index.json"),
+        options,
+      );
+    }
+    if (await has("model.safetensors")) {
+      return await WeightSet.fromSafetensors(signature, joinPath(dir, "model.safetensors"), options);
+    }
+  }
+  return await WeightSet.fromOnnxDir(signature, dir, options);
 }

@@ -6,7 +6,7 @@ import { compile, KilnError, load, parseOnnx, replaceOnnxExternalWeights, save, 
 import { buildModel } from "../core/onnx/writer.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { writeRandomWeights } from "../core/weights/random.ts";
-import { writeSafetensors } from "../core/weights/safetensors.ts";
+import { readSafetensorsIndex, writeSafetensors } from "../core/weights/safetensors.ts";
 import { WeightSetError } from "../core/weights/weight_set.ts";
 import { runOrt } from "./util/ort.ts";
 import { runCli } from "./util/cli.ts";
@@ -138,6 +138,8 @@ Deno.test("kiln CLI: compile --defer-weights once, run with v1 and v2, bake v2, 
     await ok("compile", TINY, "--defer-weights", "--dims", "x=1x3x16x16", "-o", `${dir}/t.kiln`);
     await ok("weights", "random", `${dir}/t.kiln`, "--seed", "7", "-o", `${dir}/v2`);
     await ok("weights", "convert", `${dir}/t.kiln`, `${dir}/v2`, "-o", `${dir}/v2.safetensors`);
+    // the metadata transformers' loaders look for
+    assert.equal((await readSafetensorsIndex(`${dir}/v2.safetensors`)).metadata.get("format"), "pt");
     await ok(
       "run",
       `${dir}/t.kiln`,

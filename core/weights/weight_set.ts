@@ -93,6 +93,14 @@ export interface WeightSetOptions {
   partial?: boolean;
   /** Rename source tensors: source name -> weight name (safetensors). */
   nameMap?: Record<string, string>;
+  /** Rules that turn source names into weight names (safetensors), after `nameMap`'s exact names. */
+  names?: NameRules;
+  /**
+   * Convert between float32, float16 and bfloat16 where a source tensor's element type differs
+   * from the weight's (safetensors; Hugging Face checkpoints are often bfloat16). Off by default:
+   * a mismatch is then an error. The conversions made are listed in `WeightSet.casts`.
+   */
+  cast?: boolean;
   /** Verify the ONNX `checksum` (SHA-1 of the whole data file) where the model records one. */
   verifyChecksums?: boolean;
   /** Called after each tensor is read: bytes read so far and in all. */
@@ -103,6 +111,140 @@ export interface WeightSetOptions {
    * Default: true for a program whose target reads files itself, false otherwise.
    */
   lazy?: boolean;
+}
+
+/** How source tensor names become weight names (`WeightSetOptions.names`). */
+export interface NameRules {
+  /** prefixes removed from source names (the first that matches), e.g. "model." */
+  stripPrefix?: string[];
+  /** a prefix added to source names (after stripping), e.g. an exporter's "m." */
+  addPrefix?: string;
+  /** regular-expression rewrites `[pattern, replacement]`, applied in order (String.replace syntax) */
+  rename?: [string | RegExp, string][];
+  /**
+   * A name that is no weight's matches the one weight whose name ends in "." + it (exporters
+   * prefix module paths: "h.0.attn.c_attn.weight" finds "m.transformer.h.0.attn.c_attn.weight").
+   */
+  suffix?: boolean;
+}
+
+/** A conversion a weight set made (`WeightSetOptions.cast`). */
+export interface WeightCast {
+  /** the weight */
+  name: string;
+  /** the source's element type */
+  from: DTypeName;
+  /** the weight's */
+  to: DTypeName;
+}
+
+const _CASTABLE = new Set<DTypeName>(["float32", "float16", "bfloat16"]);
+
+/** Source name -> weight name by `rules`; undefined (with a problem) where a suffix match is ambiguous. */
+function _applyRules(
+  name: string,
+  rules: NameRules,
+  known: ReadonlySet<string>,
+  suffixes: () => Map<string, string[]>,
+  problems: string[],
+): string | undefined {
+  let n = name;
+  for (const p of rules.stripPrefix ?? []) {
+    if (p && n.startsWith(p)) {
+      n = n.slice(p.length);
+      break;
+    }
+  }
+  if (rules.addPrefix) n = rules.addPrefix + n;
+  for (const [pattern, replacement] of rules.rename ?? []) {
+    n = n.replace(typeof pattern === "string" ? new RegExp(pattern) : pattern, replacement);
+  }
+  if (rules.suffix && !known.has(n)) {
+    const hits = suffixes().get(n) ?? [];
+    if (hits.length === 1) return hits[0];
+    if (hits.length > 1) {
+      problems.push(
+        `tensor '${name}' ends ${hits.length} weights' names (${hits.slice(0, 4).join(", ")}): rename it`,
+      );
+      return undefined;
+    }
+  }
+  return n;
+}
+
+/** Every dot-separated tail of each weight name -> the weights that end in it. */
+function _suffixIndex(names: Iterable<string>): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const w of names) {
+    let at = w.indexOf(".");
+    while (at >= 0) {
+      const tail = w.slice(at + 1);
+      const list = m.get(tail);
+      if (list) list.push(w);
+      else m.set(tail, [w]);
+      at = w.indexOf(".", at + 1);
+    }
+  }
+  return m;
+}
+
+/** float32 bits -> float16 bits, rounding to nearest even (overflow to infinity, NaN kept NaN). */
+function _f32ToF16(f: number, u32: Uint32Array, f32: Float32Array): number {
+  f32[0] = f;
+  const x = u32[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1), half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // a carry into the exponent rounds up, to infinity at most
+  return sign | h;
+}
+
+/** Converts little-endian `from` elements to `to` (float32, float16, bfloat16). */
+export function castFloats(bytes: Uint8Array, from: DTypeName, to: DTypeName): Uint8Array {
+  const n = bytes.byteLength / dtypeSize(from);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
+  const read = (i: number): number => {
+    if (from === "float32") return dv.getFloat32(i * 4, true);
+    const h = dv.getUint16(i * 2, true);
+    if (from === "bfloat16") {
+      u32[0] = h << 16;
+      return f32[0];
+    }
+    const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    if (e === 0) return s * m * 2 ** -24;
+    if (e === 31) return m ? NaN : s * Infinity;
+    return s * (1 + m / 1024) * 2 ** (e - 15);
+  };
+  const out = new Uint8Array(n * dtypeSize(to));
+  const ov = new DataView(out.buffer);
+  for (let i = 0; i < n; i++) {
+    const v = read(i);
+    if (to === "float32") ov.setFloat32(i * 4, v, true);
+    else if (to === "float16") ov.setUint16(i * 2, _f32ToF16(v, u32, f32), true);
+    else {
+      // bfloat16: the top half of float32, rounded to nearest even (NaN kept quiet)
+      f32[0] = v;
+      const x = u32[0];
+      const b = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+      ov.setUint16(i * 2, b & 0xffff, true);
+    }
+  }
+  return out;
 }
 
 function _isInside(location: string): boolean {
@@ -140,6 +282,8 @@ export class WeightSet {
   readonly tensors: Map<string, WeightTensor>;
   /** true when the set may leave weights out (they keep their current values) */
   readonly partial: boolean;
+  /** the element-type conversions it made (`WeightSetOptions.cast`) */
+  casts: WeightCast[] = [];
 
   /** A set of the given tensors (not validated: see `validate` and the `from*` builders). */
   constructor(tensors: Iterable<WeightTensor>, partial = false) {
@@ -173,8 +317,11 @@ export class WeightSet {
         continue;
       }
       if (t.dtype !== s.dtype) {
+        const hint = _CASTABLE.has(t.dtype) && _CASTABLE.has(s.dtype)
+          ? " (bind with { cast: true }, or --cast, to convert it)"
+          : "";
         problems.push(
-          `weight '${t.name}' from ${t.source}: element type ${t.dtype}, the program needs ${s.dtype}`,
+          `weight '${t.name}' from ${t.source}: element type ${t.dtype}, the program needs ${s.dtype}${hint}`,
         );
       }
       if (t.dims.length !== s.dims.length || t.dims.some((d, i) => d !== s.dims[i])) {
@@ -330,15 +477,45 @@ export class WeightSet {
     options: WeightSetOptions = {},
   ): Promise<WeightSet> {
     const signature = _sig(source);
-    const list = Array.isArray(files) ? files : [files];
+    const given = Array.isArray(files) ? files : [files];
     const problems: string[] = [];
+    // a sharded checkpoint's index (model.safetensors.index.json) names its shard files
+    const list: string[] = [];
+    const mapped = new Map<string, string>(); // tensor -> the shard the index puts it in
+    for (const f of given) {
+      if (!f.endsWith(".json")) {
+        list.push(f);
+        continue;
+      }
+      const shards = await _readShardIndex(f, problems);
+      for (const [tensor, shard] of shards) {
+        mapped.set(tensor, shard);
+        if (!list.includes(shard)) list.push(shard);
+      }
+    }
+    if (problems.length) {
+      throw new WeightSetError(`Cannot read the safetensors index ${given.join(", ")}`, problems);
+    }
     const chosen = new Map<string, { path: string; e: SafetensorsEntry }>();
     const rename = options.nameMap ?? {};
+    const known = new Set(signature.map((s) => s.name));
+    let suffixes: Map<string, string[]> | undefined;
+    const suffixIndex = () => (suffixes ??= _suffixIndex(known));
     for (const path of list) {
       const index = await readSafetensorsIndex(path);
       for (const e of index.entries.values()) {
+        const shard = mapped.get(e.name);
+        if (shard !== undefined && shard !== path) {
+          problems.push(`tensor '${e.name}' is in '${path}', the index puts it in '${shard}'`);
+          continue;
+        }
         // own keys only: a tensor named "constructor" or "__proto__" is a name like any other
-        const name = Object.hasOwn(rename, e.name) ? rename[e.name] : e.name;
+        const name = Object.hasOwn(rename, e.name)
+          ? rename[e.name]
+          : options.names
+          ? _applyRules(e.name, options.names, known, suffixIndex, problems)
+          : e.name;
+        if (name === undefined) continue;
         const prev = chosen.get(name);
         if (prev) problems.push(`weight '${name}' is in both '${prev.path}' and '${path}'`);
         else chosen.set(name, { path, e });
@@ -352,18 +529,29 @@ export class WeightSet {
     if (problems.length) {
       throw new WeightSetError(`Cannot read weights from ${list.map((p) => `'${p}'`).join(", ")}`, problems);
     }
+    const spec = new Map(signature.map((s) => [s.name, s]));
+    // the conversions asked for: castable element types that differ from the weight's
+    const casts: WeightCast[] = [];
+    if (options.cast) {
+      for (const [name, { e }] of chosen) {
+        const s = spec.get(name);
+        if (s && s.dtype !== e.dtype && _CASTABLE.has(s.dtype) && _CASTABLE.has(e.dtype)) {
+          casts.push({ name, from: e.dtype, to: s.dtype });
+        }
+      }
+    }
+    const castTo = new Map(casts.map((c) => [c.name, c]));
     // Validate names/dtypes/shapes from the headers before reading any data.
     const headerOnly = new WeightSet(
       [...chosen].map(([name, { path, e }]) => ({
         name,
-        dtype: e.dtype,
+        dtype: castTo.get(name)?.to ?? e.dtype,
         dims: e.dims,
         bytes: new Uint8Array(0),
         source: `'${path}'`,
       })),
       options.partial ?? false,
     );
-    const spec = new Map(signature.map((s) => [s.name, s]));
     try {
       headerOnly.validate(
         signature.map((s) => ({ ...s, byteLength: 0 })),
@@ -383,8 +571,14 @@ export class WeightSet {
     try {
       for (const [name, { path, e }] of chosen) {
         if (!spec.has(name)) continue;
-        const t = { name, dtype: e.dtype, dims: e.dims, source: `'${path}' @ ${e.offset}` };
-        if (lazy) {
+        const cast = castTo.get(name);
+        const t = {
+          name,
+          dtype: cast?.to ?? e.dtype,
+          dims: e.dims,
+          source: `'${path}' @ ${e.offset}${cast ? ` (${cast.from} cast to ${cast.to})` : ""}`,
+        };
+        if (lazy && !cast) {
           tensors.push(withLazyBytes(t, { path, offset: e.offset, length: e.length }));
           continue;
         }
@@ -393,15 +587,49 @@ export class WeightSet {
           f = (await openRegular(path, "safetensors file")).file;
           open.set(path, f);
         }
-        tensors.push({ ...t, bytes: await readRangeFrom(f, path, e.offset, e.length) });
+        const raw = await readRangeFrom(f, path, e.offset, e.length);
+        tensors.push({ ...t, bytes: cast ? castFloats(raw, cast.from, cast.to) : raw });
         done += e.length;
         options.onProgress?.(done, total);
       }
     } finally {
       for (const f of open.values()) f.close();
     }
-    return new WeightSet(tensors, options.partial ?? false);
+    const set = new WeightSet(tensors, options.partial ?? false);
+    set.casts = casts;
+    return set;
   }
+}
+
+/**
+ * The shards a `model.safetensors.index.json` names: tensor -> shard path (resolved beside the
+ * index; a shard outside its folder is refused, as an external-data location would be).
+ */
+async function _readShardIndex(path: string, problems: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let json: unknown;
+  try {
+    json = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    problems.push(`'${path}': ${(e as Error).message}`);
+    return out;
+  }
+  const map = (json as { weight_map?: unknown })?.weight_map;
+  if (typeof map !== "object" || map === null || Array.isArray(map)) {
+    problems.push(`'${path}' has no "weight_map" object`);
+    return out;
+  }
+  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
+  for (const [tensor, file] of Object.entries(map)) {
+    if (typeof file !== "string" || !_isInside(file)) {
+      problems.push(
+        `'${path}': tensor '${tensor}' maps to ${JSON.stringify(file)}, not a file inside its folder`,
+      );
+      continue;
+    }
+    out.set(tensor, joinPath(dir, file));
+  }
+  return out;
 }
 
 function _dtypeOfArray(a: Tensor["data"]): DTypeName {
