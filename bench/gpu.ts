@@ -47,12 +47,9 @@ import { errText, fmtMs, median, relL2 } from "./util.ts";
 const REL_L2_BAR = 1e-4;
 /** The bar for TF32 modes (inputs of the GEMMs rounded to 10-bit mantissas): about 1e-3 is expected. */
 const REL_L2_BAR_TF32 = 1e-2;
-/** The bar for bfloat16 GEMM operands (7-bit mantissas): several times TF32's error is expected. */
-const REL_L2_BAR_BF16 = 5e-2;
 
 function _bar(options: GpuOptions): number {
-  if (options.precision === "bf16") return REL_L2_BAR_BF16;
-  return options.precision === "tf32" || options.precision === "fp16" ? REL_L2_BAR_TF32 : REL_L2_BAR;
+  return options.precision === "tf32" ? REL_L2_BAR_TF32 : REL_L2_BAR;
 }
 const PY_SCRIPT = new URL("./gpu_torch.py", import.meta.url).pathname;
 
@@ -156,9 +153,6 @@ const KILN_EVALS: _EvalMode[] = [
     outputs: [],
     peers: ["eager_tf32_conv"],
   },
-  // the fp16 / bf16 opt-ins: GEMM operands read as float16 / bfloat16 on the tensor cores
-  { short: "fp16 GEMMs, output left on the device", options: { precision: "fp16" }, outputs: [], peers: [] },
-  { short: "bf16 GEMMs, output left on the device", options: { precision: "bf16" }, outputs: [], peers: [] },
   { short: "kernel by kernel", options: { graphs: false }, peers: ["eager", "eager_host_io"] },
   { short: "no fusion", options: { fusion: false }, outputs: [], peers: ["eager", "cuda_graph"] },
 ];
@@ -695,7 +689,7 @@ function _table(results: _KilnResult[], torch: _TorchJson): string[] {
       const tags = [
         ev.mode.short,
         ev.relL2 !== undefined && !(ev.relL2 <= _bar(ev.mode.options)) ? "**WRONG output**" : "",
-        ev.mode.options.precision && ev.mode.options.precision !== "float32" && ev.relL2 !== undefined
+        ev.mode.options.precision === "tf32" && ev.relL2 !== undefined
           ? `rel L2 ${ev.relL2.toExponential(1)} vs float32`
           : "",
       ]

@@ -98,7 +98,7 @@ export interface ProgramInfo {
   /** gpu: what was fused (elementwise kernels, Transposes folded into MatMuls) */
   fusion?: FusionReport;
   /** gpu: the GEMMs' arithmetic ("tf32" only where asked for and available; `why` when not) */
-  precision?: { mode: "float32" | "tf32" | "fp16" | "bf16"; why?: string };
+  precision?: { mode: "float32" | "tf32"; why?: string };
 }
 
 /** What `bindWeights` did. */

@@ -10,8 +10,6 @@ import { cString, gpuError, type GpuLibrary, readText } from "./library.ts";
 import {
   LIST_PREPARE,
   LIST_RUN,
-  PROG_BF16,
-  PROG_FP16,
   PROG_NO_FUSION,
   PROG_NO_GRAPHS,
   PROG_NO_VENDOR_BLAS,
@@ -59,8 +57,6 @@ export interface DeviceReport {
   graphReplays: number;
   /** GEMMs run on TF32 tensor cores */
   tf32: boolean;
-  /** the GEMMs' arithmetic: "float32", "tf32", "fp16" or "bf16" */
-  precision: "float32" | "tf32" | "fp16" | "bf16";
   /** why TF32, asked for, does not apply ("" otherwise) */
   precisionWhy: string;
 }
@@ -144,13 +140,11 @@ export interface DeviceOptions {
    */
   fusion?: boolean;
   /**
-   * "float32" (default: strict, as onnxruntime's CPU and PyTorch with TF32 off); "tf32": MatMul,
-   * Gemm and Conv GEMMs on TF32 tensor cores (inputs rounded to 10-bit mantissas, float32
-   * accumulation); "fp16" / "bf16": the same GEMMs read weights and activations as float16 /
-   * bfloat16 on the tensor cores (cuBLAS's 32F_FAST_16F / 32F_FAST_16BF; float32 sums, outputs
-   * and storage). Where the vendor BLAS has them; `info().precision` says what applies.
+   * "float32" (default: strict, as onnxruntime's CPU and PyTorch with TF32 off) or "tf32":
+   * MatMul, Gemm and Conv GEMMs on TF32 tensor cores (inputs rounded to 10-bit mantissas, float32
+   * accumulation), where the vendor BLAS has them; `info().precision` says what applies
    */
-  precision?: "float32" | "tf32" | "fp16" | "bf16";
+  precision?: "float32" | "tf32";
 }
 
 /** A program lowered onto a device. */
@@ -169,8 +163,7 @@ export class DeviceProgram {
     this.#ctx = _context(lib, options.device ?? 0, options.memoryLimit ?? 0);
     const flags = (options.vendorBlas === false ? PROG_NO_VENDOR_BLAS : 0) |
       (options.graphs === false ? PROG_NO_GRAPHS : 0) | (options.fusion === false ? PROG_NO_FUSION : 0) |
-      (options.precision === "tf32" ? PROG_TF32 : 0) | (options.precision === "fp16" ? PROG_FP16 : 0) |
-      (options.precision === "bf16" ? PROG_BF16 : 0);
+      (options.precision === "tf32" ? PROG_TF32 : 0);
     const h = lib.symbols.kiln_prog_create(this.#ctx.handle, schedule, BigInt(schedule.length), flags);
     if (h === null) {
       const msg = lib.lastError();

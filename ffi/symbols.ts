@@ -8,7 +8,7 @@
  */
 
 /** The ABI version these bindings were written for (KILN_ABI_VERSION). */
-export const KILN_ABI_VERSION = 7;
+export const KILN_ABI_VERSION = 6;
 
 export const SYMBOLS = {
   kiln_abi_version: { parameters: [], result: "i32" },
@@ -84,10 +84,6 @@ export const PROG_NO_VENDOR_BLAS = 1;
 export const PROG_NO_GRAPHS = 2;
 export const PROG_NO_FUSION = 4;
 export const PROG_TF32 = 8;
-/** kiln_prog_create: GEMMs read their float32 operands as float16 (KILN_PROG_FP16) */
-export const PROG_FP16 = 16;
-/** kiln_prog_create: GEMMs read their float32 operands as bfloat16 (KILN_PROG_BF16) */
-export const PROG_BF16 = 32;
 /** kiln_exec lists. */
 export const LIST_RUN = 0;
 export const LIST_PREPARE = 1;

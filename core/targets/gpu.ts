@@ -422,7 +422,7 @@ class GpuExecutor implements Executor {
         transposes: r.foldedTransposes,
         epilogues: r.convEpilogues,
       },
-      precision: { mode: r.precision, ...(r.precisionWhy ? { why: r.precisionWhy } : {}) },
+      precision: { mode: r.tf32 ? "tf32" : "float32", ...(r.precisionWhy ? { why: r.precisionWhy } : {}) },
       hostNodes: r.hostNodes.map((i, k) => ({
         name: this.#sched.nodes[i].name,
         op: this.#sched.nodes[i].op,

@@ -115,7 +115,7 @@ export interface TargetReport {
   /** fusion (gpu) */
   fusion?: FusionReport;
   /** the GEMMs' arithmetic (gpu): "float32", or "tf32" where asked for and available */
-  precision?: { mode: "float32" | "tf32" | "fp16" | "bf16"; why?: string };
+  precision?: { mode: "float32" | "tf32"; why?: string };
 }
 
 /** What the gpu target fused (GpuOptions.fusion). */

@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 /** Bumped whenever a signature or a schedule field changes. */
-#define KILN_ABI_VERSION 7
+#define KILN_ABI_VERSION 6
 
 /* Status codes: 0 is success, errors are negative. */
 #define KILN_OK 0
@@ -91,8 +91,6 @@ KILN_API void kiln_ctx_destroy(kiln_ctx* ctx);
 #define KILN_PROG_NO_GRAPHS 2u      /* launch the run list step by step instead of replaying a captured graph */
 #define KILN_PROG_NO_FUSION 4u      /* one kernel per node: no fused elementwise regions */
 #define KILN_PROG_TF32 8u           /* GEMMs (MatMul, Gemm, Conv) on TF32 tensor cores where the BLAS has them */
-#define KILN_PROG_FP16 16u          /* GEMMs read their float32 operands as float16 (tensor cores, float32 sums) */
-#define KILN_PROG_BF16 32u          /* GEMMs read their float32 operands as bfloat16 (tensor cores, float32 sums) */
 
 /**
  * Lowers a schedule onto the device: allocates the arenas, buffers and literal arena, uploads the

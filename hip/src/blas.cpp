@@ -16,12 +16,6 @@ typedef int (*CublasSetMathMode)(void*, int);
 typedef int (*CublasSetWorkspace)(void*, void*, size_t);
 typedef int (*CublasSgemmStridedBatched)(void*, int, int, int, int, int, const float*, const float*, int, long long,
                                          const float*, int, long long, const float*, float*, int, long long, int);
-// cublasGemmStridedBatchedEx: data types (cudaDataType: CUDA_R_32F = 0), compute type
-// (cublasComputeType_t: 32F_FAST_16F = 74, 32F_FAST_16BF = 75) and algorithm (CUBLAS_GEMM_DEFAULT = -1).
-typedef int (*CublasGemmStridedBatchedEx)(void*, int, int, int, int, int, const void*, const void*, int, int,
-                                          long long, const void*, int, int, long long, const void*, void*, int, int,
-                                          long long, int, int, int);
-constexpr int kCudaR32F = 0, kCompute32FFast16F = 74, kCompute32FFast16BF = 75, kGemmDefault = -1;
 // rocBLAS (rocblas-functions.h): status 0 is success; operations 111 = none, 112 = transpose.
 typedef int (*RocblasCreate)(void**);
 typedef int (*RocblasDestroy)(void*);
@@ -40,7 +34,6 @@ struct Api {
   void* setMathMode = nullptr;
   void* setWorkspace = nullptr;
   void* gemm = nullptr;
-  void* gemmEx = nullptr;  // cublasGemmStridedBatchedEx (cuBLAS only; FP16 / BF16 precision)
 };
 
 std::mutex g_mutex;
@@ -83,7 +76,6 @@ const Api& api() {
     g_api.setMathMode = sym(lib, "cublasSetMathMode");
     g_api.setWorkspace = sym(lib, "cublasSetWorkspace_v2");
     g_api.gemm = sym(lib, "cublasSgemmStridedBatched");
-    g_api.gemmEx = sym(lib, "cublasGemmStridedBatchedEx");
     if (g_api.create && g_api.destroy && g_api.setStream && g_api.gemm) {
       g_api.cublas = true;
       g_api.file = n;
@@ -123,24 +115,11 @@ Blas::~Blas() {
 
 bool Blas::wantsWorkspace() const { return api().cublas && api().setWorkspace; }
 
-bool Blas::setPrecision(Precision p) {
+bool Blas::setTf32() {
+  // CUBLAS_TF32_TENSOR_OP_MATH (3): float32 inputs rounded to TF32 for the tensor cores, float32
+  // accumulation. rocBLAS has no such mode on the archs kiln builds for.
   const Api& a = api();
-  if (!a.cublas) return p == FLOAT32;  // rocBLAS has no such modes on the archs kiln builds for
-  switch (p) {
-    case FLOAT32:
-      computeType_ = 0;
-      return !a.setMathMode || reinterpret_cast<CublasSetMathMode>(a.setMathMode)(handle_, 0) == 0;
-    case TF32:
-      // CUBLAS_TF32_TENSOR_OP_MATH (3): float32 inputs rounded to TF32 for the tensor cores, float32 sums
-      computeType_ = 0;
-      return a.setMathMode && reinterpret_cast<CublasSetMathMode>(a.setMathMode)(handle_, 3) == 0;
-    case FP16:
-    case BF16:
-      if (!a.gemmEx) return false;
-      computeType_ = p == FP16 ? kCompute32FFast16F : kCompute32FFast16BF;
-      return true;
-  }
-  return false;
+  return a.cublas && a.setMathMode && reinterpret_cast<CublasSetMathMode>(a.setMathMode)(handle_, 3) == 0;
 }
 
 bool Blas::setWorkspace(void* p, uint64_t bytes) {
@@ -159,11 +138,7 @@ bool Blas::sgemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, floa
   }
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
   int status;
-  if (x.cublas && computeType_ != 0) {
-    status = reinterpret_cast<CublasGemmStridedBatchedEx>(x.gemmEx)(
-        handle_, transB ? 1 : 0, transA ? 1 : 0, int(n), int(m), int(k), &alpha, b, kCudaR32F, int(ldb), strideB, a,
-        kCudaR32F, int(lda), strideA, &beta, c, kCudaR32F, int(ldc), strideC, int(batch), computeType_, kGemmDefault);
-  } else if (x.cublas) {
+  if (x.cublas) {
     status = reinterpret_cast<CublasSgemmStridedBatched>(x.gemm)(
         handle_, transB ? 1 : 0, transA ? 1 : 0, int(n), int(m), int(k), &alpha, b, int(ldb), strideB, a, int(lda),
         strideA, &beta, c, int(ldc), strideC, int(batch));

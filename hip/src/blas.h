@@ -23,14 +23,8 @@ class Blas {
    */
   static constexpr uint64_t kWorkspaceBytes = 32ull << 20;
   bool wantsWorkspace() const;
-  /** The arithmetic of float32 GEMMs. */
-  enum Precision { FLOAT32, TF32, FP16, BF16 };
-  /**
-   * TF32: cuBLAS's TF32 tensor-op math mode. FP16 / BF16: cuBLAS's 32F_FAST_16F / 32F_FAST_16BF
-   * compute types (float32 operands read as float16 / bfloat16 by the tensor cores, float32
-   * accumulation and output) through cublasGemmStridedBatchedEx. False when the library has none.
-   */
-  bool setPrecision(Precision p);
+  /** TF32 tensor-core math for float32 GEMMs (cuBLAS); false when the library has none. */
+  bool setTf32();
   bool setWorkspace(void* p, uint64_t bytes);
 
   /**
@@ -46,7 +40,6 @@ class Blas {
   Blas() {}
   void* handle_ = nullptr;
   std::string name_;
-  int computeType_ = 0;  // cublasGemmStridedBatchedEx's compute type (FP16/BF16); 0: cublasSgemmStridedBatched
 };
 
 }  // namespace kiln

@@ -22,11 +22,6 @@ double msSince(std::chrono::steady_clock::time_point t0) {
 
 std::string nodeLabel(const SNode& n) { return "node '" + n.name + "' (" + n.op + ")"; }
 
-std::string upper(std::string s) {
-  for (char& c : s) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
-  return s;
-}
-
 }  // namespace
 
 Program* Program::create(Context* ctx, const uint8_t* schedule, uint64_t length, uint32_t flags, Error& err) {
@@ -113,12 +108,10 @@ bool Program::lower(uint32_t flags) {
   }
   if (anyGemm && !(flags & KILN_PROG_NO_VENDOR_BLAS)) {
     blas_.reset(Blas::create(stream_, blasWhy_));
-    if (flags & (KILN_PROG_TF32 | KILN_PROG_FP16 | KILN_PROG_BF16)) {
-      const Blas::Precision want = (flags & KILN_PROG_FP16) ? Blas::FP16 : (flags & KILN_PROG_BF16) ? Blas::BF16 : Blas::TF32;
-      const std::string label = want == Blas::FP16 ? "fp16" : want == Blas::BF16 ? "bf16" : "tf32";
-      if (!blas_) precisionWhy_ = upper(label) + " needs the vendor BLAS: " + blasWhy_;
-      else if (!blas_->setPrecision(want)) precisionWhy_ = upper(label) + " is not available in " + blas_->name();
-      else precision_ = label;
+    if (flags & KILN_PROG_TF32) {
+      if (!blas_) precisionWhy_ = "TF32 needs the vendor BLAS: " + blasWhy_;
+      else if (!blas_->setTf32()) precisionWhy_ = "TF32 is not available in " + blas_->name();
+      else tf32_ = true;
     }
     if (blas_ && blas_->wantsWorkspace()) {
       // counted against the context's memory limit like the program's other buffers
@@ -134,10 +127,8 @@ bool Program::lower(uint32_t flags) {
   } else {
     blasWhy_ = "the program has no GEMM";
   }
-  if ((flags & (KILN_PROG_TF32 | KILN_PROG_FP16 | KILN_PROG_BF16)) && precision_ == "float32" &&
-      precisionWhy_.empty()) {
-    const std::string label = (flags & KILN_PROG_FP16) ? "FP16" : (flags & KILN_PROG_BF16) ? "BF16" : "TF32";
-    precisionWhy_ = (flags & KILN_PROG_NO_VENDOR_BLAS) ? label + " needs the vendor BLAS (disabled by the caller)"
+  if ((flags & KILN_PROG_TF32) && !tf32_ && precisionWhy_.empty()) {
+    precisionWhy_ = (flags & KILN_PROG_NO_VENDOR_BLAS) ? "TF32 needs the vendor BLAS (disabled by the caller)"
                                                        : "the program has no GEMM";
   }
   if (!(flags & KILN_PROG_NO_FUSION)) fuse();
@@ -1376,8 +1367,7 @@ std::string Program::report() const {
          ",\"literalBytes\":" + std::to_string(s_.literalArenaBytes) + ",\"weightBytes\":" + std::to_string(weightBytes) +
          ",\"workspaceBytes\":" + std::to_string(workspaceBytes_) + ",\"blas\":" + blas +
          ",\"graphs\":" + (graphs_ ? "true" : "false") + ",\"graphWhy\":" + graph +
-         ",\"tf32\":" + (precision_ == "tf32" ? "true" : "false") + ",\"precision\":\"" + precision_ + "\"" +
-         ",\"precisionWhy\":" + precisionWhy +
+         ",\"tf32\":" + (tf32_ ? "true" : "false") + ",\"precisionWhy\":" + precisionWhy +
          ",\"graphCaptures\":" + std::to_string(graphCaptures_) + ",\"graphReplays\":" + std::to_string(graphReplays_) +
          ",\"kernels\":" + std::to_string(kernels) + ",\"fusedNodes\":" + std::to_string(fusedNodes_) +
          ",\"fusedKernels\":" + std::to_string(fusedKernels_) +

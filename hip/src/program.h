@@ -176,7 +176,7 @@ class Program {
   hipStream_t uploadStream_ = nullptr;  // binds' uploads from the caller's memory (never captured)
   std::unique_ptr<Blas> blas_;
   char* blasWorkspace_ = nullptr;
-  std::string precision_ = "float32";  // the GEMMs' arithmetic: float32, tf32, fp16 or bf16 (where the BLAS has it)
+  bool tf32_ = false;         // GEMMs on TF32 tensor cores (KILN_PROG_TF32, where the BLAS has them)
   std::string precisionWhy_;  // why TF32 was asked for and not applied  // given to cuBLAS (Blas::setWorkspace); null: its own
   std::string blasWhy_;
   char* block_ = nullptr;
