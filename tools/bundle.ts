@@ -32,6 +32,18 @@ export async function bundle(outfile: string, options: { minify?: boolean } = {}
       // protobufjs is CommonJS with only a "main" field; platform "neutral" reads none by default
       mainFields: ["module", "main"],
       external: ["node:*"],
+      // npm: specifiers (protobufjs) resolve to the package in node_modules
+      plugins: [{
+        name: "npm-specifiers",
+        setup(build) {
+          build.onResolve({ filter: /^npm:/ }, (args) => {
+            const m = /^npm:((?:@[^/]+\/)?[^@/]+)(?:@[^/]+)?(\/.*)?$/.exec(args.path);
+            if (!m) return { errors: [{ text: `cannot resolve ${args.path}` }] };
+            const root = new URL(`../node_modules/${m[1]}`, import.meta.url).pathname;
+            return { path: `${root}${m[2] ?? ""}` };
+          });
+        },
+      }],
       outfile,
       minify: options.minify ?? false,
       legalComments: "inline",
