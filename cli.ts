@@ -935,5 +935,11 @@ export async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // `deno task kiln` runs in the repository's folder; paths on its command line are the caller's
+  // (asked only where granted: `deno run cli.ts` in a terminal must not prompt for it)
+  if (Deno.permissions.querySync({ name: "env", variable: "INIT_CWD" }).state === "granted") {
+    const from = Deno.env.get("INIT_CWD");
+    if (from) Deno.chdir(from);
+  }
   Deno.exit(await main(Deno.args));
 }

@@ -308,3 +308,17 @@ Deno.test("kiln CLI: --version, --help for every command, inspect of an .onnx, -
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("deno task kiln: paths are the caller's, the core is built only when out of date", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "kiln", "inspect", "tinynet/tinynet.onnx", "--json"],
+    cwd: `${ROOT}examples`,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  const stderr = dec.decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  assert.equal(JSON.parse(dec.decode(out.stdout)).source, "tinynet/tinynet.onnx");
+  assert.match(stderr, /build:wasm: up to date/);
+});

@@ -4,12 +4,42 @@
 // and bundles stay self-contained. The engine picks the relaxed build where the host's
 // WebAssembly validates relaxed SIMD (Deno, current browsers) and the baseline elsewhere
 // (e.g. Node 20).
-//   deno run -A tools/build_wasm.ts [--debug]
+// It does nothing when build/kiln_wasm.ts is newer than every source (wasm/, this script,
+// package.json's pinned AssemblyScript) and was built in the same mode; --force rebuilds.
+//   deno run -A tools/build_wasm.ts [--debug] [--force]
 import asc from "assemblyscript/asc";
 
 const debug = Deno.args.includes("--debug");
 const root = new URL("../", import.meta.url);
 const t0 = performance.now();
+
+/** The newest modification time among `paths` (folders walked), ms. */
+function _newest(paths: string[]): number {
+  let t = 0;
+  const visit = (p: string) => {
+    const info = Deno.statSync(p);
+    if (info.isDirectory) {
+      for (const e of Deno.readDirSync(p)) visit(`${p}/${e.name}`);
+    } else t = Math.max(t, info.mtime?.getTime() ?? Infinity);
+  };
+  for (const p of paths) visit(new URL(p, root).pathname);
+  return t;
+}
+
+if (!Deno.args.includes("--force")) {
+  try {
+    const out = new URL("build/kiln_wasm.ts", root).pathname;
+    const built = Deno.statSync(out).mtime?.getTime() ?? 0;
+    const head = Deno.readTextFileSync(out).slice(0, 200);
+    const sameMode = head.includes(`(${debug ? "debug" : "release"})`);
+    if (sameMode && built > _newest(["wasm", "tools/build_wasm.ts", "package.json"])) {
+      console.error("build:wasm: up to date (build/kiln_wasm.ts is newer than wasm/; --force rebuilds)");
+      Deno.exit(0);
+    }
+  } catch {
+    // not built yet
+  }
+}
 
 async function _build(target: string, outFile: string): Promise<string> {
   const { error, stderr } = await asc.main([
