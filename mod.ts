@@ -93,7 +93,7 @@ export {
   type SafetensorsIndex,
   writeSafetensors,
 } from "./core/weights/safetensors.ts";
-export { type Diagnostic, KilnError, type KilnErrorContext } from "./core/errors.ts";
+export { type Diagnostic, KilnError, type KilnErrorCode, type KilnErrorContext } from "./core/errors.ts";
 export { load, type LoadOptions, save } from "./core/save_load.ts";
 export { generateInputs, measureEvals, type PerfOptions, type PerfReport } from "./core/perf.ts";
 export { NpyError, readNpy, writeNpy } from "./core/npy.ts";

@@ -259,7 +259,13 @@ export class Engine {
     const raw = this.resultJson<
       { code: number; node: string; op: string; message: string; shapes: string }[]
     >();
-    return raw.map((d) => ({ ...d, code: DIAGNOSTIC_CODES[d.code] ?? `code${d.code}` }));
+    // a code this host does not know (a newer core) is "internal", its number kept in the message
+    return raw.map((d) => {
+      const code = DIAGNOSTIC_CODES[d.code];
+      return code
+        ? { ...d, code }
+        : { ...d, code: "internal" as const, message: `${d.message} (core code ${d.code})` };
+    });
   }
 
   /** The KilnError for the last failed call. */

@@ -7,7 +7,7 @@
 /** One diagnostic recorded by the WASM core. */
 export interface Diagnostic {
   /** Machine-readable code, e.g. "shape". */
-  code: string;
+  code: KilnErrorCode;
   /** ONNX node (or value) name; "" when none. */
   node: string;
   /** Op name; "" when none. */
@@ -18,8 +18,42 @@ export interface Diagnostic {
   shapes: string;
 }
 
+/**
+ * What a KilnError's `code` can be: the core's diagnostics ("shape" to "memory", as
+ * DIAGNOSTIC_CODES names them), then the host's: "onnx" (a model that does not import), "io" (a
+ * file), "input" (eval inputs, arguments of library calls), "weights" (weight sets, adapters),
+ * "argument" (an option out of range), "options" (compile options), "permission" (a Deno
+ * permission the call needs), "target" (a program on the wrong target), "unsupported"
+ * (a feature the target lacks), "disposed", "no_gpu", "gpu" (a failed library call) and
+ * "internal".
+ */
+export type KilnErrorCode =
+  | "shape"
+  | "unsupported_op"
+  | "attribute"
+  | "graph"
+  | "needs_constant"
+  | "runtime"
+  | "dtype"
+  | "validate"
+  | "format"
+  | "memory"
+  | "onnx"
+  | "io"
+  | "input"
+  | "weights"
+  | "argument"
+  | "options"
+  | "permission"
+  | "target"
+  | "unsupported"
+  | "disposed"
+  | "no_gpu"
+  | "gpu"
+  | "internal";
+
 /** The core's numeric diagnostic codes (wasm/ir/diag.ts) by name. */
-export const DIAGNOSTIC_CODES: Record<number, string> = {
+export const DIAGNOSTIC_CODES: Record<number, KilnErrorCode> = {
   1: "shape",
   2: "unsupported_op",
   3: "attribute",
@@ -58,7 +92,7 @@ export interface KilnErrorContext {
  */
 export class KilnError extends Error {
   /** Machine-readable code. */
-  readonly code: string;
+  readonly code: KilnErrorCode;
   /** The ONNX node involved, if any. */
   readonly node?: string;
   /** Its op, if any. */
@@ -69,7 +103,7 @@ export class KilnError extends Error {
   readonly diagnostics: Diagnostic[];
 
   /** An error with a machine-readable `code`, a one-line `message`, and where it happened. */
-  constructor(code: string, message: string, ctx: KilnErrorContext = {}) {
+  constructor(code: KilnErrorCode, message: string, ctx: KilnErrorContext = {}) {
     super(message);
     this.name = "KilnError";
     this.code = code;

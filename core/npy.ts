@@ -9,7 +9,7 @@
  * entries integers in 0..2^31 - 1; and the data exactly as long as the shape needs.
  * @module
  */
-import { KilnError } from "./errors.ts";
+import { KilnError, type KilnErrorCode } from "./errors.ts";
 import { readRegular, writeFileAtomic } from "./fs.ts";
 import {
   describe,
@@ -27,7 +27,7 @@ const _MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
 /** An error reading or writing a .npy file: a KilnError (code "format", or "io" when the file cannot be read). */
 export class NpyError extends KilnError {
   /** An error about a `.npy` file: `message` names the file; `code` "format" (bad contents) or "io". */
-  constructor(message: string, code = "format") {
+  constructor(message: string, code: KilnErrorCode = "format") {
     super(code, message);
     this.name = "NpyError";
   }

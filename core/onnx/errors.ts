@@ -3,10 +3,14 @@
  * (options that do not fit the model) or "io" (a model or external-data file that cannot be read).
  * @module
  */
-import { KilnError, type KilnErrorContext } from "../errors.ts";
+import { KilnError, type KilnErrorCode, type KilnErrorContext } from "../errors.ts";
 
 /** Makes an import error (to be thrown by the caller). */
-export function importError(message: string, ctx: KilnErrorContext = {}, code = "onnx"): KilnError {
+export function importError(
+  message: string,
+  ctx: KilnErrorContext = {},
+  code: KilnErrorCode = "onnx",
+): KilnError {
   return new KilnError(code, message, ctx);
 }
 

@@ -29,7 +29,7 @@
  * file or pull in a framework.
  * @module
  */
-import { KilnError } from "../errors.ts";
+import { KilnError, type KilnErrorCode } from "../errors.ts";
 import { openRegular, writeAll, writeAtomic } from "../fs.ts";
 import { readRangeFrom } from "../io.ts";
 import type { DTypeName } from "../tensor.ts";
@@ -97,7 +97,13 @@ export class SafetensorsError extends KilnError {
    * `head` says what failed; more than one problem is listed one per line below it. `total`
    * counts the problems when `problems` lists only some.
    */
-  constructor(path: string, head: string, problems: string[], total = problems.length, code = "weights") {
+  constructor(
+    path: string,
+    head: string,
+    problems: string[],
+    total = problems.length,
+    code: KilnErrorCode = "weights",
+  ) {
     const message = total === 1
       ? `${head}: ${problems[0]}`
       : [`${head}: ${total} problems`, ...problems.map((p) => `  - ${p}`)].join("\n");
