@@ -310,9 +310,15 @@ Deno.test("kiln CLI: --version, --help for every command, inspect of an .onnx, -
 });
 
 Deno.test("deno task kiln: paths are the caller's, the core is built only when out of date", async () => {
+  // as from a shell: Deno sets INIT_CWD to the caller's folder only where it is not set already, and
+  // this test may itself run under `npm test` / `deno task test`, which set it to the repository
+  const env = Deno.env.toObject();
+  delete env.INIT_CWD;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["task", "kiln", "inspect", "tinynet/tinynet.onnx", "--json"],
     cwd: `${ROOT}examples`,
+    clearEnv: true,
+    env,
     stdout: "piped",
     stderr: "piped",
   }).output();
