@@ -790,7 +790,7 @@ Deno.test("importModel: external data errors name the tensor and the file", asyn
       ],
       ["no location", [["offset", "0"]], /tensor 'w' has no 'location'/],
       ["bad offset", [["location", "w.data"], ["offset", "-4"]], /'offset' is '-4', not a byte count/],
-      ["unknown key", [["location", "w.data"], ["basepath", "x"]], /unknown key 'basepath'/],
+      ["unknown key", [["location", "w.data"], ["ofset", "16"]], /unknown key 'ofset'/],
       ["repeated key", [["location", "w.data"], ["location", "x"]], /repeats the key 'location'/],
     ];
     for (const [what, ext, re] of cases) {
@@ -798,6 +798,20 @@ Deno.test("importModel: external data errors name the tensor and the file", asyn
         await assert.rejects(importSpec(externalModel(ext), { baseDir: dir }), re);
       });
     }
+    await t.step(
+      "onnx's basepath key is accepted and ignored: location stays relative to the model",
+      async () => {
+        const { graph } = await importSpec(
+          externalModel([["location", "w.data"], ["offset", "16"], ["length", "16"], ["basepath", "/etc"]]),
+          { baseDir: dir },
+        );
+        assert.equal(graph.main.find("w").kind, "literal");
+        await assert.rejects(
+          importSpec(externalModel([["location", "../w.data"], ["basepath", dir]]), { baseDir: dir }),
+          /escapes the model's folder/,
+        );
+      },
+    );
     await t.step("escapes are refused even when deferring", async () => {
       await assert.rejects(
         importSpec(externalModel({ location: "../w.data" }), { baseDir: dir, deferExternalWeights: true }),

@@ -12,8 +12,13 @@ import type { ExternalDataRef } from "../ir/builder.ts";
 import { importError } from "./errors.ts";
 import { onnx } from "./onnx_pb.js";
 
-/** The keys ONNX defines for `external_data`. */
-const _KEYS = new Set(["location", "offset", "length", "checksum"]);
+/**
+ * The keys onnx reads for `external_data`. `basepath` is one of its ExternalDataInfo fields but
+ * onnx's loader resolves `location` against the folder it is given, never against it, and so does
+ * kiln: it is accepted and ignored (the containment rules apply to `location` alike). Any other
+ * key is an error: onnx would ignore it, but a misspelt `offset` read as 0 would be silent garbage.
+ */
+const _KEYS = new Set(["location", "offset", "length", "checksum", "basepath"]);
 
 /** An external-data reference whose `length` may still be unknown (defaults to the tensor's size). */
 export interface ExternalEntry {
@@ -39,7 +44,7 @@ function _parseCount(tensor: string, key: string, value: string): number {
 
 /**
  * Reads a tensor's `external_data` entries by key. Requires `location`; `offset` defaults to 0;
- * unknown keys and repeated keys are errors.
+ * `basepath` is ignored; unknown keys and repeated keys are errors.
  */
 export function parseExternalEntries(
   tensor: string,
@@ -50,7 +55,7 @@ export function parseExternalEntries(
     const key = e.key ?? "";
     if (!_KEYS.has(key)) {
       throw importError(
-        `External data of tensor '${tensor}' has an unknown key '${key}' (known: location, offset, length, checksum)`,
+        `External data of tensor '${tensor}' has an unknown key '${key}' (known: location, offset, length, checksum, basepath)`,
       );
     }
     if (seen.has(key)) throw importError(`External data of tensor '${tensor}' repeats the key '${key}'`);
