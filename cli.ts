@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import { KilnError } from "./core/errors.ts";
 import { parseOnnx } from "./core/onnx/import.ts";
 import { summarizeOnnx } from "./core/onnx/summary.ts";
+import { externalizeOnnx } from "./core/onnx/externalize.ts";
 import { compile } from "./core/program.ts";
 import { load, save } from "./core/save_load.ts";
 import { type BakeOptions, loadWeightSet, replaceOnnxExternalWeights } from "./core/bake.ts";
@@ -46,6 +47,7 @@ Usage:
   kiln perf MODEL.onnx|PROGRAM.kiln [--target ref|gpu] [--dims NAME=...] [--weights SRC] [--input NAME=FILE.npy ...]
             [--warmup N] [--iterations N] [--duration S] [--outputs-on-device] [--profile] [--top N] [--json]
   kiln devices [--json]
+  kiln externalize MODEL.onnx -o OUT.onnx [--threshold BYTES] [--location NAME]
   kiln weights random MODEL.onnx|PROGRAM.kiln [--seed N] -o DIR
   kiln weights convert MODEL.onnx|PROGRAM.kiln SRC -o DST   (DIR -> .safetensors or .safetensors -> DIR)
   kiln help | kiln COMMAND --help | kiln --version
@@ -70,6 +72,8 @@ Options:
   --device N            GPU index (default 0)
   -o, --output PATH     output file (compile) or directory (run)
   --input NAME=FILE     an input as a NumPy .npy file (repeatable)
+  --threshold BYTES     externalize: move initializers of at least BYTES (default 1024)
+  --location NAME       externalize: the data file's name beside OUT.onnx (default: OUT.onnx.data)
   --json                machine-readable output (compile, run, inspect, perf)
   --warmup N            perf: untimed evals first (default 5)
   --iterations N        perf: timed evals (default 50; with --duration, the least count)
@@ -94,7 +98,17 @@ function _commandHelp(cmd: string): string {
   return [`kiln ${KILN_VERSION}`, "", "Usage:", ...usage, "", ...options].join("\n");
 }
 
-const COMMANDS = ["compile", "run", "bake", "finalize", "inspect", "perf", "devices", "weights"];
+const COMMANDS = [
+  "compile",
+  "run",
+  "bake",
+  "finalize",
+  "inspect",
+  "perf",
+  "devices",
+  "weights",
+  "externalize",
+];
 
 /** A usage error: exit status 2. */
 class UsageError extends Error {}
@@ -875,6 +889,32 @@ async function _perf(args: string[]): Promise<number> {
   return 0;
 }
 
+/** `kiln externalize`: a model's initializers moved into one external-data file. */
+async function _externalize(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      output: { type: "string", short: "o" },
+      threshold: { type: "string" },
+      location: { type: "string" },
+      verbose: { type: "boolean" },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError("externalize takes one MODEL.onnx");
+  if (!values.output) throw new UsageError("externalize needs -o OUT.onnx");
+  const threshold = _count("threshold", values.threshold, 0, 1024);
+  const t0 = performance.now();
+  const r = await externalizeOnnx(positionals[0], values.output, { threshold, location: values.location });
+  _progress(
+    `kiln: moved ${r.tensors} initializer(s) (${
+      _fmtBytes(r.bytes)
+    }) into '${r.data}'; ${r.inline} left inline; ` +
+      `wrote '${r.model}' in ${(performance.now() - t0).toFixed(0)} ms`,
+  );
+  return 0;
+}
+
 /** Runs the CLI on `args`; returns the exit status. Never throws. */
 export async function main(args: string[]): Promise<number> {
   const verbose = args.includes("--verbose");
@@ -901,6 +941,8 @@ export async function main(args: string[]): Promise<number> {
         return await _finalize(rest);
       case "perf":
         return await _perf(rest);
+      case "externalize":
+        return await _externalize(rest);
       case "devices":
         return _devices(rest);
       case "weights":
