@@ -96,7 +96,12 @@ export {
 export { type Diagnostic, KilnError, type KilnErrorCode, type KilnErrorContext } from "./core/errors.ts";
 export { load, type LoadOptions, save } from "./core/save_load.ts";
 export { externalizeOnnx, type ExternalizeOptions, type ExternalizeReport } from "./core/onnx/externalize.ts";
-export { type OnnxSummary, summarizeOnnx } from "./core/onnx/summary.ts";
+export {
+  type ExternalFileSummary,
+  type OnnxSummary,
+  type OnnxValueSummary,
+  summarizeOnnx,
+} from "./core/onnx/summary.ts";
 export { generateInputs, measureEvals, type PerfOptions, type PerfReport } from "./core/perf.ts";
 export { NpyError, readNpy, writeNpy } from "./core/npy.ts";
 export type { DTypeName, Tensor, TypedArray } from "./core/tensor.ts";
