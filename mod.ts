@@ -77,7 +77,6 @@ export { TARGET_NAMES } from "./core/targets/registry.ts";
 export { type GpuDevice, type GpuLibraryInfo, gpuLibraryInfo } from "./ffi/library.ts";
 export { BakedProgram, type BakeOptions, loadWeightSet, replaceOnnxExternalWeights } from "./core/bake.ts";
 export {
-  castFloats,
   type NameRules,
   type WeightCast,
   WeightSet,
@@ -105,4 +104,5 @@ export {
 export { generateInputs, measureEvals, type PerfOptions, type PerfReport } from "./core/perf.ts";
 export { NpyError, readNpy, writeNpy } from "./core/npy.ts";
 export type { DTypeName, Tensor, TypedArray } from "./core/tensor.ts";
+export { castFloats } from "./core/tensor.ts";
 export { KILN_VERSION } from "./core/version.ts";

@@ -189,3 +189,74 @@ export function describe(dtype: DTypeName, dims: readonly number[]): string {
 export function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
+
+/** bfloat16 bits of a float32 (bits given), rounded to nearest even; NaN stays NaN. */
+export function float32BitsToBfloat16Bits(b: number): number {
+  if ((b & 0x7fffffff) > 0x7f800000) return ((b >>> 16) | 0x40) & 0xffff;
+  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+const _f32 = new Float32Array(1);
+const _u32 = new Uint32Array(_f32.buffer);
+
+/** IEEE binary16 bits of a number, rounded to nearest even (overflow to infinity). */
+export function float32ToFloat16Bits(v: number): number {
+  _f32[0] = v;
+  const x = _u32[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    let m = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    if (rest > half || (rest === half && (m & 1))) m++;
+    return sign | m;
+  }
+  let h = sign | (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++;
+  return h;
+}
+
+/** The number IEEE binary16 bits `h` hold (subnormals, infinities and NaN included). */
+export function float16BitsToFloat32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/**
+ * Converts little-endian float32, float16 or bfloat16 elements to another of those types,
+ * rounding to nearest even (NaN stays NaN, overflow becomes infinity).
+ */
+export function castFloats(bytes: Uint8Array, from: DTypeName, to: DTypeName): Uint8Array {
+  const n = bytes.byteLength / dtypeSize(from);
+  const src = new Uint8Array(bytes); // an aligned copy: the source may sit at any offset
+  const values = from === "float32" ? new Float32Array(src.buffer) : new Float32Array(n);
+  if (from !== "float32") {
+    const h = new Uint16Array(src.buffer);
+    if (from === "bfloat16") {
+      const u = new Uint32Array(values.buffer);
+      for (let i = 0; i < n; i++) u[i] = h[i] << 16;
+    } else {
+      for (let i = 0; i < n; i++) values[i] = float16BitsToFloat32(h[i]);
+    }
+  }
+  if (to === "float32") return new Uint8Array(values.buffer);
+  const out = new Uint16Array(n);
+  if (to === "float16") {
+    for (let i = 0; i < n; i++) out[i] = float32ToFloat16Bits(values[i]);
+  } else {
+    const u = new Uint32Array(values.buffer);
+    for (let i = 0; i < n; i++) out[i] = float32BitsToBfloat16Bits(u[i]);
+  }
+  return new Uint8Array(out.buffer);
+}

@@ -9,7 +9,7 @@
 import { KilnError } from "../errors.ts";
 import { joinPath, openRegular } from "../fs.ts";
 import { readRangeFrom } from "../io.ts";
-import { describe } from "../tensor.ts";
+import { castFloats, describe, type DTypeName } from "../tensor.ts";
 import type { WeightDelta } from "../targets/target.ts";
 import { readSafetensorsIndex } from "./safetensors.ts";
 import { WeightSetError, type WeightSpec } from "./weight_set.ts";
@@ -297,28 +297,8 @@ function _weightOf(module: string, signature: readonly WeightSpec[], problems: s
 }
 
 /** Factor bytes as float32 (safetensors is little-endian; float16 and bfloat16 widened). */
-function _toFloat32(dtype: string, bytes: Uint8Array): Float32Array {
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (dtype === "float32") {
-    const out = new Float32Array(bytes.byteLength / 4);
-    for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(i * 4, true);
-    return out;
-  }
-  const out = new Float32Array(bytes.byteLength / 2);
-  if (dtype === "bfloat16") {
-    const u = new Uint32Array(out.buffer);
-    for (let i = 0; i < out.length; i++) u[i] = dv.getUint16(i * 2, true) << 16;
-    return out;
-  }
-  for (let i = 0; i < out.length; i++) out[i] = _half(dv.getUint16(i * 2, true));
-  return out;
-}
-
-function _half(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
+function _toFloat32(dtype: DTypeName, bytes: Uint8Array): Float32Array {
+  return new Float32Array(castFloats(bytes, dtype, "float32").buffer);
 }
 
 /**

@@ -36,7 +36,16 @@ import { ensureDir, joinPath, readRegular, realPathOrUndefined, writeFileAtomic 
 import { onnx } from "../onnx/onnx_pb.js";
 import { modelDataFiles, writeOnnxDataDir } from "./layout.ts";
 import { specsOf } from "./weight_set.ts";
-import { dtypeFromOnnx, type DTypeName, dtypeSize, elementCount } from "../tensor.ts";
+import {
+  dtypeFromOnnx,
+  type DTypeName,
+  dtypeSize,
+  elementCount,
+  float32BitsToBfloat16Bits,
+  float32ToFloat16Bits,
+} from "../tensor.ts";
+
+export { float32ToFloat16Bits } from "../tensor.ts";
 
 /** Options of {@linkcode writeRandomWeights}. */
 export interface RandomWeightsOptions {
@@ -240,7 +249,7 @@ export function randomWeightBytes(seed: number, name: string, dtype: DTypeName, 
         const h = new Uint16Array(out.buffer);
         const bits = new Uint32Array(f.buffer);
         if (dtype === "bfloat16") {
-          for (let i = 0; i < n; i++) h[i] = _bf16Bits(bits[i]);
+          for (let i = 0; i < n; i++) h[i] = float32BitsToBfloat16Bits(bits[i]);
         } else {
           for (let i = 0; i < n; i++) h[i] = float32ToFloat16Bits(f[i]);
         }
@@ -264,41 +273,6 @@ export function randomWeightBytes(seed: number, name: string, dtype: DTypeName, 
       return out;
     }
   }
-}
-
-/** bfloat16 bits of a float32 (bits given), rounded to nearest even; NaN stays NaN. */
-function _bf16Bits(b: number): number {
-  if ((b & 0x7fffffff) > 0x7f800000) return ((b >>> 16) | 0x40) & 0xffff;
-  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
-}
-
-const _f32 = new Float32Array(1);
-const _u32 = new Uint32Array(_f32.buffer);
-
-/** IEEE binary16 bits of a number, rounded to nearest even (overflow to infinity). */
-export function float32ToFloat16Bits(v: number): number {
-  _f32[0] = v;
-  const x = _u32[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    let m = mant >>> shift;
-    const rest = mant & ((1 << shift) - 1);
-    if (rest > half || (rest === half && (m & 1))) m++;
-    return sign | m;
-  }
-  let h = sign | (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++;
-  return h;
 }
 
 /**

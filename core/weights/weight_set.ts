@@ -10,6 +10,7 @@ import { KilnError } from "../errors.ts";
 import { joinPath, openRegular, resolveInside } from "../fs.ts";
 import { type FileRange, readRangeFrom, withLazyBytes } from "../io.ts";
 import {
+  castFloats,
   describe,
   type DTypeName,
   dtypeSize,
@@ -156,9 +157,7 @@ function _applyRules(
     }
   }
   if (rules.addPrefix) n = rules.addPrefix + n;
-  for (const [pattern, replacement] of rules.rename ?? []) {
-    n = n.replace(typeof pattern === "string" ? new RegExp(pattern) : pattern, replacement);
-  }
+  for (const [pattern, replacement] of rules.rename ?? []) n = n.replace(pattern, replacement);
   if (rules.suffix && !known.has(n)) {
     const hits = suffixes().get(n) ?? [];
     if (hits.length === 1) return hits[0];
@@ -186,65 +185,6 @@ function _suffixIndex(names: Iterable<string>): Map<string, string[]> {
     }
   }
   return m;
-}
-
-/** float32 bits -> float16 bits, rounding to nearest even (overflow to infinity, NaN kept NaN). */
-function _f32ToF16(f: number, u32: Uint32Array, f32: Float32Array): number {
-  f32[0] = f;
-  const x = u32[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1), half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // a carry into the exponent rounds up, to infinity at most
-  return sign | h;
-}
-
-/** Converts little-endian `from` elements to `to` (float32, float16, bfloat16). */
-export function castFloats(bytes: Uint8Array, from: DTypeName, to: DTypeName): Uint8Array {
-  const n = bytes.byteLength / dtypeSize(from);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
-  const read = (i: number): number => {
-    if (from === "float32") return dv.getFloat32(i * 4, true);
-    const h = dv.getUint16(i * 2, true);
-    if (from === "bfloat16") {
-      u32[0] = h << 16;
-      return f32[0];
-    }
-    const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
-    if (e === 0) return s * m * 2 ** -24;
-    if (e === 31) return m ? NaN : s * Infinity;
-    return s * (1 + m / 1024) * 2 ** (e - 15);
-  };
-  const out = new Uint8Array(n * dtypeSize(to));
-  const ov = new DataView(out.buffer);
-  for (let i = 0; i < n; i++) {
-    const v = read(i);
-    if (to === "float32") ov.setFloat32(i * 4, v, true);
-    else if (to === "float16") ov.setUint16(i * 2, _f32ToF16(v, u32, f32), true);
-    else {
-      // bfloat16: the top half of float32, rounded to nearest even (NaN kept quiet)
-      f32[0] = v;
-      const x = u32[0];
-      const b = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
-      ov.setUint16(i * 2, b & 0xffff, true);
-    }
-  }
-  return out;
 }
 
 function _isInside(location: string): boolean {
@@ -499,6 +439,11 @@ export class WeightSet {
     const chosen = new Map<string, { path: string; e: SafetensorsEntry }>();
     const rename = options.nameMap ?? {};
     const known = new Set(signature.map((s) => s.name));
+    // string patterns compiled once, not once per tensor
+    const rules: NameRules | undefined = options.names && {
+      ...options.names,
+      rename: (options.names.rename ?? []).map(([p, r]) => [typeof p === "string" ? new RegExp(p) : p, r]),
+    };
     let suffixes: Map<string, string[]> | undefined;
     const suffixIndex = () => (suffixes ??= _suffixIndex(known));
     for (const path of list) {
@@ -512,8 +457,8 @@ export class WeightSet {
         // own keys only: a tensor named "constructor" or "__proto__" is a name like any other
         const name = Object.hasOwn(rename, e.name)
           ? rename[e.name]
-          : options.names
-          ? _applyRules(e.name, options.names, known, suffixIndex, problems)
+          : rules
+          ? _applyRules(e.name, rules, known, suffixIndex, problems)
           : e.name;
         if (name === undefined) continue;
         const prev = chosen.get(name);
