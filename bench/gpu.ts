@@ -671,6 +671,14 @@ function _phaseMedians(ps: BindPhases[]): string {
     } ms`;
 }
 
+/** A table row: a swap of `bytes` against the time the pinned host-to-device link needs for them. */
+function _pinnedLimitRow(what: string, k: number, bytes: number, gbps: number): string {
+  const l = bytes / (gbps * 1e9) * 1e3;
+  return `| ${what} | ${fmtMs(k)} | limit: bytes ÷ pinned host-to-device rate (${_gbps(gbps)}) | ${
+    fmtMs(l)
+  } | ${_ratio(k, l)} |`;
+}
+
 function _table(results: _KilnResult[], torch: _TorchJson): string[] {
   const rows: string[] = [
     "| what | kiln ms | compared with | its ms | kiln ÷ it |",
@@ -730,14 +738,7 @@ function _table(results: _KilnResult[], torch: _TorchJson): string[] {
           } | ${_ratio(k, pinned.median)} |`,
         );
       }
-      if (lim.pinned_h2d_gbps) {
-        const l = bytes / (lim.pinned_h2d_gbps * 1e9) * 1e3;
-        rows.push(
-          `| ${what} | ${fmtMs(k)} | limit: bytes ÷ pinned host-to-device rate (${
-            _gbps(lim.pinned_h2d_gbps)
-          }) | ${fmtMs(l)} | ${_ratio(k, l)} |`,
-        );
-      }
+      if (lim.pinned_h2d_gbps) rows.push(_pinnedLimitRow(what, k, bytes, lim.pinned_h2d_gbps));
     }
     if (r.cold?.swapMs.length) {
       const c = r.cold;
@@ -799,14 +800,7 @@ function _table(results: _KilnResult[], torch: _TorchJson): string[] {
           } | ${_ratio(k, o)} |`,
         );
       }
-      if (lim.pinned_h2d_gbps) {
-        const l = bytes / (lim.pinned_h2d_gbps * 1e9) * 1e3;
-        rows.push(
-          `| ${what} | ${fmtMs(k)} | limit: bytes ÷ pinned host-to-device rate (${
-            _gbps(lim.pinned_h2d_gbps)
-          }) | ${fmtMs(l)} | ${_ratio(k, l)} |`,
-        );
-      }
+      if (lim.pinned_h2d_gbps) rows.push(_pinnedLimitRow(what, k, bytes, lim.pinned_h2d_gbps));
       if (pc16) {
         const l = bytes / (pc16 * 1e9) * 1e3;
         rows.push(

@@ -27,6 +27,35 @@ struct Chunk {
   uint64_t length;
 };
 
+/** Every job's range cut into kLoadChunk chunks, in order; parts[j] gets a slot per chunk of job j. */
+std::vector<Chunk> cutChunks(const std::vector<LoadJob>& jobs, std::vector<std::vector<Hash128>>& parts) {
+  std::vector<Chunk> chunks;
+  parts.assign(jobs.size(), {});
+  for (uint32_t j = 0; j < jobs.size(); j++) {
+    const uint64_t n = (jobs[j].length + kLoadChunk - 1) / kLoadChunk;
+    parts[j].resize(n);
+    for (uint64_t c = 0; c < n; c++) {
+      const uint64_t start = c * kLoadChunk;
+      chunks.push_back(Chunk{j, static_cast<uint32_t>(c), start,
+                             jobs[j].length - start < kLoadChunk ? jobs[j].length - start : kLoadChunk});
+    }
+  }
+  return chunks;
+}
+
+/** Runs work(t) for t < threads, on the calling thread when there is one, and waits for all. */
+template <typename F>
+void onThreads(int threads, F& work) {
+  if (threads == 1) {
+    work(0);
+    return;
+  }
+  std::vector<std::thread> pool;
+  pool.reserve(static_cast<size_t>(threads));
+  for (int t = 0; t < threads; t++) pool.emplace_back(work, t);
+  for (std::thread& th : pool) th.join();
+}
+
 }  // namespace
 
 FileSet::~FileSet() {
@@ -119,6 +148,12 @@ int Loader::threadCount() {
   return hw == 0 ? 4 : static_cast<int>(hw < 16 ? hw : 16);
 }
 
+int Loader::workersFor(size_t chunks, Error& err) {
+  int threads = threadCount();
+  if (static_cast<size_t>(threads) > chunks) threads = static_cast<int>(chunks > 0 ? chunks : 1);
+  return ensure(threads, err) ? threads : 0;
+}
+
 bool Loader::ensure(int threads, Error& err) {
   hipSetDevice(device_);
   while (static_cast<int>(workers_.size()) < threads) {
@@ -143,24 +178,16 @@ bool Loader::run(const std::vector<LoadJob>& jobs, const FileSet& files, std::ve
   std::lock_guard<std::mutex> lock(mutex_);
   stats = LoadStats{};
   hashes.assign(jobs.size(), Hash128{});
-  std::vector<Chunk> chunks;
-  std::vector<std::vector<Hash128>> parts(jobs.size());
   std::vector<int> fds(jobs.size());
   for (uint32_t j = 0; j < jobs.size(); j++) {
     const LoadJob& job = jobs[j];
     fds[j] = files.fd(job.path);
     if (fds[j] < 0) return err.fail(KILN_E_ARGUMENT, job.what + ": '" + job.path + "' was not checked before the load");
-    const uint64_t n = (job.length + kLoadChunk - 1) / kLoadChunk;
-    parts[j].resize(n);
-    for (uint64_t c = 0; c < n; c++) {
-      const uint64_t start = c * kLoadChunk;
-      chunks.push_back(Chunk{j, static_cast<uint32_t>(c), start,
-                             job.length - start < kLoadChunk ? job.length - start : kLoadChunk});
-    }
   }
-  int threads = threadCount();
-  if (static_cast<size_t>(threads) > chunks.size()) threads = static_cast<int>(chunks.size() > 0 ? chunks.size() : 1);
-  if (!ensure(threads, err)) return false;
+  std::vector<std::vector<Hash128>> parts;
+  const std::vector<Chunk> chunks = cutChunks(jobs, parts);
+  const int threads = workersFor(chunks.size(), err);
+  if (threads == 0) return false;
   stats.threads = threads;
 
   std::atomic<size_t> next{0};
@@ -215,14 +242,7 @@ bool Loader::run(const std::vector<LoadJob>& jobs, const FileSet& files, std::ve
     tailMs[t] = msBetween(a, std::chrono::steady_clock::now());
   };
 
-  if (threads == 1) {
-    work(0);
-  } else {
-    std::vector<std::thread> pool;
-    pool.reserve(threads);
-    for (int t = 0; t < threads; t++) pool.emplace_back(work, t);
-    for (std::thread& th : pool) th.join();
-  }
+  onThreads(threads, work);
   stats.wallMs = msBetween(t0, std::chrono::steady_clock::now());
   for (int t = 0; t < threads; t++) {
     stats.readMs += readMs[t];
@@ -296,20 +316,10 @@ bool Loader::runMapped(const std::vector<LoadJob>& jobs, const FileSet& files, s
   }
   stats.registerMs = msBetween(t0, std::chrono::steady_clock::now());
   // chunks spread over the threads: each copies its chunks on its own stream and hashes them
-  std::vector<Chunk> chunks;
-  std::vector<std::vector<Hash128>> parts(jobs.size());
-  for (uint32_t j = 0; j < jobs.size(); j++) {
-    const uint64_t n = (jobs[j].length + kLoadChunk - 1) / kLoadChunk;
-    parts[j].resize(n);
-    for (uint64_t c = 0; c < n; c++) {
-      const uint64_t start = c * kLoadChunk;
-      chunks.push_back(Chunk{j, static_cast<uint32_t>(c), start,
-                             jobs[j].length - start < kLoadChunk ? jobs[j].length - start : kLoadChunk});
-    }
-  }
-  int threads = threadCount();
-  if (static_cast<size_t>(threads) > chunks.size()) threads = static_cast<int>(chunks.size() > 0 ? chunks.size() : 1);
-  if (!ensure(threads, err)) {
+  std::vector<std::vector<Hash128>> parts;
+  const std::vector<Chunk> chunks = cutChunks(jobs, parts);
+  const int threads = workersFor(chunks.size(), err);
+  if (threads == 0) {
     release();
     return false;
   }
@@ -349,14 +359,7 @@ bool Loader::runMapped(const std::vector<LoadJob>& jobs, const FileSet& files, s
     }
     tailMs[t] = msBetween(a, std::chrono::steady_clock::now());
   };
-  if (threads == 1) {
-    work(0);
-  } else {
-    std::vector<std::thread> pool;
-    pool.reserve(threads);
-    for (int t = 0; t < threads; t++) pool.emplace_back(work, t);
-    for (std::thread& th : pool) th.join();
-  }
+  onThreads(threads, work);
   release();
   stats.wallMs = msBetween(t0, std::chrono::steady_clock::now());
   for (int t = 0; t < threads; t++) {

@@ -116,6 +116,8 @@ class Loader {
     int next = 0;
   };
   bool ensure(int threads, Error& err);
+  /** The reader threads for `chunks` chunks (at most one per chunk), their workers made; 0 with err on failure. */
+  int workersFor(size_t chunks, Error& err);
 
   int32_t device_;
   std::mutex mutex_;  // one load at a time per context: the ring is shared
