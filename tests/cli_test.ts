@@ -275,10 +275,10 @@ Deno.test("kiln CLI: --version, --help for every command, inspect of an .onnx, -
       async () => {
         const r = await kiln("inspect", TINY);
         assert.equal(r.code, 0, r.stderr);
-        assert.match(r.stdout, /inputs:\n  x: float32\[/);
+        assert.match(r.stdout, /inputs:\n {2}x: float32\[/);
         assert.match(r.stdout, /ops: .*Conv 2/);
         assert.match(r.stdout, /initializers: \d+: \d+ inline .*, 8 in external data/);
-        assert.match(r.stdout, /  tinynet\.onnx\.data: 8 tensor\(s\)/);
+        assert.match(r.stdout, / {2}tinynet\.onnx\.data: 8 tensor\(s\)/);
         const j = JSON.parse((await kiln("inspect", TINY, "--json")).stdout);
         assert.equal(j.ops.Conv, 2);
         assert.equal(j.initializers.external, 8);

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import {
   compile,
-  KilnError,
+  type KilnError,
   load,
   parseOnnx,
   type Program,

@@ -193,9 +193,9 @@ Deno.test("Hugging Face weights: prefixed names, bfloat16, a sharded index, thro
       assert.equal(none.code, 1);
       assert.match(
         none.stderr,
-        /^kiln: error: Safetensors weights do not fit the program: 16 problems\n  - missing weight 'conv1.weight'/,
+        /^kiln: error: Safetensors weights do not fit the program: 16 problems\n {2}- missing weight 'conv1.weight'/,
       );
-      assert.match(none.stderr, /\n  - unknown weight 'model\.conv1\.weight'/);
+      assert.match(none.stderr, /\n {2}- unknown weight 'model\.conv1\.weight'/);
       const r = await runCli(
         "perf",
         prog,

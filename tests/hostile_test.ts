@@ -5,10 +5,18 @@
 // Every case fails with one clear message naming the file or tensor, or works; none hangs, reads
 // outside the folder, or loses a file that was there.
 import assert from "node:assert/strict";
-import { compile, KilnError, load, parseOnnx, replaceOnnxExternalWeights, save, WeightSet } from "../mod.ts";
+import {
+  compile,
+  type KilnError,
+  load,
+  parseOnnx,
+  replaceOnnxExternalWeights,
+  save,
+  WeightSet,
+} from "../mod.ts";
 import { buildModel, type ModelSpec } from "../core/onnx/writer.ts";
 import { writeNpyFile } from "../core/npy.ts";
-import { WeightSetError } from "../core/weights/weight_set.ts";
+import type { WeightSetError } from "../core/weights/weight_set.ts";
 import { outputFileNames } from "../cli.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;

@@ -29,7 +29,7 @@ async function _registryReachable(): Promise<boolean> {
 Deno.test("the package: publishable to JSR, importable from outside the repository", async (t) => {
   await t.step("deno publish --dry-run passes with the WASM module and the license inside", async () => {
     const r = await _run(["publish", "--dry-run", "--allow-dirty"], ROOT);
-    const out = r.out.replace(/\x1b\[[0-9;]*m/g, "");
+    const out = r.out.replace(new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g"), "");
     assert.equal(r.code, 0, out);
     assert.match(out, /Success Dry run complete/);
     assert.match(out, /build\/kiln_wasm\.ts/);

@@ -10,7 +10,7 @@ import { readRangeFrom } from "../io.ts";
 import { KilnError } from "../errors.ts";
 import type { ExternalDataRef } from "../ir/builder.ts";
 import { importError } from "./errors.ts";
-import { onnx } from "./onnx_pb.js";
+import type { onnx } from "./onnx_pb.js";
 
 /**
  * The keys onnx reads for `external_data`. `basepath` is one of its ExternalDataInfo fields but

@@ -9,7 +9,7 @@ import type { ExternalDataRef } from "../ir/builder.ts";
 import { dtypeFromOnnx, dtypeSize, elementCount } from "../tensor.ts";
 import { type ExternalDataReader, parseExternalEntries, resolveExternalRef } from "./external_data.ts";
 import type { ParseOptions } from "./import_types.ts";
-import { onnx } from "./onnx_pb.js";
+import type { onnx } from "./onnx_pb.js";
 import { checkElementType, isExternal, tensorDims } from "./tensor_proto.ts";
 
 /**

@@ -7,7 +7,7 @@
 import { describe, dtypeFromOnnx, elementCount, onnxCode, type Tensor } from "../tensor.ts";
 import { importError, inputError } from "./errors.ts";
 import type { ValueInfo } from "./import_types.ts";
-import { onnx } from "./onnx_pb.js";
+import type { onnx } from "./onnx_pb.js";
 import { checkElementType, isValidDim, MAX_DIM } from "./tensor_proto.ts";
 
 /** TypeProto value kinds other than tensors, for messages. */
