@@ -62,6 +62,7 @@ export {
 } from "./core/program.ts";
 export type {
   BindPhases,
+  DnnReport,
   FusionReport,
   GpuOptions,
   GraphReport,

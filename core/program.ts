@@ -12,6 +12,7 @@ import type { HostLiteral, ParsedModel, ValueInfo } from "./onnx/import.ts";
 import { getTarget } from "./targets/registry.ts";
 import type {
   BindPhases,
+  DnnReport,
   Executor,
   FusionReport,
   GpuOptions,
@@ -99,6 +100,10 @@ export interface ProgramInfo {
   fusion?: FusionReport;
   /** gpu: the GEMMs' arithmetic ("tf32" only where asked for and available; `why` when not) */
   precision?: { mode: "float32" | "tf32"; why?: string };
+  /** gpu: the GEMM library, e.g. "cublas (libcublas.so.13)", or "kiln (why none)" */
+  blas?: string;
+  /** gpu: the convolution library and the Convs that run on it */
+  dnn?: DnnReport;
 }
 
 /** What `bindWeights` did. */
@@ -680,6 +685,8 @@ export class Program {
       ...(r.graphs ? { graphs: { ...r.graphs } } : {}),
       ...(r.fusion ? { fusion: { ...r.fusion } } : {}),
       ...(r.precision ? { precision: { ...r.precision } } : {}),
+      ...(r.blas ? { blas: r.blas } : {}),
+      ...(r.dnn ? { dnn: { ...r.dnn } } : {}),
     };
   }
 

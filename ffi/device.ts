@@ -8,11 +8,12 @@
 import { KilnError } from "../core/errors.ts";
 import { cString, gpuError, type GpuLibrary, readText } from "./library.ts";
 import {
-  LIST_PREPARE,
-  LIST_RUN,
+  type LIST_PREPARE,
+  type LIST_RUN,
   PROG_NO_FUSION,
   PROG_NO_GRAPHS,
   PROG_NO_VENDOR_BLAS,
+  PROG_NO_VENDOR_DNN,
   PROG_TF32,
 } from "./symbols.ts";
 
@@ -33,6 +34,13 @@ export interface DeviceReport {
   workspaceBytes: number;
   /** the GEMM library in use, e.g. "cublas (libcublas.so.13)" or "kiln (...why)" */
   blas: string;
+  /** the convolution library in use, e.g. "cudnn 9.10.2 (libcudnn.so.9)" or "kiln (...why)" */
+  dnn: string;
+  /** kernels (Convs) that run on it */
+  dnnKernels: number;
+  /** kernels it refused (they run on kiln's own kernels), and the first one's reason */
+  dnnMisses: number;
+  dnnMissWhy: string;
   /** nodes with a device kernel */
   kernels: number;
   /** nodes that run inside fused elementwise kernels */
@@ -43,6 +51,10 @@ export interface DeviceReport {
   foldedTransposes: number;
   /** Relus applied by the Conv before them */
   convEpilogues: number;
+  /** residual block ends (Conv, Add, Relu) run as one call of the DNN library */
+  residualFolds: number;
+  /** why the first residual block end found was not folded ("" when all were) */
+  residualMissWhy: string;
   /** schedule indices of the nodes that run on the host (no device kernel) */
   hostNodes: number[];
   /** why each of them has none */
@@ -130,6 +142,11 @@ export interface DeviceOptions {
   /** use the vendor BLAS where one loads (default true); false runs kiln's own GEMM kernel */
   vendorBlas?: boolean;
   /**
+   * run convolutions on the vendor DNN library (cuDNN) where one loads (default true); false
+   * runs kiln's own Conv kernels (im2col and the GEMM)
+   */
+  vendorDnn?: boolean;
+  /**
    * replay each eval as a captured HIP/CUDA graph (default true: one launch per eval instead of
    * one per kernel); false launches kernel by kernel
    */
@@ -163,7 +180,7 @@ export class DeviceProgram {
     this.#ctx = _context(lib, options.device ?? 0, options.memoryLimit ?? 0);
     const flags = (options.vendorBlas === false ? PROG_NO_VENDOR_BLAS : 0) |
       (options.graphs === false ? PROG_NO_GRAPHS : 0) | (options.fusion === false ? PROG_NO_FUSION : 0) |
-      (options.precision === "tf32" ? PROG_TF32 : 0);
+      (options.precision === "tf32" ? PROG_TF32 : 0) | (options.vendorDnn === false ? PROG_NO_VENDOR_DNN : 0);
     const h = lib.symbols.kiln_prog_create(this.#ctx.handle, schedule, BigInt(schedule.length), flags);
     if (h === null) {
       const msg = lib.lastError();

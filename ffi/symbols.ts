@@ -84,6 +84,8 @@ export const PROG_NO_VENDOR_BLAS = 1;
 export const PROG_NO_GRAPHS = 2;
 export const PROG_NO_FUSION = 4;
 export const PROG_TF32 = 8;
+/** kiln_prog_create flag: kiln's own Conv kernels even where cuDNN loads. */
+export const PROG_NO_VENDOR_DNN = 16;
 /** kiln_exec lists. */
 export const LIST_RUN = 0;
 export const LIST_PREPARE = 1;

@@ -106,7 +106,13 @@ async function _check(t: Deno.TestContext, dims: number[]): Promise<void> {
         assert.ok(f.nodes >= 12, `fused nodes ${f.nodes}`);
         // the chain up to Greater (12 nodes, 8 outside inputs); the last Mul would be a 9th input
         assert.equal(f.kernels, 1, `fused kernels ${f.kernels}`);
-        assert.deepEqual(unfused.info().fusion, { nodes: 0, kernels: 0, transposes: 0, epilogues: 0 });
+        assert.deepEqual(unfused.info().fusion, {
+          nodes: 0,
+          kernels: 0,
+          transposes: 0,
+          epilogues: 0,
+          residuals: 0,
+        });
         assert.deepEqual(fused.info().hostNodes, []);
       });
 

@@ -410,6 +410,12 @@ class GpuExecutor implements Executor {
       device: this.#device,
       deviceBytes: r.deviceBytes,
       blas: r.blas,
+      dnn: {
+        library: r.dnn,
+        kernels: r.dnnKernels,
+        misses: r.dnnMisses,
+        ...(r.dnnMissWhy ? { missWhy: r.dnnMissWhy } : {}),
+      },
       graphs: {
         enabled: r.graphs,
         ...(r.graphs ? {} : { why: r.graphWhy }),
@@ -421,6 +427,8 @@ class GpuExecutor implements Executor {
         kernels: r.fusedKernels,
         transposes: r.foldedTransposes,
         epilogues: r.convEpilogues,
+        residuals: r.residualFolds,
+        ...(r.residualMissWhy ? { residualMissWhy: r.residualMissWhy } : {}),
       },
       precision: { mode: r.tf32 ? "tf32" : "float32", ...(r.precisionWhy ? { why: r.precisionWhy } : {}) },
       hostNodes: r.hostNodes.map((i, k) => ({

@@ -110,12 +110,26 @@ export interface TargetReport {
   deviceBytes: number;
   /** the GEMM library, where there is one */
   blas?: string;
+  /** the convolution library (gpu), where there is one */
+  dnn?: DnnReport;
   /** how evals launch (gpu): as a replayed graph, or kernel by kernel and why */
   graphs?: GraphReport;
   /** fusion (gpu) */
   fusion?: FusionReport;
   /** the GEMMs' arithmetic (gpu): "float32", or "tf32" where asked for and available */
   precision?: { mode: "float32" | "tf32"; why?: string };
+}
+
+/** Where the gpu target's convolutions run (GpuOptions.vendorDnn). */
+export interface DnnReport {
+  /** e.g. "cudnn 9.10.2 (libcudnn.so.9)", or "kiln (why none loaded)" */
+  library: string;
+  /** kernels (Convs) that run on it */
+  kernels: number;
+  /** kernels it refused: they run on kiln's own Conv kernels */
+  misses: number;
+  /** why the first of them was refused */
+  missWhy?: string;
 }
 
 /** What the gpu target fused (GpuOptions.fusion). */
@@ -128,6 +142,13 @@ export interface FusionReport {
   transposes: number;
   /** Relus applied by the Conv before them (its bias pass rectifies and writes the Relu's output) */
   epilogues: number;
+  /**
+   * residual block ends, Relu(Add(Conv(x), z)), run as one call of the DNN library (bias, sum and
+   * Relu inside the convolution's kernel)
+   */
+  residuals: number;
+  /** why the first residual block end found stayed apart (absent when none did) */
+  residualMissWhy?: string;
 }
 
 /** Whether a program's evals replay a captured graph (gpu). */

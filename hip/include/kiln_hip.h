@@ -91,6 +91,7 @@ KILN_API void kiln_ctx_destroy(kiln_ctx* ctx);
 #define KILN_PROG_NO_GRAPHS 2u      /* launch the run list step by step instead of replaying a captured graph */
 #define KILN_PROG_NO_FUSION 4u      /* one kernel per node: no fused elementwise regions */
 #define KILN_PROG_TF32 8u           /* GEMMs (MatMul, Gemm, Conv) on TF32 tensor cores where the BLAS has them */
+#define KILN_PROG_NO_VENDOR_DNN 16u /* use kiln's own Conv kernels even where a vendor DNN library (cuDNN) loads */
 
 /**
  * Lowers a schedule onto the device: allocates the arenas, buffers and literal arena, uploads the

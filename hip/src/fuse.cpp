@@ -313,4 +313,55 @@ std::vector<ConvReluFold> findConvReluFolds(const Schedule& s, int32_t module, c
   return out;
 }
 
+// ---- residual block ends run by the DNN library ----
+// Conv -> Add(its output, z) -> Relu, consecutive: the library computes Relu(conv + bias + z) in one
+// call and writes the Relu's output; the Conv's and the Add's outputs are never written. Only the
+// Relu's output is written at the Conv's step, so it must not lie over the Conv's inputs; over z
+// it may lie exactly (the planner often gives the Relu z's range: the library reads z before
+// writing that element), not in part.
+
+std::vector<ConvResidualFold> findConvResidualFolds(const Schedule& s, int32_t module, const std::vector<bool>& runs,
+                                                    const ValueUses& uses) {
+  std::vector<int32_t> order;
+  for (int32_t ni : s.modules[static_cast<size_t>(module)].nodes) {
+    if (runs[static_cast<size_t>(ni)]) order.push_back(ni);
+  }
+  auto value = [&](int32_t v) -> const SValue& { return s.values[static_cast<size_t>(rootOf(s, v))]; };
+  auto internal = [&](int32_t v) {
+    const SValue& x = s.values[static_cast<size_t>(v)];
+    return x.storage != S_ALIAS && !uses.pinned[static_cast<size_t>(v)] &&
+           uses.readers[static_cast<size_t>(v)].size() == 1;
+  };
+  std::vector<ConvResidualFold> out;
+  for (size_t pos = 0; pos + 2 < order.size(); pos++) {
+    const SNode& c = s.nodes[static_cast<size_t>(order[pos])];
+    const SNode& a = s.nodes[static_cast<size_t>(order[pos + 1])];
+    const SNode& r = s.nodes[static_cast<size_t>(order[pos + 2])];
+    if (c.op != "Conv" || c.outputs.size() != 1 || a.op != "Add" || a.inputs.size() != 2 || a.outputs.size() != 1 ||
+        r.op != "Relu" || r.inputs.size() != 1 || r.outputs.size() != 1) {
+      continue;
+    }
+    const int32_t y = c.outputs[0], sum = a.outputs[0], o = r.outputs[0];
+    if (y < 0 || sum < 0 || o < 0 || r.inputs[0] != sum) continue;
+    const int side = a.inputs[0] == y ? 1 : a.inputs[1] == y ? 0 : -1;
+    if (side < 0) continue;
+    const int32_t z = a.inputs[static_cast<size_t>(side)];
+    if (z < 0 || z == y || !internal(y) || !internal(sum)) continue;
+    const SValue& yv = s.values[static_cast<size_t>(y)];
+    const SValue& zv = value(z);
+    const SValue& sv = s.values[static_cast<size_t>(sum)];
+    const SValue& ov = s.values[static_cast<size_t>(o)];
+    bool ok = yv.dtype == DT_FLOAT && zv.dtype == DT_FLOAT && sv.dtype == DT_FLOAT && ov.dtype == DT_FLOAT &&
+              zv.dims == yv.dims && sv.dims == yv.dims && ov.dims == yv.dims;
+    for (int32_t in : c.inputs) {
+      if (in >= 0 && overlaps(value(o), value(in))) ok = false;
+    }
+    const SValue& ro = value(o);
+    const bool same = ro.storage == zv.storage && ro.index == zv.index && ro.offset == zv.offset && ro.bytes == zv.bytes;
+    if (overlaps(ro, zv) && !same) ok = false;
+    if (ok) out.push_back(ConvResidualFold{c.index, a.index, r.index, z});
+  }
+  return out;
+}
+
 }  // namespace kiln

@@ -15,6 +15,7 @@
 namespace kiln {
 
 class Blas;
+class Dnn;
 
 /** What a kernel sees when it runs. */
 struct Exec {
@@ -25,6 +26,8 @@ struct Exec {
   char* workspace = nullptr;
   /** the vendor BLAS, or null (then kiln's own GEMM kernel runs) */
   Blas* blas = nullptr;
+  /** the vendor DNN library the kernels were attached to (Kernel::attachDnn), or null */
+  Dnn* dnn = nullptr;
   Error* err = nullptr;
   /**
    * A device word, zero before each execution: a kernel that meets bad data it cannot report
@@ -48,6 +51,21 @@ struct Kernel {
   int64_t workspace = 0;
   /** It calls kiln_gemm: the program then opens the vendor BLAS (when one loads). */
   bool blas = false;
+  /**
+   * It can run on the vendor DNN library instead of kiln's own kernels: the program opens the
+   * library (when one loads) and calls attachDnn once, after lowering and fusion.
+   */
+  bool dnn = false;
+  /**
+   * Plans the kernel's work on `d` (tf32: tensor-core math allowed) and from then on runs it
+   * there, setting `workspace` to what that needs; false with `why` keeps kiln's own kernels.
+   */
+  virtual bool attachDnn(Dnn& d, bool tf32, std::string& why) {
+    (void)d;
+    (void)tf32;
+    why = "no vendor DNN path";
+    return false;
+  }
   /** Its schedule node (set by the program after lowering). */
   int32_t node = -1;
   /** What a nonzero status from this kernel means (see Exec::status). */
@@ -163,6 +181,26 @@ struct ConvReluFold {
  */
 std::vector<ConvReluFold> findConvReluFolds(const Schedule& s, int32_t module, const std::vector<bool>& runs,
                                             const ValueUses& uses);
+/**
+ * A residual block's end, Relu(Add(Conv(x), z)), as one call of the DNN library (fuse.cpp finds
+ * it): the Conv, its bias, the Add and the Relu in consecutive run-list steps, the Conv's and the
+ * Add's outputs read by nothing else, and the Relu's output lying over none of the Conv's inputs
+ * (it may be z itself: the library adds z in place).
+ */
+struct ConvResidualFold {
+  int32_t conv = -1, add = -1, relu = -1;
+  /** the Add's other input */
+  int32_t residual = -1;
+};
+std::vector<ConvResidualFold> findConvResidualFolds(const Schedule& s, int32_t module, const std::vector<bool>& runs,
+                                                    const ValueUses& uses);
+/**
+ * The Conv of `conv` writing `reluOut` = Relu(conv + bias + residual) in one fused call of `dnn`,
+ * planned now; null with `why` when the library cannot fuse it (kiln's own kernels never take a
+ * residual: their GEMM would write over z while the Add still needs it).
+ */
+std::unique_ptr<Kernel> lowerConvResidual(const NodeView& conv, int32_t residual, int32_t reluOut, Dnn& dnn, bool tf32,
+                                          std::string& why);
 /** The Conv of `conv` writing `reluOut` through a Relu (kernels/conv.hip, GEMM path), or null with `why`. */
 std::unique_ptr<Kernel> lowerConvRelu(const NodeView& conv, int32_t reluOut, std::string& why);
 

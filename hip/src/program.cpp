@@ -46,6 +46,7 @@ Program::~Program() {
   releaseGraphs();
   for (hipEvent_t e : events_) hipEventDestroy(e);
   blas_.reset();
+  dnn_.reset();
   ctx_->release(blasWorkspace_, Blas::kWorkspaceBytes);
   dropStaged();
   for (size_t i = 0; i < slots_.size(); i++) {
@@ -131,7 +132,9 @@ bool Program::lower(uint32_t flags) {
     precisionWhy_ = (flags & KILN_PROG_NO_VENDOR_BLAS) ? "TF32 needs the vendor BLAS (disabled by the caller)"
                                                        : "the program has no GEMM";
   }
+  openDnn(flags);
   if (!(flags & KILN_PROG_NO_FUSION)) fuse();
+  attachDnn();
   emitModule(0, run_);
   // the run list is replayed as a graph when the device can run all of it without the host
   graphs_ = !(flags & KILN_PROG_NO_GRAPHS);
@@ -150,6 +153,39 @@ bool Program::lower(uint32_t flags) {
   }
   slots_.resize(s_.weights.size());
   return true;
+}
+
+void Program::openDnn(uint32_t flags) {
+  dnnTf32_ = (flags & KILN_PROG_TF32) != 0;
+  bool any = false;
+  for (const auto& k : kernels_) any = any || (k && k->dnn);
+  if (!any) {
+    dnnWhy_ = "the program has no Conv";
+  } else if (flags & KILN_PROG_NO_VENDOR_DNN) {
+    dnnWhy_ = "vendor DNN library disabled by the caller";
+  } else {
+    dnn_.reset(Dnn::create(stream_, dnnWhy_));
+  }
+}
+
+void Program::attachDnn() {
+  if (dnn_) {
+    for (auto& k : kernels_) {
+      if (!k || !k->dnn) continue;
+      std::string why;
+      if (k->attachDnn(*dnn_, dnnTf32_, why)) {
+        dnnKernels_++;
+      } else {
+        if (dnnMissWhy_.empty()) dnnMissWhy_ = nodeLabel(s_.nodes[static_cast<size_t>(k->node)]) + ": " + why;
+        dnnMisses_++;
+      }
+    }
+  }
+  // the workspace is what the kernels as they now run ask for (attached Convs need no im2col)
+  workspaceBytes_ = 0;
+  for (const auto& k : kernels_) {
+    if (k && k->workspace > workspaceBytes_) workspaceBytes_ = k->workspace;
+  }
 }
 
 void Program::fuse() {
@@ -182,6 +218,26 @@ void Program::fuse() {
         }
       }
       i = j;
+    }
+  }
+  // residual block ends (Conv, Add, Relu) as one call of the DNN library
+  for (size_t m = 0; m < s_.modules.size() && dnn_; m++) {
+    for (const ConvResidualFold& f : findConvResidualFolds(s_, static_cast<int32_t>(m), runs, uses)) {
+      std::string why;
+      const SNode& relu = s_.nodes[static_cast<size_t>(f.relu)];
+      std::unique_ptr<Kernel> k = lowerConvResidual(NodeView{s_, s_.nodes[static_cast<size_t>(f.conv)]}, f.residual,
+                                                    relu.outputs[0], *dnn_, dnnTf32_, why);
+      if (!k) {
+        if (residualMissWhy_.empty()) residualMissWhy_ = nodeLabel(s_.nodes[static_cast<size_t>(f.conv)]) + ": " + why;
+        continue;
+      }
+      k->node = f.conv;
+      kernels_[static_cast<size_t>(f.conv)] = std::move(k);
+      for (int32_t gone : {f.add, f.relu}) {
+        fusedAway_[static_cast<size_t>(gone)] = true;
+        runs[static_cast<size_t>(gone)] = false;
+      }
+      residualFolds_++;
     }
   }
   // Relus applied by the Conv before them
@@ -972,6 +1028,7 @@ bool Program::adaptStaged() {
   Exec x = execContext(&bindErr);
   x.stream = uploadStream_;
   x.blas = nullptr;
+  x.dnn = nullptr;
   for (size_t k = 0; k < todo.size() && ok; k++) {
     const Todo& t = todo[k];
     Slot& s = slots_[t.slot];
@@ -1292,6 +1349,7 @@ Exec Program::execContext(Error* e) {
   x.ptrs = &ptrs_;
   x.workspace = workspace_;
   x.blas = blas_.get();
+  x.dnn = dnn_.get();
   x.err = e;
   x.status = status_;
   return x;
@@ -1355,8 +1413,12 @@ std::string Program::report() const {
     hostNodes += std::to_string(i);
     jsonString(reasons, hostReasons_[i]);
   }
-  std::string blas, graph;
+  std::string blas, graph, dnn, dnnMiss;
   jsonString(blas, blas_ ? blas_->name() : "kiln (" + blasWhy_ + ")");
+  jsonString(dnn, dnn_ ? dnn_->name() : "kiln (" + dnnWhy_ + ")");
+  jsonString(dnnMiss, dnnMissWhy_);
+  std::string residualMiss;
+  jsonString(residualMiss, residualMissWhy_);
   jsonString(graph, graphs_ ? "" : graphWhy_);
   std::string precisionWhy;
   jsonString(precisionWhy, precisionWhy_);
@@ -1365,14 +1427,17 @@ std::string Program::report() const {
          ",\"hostSetBytes\":" + std::to_string(hostSetBytes_) +
          ",\"arenaBytes\":" + std::to_string(arenaBytes_) +
          ",\"literalBytes\":" + std::to_string(s_.literalArenaBytes) + ",\"weightBytes\":" + std::to_string(weightBytes) +
-         ",\"workspaceBytes\":" + std::to_string(workspaceBytes_) + ",\"blas\":" + blas +
+         ",\"workspaceBytes\":" + std::to_string(workspaceBytes_) + ",\"blas\":" + blas + ",\"dnn\":" + dnn +
+         ",\"dnnKernels\":" + std::to_string(dnnKernels_) + ",\"dnnMisses\":" + std::to_string(dnnMisses_) +
+         ",\"dnnMissWhy\":" + dnnMiss +
          ",\"graphs\":" + (graphs_ ? "true" : "false") + ",\"graphWhy\":" + graph +
          ",\"tf32\":" + (tf32_ ? "true" : "false") + ",\"precisionWhy\":" + precisionWhy +
          ",\"graphCaptures\":" + std::to_string(graphCaptures_) + ",\"graphReplays\":" + std::to_string(graphReplays_) +
          ",\"kernels\":" + std::to_string(kernels) + ",\"fusedNodes\":" + std::to_string(fusedNodes_) +
          ",\"fusedKernels\":" + std::to_string(fusedKernels_) +
          ",\"foldedTransposes\":" + std::to_string(foldedTransposes_) +
-         ",\"convEpilogues\":" + std::to_string(convEpilogues_) + ",\"hostNodes\":[" + hostNodes + "],\"hostReasons\":[" + reasons +
+         ",\"convEpilogues\":" + std::to_string(convEpilogues_) +
+         ",\"residualFolds\":" + std::to_string(residualFolds_) + ",\"residualMissWhy\":" + residualMiss + ",\"hostNodes\":[" + hostNodes + "],\"hostReasons\":[" + reasons +
          "]}";
 }
 

@@ -11,6 +11,7 @@
 
 #include "blas.h"
 #include "context.h"
+#include "dnn.h"
 #include "hash.h"
 #include "lower.h"
 #include "schedule.h"
@@ -149,6 +150,10 @@ class Program {
   bool lower(uint32_t flags);
   /** Replaces runs of elementwise nodes with fused kernels (lower.h, fuse.cpp). */
   void fuse();
+  /** Opens the vendor DNN library when a kernel can run there (before fusion: residual folds need it). */
+  void openDnn(uint32_t flags);
+  /** Moves the kernels that can run on the DNN library onto it (Kernel::attachDnn), after fusion. */
+  void attachDnn();
   /** Runs the run list as a graph: 1 done, 0 when it must run step by step (graphs off), <0 an error. */
   int32_t execGraph();
   /** The graph for the current addresses: cached, or captured now (null when capture failed). */
@@ -175,6 +180,11 @@ class Program {
   hipStream_t stream_ = nullptr;
   hipStream_t uploadStream_ = nullptr;  // binds' uploads from the caller's memory (never captured)
   std::unique_ptr<Blas> blas_;
+  /** the vendor DNN library the Convs run on (attachDnn), its absence's reason, and the kernels it refused */
+  std::unique_ptr<Dnn> dnn_;
+  std::string dnnWhy_, dnnMissWhy_, residualMissWhy_;
+  int32_t dnnKernels_ = 0, dnnMisses_ = 0, residualFolds_ = 0;
+  bool dnnTf32_ = false;
   char* blasWorkspace_ = nullptr;
   bool tf32_ = false;         // GEMMs on TF32 tensor cores (KILN_PROG_TF32, where the BLAS has them)
   std::string precisionWhy_;  // why TF32 was asked for and not applied  // given to cuBLAS (Blas::setWorkspace); null: its own

@@ -3,6 +3,10 @@
 // and OP_ALIAS_RESHAPE outputs their input's bytes when that is safe (the node is then skipped).
 // Outputs of nodes that hoist_prepare marked `prepare` (run once per weight bind, not per run)
 // get own buffers. `align` is the target's: 64 bytes for ref's SIMD, 256 for gpu's coalesced loads.
+// With `epilogues` (gpu), a Conv's inputs stay live through the Relu, or the Add and the Relu, right
+// after it, and the Add's other input through that Relu: the gpu target runs those as the Conv's
+// epilogue (hip/src/fuse.cpp), writing the Relu's output at the Conv's step, so that output must
+// not take the bytes of anything the Conv or its epilogue still reads.
 import {
   insertAt, Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, LOC_ALIAS, LOC_ARENA, LOC_BUFFER,
   LOC_LITERAL, Module, Program, Value,
@@ -35,6 +39,55 @@ function markModuleUses(prog: Program, sub: Module, pos: i32, last: Map<i32, i32
   for (let j = 0; j < sub.returns.length; j++) last.set(sub.returns[j].id, pos);
 }
 
+/** The next instruction after `i` that runs per eval (a node, not prepared once per bind), or -1. */
+function nextRun(m: Module, i: i32): i32 {
+  for (let j = i + 1; j < m.instrs.length; j++) {
+    const ins = m.instrs[j];
+    if (ins.kind == K_NODE && !ins.prepare) return j;
+  }
+  return -1;
+}
+
+function reads(ins: Instruction, v: Value): bool {
+  for (let j = 0; j < ins.inputs.length; j++) {
+    if (ins.inputs[j] === v) return true;
+  }
+  return false;
+}
+
+function keepUntil(last: Map<i32, i32>, v: Value | null, pos: i32): void {
+  if (v == null) return;
+  if (!last.has(v.id) || last.get(v.id) < pos) last.set(v.id, pos);
+}
+
+/**
+ * Conv epilogues as the gpu target fuses them (see the file's head): Conv then Relu, or Conv then
+ * Add then Relu, consecutive among the per-eval nodes, each reading the one before.
+ */
+function keepEpilogueInputs(m: Module, last: Map<i32, i32>): void {
+  for (let i = 0; i < m.instrs.length; i++) {
+    const c = m.instrs[i];
+    if (c.kind != K_NODE || c.prepare || c.opName != "Conv" || c.outputs.length != 1) continue;
+    const a = nextRun(m, i);
+    if (a < 0) continue;
+    const next = m.instrs[a];
+    let end = -1;
+    let side: Value | null = null;
+    if (next.opName == "Relu" && reads(next, c.outputs[0])) {
+      end = a;
+    } else if (next.opName == "Add" && next.inputs.length == 2 && next.outputs.length == 1 && reads(next, c.outputs[0])) {
+      const r = nextRun(m, a);
+      if (r >= 0 && m.instrs[r].opName == "Relu" && reads(m.instrs[r], next.outputs[0])) {
+        end = r;
+        side = next.inputs[0] === c.outputs[0] ? next.inputs[1] : next.inputs[0];
+      }
+    }
+    if (end < 0) continue;
+    for (let j = 0; j < c.inputs.length; j++) keepUntil(last, c.inputs[j], end);
+    keepUntil(last, side, end);
+  }
+}
+
 class Block {
   offset: usize;
   size: usize;
@@ -50,7 +103,7 @@ class Block {
  * Plans module `m`; with `naive`, every intermediate gets its own arena slot (no reuse, no
  * aliasing). Blocks are `align`-byte aligned. The `prepare` marks are read, never changed.
  */
-export function planModule(prog: Program, m: Module, naive: bool, align: usize): void {
+export function planModule(prog: Program, m: Module, naive: bool, align: usize, epilogues: bool = false): void {
   const n = m.instrs.length;
   const last = new Map<i32, i32>();
   const isMain = m.index == 0;
@@ -62,6 +115,7 @@ export function planModule(prog: Program, m: Module, naive: bool, align: usize):
     }
     if (ins.kind == K_NODE) markSubmoduleUses(prog, ins, i, last);
   }
+  if (epilogues) keepEpilogueInputs(m, last);
   const returned = new Set<i32>();
   for (let j = 0; j < m.returns.length; j++) {
     returned.add(m.returns[j].id);
@@ -141,12 +195,14 @@ export function planModule(prog: Program, m: Module, naive: bool, align: usize):
 
 export class MemoryPlan extends Pass {
   align: usize;
-  constructor(align: usize) {
+  epilogues: bool;
+  constructor(align: usize, epilogues: bool = false) {
     super("memory_plan");
     this.align = align;
+    this.epilogues = epilogues;
   }
   apply(prog: Program, m: Module): bool {
-    planModule(prog, m, false, this.align);
+    planModule(prog, m, false, this.align, this.epilogues);
     return true;
   }
 }

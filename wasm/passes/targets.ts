@@ -35,7 +35,7 @@ export function compilePasses(target: string): Array<Pass> | null {
   if (target == TARGET_REF) p.push(new PackGemmWeights()); // the gpu's BLAS takes B as it is
   p.push(new Dce());
   p.push(new HoistPrepare());
-  p.push(new MemoryPlan(alignOf(target)));
+  p.push(new MemoryPlan(alignOf(target), target == TARGET_GPU));
   if (target == TARGET_GPU) p.push(new LayoutLiterals(256));
   return p;
 }
@@ -45,7 +45,7 @@ export function planPasses(target: string): Array<Pass> | null {
   if (!isTarget(target)) return null;
   const p = new Array<Pass>();
   p.push(new HoistPrepare());
-  p.push(new MemoryPlan(alignOf(target)));
+  p.push(new MemoryPlan(alignOf(target), target == TARGET_GPU));
   if (target == TARGET_GPU) p.push(new LayoutLiterals(256));
   return p;
 }

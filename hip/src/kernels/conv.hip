@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <string>
 
+#include "../dnn.h"
 #include "device.h"
 #include "gemm.h"
 
@@ -375,15 +376,76 @@ struct Nothing : Kernel {
   bool run(Exec&) override { return true; }
 };
 
-/** Conv through im2col (or X in place) and kiln_gemm. */
-struct ConvGemm : Kernel {
-  ConvGemm() { blas = true; }
+/** Y[n][m] += B[m] (B may be absent), rectified where a Relu was folded in (the ref's addBias, then Relu). */
+bool biasPass(Exec& x, const Geom& g, int32_t B, int32_t Y, bool rectify) {
+  const int64_t ovol = g.od * g.oh * g.ow;
+  const float* bp = B >= 0 ? x.at<const float>(B) : nullptr;
+  float* yp = x.at<float>(Y);
+  const int64_t planes = g.n * g.m;
+  if (ovol % 4 == 0 && planes <= 65535) {
+    const int64_t vol4 = ovol / 4;
+    const dim3 grid(static_cast<unsigned>(std::min<int64_t>((vol4 + kThreads - 1) / kThreads, 64)),
+                    static_cast<unsigned>(planes));
+    KILN_LAUNCH(addBiasPlaneKernel, grid, dim3(kThreads), 0, x.stream, bp, yp, g.m, vol4, rectify ? 1 : 0);
+  } else {
+    const int64_t total = planes * ovol;
+    KILN_LAUNCH(addBiasKernel, gridFor(total, kThreads), dim3(kThreads), 0, x.stream, bp, yp, g.m, ovol, total,
+                rectify ? 1 : 0);
+  }
+  return launched(x, "Conv bias");
+}
+
+/**
+ * A forward Conv: kiln's own kernels (runOwn), or the vendor DNN library once attached (cuDNN:
+ * the convolution there, then kiln's bias pass, rectifying where a Relu was folded in).
+ */
+struct ConvKernel : Kernel {
+  ConvKernel() { dnn = true; }
   Geom g{};
   int32_t X = -1, W = -1, B = -1, Y = -1;
-  bool direct = false;  // 1x1 stride 1 unpadded: X is the column matrix
   bool rectify = false;  // a Relu folded in: Y is the Relu's output (lowerConvRelu)
-  int64_t chunk = 1;    // images per im2col pass
+  /** a residual added before the Relu (lowerConvResidual; the DNN library's fused call only) */
+  int32_t Z = -1;
+  DnnConvShape shape{};
+  std::unique_ptr<DnnConv> plan;
+
+  virtual bool runOwn(Exec& x) = 0;
+
+  bool attachDnn(Dnn& d, bool tf32, std::string& why) override {
+    if (plan) return true;  // attached when it was lowered (a residual fold)
+    // the library's fused call takes a bias: a Conv without one but with an epilogue gets zeros (a
+    // table, uploaded once); a bare Conv runs the plain call
+    shape.bias = B >= 0 || rectify || Z >= 0;
+    shape.relu = rectify;
+    plan = d.plan(shape, tf32, why);
+    if (!plan) return false;
+    workspace = static_cast<int64_t>(plan->workspaceBytes);
+    blas = false;
+    if (plan->fused && B < 0) table.assign(static_cast<size_t>(g.m) * sizeof(float), 0);
+    return true;
+  }
+
   bool run(Exec& x) override {
+    if (!plan) return runOwn(x);
+    if (x.dnn == nullptr) return x.err->fail(KILN_E_KERNEL, "a Conv planned on the DNN library ran without it");
+    const float* xp = x.at<const float>(X);
+    const float* wp = x.at<const float>(W);
+    float* yp = x.at<float>(Y);
+    if (plan->fused) {
+      const float* bias = B >= 0 ? x.at<const float>(B) : reinterpret_cast<const float*>(tableDevice);
+      return x.dnn->forwardFused(*plan, xp, wp, bias, x.at<const float>(Z), yp, x.workspace, *x.err);
+    }
+    if (!x.dnn->forward(*plan, xp, wp, yp, x.workspace, *x.err)) return false;
+    return B >= 0 || rectify ? biasPass(x, g, B, Y, rectify) : true;
+  }
+};
+
+/** Conv through im2col (or X in place) and kiln_gemm. */
+struct ConvGemm : ConvKernel {
+  ConvGemm() { blas = true; }
+  bool direct = false;  // 1x1 stride 1 unpadded: X is the column matrix
+  int64_t chunk = 1;    // images per im2col pass
+  bool runOwn(Exec& x) override {
     const int64_t ovol = g.od * g.oh * g.ow;
     const int64_t kvol = g.kd * g.kh * g.kw;
     const int64_t cg = g.c / g.group, mg = g.m / g.group;
@@ -417,31 +479,14 @@ struct ConvGemm : Kernel {
         }
       }
     }
-    if (B >= 0 || rectify) {
-      const float* bp = B >= 0 ? x.at<const float>(B) : nullptr;
-      const int64_t planes = g.n * g.m;
-      if (ovol % 4 == 0 && planes <= 65535) {
-        const int64_t vol4 = ovol / 4;
-        const dim3 grid(static_cast<unsigned>(std::min<int64_t>((vol4 + kThreads - 1) / kThreads, 64)),
-                        static_cast<unsigned>(planes));
-        KILN_LAUNCH(addBiasPlaneKernel, grid, dim3(kThreads), 0, x.stream, bp, yp, g.m, vol4, rectify ? 1 : 0);
-      } else {
-        const int64_t total = planes * ovol;
-        KILN_LAUNCH(addBiasKernel, gridFor(total, kThreads), dim3(kThreads), 0, x.stream, bp, yp, g.m, ovol, total,
-                    rectify ? 1 : 0);
-      }
-      if (!launched(x, "Conv bias")) return false;
-    }
-    return true;
+    return B >= 0 || rectify ? biasPass(x, g, B, Y, rectify) : true;
   }
 };
 
-struct ConvDirect : Kernel {
-  Geom g{};
-  int32_t X = -1, W = -1, B = -1, Y = -1;
+struct ConvDirect : ConvKernel {
   bool biasFirst = false;
   int64_t total = 0;
-  bool run(Exec& x) override {
+  bool runOwn(Exec& x) override {
     KILN_LAUNCH(convDirectKernel, gridFor(total, kThreads), dim3(kThreads), 0, x.stream, g, x.at<const float>(X),
                 x.at<const float>(W), x.at<const float>(B), x.at<float>(Y), biasFirst ? 1 : 0, total);
     return launched(x, "Conv direct");
@@ -460,6 +505,27 @@ struct ConvTransposeDirect : Kernel {
 };
 
 // ---- lowering ---------------------------------------------------------------------------------
+
+/** The convolution as the DNN library takes it (padding at the start of each dim: see Dnn::plan). */
+DnnConvShape dnnShapeOf(const Geom& g, size_t spatial) {
+  DnnConvShape s;
+  s.spatial = static_cast<int>(spatial);
+  s.n = g.n;
+  s.c = g.c;
+  s.m = g.m;
+  s.group = g.group;
+  const int64_t in[3] = {g.id, g.ih, g.iw}, k[3] = {g.kd, g.kh, g.kw}, o[3] = {g.od, g.oh, g.ow};
+  const int64_t st[3] = {g.sd, g.sh, g.sw}, p[3] = {g.pd, g.ph, g.pw}, d[3] = {g.dd, g.dh, g.dw};
+  for (int i = 0; i < 3; i++) {
+    s.in[i] = in[i];
+    s.kernel[i] = k[i];
+    s.out[i] = o[i];
+    s.stride[i] = st[i];
+    s.pad[i] = p[i];
+    s.dilation[i] = d[i];
+  }
+  return s;
+}
 
 /** Shared checks of X, W and B; false with why set for element types without a device kernel. */
 bool convInputs(const NodeView& v, std::string& why) {
@@ -517,6 +583,7 @@ std::unique_ptr<Kernel> lowerConvImpl(const NodeView& v, int32_t reluOut, std::s
     k->Y = v.outId(0);
     k->biasFirst = cg == 1 && mg == 1;  // the ref's depthwise kernel
     k->total = o.elements();
+    k->shape = dnnShapeOf(g, inn.size());
     return k;
   }
   auto k = std::make_unique<ConvGemm>();
@@ -526,6 +593,7 @@ std::unique_ptr<Kernel> lowerConvImpl(const NodeView& v, int32_t reluOut, std::s
   k->B = v.inId(2);
   k->Y = reluOut >= 0 ? reluOut : v.outId(0);
   k->rectify = reluOut >= 0;
+  k->shape = dnnShapeOf(g, inn.size());
   k->direct = kvol == 1 && g.sd == 1 && g.sh == 1 && g.sw == 1 && g.pd == 0 && g.ph == 0 && g.pw == 0 && ivol == ovol;
   if (!k->direct) {
     const int64_t perImage = C * kvol * ovol * 4;
@@ -577,6 +645,20 @@ std::unique_ptr<Kernel> lowerConvTranspose(const NodeView& v, std::string& why) 
 
 std::unique_ptr<Kernel> lowerConvRelu(const NodeView& conv, int32_t reluOut, std::string& why) {
   return lowerConvImpl(conv, reluOut, why);
+}
+
+std::unique_ptr<Kernel> lowerConvResidual(const NodeView& conv, int32_t residual, int32_t reluOut, Dnn& dnn, bool tf32,
+                                          std::string& why) {
+  std::unique_ptr<Kernel> k = lowerConvImpl(conv, reluOut, why);
+  auto* c = dynamic_cast<ConvKernel*>(k.get());
+  if (c == nullptr) return nullptr;
+  c->Z = residual;
+  if (!c->attachDnn(dnn, tf32, why)) return nullptr;
+  if (!c->plan->fused) {
+    why = "the DNN library does not fuse this Conv's epilogue";
+    return nullptr;
+  }
+  return k;
 }
 
 void registerConv() {
