@@ -109,6 +109,7 @@ const TORCH_EVALS: [string, string][] = [
   ["compile_default", "torch.compile (default mode)"],
   ["compile_reduce_overhead", "torch.compile (reduce-overhead: CUDA graphs)"],
   ["eager_tf32_conv", "PyTorch eager with TF32 convolutions (PyTorch's default; not float32-exact)"],
+  ["cuda_graph_tf32_conv", "PyTorch CUDA graph replay with TF32 convolutions (PyTorch's default)"],
 ];
 
 /** PyTorch's weight-swap baselines. */
@@ -134,6 +135,8 @@ interface _EvalMode {
   peers?: string[];
   /** the outputs `eval` copies back (`EvalOptions.outputs`; all when absent) */
   outputs?: string[];
+  /** timed only for models with Convs (it changes nothing else) */
+  convsOnly?: boolean;
 }
 
 const KILN_EVALS: _EvalMode[] = [
@@ -151,7 +154,15 @@ const KILN_EVALS: _EvalMode[] = [
     short: "TF32, output left on the device",
     options: { precision: "tf32" },
     outputs: [],
-    peers: ["eager_tf32_conv"],
+    peers: ["eager_tf32_conv", "cuda_graph_tf32_conv"],
+  },
+  // convolutions on kiln's own kernels (im2col and the GEMM) instead of cuDNN
+  {
+    short: "kiln's own Conv kernels, output left on the device",
+    options: { vendorDnn: false },
+    outputs: [],
+    peers: ["cuda_graph"],
+    convsOnly: true,
   },
   { short: "kernel by kernel", options: { graphs: false }, peers: ["eager", "eager_host_io"] },
   { short: "no fusion", options: { fusion: false }, outputs: [], peers: ["eager", "cuda_graph"] },
@@ -213,6 +224,8 @@ interface _KilnResult {
   /** problems of single steps (the rest ran) */
   notes: string[];
   device?: string;
+  /** the GEMM and convolution libraries the default mode ran on */
+  libraries?: string;
   compileMs?: number;
   hostNodes: string[];
   weightCount?: number;
@@ -353,6 +366,7 @@ async function _kilnModel(
         )
       );
       program = p;
+      if (mode.convsOnly && !program.info().ops.Conv) continue;
       if (program.inputs.length !== 1) {
         throw new Error(`the graph has ${program.inputs.length} inputs, bench/gpu.ts feeds one`);
       }
@@ -362,6 +376,13 @@ async function _kilnModel(
         res.compileMs = compileMs;
         const info = program.info();
         res.device = info.device;
+        res.libraries = `GEMMs on ${info.blas ?? "?"}` +
+          (info.dnn && info.ops.Conv
+            ? `, ${info.dnn.kernels} Convs on ${info.dnn.library}` +
+              (info.dnn.misses ? ` (${info.dnn.misses} on kiln's kernels: ${info.dnn.missWhy})` : "") +
+              `, ${info.fusion?.epilogues} Relus and ${info.fusion?.residuals} residual block ends folded into them` +
+              (info.fusion?.residualMissWhy ? ` (not folded: ${info.fusion.residualMissWhy})` : "")
+            : "");
         res.hostNodes = info.hostNodes.map((h) => `${h.name} (${h.op}): ${h.reason}`);
         if (res.hostNodes.length) {
           _log(`${name}: ${res.hostNodes.length} node(s) run on the host: ${res.hostNodes[0]}`);
@@ -839,6 +860,7 @@ function _details(results: _KilnResult[], torch: _TorchJson): string[] {
     const tm = torch.models?.[r.name];
     const bits: string[] = [];
     if (r.compileMs !== undefined) bits.push(`parse + compile ${fmtMs(r.compileMs, 0)} ms`);
+    if (r.libraries) bits.push(r.libraries);
     if (r.weightCount !== undefined) {
       bits.push(`${r.weightCount} deferred weights, ${_mb(r.weightBytes ?? 0)}`);
     }

@@ -121,7 +121,10 @@ for (const name of values.models.split(",")) {
           deviceOnlyMs.toFixed(3)
         } ms with the outputs left on ` +
         `the device, ${stepMs.toFixed(3)} ms kernel by kernel; fusion: ${fusion?.nodes} nodes in ` +
-        `${fusion?.kernels} kernels (unfused: ${unfusedMs.toFixed(3)} ms outputs on the device, ` +
+        `${fusion?.kernels} kernels, ${fusion?.epilogues} Relus and ${fusion?.residuals} residual ends folded into Convs` +
+        `${fusion?.residualMissWhy ? ` (${fusion.residualMissWhy})` : ""} (unfused: ${
+          unfusedMs.toFixed(3)
+        } ms outputs on the device, ` +
         `${unfusedProf.nodes.length} launches); kernels ${prof.totalMs.toFixed(3)} ms device time in ` +
         `${prof.nodes.length} launches (profiled with an event per kernel)`,
     );

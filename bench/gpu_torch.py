@@ -463,6 +463,14 @@ def run_model(torch, name, args, out):
         g, _ = cuda_graph(torch, model, x)
         return time_runs(torch, g.replay, runs, warmup)
 
+    def graph_tf32():
+        set_strict_fp32(torch, strict=False)
+        try:
+            g, _ = cuda_graph(torch, model, x)
+            return time_runs(torch, g.replay, runs, warmup)
+        finally:
+            set_strict_fp32(torch)
+
     def compiled(key, mode):
         torch._dynamo.reset()
         cm = torch.compile(model, mode=mode)
@@ -487,6 +495,8 @@ def run_model(torch, name, args, out):
             attempt("eager_tf32_conv", tf32)
         log(f"{name}: CUDA graph")
         attempt("cuda_graph", graph)
+        if spec.get("tf32_row"):
+            attempt("cuda_graph_tf32_conv", graph_tf32)
         if not args.no_compile:
             for key, mode in (("compile_default", "default"), ("compile_reduce_overhead", "reduce-overhead")):
                 log(f"{name}: torch.compile mode={mode}")
