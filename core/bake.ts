@@ -14,6 +14,7 @@ import { getTarget } from "./targets/registry.ts";
 import type { GpuOptions, TargetName } from "./targets/target.ts";
 import { type NameRules, specsOf, WeightSet, type WeightSpec } from "./weights/weight_set.ts";
 import { joinPath } from "./fs.ts";
+import { host, type HostFileInfo } from "./host.ts";
 
 /**
  * A program whose weights were baked: serialized, not finalized. `finalize(target)` gives a
@@ -171,9 +172,9 @@ export async function loadWeightSet(
       `Give one weight directory or .safetensors files, not ${files.join(", ")}`,
     );
   }
-  let stat: Deno.FileInfo;
+  let stat: HostFileInfo;
   try {
-    stat = await Deno.stat(files[0]);
+    stat = await host.stat(files[0]);
   } catch {
     throw new KilnError("io", `Weight source '${files[0]}' does not exist`);
   }
@@ -188,7 +189,7 @@ export async function loadWeightSet(
   const dir = files[0];
   const has = async (name: string) => {
     try {
-      return (await Deno.stat(joinPath(dir, name))).isFile;
+      return (await host.stat(joinPath(dir, name))).isFile;
     } catch {
       return false;
     }

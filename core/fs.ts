@@ -16,9 +16,10 @@
  * @module
  */
 import { KilnError } from "./errors.ts";
+import { host, type HostFile, type HostFileInfo } from "./host.ts";
 
 /** What a non-regular file is, for messages. */
-function _kind(info: Deno.FileInfo): string {
+function _kind(info: HostFileInfo): string {
   if (info.isDirectory) return "a directory";
   if (info.isFifo) return "a FIFO";
   if (info.isCharDevice || info.isBlockDevice) return "a device";
@@ -28,8 +29,8 @@ function _kind(info: Deno.FileInfo): string {
 }
 
 function _why(e: unknown): string {
-  if (e instanceof Deno.errors.NotFound) return "does not exist";
-  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
+  if (host.isNotFound(e)) return "does not exist";
+  if (host.isPermission(e)) {
     return `cannot be read (no permission: ${(e as Error).message.split("\n")[0]})`;
   }
   return `cannot be opened (${(e as Error).message.split("\n")[0]})`;
@@ -44,10 +45,10 @@ function _named(path: string, what: string, of?: string): string {
  * Stats `path` and checks it is a regular file. Messages read "<what> '<path>' <of> is a FIFO,
  * not a regular file", e.g. what "External data file", of "of tensor 'w'".
  */
-export async function statRegular(path: string, what: string, of?: string): Promise<Deno.FileInfo> {
-  let info: Deno.FileInfo;
+export async function statRegular(path: string, what: string, of?: string): Promise<HostFileInfo> {
+  let info: HostFileInfo;
   try {
-    info = await Deno.stat(path);
+    info = await host.stat(path);
   } catch (e) {
     throw new KilnError("io", `${_named(path, what, of)} ${_why(e)}`);
   }
@@ -58,10 +59,10 @@ export async function statRegular(path: string, what: string, of?: string): Prom
 }
 
 /** `statRegular`, synchronously. */
-export function statRegularSync(path: string, what: string, of?: string): Deno.FileInfo {
-  let info: Deno.FileInfo;
+export function statRegularSync(path: string, what: string, of?: string): HostFileInfo {
+  let info: HostFileInfo;
   try {
-    info = Deno.statSync(path);
+    info = host.statSync(path);
   } catch (e) {
     throw new KilnError("io", `${_named(path, what, of)} ${_why(e)}`);
   }
@@ -76,11 +77,11 @@ export async function openRegular(
   path: string,
   what: string,
   of?: string,
-): Promise<{ file: Deno.FsFile; size: number }> {
+): Promise<{ file: HostFile; size: number }> {
   await statRegular(path, what, of);
-  let file: Deno.FsFile;
+  let file: HostFile;
   try {
-    file = await Deno.open(path, { read: true });
+    file = await host.open(path, { read: true });
   } catch (e) {
     throw new KilnError("io", `${_named(path, what, of)} ${_why(e)}`);
   }
@@ -97,11 +98,11 @@ export function openRegularSync(
   path: string,
   what: string,
   of?: string,
-): { file: Deno.FsFile; size: number } {
+): { file: HostFile; size: number } {
   statRegularSync(path, what, of);
-  let file: Deno.FsFile;
+  let file: HostFile;
   try {
-    file = Deno.openSync(path, { read: true });
+    file = host.openSync(path, { read: true });
   } catch (e) {
     throw new KilnError("io", `${_named(path, what, of)} ${_why(e)}`);
   }
@@ -154,15 +155,15 @@ export async function resolveInside(dir: string, location: string, what: string)
   const joined = joinPath(dir, location);
   let root: string;
   try {
-    root = await Deno.realPath(dir === "" ? "." : dir);
+    root = await host.realPath(dir === "" ? "." : dir);
   } catch (e) {
     throw new KilnError("io", `${what}: folder '${dir}' ${_why(e)}`);
   }
   let real: string;
   try {
-    real = await Deno.realPath(joined);
+    real = await host.realPath(joined);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return joined;
+    if (host.isNotFound(e)) return joined;
     throw new KilnError("io", `${what}: '${joined}' ${_why(e)}`);
   }
   if (!_within(real, root)) {
@@ -177,7 +178,7 @@ export async function resolveInside(dir: string, location: string, what: string)
 /** The real path of `path` when it exists, else undefined. */
 export async function realPathOrUndefined(path: string): Promise<string | undefined> {
   try {
-    return await Deno.realPath(path);
+    return await host.realPath(path);
   } catch {
     return undefined;
   }
@@ -186,15 +187,15 @@ export async function realPathOrUndefined(path: string): Promise<string | undefi
 /** Creates folder `path` (and its parents) unless it exists; a file in its place is a clear error. */
 export async function ensureDir(path: string, what: string): Promise<void> {
   try {
-    const info = await Deno.stat(path);
+    const info = await host.stat(path);
     if (info.isDirectory) return;
     throw new KilnError("io", `${what} '${path}' is ${info.isFile ? "a file" : _kind(info)}, not a folder`);
   } catch (e) {
     if (e instanceof KilnError) throw e;
-    if (!(e instanceof Deno.errors.NotFound)) throw new KilnError("io", `${what} '${path}' ${_why(e)}`);
+    if (!host.isNotFound(e)) throw new KilnError("io", `${what} '${path}' ${_why(e)}`);
   }
   try {
-    await Deno.mkdir(path, { recursive: true });
+    await host.mkdir(path, { recursive: true });
   } catch (e) {
     throw new KilnError(
       "io",
@@ -212,7 +213,7 @@ let _tmpSeq = 0;
  */
 export async function writeAtomic(
   path: string,
-  fill: (f: Deno.FsFile) => Promise<void>,
+  fill: (f: HostFile) => Promise<void>,
   what: string,
 ): Promise<void> {
   const slash = path.lastIndexOf("/");
@@ -222,16 +223,16 @@ export async function writeAtomic(
     throw new KilnError("io", `${what} '${path}' is not a file name`);
   }
   try {
-    const info = await Deno.stat(path);
+    const info = await host.stat(path);
     if (!info.isFile) throw new KilnError("io", `${what} '${path}' is ${_kind(info)}, not a regular file`);
   } catch (e) {
     if (e instanceof KilnError) throw e;
     // absent: it is created
   }
-  const tmp = `${dir}/.${base}.kiln-tmp-${Deno.pid}-${Date.now().toString(36)}-${(_tmpSeq++).toString(36)}`;
-  let f: Deno.FsFile;
+  const tmp = `${dir}/.${base}.kiln-tmp-${host.pid}-${Date.now().toString(36)}-${(_tmpSeq++).toString(36)}`;
+  let f: HostFile;
   try {
-    f = await Deno.open(tmp, { write: true, createNew: true });
+    f = await host.open(tmp, { write: true, createNew: true });
   } catch (e) {
     throw new KilnError(
       "io",
@@ -245,10 +246,10 @@ export async function writeAtomic(
     } finally {
       f.close();
     }
-    await Deno.rename(tmp, path);
+    await host.rename(tmp, path);
   } catch (e) {
     try {
-      await Deno.remove(tmp);
+      await host.remove(tmp);
     } catch {
       // already gone
     }
@@ -261,7 +262,7 @@ export async function writeAtomic(
 }
 
 /** Writes all of `bytes` to `f`. */
-export async function writeAll(f: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+export async function writeAll(f: HostFile, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.byteLength) off += await f.write(bytes.subarray(off));
 }

@@ -5,16 +5,17 @@
  */
 import { KilnError } from "./errors.ts";
 import { openRegular, openRegularSync } from "./fs.ts";
+import { type HostFile, SEEK_START } from "./host.ts";
 
 /** Reads `length` bytes at `offset` of an open file into a new buffer; throws if the file ends first. */
 export async function readRangeFrom(
-  file: Deno.FsFile,
+  file: HostFile,
   path: string,
   offset: number,
   length: number,
 ): Promise<Uint8Array> {
   const buf = new Uint8Array(length);
-  await file.seek(offset, Deno.SeekMode.Start);
+  await file.seek(offset, SEEK_START);
   let got = 0;
   while (got < length) {
     const n = await file.read(buf.subarray(got));
@@ -50,7 +51,7 @@ export interface FileRange {
 export function readRangeSync(range: FileRange): Uint8Array<ArrayBuffer> {
   using file = openRegularSync(range.path, "File").file;
   const buf = new Uint8Array(range.length);
-  file.seekSync(range.offset, Deno.SeekMode.Start);
+  file.seekSync(range.offset, SEEK_START);
   let got = 0;
   while (got < range.length) {
     const n = file.readSync(buf.subarray(got));

@@ -20,6 +20,7 @@ import { KilnError } from "./errors.ts";
 import { openRegular, writeAtomic } from "./fs.ts";
 import type { FileRange } from "./io.ts";
 import { type DTypeName, dtypeSize, elementCount } from "./tensor.ts";
+import { type HostFile, SEEK_START } from "./host.ts";
 
 /** The first 8 bytes of every `.kiln` file. */
 export const KILN_MAGIC = new TextEncoder().encode("KILNPRG\0");
@@ -204,7 +205,7 @@ export async function writeProgramFile(path: string, input: ProgramFileInput): P
     await _writeAll(f, head);
     await _writeAll(f, input.ir);
     for (let i = 0; i < entries.length; i++) {
-      await f.seek(entries[i].offset, Deno.SeekMode.Start);
+      await f.seek(entries[i].offset, SEEK_START);
       const file = lits[i].file;
       if (file) {
         entries[i].sha1 = await _copyRange(f, file);
@@ -221,17 +222,17 @@ export async function writeProgramFile(path: string, input: ProgramFileInput): P
     }
     const crc = new Uint8Array(4);
     new DataView(crc.buffer).setUint32(0, crc32(finalMeta), true);
-    await f.seek(20, Deno.SeekMode.Start);
+    await f.seek(20, SEEK_START);
     await _writeAll(f, crc);
-    await f.seek(tableEnd, Deno.SeekMode.Start);
+    await f.seek(tableEnd, SEEK_START);
     await _writeAll(f, finalMeta);
   }, "Program file");
 }
 
 /** Copies a file range into `f` at its position, 16 MiB at a time; returns the bytes' SHA-1. */
-async function _copyRange(f: Deno.FsFile, range: FileRange): Promise<string> {
+async function _copyRange(f: HostFile, range: FileRange): Promise<string> {
   using s = (await openRegular(range.path, "Literal source file")).file;
-  await s.seek(range.offset, Deno.SeekMode.Start);
+  await s.seek(range.offset, SEEK_START);
   const h = createHash("sha1");
   const buf = new Uint8Array(Math.min(range.length, 16 << 20));
   let done = 0;
@@ -253,14 +254,14 @@ async function _copyRange(f: Deno.FsFile, range: FileRange): Promise<string> {
   return h.digest("hex");
 }
 
-async function _writeAll(f: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+async function _writeAll(f: HostFile, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.byteLength) off += await f.write(bytes.subarray(off));
 }
 
-async function _readExact(f: Deno.FsFile, offset: number, length: number, path: string, what: string) {
+async function _readExact(f: HostFile, offset: number, length: number, path: string, what: string) {
   const buf = new Uint8Array(length);
-  await f.seek(offset, Deno.SeekMode.Start);
+  await f.seek(offset, SEEK_START);
   let got = 0;
   while (got < length) {
     const n = await f.read(buf.subarray(got));

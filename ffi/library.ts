@@ -72,7 +72,7 @@ export function readText(fill: (buf: Uint8Array<ArrayBuffer>, cap: bigint) => bi
 export class GpuLibrary {
   /** The file it was opened from. */
   readonly path: string;
-  /** Its functions. */
+  /** @internal Its functions (Deno FFI). */
   readonly symbols: KilnHipSymbols;
   #lib: Deno.DynamicLibrary<typeof SYMBOLS>;
 

@@ -63,7 +63,7 @@ export const SYMBOLS = {
   kiln_prog_profile: { parameters: ["pointer", "buffer", "u64"], result: "i64" },
 } as const;
 
-/** The opened library's functions. */
+/** @internal The opened library's functions (Deno FFI). */
 export type KilnHipSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 /** Status codes (kiln_hip.h). */

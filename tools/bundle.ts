@@ -3,7 +3,8 @@
  * with the WASM core (embedded by build/kiln_wasm.ts) and the ONNX decoder (protobufjs) inside.
  * It needs no node_modules and no import map: vendor the one file and
  * `import { compile, parseOnnx } from "./kiln.js"` from any Deno program, with read permission
- * for the model only. `node:` built-ins stay imports (Deno provides them).
+ * for the model only, or from Node >= 20 (files through node:fs: core/host.ts; the gpu target
+ * needs Deno's FFI). `node:` built-ins stay imports (Deno and Node provide them).
  *
  *   deno run -A tools/bundle.ts [--out dist/kiln.js] [--minify]
  * @module
@@ -19,8 +20,20 @@ export interface BundleResult {
   ms: number;
 }
 
+/** How to bundle. */
+export interface BundleOptions {
+  minify?: boolean;
+  /**
+   * leave protobufjs an import (`protobufjs/minimal.js`) instead of inlining it: the npm package
+   * depends on it, so bundlers and Node share one copy
+   */
+  externalProtobuf?: boolean;
+  /** the banner's last words (default: where it runs) */
+  note?: string;
+}
+
 /** Bundles mod.ts into `outfile` (esbuild: ESM, es2022, platform neutral). */
-export async function bundle(outfile: string, options: { minify?: boolean } = {}): Promise<BundleResult> {
+export async function bundle(outfile: string, options: BundleOptions = {}): Promise<BundleResult> {
   const t0 = performance.now();
   try {
     await esbuild.build({
@@ -39,6 +52,9 @@ export async function bundle(outfile: string, options: { minify?: boolean } = {}
           build.onResolve({ filter: /^npm:/ }, (args) => {
             const m = /^npm:((?:@[^/]+\/)?[^@/]+)(?:@[^/]+)?(\/.*)?$/.exec(args.path);
             if (!m) return { errors: [{ text: `cannot resolve ${args.path}` }] };
+            if (options.externalProtobuf && m[1] === "protobufjs") {
+              return { path: `protobufjs${m[2] ?? ""}`, external: true };
+            }
             const root = new URL(`../node_modules/${m[1]}`, import.meta.url).pathname;
             return { path: `${root}${m[2] ?? ""}` };
           });
@@ -47,7 +63,11 @@ export async function bundle(outfile: string, options: { minify?: boolean } = {}
       outfile,
       minify: options.minify ?? false,
       legalComments: "inline",
-      banner: { js: `// kiln ${KILN_VERSION}: bundle of mod.ts (tools/bundle.ts). Runs under Deno.` },
+      banner: {
+        js: `// kiln ${KILN_VERSION}: bundle of mod.ts (tools/bundle.ts). ${
+          options.note ?? "Runs under Deno and Node >= 20."
+        }`,
+      },
       logLevel: "warning",
     });
   } finally {

@@ -11,6 +11,7 @@ import { KilnError } from "../errors.ts";
 import type { ExternalDataRef } from "../ir/builder.ts";
 import { importError } from "./errors.ts";
 import type { onnx } from "./onnx_pb.js";
+import { type HostFile, SEEK_START } from "../host.ts";
 
 /**
  * The keys onnx reads for `external_data`. `basepath` is one of its ExternalDataInfo fields but
@@ -117,7 +118,7 @@ function _join(dir: string, location: string): string {
 }
 
 interface _OpenFile {
-  file: Deno.FsFile;
+  file: HostFile;
   size: number;
 }
 
@@ -153,12 +154,12 @@ export class ExternalDataReader {
   }
 
   /** The SHA-1 hex of a whole open file (read in chunks). */
-  async #fileSha1(location: string, file: Deno.FsFile): Promise<string> {
+  async #fileSha1(location: string, file: HostFile): Promise<string> {
     const known = this.#sha1.get(location);
     if (known) return known;
     const h = createHash("sha1");
     const buf = new Uint8Array(1 << 22);
-    await file.seek(0, Deno.SeekMode.Start);
+    await file.seek(0, SEEK_START);
     for (;;) {
       const n = await file.read(buf);
       if (n === null) break;

@@ -19,6 +19,7 @@ import { importError } from "./errors.ts";
 import type { GraphBuilderLike, ParsedModel, ParseOptions } from "./import_types.ts";
 import { Importer } from "./importer.ts";
 import { onnx } from "./onnx_pb.js";
+import { host } from "../host.ts";
 
 export type { GraphBuilderLike, HostLiteral, ParsedModel, ParseOptions, ValueInfo } from "./import_types.ts";
 export { readTensorProto } from "./tensor_proto.ts";
@@ -128,7 +129,7 @@ function _absolutePath(source: string | URL): string {
     }
     p = decodeURIComponent(url.pathname);
   } else {
-    p = source.startsWith("/") ? source : `${Deno.cwd()}/${source}`;
+    p = source.startsWith("/") ? source : `${host.cwd()}/${source}`;
   }
   const parts: string[] = [];
   for (const seg of p.split("/")) {

@@ -13,6 +13,7 @@ import { castFloats, describe, type DTypeName } from "../tensor.ts";
 import type { WeightDelta } from "../targets/target.ts";
 import { readSafetensorsIndex } from "./safetensors.ts";
 import { WeightSetError, type WeightSpec } from "./weight_set.ts";
+import { host } from "../host.ts";
 
 /** The low-rank factors of one adapted module. */
 export interface AdapterFactors {
@@ -85,7 +86,7 @@ export class Adapter {
     let file = path;
     let dir = path.replace(/\/[^/]*$/, "") || ".";
     try {
-      if ((await Deno.stat(path)).isDirectory) {
+      if ((await host.stat(path)).isDirectory) {
         file = joinPath(path, "adapter_model.safetensors");
         dir = path;
       }
@@ -253,9 +254,9 @@ interface _Config {
 async function _readConfig(path: string, required: boolean): Promise<_Config | undefined> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await host.readTextFile(path);
   } catch (e) {
-    if (!required && e instanceof Deno.errors.NotFound) return undefined;
+    if (!required && host.isNotFound(e)) return undefined;
     throw new KilnError("io", `Cannot read adapter config '${path}': ${(e as Error).message}`);
   }
   try {

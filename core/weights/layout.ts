@@ -9,6 +9,7 @@ import { ensureDir, joinPath, readRegular, realPathOrUndefined, writeAll, writeA
 import { readProgramFile } from "../program_file.ts";
 import { externalInitializers } from "./random.ts";
 import { specsOf, type WeightSpec } from "./weight_set.ts";
+import { SEEK_START } from "../host.ts";
 
 /**
  * The weight signature of a file: an ONNX model (its external initializers) or a `.kiln`
@@ -115,7 +116,7 @@ export async function writeOnnxDataDir(
             `Weight '${s.name}' has ${bytes.byteLength} bytes, its signature needs ${s.byteLength}`,
           );
         }
-        await f.seek(s.offset, Deno.SeekMode.Start);
+        await f.seek(s.offset, SEEK_START);
         await writeAll(f, bytes);
         done += s.byteLength;
         options.onProgress?.(done, total);

@@ -20,6 +20,7 @@ import {
   typedArrayProblem,
 } from "../tensor.ts";
 import { readSafetensorsIndex, type SafetensorsEntry } from "./safetensors.ts";
+import { host, type HostFile } from "../host.ts";
 
 /** One deferred weight of a program: what a weight set must provide. */
 export interface WeightSpec {
@@ -351,7 +352,7 @@ export class WeightSet {
       const shown = joinPath(dir, location);
       const of = `for ${specs.length} weight(s) (first: '${specs[0].name}')`;
       let path: string;
-      let opened: { file: Deno.FsFile; size: number };
+      let opened: { file: HostFile; size: number };
       try {
         // the real path (a symbolic link may not lead out of the folder), a regular file
         path = await resolveInside(dir, location, `weight '${specs[0].name}'`);
@@ -510,7 +511,7 @@ export class WeightSet {
     }
     const tensors: WeightTensor[] = [];
     const lazy = _lazy(source, options);
-    const open = new Map<string, Deno.FsFile>();
+    const open = new Map<string, HostFile>();
     const total = [...chosen].filter(([n]) => spec.has(n)).reduce((a, [, c]) => a + c.e.length, 0);
     let done = 0;
     try {
@@ -554,7 +555,7 @@ async function _readShardIndex(path: string, problems: string[]): Promise<Map<st
   const out = new Map<string, string>();
   let json: unknown;
   try {
-    json = JSON.parse(await Deno.readTextFile(path));
+    json = JSON.parse(await host.readTextFile(path));
   } catch (e) {
     problems.push(`'${path}': ${(e as Error).message}`);
     return out;

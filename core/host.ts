@@ -1,0 +1,280 @@
+/**
+ * The host kiln runs on, chosen at run time: file access goes through here so the same code runs
+ * under Deno (its own file API, with its permissions) and Node (node:fs). Where neither exists (a
+ * browser) the file calls fail with a clear error: there, models and weights come as bytes, URLs
+ * or Responses. Only what kiln uses is here: random-access reads and writes of one file, stat,
+ * real paths, folders, renames, removals.
+ *
+ * The interfaces are the subset of Deno's file API kiln calls, so under Deno the host is Deno's
+ * own objects, unwrapped; under Node each call maps onto node:fs.
+ * @module
+ */
+
+/** What `stat` says of a path (the fields kiln reads). */
+export interface HostFileInfo {
+  isFile: boolean;
+  isDirectory: boolean;
+  isSymlink: boolean;
+  isFifo?: boolean | null;
+  isCharDevice?: boolean | null;
+  isBlockDevice?: boolean | null;
+  isSocket?: boolean | null;
+  size: number;
+  mtime: Date | null;
+}
+
+/** Seek origins (the values of Deno.SeekMode). */
+export const SEEK_START = 0;
+export const SEEK_CURRENT = 1;
+export const SEEK_END = 2;
+
+/** An open file: sequential reads and writes from a position that `seek` moves. */
+export interface HostFile {
+  read(p: Uint8Array): Promise<number | null>;
+  readSync(p: Uint8Array): number | null;
+  write(p: Uint8Array): Promise<number>;
+  seek(offset: number, whence: number): Promise<number>;
+  seekSync(offset: number, whence: number): number;
+  stat(): Promise<HostFileInfo>;
+  statSync(): HostFileInfo;
+  syncData(): Promise<void>;
+  /** sets the file's length (zeros past the old end) */
+  truncate(length: number): Promise<void>;
+  close(): void;
+  [Symbol.dispose](): void;
+}
+
+/** How to open a file. */
+export interface HostOpenOptions {
+  read?: boolean;
+  write?: boolean;
+  /** fail when it exists */
+  createNew?: boolean;
+  create?: boolean;
+  truncate?: boolean;
+}
+
+/** The host's file system. */
+export interface Host {
+  /** "deno", "node", or "none" (no file system: a browser) */
+  readonly name: "deno" | "node" | "none";
+  stat(path: string): Promise<HostFileInfo>;
+  statSync(path: string): HostFileInfo;
+  open(path: string, options: HostOpenOptions): Promise<HostFile>;
+  openSync(path: string, options: HostOpenOptions): HostFile;
+  realPath(path: string): Promise<string>;
+  mkdir(path: string, options?: { recursive?: boolean }): Promise<void>;
+  remove(path: string, options?: { recursive?: boolean }): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  readFile(path: string): Promise<Uint8Array<ArrayBuffer>>;
+  readTextFile(path: string): Promise<string>;
+  writeFile(path: string, bytes: Uint8Array): Promise<void>;
+  makeTempDir(prefix: string): Promise<string>;
+  cwd(): string;
+  readonly pid: number;
+  /** the error says the path does not exist */
+  isNotFound(e: unknown): boolean;
+  /** the error says access was refused (the OS, or Deno's permissions) */
+  isPermission(e: unknown): boolean;
+}
+
+// ---- Deno ------------------------------------------------------------------------------------
+
+function _denoHost(): Host {
+  const D = (globalThis as unknown as { Deno: typeof Deno }).Deno;
+  return {
+    name: "deno",
+    stat: (p) => D.stat(p),
+    statSync: (p) => D.statSync(p),
+    open: (p, o) => D.open(p, o),
+    openSync: (p, o) => D.openSync(p, o),
+    realPath: (p) => D.realPath(p),
+    mkdir: (p, o) => D.mkdir(p, o),
+    remove: (p, o) => D.remove(p, o),
+    rename: (a, b) => D.rename(a, b),
+    readFile: (p) => D.readFile(p),
+    readTextFile: (p) => D.readTextFile(p),
+    writeFile: (p, b) => D.writeFile(p, b),
+    makeTempDir: (prefix) => D.makeTempDir({ prefix }),
+    cwd: () => D.cwd(),
+    pid: D.pid,
+    isNotFound: (e) => e instanceof D.errors.NotFound,
+    isPermission: (e) => e instanceof D.errors.PermissionDenied || e instanceof D.errors.NotCapable,
+  };
+}
+
+// ---- Node ------------------------------------------------------------------------------------
+
+type NodeFs = typeof import("node:fs");
+type NodeStats = import("node:fs").Stats;
+
+function _info(s: NodeStats): HostFileInfo {
+  return {
+    isFile: s.isFile(),
+    isDirectory: s.isDirectory(),
+    isSymlink: s.isSymbolicLink(),
+    isFifo: s.isFIFO(),
+    isCharDevice: s.isCharacterDevice(),
+    isBlockDevice: s.isBlockDevice(),
+    isSocket: s.isSocket(),
+    size: s.size,
+    mtime: s.mtime,
+  };
+}
+
+function _flags(fs: NodeFs, o: HostOpenOptions): number {
+  const c = fs.constants;
+  let f = o.write ? (o.read ? c.O_RDWR : c.O_WRONLY) : c.O_RDONLY;
+  if (o.createNew) f |= c.O_CREAT | c.O_EXCL;
+  else if (o.create) f |= c.O_CREAT;
+  if (o.truncate) f |= c.O_TRUNC;
+  return f;
+}
+
+/** A node:fs file descriptor with a position, read and written with positional calls. */
+class _NodeFile implements HostFile {
+  #fs: NodeFs;
+  #fd: number;
+  #pos = 0;
+  constructor(fs: NodeFs, fd: number) {
+    this.#fs = fs;
+    this.#fd = fd;
+  }
+  read(p: Uint8Array): Promise<number | null> {
+    return new Promise((resolve, reject) => {
+      this.#fs.read(this.#fd, p, 0, p.byteLength, this.#pos, (e, n) => {
+        if (e) return reject(e);
+        this.#pos += n;
+        resolve(n === 0 && p.byteLength > 0 ? null : n);
+      });
+    });
+  }
+  readSync(p: Uint8Array): number | null {
+    const n = this.#fs.readSync(this.#fd, p, 0, p.byteLength, this.#pos);
+    this.#pos += n;
+    return n === 0 && p.byteLength > 0 ? null : n;
+  }
+  write(p: Uint8Array): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#fs.write(this.#fd, p, 0, p.byteLength, this.#pos, (e, n) => {
+        if (e) return reject(e);
+        this.#pos += n;
+        resolve(n);
+      });
+    });
+  }
+  seekSync(offset: number, whence: number): number {
+    const base = whence === SEEK_START
+      ? 0
+      : whence === SEEK_CURRENT
+      ? this.#pos
+      : this.#fs.fstatSync(this.#fd).size;
+    this.#pos = base + offset;
+    return this.#pos;
+  }
+  seek(offset: number, whence: number): Promise<number> {
+    return Promise.resolve(this.seekSync(offset, whence));
+  }
+  stat(): Promise<HostFileInfo> {
+    return new Promise((resolve, reject) => {
+      this.#fs.fstat(this.#fd, (e, s) => (e ? reject(e) : resolve(_info(s))));
+    });
+  }
+  statSync(): HostFileInfo {
+    return _info(this.#fs.fstatSync(this.#fd));
+  }
+  syncData(): Promise<void> {
+    return new Promise((resolve, reject) => this.#fs.fdatasync(this.#fd, (e) => (e ? reject(e) : resolve())));
+  }
+  truncate(length: number): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.#fs.ftruncate(this.#fd, length, (e) => (e ? reject(e) : resolve()))
+    );
+  }
+  close(): void {
+    if (this.#fd < 0) return;
+    this.#fs.closeSync(this.#fd);
+    this.#fd = -1;
+  }
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function _nodeHost(fs: NodeFs, proc: { pid: number; cwd(): string }, tmpdir: string): Host {
+  const p = fs.promises;
+  const code = (e: unknown) => (e as { code?: string } | null)?.code;
+  return {
+    name: "node",
+    stat: async (path) => _info(await p.stat(path)),
+    statSync: (path) => _info(fs.statSync(path)),
+    // a raw descriptor (fs.open's callback), not a FileHandle, which would close it again when collected
+    open: (path, o) =>
+      new Promise((resolve, reject) =>
+        fs.open(path, _flags(fs, o), 0o644, (e, fd) => (e ? reject(e) : resolve(new _NodeFile(fs, fd))))
+      ),
+    openSync: (path, o) => new _NodeFile(fs, fs.openSync(path, _flags(fs, o), 0o644)),
+    realPath: (path) => p.realpath(path),
+    mkdir: async (path, o) => {
+      await p.mkdir(path, { recursive: o?.recursive ?? false });
+    },
+    remove: (path, o) => p.rm(path, { recursive: o?.recursive ?? false }),
+    rename: (a, b) => p.rename(a, b),
+    readFile: async (path) => {
+      const b = await p.readFile(path);
+      return new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.byteLength);
+    },
+    readTextFile: (path) => p.readFile(path, "utf8"),
+    writeFile: (path, bytes) => p.writeFile(path, bytes),
+    makeTempDir: (prefix) => p.mkdtemp(`${tmpdir}/${prefix}`),
+    cwd: () => proc.cwd(),
+    pid: proc.pid,
+    isNotFound: (e) => code(e) === "ENOENT",
+    isPermission: (e) => code(e) === "EACCES" || code(e) === "EPERM",
+  };
+}
+
+// ---- none (a browser) ------------------------------------------------------------------------
+
+function _noHost(): Host {
+  const no = (path: string): never => {
+    throw new Error(
+      `No file system here (no Deno, no Node): '${path}' cannot be read; give models and weights as bytes`,
+    );
+  };
+  return {
+    name: "none",
+    stat: (path) => Promise.reject(no(path)),
+    statSync: no,
+    open: (path) => Promise.reject(no(path)),
+    openSync: no,
+    realPath: (path) => Promise.reject(no(path)),
+    mkdir: (path) => Promise.reject(no(path)),
+    remove: (path) => Promise.reject(no(path)),
+    rename: (path) => Promise.reject(no(path)),
+    readFile: (path) => Promise.reject(no(path)),
+    readTextFile: (path) => Promise.reject(no(path)),
+    writeFile: (path) => Promise.reject(no(path)),
+    makeTempDir: (prefix) => Promise.reject(no(prefix)),
+    cwd: () => "/",
+    pid: 0,
+    isNotFound: () => false,
+    isPermission: () => false,
+  };
+}
+
+async function _detect(): Promise<Host> {
+  const g = globalThis as unknown as { Deno?: unknown; process?: { versions?: { node?: string } } };
+  if (g.Deno) return _denoHost();
+  if (g.process?.versions?.node) {
+    // imported only here, so that a browser never loads node: modules
+    const fs = await import("node:fs");
+    const os = await import("node:os");
+    const proc = (await import("node:process")).default;
+    return _nodeHost(fs, proc, os.tmpdir());
+  }
+  return _noHost();
+}
+
+/** The host this process runs on. */
+export const host: Host = await _detect();
