@@ -79,6 +79,7 @@ export { type GpuDevice, type GpuLibraryInfo, gpuLibraryInfo } from "./ffi/libra
 export { BakedProgram, type BakeOptions, loadWeightSet, replaceOnnxExternalWeights } from "./core/bake.ts";
 export {
   type NameRules,
+  type SafetensorsSource,
   type WeightCast,
   WeightSet,
   WeightSetError,
@@ -93,6 +94,7 @@ export {
   type SafetensorsIndex,
   writeSafetensors,
 } from "./core/weights/safetensors.ts";
+export type { ByteSource } from "./core/source.ts";
 export { type Diagnostic, KilnError, type KilnErrorCode, type KilnErrorContext } from "./core/errors.ts";
 export { load, type LoadOptions, save } from "./core/save_load.ts";
 export { externalizeOnnx, type ExternalizeOptions, type ExternalizeReport } from "./core/onnx/externalize.ts";

@@ -123,19 +123,28 @@ export function useCoreVariant(variant: CoreVariant | "auto"): void {
   _variant = variant === "auto" ? undefined : variant;
 }
 
+function _coreBytes(variant: CoreVariant): Uint8Array<ArrayBuffer> {
+  const bin = atob(variant === "relaxed" ? KILN_WASM_RELAXED_BASE64 : KILN_WASM_BASE64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return bytes;
+}
+
 /** The compiled core module of the current variant (compiled once per process). */
 export function coreModule(): WebAssembly.Module {
   const variant = coreVariant();
   let m = _modules.get(variant);
   if (!m) {
-    const bin = atob(variant === "relaxed" ? KILN_WASM_RELAXED_BASE64 : KILN_WASM_BASE64);
-    const bytes = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-    m = new WebAssembly.Module(bytes);
+    m = new WebAssembly.Module(_coreBytes(variant));
     _modules.set(variant, m);
   }
   return m;
 }
+
+// The default variant is compiled asynchronously when this module loads: browsers refuse a
+// synchronous compile of a module this size on their main thread, and nowhere does it block
+// the caller's thread. (A variant chosen later with useCoreVariant compiles on first use.)
+_modules.set(coreVariant(), await WebAssembly.compile(_coreBytes(coreVariant())));
 
 const _dec = new TextDecoder();
 const _utf16 = new TextDecoder("utf-16le");

@@ -54,6 +54,13 @@ export interface HostOpenOptions {
   truncate?: boolean;
 }
 
+/** An incremental SHA-1 (node:crypto's, at native speed). */
+export interface Sha1 {
+  update(bytes: Uint8Array): Sha1;
+  /** the digest as lowercase hex */
+  digest(encoding: "hex"): string;
+}
+
 /** The host's file system. */
 export interface Host {
   /** "deno", "node", or "none" (no file system: a browser) */
@@ -72,6 +79,12 @@ export interface Host {
   makeTempDir(prefix: string): Promise<string>;
   cwd(): string;
   readonly pid: number;
+  /**
+   * A SHA-1 (program-file literals, external-data checksums, weight files). Deno and Node have
+   * node:crypto; elsewhere this throws (WebCrypto's digest is one-shot and asynchronous, and
+   * those checksums are of files, which a browser has none of).
+   */
+  sha1(): Sha1;
   /** the error says the path does not exist */
   isNotFound(e: unknown): boolean;
   /** the error says access was refused (the OS, or Deno's permissions) */
@@ -80,9 +93,12 @@ export interface Host {
 
 // ---- Deno ------------------------------------------------------------------------------------
 
-function _denoHost(): Host {
+type NodeCrypto = typeof import("node:crypto");
+
+function _denoHost(crypto: NodeCrypto): Host {
   const D = (globalThis as unknown as { Deno: typeof Deno }).Deno;
   return {
+    sha1: () => crypto.createHash("sha1"),
     name: "deno",
     stat: (p) => D.stat(p),
     statSync: (p) => D.statSync(p),
@@ -201,10 +217,16 @@ class _NodeFile implements HostFile {
   }
 }
 
-function _nodeHost(fs: NodeFs, proc: { pid: number; cwd(): string }, tmpdir: string): Host {
+function _nodeHost(
+  fs: NodeFs,
+  crypto: NodeCrypto,
+  proc: { pid: number; cwd(): string },
+  tmpdir: string,
+): Host {
   const p = fs.promises;
   const code = (e: unknown) => (e as { code?: string } | null)?.code;
   return {
+    sha1: () => crypto.createHash("sha1"),
     name: "node",
     stat: async (path) => _info(await p.stat(path)),
     statSync: (path) => _info(fs.statSync(path)),
@@ -258,6 +280,9 @@ function _noHost(): Host {
     makeTempDir: (prefix) => Promise.reject(no(prefix)),
     cwd: () => "/",
     pid: 0,
+    sha1: () => {
+      throw new Error("No SHA-1 here (no node:crypto): file checksums need Deno or Node");
+    },
     isNotFound: () => false,
     isPermission: () => false,
   };
@@ -265,13 +290,13 @@ function _noHost(): Host {
 
 async function _detect(): Promise<Host> {
   const g = globalThis as unknown as { Deno?: unknown; process?: { versions?: { node?: string } } };
-  if (g.Deno) return _denoHost();
+  // node: modules are imported only here, so that a browser never loads them
+  if (g.Deno) return _denoHost(await import("node:crypto"));
   if (g.process?.versions?.node) {
-    // imported only here, so that a browser never loads node: modules
     const fs = await import("node:fs");
     const os = await import("node:os");
     const proc = (await import("node:process")).default;
-    return _nodeHost(fs, proc, os.tmpdir());
+    return _nodeHost(fs, await import("node:crypto"), proc, os.tmpdir());
   }
   return _noHost();
 }

@@ -15,12 +15,11 @@
  * ```
  * @module
  */
-import { createHash } from "node:crypto";
 import { KilnError } from "./errors.ts";
 import { openRegular, writeAtomic } from "./fs.ts";
 import type { FileRange } from "./io.ts";
 import { type DTypeName, dtypeSize, elementCount } from "./tensor.ts";
-import { type HostFile, SEEK_START } from "./host.ts";
+import { host, type HostFile, SEEK_START } from "./host.ts";
 
 /** The first 8 bytes of every `.kiln` file. */
 export const KILN_MAGIC = new TextEncoder().encode("KILNPRG\0");
@@ -95,7 +94,7 @@ export interface ProgramFileInput {
 
 /** SHA-1 hex of bytes (native speed through node:crypto). */
 export function sha1Hex(bytes: Uint8Array): string {
-  return createHash("sha1").update(bytes).digest("hex");
+  return host.sha1().update(bytes).digest("hex");
 }
 
 let _crcTable: Uint32Array | undefined;
@@ -233,7 +232,7 @@ export async function writeProgramFile(path: string, input: ProgramFileInput): P
 async function _copyRange(f: HostFile, range: FileRange): Promise<string> {
   using s = (await openRegular(range.path, "Literal source file")).file;
   await s.seek(range.offset, SEEK_START);
-  const h = createHash("sha1");
+  const h = host.sha1();
   const buf = new Uint8Array(Math.min(range.length, 16 << 20));
   let done = 0;
   while (done < range.length) {

@@ -4,14 +4,13 @@
  * (one preallocated buffer per tensor, `Deno.open` + seek + read loop; never a whole-file read).
  * @module
  */
-import { createHash } from "node:crypto";
 import { openRegular, resolveInside } from "../fs.ts";
 import { readRangeFrom } from "../io.ts";
 import { KilnError } from "../errors.ts";
 import type { ExternalDataRef } from "../ir/builder.ts";
 import { importError } from "./errors.ts";
 import type { onnx } from "./onnx_pb.js";
-import { type HostFile, SEEK_START } from "../host.ts";
+import { host, type HostFile, SEEK_START } from "../host.ts";
 
 /**
  * The keys onnx reads for `external_data`. `basepath` is one of its ExternalDataInfo fields but
@@ -157,7 +156,7 @@ export class ExternalDataReader {
   async #fileSha1(location: string, file: HostFile): Promise<string> {
     const known = this.#sha1.get(location);
     if (known) return known;
-    const h = createHash("sha1");
+    const h = host.sha1();
     const buf = new Uint8Array(1 << 22);
     await file.seek(0, SEEK_START);
     for (;;) {

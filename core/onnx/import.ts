@@ -20,12 +20,15 @@ import type { GraphBuilderLike, ParsedModel, ParseOptions } from "./import_types
 import { Importer } from "./importer.ts";
 import { onnx } from "./onnx_pb.js";
 import { host } from "../host.ts";
+import { byteSourceName, isByteSource, readByteSource } from "../source.ts";
 
 export type { GraphBuilderLike, HostLiteral, ParsedModel, ParseOptions, ValueInfo } from "./import_types.ts";
 export { readTensorProto } from "./tensor_proto.ts";
 
 /**
- * Parses an ONNX model (a path, a `file:` URL or the model's bytes) into kiln's IR.
+ * Parses an ONNX model (a path, a `file:` URL, the model's bytes, a `Blob`, a fetch `Response` or an
+ * `http(s):` URL, fetched) into kiln's IR. A model given other than by path has no folder: its
+ * external data is read from `options.baseDir` when given, else deferred weights are bound later.
  * @example
  * ```ts ignore
  * const model = await parseOnnx("gpt2.onnx", { inputDims: { ids: [1, 128] }, deferExternalWeights: true });
@@ -33,16 +36,20 @@ export { readTensorProto } from "./tensor_proto.ts";
  * ```
  */
 export async function parseOnnx(
-  source: string | URL | Uint8Array,
+  source: string | URL | Uint8Array | Blob | Response,
   options: ParseOptions = {},
 ): Promise<ParsedModel> {
   let bytes: Uint8Array;
   let modelPath: string | undefined;
   let baseDir = options.baseDir;
-  if (source instanceof Uint8Array) {
-    bytes = source;
+  let name = "<bytes>";
+  const fromBytes = isByteSource(source);
+  if (fromBytes) {
+    // bytes, a Blob, a Response or an http(s) URL: no folder for external data unless baseDir says one
+    name = byteSourceName(source);
+    bytes = await readByteSource(source, "ONNX model");
   } else {
-    modelPath = _absolutePath(source);
+    modelPath = _absolutePath(source as string | URL);
     try {
       bytes = await readRegular(modelPath, "ONNX model");
     } catch (e) {
@@ -52,10 +59,10 @@ export async function parseOnnx(
     }
     baseDir = modelPath.slice(0, modelPath.lastIndexOf("/")) || "/";
   }
-  const model = decodeModel(bytes, modelPath ?? "<bytes>");
+  const model = decodeModel(bytes, modelPath ?? name);
   const opset = modelOpset(model);
   const graph = new GraphBuilder(opset);
-  const parsed = await importModel(model, graph, { ...options, baseDir }, source instanceof Uint8Array);
+  const parsed = await importModel(model, graph, { ...options, baseDir }, fromBytes);
   return { ...parsed, graph, modelPath };
 }
 

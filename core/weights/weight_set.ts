@@ -5,7 +5,6 @@
  * and every problem is reported at once.
  * @module
  */
-import { createHash } from "node:crypto";
 import { KilnError } from "../errors.ts";
 import { joinPath, openRegular, resolveInside } from "../fs.ts";
 import { type FileRange, readRangeFrom, withLazyBytes } from "../io.ts";
@@ -19,8 +18,9 @@ import {
   tensorBytes,
   typedArrayProblem,
 } from "../tensor.ts";
-import { readSafetensorsIndex, type SafetensorsEntry } from "./safetensors.ts";
+import { readSafetensorsIndex, type SafetensorsEntry, safetensorsIndexOf } from "./safetensors.ts";
 import { host, type HostFile } from "../host.ts";
+import { type ByteSource, byteSourceName, isByteSource, readByteSource } from "../source.ts";
 
 /** One deferred weight of a program: what a weight set must provide. */
 export interface WeightSpec {
@@ -73,6 +73,9 @@ export interface WeightTensor {
   /** e.g. "weights_v1/model.onnx.data @ 4096" or "typed array" */
   source: string;
 }
+
+/** A safetensors file: its path (or `file:` URL), or its bytes, a Blob, a Response or an http(s) URL. */
+export type SafetensorsSource = string | ByteSource;
 
 /** Thrown when a weight set does not fit a program: lists every problem. */
 export class WeightSetError extends KilnError {
@@ -206,7 +209,7 @@ function _isInside(location: string): boolean {
 }
 
 async function _sha1OfFile(path: string): Promise<string> {
-  const h = createHash("sha1");
+  const h = host.sha1();
   using f = (await openRegular(path, "Data file")).file;
   const buf = new Uint8Array(1 << 22);
   for (;;) {
@@ -410,21 +413,40 @@ export class WeightSet {
 
   /**
    * A weight set from one or more safetensors files; tensor names are matched to weight names,
-   * through `options.nameMap` where given. A name found in two files is an error.
+   * through `options.nameMap` where given. A name found in two files is an error. A file is a
+   * path (or `file:` URL; a `model.safetensors.index.json` names shards), or its bytes, a `Blob`,
+   * a fetch `Response` or an `http(s):` URL (fetched whole; messages name it by its URL).
    */
   static async fromSafetensors(
     source: SignatureSource,
-    files: string | string[],
+    files: SafetensorsSource | SafetensorsSource[],
     options: WeightSetOptions = {},
   ): Promise<WeightSet> {
     const signature = _sig(source);
-    const given = Array.isArray(files) ? files : [files];
+    // sources that are not paths are read into memory and named by their URL (or what they are)
+    const memory = new Map<string, Uint8Array>();
+    const given: string[] = [];
+    for (const [i, f] of (Array.isArray(files) ? files : [files]).entries()) {
+      if (typeof f === "string") given.push(f);
+      else if (f instanceof URL && f.protocol === "file:") given.push(decodeURIComponent(f.pathname));
+      else if (isByteSource(f)) {
+        const base = byteSourceName(f);
+        const name = memory.has(base) || given.includes(base) ? `${base} (#${i + 1})` : base;
+        memory.set(name, await readByteSource(f, "Safetensors file"));
+        given.push(name);
+      } else {
+        throw new KilnError(
+          "input",
+          `Safetensors source #${i + 1} is not a path, URL, Blob, Response or bytes`,
+        );
+      }
+    }
     const problems: string[] = [];
     // a sharded checkpoint's index (model.safetensors.index.json) names its shard files
     const list: string[] = [];
     const mapped = new Map<string, string>(); // tensor -> the shard the index puts it in
     for (const f of given) {
-      if (!f.endsWith(".json")) {
+      if (!f.endsWith(".json") || memory.has(f)) {
         list.push(f);
         continue;
       }
@@ -448,7 +470,8 @@ export class WeightSet {
     let suffixes: Map<string, string[]> | undefined;
     const suffixIndex = () => (suffixes ??= _suffixIndex(known));
     for (const path of list) {
-      const index = await readSafetensorsIndex(path);
+      const held = memory.get(path);
+      const index = held ? safetensorsIndexOf(held, path) : await readSafetensorsIndex(path);
       for (const e of index.entries.values()) {
         const shard = mapped.get(e.name);
         if (shard !== undefined && shard !== path) {
@@ -524,6 +547,14 @@ export class WeightSet {
           dims: e.dims,
           source: `'${path}' @ ${e.offset}${cast ? ` (${cast.from} cast to ${cast.to})` : ""}`,
         };
+        const held = memory.get(path);
+        if (held) {
+          const raw = held.subarray(e.offset, e.offset + e.length);
+          tensors.push({ ...t, bytes: cast ? castFloats(raw, cast.from, cast.to) : raw });
+          done += e.length;
+          options.onProgress?.(done, total);
+          continue;
+        }
         if (lazy && !cast) {
           tensors.push(withLazyBytes(t, { path, offset: e.offset, length: e.length }));
           continue;

@@ -1,0 +1,110 @@
+// Sources that are not file paths (core/source.ts): a model and a safetensors weight set given as
+// bytes, a Blob, a fetch Response or an http: URL (served here on localhost) compile, bind and
+// compute exactly what the same files given by path do; a failed fetch (HTTP 404, a refused
+// connection) is an error naming the URL; a model given as bytes binds its deferred weights from
+// a source of any kind.
+import assert from "node:assert/strict";
+import {
+  compile,
+  parseOnnx,
+  type Program,
+  type SafetensorsSource,
+  WeightSet,
+  writeSafetensors,
+} from "../mod.ts";
+import type { Tensor } from "../core/tensor.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const MODEL = `${ROOT}examples/tinynet/tinynet.onnx`;
+const DIMS = { inputDims: { x: [1, 3, 16, 16] } };
+const X: Tensor = {
+  dtype: "float32",
+  dims: [1, 3, 16, 16],
+  data: new Float32Array(768).map((_, i) => Math.sin(i * 0.37)),
+};
+
+async function _probs(p: Program): Promise<number[]> {
+  return Array.from((await p.eval({ x: X })).probs.data as Float32Array);
+}
+
+Deno.test("models and weight sets from bytes, Blobs, Responses and http: URLs", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "kiln_sources_" });
+  const files: Record<string, Uint8Array> = {};
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, (req) => {
+    const f = files[new URL(req.url).pathname];
+    return f ? new Response(f.slice()) : new Response("no such file", { status: 404 });
+  });
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const programs: Program[] = [];
+  try {
+    // a weight set for tinynet's deferred weights, as safetensors
+    const shape = compile(await parseOnnx(MODEL, { ...DIMS, deferExternalWeights: true }), "ref");
+    programs.push(shape);
+    let seed = 1;
+    const weights = shape.weights.map((w) => {
+      const n = w.dims.reduce((a, b) => a * b, 1);
+      const data = new Float32Array(n).map(() => Math.sin(seed++) * 0.2);
+      return { name: w.name, dtype: w.dtype, dims: [...w.dims], bytes: new Uint8Array(data.buffer) };
+    });
+    const st = `${dir}/v2.safetensors`;
+    await writeSafetensors(st, weights);
+    files["/tinynet.onnx"] = await Deno.readFile(MODEL);
+    files["/v2.safetensors"] = await Deno.readFile(st);
+
+    const byPath = compile(await parseOnnx(MODEL, { ...DIMS, deferExternalWeights: true }), "ref");
+    programs.push(byPath);
+    await byPath.bindWeights(await WeightSet.fromSafetensors(byPath, st));
+    const want = await _probs(byPath);
+
+    const modelSources: Record<string, () => Uint8Array | Blob | Response | URL> = {
+      bytes: () => files["/tinynet.onnx"],
+      Blob: () => new Blob([files["/tinynet.onnx"].slice()]),
+      Response: () => new Response(files["/tinynet.onnx"].slice()),
+      "http: URL": () => new URL(`${base}/tinynet.onnx`),
+    };
+    const weightSources: Record<string, () => SafetensorsSource> = {
+      bytes: () => files["/v2.safetensors"],
+      Blob: () => new Blob([files["/v2.safetensors"].slice()]),
+      Response: () => new Response(files["/v2.safetensors"].slice()),
+      "http: URL": () => new URL(`${base}/v2.safetensors`),
+      "file: URL": () => new URL(`file://${st}`),
+    };
+    for (const [m, model] of Object.entries(modelSources)) {
+      await t.step(`model as ${m}, weights from every kind of source`, async () => {
+        const p = compile(await parseOnnx(model(), { ...DIMS, deferExternalWeights: true }), "ref");
+        programs.push(p);
+        for (const [w, source] of Object.entries(weightSources)) {
+          const r = await p.bindWeights(await WeightSet.fromSafetensors(p, source()));
+          assert.ok(r.copied + r.skipped === weights.length, `${w}: every weight bound`);
+          assert.deepEqual(await _probs(p), want, `model as ${m}, weights as ${w}`);
+        }
+      });
+    }
+
+    await t.step("a failed fetch names the URL", async () => {
+      await assert.rejects(
+        () => parseOnnx(new URL(`${base}/missing.onnx`), DIMS),
+        /Cannot fetch onnx model 'http:\/\/127\.0\.0\.1:\d+\/missing\.onnx': HTTP 404/,
+      );
+      await assert.rejects(
+        async () =>
+          WeightSet.fromSafetensors(byPath, new Response("gone", { status: 410, statusText: "Gone" })),
+        /Cannot fetch safetensors file '<response>': HTTP 410 Gone/,
+      );
+      await assert.rejects(
+        async () => WeightSet.fromSafetensors(byPath, new URL("http://127.0.0.1:1/w.safetensors")),
+        /Cannot fetch safetensors file 'http:\/\/127\.0\.0\.1:1\/w\.safetensors'/,
+      );
+    });
+
+    await t.step("a bad weight set from bytes names its source", async () => {
+      const bad = new Uint8Array(files["/v2.safetensors"]);
+      bad[0] = 0xff; // a header length past the end
+      await assert.rejects(async () => WeightSet.fromSafetensors(byPath, bad), /<bytes>/);
+    });
+  } finally {
+    for (const p of programs) p.dispose();
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
