@@ -7,11 +7,13 @@ deno=./node_modules/.bin/deno
 [ -x "$deno" ] || { echo "tools/test.sh: run 'npm ci' first (no node_modules/.bin/deno)" >&2; exit 1; }
 
 # Debian's packages the tests use: libonnx-testdata (the ONNX backend node tests; the conformance
-# suites skip with a printed reason without it) and HIP for AMD (hipcc, libamdhip64-dev,
-# rocm-device-libs: the AMD build of hip/; skipped with a message without it).
+# suites skip with a printed reason without it), HIP for AMD (hipcc, libamdhip64-dev,
+# rocm-device-libs: the AMD build of hip/; skipped with a message without it) and chromium (the
+# browser example, driven headless; skipped with a message without it).
 need=()
 [ -d /usr/share/libonnx-testdata/data/node ] || need+=(libonnx-testdata)
 command -v hipcc >/dev/null || need+=(hipcc libamdhip64-dev rocm-device-libs)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test: installing ${need[*]}"
