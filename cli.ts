@@ -289,10 +289,11 @@ function _phases(p: BindPhases | undefined): string {
     `upload tail ${ms(p.uploadTailMs)}; prepare ${ms(p.prepareMs)})`;
 }
 
+/** Byte counts in decimal units (kB, MB, GB = 1e3, 1e6, 1e9 bytes), the one unit system kiln reports in. */
 function _fmtBytes(n: number): string {
-  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
-  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
-  if (n >= 1 << 10) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
   return `${n} B`;
 }
 

@@ -169,7 +169,7 @@ function _unsignedExports(raw: CoreExports): CoreExports {
       if (!_isU32(n)) {
         throw new KilnError(
           "memory",
-          `Cannot allocate ${n} bytes in the kiln core: it is wasm32, with 4 GiB of memory at most`,
+          `Cannot allocate ${n} bytes in the kiln core: it is wasm32, with 4.29 GB (2^32 bytes) of memory at most`,
         );
       }
       return raw.alloc(n) >>> 0;
@@ -298,20 +298,20 @@ export class Engine {
    * memory.grow fails, which only happens near the 4 GiB limit; both become code "memory".
    */
   #trapError(what: string, message: string): KilnError {
-    const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+    const gb = (n: number) => `${(n / 1e9).toFixed(2)} GB`;
     const used = this.exports.memory.buffer.byteLength;
     if (/Allocation too large/.test(message)) {
       return new KilnError(
         "memory",
-        `Out of memory during ${what}: a single buffer over 1 GiB does not fit the ref target's core ` +
+        `Out of memory during ${what}: a single buffer over 1.07 GB (2^30 bytes) does not fit the ref target's core ` +
           `(its allocator's limit per buffer; a weight or intermediate that large needs another target)`,
       );
     }
     if (/unreachable/.test(message) && used >= 2 ** 31) {
       return new KilnError(
         "memory",
-        `Out of memory during ${what}: the ref target's core has ${gib(used)} of WebAssembly memory in use ` +
-          `and cannot grow past 4 GiB; the program's weights, packed weights and buffers do not fit ` +
+        `Out of memory during ${what}: the ref target's core has ${gb(used)} of WebAssembly memory in use ` +
+          `and cannot grow past 4.29 GB (2^32 bytes); the program's weights, packed weights and buffers do not fit ` +
           `(compiling without weight packing saves the packed copies: \`--disable-pass pack_gemm_weights\`, ` +
           `or disablePasses: ["pack_gemm_weights"])`,
       );

@@ -49,11 +49,12 @@ bool hipCheck(hipError_t e, const char* what, Error& err) {
   return err.fail(status, std::string(what) + ": " + hipGetErrorString(e));
 }
 
+// decimal units (kB, MB, GB = 1e3, 1e6, 1e9 bytes), as the rest of kiln reports sizes
 std::string formatBytes(uint64_t n) {
   char buf[64];
-  if (n >= (uint64_t(1) << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", double(n) / double(uint64_t(1) << 30));
-  else if (n >= (uint64_t(1) << 20)) std::snprintf(buf, sizeof buf, "%.1f MiB", double(n) / double(1 << 20));
-  else if (n >= 1024) std::snprintf(buf, sizeof buf, "%.1f KiB", double(n) / 1024.0);
+  if (n >= 1000000000ull) std::snprintf(buf, sizeof buf, "%.2f GB", double(n) / 1e9);
+  else if (n >= 1000000ull) std::snprintf(buf, sizeof buf, "%.1f MB", double(n) / 1e6);
+  else if (n >= 1000ull) std::snprintf(buf, sizeof buf, "%.1f kB", double(n) / 1e3);
   else std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
   return buf;
 }
