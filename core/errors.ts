@@ -24,8 +24,8 @@ export interface Diagnostic {
  * file), "input" (eval inputs, arguments of library calls), "weights" (weight sets, adapters),
  * "argument" (an option out of range), "options" (compile options), "permission" (a Deno
  * permission the call needs), "target" (a program on the wrong target), "unsupported"
- * (a feature the target lacks), "disposed", "no_gpu", "gpu" (a failed library call) and
- * "internal".
+ * (a feature the target lacks), "disposed", "no_gpu", "gpu" (a failed library call),
+ * "aborted" (a call whose AbortSignal fired) and "internal".
  */
 export type KilnErrorCode =
   | "shape"
@@ -50,6 +50,7 @@ export type KilnErrorCode =
   | "disposed"
   | "no_gpu"
   | "gpu"
+  | "aborted"
   | "internal";
 
 /** The core's numeric diagnostic codes (wasm/ir/diag.ts) by name. */
@@ -141,4 +142,18 @@ export function errorFromDiagnostics(diags: Diagnostic[], fallback: string): Kil
   }
   if (diags.length > 1) msg += ` (and ${diags.length - 1} more)`;
   return new KilnError(d.code, msg, { node: d.node, op: d.op, shapes: d.shapes, diagnostics: diags });
+}
+
+/**
+ * Throws KilnError "aborted" when `signal` has fired: "<what> was aborted (<its reason>)". Long
+ * calls check it between their steps (each tensor read, before a bind switches), so an abort
+ * takes effect at the next step and leaves what was there before.
+ */
+export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (!signal?.aborted) return;
+  const r = signal.reason;
+  const why = r instanceof Error ? r.message : r === undefined ? "" : String(r);
+  const e = new KilnError("aborted", `${what} was aborted${why ? ` (${why})` : ""}`);
+  (e as { cause?: unknown }).cause = r;
+  throw e;
 }

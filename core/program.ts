@@ -6,7 +6,7 @@
  * @module
  */
 import { type CoreInfo, CoreProgram } from "./core_program.ts";
-import { KilnError } from "./errors.ts";
+import { KilnError, throwIfAborted } from "./errors.ts";
 import { withLazyBytes } from "./io.ts";
 import type { HostLiteral, ParsedModel, ValueInfo } from "./onnx/import.ts";
 import { getTarget } from "./targets/registry.ts";
@@ -138,6 +138,8 @@ export interface AdapterReport {
 export interface EvalOptions {
   /** the outputs to return (default: all); on the gpu target the others stay on the device */
   outputs?: readonly string[];
+  /** an eval still waiting (behind a bind or other evals) when it fires does not run: KilnError "aborted" */
+  signal?: AbortSignal;
   /**
    * the resident weight set to run with (`addWeightSet`; gpu) for this eval only; default: the
    * one `useWeights` chose, else the bound weights
@@ -279,7 +281,9 @@ export class Program {
    * On the gpu target the staging (reading, hashing, uploading) runs beside evals, which keep
    * using the weights bound before; the switch happens between two evals, so every eval sees one
    * weight set whole. A tensor whose content is already bound is not copied again. With
-   * `{ partial: true }` (or a partial WeightSet) only the named weights change.
+   * `{ partial: true }` (or a partial WeightSet) only the named weights change. With `{ signal }`
+   * an abort before the switch (while staging, or waiting for evals to finish) stops the bind
+   * with KilnError "aborted" and drops what was staged: the bound weights keep serving.
    *
    * @example
    * ```ts ignore
@@ -288,10 +292,12 @@ export class Program {
    */
   bindWeights(
     weights: WeightSet | Record<string, Tensor | Tensor["data"]> | string,
-    options: { partial?: boolean } = {},
+    options: { partial?: boolean; signal?: AbortSignal } = {},
   ): Promise<BindReport> {
+    const what = "Binding weights";
     return this.#bindSerialized(async () => {
       this.#check("bind weights");
+      throwIfAborted(options.signal, what);
       const t0 = performance.now();
       if (typeof weights === "string") {
         // a host-resident set (addWeightSet(name, set, { on: "host" })): copied from pinned memory
@@ -319,11 +325,19 @@ export class Program {
         "Cannot bind weights",
       );
       const tensors = [...set.tensors.values()];
+      const exec = this.#exec;
       // read and uploaded beside the evals (where the target can), then switched between two evals
-      if (this.#exec.stage) await this.#exec.stage(tensors);
+      if (exec.stage) await exec.stage(tensors);
+      const aborted = () => {
+        if (!options.signal?.aborted) return;
+        exec.discard?.(tensors);
+        throwIfAborted(options.signal, what);
+      };
+      aborted();
       return this.#serialized(async () => {
         this.#check("bind weights");
-        const r = await this.#exec.bind(tensors);
+        aborted();
+        const r = await exec.bind(tensors);
         return { ...r, ms: performance.now() - t0 };
       });
     });
@@ -408,6 +422,7 @@ export class Program {
   eval(inputs: Record<string, Tensor>, options?: EvalOptions): Promise<Record<string, Tensor>> {
     return this.#serialized(async () => {
       this.#check("eval");
+      throwIfAborted(options?.signal, "The eval");
       await this.#selectWeights(options?.weights ?? this.#current, "eval");
       this.#checkEvalInputs(inputs);
       let wanted: Set<string> | undefined;

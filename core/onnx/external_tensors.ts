@@ -11,6 +11,7 @@ import { type ExternalDataReader, parseExternalEntries, resolveExternalRef } fro
 import type { ParseOptions } from "./import_types.ts";
 import type { onnx } from "./onnx_pb.js";
 import { checkElementType, isExternal, tensorDims } from "./tensor_proto.ts";
+import { throwIfAborted } from "../errors.ts";
 
 /**
  * Inputs whose values decide shapes or control flow, by op: when such an input is an external
@@ -110,6 +111,7 @@ export async function readExternalTensors(
     bytes.set(proto, await reader.read(e.name, e.ref));
     done += e.ref.length;
     opts.onProgress?.(done, total);
+    throwIfAborted(opts.signal, "Parsing the ONNX model");
   }
 }
 

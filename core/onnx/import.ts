@@ -21,6 +21,7 @@ import { Importer } from "./importer.ts";
 import { onnx } from "./onnx_pb.js";
 import { host } from "../host.ts";
 import { byteSourceName, isByteSource, readByteSource } from "../source.ts";
+import { throwIfAborted } from "../errors.ts";
 
 export type { GraphBuilderLike, HostLiteral, ParsedModel, ParseOptions, ValueInfo } from "./import_types.ts";
 export { readTensorProto } from "./tensor_proto.ts";
@@ -43,6 +44,7 @@ export async function parseOnnx(
   let modelPath: string | undefined;
   let baseDir = options.baseDir;
   let name = "<bytes>";
+  throwIfAborted(options.signal, "Parsing the ONNX model");
   const fromBytes = isByteSource(source);
   if (fromBytes) {
     // bytes, a Blob, a Response or an http(s) URL: no folder for external data unless baseDir says one
@@ -59,6 +61,7 @@ export async function parseOnnx(
     }
     baseDir = modelPath.slice(0, modelPath.lastIndexOf("/")) || "/";
   }
+  throwIfAborted(options.signal, "Parsing the ONNX model");
   const model = decodeModel(bytes, modelPath ?? name);
   const opset = modelOpset(model);
   const graph = new GraphBuilder(opset);

@@ -25,6 +25,8 @@ export interface ParseOptions {
   literalLimit?: number;
   /** Called after each external tensor is read: bytes read so far and in all. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /** Stops the parse at the next step (a fetch, each external tensor read): KilnError "aborted". */
+  signal?: AbortSignal;
 }
 
 /** A graph input or output: name, element type and static dims. */

@@ -127,6 +127,12 @@ class GpuExecutor implements Executor {
     this.#staged = tensors;
   }
 
+  discard(tensors: readonly BindTensor[]): void {
+    if (this.#staged !== tensors) return;
+    this.#staged = null;
+    this.#dev.bindAbort();
+  }
+
   async addSet(name: string, tensors: readonly BindTensor[]): Promise<() => void> {
     if (this.#sets.has(name)) {
       throw new KilnError("weights", `Cannot add weight set '${name}': the program has one of that name`);

@@ -186,6 +186,8 @@ export interface Executor {
    * can go on meanwhile (targets that can: gpu); the next `bind` of the same array commits them.
    */
   stage?(tensors: readonly BindTensor[]): Promise<void>;
+  /** Drops what `stage` left staged for `tensors` (an aborted bind): the bound weights stay. */
+  discard?(tensors: readonly BindTensor[]): void;
   /**
    * Applies low-rank deltas over the kept base weights, all at once (between evals): `deltas`
    * set those weights' deltas, `clear` returns those weights to their base exactly. A delta stays

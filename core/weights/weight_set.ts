@@ -5,7 +5,7 @@
  * and every problem is reported at once.
  * @module
  */
-import { KilnError } from "../errors.ts";
+import { KilnError, throwIfAborted } from "../errors.ts";
 import { joinPath, openRegular, resolveInside } from "../fs.ts";
 import { type FileRange, readRangeFrom, withLazyBytes } from "../io.ts";
 import {
@@ -110,6 +110,8 @@ export interface WeightSetOptions {
   verifyChecksums?: boolean;
   /** Called after each tensor is read: bytes read so far and in all. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /** Stops the reading at the next tensor (KilnError "aborted"): nothing is returned. */
+  signal?: AbortSignal;
   /**
    * Leave tensors in files unread: each records its file range and is read on first use (the
    * gpu target's library reads the ranges itself, into pinned memory, never through JavaScript).
@@ -387,6 +389,7 @@ export class WeightSet {
         );
         done += length;
         options.onProgress?.(done, total);
+        throwIfAborted(options.signal, "Reading the weight set");
       }
       if (options.verifyChecksums ?? true) {
         const sums = new Set(specs.map((s) => s.checksum).filter((c) => c));
@@ -553,6 +556,7 @@ export class WeightSet {
           tensors.push({ ...t, bytes: cast ? castFloats(raw, cast.from, cast.to) : raw });
           done += e.length;
           options.onProgress?.(done, total);
+          throwIfAborted(options.signal, "Reading the weight set");
           continue;
         }
         if (lazy && !cast) {
@@ -568,6 +572,7 @@ export class WeightSet {
         tensors.push({ ...t, bytes: cast ? castFloats(raw, cast.from, cast.to) : raw });
         done += e.length;
         options.onProgress?.(done, total);
+        throwIfAborted(options.signal, "Reading the weight set");
       }
     } finally {
       for (const f of open.values()) f.close();
