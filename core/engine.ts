@@ -141,10 +141,26 @@ export function coreModule(): WebAssembly.Module {
   return m;
 }
 
-// The default variant is compiled asynchronously when this module loads: browsers refuse a
-// synchronous compile of a module this size on their main thread, and nowhere does it block
-// the caller's thread. (A variant chosen later with useCoreVariant compiles on first use.)
-_modules.set(coreVariant(), await WebAssembly.compile(_coreBytes(coreVariant())));
+// The default variant is compiled asynchronously, starting when this module loads: browsers
+// refuse a synchronous compile of a module this size on their main thread. The async entry
+// points (parseOnnx, load) wait for it, so compile() finds it ready; a program built another way
+// before it is ready compiles synchronously. No top-level await: a worker importing kiln would
+// miss the messages sent to it while its modules load. (A variant chosen later with
+// useCoreVariant compiles on first use.)
+const _defaultVariant = coreVariant();
+const _compiling: Promise<void> = WebAssembly.compile(_coreBytes(_defaultVariant)).then(
+  (m) => {
+    if (!_modules.has(_defaultVariant)) _modules.set(_defaultVariant, m);
+  },
+  () => {
+    // a failed async compile is retried synchronously (and reported) by coreModule()
+  },
+);
+
+/** Resolves once the core's default build is compiled (async entry points await it). */
+export function coreReady(): Promise<void> {
+  return _compiling;
+}
 
 const _dec = new TextDecoder();
 const _utf16 = new TextDecoder("utf-16le");

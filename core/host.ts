@@ -288,18 +288,35 @@ function _noHost(): Host {
   };
 }
 
-async function _detect(): Promise<Host> {
-  const g = globalThis as unknown as { Deno?: unknown; process?: { versions?: { node?: string } } };
-  // node: modules are imported only here, so that a browser never loads them
-  if (g.Deno) return _denoHost(await import("node:crypto"));
-  if (g.process?.versions?.node) {
-    const fs = await import("node:fs");
-    const os = await import("node:os");
-    const proc = (await import("node:process")).default;
-    return _nodeHost(fs, await import("node:crypto"), proc, os.tmpdir());
+type Builtins = {
+  getBuiltinModule?: (name: string) => unknown;
+  pid: number;
+  cwd(): string;
+  versions?: { node?: string };
+};
+
+/**
+ * Chooses the host synchronously, with no top-level await: a module that awaits while it loads
+ * makes a worker that imports it miss the messages sent to it meanwhile (Deno drops them). The
+ * node: modules come from `process.getBuiltinModule` (Deno 2, Node >= 20.16), so a browser never
+ * loads them.
+ */
+function _detect(): Host {
+  const g = globalThis as unknown as { Deno?: unknown; process?: Builtins };
+  const proc = g.process;
+  const builtin = <T>(name: string): T => {
+    if (!proc?.getBuiltinModule) {
+      throw new Error(`kiln needs process.getBuiltinModule (Deno 2, Node >= 20.16) to load ${name}`);
+    }
+    return proc.getBuiltinModule(name) as T;
+  };
+  if (g.Deno) return _denoHost(builtin<NodeCrypto>("node:crypto"));
+  if (proc?.versions?.node) {
+    const os = builtin<typeof import("node:os")>("node:os");
+    return _nodeHost(builtin<NodeFs>("node:fs"), builtin<NodeCrypto>("node:crypto"), proc, os.tmpdir());
   }
   return _noHost();
 }
 
 /** The host this process runs on. */
-export const host: Host = await _detect();
+export const host: Host = _detect();

@@ -15,6 +15,7 @@ import { getTarget } from "./targets/registry.ts";
 import type { GpuOptions } from "./targets/target.ts";
 import { KILN_VERSION } from "./version.ts";
 import { type WeightSet, WeightSetError } from "./weights/weight_set.ts";
+import { coreReady } from "./engine.ts";
 
 /** Options of `load`. */
 export interface LoadOptions extends BakeOptions {
@@ -105,6 +106,7 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Pro
 }
 
 async function _load(path: string, gpu: GpuOptions): Promise<Program> {
+  await coreReady();
   const head = await readProgramFile(path, { literals: false });
   let target;
   try {

@@ -1,6 +1,6 @@
 // The bundle (tools/bundle.ts, `deno task bundle`): one self-contained ES module that a Deno
 // program imports with no node_modules, no config and read permission for the model only, and
-// that computes what mod.ts computes; and the same module run by Node (>= 20), where file access
+// that computes what mod.ts computes; and the same module run by Node (>= 20.16), where file access
 // goes through node:fs (core/host.ts): a model read with its external data, and one compiled with
 // deferred weights and bound from the folder, give the same outputs.
 import assert from "node:assert/strict";
@@ -25,6 +25,14 @@ const b = compile(await parseOnnx(model, { inputDims: { x: [1, 3, 16, 16] }, def
 const report = await b.bindWeights(await WeightSet.fromOnnxDir(b, model.slice(0, model.lastIndexOf("/"))));
 const ya = await a.eval({ x }), yb = await b.eval({ x });
 console.log(JSON.stringify({ a: Array.from(ya.probs.data), b: Array.from(yb.probs.data), copied: report.copied }));
+`;
+
+const WORKER_MAIN = `import { WorkerProgram } from "./kiln.js";
+const w = await WorkerProgram.create(Deno.args[0], { parse: { inputDims: { x: [1, 3, 16, 16] } } });
+const x = new Float32Array(768).map((_, i) => Math.sin(i));
+const out = await w.eval({ x: { dtype: "float32", dims: [1, 3, 16, 16], data: x } });
+w.dispose();
+console.log(JSON.stringify(Array.from(out.probs.data)));
 `;
 
 async function _node(): Promise<string | undefined> {
@@ -73,13 +81,34 @@ Deno.test("the bundle runs on its own: no node_modules, no config, read access t
     p.dispose();
     assert.deepEqual(got, want, "the bundle computes what mod.ts computes");
 
+    // (Deno starts a worker from a file only with read access to it: the bundle's folder here)
+    await t.step("WorkerProgram from the bundle runs kiln_worker.js beside it", async () => {
+      await Deno.writeTextFile(`${dir}/worker_main.ts`, WORKER_MAIN);
+      const run = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--no-config",
+          "--no-lock",
+          `--allow-read=${TINY_DIR},${dir}`,
+          "worker_main.ts",
+          `${TINY_DIR}/tinynet.onnx`,
+        ],
+        cwd: dir,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
+      assert.deepEqual(JSON.parse(new TextDecoder().decode(run.stdout)), want);
+    });
+
     await t.step("and in Node (files through node:fs)", async () => {
       const version = await _node();
       if (!version) {
         console.log("  skipped: no `node` on PATH");
         return;
       }
-      assert.ok(Number(/^v(\d+)/.exec(version)?.[1]) >= 20, `node ${version}: kiln needs 20 or later`);
+      const [major, minor] = (/^v(\d+)\.(\d+)/.exec(version) ?? []).slice(1).map(Number);
+      assert.ok(major > 20 || (major === 20 && minor >= 16), `node ${version}: kiln needs 20.16 or later`);
       await Deno.writeTextFile(`${dir}/main.mjs`, NODE_MAIN);
       const run = await new Deno.Command("node", {
         args: ["main.mjs", `${TINY_DIR}/tinynet.onnx`],

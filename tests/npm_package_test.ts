@@ -1,5 +1,5 @@
 // The npm package (tools/npm_pack.ts, `deno task npm`): `npm pack` gives a tarball with one ES
-// module (the WASM core inside), TypeScript declarations and a package.json for Node >= 20; it is
+// module (the WASM core inside), TypeScript declarations and a package.json for Node >= 20.16; it is
 // installed into an empty folder outside the repo, where Node compiles a model given as bytes,
 // binds its weights from a folder and evaluates it, as Deno does with mod.ts; and a TypeScript
 // file importing the package's types checks under Node's own module resolution (nodenext, strict,
@@ -70,7 +70,7 @@ Deno.test("the npm package installs into an empty folder and runs in Node, typed
       }
       const manifest = JSON.parse(await Deno.readTextFile(`${dir}/pkg/package.json`));
       assert.equal(manifest.type, "module");
-      assert.equal(manifest.engines.node, ">=20");
+      assert.equal(manifest.engines.node, ">=20.16");
       assert.deepEqual(manifest.exports["."], { types: "./types/mod.d.ts", default: "./kiln.js" });
       const dts = await Deno.readTextFile(`${dir}/pkg/types/mod.d.ts`);
       assert.doesNotMatch(dts, /from "\.[^"]*\.ts"/, "declarations import .js paths");

@@ -7,7 +7,7 @@
  * - `types/`: TypeScript declarations emitted by `tsc` from the sources (Deno's own API types only
  *   for compiling them: the declarations name none of them; members that are Deno FFI plumbing
  *   are `@internal` and stripped). Imports in them name `.js` files, as Node's resolution wants.
- * - `package.json` (ES module, `exports` with `types` and `default`, Node >= 20), README, LICENSE.
+ * - `package.json` (ES module, `exports` with `types` and `default`, Node >= 20.16), README, LICENSE.
  *
  * In Node the core runs on the ref target with files read through node:fs (core/host.ts); the gpu
  * target needs Deno's FFI and says so.
@@ -98,7 +98,7 @@ const README = `# kiln
 
 Compile an ONNX model once, then swap its weights (fine-tunes, per-customer variants) without
 recompiling, or bake them in. This is kiln's npm package: the WebAssembly core and its API as one
-ES module, with TypeScript declarations, for Node >= 20 and bundlers.
+ES module, with TypeScript declarations, for Node >= 20.16 and bundlers.
 
 \`\`\`js
 import { compile, parseOnnx, WeightSet } from "@kiln/kiln";
@@ -120,7 +120,7 @@ export async function npmPack(dir: string, options: { pack?: boolean } = {}): Pr
   await Deno.mkdir(dir, { recursive: true });
   await bundle(`${dir}/kiln.js`, {
     externalProtobuf: true,
-    note: "npm package (tools/npm_pack.ts): Node >= 20 and bundlers.",
+    note: "npm package (tools/npm_pack.ts): Node >= 20.16 and bundlers.",
   });
   await _declarations(`${dir}/types`);
   const root = JSON.parse(await Deno.readTextFile(`${ROOT}package.json`)) as {
@@ -136,10 +136,10 @@ export async function npmPack(dir: string, options: { pack?: boolean } = {}): Pr
     main: "./kiln.js",
     types: "./types/mod.d.ts",
     exports: { ".": { types: "./types/mod.d.ts", default: "./kiln.js" } },
-    engines: { node: ">=20" },
+    engines: { node: ">=20.16" },
     sideEffects: false,
     dependencies: { protobufjs: root.dependencies.protobufjs },
-    files: ["kiln.js", "types/", "README.md", "LICENSE"],
+    files: ["kiln.js", "kiln_worker.js", "types/", "README.md", "LICENSE"],
   };
   await Deno.writeTextFile(`${dir}/package.json`, JSON.stringify(pkg, null, 2) + "\n");
   await Deno.writeTextFile(`${dir}/README.md`, README);

@@ -22,6 +22,7 @@ import { onnx } from "./onnx_pb.js";
 import { host } from "../host.ts";
 import { byteSourceName, isByteSource, readByteSource } from "../source.ts";
 import { throwIfAborted } from "../errors.ts";
+import { coreReady } from "../engine.ts";
 
 export type { GraphBuilderLike, HostLiteral, ParsedModel, ParseOptions, ValueInfo } from "./import_types.ts";
 export { readTensorProto } from "./tensor_proto.ts";
@@ -45,6 +46,7 @@ export async function parseOnnx(
   let baseDir = options.baseDir;
   let name = "<bytes>";
   throwIfAborted(options.signal, "Parsing the ONNX model");
+  await coreReady(); // compile() then finds the WebAssembly core compiled
   const fromBytes = isByteSource(source);
   if (fromBytes) {
     // bytes, a Blob, a Response or an http(s) URL: no folder for external data unless baseDir says one
