@@ -3,7 +3,7 @@
  * with the WASM core (embedded by build/kiln_wasm.ts) and the ONNX decoder (protobufjs) inside.
  * It needs no node_modules and no import map: vendor the one file and
  * `import { compile, parseOnnx } from "./kiln.js"` from any Deno program, with read permission
- * for the model only, or from Node >= 20 (files through node:fs: core/host.ts; the gpu target
+ * for the model only, or from Node >= 20.16 (files through node:fs: core/host.ts; the gpu target
  * needs Deno's FFI). `node:` built-ins stay imports (Deno and Node provide them).
  *
  *   deno run -A tools/bundle.ts [--out dist/kiln.js] [--minify]
@@ -49,6 +49,14 @@ export async function bundle(outfile: string, options: BundleOptions = {}): Prom
       plugins: [{
         name: "npm-specifiers",
         setup(build) {
+          // WorkerProgram starts the bundle's worker file, kiln_worker.js beside it (built below)
+          build.onLoad({ filter: /core[\\/]worker\.ts$/ }, async (args) => ({
+            contents: (await Deno.readTextFile(args.path)).replace(
+              '"./worker_main.ts"',
+              '"./kiln_worker.js"',
+            ),
+            loader: "ts",
+          }));
           build.onResolve({ filter: /^npm:/ }, (args) => {
             const m = /^npm:((?:@[^/]+\/)?[^@/]+)(?:@[^/]+)?(\/.*)?$/.exec(args.path);
             if (!m) return { errors: [{ text: `cannot resolve ${args.path}` }] };
@@ -65,8 +73,31 @@ export async function bundle(outfile: string, options: BundleOptions = {}): Prom
       legalComments: "inline",
       banner: {
         js: `// kiln ${KILN_VERSION}: bundle of mod.ts (tools/bundle.ts). ${
-          options.note ?? "Runs under Deno and Node >= 20."
+          options.note ?? "Runs under Deno and Node >= 20.16."
         }`,
+      },
+      logLevel: "warning",
+    });
+    // the worker's module: core/worker_main.ts with mod.ts left an import of the bundle itself
+    await esbuild.build({
+      entryPoints: [new URL("../core/worker_main.ts", import.meta.url).pathname],
+      bundle: true,
+      format: "esm",
+      platform: "neutral",
+      target: "es2022",
+      plugins: [{
+        name: "kiln-itself",
+        setup(build) {
+          build.onResolve({ filter: /(^|\/)mod\.ts$/ }, () => ({
+            path: "./" + outfile.slice(outfile.lastIndexOf("/") + 1),
+            external: true,
+          }));
+        },
+      }],
+      outfile: outfile.slice(0, outfile.lastIndexOf("/") + 1) + "kiln_worker.js",
+      legalComments: "inline",
+      banner: {
+        js: `// kiln ${KILN_VERSION}: WorkerProgram's worker (tools/bundle.ts); imports kiln.js beside it.`,
       },
       logLevel: "warning",
     });
