@@ -233,11 +233,29 @@ export function float16BitsToFloat32(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+/** The platform's Float16Array where it has one (Deno 2, browsers; not Node 20). */
+type Float16ArrayLike = {
+  new (n: number | ArrayLike<number> | ArrayBuffer): ArrayLike<number> & { buffer: ArrayBuffer };
+};
+const _Float16Array = (globalThis as { Float16Array?: Float16ArrayLike }).Float16Array;
+
 /**
  * Converts little-endian float32, float16 or bfloat16 elements to another of those types,
- * rounding to nearest even (NaN stays NaN, overflow becomes infinity).
+ * rounding to nearest even (NaN stays NaN, overflow becomes infinity). float16 conversions use
+ * the platform's Float16Array where there is one (its NaNs are the canonical quiet NaN), else
+ * kiln's own bit conversions (tests/tensor_test.ts checks both agree).
  */
 export function castFloats(bytes: Uint8Array, from: DTypeName, to: DTypeName): Uint8Array {
+  return _castFloats(bytes, from, to, _Float16Array);
+}
+
+/** @internal castFloats with a chosen Float16Array (undefined: kiln's own conversions; tests). */
+export function _castFloats(
+  bytes: Uint8Array,
+  from: DTypeName,
+  to: DTypeName,
+  f16: Float16ArrayLike | undefined,
+): Uint8Array {
   const n = bytes.byteLength / dtypeSize(from);
   const src = new Uint8Array(bytes); // an aligned copy: the source may sit at any offset
   const values = from === "float32" ? new Float32Array(src.buffer) : new Float32Array(n);
@@ -246,11 +264,14 @@ export function castFloats(bytes: Uint8Array, from: DTypeName, to: DTypeName): U
     if (from === "bfloat16") {
       const u = new Uint32Array(values.buffer);
       for (let i = 0; i < n; i++) u[i] = h[i] << 16;
+    } else if (f16) {
+      values.set(new f16(src.buffer));
     } else {
       for (let i = 0; i < n; i++) values[i] = float16BitsToFloat32(h[i]);
     }
   }
   if (to === "float32") return new Uint8Array(values.buffer);
+  if (to === "float16" && f16) return new Uint8Array(new f16(values).buffer);
   const out = new Uint16Array(n);
   if (to === "float16") {
     for (let i = 0; i < n; i++) out[i] = float32ToFloat16Bits(values[i]);
