@@ -119,6 +119,65 @@ function _denoHost(crypto: NodeCrypto): Host {
   };
 }
 
+// ---- bytes -----------------------------------------------------------------------------------
+
+/** A read-only HostFile over bytes in memory: code that reads files reads a buffer the same way. */
+export class BytesFile implements HostFile {
+  #b: Uint8Array;
+  #pos = 0;
+  /** `bytes` are read in place, not copied. */
+  constructor(bytes: Uint8Array) {
+    this.#b = bytes;
+  }
+  /** Copies up to `p.byteLength` bytes from the position; null at the end. */
+  readSync(p: Uint8Array): number | null {
+    if (p.byteLength === 0) return 0;
+    const n = Math.min(p.byteLength, this.#b.byteLength - this.#pos);
+    if (n <= 0) return null;
+    p.set(this.#b.subarray(this.#pos, this.#pos + n));
+    this.#pos += n;
+    return n;
+  }
+  /** `readSync`, as a promise. */
+  read(p: Uint8Array): Promise<number | null> {
+    return Promise.resolve(this.readSync(p));
+  }
+  /** Refused: the bytes are read-only. */
+  write(): Promise<number> {
+    return Promise.reject(new Error("bytes given to kiln are read-only"));
+  }
+  /** Moves the position. */
+  seekSync(offset: number, whence: number): number {
+    const base = whence === SEEK_START ? 0 : whence === SEEK_CURRENT ? this.#pos : this.#b.byteLength;
+    this.#pos = base + offset;
+    return this.#pos;
+  }
+  /** `seekSync`, as a promise. */
+  seek(offset: number, whence: number): Promise<number> {
+    return Promise.resolve(this.seekSync(offset, whence));
+  }
+  /** A regular file of the bytes' length. */
+  statSync(): HostFileInfo {
+    return { isFile: true, isDirectory: false, isSymlink: false, size: this.#b.byteLength, mtime: null };
+  }
+  /** `statSync`, as a promise. */
+  stat(): Promise<HostFileInfo> {
+    return Promise.resolve(this.statSync());
+  }
+  /** Nothing to sync. */
+  syncData(): Promise<void> {
+    return Promise.resolve();
+  }
+  /** Refused: the bytes are read-only. */
+  truncate(): Promise<void> {
+    return Promise.reject(new Error("bytes given to kiln are read-only"));
+  }
+  /** Nothing to close. */
+  close(): void {}
+  /** Nothing to close. */
+  [Symbol.dispose](): void {}
+}
+
 // ---- Node ------------------------------------------------------------------------------------
 
 type NodeFs = typeof import("node:fs");

@@ -19,7 +19,7 @@ import { KilnError } from "./errors.ts";
 import { openRegular, writeAtomic } from "./fs.ts";
 import type { FileRange } from "./io.ts";
 import { type DTypeName, dtypeSize, elementCount } from "./tensor.ts";
-import { host, type HostFile, SEEK_START } from "./host.ts";
+import { BytesFile, host, type HostFile, SEEK_START } from "./host.ts";
 
 /** The first 8 bytes of every `.kiln` file. */
 export const KILN_MAGIC = new TextEncoder().encode("KILNPRG\0");
@@ -283,11 +283,15 @@ async function _readExact(f: HostFile, offset: number, length: number, path: str
  * with a KilnError of code "format".
  */
 export async function readProgramFile(
-  path: string,
+  source: string | { name: string; bytes: Uint8Array },
   options: { verify?: boolean; literals?: boolean } = {},
 ): Promise<ProgramFileContents> {
   const verify = options.verify ?? true;
-  const opened = await openRegular(path, "Program file");
+  // a program file in memory (load from bytes, a Blob, a Response or a URL) reads the same way
+  const path = typeof source === "string" ? source : source.name;
+  const opened = typeof source === "string"
+    ? await openRegular(path, "Program file")
+    : { file: new BytesFile(source.bytes), size: source.bytes.byteLength };
   using file = opened.file;
   const size = opened.size;
   if (size < HEADER_BYTES) {

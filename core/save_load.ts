@@ -16,6 +16,7 @@ import type { GpuOptions } from "./targets/target.ts";
 import { KILN_VERSION } from "./version.ts";
 import { type WeightSet, WeightSetError } from "./weights/weight_set.ts";
 import { coreReady } from "./engine.ts";
+import { type ByteSource, byteSourceName, isByteSource, readByteSource } from "./source.ts";
 
 /** Options of `load`. */
 export interface LoadOptions extends BakeOptions {
@@ -79,14 +80,20 @@ export async function save(program: Program | BakedProgram, path: string): Promi
  * and future-version files fail with a KilnError (code "format") naming the file. With
  * `weights`, a weightless program is refitted on load: the weight set is read, validated and
  * bound before the program is returned. On gpu the literals stream from their aligned offsets
- * in the file straight to the device, their SHA-1s checked as they are read.
+ * in the file straight to the device, their SHA-1s checked as they are read. The file may also
+ * be given as bytes, a `Blob`, a fetch `Response` or an `http(s):` URL (read whole; its literals
+ * are then uploaded from memory).
  * @example
  * ```ts ignore
  * const program = await load("model.weightless.kiln", { weights: "weights_v2/" });
  * ```
  */
-export async function load(path: string, options: LoadOptions = {}): Promise<Program> {
-  const program = await _load(path, options.gpu ?? {});
+export async function load(source: string | ByteSource, options: LoadOptions = {}): Promise<Program> {
+  const path = isByteSource(source) ? byteSourceName(source) : source;
+  const mem = isByteSource(source)
+    ? { name: path, bytes: await readByteSource(source, "Program file") }
+    : undefined;
+  const program = await _load(mem ?? path, options.gpu ?? {});
   if (options.weights === undefined) return program;
   try {
     await program.bindWeights(await loadWeightSet(program, options.weights, options), {
@@ -105,9 +112,13 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Pro
   }
 }
 
-async function _load(path: string, gpu: GpuOptions): Promise<Program> {
+async function _load(
+  source: string | { name: string; bytes: Uint8Array },
+  gpu: GpuOptions,
+): Promise<Program> {
   await coreReady();
-  const head = await readProgramFile(path, { literals: false });
+  const path = typeof source === "string" ? source : source.name;
+  const head = await readProgramFile(source, { literals: false });
   let target;
   try {
     target = getTarget(head.meta.target);
@@ -117,13 +128,15 @@ async function _load(path: string, gpu: GpuOptions): Promise<Program> {
       `Program file '${path}' targets '${head.meta.target}', which this kiln cannot run`,
     );
   }
-  // a target that reads files gets the literals as checked file ranges; the others get bytes
-  const { meta, ir, literals } = target.readsFiles ? head : await readProgramFile(path);
+  // a target that reads files gets the literals as checked file ranges; the others (and a file
+  // held in memory) get bytes
+  const ranges = target.readsFiles && typeof source === "string";
+  const { meta, ir, literals } = ranges ? head : await readProgramFile(source);
   const hostLiterals: HostLiteral[] = [];
   meta.literals.forEach((e, i) => {
     const id = typeof e.id === "number" ? e.id : i;
     const lit = { name: e.name, dtype: e.dtype, dims: e.dims };
-    hostLiterals[id] = target.readsFiles
+    hostLiterals[id] = ranges
       ? withLazyBytes(lit, { path, offset: e.offset, length: e.length, sha1: e.sha1 })
       : { ...lit, bytes: literals[i] };
   });

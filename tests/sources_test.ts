@@ -2,16 +2,21 @@
 // bytes, a Blob, a fetch Response or an http: URL (served here on localhost) compile, bind and
 // compute exactly what the same files given by path do; a failed fetch (HTTP 404, a refused
 // connection) is an error naming the URL; a model given as bytes binds its deferred weights from
-// a source of any kind.
+// a source of any kind; and load() reads a saved program file from any of them (on ref, and on
+// the gpu test device, where the literals are uploaded from memory instead of from file ranges).
 import assert from "node:assert/strict";
 import {
   compile,
+  load,
   parseOnnx,
   type Program,
+  replaceOnnxExternalWeights,
   type SafetensorsSource,
+  save,
   WeightSet,
   writeSafetensors,
 } from "../mod.ts";
+import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
 import type { Tensor } from "../core/tensor.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -107,4 +112,60 @@ Deno.test("models and weight sets from bytes, Blobs, Responses and http: URLs", 
     await server.shutdown();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+const GPU = gpuUnderTest();
+
+async function _programFileFromEverySource(t: Deno.TestContext, target: "ref" | "gpu", gpu = {}) {
+  const dir = await Deno.makeTempDir({ prefix: "kiln_sources_load_" });
+  const files: Record<string, Uint8Array> = {};
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, (req) => {
+    const f = files[new URL(req.url).pathname];
+    return f ? new Response(f.slice()) : new Response("no such file", { status: 404 });
+  });
+  const programs: Program[] = [];
+  try {
+    const p = compile(await parseOnnx(MODEL, { ...DIMS, deferExternalWeights: true }), target, { gpu });
+    programs.push(p);
+    const baked = await replaceOnnxExternalWeights(p, `${ROOT}examples/tinynet`, target);
+    await save(baked, `${dir}/tiny.kiln`);
+    files["/tiny.kiln"] = await Deno.readFile(`${dir}/tiny.kiln`);
+    const fromPath = await load(`${dir}/tiny.kiln`, { gpu });
+    programs.push(fromPath);
+    const want = await _probs(fromPath);
+    const sources: Record<string, () => Uint8Array | Blob | Response | URL> = {
+      bytes: () => files["/tiny.kiln"],
+      Blob: () => new Blob([files["/tiny.kiln"].slice()]),
+      Response: () => new Response(files["/tiny.kiln"].slice()),
+      "http: URL": () => new URL(`http://127.0.0.1:${server.addr.port}/tiny.kiln`),
+    };
+    for (const [what, source] of Object.entries(sources)) {
+      await t.step(`load from ${what}`, async () => {
+        const q = await load(source(), { gpu });
+        programs.push(q);
+        assert.equal(q.target, target);
+        assert.deepEqual(await _probs(q), want);
+      });
+    }
+    await t.step("a corrupt program file in memory is an error naming it", async () => {
+      const bad = files["/tiny.kiln"].slice(0, 100);
+      await assert.rejects(load(bad), /'<bytes>'/);
+    });
+  } finally {
+    for (const p of programs) p.dispose();
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("ref: load() reads a program file from bytes, a Blob, a Response or an http: URL", async (t) => {
+  await _programFileFromEverySource(t, "ref");
+});
+
+Deno.test({
+  name: `gpu target (${GPU.name}): load() from bytes uploads the literals from memory`,
+  ignore: gpuIgnore("sources_test.ts"),
+  async fn(t) {
+    await _programFileFromEverySource(t, "gpu", GPU.options);
+  },
 });
