@@ -55,6 +55,8 @@ Usage:
 Options:
   --dims NAME=DxDx...   static dims for a model input (repeatable; fills symbolic dims)
   --defer-weights       keep external-data weights out of the program (bind or bake them later)
+  --defer-inline-over BYTES  defer inline initializers of at least BYTES too (bind them from an
+                        .onnx model with --weights MODEL.onnx, or from safetensors)
   --disable-pass NAME   skip a compiler pass (repeatable); pack_gemm_weights: less memory, slower runs
   --weights SRC         a weight set: an ONNX external-data directory, .safetensors file(s), a sharded
                         checkpoint's model.safetensors.index.json, or a Hugging Face folder holding one
@@ -289,6 +291,15 @@ function _phases(p: BindPhases | undefined): string {
     `upload tail ${ms(p.uploadTailMs)}; prepare ${ms(p.prepareMs)})`;
 }
 
+/** A non-negative integer byte count from an option's text; a clear error otherwise. */
+function _byteCount(text: string, flag: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n)) {
+    throw new KilnError("argument", `${flag} takes a byte count (a whole number), not '${text}'`);
+  }
+  return n;
+}
+
 /** Byte counts in decimal units (kB, MB, GB = 1e3, 1e6, 1e9 bytes), the one unit system kiln reports in. */
 function _fmtBytes(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
@@ -310,6 +321,7 @@ async function _compile(args: string[]): Promise<number> {
       ...TARGET_OPTIONS,
       output: { type: "string", short: "o" },
       "defer-weights": { type: "boolean" },
+      "defer-inline-over": { type: "string" },
       "disable-pass": { type: "string", multiple: true, default: [] },
       json: { type: "boolean" },
       verbose: { type: "boolean" },
@@ -326,6 +338,9 @@ async function _compile(args: string[]): Promise<number> {
   const model = await parseOnnx(positionals[0], {
     inputDims: _parseDims(values.dims!),
     deferExternalWeights: values["defer-weights"] ?? false,
+    ...(values["defer-inline-over"] !== undefined
+      ? { deferInlineWeightsOver: _byteCount(values["defer-inline-over"], "--defer-inline-over") }
+      : {}),
     onProgress: progress.bytes("reading weights"),
   });
   const t1 = performance.now();

@@ -166,10 +166,14 @@ export async function loadWeightSet(
   if (files.every(safetensors)) {
     return await WeightSet.fromSafetensors(signature, files, options);
   }
+  if (files.length === 1 && files[0].endsWith(".onnx")) {
+    // a whole model (a fine-tune exported with its weights): its initializers by name
+    return await WeightSet.fromOnnxModel(signature, files[0], options);
+  }
   if (files.length !== 1) {
     throw new KilnError(
       "weights",
-      `Give one weight directory or .safetensors files, not ${files.join(", ")}`,
+      `Give one weight directory, one .onnx model or .safetensors files, not ${files.join(", ")}`,
     );
   }
   let stat: HostFileInfo;
@@ -181,7 +185,9 @@ export async function loadWeightSet(
   if (!stat.isDirectory) {
     throw new KilnError(
       "weights",
-      `Weight source '${files[0]}' is neither a directory (ONNX external data) nor a .safetensors file`,
+      `Weight source '${
+        files[0]
+      }' is neither a directory (ONNX external data), an .onnx model nor a .safetensors file`,
     );
   }
   // a Hugging Face checkpoint folder: its sharded index, or its one model.safetensors, unless the

@@ -76,8 +76,23 @@ export function findExternalTensors(
   const found: ExternalTensors = { tensors: new Map(), fixedWeights: [], deferredWeights: [] };
   const constNames = new Set<string>();
   _collectConstantInputs(model.graph!.node ?? [], functions, constNames);
+  const inlineOver = opts.deferInlineWeightsOver;
   const visit = (t: onnx.ITensorProto, isInitializer: boolean) => {
-    if (!isExternal(t)) return;
+    if (!isExternal(t)) {
+      // an inline initializer deferred by size: a weight without a file location
+      if (inlineOver === undefined || !isInitializer) return;
+      const name = t.name ?? "";
+      checkElementType(t.data_type ?? 0, `Tensor '${name}'`);
+      const size = elementCount(tensorDims(t, `Tensor '${name}'`)) * dtypeSize(dtypeFromOnnx(t.data_type!));
+      if (size < inlineOver || size === 0 || constNames.has(name)) return;
+      found.deferredWeights.push(name);
+      found.tensors.set(t, {
+        name,
+        ref: { location: "", offset: 0, length: size, checksum: "" },
+        read: false,
+      });
+      return;
+    }
     const name = t.name ?? "";
     checkElementType(t.data_type ?? 0, `Tensor '${name}'`);
     const dims = tensorDims(t, `Tensor '${name}'`);

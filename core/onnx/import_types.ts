@@ -16,6 +16,13 @@ export interface ParseOptions {
   /** Issue 3 (weight replacement): external initializers become onnx_external_weights leaves. */
   deferExternalWeights?: boolean;
   /**
+   * Inline initializers of at least this many bytes are deferred too (weights with no file
+   * location: bind them from the model itself, `WeightSet.fromOnnxModel`, or from safetensors or
+   * arrays). Default: inline initializers stay constants. Those the compiler needs as constants
+   * (shapes, axes) stay constants whatever their size.
+   */
+  deferInlineWeightsOver?: number;
+  /**
    * Folder that external-data locations are relative to when the model is given as bytes
    * (default: none, so a byte model with external data is an error). Paths and URLs use the
    * model's own folder.

@@ -6,11 +6,12 @@
  * @module
  */
 import { KilnError, throwIfAborted } from "../errors.ts";
-import { joinPath, openRegular, resolveInside } from "../fs.ts";
-import { type FileRange, readRangeFrom, withLazyBytes } from "../io.ts";
+import { joinPath, openRegular, readRegular, resolveInside } from "../fs.ts";
+import { type FileRange, readRange, readRangeFrom, withLazyBytes } from "../io.ts";
 import {
   castFloats,
   describe,
+  dtypeFromOnnx,
   type DTypeName,
   dtypeSize,
   elementCount,
@@ -21,6 +22,10 @@ import {
 import { readSafetensorsIndex, type SafetensorsEntry, safetensorsIndexOf } from "./safetensors.ts";
 import { host, type HostFile } from "../host.ts";
 import { type ByteSource, byteSourceName, isByteSource, readByteSource } from "../source.ts";
+import { decodeModel } from "../onnx/import.ts";
+import { parseExternalEntries, resolveExternalRef } from "../onnx/external_data.ts";
+import type { onnx } from "../onnx/onnx_pb.js";
+import { isExternal, tensorDims, tensorProtoData } from "../onnx/tensor_proto.ts";
 
 /** One deferred weight of a program: what a weight set must provide. */
 export interface WeightSpec {
@@ -339,6 +344,14 @@ export class WeightSet {
     const problems: string[] = [];
     const byFile = new Map<string, WeightSpec[]>();
     for (const s of signature) {
+      if (s.location === "") {
+        if (!options.partial) {
+          problems.push(
+            `weight '${s.name}' was inline in the model (deferred by size): it has no file in '${dir}'; bind it from the model (WeightSet.fromOnnxModel), safetensors or arrays`,
+          );
+        }
+        continue;
+      }
       if (!_isInside(s.location)) {
         problems.push(
           `weight '${s.name}': location '${s.location}' is absolute or escapes the weight directory '${dir}'`,
@@ -411,6 +424,92 @@ export class WeightSet {
     if (problems.length) throw new WeightSetError(`Cannot read weights from '${dir}'`, problems);
     const set = new WeightSet(tensors, options.partial ?? false);
     set.validate(signature, `Weights in '${dir}' do not fit the program`);
+    return set;
+  }
+
+  /**
+   * A weight set from an ONNX model's own initializers, matched to weights by name: a fine-tune
+   * exported as a whole `.onnx` file (inline initializers, or external data beside it) binds
+   * into a program compiled from the base model, inline weights deferred by size
+   * (`deferInlineWeightsOver`) included. The model is a path, or its bytes, a Blob, a Response
+   * or an http(s) URL (then its external data, if any, is read from `options.baseDir`).
+   * Initializers that are not weights of the program are ignored; every problem is reported at once.
+   */
+  static async fromOnnxModel(
+    source: SignatureSource,
+    model: string | ByteSource,
+    options: WeightSetOptions & { baseDir?: string } = {},
+  ): Promise<WeightSet> {
+    const signature = _sig(source);
+    const name = isByteSource(model) ? byteSourceName(model) : model;
+    const bytes = isByteSource(model)
+      ? await readByteSource(model, "ONNX model")
+      : await readRegular(model, "ONNX model");
+    const dir = options.baseDir ??
+      (isByteSource(model) ? undefined : (model.slice(0, model.lastIndexOf("/")) || "."));
+    const proto = decodeModel(bytes, name);
+    const inits = new Map<string, onnx.ITensorProto>();
+    const walk = (g: onnx.IGraphProto) => {
+      for (const t of g.initializer ?? []) if (t.name && !inits.has(t.name)) inits.set(t.name, t);
+      for (const n of g.node ?? []) {
+        for (const a of n.attribute ?? []) {
+          if (a.g) walk(a.g);
+          for (const sg of a.graphs ?? []) walk(sg);
+        }
+      }
+    };
+    walk(proto.graph!);
+    const problems: string[] = [];
+    const tensors: WeightTensor[] = [];
+    for (const s of signature) {
+      const t = inits.get(s.name);
+      if (!t) {
+        if (!options.partial) problems.push(`weight '${s.name}' is not an initializer of '${name}'`);
+        continue;
+      }
+      const what = `Initializer '${s.name}' of '${name}'`;
+      try {
+        if (!isExternal(t)) {
+          const d = tensorProtoData(t, what);
+          tensors.push({
+            name: s.name,
+            dtype: dtypeFromOnnx(t.data_type!),
+            dims: d.dims,
+            bytes: d.bytes,
+            source: `'${name}' (inline)`,
+          });
+        } else {
+          if (dir === undefined) {
+            problems.push(
+              `${what} is in external data, and a model given as bytes has no folder: pass baseDir`,
+            );
+            continue;
+          }
+          const dims = tensorDims(t, what);
+          const dtype = dtypeFromOnnx(t.data_type!);
+          const ref = resolveExternalRef(
+            s.name,
+            parseExternalEntries(s.name, t.external_data ?? []),
+            elementCount(dims) * dtypeSize(dtype),
+          );
+          const path = await resolveInside(dir, ref.location, `weight '${s.name}'`);
+          tensors.push({
+            name: s.name,
+            dtype,
+            dims,
+            bytes: await readRange(path, ref.offset, ref.length),
+            source: `'${joinPath(dir, ref.location)}' @ ${ref.offset}`,
+          });
+        }
+      } catch (e) {
+        if (!(e instanceof KilnError)) throw e;
+        problems.push(e.message);
+      }
+      throwIfAborted(options.signal, "Reading the weight set");
+    }
+    if (problems.length) throw new WeightSetError(`Cannot read weights from '${name}'`, problems);
+    const set = new WeightSet(tensors, options.partial ?? false);
+    set.validate(signature, `Weights in '${name}' do not fit the program`);
     return set;
   }
 
