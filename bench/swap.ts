@@ -21,6 +21,7 @@ import { compile, parseOnnx, replaceOnnxExternalWeights, WeightSet } from "../mo
 import type { Tensor } from "../core/tensor.ts";
 import { writeRandomWeights } from "../core/weights/random.ts";
 import { ortNodeSession } from "./peers.ts";
+import { programInternals } from "../core/program.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -123,7 +124,7 @@ for (const name of values.models!.split(",")) {
       const [readMs, set] = await _ms(() => WeightSet.fromOnnxDir(program, d));
       const [bindMs] = await _ms(() => program.bindWeights(set));
       await program.eval(feeds);
-      const prepareMs = program._lastPrepareMs; // the prepare step that eval ran first
+      const prepareMs = programInternals(program).lastPrepareMs; // the prepare step that eval ran first
       read.push(readMs);
       bind.push(bindMs);
       prepare.push(prepareMs);
@@ -134,7 +135,7 @@ for (const name of values.models!.split(",")) {
       // transposes) in its first eval: count that step (only it: not the eval, nor the first
       // touch of the new program's memory, so the comparison does not favour the swap)
       await p2.eval(feeds);
-      recompile.push(rc + p2._lastPrepareMs);
+      recompile.push(rc + programInternals(p2).lastPrepareMs);
       p2.dispose();
       const s = await ortNodeSession(`${d}/${spec.file}`, { intraOpThreads: 1 });
       ort.push(s.createMs);
@@ -156,7 +157,7 @@ for (const name of values.models!.split(",")) {
     for (let r = 0; r < RUNS; r++) {
       const [bindMs] = await _ms(() => program.bindWeights(partialSets[(r + 1) % 2]));
       await program.eval(feeds);
-      partialMs.push(bindMs + program._lastPrepareMs);
+      partialMs.push(bindMs + programInternals(program).lastPrepareMs);
     }
 
     // no inference penalty: deferred (bound) vs baked

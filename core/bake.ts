@@ -9,7 +9,7 @@
  */
 import { KilnError } from "./errors.ts";
 import type { HostLiteral, ValueInfo } from "./onnx/import.ts";
-import { deserializeProgram, type Program, type WeightInfo } from "./program.ts";
+import { deserializeProgram, type Program, programInternals, type WeightInfo } from "./program.ts";
 import { getTarget } from "./targets/registry.ts";
 import type { GpuOptions, TargetName } from "./targets/target.ts";
 import { type NameRules, specsOf, WeightSet, type WeightSpec } from "./weights/weight_set.ts";
@@ -89,7 +89,7 @@ export class BakedProgram {
       );
     }
     const program = deserializeProgram(this.#ir, this.#hostLiterals, target, options);
-    program._setFixedWeights(this.fixedWeights);
+    programInternals(program).setFixedWeights(this.fixedWeights);
     return program;
   }
 }

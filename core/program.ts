@@ -159,6 +159,25 @@ export interface ProfileReport {
   ops: { op: string; count: number; ms: number }[];
 }
 
+/** What kiln's own modules, tests and benchmarks reach inside a Program for (not part of the API). */
+export interface ProgramInternals {
+  /** how many hoisted (prepare) nodes ran before the last eval */
+  readonly lastPrepareNodes: number;
+  /** how long they took, ms */
+  readonly lastPrepareMs: number;
+  /** records the fixed weights (compile, load) */
+  setFixedWeights(names: readonly string[]): void;
+  /** traps inside the core on purpose (tests of recovery) */
+  debugTrap(): void;
+}
+
+let _internals: (p: Program) => ProgramInternals;
+
+/** The internals of `p` (kiln's modules, tests and benchmarks; not exported by mod.ts). */
+export function programInternals(p: Program): ProgramInternals {
+  return _internals(p);
+}
+
 /**
  * A compiled, finalized program.
  *
@@ -239,13 +258,6 @@ export class Program {
     return next;
   }
 
-  /** @internal traps inside the core on purpose (tests of recovery). */
-  _debugTrap(): void {
-    this.#check("trap");
-    const engine = this.#core.engine("trap");
-    engine.call("debug trap", () => engine.exports.debug_trap());
-  }
-
   /**
    * Binds deferred weights by name (checked against the weight signature; every mismatch is
    * reported at once and nothing changes on failure). Weights not named keep their values.
@@ -260,11 +272,6 @@ export class Program {
    */
   get fixedWeights(): string[] {
     return [...this.#fixed];
-  }
-
-  /** @internal records the fixed weights (compile, load). */
-  _setFixedWeights(names: readonly string[]): void {
-    this.#fixed = [...names];
   }
 
   /**
@@ -400,13 +407,25 @@ export class Program {
     return this.#adapter ? { name: this.#adapter.name, weights: [...this.#adapter.weights] } : null;
   }
 
-  /** @internal how many hoisted nodes ran before the last eval (tests). */
-  get _lastPrepareNodes(): number {
-    return this.#exec.lastPrepareNodes;
-  }
-  /** @internal how long they took, ms (benchmarks). */
-  get _lastPrepareMs(): number {
-    return this.#exec.lastPrepareMs;
+  static {
+    // the internals kiln's own modules, tests and benchmarks use (programInternals), kept off the
+    // public class so they are not part of its API or its documentation
+    _internals = (p) => ({
+      get lastPrepareNodes() {
+        return p.#exec.lastPrepareNodes;
+      },
+      get lastPrepareMs() {
+        return p.#exec.lastPrepareMs;
+      },
+      setFixedWeights(names) {
+        p.#fixed = [...names];
+      },
+      debugTrap() {
+        p.#check("trap");
+        const engine = p.#core.engine("trap");
+        engine.call("debug trap", () => engine.exports.debug_trap());
+      },
+    });
   }
 
   /**
@@ -780,7 +799,7 @@ export function compile(
   const graph = model.graph as { encode(): Uint8Array };
   const core = CoreProgram.compile(graph.encode(), t.name, options);
   const program = _program(core, model.hostLiterals, t, options.gpu ?? {});
-  program._setFixedWeights(model.fixedWeights ?? []);
+  programInternals(program).setFixedWeights(model.fixedWeights ?? []);
   return program;
 }
 

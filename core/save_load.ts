@@ -9,7 +9,7 @@ import { type BakedProgram, type BakeOptions, loadWeightSet } from "./bake.ts";
 import { KilnError } from "./errors.ts";
 import { withLazyBytes } from "./io.ts";
 import type { HostLiteral } from "./onnx/import.ts";
-import { deserializeProgram, type Program } from "./program.ts";
+import { deserializeProgram, type Program, programInternals } from "./program.ts";
 import { readProgramFile, writeProgramFile } from "./program_file.ts";
 import { getTarget } from "./targets/registry.ts";
 import type { GpuOptions } from "./targets/target.ts";
@@ -143,7 +143,7 @@ async function _load(
   try {
     const program = deserializeProgram(ir, hostLiterals, target.name, { gpu });
     const fixed = meta.program?.fixedWeights;
-    if (Array.isArray(fixed)) program._setFixedWeights(fixed.map(String));
+    if (Array.isArray(fixed)) programInternals(program).setFixedWeights(fixed.map(String));
     return program;
   } catch (e) {
     if (e instanceof KilnError) {

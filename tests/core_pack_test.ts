@@ -7,6 +7,7 @@ import type { HostLiteral, ParsedModel } from "../core/onnx/import.ts";
 import { compile, type CompileOptions, deserializeProgram, type Program } from "../core/program.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { SeededRandom } from "../core/weights/random.ts";
+import { programInternals } from "../core/program.ts";
 
 const F32 = 1;
 const PASS = "pack_gemm_weights";
@@ -224,12 +225,12 @@ Deno.test("pack_gemm_weights on deferred weights: every swap re-packs; bake and 
     await p.setWeights({ W: sets[1].W });
     const mixed = reference(x, sets[1].W.data, M, N, K, { tB: true, bias: sets[0].b.data });
     assertClose(await out(p, inputs), mixed, "W of v2, b of v1");
-    assert.equal(p._lastPrepareNodes, 1, "W's packing reran");
+    assert.equal(programInternals(p).lastPrepareNodes, 1, "W's packing reran");
     await p.setWeights({ b: sets[1].b });
     assertClose(await out(p, inputs), want[1], "b of v2 too");
-    assert.equal(p._lastPrepareNodes, 0, "b feeds no prepare work");
+    assert.equal(programInternals(p).lastPrepareNodes, 0, "b feeds no prepare work");
     await out(p, inputs);
-    assert.equal(p._lastPrepareNodes, 0, "nothing to prepare without a bind");
+    assert.equal(programInternals(p).lastPrepareNodes, 0, "nothing to prepare without a bind");
   });
 
   await t.step("baked v2 runs the packing at finalize", async () => {
@@ -276,14 +277,18 @@ Deno.test("incremental prepare follows chains of weight-only nodes", async () =>
   const inputs = { x: { dtype: "float32" as const, dims: [m, k], data: x } };
   await p.setWeights(sets[0]);
   await out(p, inputs);
-  assert.equal(p._lastPrepareNodes, 3, "after the first bind everything runs");
+  assert.equal(programInternals(p).lastPrepareNodes, 3, "after the first bind everything runs");
   await p.setWeights({ W: sets[1].W });
   const y = await out(p, inputs);
-  assert.equal(p._lastPrepareNodes, 2, "W's scale and its packing rerun, V's packing does not");
+  assert.equal(
+    programInternals(p).lastPrepareNodes,
+    2,
+    "W's scale and its packing rerun, V's packing does not",
+  );
   assertClose(y, reference(x, sets[1].W.data.map((e) => 2 * e), m, n, k), "2 W of v2");
   assertClose(await out(p, inputs, "z"), reference(x, sets[0].V.data, m, n, k), "V of v1 still");
   await p.setWeights({ V: sets[1].V });
   assertClose(await out(p, inputs, "z"), reference(x, sets[1].V.data, m, n, k), "V of v2");
-  assert.equal(p._lastPrepareNodes, 1);
+  assert.equal(programInternals(p).lastPrepareNodes, 1);
   p.dispose();
 });

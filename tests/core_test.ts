@@ -13,6 +13,7 @@ import { Engine } from "../core/engine.ts";
 import { KilnError } from "../core/errors.ts";
 import type { HostLiteral, ParsedModel } from "../core/onnx/import.ts";
 import type { Tensor } from "../core/tensor.ts";
+import { programInternals } from "../core/program.ts";
 
 const F32 = 1;
 const I64 = 7;
@@ -523,8 +524,8 @@ Deno.test("hoist_prepare is the one pass that marks prepare work: disabled, noth
   const x = f32([3, 2], [1, 2, 3, 4, 5, 6]);
   for (const p of [on, off]) await p.setWeights({ w: f32([2, 3], [1, 0, 2, 0, 3, 1]) });
   assert.deepEqual((await run(on, { x })).y.data, (await run(off, { x })).y.data);
-  assert.equal(on._lastPrepareNodes, 1);
-  assert.equal(off._lastPrepareNodes, 0);
+  assert.equal(programInternals(on).lastPrepareNodes, 1);
+  assert.equal(programInternals(off).lastPrepareNodes, 0);
   on.dispose();
   off.dispose();
 });
@@ -609,7 +610,7 @@ Deno.test("Program recovers on a fresh instance after a trap in the core", async
   const w = f32([2], [3, 4]);
   await p.setWeights({ w });
   (w.data as Float32Array).fill(-1); // the program keeps no host copy: this must not leak in
-  const e = catchKiln(() => p._debugTrap());
+  const e = catchKiln(() => programInternals(p).debugTrap());
   assert.equal(e.code, "internal");
   const out = await run(p, { x: f32([2], [1, 2]) });
   assert.deepEqual(Array.from(out.y.data as Float32Array), [3, 8], "the bound weights survive the trap");

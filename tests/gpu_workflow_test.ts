@@ -22,6 +22,7 @@ import { writeSafetensors } from "../core/weights/safetensors.ts";
 import { WeightSetError } from "../core/weights/weight_set.ts";
 import { relativeL2 } from "./conformance/compare.ts";
 import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
+import { programInternals } from "../core/program.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const TINY_DIR = `${ROOT}examples/tinynet`;
@@ -360,9 +361,9 @@ Deno.test({
         }
         await t.step("a partial bind reruns only the prepare nodes downstream of what changed", async () => {
           await gpu.bindWeights({ A: new Float32Array(6).fill(1) }, { partial: true });
-          assert.equal(gpu._lastPrepareNodes, 0, "A feeds no prepare node");
+          assert.equal(programInternals(gpu).lastPrepareNodes, 0, "A feeds no prepare node");
           await gpu.bindWeights({ W: new Float32Array([1, 2, 3, 4, 5, 6]) }, { partial: true });
-          assert.equal(gpu._lastPrepareNodes, 1, "W's Transpose reran");
+          assert.equal(programInternals(gpu).lastPrepareNodes, 1, "W's Transpose reran");
           const got = await gpu.eval(inputs(true));
           const wt = [1, 3, 5, 2, 4, 6];
           const want = [1, 2, 3, -1, -2, -3].map((v, k) => Math.fround(Math.fround(v * wt[k]) + 1));

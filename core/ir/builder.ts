@@ -246,7 +246,7 @@ class _Module implements ModuleBuilder {
   #leaf(kind: number, name: string, dtype: number, dims: number[], tail: (w: _Writer) => void): ValueRef {
     this.#open();
     _checkShape(`Value '${name}'`, dtype, dims);
-    const id = this.#g._newId();
+    const id = _graphOps.newId(this.#g);
     const m = this.index;
     this.records.push({
       kind: "leaf",
@@ -304,11 +304,11 @@ class _Module implements ModuleBuilder {
   ): ValueRef[] {
     this.#open();
     const outs: ValueRef[] = [];
-    for (let i = 0; i < numOutputs; i++) outs.push(this.#g._newId());
+    for (let i = 0; i < numOutputs; i++) outs.push(_graphOps.newId(this.#g));
     const subs: number[] = [];
     for (const [k, a] of Object.entries(attrs)) {
       if ("g" in a) {
-        if (!Number.isInteger(a.g) || a.g <= 0 || a.g >= this.#g._moduleCount()) {
+        if (!Number.isInteger(a.g) || a.g <= 0 || a.g >= _graphOps.moduleCount(this.#g)) {
           throw new Error(`Attribute '${k}' of node '${nodeName}' (${op}) names unknown module ${a.g}`);
         }
         subs.push(a.g);
@@ -363,7 +363,7 @@ class _Module implements ModuleBuilder {
   }
 
   submodule(name: string): ModuleBuilder {
-    return this.#g._addModule(name, this.index);
+    return _graphOps.addModule(this.#g, name, this.index);
   }
 }
 
@@ -410,6 +410,12 @@ function _writeAttr(w: _Writer, name: string, a: AttrValue): void {
   }
 }
 
+let _graphOps: {
+  newId(g: GraphBuilder): number;
+  moduleCount(g: GraphBuilder): number;
+  addModule(g: GraphBuilder, name: string, parent: number): ModuleBuilder;
+};
+
 /**
  * Builds a kiln program (main module + submodules) and encodes it for the WASM core.
  *
@@ -445,21 +451,17 @@ export class GraphBuilder {
     return [...this.#modules];
   }
 
-  /** @internal */
-  _newId(): number {
-    return this.#nextId++;
-  }
-
-  /** @internal */
-  _moduleCount(): number {
-    return this.#modules.length;
-  }
-
-  /** @internal */
-  _addModule(name: string, parent: number): ModuleBuilder {
-    const m = new _Module(this, this.#modules.length, name, parent);
-    this.#modules.push(m);
-    return m;
+  static {
+    // what the module builders ask their graph for, kept off the public class
+    _graphOps = {
+      newId: (g) => g.#nextId++,
+      moduleCount: (g) => g.#modules.length,
+      addModule: (g, name, parent) => {
+        const m = new _Module(g, g.#modules.length, name, parent);
+        g.#modules.push(m);
+        return m;
+      },
+    };
   }
 
   /**
