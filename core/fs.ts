@@ -17,6 +17,7 @@
  */
 import { KilnError } from "./errors.ts";
 import { host, type HostFile, type HostFileInfo } from "./host.ts";
+import { paths } from "./path.ts";
 
 /** What a non-regular file is, for messages. */
 function _kind(info: HostFileInfo): string {
@@ -136,13 +137,12 @@ export async function readRegular(path: string, what: string, of?: string): Prom
 
 /** `dir` + `/` + `rel`, without doubling the slash. */
 export function joinPath(dir: string, rel: string): string {
-  return dir === "" ? rel : `${dir.replace(/\/+$/, "")}/${rel}`;
+  return paths.join(dir, rel);
 }
 
-/** True when `path` is `root` or inside it (both real, absolute paths). */
+/** True when `path` is `root` or inside it (both real, absolute paths; the platform's rules). */
 function _within(path: string, root: string): boolean {
-  const r = root.endsWith("/") ? root : `${root}/`;
-  return path === root || path.startsWith(r);
+  return paths.within(path, root);
 }
 
 /**
@@ -216,9 +216,8 @@ export async function writeAtomic(
   fill: (f: HostFile) => Promise<void>,
   what: string,
 ): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  const dir = slash >= 0 ? path.slice(0, slash) || "/" : ".";
-  const base = slash >= 0 ? path.slice(slash + 1) : path;
+  const dir = paths.dirname(path);
+  const base = /[\\/]$/.test(path) ? "" : paths.basename(path);
   if (base === "" || base === "." || base === "..") {
     throw new KilnError("io", `${what} '${path}' is not a file name`);
   }
@@ -229,7 +228,9 @@ export async function writeAtomic(
     if (e instanceof KilnError) throw e;
     // absent: it is created
   }
-  const tmp = `${dir}/.${base}.kiln-tmp-${host.pid}-${Date.now().toString(36)}-${(_tmpSeq++).toString(36)}`;
+  const tmp = `${paths.join(dir, "")}.${base}.kiln-tmp-${host.pid}-${Date.now().toString(36)}-${
+    (_tmpSeq++).toString(36)
+  }`;
   let f: HostFile;
   try {
     f = await host.open(tmp, { write: true, createNew: true });

@@ -21,6 +21,7 @@ import {
   tensorBytes,
   viewAs,
 } from "./tensor.ts";
+import { fileUrlPath } from "./path.ts";
 
 const _MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
 
@@ -316,7 +317,7 @@ export function writeNpy(t: Tensor): Uint8Array {
 
 /** Reads a .npy file. */
 export async function readNpyFile(path: string | URL): Promise<Tensor> {
-  const p = path instanceof URL ? decodeURIComponent(path.pathname) : path;
+  const p = path instanceof URL ? fileUrlPath(path) : path;
   // a regular file only: a FIFO or a directory fails at once, naming it
   let bytes: Uint8Array;
   try {
@@ -330,7 +331,7 @@ export async function readNpyFile(path: string | URL): Promise<Tensor> {
 
 /** Writes a tensor to a .npy file. */
 export async function writeNpyFile(path: string | URL, t: Tensor): Promise<void> {
-  const p = path instanceof URL ? decodeURIComponent(path.pathname) : path;
+  const p = path instanceof URL ? fileUrlPath(path) : path;
   await writeFileAtomic(p, writeNpy(t), ".npy file");
 }
 

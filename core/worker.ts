@@ -12,6 +12,7 @@ import type { ParseOptions, ValueInfo } from "./onnx/import.ts";
 import type { BindReport, WeightInfo } from "./program.ts";
 import { isByteSource, readByteSource } from "./source.ts";
 import type { Tensor } from "./tensor.ts";
+import { fileUrlPath } from "./path.ts";
 
 /** Where a worker program's weights come from. */
 export type WorkerWeights =
@@ -107,7 +108,7 @@ export class WorkerProgram {
       ? await readByteSource(model, "ONNX model")
       : typeof model === "string"
       ? model
-      : decodeURIComponent((model as URL).pathname);
+      : fileUrlPath(model as URL);
     const url = options.workerUrl ?? new URL(WORKER_MODULE, import.meta.url);
     const worker = new Worker(url, { type: "module" });
     // shared with the instance: replies may come before it exists (the create call's)
@@ -180,7 +181,7 @@ export class WorkerProgram {
   async bindWeights(weights: WorkerWeights, options: { partial?: boolean } = {}): Promise<BindReport> {
     const w = weights.kind === "safetensors" && weights.source instanceof URL
       ? weights.source.protocol === "file:"
-        ? { kind: "safetensors" as const, source: decodeURIComponent(weights.source.pathname) }
+        ? { kind: "safetensors" as const, source: fileUrlPath(weights.source) }
         : { kind: "safetensors" as const, source: await readByteSource(weights.source, "Safetensors file") }
       : weights;
     return await this.#call<BindReport>({ op: "bind", weights: w, partial: options.partial });

@@ -11,6 +11,7 @@ import type { ExternalDataRef } from "../ir/builder.ts";
 import { importError } from "./errors.ts";
 import type { onnx } from "./onnx_pb.js";
 import { host, type HostFile, SEEK_START } from "../host.ts";
+import { paths } from "../path.ts";
 
 /**
  * The keys onnx reads for `external_data`. `basepath` is one of its ExternalDataInfo fields but
@@ -113,7 +114,7 @@ export function resolveExternalRef(tensor: string, entry: ExternalEntry, byteSiz
 
 /** Joins a folder and a normalized relative location. */
 function _join(dir: string, location: string): string {
-  return dir.endsWith("/") ? dir + location : `${dir}/${location}`;
+  return paths.join(dir, location);
 }
 
 interface _OpenFile {

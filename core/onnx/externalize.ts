@@ -14,6 +14,7 @@ import { ExternalDataReader, parseExternalEntries, resolveExternalRef } from "./
 import { onnx } from "./onnx_pb.js";
 import { isExternal, tensorDims, tensorProtoData } from "./tensor_proto.ts";
 import { dtypeFromOnnx, dtypeSize, elementCount, isSupportedOnnxType } from "../tensor.ts";
+import { paths } from "../path.ts";
 
 /** Options of {@linkcode externalizeOnnx}. */
 export interface ExternalizeOptions {
@@ -40,8 +41,7 @@ export interface ExternalizeReport {
 }
 
 function _dirOf(path: string): string {
-  const i = path.lastIndexOf("/");
-  return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
+  return paths.dirname(path);
 }
 
 function _graphs(g: onnx.IGraphProto | null | undefined, out: onnx.IGraphProto[]): void {
@@ -69,7 +69,7 @@ export async function externalizeOnnx(
   if (!Number.isSafeInteger(align) || align < 1) {
     throw new KilnError("argument", `Cannot externalize: alignment ${align} is not a positive integer`);
   }
-  const base = dst.slice(dst.lastIndexOf("/") + 1);
+  const base = paths.basename(dst);
   const location = options.location ?? `${base}.data`;
   if (
     !location || location.includes("/") || location.includes("\\") || location === "." || location === ".."

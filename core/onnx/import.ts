@@ -23,6 +23,7 @@ import { host } from "../host.ts";
 import { byteSourceName, isByteSource, readByteSource } from "../source.ts";
 import { throwIfAborted } from "../errors.ts";
 import { coreReady } from "../engine.ts";
+import { fileUrlPath, paths } from "../path.ts";
 
 export type { GraphBuilderLike, HostLiteral, ParsedModel, ParseOptions, ValueInfo } from "./import_types.ts";
 export { readTensorProto } from "./tensor_proto.ts";
@@ -61,7 +62,7 @@ export async function parseOnnx(
       const why = (e as Error).message.replace(`ONNX model '${modelPath}' `, "");
       throw importError(`Cannot read ONNX model '${modelPath}': ${why}`, {}, "io");
     }
-    baseDir = modelPath.slice(0, modelPath.lastIndexOf("/")) || "/";
+    baseDir = paths.dirname(modelPath);
   }
   throwIfAborted(options.signal, "Parsing the ONNX model");
   const model = decodeModel(bytes, modelPath ?? name);
@@ -139,15 +140,9 @@ function _absolutePath(source: string | URL): string {
     if (url.protocol !== "file:") {
       throw importError(`Cannot read ONNX model '${url.href}': only file: URLs are supported`);
     }
-    p = decodeURIComponent(url.pathname);
+    p = fileUrlPath(url);
   } else {
-    p = source.startsWith("/") ? source : `${host.cwd()}/${source}`;
+    p = source;
   }
-  const parts: string[] = [];
-  for (const seg of p.split("/")) {
-    if (seg === "" || seg === ".") continue;
-    if (seg === "..") parts.pop();
-    else parts.push(seg);
-  }
-  return "/" + parts.join("/");
+  return paths.absolute(p, host.cwd());
 }

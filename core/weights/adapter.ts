@@ -14,6 +14,7 @@ import type { WeightDelta } from "../targets/target.ts";
 import { readSafetensorsIndex } from "./safetensors.ts";
 import { WeightSetError, type WeightSpec } from "./weight_set.ts";
 import { host } from "../host.ts";
+import { paths } from "../path.ts";
 
 /** The low-rank factors of one adapted module. */
 export interface AdapterFactors {
@@ -180,7 +181,7 @@ export class Adapter {
     if (!factors.length && !problems.length) problems.push("it holds no LoRA factors");
     if (problems.length) throw new WeightSetError(what, problems);
     const fanInFanOut = options.fanInFanOut ?? (config?.fan_in_fan_out === true ? true : undefined);
-    const name = options.name ?? (path.replace(/\/+$/, "").split("/").pop() || path);
+    const name = options.name ?? (paths.basename(path) || path);
     return new Adapter(name, factors, { fanInFanOut, weightOf: options.weightOf }, `adapter '${file}'`);
   }
 

@@ -10,6 +10,7 @@ import { readProgramFile } from "../program_file.ts";
 import { externalInitializers } from "./random.ts";
 import { specsOf, type WeightSpec } from "./weight_set.ts";
 import { SEEK_START } from "../host.ts";
+import { paths } from "../path.ts";
 
 /**
  * The weight signature of a file: an ONNX model (its external initializers) or a `.kiln`
@@ -56,7 +57,7 @@ export async function modelDataFiles(
   modelPath: string,
   signature: readonly WeightSpec[],
 ): Promise<Set<string>> {
-  const dir = modelPath.slice(0, modelPath.lastIndexOf("/")) || ".";
+  const dir = paths.dirname(modelPath);
   const out = new Set<string>();
   for (const loc of new Set(signature.map((s) => s.location))) {
     const real = await realPathOrUndefined(joinPath(dir, loc));
@@ -81,7 +82,7 @@ export async function writeOnnxDataDir(
 ): Promise<{ path: string; bytes: number }[]> {
   const byFile = new Map<string, WeightSpec[]>();
   for (const s of signature) {
-    if (s.location.startsWith("/") || s.location.split(/[\\/]/).includes("..")) {
+    if (/^([\\/]|[A-Za-z]:)/.test(s.location) || s.location.split(/[\\/]/).includes("..")) {
       throw new KilnError(
         "weights",
         `Weight '${s.name}': location '${s.location}' escapes the output directory`,
@@ -104,7 +105,7 @@ export async function writeOnnxDataDir(
   const out: { path: string; bytes: number }[] = [];
   for (const [location, specs] of byFile) {
     const path = joinPath(dir, location);
-    await ensureDir(path.slice(0, path.lastIndexOf("/")) || ".", "Weight folder");
+    await ensureDir(paths.dirname(path), "Weight folder");
     const size = Math.max(...specs.map((s) => s.offset + (s.length || s.byteLength)));
     await writeAtomic(path, async (f) => {
       await f.truncate(size);

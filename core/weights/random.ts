@@ -44,6 +44,7 @@ import {
   float32BitsToBfloat16Bits,
   float32ToFloat16Bits,
 } from "../tensor.ts";
+import { paths } from "../path.ts";
 
 export { float32ToFloat16Bits } from "../tensor.ts";
 
@@ -309,7 +310,7 @@ function _externalEntry(t: onnx.ITensorProto): ExternalInitializer {
   const kv = new Map((t.external_data ?? []).map((e) => [e.key ?? "", e.value ?? ""]));
   const location = kv.get("location");
   if (!location) throw new Error(`Initializer '${name}' is external but has no 'location'`);
-  if (location.startsWith("/") || location.split(/[\\/]/).includes("..")) {
+  if (/^([\\/]|[A-Za-z]:)/.test(location) || location.split(/[\\/]/).includes("..")) {
     throw new Error(`Initializer '${name}': location '${location}' escapes the model's folder`);
   }
   const dtype = dtypeFromOnnx(t.data_type ?? 0);
@@ -349,7 +350,7 @@ export async function writeRandomWeights(
   const modelBytes = await readRegular(modelPath, "Model");
   const tensors = externalInitializers(modelBytes);
   await ensureDir(outDir, "Weight folder");
-  const base = modelPath.split("/").pop()!;
+  const base = paths.basename(modelPath);
   const outModel = joinPath(outDir, base);
   const signature = specsOf(tensors.map((t) => ({ ...t, checksum: "" })));
   // the model's own data files are never overwritten by accident (see writeOnnxDataDir)

@@ -26,6 +26,7 @@ import { decodeModel } from "../onnx/import.ts";
 import { parseExternalEntries, resolveExternalRef } from "../onnx/external_data.ts";
 import type { onnx } from "../onnx/onnx_pb.js";
 import { isExternal, tensorDims, tensorProtoData } from "../onnx/tensor_proto.ts";
+import { fileUrlPath, paths } from "../path.ts";
 
 /** One deferred weight of a program: what a weight set must provide. */
 export interface WeightSpec {
@@ -446,7 +447,7 @@ export class WeightSet {
       ? await readByteSource(model, "ONNX model")
       : await readRegular(model, "ONNX model");
     const dir = options.baseDir ??
-      (isByteSource(model) ? undefined : (model.slice(0, model.lastIndexOf("/")) || "."));
+      (isByteSource(model) ? undefined : paths.dirname(model));
     const proto = decodeModel(bytes, name);
     const inits = new Map<string, onnx.ITensorProto>();
     const walk = (g: onnx.IGraphProto) => {
@@ -530,7 +531,7 @@ export class WeightSet {
     const given: string[] = [];
     for (const [i, f] of (Array.isArray(files) ? files : [files]).entries()) {
       if (typeof f === "string") given.push(f);
-      else if (f instanceof URL && f.protocol === "file:") given.push(decodeURIComponent(f.pathname));
+      else if (f instanceof URL && f.protocol === "file:") given.push(fileUrlPath(f));
       else if (isByteSource(f)) {
         const base = byteSourceName(f);
         const name = memory.has(base) || given.includes(base) ? `${base} (#${i + 1})` : base;
@@ -700,7 +701,7 @@ async function _readShardIndex(path: string, problems: string[]): Promise<Map<st
     problems.push(`'${path}' has no "weight_map" object`);
     return out;
   }
-  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
+  const dir = paths.dirname(path);
   for (const [tensor, file] of Object.entries(map)) {
     if (typeof file !== "string" || !_isInside(file)) {
       problems.push(

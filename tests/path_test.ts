@@ -1,0 +1,58 @@
+// Paths by the platform's rules (core/path.ts): containment (`within`, which guards every
+// location a model or weight set names) holds under POSIX and under Windows rules (drive
+// letters, backslashes, case of the separator), checked here with node:path's two flavours;
+// and the POSIX subset used where there is no node:path agrees with node:path's POSIX rules.
+import assert from "node:assert/strict";
+import nodePath from "node:path";
+import { fileUrlPath, type PathOps, paths, pathsOver, posixPathOps } from "../core/path.ts";
+
+Deno.test("paths: containment and joins under POSIX and Windows rules", async (t) => {
+  await t.step("POSIX", () => {
+    const p = pathsOver(nodePath.posix as unknown as PathOps);
+    assert.ok(p.within("/w/models/a.bin", "/w/models"));
+    assert.ok(p.within("/w/models", "/w/models"));
+    assert.ok(!p.within("/w/models-evil/a.bin", "/w/models"), "a sibling with the folder's name as prefix");
+    assert.ok(!p.within("/w/a.bin", "/w/models"));
+    assert.equal(p.join("/w/models", "sub/a.bin"), "/w/models/sub/a.bin");
+    assert.equal(p.dirname("/w/models/a.onnx"), "/w/models");
+    assert.equal(p.absolute("a.onnx", "/w"), "/w/a.onnx");
+  });
+  await t.step("Windows", () => {
+    const p = pathsOver(nodePath.win32 as unknown as PathOps);
+    assert.ok(p.within("C:\\w\\models\\a.bin", "C:\\w\\models"));
+    assert.ok(p.within("C:\\w\\models\\sub\\a.bin", "C:\\w\\models"));
+    assert.ok(!p.within("C:\\w\\models-evil\\a.bin", "C:\\w\\models"));
+    assert.ok(!p.within("D:\\w\\models\\a.bin", "C:\\w\\models"), "another drive");
+    assert.ok(!p.within("C:\\w\\a.bin", "C:\\w\\models"));
+    // ONNX locations use "/": joined by Windows rules
+    assert.equal(p.join("C:\\w\\models", "sub/a.bin"), "C:\\w\\models\\sub\\a.bin");
+    assert.equal(p.dirname("C:\\w\\models\\a.onnx"), "C:\\w\\models");
+    assert.equal(p.basename("C:\\w\\models\\a.onnx"), "a.onnx");
+    assert.equal(p.absolute("a.onnx", "C:\\w"), "C:\\w\\a.onnx");
+  });
+  await t.step("the POSIX subset agrees with node:path's POSIX rules", () => {
+    const cases = ["/a/b/c.onnx", "a/b", "/a/../b/./c", "rel/./x/../y", "/", "/a/b/", "a"];
+    for (const c of cases) {
+      assert.equal(posixPathOps.dirname(c), nodePath.posix.dirname(c), `dirname ${c}`);
+      assert.equal(posixPathOps.basename(c), nodePath.posix.basename(c), `basename ${c}`);
+      assert.equal(posixPathOps.isAbsolute(c), nodePath.posix.isAbsolute(c), `isAbsolute ${c}`);
+      assert.equal(posixPathOps.resolve("/w", c), nodePath.posix.resolve("/w", c), `resolve ${c}`);
+      // (a trailing separator, which node:path's join keeps, is not a case kiln makes)
+      if (!c.endsWith("/")) {
+        assert.equal(posixPathOps.join("/w", c), nodePath.posix.join("/w", c), `join ${c}`);
+      }
+      assert.equal(
+        posixPathOps.relative("/w/x", c.startsWith("/") ? c : `/w/${c}`),
+        nodePath.posix.relative("/w/x", c.startsWith("/") ? c : `/w/${c}`),
+        `relative ${c}`,
+      );
+    }
+  });
+  await t.step("this host's paths and file: URLs", () => {
+    assert.equal(paths.ops.sep, nodePath.sep);
+    assert.equal(
+      fileUrlPath(new URL("file:///tmp/a%20b.onnx")),
+      Deno.build.os === "windows" ? "\\tmp\\a b.onnx" : "/tmp/a b.onnx",
+    );
+  });
+});
