@@ -78,7 +78,9 @@ export { TARGET_NAMES } from "./core/targets/registry.ts";
 export { type GpuDevice, type GpuLibraryInfo, gpuLibraryInfo } from "./ffi/library.ts";
 export { BakedProgram, type BakeOptions, loadWeightSet, replaceOnnxExternalWeights } from "./core/bake.ts";
 export {
+  httpRangeReader,
   type NameRules,
+  type RangeReader,
   type SafetensorsSource,
   type WeightCast,
   WeightSet,

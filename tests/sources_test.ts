@@ -2,14 +2,18 @@
 // bytes, a Blob, a fetch Response or an http: URL (served here on localhost) compile, bind and
 // compute exactly what the same files given by path do; a failed fetch (HTTP 404, a refused
 // connection) is an error naming the URL; a model given as bytes binds its deferred weights from
-// a source of any kind; and load() reads a saved program file from any of them (on ref, and on
-// the gpu test device, where the literals are uploaded from memory instead of from file ranges).
+// a source of any kind; load() reads a saved program file from any of them (on ref, and on the
+// gpu test device, where the literals are uploaded from memory instead of from file ranges); and
+// fromOnnxDir reads deferred weights by range from an http: folder (one range request per
+// weight; a server without range support is read once, whole) or from a RangeReader.
 import assert from "node:assert/strict";
 import {
   compile,
+  httpRangeReader,
   load,
   parseOnnx,
   type Program,
+  type RangeReader,
   replaceOnnxExternalWeights,
   type SafetensorsSource,
   save,
@@ -168,4 +172,70 @@ Deno.test({
   async fn(t) {
     await _programFileFromEverySource(t, "gpu", GPU.options);
   },
+});
+
+Deno.test("deferred weights read by range: HTTP range requests, a server without ranges, a reader of one's own", async (t) => {
+  const data = await Deno.readFile(`${ROOT}examples/tinynet/tinynet.onnx.data`);
+  let ranges = 0, wholes = 0;
+  const serve = (withRanges: boolean) =>
+    Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, (req) => {
+      if (new URL(req.url).pathname !== "/w/tinynet.onnx.data") return new Response("no", { status: 404 });
+      const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.get("range") ?? "");
+      if (withRanges && m) {
+        ranges++;
+        const a = Number(m[1]), b = Number(m[2]);
+        return new Response(data.slice(a, b + 1), {
+          status: 206,
+          headers: { "content-range": `bytes ${a}-${b}/${data.byteLength}` },
+        });
+      }
+      wholes++;
+      return new Response(data.slice());
+    });
+  const p = compile(await parseOnnx(MODEL, { ...DIMS, deferExternalWeights: true }), "ref");
+  try {
+    await p.bindWeights(await WeightSet.fromOnnxDir(p, `${ROOT}examples/tinynet`));
+    const want = await _probs(p);
+    for (const withRanges of [true, false]) {
+      await t.step(
+        withRanges
+          ? "a server with range requests: one request per weight"
+          : "a server without: one whole read",
+        async () => {
+          const server = serve(withRanges);
+          try {
+            ranges = wholes = 0;
+            const base = new URL(`http://127.0.0.1:${server.addr.port}/w/`);
+            const set = await WeightSet.fromOnnxDir(p, base);
+            await p.bindWeights(set);
+            assert.deepEqual(await _probs(p), want);
+            if (withRanges) assert.equal(ranges, p.weights.length);
+            else assert.equal(wholes, 1);
+            await assert.rejects(
+              WeightSet.fromOnnxDir(p, new URL(`http://127.0.0.1:${server.addr.port}/nothing/`)),
+              /HTTP 404/,
+            );
+          } finally {
+            await server.shutdown();
+          }
+        },
+      );
+    }
+    await t.step("a RangeReader of one's own", async () => {
+      const reads: string[] = [];
+      const reader: RangeReader = {
+        name: "memory",
+        read: (location, offset, length) => {
+          reads.push(location);
+          return Promise.resolve(data.subarray(offset, offset + length));
+        },
+      };
+      await p.bindWeights(await WeightSet.fromOnnxDir(p, reader));
+      assert.deepEqual(await _probs(p), want);
+      assert.equal(reads.length, p.weights.length);
+      assert.ok(httpRangeReader(new URL("http://h/w")).name.endsWith("/w/"), "a folder URL gets its slash");
+    });
+  } finally {
+    p.dispose();
+  }
 });

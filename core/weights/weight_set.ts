@@ -80,6 +80,119 @@ export interface WeightTensor {
   source: string;
 }
 
+/**
+ * Reads byte ranges of the data files a model names, for weight sets that are not on this
+ * machine's disk: `httpRangeReader` (HTTP range requests), or the caller's own (object storage,
+ * a cache, an archive).
+ */
+export interface RangeReader {
+  /** how messages name it (e.g. the folder's URL) */
+  readonly name: string;
+  /** bytes `offset`..`offset + length` of `location` (relative, "/"-separated, checked inside) */
+  read(location: string, offset: number, length: number): Promise<Uint8Array>;
+}
+
+/**
+ * A RangeReader over HTTP: each range is one request with a `Range` header under `base` (a
+ * folder URL). A server that ignores ranges (status 200) sends the whole file, which is then
+ * fetched once and sliced; any other status, or a short answer, is an error naming the URL.
+ */
+export function httpRangeReader(base: URL, init: RequestInit = {}): RangeReader {
+  const folder = base.href.endsWith("/") ? base : new URL(`${base.href}/`);
+  const whole = new Map<string, Promise<Uint8Array>>();
+  return {
+    name: folder.href,
+    async read(location, offset, length) {
+      const url = new URL(location, folder);
+      const cached = whole.get(url.href);
+      if (cached) return (await cached).subarray(offset, offset + length);
+      const headers = new Headers(init.headers);
+      headers.set("Range", `bytes=${offset}-${offset + length - 1}`);
+      let r: Response;
+      try {
+        r = await fetch(url, { ...init, headers });
+      } catch (e) {
+        throw new KilnError("io", `Cannot fetch '${url.href}': ${(e as Error).message}`);
+      }
+      if (r.status === 200) {
+        // no range support: the whole file, once
+        const all = r.arrayBuffer().then((b) => new Uint8Array(b));
+        whole.set(url.href, all);
+        return (await all).subarray(offset, offset + length);
+      }
+      if (r.status !== 206) {
+        await r.body?.cancel();
+        throw new KilnError(
+          "io",
+          `Cannot fetch bytes ${offset}..${offset + length} of '${url.href}': HTTP ${r.status}`,
+        );
+      }
+      const range = /^bytes (\d+)-/.exec(r.headers.get("content-range") ?? "");
+      const got = new Uint8Array(await r.arrayBuffer());
+      if ((range && Number(range[1]) !== offset) || got.byteLength !== length) {
+        throw new KilnError(
+          "io",
+          `'${url.href}' answered bytes ${range?.[1] ?? "?"}.. (${got.byteLength} bytes) for ${offset}..${
+            offset + length
+          }`,
+        );
+      }
+      return got;
+    },
+  };
+}
+
+/** fromOnnxDir over a RangeReader: each weight's range read, every problem listed at once. */
+async function _fromRanges(
+  signature: readonly WeightSpec[],
+  reader: RangeReader,
+  options: WeightSetOptions,
+): Promise<WeightSet> {
+  const problems: string[] = [];
+  const tensors: WeightTensor[] = [];
+  const total = signature.reduce((a, s) => a + (s.length || s.byteLength), 0);
+  let done = 0;
+  for (const s of signature) {
+    const length = s.length || s.byteLength;
+    if (s.location === "" || !_isInside(s.location)) {
+      if (!(s.location === "" && options.partial)) {
+        problems.push(
+          s.location === ""
+            ? `weight '${s.name}' was inline in the model (deferred by size): '${reader.name}' has no file for it`
+            : `weight '${s.name}': location '${s.location}' is absolute or escapes '${reader.name}'`,
+        );
+      }
+      continue;
+    }
+    try {
+      const bytes = await reader.read(s.location, s.offset, length);
+      if (bytes.byteLength !== length) {
+        problems.push(
+          `weight '${s.name}': '${reader.name}' gave ${bytes.byteLength} bytes of ${s.location}, ${length} needed`,
+        );
+        continue;
+      }
+      tensors.push({
+        name: s.name,
+        dtype: s.dtype,
+        dims: [...s.dims],
+        bytes,
+        source: `'${reader.name}' ${s.location} @ ${s.offset}`,
+      });
+    } catch (e) {
+      if (!(e instanceof KilnError)) throw e;
+      problems.push(`weight '${s.name}': ${e.message}`);
+    }
+    done += length;
+    options.onProgress?.(done, total);
+    throwIfAborted(options.signal, "Reading the weight set");
+  }
+  if (problems.length) throw new WeightSetError(`Cannot read weights from '${reader.name}'`, problems);
+  const set = new WeightSet(tensors, options.partial ?? false);
+  set.validate(signature, `Weights in '${reader.name}' do not fit the program`);
+  return set;
+}
+
 /** A safetensors file: its path (or `file:` URL), or its bytes, a Blob, a Response or an http(s) URL. */
 export type SafetensorsSource = string | ByteSource;
 
@@ -334,13 +447,20 @@ export class WeightSet {
    * A weight set from an ONNX external-data directory: each weight is read from
    * `dir/<location>` at the offset and length the model recorded. All problems (escaping
    * or absolute locations, missing files, short files, checksum mismatches, then signature
-   * mismatches) are reported together.
+   * mismatches) are reported together. `dir` may also be an `http(s):` folder URL (each weight
+   * read with an HTTP range request: `httpRangeReader`) or a `RangeReader` of the caller's; over
+   * ranges the whole-file checksums are not verified.
    */
   static async fromOnnxDir(
     source: SignatureSource,
-    dir: string,
+    dir: string | URL | RangeReader,
     options: WeightSetOptions = {},
   ): Promise<WeightSet> {
+    if (dir instanceof URL && dir.protocol === "file:") dir = fileUrlPath(dir);
+    if (typeof dir !== "string") {
+      const reader = dir instanceof URL ? httpRangeReader(dir) : dir;
+      return await _fromRanges(_sig(source), reader, options);
+    }
     const signature = _sig(source);
     const problems: string[] = [];
     const byFile = new Map<string, WeightSpec[]>();
