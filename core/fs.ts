@@ -228,9 +228,11 @@ export async function writeAtomic(
     if (e instanceof KilnError) throw e;
     // absent: it is created
   }
-  const tmp = `${paths.join(dir, "")}.${base}.kiln-tmp-${host.pid}-${Date.now().toString(36)}-${
-    (_tmpSeq++).toString(36)
-  }`;
+  // the temporary file lies in the same folder as the file, so the rename is atomic
+  const tmp = paths.join(
+    dir,
+    `.${base}.kiln-tmp-${host.pid}-${Date.now().toString(36)}-${(_tmpSeq++).toString(36)}`,
+  );
   let f: HostFile;
   try {
     f = await host.open(tmp, { write: true, createNew: true });

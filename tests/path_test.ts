@@ -56,3 +56,24 @@ Deno.test("paths: containment and joins under POSIX and Windows rules", async (t
     );
   });
 });
+
+Deno.test("an atomic write needs write access to the file's own folder only", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kiln_atomic_" });
+  try {
+    const fs = new URL("../core/fs.ts", import.meta.url).href;
+    const code = `import { writeFileAtomic } from ${JSON.stringify(fs)};
+await writeFileAtomic(${JSON.stringify(`${dir}/out.bin`)}, new Uint8Array([1, 2, 3]), "Test file");`;
+    await Deno.writeTextFile(`${dir}/main.ts`, code);
+    const o = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-lock", "--allow-read", `--allow-write=${dir}`, `${dir}/main.ts`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(o.code, 0, new TextDecoder().decode(o.stderr));
+    assert.deepEqual([...await Deno.readFile(`${dir}/out.bin`)], [1, 2, 3]);
+    const left = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.includes("kiln-tmp"));
+    assert.deepEqual(left, [], "no temporary file left");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
