@@ -379,3 +379,20 @@ function _detect(): Host {
 
 /** The host this process runs on. */
 export const host: Host = _detect();
+
+/**
+ * SHA-1 hex of `bytes`: node:crypto where the host has it (native speed, incremental), else
+ * WebCrypto's one-shot digest (browsers: a program file loaded from bytes is verified there too).
+ */
+export async function sha1HexOf(bytes: Uint8Array): Promise<string> {
+  if (host.name !== "none") return host.sha1().update(bytes).digest("hex");
+  return await sha1HexWebCrypto(bytes);
+}
+
+/** SHA-1 hex through WebCrypto (`crypto.subtle`). */
+export async function sha1HexWebCrypto(bytes: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-1", bytes as Uint8Array<ArrayBuffer>));
+  let hex = "";
+  for (const b of d) hex += b.toString(16).padStart(2, "0");
+  return hex;
+}

@@ -19,7 +19,7 @@ import { KilnError } from "./errors.ts";
 import { openRegular, writeAtomic } from "./fs.ts";
 import type { FileRange } from "./io.ts";
 import { type DTypeName, dtypeSize, elementCount } from "./tensor.ts";
-import { BytesFile, host, type HostFile, SEEK_START } from "./host.ts";
+import { BytesFile, host, type HostFile, SEEK_START, sha1HexOf } from "./host.ts";
 
 /** The first 8 bytes of every `.kiln` file. */
 export const KILN_MAGIC = new TextEncoder().encode("KILNPRG\0");
@@ -363,7 +363,7 @@ export async function readProgramFile(
     throw new KilnError("format", `Program file '${path}' is corrupt: META lacks target or literals`);
   }
   const ir = await _readExact(file, irSec.offset, irSec.length, path, "the IR section");
-  if (verify && sha1Hex(ir) !== meta.irSha1) {
+  if (verify && (await sha1HexOf(ir)) !== meta.irSha1) {
     throw new KilnError("format", `Program file '${path}' is corrupt: its IR section fails its checksum`);
   }
   const literals: Uint8Array[] = [];
@@ -381,7 +381,7 @@ export async function readProgramFile(
         );
       }
       const bytes = await _readExact(file, e.offset, e.length, path, `literal '${e.name}'`);
-      if (verify && sha1Hex(bytes) !== e.sha1) {
+      if (verify && (await sha1HexOf(bytes)) !== e.sha1) {
         throw new KilnError(
           "format",
           `Program file '${path}' is corrupt: literal '${e.name}' fails its checksum`,

@@ -1,7 +1,8 @@
 // The browser example (examples/browser/): served on localhost by examples/browser/serve.ts and
 // driven by headless Chromium (Debian's `chromium`, installed by tools/test.sh; the test says why
 // it skips without it). The page fetches tinynet and two safetensors weight sets over HTTP,
-// compiles once with the weights deferred, binds v1, swaps to v2 and back; its outputs must be
+// compiles once with the weights deferred, binds v1, swaps to v2 and back, and loads a program file
+// with v1 baked in (its checksums verified with WebCrypto there); its outputs must be
 // Deno's for the same weights (within 1e-6: the browser may run the other SIMD build of the core),
 // the swap back to v1 must give v1's outputs bit for bit, and the page must render (a screenshot).
 // Headless Chromium's virtual time budget lets the page finish deterministically; under it the
@@ -84,6 +85,11 @@ Deno.test("the browser example runs in headless Chromium: fetch, compile once, s
         }
         assert.notDeepEqual(r.outputs.v1, r.outputs.v2, "the swap changed the outputs");
         assert.deepEqual(r.outputs["v1 again"], r.outputs.v1, "swapping back restores v1 bit for bit");
+        assert.deepEqual(
+          r.outputs["baked v1"],
+          r.outputs.v1,
+          "the program file with v1 baked in, loaded in the page",
+        );
         for (const v of ["v1", "v2", "v1 again"]) {
           assert.equal(r.steps[v].copied, 8, `${v}: every weight bound`);
         }

@@ -77,3 +77,15 @@ await writeFileAtomic(${JSON.stringify(`${dir}/out.bin`)}, new Uint8Array([1, 2,
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("SHA-1 through WebCrypto (hosts without node:crypto) equals node:crypto's", async () => {
+  const { sha1HexWebCrypto, sha1HexOf } = await import("../core/host.ts");
+  for (const n of [0, 1, 55, 56, 64, 1000, 1 << 20]) {
+    const b = new Uint8Array(n).map((_, i) => (i * 31 + n) & 0xff);
+    assert.equal(await sha1HexWebCrypto(b), await sha1HexOf(b), `${n} bytes`);
+  }
+  assert.equal(
+    await sha1HexWebCrypto(new TextEncoder().encode("abc")),
+    "a9993e364706816aba3e25717850c26c9cd0d89d",
+  );
+});

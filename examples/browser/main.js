@@ -1,7 +1,7 @@
 // The browser example (examples/browser/README.md): kiln's bundle compiles tinynet once with its
 // weights deferred, then binds two weight sets fetched over HTTP (safetensors) and swaps between
 // them, showing each step's time and the outputs. The result is also left as JSON in #result.
-import { compile, parseOnnx, WeightSet } from "./kiln.js";
+import { compile, load, parseOnnx, WeightSet } from "./kiln.js";
 
 const steps = document.querySelector("#steps tbody");
 const outputs = document.querySelector("#outputs tbody");
@@ -67,6 +67,14 @@ try {
       skipped: bind.value.skipped,
     };
   }
+  // a program file with v1 baked in, loaded whole (its SHA-1s checked with WebCrypto)
+  const baked = await timed(
+    "fetch + load tinynet_v1.kiln (v1 baked)",
+    () => load(new URL("tinynet_v1.kiln", location.href)),
+  );
+  const yb = await timed("eval the baked program", () => baked.value.eval({ x }));
+  result.outputs["baked v1"] = Array.from(yb.value.probs.data);
+  show("baked v1", result.outputs["baked v1"]);
   result.steps.parseMs = model.ms;
   result.steps.compileMs = program.ms;
   result.ok = true;

@@ -1,7 +1,8 @@
 /**
  * Serves the browser example on localhost: the page (index.html, main.js), kiln's bundle as
  * `kiln.js` (built with tools/bundle.ts when the server starts), tinynet.onnx, and two weight sets
- * as safetensors: `v1` (the model's own weights) and `v2` (seeded random ones of the same shapes).
+ * as safetensors: `v1` (the model's own weights) and `v2` (seeded random ones of the same shapes),
+ * and `tinynet_v1.kiln`, the program with v1 baked in.
  *
  *   deno run -A examples/browser/serve.ts [--port 8000]
  *
@@ -10,7 +11,14 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { compile, parseOnnx, WeightSet, writeSafetensors } from "../../mod.ts";
+import {
+  compile,
+  parseOnnx,
+  replaceOnnxExternalWeights,
+  save,
+  WeightSet,
+  writeSafetensors,
+} from "../../mod.ts";
 import { bundle } from "../../tools/bundle.ts";
 
 const HERE = new URL("./", import.meta.url).pathname;
@@ -21,6 +29,7 @@ const TYPES: Record<string, string> = {
   js: "text/javascript; charset=utf-8",
   onnx: "application/octet-stream",
   safetensors: "application/octet-stream",
+  kiln: "application/octet-stream",
 };
 
 /** A running example server. */
@@ -57,6 +66,8 @@ export async function serveExample(port = 0): Promise<ExampleServer> {
       return { name: w.name, dtype: w.dtype, dims: [...w.dims], bytes: new Uint8Array(data.buffer) };
     }),
   );
+  // a program file with v1 baked in, which the page loads whole (its checksums verified by WebCrypto)
+  await save(await replaceOnnxExternalWeights(p, TINY, "ref"), `${dir}/tinynet_v1.kiln`);
   p.dispose();
   const files: Record<string, string> = {
     "/": `${HERE}index.html`,
@@ -66,6 +77,7 @@ export async function serveExample(port = 0): Promise<ExampleServer> {
     "/tinynet.onnx": `${TINY}tinynet.onnx`,
     "/v1.safetensors": `${dir}/v1.safetensors`,
     "/v2.safetensors": `${dir}/v2.safetensors`,
+    "/tinynet_v1.kiln": `${dir}/tinynet_v1.kiln`,
   };
   const server = Deno.serve({ port, hostname: "127.0.0.1", onListen: () => {} }, async (req) => {
     const path = new URL(req.url).pathname;
