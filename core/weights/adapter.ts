@@ -11,9 +11,10 @@ import { joinPath, openRegular } from "../fs.ts";
 import { readRangeFrom } from "../io.ts";
 import { castFloats, describe, type DTypeName } from "../tensor.ts";
 import type { WeightDelta } from "../targets/target.ts";
-import { readSafetensorsIndex } from "./safetensors.ts";
+import { readSafetensorsIndex, safetensorsIndexOf } from "./safetensors.ts";
 import { WeightSetError, type WeightSpec } from "./weight_set.ts";
-import { host } from "../host.ts";
+import { BytesFile, host } from "../host.ts";
+import { type ByteSource, byteSourceName, isByteSource, readByteSource } from "../source.ts";
 import { paths } from "../path.ts";
 
 /** The low-rank factors of one adapted module. */
@@ -38,8 +39,11 @@ export interface AdapterFactors {
 export interface AdapterOptions {
   /** a name for reports (default: the file's or folder's name) */
   name?: string;
-  /** adapter_config.json (default: beside the safetensors file, when there is one) */
-  config?: string;
+  /**
+   * adapter_config.json: its path (default: beside the safetensors file, when there is one), or
+   * its parsed contents (an adapter given as bytes has no folder to find it in)
+   */
+  config?: string | Record<string, unknown>;
   /** LoRA alpha for every module (overrides the config's lora_alpha and alpha_pattern) */
   alpha?: number;
   /** the scale for every module, overriding alpha / rank */
@@ -83,20 +87,35 @@ export class Adapter {
    * await program.applyAdapter(adapter);
    * ```
    */
-  static async load(path: string, options: AdapterOptions = {}): Promise<Adapter> {
+  static async load(source: string | ByteSource, options: AdapterOptions = {}): Promise<Adapter> {
+    // an adapter in memory (bytes, a Blob, a Response, an http(s) URL): its safetensors file whole
+    const held = isByteSource(source) ? await readByteSource(source, "Adapter file") : undefined;
+    const path = isByteSource(source) ? byteSourceName(source) : source;
     let file = path;
-    let dir = path.replace(/\/[^/]*$/, "") || ".";
-    try {
-      if ((await host.stat(path)).isDirectory) {
-        file = joinPath(path, "adapter_model.safetensors");
-        dir = path;
+    let dir = held ? "" : paths.dirname(path);
+    if (!held) {
+      try {
+        if ((await host.stat(path)).isDirectory) {
+          file = joinPath(path, "adapter_model.safetensors");
+          dir = path;
+        }
+      } catch {
+        // openRegular below names the problem
       }
-    } catch {
-      // openRegular below names the problem
     }
-    if (!file.includes("/")) dir = ".";
-    const configPath = options.config ?? joinPath(dir, "adapter_config.json");
-    const config = await _readConfig(configPath, options.config !== undefined);
+    const given = options.config;
+    const configPath = typeof given === "string"
+      ? given
+      : given
+      ? "the given adapter config"
+      : held
+      ? ""
+      : joinPath(dir, "adapter_config.json");
+    const config = typeof given === "object"
+      ? (given as _Config)
+      : configPath
+      ? await _readConfig(configPath, given !== undefined)
+      : undefined;
     const what = `Cannot read adapter '${file}'`;
     const problems: string[] = [];
     if (config) {
@@ -109,10 +128,12 @@ export class Adapter {
     }
     if (!config && options.alpha === undefined && options.scale === undefined) {
       problems.push(
-        `no adapter_config.json beside it (${configPath}) to give lora_alpha: pass { alpha } or { scale }`,
+        held
+          ? "no adapter config to give lora_alpha (an adapter given as bytes has none beside it): pass { config }, { alpha } or { scale }"
+          : `no adapter_config.json beside it (${configPath}) to give lora_alpha: pass { alpha } or { scale }`,
       );
     }
-    const index = await readSafetensorsIndex(file);
+    const index = held ? safetensorsIndexOf(held, file) : await readSafetensorsIndex(file);
     const pairs = new Map<string, { a?: string; b?: string; embedding: boolean }>();
     for (const key of index.entries.keys()) {
       const m = /^(?:base_model\.model\.)?(.+)\.lora_(embedding_)?([AB])(?:\.[^.]+)?(?:\.weight)?$/.exec(key);
@@ -129,8 +150,7 @@ export class Adapter {
       pairs.set(module, p);
     }
     const factors: AdapterFactors[] = [];
-    const { file: f } = await openRegular(file, "Adapter file");
-    using fh = f;
+    using fh = held ? new BytesFile(held) : (await openRegular(file, "Adapter file")).file;
     for (const [module, p] of pairs) {
       if (!p.a || !p.b) {
         problems.push(`module '${module}' has lora_${p.a ? "A" : "B"} but no lora_${p.a ? "B" : "A"}`);

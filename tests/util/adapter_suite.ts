@@ -175,6 +175,17 @@ export async function adapterSuite(
       close(await got(), withA, "adapter a");
     });
 
+    await t.step("the same adapter as bytes and a Blob, its config given as an object", async () => {
+      const bytes = await Deno.readFile(`${aDir}/adapter_model.safetensors`);
+      const config = JSON.parse(await Deno.readTextFile(`${aDir}/adapter_config.json`));
+      for (const source of [bytes, new Blob([bytes.slice()])]) {
+        const r = await program.applyAdapter(await Adapter.load(source, { config, name: "a" }));
+        assert.deepEqual([r.adapter, r.adapted], ["a", 2]);
+        close(await got(), withA, "adapter a from memory");
+      }
+      await assert.rejects(Adapter.load(bytes), /an adapter given as bytes has none beside it/);
+    });
+
     await t.step("removeAdapter restores the base weights bit for bit", async () => {
       const r = await program.removeAdapter();
       assert.equal(r.restored, 2);
