@@ -1,8 +1,8 @@
 /**
  * `WorkerProgram`: a program compiled and evaluated in a module worker, so the caller's thread
  * (a page's main thread, a server's event loop) is never blocked by a compile, a bind or an eval.
- * It runs the ref target (WebAssembly) under Deno and in browsers; Node has no Web Worker in
- * version 20 and gets a clear error. Calls are answered in order; tensors cross by structured
+ * It runs the ref target (WebAssembly) under Deno and in browsers (a module Web Worker) and in
+ * Node (a worker_threads Worker running the bundle's kiln_worker.js). Calls are answered in order; tensors cross by structured
  * clone (outputs are transferred, not copied). An `AbortSignal` on `eval` settles the call at once
  * with KilnError "aborted" (the worker still finishes that eval and drops its result).
  * @module
@@ -45,6 +45,45 @@ interface _Reply {
   error?: { code: KilnErrorCode; message: string; problems?: string[] };
 }
 
+/** What WorkerProgram needs of a worker: a Web Worker, or Node's worker_threads Worker adapted. */
+interface _WorkerLike {
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+  terminate(): void;
+  onmessage: ((e: { data: _Reply }) => void) | null;
+  onerror: ((e: { message: string; preventDefault(): void }) => void) | null;
+}
+
+type _NodeWorker = {
+  postMessage(m: unknown, transfer?: unknown[]): void;
+  terminate(): Promise<number>;
+  on(event: "message" | "error", fn: (v: unknown) => void): void;
+};
+
+/** A Web Worker (Deno, browsers) or, in Node, a worker_threads Worker behind the same face. */
+function _startWorker(url: URL): _WorkerLike {
+  if (typeof Worker !== "undefined") return new Worker(url, { type: "module" }) as unknown as _WorkerLike;
+  const proc = (globalThis as { process?: { getBuiltinModule?: (n: string) => unknown } }).process;
+  const wt = proc?.getBuiltinModule?.("node:worker_threads") as
+    | { Worker: new (url: URL) => _NodeWorker }
+    | undefined;
+  if (!wt) {
+    throw new KilnError(
+      "unsupported",
+      "WorkerProgram needs Web Workers or Node's worker_threads; this runtime has neither",
+    );
+  }
+  const w = new wt.Worker(url);
+  const face: _WorkerLike = {
+    postMessage: (m, transfer) => w.postMessage(m, transfer),
+    terminate: () => void w.terminate(),
+    onmessage: null,
+    onerror: null,
+  };
+  w.on("message", (data) => face.onmessage?.({ data: data as _Reply }));
+  w.on("error", (e) => face.onerror?.({ message: (e as Error).message, preventDefault: () => {} }));
+  return face;
+}
+
 /** The worker's module: this file's sibling from source; tools/bundle.ts rewrites it to the bundle's. */
 const WORKER_MODULE = "./worker_main.ts";
 
@@ -64,13 +103,13 @@ export class WorkerProgram {
   readonly outputs: ValueInfo[];
   /** deferred weights (the weight signature) */
   readonly weights: WeightInfo[];
-  #worker: Worker;
+  #worker: _WorkerLike;
   #next = 1;
   #pending: Map<number, _Pending>;
   #state: { dead?: KilnError };
 
   private constructor(
-    worker: Worker,
+    worker: _WorkerLike,
     pending: Map<number, _Pending>,
     state: { dead?: KilnError },
     info: { inputs: ValueInfo[]; outputs: ValueInfo[]; weights: WeightInfo[] },
@@ -98,23 +137,17 @@ export class WorkerProgram {
     model: string | URL | Uint8Array | Blob | Response,
     options: WorkerProgramOptions = {},
   ): Promise<WorkerProgram> {
-    if (typeof Worker === "undefined") {
-      throw new KilnError(
-        "unsupported",
-        "WorkerProgram needs Web Workers (Deno, browsers); this runtime has none",
-      );
-    }
     const source: string | Uint8Array = isByteSource(model)
       ? await readByteSource(model, "ONNX model")
       : typeof model === "string"
       ? model
       : fileUrlPath(model as URL);
     const url = options.workerUrl ?? new URL(WORKER_MODULE, import.meta.url);
-    const worker = new Worker(url, { type: "module" });
+    const worker = _startWorker(url);
     // shared with the instance: replies may come before it exists (the create call's)
     const pending = new Map<number, _Pending>();
     const state: { dead?: KilnError } = {};
-    worker.onmessage = (e: MessageEvent<_Reply>) => {
+    worker.onmessage = (e: { data: _Reply }) => {
       const r = e.data;
       const p = pending.get(r.id);
       if (!p) return;
@@ -126,7 +159,7 @@ export class WorkerProgram {
         p.reject(err);
       }
     };
-    worker.onerror = (e: ErrorEvent) => {
+    worker.onerror = (e: { message: string; preventDefault(): void }) => {
       e.preventDefault();
       state.dead = new KilnError("internal", `The kiln worker failed: ${e.message}`);
       for (const p of pending.values()) p.reject(state.dead);

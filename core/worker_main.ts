@@ -12,7 +12,31 @@ interface WorkerScope {
   onmessage: ((e: MessageEvent<WorkerRequest>) => void) | null;
   postMessage(message: unknown, transfer?: Transferable[]): void;
 }
-const scope = globalThis as unknown as WorkerScope;
+/** This worker's face: a Web Worker's global scope, or Node's worker_threads parentPort adapted. */
+function _scope(): WorkerScope {
+  const g = globalThis as unknown as WorkerScope & {
+    process?: { getBuiltinModule?: (n: string) => unknown };
+  };
+  const wt = typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope === "undefined"
+    ? g.process?.getBuiltinModule?.("node:worker_threads") as
+      | {
+        parentPort: {
+          on(e: "message", fn: (d: unknown) => void): void;
+          postMessage(m: unknown, t?: unknown[]): void;
+        } | null;
+      }
+      | undefined
+    : undefined;
+  const port = wt?.parentPort;
+  if (!port) return g;
+  const face: WorkerScope = {
+    onmessage: null,
+    postMessage: (m, transfer) => port.postMessage(m, transfer),
+  };
+  port.on("message", (data) => face.onmessage?.({ data } as MessageEvent<WorkerRequest>));
+  return face;
+}
+const scope = _scope();
 let program: Program | undefined;
 
 async function _weights(p: Program, w: WorkerWeights): Promise<WeightSet> {

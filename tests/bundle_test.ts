@@ -1,8 +1,9 @@
 // The bundle (tools/bundle.ts, `deno task bundle`): one self-contained ES module that a Deno
 // program imports with no node_modules, no config and read permission for the model only, and
 // that computes what mod.ts computes; and the same module run by Node (>= 20.16), where file access
-// goes through node:fs (core/host.ts): a model read with its external data, and one compiled with
-// deferred weights and bound from the folder, give the same outputs.
+// goes through node:fs (core/host.ts): a model read with its external data, one compiled with
+// deferred weights and bound from the folder, and one in a WorkerProgram (worker_threads) give the
+// same outputs.
 import assert from "node:assert/strict";
 import { bundle } from "../tools/bundle.ts";
 import { compile, parseOnnx } from "../mod.ts";
@@ -17,14 +18,19 @@ const out = await p.eval({ x: { dtype: "float32", dims: [1, 3, 16, 16], data: x 
 console.log(JSON.stringify(Array.from(out.probs.data)));
 `;
 
-const NODE_MAIN = `import { compile, parseOnnx, WeightSet } from "./kiln.js";
+const NODE_MAIN = `import { compile, parseOnnx, WeightSet, WorkerProgram } from "./kiln.js";
 const model = process.argv[2];
 const x = { dtype: "float32", dims: [1, 3, 16, 16], data: new Float32Array(768).map((_, i) => Math.sin(i)) };
 const a = compile(await parseOnnx(model, { inputDims: { x: [1, 3, 16, 16] } }), "ref");
 const b = compile(await parseOnnx(model, { inputDims: { x: [1, 3, 16, 16] }, deferExternalWeights: true }), "ref");
 const report = await b.bindWeights(await WeightSet.fromOnnxDir(b, model.slice(0, model.lastIndexOf("/"))));
 const ya = await a.eval({ x }), yb = await b.eval({ x });
-console.log(JSON.stringify({ a: Array.from(ya.probs.data), b: Array.from(yb.probs.data), copied: report.copied }));
+const w = await WorkerProgram.create(model, { parse: { inputDims: { x: [1, 3, 16, 16] } } });
+const yw = await w.eval({ x });
+w.dispose();
+console.log(JSON.stringify({
+  a: Array.from(ya.probs.data), b: Array.from(yb.probs.data), w: Array.from(yw.probs.data), copied: report.copied,
+}));
 `;
 
 const WORKER_MAIN = `import { WorkerProgram } from "./kiln.js";
@@ -120,6 +126,7 @@ Deno.test("the bundle runs on its own: no node_modules, no config, read access t
       const r = JSON.parse(new TextDecoder().decode(run.stdout)) as {
         a: number[];
         b: number[];
+        w: number[];
         copied: number;
       };
       // Node 20's V8 has no relaxed SIMD: it runs the core's plain SIMD build, whose separate
@@ -128,6 +135,7 @@ Deno.test("the bundle runs on its own: no node_modules, no config, read access t
         assert.ok(Math.abs(r.a[i] - want[i]) <= 1e-6, `probs[${i}]: Node ${r.a[i]}, Deno ${want[i]}`);
       }
       assert.deepEqual(r.b, r.a, "deferred weights bound from the folder give the same outputs");
+      assert.deepEqual(r.w, r.a, "a WorkerProgram (worker_threads running kiln_worker.js) computes the same");
       assert.ok(r.copied > 0);
     });
   } finally {
