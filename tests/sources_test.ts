@@ -32,6 +32,14 @@ const X: Tensor = {
   data: new Float32Array(768).map((_, i) => Math.sin(i * 0.37)),
 };
 
+/** Serves `files` (by URL path) on a free localhost port; other paths get 404. */
+function _serveFiles(files: Record<string, Uint8Array>): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, (req) => {
+    const f = files[new URL(req.url).pathname];
+    return f ? new Response(f.slice()) : new Response("no such file", { status: 404 });
+  });
+}
+
 async function _probs(p: Program): Promise<number[]> {
   return Array.from((await p.eval({ x: X })).probs.data as Float32Array);
 }
@@ -39,10 +47,7 @@ async function _probs(p: Program): Promise<number[]> {
 Deno.test("models and weight sets from bytes, Blobs, Responses and http: URLs", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "kiln_sources_" });
   const files: Record<string, Uint8Array> = {};
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, (req) => {
-    const f = files[new URL(req.url).pathname];
-    return f ? new Response(f.slice()) : new Response("no such file", { status: 404 });
-  });
+  const server = _serveFiles(files);
   const base = `http://127.0.0.1:${server.addr.port}`;
   const programs: Program[] = [];
   try {
@@ -96,12 +101,11 @@ Deno.test("models and weight sets from bytes, Blobs, Responses and http: URLs", 
         /Cannot fetch onnx model 'http:\/\/127\.0\.0\.1:\d+\/missing\.onnx': HTTP 404/,
       );
       await assert.rejects(
-        async () =>
-          WeightSet.fromSafetensors(byPath, new Response("gone", { status: 410, statusText: "Gone" })),
+        () => WeightSet.fromSafetensors(byPath, new Response("gone", { status: 410, statusText: "Gone" })),
         /Cannot fetch safetensors file '<response>': HTTP 410 Gone/,
       );
       await assert.rejects(
-        async () => WeightSet.fromSafetensors(byPath, new URL("http://127.0.0.1:1/w.safetensors")),
+        () => WeightSet.fromSafetensors(byPath, new URL("http://127.0.0.1:1/w.safetensors")),
         /Cannot fetch safetensors file 'http:\/\/127\.0\.0\.1:1\/w\.safetensors'/,
       );
     });
@@ -109,7 +113,7 @@ Deno.test("models and weight sets from bytes, Blobs, Responses and http: URLs", 
     await t.step("a bad weight set from bytes names its source", async () => {
       const bad = new Uint8Array(files["/v2.safetensors"]);
       bad[0] = 0xff; // a header length past the end
-      await assert.rejects(async () => WeightSet.fromSafetensors(byPath, bad), /<bytes>/);
+      await assert.rejects(() => WeightSet.fromSafetensors(byPath, bad), /<bytes>/);
     });
   } finally {
     for (const p of programs) p.dispose();
@@ -123,10 +127,7 @@ const GPU = gpuUnderTest();
 async function _programFileFromEverySource(t: Deno.TestContext, target: "ref" | "gpu", gpu = {}) {
   const dir = await Deno.makeTempDir({ prefix: "kiln_sources_load_" });
   const files: Record<string, Uint8Array> = {};
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, (req) => {
-    const f = files[new URL(req.url).pathname];
-    return f ? new Response(f.slice()) : new Response("no such file", { status: 404 });
-  });
+  const server = _serveFiles(files);
   const programs: Program[] = [];
   try {
     const p = compile(await parseOnnx(MODEL, { ...DIMS, deferExternalWeights: true }), target, { gpu });

@@ -35,13 +35,19 @@ export interface BundleOptions {
 /** Bundles mod.ts into `outfile` (esbuild: ESM, es2022, platform neutral). */
 export async function bundle(outfile: string, options: BundleOptions = {}): Promise<BundleResult> {
   const t0 = performance.now();
+  // what both outputs share: one ES module each, for every runtime
+  const common = {
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    legalComments: "inline",
+    logLevel: "warning",
+  } as const;
   try {
     await esbuild.build({
+      ...common,
       entryPoints: [new URL("../mod.ts", import.meta.url).pathname],
-      bundle: true,
-      format: "esm",
-      platform: "neutral",
-      target: "es2022",
       // protobufjs is CommonJS with only a "main" field; platform "neutral" reads none by default
       mainFields: ["module", "main"],
       external: ["node:*"],
@@ -70,21 +76,16 @@ export async function bundle(outfile: string, options: BundleOptions = {}): Prom
       }],
       outfile,
       minify: options.minify ?? false,
-      legalComments: "inline",
       banner: {
         js: `// kiln ${KILN_VERSION}: bundle of mod.ts (tools/bundle.ts). ${
           options.note ?? "Runs under Deno and Node >= 20.16."
         }`,
       },
-      logLevel: "warning",
     });
     // the worker's module: core/worker_main.ts with mod.ts left an import of the bundle itself
     await esbuild.build({
+      ...common,
       entryPoints: [new URL("../core/worker_main.ts", import.meta.url).pathname],
-      bundle: true,
-      format: "esm",
-      platform: "neutral",
-      target: "es2022",
       plugins: [{
         name: "kiln-itself",
         setup(build) {
@@ -95,11 +96,9 @@ export async function bundle(outfile: string, options: BundleOptions = {}): Prom
         },
       }],
       outfile: outfile.slice(0, outfile.lastIndexOf("/") + 1) + "kiln_worker.js",
-      legalComments: "inline",
       banner: {
         js: `// kiln ${KILN_VERSION}: WorkerProgram's worker (tools/bundle.ts); imports kiln.js beside it.`,
       },
-      logLevel: "warning",
     });
   } finally {
     await esbuild.stop();

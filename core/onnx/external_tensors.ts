@@ -105,7 +105,7 @@ export function findExternalTensors(
     }
     found.tensors.set(t, { name, ref, read });
   };
-  _walkTensors(model.graph!, visit);
+  walkTensors(model.graph!, visit);
   return found;
 }
 
@@ -131,7 +131,7 @@ export async function readExternalTensors(
 }
 
 /** Visits every tensor of a graph and its subgraphs: initializers (isInitializer) and attribute tensors. */
-function _walkTensors(
+export function walkTensors(
   g: onnx.IGraphProto,
   visit: (t: onnx.ITensorProto, isInitializer: boolean) => void,
 ): void {
@@ -140,8 +140,8 @@ function _walkTensors(
     for (const a of n.attribute ?? []) {
       if (a.t) visit(a.t, false);
       for (const t of a.tensors ?? []) visit(t, false);
-      if (a.g) _walkTensors(a.g, visit);
-      for (const sg of a.graphs ?? []) _walkTensors(sg, visit);
+      if (a.g) walkTensors(a.g, visit);
+      for (const sg of a.graphs ?? []) walkTensors(sg, visit);
     }
   }
 }

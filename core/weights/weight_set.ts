@@ -7,7 +7,7 @@
  */
 import { KilnError, throwIfAborted } from "../errors.ts";
 import { joinPath, openRegular, readRegular, resolveInside } from "../fs.ts";
-import { type FileRange, readRange, readRangeFrom, withLazyBytes } from "../io.ts";
+import { type FileRange, readRangeFrom, withLazyBytes } from "../io.ts";
 import {
   castFloats,
   describe,
@@ -23,7 +23,8 @@ import { readSafetensorsIndex, type SafetensorsEntry, safetensorsIndexOf } from 
 import { host, type HostFile } from "../host.ts";
 import { type ByteSource, byteSourceName, isByteSource, readByteSource } from "../source.ts";
 import { decodeModel } from "../onnx/import.ts";
-import { parseExternalEntries, resolveExternalRef } from "../onnx/external_data.ts";
+import { ExternalDataReader, parseExternalEntries, resolveExternalRef } from "../onnx/external_data.ts";
+import { walkTensors } from "../onnx/external_tensors.ts";
 import type { onnx } from "../onnx/onnx_pb.js";
 import { isExternal, tensorDims, tensorProtoData } from "../onnx/tensor_proto.ts";
 import { fileUrlPath, paths } from "../path.ts";
@@ -570,63 +571,61 @@ export class WeightSet {
       (isByteSource(model) ? undefined : paths.dirname(model));
     const proto = decodeModel(bytes, name);
     const inits = new Map<string, onnx.ITensorProto>();
-    const walk = (g: onnx.IGraphProto) => {
-      for (const t of g.initializer ?? []) if (t.name && !inits.has(t.name)) inits.set(t.name, t);
-      for (const n of g.node ?? []) {
-        for (const a of n.attribute ?? []) {
-          if (a.g) walk(a.g);
-          for (const sg of a.graphs ?? []) walk(sg);
-        }
-      }
-    };
-    walk(proto.graph!);
+    walkTensors(proto.graph!, (t, isInitializer) => {
+      if (isInitializer && t.name && !inits.has(t.name)) inits.set(t.name, t);
+    });
     const problems: string[] = [];
     const tensors: WeightTensor[] = [];
-    for (const s of signature) {
-      const t = inits.get(s.name);
-      if (!t) {
-        if (!options.partial) problems.push(`weight '${s.name}' is not an initializer of '${name}'`);
-        continue;
-      }
-      const what = `Initializer '${s.name}' of '${name}'`;
-      try {
-        if (!isExternal(t)) {
-          const d = tensorProtoData(t, what);
-          tensors.push({
-            name: s.name,
-            dtype: dtypeFromOnnx(t.data_type!),
-            dims: d.dims,
-            bytes: d.bytes,
-            source: `'${name}' (inline)`,
-          });
-        } else {
-          if (dir === undefined) {
-            problems.push(
-              `${what} is in external data, and a model given as bytes has no folder: pass baseDir`,
-            );
-            continue;
-          }
-          const dims = tensorDims(t, what);
-          const dtype = dtypeFromOnnx(t.data_type!);
-          const ref = resolveExternalRef(
-            s.name,
-            parseExternalEntries(s.name, t.external_data ?? []),
-            elementCount(dims) * dtypeSize(dtype),
-          );
-          const path = await resolveInside(dir, ref.location, `weight '${s.name}'`);
-          tensors.push({
-            name: s.name,
-            dtype,
-            dims,
-            bytes: await readRange(path, ref.offset, ref.length),
-            source: `'${joinPath(dir, ref.location)}' @ ${ref.offset}`,
-          });
+    // external data is read as the importer reads it: each file opened once, its checksum verified
+    const reader = dir === undefined ? undefined : new ExternalDataReader(dir);
+    try {
+      for (const s of signature) {
+        const t = inits.get(s.name);
+        if (!t) {
+          if (!options.partial) problems.push(`weight '${s.name}' is not an initializer of '${name}'`);
+          continue;
         }
-      } catch (e) {
-        if (!(e instanceof KilnError)) throw e;
-        problems.push(e.message);
+        const what = `Initializer '${s.name}' of '${name}'`;
+        try {
+          if (!isExternal(t)) {
+            const d = tensorProtoData(t, what);
+            tensors.push({
+              name: s.name,
+              dtype: dtypeFromOnnx(t.data_type!),
+              dims: d.dims,
+              bytes: d.bytes,
+              source: `'${name}' (inline)`,
+            });
+          } else {
+            if (!reader || dir === undefined) {
+              problems.push(
+                `${what} is in external data, and a model given as bytes has no folder: pass baseDir`,
+              );
+              continue;
+            }
+            const dims = tensorDims(t, what);
+            const dtype = dtypeFromOnnx(t.data_type!);
+            const ref = resolveExternalRef(
+              s.name,
+              parseExternalEntries(s.name, t.external_data ?? []),
+              elementCount(dims) * dtypeSize(dtype),
+            );
+            tensors.push({
+              name: s.name,
+              dtype,
+              dims,
+              bytes: await reader.read(s.name, ref),
+              source: `'${joinPath(dir, ref.location)}' @ ${ref.offset}`,
+            });
+          }
+        } catch (e) {
+          if (!(e instanceof KilnError)) throw e;
+          problems.push(e.message);
+        }
+        throwIfAborted(options.signal, "Reading the weight set");
       }
-      throwIfAborted(options.signal, "Reading the weight set");
+    } finally {
+      reader?.close();
     }
     if (problems.length) throw new WeightSetError(`Cannot read weights from '${name}'`, problems);
     const set = new WeightSet(tensors, options.partial ?? false);

@@ -27,6 +27,30 @@ bool overlaps(const SValue& a, const SValue& b) {
   return a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
 }
 
+/** The nodes of `module` that run, in run-list order. */
+std::vector<int32_t> runOrder(const Schedule& s, int32_t module, const std::vector<bool>& runs) {
+  std::vector<int32_t> order;
+  for (int32_t ni : s.modules[static_cast<size_t>(module)].nodes) {
+    if (runs[static_cast<size_t>(ni)]) order.push_back(ni);
+  }
+  return order;
+}
+
+/** `v` is read by one node only and need not exist in memory (no alias, output or return). */
+bool singleUse(const Schedule& s, const ValueUses& uses, int32_t v) {
+  return s.values[static_cast<size_t>(v)].storage != S_ALIAS && !uses.pinned[static_cast<size_t>(v)] &&
+         uses.readers[static_cast<size_t>(v)].size() == 1;
+}
+
+/** Value `v`'s bytes lie over those of one of `n`'s inputs (alias roots compared). */
+bool overlapsInputs(const Schedule& s, const SNode& n, int32_t v) {
+  const SValue& out = s.values[static_cast<size_t>(rootOf(s, v))];
+  for (int32_t in : n.inputs) {
+    if (in >= 0 && overlaps(out, s.values[static_cast<size_t>(rootOf(s, in))])) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 ValueUses valueUses(const Schedule& s) {
@@ -284,11 +308,7 @@ std::vector<TransposeFold> findTransposeFolds(const Schedule& s, int32_t module,
 
 std::vector<ConvReluFold> findConvReluFolds(const Schedule& s, int32_t module, const std::vector<bool>& runs,
                                             const ValueUses& uses) {
-  std::vector<int32_t> order;
-  for (int32_t ni : s.modules[static_cast<size_t>(module)].nodes) {
-    if (runs[static_cast<size_t>(ni)]) order.push_back(ni);
-  }
-  auto value = [&](int32_t v) -> const SValue& { return s.values[static_cast<size_t>(rootOf(s, v))]; };
+  const std::vector<int32_t> order = runOrder(s, module, runs);
   std::vector<ConvReluFold> out;
   for (size_t pos = 0; pos + 1 < order.size(); pos++) {
     const SNode& c = s.nodes[static_cast<size_t>(order[pos])];
@@ -300,15 +320,9 @@ std::vector<ConvReluFold> findConvReluFolds(const Schedule& s, int32_t module, c
     if (y < 0 || z < 0 || r.inputs[0] != y) continue;
     const SValue& yv = s.values[static_cast<size_t>(y)];
     const SValue& zv = s.values[static_cast<size_t>(z)];
-    if (yv.storage == S_ALIAS || uses.pinned[static_cast<size_t>(y)] || uses.readers[static_cast<size_t>(y)].size() != 1) {
-      continue;
-    }
+    if (!singleUse(s, uses, y)) continue;
     if (yv.dtype != DT_FLOAT || zv.dtype != DT_FLOAT || yv.dims != zv.dims) continue;
-    bool safe = true;
-    for (int32_t in : c.inputs) {
-      if (in >= 0 && overlaps(value(z), value(in))) safe = false;
-    }
-    if (safe) out.push_back(ConvReluFold{c.index, r.index});
+    if (!overlapsInputs(s, c, z)) out.push_back(ConvReluFold{c.index, r.index});
   }
   return out;
 }
@@ -322,16 +336,8 @@ std::vector<ConvReluFold> findConvReluFolds(const Schedule& s, int32_t module, c
 
 std::vector<ConvResidualFold> findConvResidualFolds(const Schedule& s, int32_t module, const std::vector<bool>& runs,
                                                     const ValueUses& uses) {
-  std::vector<int32_t> order;
-  for (int32_t ni : s.modules[static_cast<size_t>(module)].nodes) {
-    if (runs[static_cast<size_t>(ni)]) order.push_back(ni);
-  }
+  const std::vector<int32_t> order = runOrder(s, module, runs);
   auto value = [&](int32_t v) -> const SValue& { return s.values[static_cast<size_t>(rootOf(s, v))]; };
-  auto internal = [&](int32_t v) {
-    const SValue& x = s.values[static_cast<size_t>(v)];
-    return x.storage != S_ALIAS && !uses.pinned[static_cast<size_t>(v)] &&
-           uses.readers[static_cast<size_t>(v)].size() == 1;
-  };
   std::vector<ConvResidualFold> out;
   for (size_t pos = 0; pos + 2 < order.size(); pos++) {
     const SNode& c = s.nodes[static_cast<size_t>(order[pos])];
@@ -346,16 +352,13 @@ std::vector<ConvResidualFold> findConvResidualFolds(const Schedule& s, int32_t m
     const int side = a.inputs[0] == y ? 1 : a.inputs[1] == y ? 0 : -1;
     if (side < 0) continue;
     const int32_t z = a.inputs[static_cast<size_t>(side)];
-    if (z < 0 || z == y || !internal(y) || !internal(sum)) continue;
+    if (z < 0 || z == y || !singleUse(s, uses, y) || !singleUse(s, uses, sum)) continue;
     const SValue& yv = s.values[static_cast<size_t>(y)];
     const SValue& zv = value(z);
     const SValue& sv = s.values[static_cast<size_t>(sum)];
     const SValue& ov = s.values[static_cast<size_t>(o)];
     bool ok = yv.dtype == DT_FLOAT && zv.dtype == DT_FLOAT && sv.dtype == DT_FLOAT && ov.dtype == DT_FLOAT &&
-              zv.dims == yv.dims && sv.dims == yv.dims && ov.dims == yv.dims;
-    for (int32_t in : c.inputs) {
-      if (in >= 0 && overlaps(value(o), value(in))) ok = false;
-    }
+              zv.dims == yv.dims && sv.dims == yv.dims && ov.dims == yv.dims && !overlapsInputs(s, c, o);
     const SValue& ro = value(o);
     const bool same = ro.storage == zv.storage && ro.index == zv.index && ro.offset == zv.offset && ro.bytes == zv.bytes;
     if (overlaps(ro, zv) && !same) ok = false;

@@ -100,7 +100,6 @@ bool Program::lower(uint32_t flags) {
     }
     if (k) {
       k->node = n.index;
-      if (k->workspace > workspaceBytes_) workspaceBytes_ = k->workspace;
       if (k->blas) anyGemm = true;
       kernels_[static_cast<size_t>(n.index)] = std::move(k);
     } else {
@@ -135,6 +134,12 @@ bool Program::lower(uint32_t flags) {
   openDnn(flags);
   if (!(flags & KILN_PROG_NO_FUSION)) fuse();
   attachDnn();
+  // the workspace is what the kernels as they finally run ask for (fused, folded, or attached to
+  // the DNN library: an attached Conv needs no im2col buffer)
+  workspaceBytes_ = 0;
+  for (const auto& k : kernels_) {
+    if (k && k->workspace > workspaceBytes_) workspaceBytes_ = k->workspace;
+  }
   emitModule(0, run_);
   // the run list is replayed as a graph when the device can run all of it without the host
   graphs_ = !(flags & KILN_PROG_NO_GRAPHS);
@@ -180,11 +185,6 @@ void Program::attachDnn() {
         dnnMisses_++;
       }
     }
-  }
-  // the workspace is what the kernels as they now run ask for (attached Convs need no im2col)
-  workspaceBytes_ = 0;
-  for (const auto& k : kernels_) {
-    if (k && k->workspace > workspaceBytes_) workspaceBytes_ = k->workspace;
   }
 }
 
