@@ -4,7 +4,8 @@
  * seeded weight set, the median eval wall time with the run list replayed as a graph and launched
  * kernel by kernel, then one profiled eval: device time per op and the slowest nodes. A tool for
  * finding what to fuse or speed up next; the side-by-side benchmark is `deno task bench:gpu`.
- * Options: --models gpt2,bert,resnet50  --runs 20  --top 12  --json FILE; or any model with its
+ * Options: --models gpt2,bert,resnet50  --runs 20  --top 12  --json FILE  --batch N (the first
+ * input dim, 1 by default)  --precision float32|tf32 (GpuOptions.precision); or any model with its
  * weights beside it: --onnx FILE --npy FILE (its one input, e.g. bench:gpu's exports).
  * @module
  */
@@ -21,6 +22,8 @@ const { values } = parseArgs({
     runs: { type: "string", default: "20" },
     top: { type: "string", default: "12" },
     json: { type: "string" },
+    batch: { type: "string", default: "1" },
+    precision: { type: "string", default: "float32" },
     onnx: { type: "string" },
     npy: { type: "string" },
     "models-dir": {
@@ -31,6 +34,12 @@ const { values } = parseArgs({
 });
 const RUNS = Number(values.runs);
 const TOP = Number(values.top);
+const BATCH = Number(values.batch);
+if (!Number.isInteger(BATCH) || BATCH < 1) throw new Error(`gpu_profile: --batch must be a positive integer`);
+if (values.precision !== "float32" && values.precision !== "tf32") {
+  throw new Error(`gpu_profile: --precision is float32 or tf32, not '${values.precision}'`);
+}
+const PRECISION: "float32" | "tf32" = values.precision;
 
 const MODELS: Record<string, { file: string; input: string; dims: number[]; vocab?: number; npy?: string }> =
   {
@@ -38,6 +47,7 @@ const MODELS: Record<string, { file: string; input: string; dims: number[]; voca
     bert: { file: "bert_dynamo.onnx", input: "ids", dims: [1, 128], vocab: 30522 },
     resnet50: { file: "resnet50_dynamo.onnx", input: "x", dims: [1, 3, 224, 224] },
   };
+for (const m of Object.values(MODELS)) m.dims[0] = BATCH;
 
 if (values.onnx) {
   if (!values.npy) throw new Error("gpu_profile: --onnx needs --npy (the model's input)");
@@ -94,7 +104,7 @@ for (const name of values.models.split(",")) {
       const p = compile(
         await parseOnnx(path, { deferExternalWeights: true, inputDims: { [m.input]: m.dims } }),
         "gpu",
-        { gpu: { graphs, fusion } },
+        { gpu: { graphs, fusion, precision: PRECISION } },
       );
       programs.push(p);
       await p.bindWeights(await WeightSet.fromOnnxDir(p, dir));
@@ -106,6 +116,7 @@ for (const name of values.models.split(",")) {
     const deviceOnlyMs = await _time(graphed, inputs, []);
     const g = graphed.info().graphs;
     const fusion = graphed.info().fusion;
+    const dnn = graphed.info().dnn;
     const prof: ProfileReport = await graphed.profile(inputs);
     graphed.dispose();
     const stepped = await make(false);
@@ -128,6 +139,12 @@ for (const name of values.models.split(",")) {
         `${unfusedProf.nodes.length} launches); kernels ${prof.totalMs.toFixed(3)} ms device time in ` +
         `${prof.nodes.length} launches (profiled with an event per kernel)`,
     );
+    if (dnn) {
+      console.log(
+        `  precision ${PRECISION}, batch ${BATCH}; Convs: ${dnn.kernels} on ${dnn.library}` +
+          `${dnn.misses ? `, ${dnn.misses} on kiln's kernels (${dnn.missWhy})` : ""}`,
+      );
+    }
     console.log("  op                       count   device ms   share");
     for (const o of prof.ops.slice(0, TOP)) {
       console.log(

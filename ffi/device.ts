@@ -41,6 +41,8 @@ export interface DeviceReport {
   /** kernels it refused (they run on kiln's own kernels), and the first one's reason */
   dnnMisses: number;
   dnnMissWhy: string;
+  /** of dnnKernels, those planned through cuDNN's graph API */
+  dnnGraphApi: number;
   /** nodes with a device kernel */
   kernels: number;
   /** nodes that run inside fused elementwise kernels */

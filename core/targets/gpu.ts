@@ -420,6 +420,7 @@ class GpuExecutor implements Executor {
         library: r.dnn,
         kernels: r.dnnKernels,
         misses: r.dnnMisses,
+        graphApi: r.dnnGraphApi,
         ...(r.dnnMissWhy ? { missWhy: r.dnnMissWhy } : {}),
       },
       graphs: {

@@ -130,6 +130,11 @@ export interface DnnReport {
   misses: number;
   /** why the first of them was refused */
   missWhy?: string;
+  /**
+   * of `kernels`, those planned through cuDNN's graph API (an engine its heuristics rank; the
+   * default in TF32), the others through its legacy convolution API
+   */
+  graphApi: number;
 }
 
 /** What the gpu target fused (GpuOptions.fusion). */

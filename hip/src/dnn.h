@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common.h"
 
@@ -36,6 +37,9 @@ class DnnConv {
    * or the algorithm is the one the library fuses a bias alone with.
    */
   bool fused = false;
+  /** Planned through cuDNN's graph API: engine `engine` runs it (algo stays -1). */
+  bool graphApi = false;
+  int64_t engine = -1;
   /** The algorithm's name and math ("implicit precomp GEMM, FMA"), for reports. */
   std::string describe() const;
 
@@ -48,6 +52,9 @@ class DnnConv {
   void* bias_ = nullptr;
   void* act_ = nullptr;
   int math_ = 0;
+  // the graph API's execution plan, and every descriptor made for it (destroyed with the plan)
+  void* plan_ = nullptr;
+  std::vector<void*> owned_;
 };
 
 class Dnn {
@@ -79,6 +86,8 @@ class Dnn {
 
  private:
   Dnn() {}
+  /** The graph API's plan for `s`, into p (false with why: the legacy API is tried then). */
+  bool planGraph(const DnnConvShape& s, bool tf32, DnnConv& p, std::string& why);
   void* handle_ = nullptr;
   std::string name_;
 };

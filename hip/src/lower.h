@@ -66,6 +66,8 @@ struct Kernel {
     why = "no vendor DNN path";
     return false;
   }
+  /** Runs on an engine of the DNN library's graph API (for the program's report). */
+  virtual bool dnnGraph() const { return false; }
   /** Its schedule node (set by the program after lowering). */
   int32_t node = -1;
   /** What a nonzero status from this kernel means (see Exec::status). */

@@ -180,6 +180,7 @@ void Program::attachDnn() {
       std::string why;
       if (k->attachDnn(*dnn_, dnnTf32_, why)) {
         dnnKernels_++;
+        if (k->dnnGraph()) dnnGraph_++;
       } else {
         if (dnnMissWhy_.empty()) dnnMissWhy_ = nodeLabel(s_.nodes[static_cast<size_t>(k->node)]) + ": " + why;
         dnnMisses_++;
@@ -1429,6 +1430,7 @@ std::string Program::report() const {
          ",\"literalBytes\":" + std::to_string(s_.literalArenaBytes) + ",\"weightBytes\":" + std::to_string(weightBytes) +
          ",\"workspaceBytes\":" + std::to_string(workspaceBytes_) + ",\"blas\":" + blas + ",\"dnn\":" + dnn +
          ",\"dnnKernels\":" + std::to_string(dnnKernels_) + ",\"dnnMisses\":" + std::to_string(dnnMisses_) +
+         ",\"dnnGraphApi\":" + std::to_string(dnnGraph_) +
          ",\"dnnMissWhy\":" + dnnMiss +
          ",\"graphs\":" + (graphs_ ? "true" : "false") + ",\"graphWhy\":" + graph +
          ",\"tf32\":" + (tf32_ ? "true" : "false") + ",\"precisionWhy\":" + precisionWhy +

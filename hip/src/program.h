@@ -183,7 +183,7 @@ class Program {
   /** the vendor DNN library the Convs run on (attachDnn), its absence's reason, and the kernels it refused */
   std::unique_ptr<Dnn> dnn_;
   std::string dnnWhy_, dnnMissWhy_, residualMissWhy_;
-  int32_t dnnKernels_ = 0, dnnMisses_ = 0, residualFolds_ = 0;
+  int32_t dnnKernels_ = 0, dnnMisses_ = 0, dnnGraph_ = 0, residualFolds_ = 0;
   bool dnnTf32_ = false;
   char* blasWorkspace_ = nullptr;
   bool tf32_ = false;         // GEMMs on TF32 tensor cores (KILN_PROG_TF32, where the BLAS has them)

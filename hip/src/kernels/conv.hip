@@ -411,6 +411,8 @@ struct ConvKernel : Kernel {
 
   virtual bool runOwn(Exec& x) = 0;
 
+  bool dnnGraph() const override { return plan && plan->graphApi; }
+
   bool attachDnn(Dnn& d, bool tf32, std::string& why) override {
     if (plan) return true;  // attached when it was lowered (a residual fold)
     // the library's fused call takes a bias: a Conv without one but with an epilogue gets zeros (a
