@@ -13,6 +13,8 @@ import { compile, deserializeProgram, type Program } from "../core/program.ts";
 import { load, save } from "../core/save_load.ts";
 import type { DTypeName, Tensor } from "../core/tensor.ts";
 import { SeededRandom } from "../core/weights/random.ts";
+import { type Backend, NODE_TEST_DIR, nodeTestsMissing, runCase } from "./conformance/run.ts";
+import { modelInfo } from "./conformance/model_info.ts";
 import { runOrt } from "./util/ort.ts";
 
 interface In {
@@ -604,4 +606,75 @@ Deno.test("TfIdfVectorizer matches onnxruntime in TF, IDF and TFIDF modes, skips
     ]);
     await assert.rejects(async () => compile(await parseOnnx(model), "ref"), /tfidf1[\s\S]*mode/);
   });
+});
+
+const _CONFORMANCE = [
+  "test_nonzero_example",
+  "test_compress_0",
+  "test_compress_1",
+  "test_compress_default_axis",
+  "test_compress_negative_axis",
+  "test_unique_not_sorted_without_axis",
+  "test_unique_sorted_with_axis",
+  "test_unique_sorted_with_axis_3d",
+  "test_unique_sorted_with_negative_axis",
+  "test_unique_sorted_without_axis",
+  "test_nonmaxsuppression_center_point_box_format",
+  "test_nonmaxsuppression_flipped_coordinates",
+  "test_nonmaxsuppression_identical_boxes",
+  "test_nonmaxsuppression_limit_output_size",
+  "test_nonmaxsuppression_single_box",
+  "test_nonmaxsuppression_suppress_by_IOU",
+  "test_nonmaxsuppression_suppress_by_IOU_and_scores",
+  "test_nonmaxsuppression_two_batches",
+  "test_nonmaxsuppression_two_classes",
+  "test_tfidfvectorizer_tf_batch_onlybigrams_skip0",
+  "test_tfidfvectorizer_tf_batch_onlybigrams_skip5",
+  "test_tfidfvectorizer_tf_batch_uniandbigrams_skip5",
+  "test_tfidfvectorizer_tf_only_bigrams_skip0",
+  "test_tfidfvectorizer_tf_onlybigrams_levelempty",
+  "test_tfidfvectorizer_tf_onlybigrams_skip5",
+  "test_tfidfvectorizer_tf_uniandbigrams_skip5",
+];
+
+/**
+ * The ref target with a check per compile: `bounded` true: the data-dependent outputs are bounded
+ * (nothing bound as a constant); false: every input is bound as a constant and no output is bounded.
+ */
+function _backend(bounded: boolean): Backend {
+  return {
+    name: bounded ? "kiln ref, bounded" : "kiln ref, all constants",
+    async run(modelPath, feeds, { inputDims, constantInputs }) {
+      const all = bounded ? constantInputs : { ...constantInputs, ...feeds };
+      const model = await parseOnnx(modelPath, { inputDims: bounded ? inputDims : {}, constantInputs: all });
+      const program = compile(model, "ref", { validate: true });
+      try {
+        const isTfIdf = modelPath.includes("tfidf");
+        const anyBounded = program.outputs.some((o) => o.bounded?.length);
+        assert.equal(anyBounded, bounded && !isTfIdf, `${modelPath}: bounded outputs`);
+        return await program.eval(bounded ? feeds : {});
+      } finally {
+        program.dispose();
+      }
+    },
+  };
+}
+
+Deno.test({
+  name:
+    "The ONNX backend node tests of these ops pass through the bounded path and with every input constant",
+  ignore: nodeTestsMissing() !== null,
+  async fn(t) {
+    for (const bounded of [true, false]) {
+      for (const name of _CONFORMANCE) {
+        await t.step(`${name} (${bounded ? "bounded" : "constants"})`, async () => {
+          const dir = `${NODE_TEST_DIR}/${name}`;
+          const info = modelInfo(await Deno.readFile(`${dir}/model.onnx`));
+          const r = await runCase(dir, name, info.ops[0] ?? "?", info, _backend(bounded));
+          assert.equal(r.status, "pass", `${name}: ${r.reason ?? ""}`);
+          assert.equal(r.constantInputs, "none", `${name}: passed without the harness's constant retry`);
+        });
+      }
+    }
+  },
 });
