@@ -462,7 +462,8 @@ Deno.test("A bounded value feeds Cast (the extent passes on) but no other op: th
     );
     await assert.rejects(
       async () => compile(await parseOnnx(model), "ref"),
-      (e: Error) => {
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, "needs_constant", "binding the deciding input as a constant would help");
         assert.match(e.message, /add_node/);
         assert.match(e.message, /nz_node/);
         assert.match(e.message, /depends on data/);
@@ -470,6 +471,15 @@ Deno.test("A bounded value feeds Cast (the extent passes on) but no other op: th
         return true;
       },
     );
+    // with the deciding input constant the shapes are exact and Add is fine
+    const x = _f32([2, 3], (i) => i % 3);
+    const b = _i64([1], () => 10);
+    const program = compile(await parseOnnx(model, { constantInputs: { x } }), "ref");
+    try {
+      _same(await program.eval({ b }), await runOrt(model, { x, b }), "NonZero->Add with a constant x");
+    } finally {
+      program.dispose();
+    }
   });
 });
 

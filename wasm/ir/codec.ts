@@ -6,7 +6,7 @@ import {
   Attr, Attrs, ATTR_FLOAT, ATTR_FLOATS, ATTR_GRAPH, ATTR_INT, ATTR_INTS, ATTR_STRING, ATTR_STRINGS,
   ATTR_TENSOR,
 } from "./attrs";
-import { E_GRAPH, E_SHAPE, E_UNSUPPORTED_OP, report } from "./diag";
+import { E_GRAPH, E_NEEDS_CONSTANT, E_SHAPE, E_UNSUPPORTED_OP, report } from "./diag";
 import { dtypeName, dtypeSize, isSupported } from "./dtype";
 import { Shape } from "./shape";
 import { Tensor } from "./tensor";
@@ -254,10 +254,12 @@ function checkBoundedInputs(ins: Instruction): bool {
     if (x == null || x.bounded == 0 || keepsExtent(ins, i)) continue;
     const p = x.producer;
     const from = p == null ? "" : " of node '" + p.nodeName + "' (" + p.opName + ")";
-    report(E_SHAPE, ins.nodeName, ins.opName, "Node '" + ins.nodeName + "' (" + ins.opName + ") reads value '" +
+    // E_NEEDS_CONSTANT: binding the inputs that decide the size as constants gives exact shapes
+    report(E_NEEDS_CONSTANT, ins.nodeName, ins.opName, "Node '" + ins.nodeName + "' (" + ins.opName + ") reads value '" +
       x.name + "'" + from + ", whose size depends on data (" + x.shape.toString() + " is only an upper bound); " +
       "kiln supports such a value only as a program output or through Cast/Identity: a consumer of a " +
-      "data-dependent extent needs the dynamic-shape work (issue 11 part 3)");
+      "data-dependent extent needs the dynamic-shape work (issue 11 part 3); binding the inputs that decide " +
+      "the size as constants gives exact shapes");
     return false;
   }
   return true;
@@ -490,7 +492,7 @@ export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | n
           const v = m.returns[i];
           if (v.bounded == 0) continue;
           const p = v.producer;
-          report(E_SHAPE, p == null ? "" : p.nodeName, p == null ? "" : p.opName, "Subgraph '" + m.name +
+          report(E_NEEDS_CONSTANT, p == null ? "" : p.nodeName, p == null ? "" : p.opName, "Subgraph '" + m.name +
             "' returns value '" + v.name + "', whose size depends on data (" + v.shape.toString() +
             " is only an upper bound); only the main graph may output such a value (issue 11 part 3)");
           return null;

@@ -655,17 +655,20 @@ function tfidfSpec(ctx_attrs: ShapeContext | null, cctx: ComputeContext | null):
     s.error = "mode must be TF, IDF or TFIDF, not '" + mode + "'";
     return s;
   }
-  s.minN = <i32>attrs.getInt("min_gram_length", 0);
-  s.maxN = <i32>attrs.getInt("max_gram_length", 0);
-  s.maxSkip = <i32>attrs.getInt("max_skip_count", 0);
-  if (s.minN < 1 || s.maxN < s.minN) {
-    s.error = "min_gram_length " + s.minN.toString() + " and max_gram_length " + s.maxN.toString() + " must satisfy 1 <= min <= max";
+  const minN = attrs.getInt("min_gram_length", 0);
+  const maxN = attrs.getInt("max_gram_length", 0);
+  const maxSkip = attrs.getInt("max_skip_count", 0);
+  if (minN < 1 || maxN < minN || maxN > 0x7fffffff) {
+    s.error = "min_gram_length " + minN.toString() + " and max_gram_length " + maxN.toString() + " must satisfy 1 <= min <= max";
     return s;
   }
-  if (s.maxSkip < 0) {
-    s.error = "max_skip_count must not be negative";
+  if (maxSkip < 0 || maxSkip > 0x7fffffff) {
+    s.error = "max_skip_count " + maxSkip.toString() + " is out of range";
     return s;
   }
+  s.minN = <i32>minN;
+  s.maxN = <i32>maxN;
+  s.maxSkip = <i32>maxSkip;
   const pool = attrs.getInts("pool_int64s");
   const counts = attrs.getInts("ngram_counts");
   const idx = attrs.getInts("ngram_indexes");
@@ -756,9 +759,11 @@ class TfIdfOp extends Op {
       freq.fill(0);
       const row = x.ptr + <usize>r * <usize>C * esz;
       let startN = s.minN;
-      for (let skip = 1; skip <= s.maxSkip + 1; skip++) {
+      // a skip of C or more fits no n-gram longer than one: no need to go further
+      const lastSkip = min(s.maxSkip, C) + 1;
+      for (let skip = 1; skip <= lastSkip; skip++) {
         for (let start = 0; start < C; start++) {
-          if (start + skip * (startN - 1) >= C) break;
+          if (<i64>start + <i64>skip * <i64>(startN - 1) >= <i64>C) break;
           let node = 0;
           let item = start;
           for (let n = 1; n <= s.maxN && item < C; n++) {
