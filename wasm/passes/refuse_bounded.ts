@@ -2,7 +2,7 @@
 // Compress, Unique, NonMaxSuppression with non-constant inputs). The gpu target's pipeline runs
 // it: its executor copies outputs back at their planned size and cannot see the actual extent
 // the host fallback kernel wrote (docs/internals.md "Bounded extents").
-import { E_UNSUPPORTED_OP, report } from "../ir/diag";
+import { E_NEEDS_CONSTANT, report } from "../ir/diag";
 import { K_NODE, Module, Program } from "../ir/program";
 import { Pass } from "./pass";
 
@@ -19,7 +19,7 @@ export class RefuseBounded extends Pass {
       for (let j = 0; j < ins.outputs.length; j++) {
         const v = ins.outputs[j];
         if (v.bounded == 0) continue;
-        report(E_UNSUPPORTED_OP, ins.nodeName, ins.opName, "Node '" + ins.nodeName + "' (" + ins.opName +
+        report(E_NEEDS_CONSTANT, ins.nodeName, ins.opName, "Node '" + ins.nodeName + "' (" + ins.opName +
           ") gives output '" + v.name + "' a size that depends on data (" + v.shape.toString() +
           " is only an upper bound); the " + this.target + " target does not run such programs: compile for " +
           "ref, or bind the inputs that decide the size as constants");
