@@ -4,6 +4,7 @@
 // (ShapeContext.outBounded), memory is planned for it, and compute writes its data packed at the
 // actual extent from the buffer's start and reports that extent (ComputeContext.setExtent).
 // Also TfIdfVectorizer (a static output shape; int64/int32 n-gram pools only).
+import { Attrs } from "../ir/attrs";
 import { DT_BOOL, DT_FLOAT, DT_INT32, DT_INT64, DT_UINT64, dtypeSize, isFloat } from "../ir/dtype";
 import { Shape } from "../ir/shape";
 import { Tensor } from "../ir/tensor";
@@ -642,8 +643,7 @@ class TfIdfSpec {
 }
 
 /** Reads and checks the attributes, building the trie of the n-grams in [min, max] length. */
-function tfidfSpec(ctx_attrs: ShapeContext | null, cctx: ComputeContext | null): TfIdfSpec {
-  const attrs = ctx_attrs != null ? ctx_attrs.attrs : cctx!.attrs;
+function tfidfSpec(attrs: Attrs): TfIdfSpec {
   const s = new TfIdfSpec();
   if (attrs.has("pool_strings")) {
     s.error = "pool_strings is not supported: kiln's IR has no string tensors (use pool_int64s)";
@@ -736,7 +736,7 @@ class TfIdfOp extends Op {
     if (!ctx.hasInput(0)) return ctx.fail("input X is required");
     const x = ctx.input(0);
     if (x.dtype != DT_INT32 && x.dtype != DT_INT64) return ctx.failDtype(0);
-    const s = tfidfSpec(ctx, null);
+    const s = tfidfSpec(ctx.attrs);
     if (s.error.length > 0) return ctx.fail(s.error);
     if (x.rank() > 2) return ctx.fail("input must be [C] or [B, C], not " + x.toString());
     if (x.rank() == 2 && x.lens[0] < 1) return ctx.fail("input [B, C] needs B > 0, not " + x.toString());
@@ -745,7 +745,7 @@ class TfIdfOp extends Op {
   }
 
   compute(ctx: ComputeContext): bool {
-    const s = tfidfSpec(null, ctx);
+    const s = tfidfSpec(ctx.attrs);
     if (s.error.length > 0) return ctx.fail(s.error);
     const x = ctx.input(0), y = ctx.output(0);
     const rows = x.shape.rank() == 2 ? x.shape.lens[0] : 1;
