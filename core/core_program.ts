@@ -16,6 +16,11 @@ export interface CoreValue {
   dtype: DTypeName;
   dims: number[];
   bytes: number;
+  /**
+   * Outputs only: bit mask of the dims that are an upper bound, the size depending on data
+   * (NonZero, Compress, Unique, NonMaxSuppression); each run gives the actual extent.
+   */
+  bounded?: number;
 }
 
 /** The core's `info` JSON (docs/internals.md "Exports"). */

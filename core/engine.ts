@@ -38,6 +38,8 @@ export interface CoreExports {
   weight_ptr(h: number, i: number): number;
   /** Where the host reads output i (unsigned; 0 when none). */
   output_ptr(h: number, i: number): number;
+  /** Dim d of output i after the last run: a bounded dim's actual extent, else its planned length; -1 out of range. */
+  output_dim(h: number, i: number, d: number): number;
   run(h: number): number;
   prepare(h: number): number;
   prepare_weights(h: number, idx: number, n: number): number;

@@ -220,7 +220,10 @@ export class Program {
     this.#hostLiterals = hostLiterals;
     const info: CoreInfo = core.info;
     this.inputs = info.inputs.map((v) => ({ name: v.name, dtype: v.dtype, dims: [...v.dims] }));
-    this.outputs = info.outputs.map((v) => ({ name: v.name, dtype: v.dtype, dims: [...v.dims] }));
+    this.outputs = info.outputs.map((v) => {
+      const bounded = v.dims.map((_, d) => d).filter((d) => ((v.bounded ?? 0) >> d) & 1);
+      return { name: v.name, dtype: v.dtype, dims: [...v.dims], ...(bounded.length ? { bounded } : {}) };
+    });
     const seen = new Set<string>();
     this.weights = info.weights.filter((w) => !seen.has(w.name) && seen.add(w.name)).map((w) => ({
       name: w.name,

@@ -167,6 +167,21 @@ export function output_ptr(h: i32, i: i32): usize {
   return m.returns[i].ptr;
 }
 
+/**
+ * Dim d of main output i as the last run left it: a bounded dim (an output whose size depends on
+ * data) gives its actual extent, any other dim its planned length; -1 when out of range.
+ */
+export function output_dim(h: i32, i: i32, d: i32): i32 {
+  const p = get(h);
+  if (p == null) return -1;
+  const m = p.main();
+  if (i < 0 || i >= m.returns.length) return -1;
+  const v = m.returns[i];
+  if (d < 0 || d >= v.shape.lens.length) return -1;
+  const e = v.extent;
+  return v.bounded != 0 && e != null && d < e.length ? e[d] : v.shape.lens[d];
+}
+
 /** Runs the finalized program on the bytes at the input/weight pointers. */
 export function run(h: i32): i32 {
   if (diagnostics.length > 0) clearDiagnostics();
@@ -232,7 +247,9 @@ export function deserialize(ptr: usize, len: usize, tPtr: usize, tLen: usize): i
   const p = decodeProgram(ptr, len, E_FORMAT);
   if (p == null) return -1;
   for (let k = 0; k < plan!.length; k++) {
-    for (let i = 0; i < p.modules.length; i++) plan![k].apply(p, p.modules[i]);
+    for (let i = 0; i < p.modules.length; i++) {
+      if (!plan![k].apply(p, p.modules[i])) return -1; // refuse_bounded on gpu: a diagnostic says why
+    }
   }
   return addProgram(p);
 }
@@ -407,7 +424,8 @@ export function info(h: i32): i32 {
   let outputs = "";
   for (let i = 0; i < main.returns.length; i++) {
     if (i > 0) outputs += ",";
-    outputs += valueJson(i < main.returnNames.length ? main.returnNames[i] : "", main.returns[i]) + "}";
+    outputs += valueJson(i < main.returnNames.length ? main.returnNames[i] : "", main.returns[i]) + ",\"bounded\":" +
+      main.returns[i].bounded.toString() + "}";
   }
   let passes = "";
   for (let i = 0; i < p.passes.length; i++) {

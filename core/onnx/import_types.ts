@@ -44,6 +44,12 @@ export interface ValueInfo {
   dtype: DTypeName;
   /** static dims */
   dims: number[];
+  /**
+   * Outputs only: the dims that are an upper bound because the size depends on data (NonZero,
+   * Compress, Unique, NonMaxSuppression with non-constant inputs); each eval returns the actual
+   * extent. Absent when every dim is exact.
+   */
+  bounded?: number[];
 }
 
 /** A literal whose bytes stay on the host; `hostLiteral` ids index `ParsedModel.hostLiterals`. */

@@ -457,6 +457,7 @@ export const GPU_PASSES: readonly string[] = [
   "fold_constants",
   "cse",
   "dce",
+  "refuse_bounded",
   "hoist_prepare",
   "memory_plan",
   "layout_literals",

@@ -9,7 +9,7 @@
 import type { CoreProgram } from "../core_program.ts";
 import type { Engine } from "../engine.ts";
 import { KilnError } from "../errors.ts";
-import { describe, setOwn, type Tensor, tensorBytes, viewAs } from "../tensor.ts";
+import { describe, dtypeSize, elementCount, setOwn, type Tensor, tensorBytes, viewAs } from "../tensor.ts";
 import { applyDelta } from "../weights/adapter.ts";
 import type {
   BindResult,
@@ -34,7 +34,7 @@ class RefExecutor implements Executor {
   #literals: readonly LiteralSource[];
   #gen = -1;
   #inSlots: (_Slot & { dtype: Tensor["dtype"]; dims: number[] })[] = [];
-  #outSlots: (_Slot & { dtype: Tensor["dtype"]; dims: number[] })[] = [];
+  #outSlots: (_Slot & { dtype: Tensor["dtype"]; dims: number[]; bounded?: number })[] = [];
   #weightSlots = new Map<string, _Slot[]>();
   #bound = new Set<string>();
   /** All hoisted weight-only nodes must run before the next eval (after finalize or a trap). */
@@ -257,8 +257,15 @@ class RefExecutor implements Executor {
       const after = engine.u8();
       for (const slot of this.#outSlots) {
         if (outputs && !outputs.has(slot.name)) continue;
-        const bytes = after.slice(slot.ptr, slot.ptr + slot.bytes);
-        setOwn(out, slot.name, { dtype: slot.dtype, dims: [...slot.dims], data: viewAs(slot.dtype, bytes) });
+        let dims = [...slot.dims];
+        let n = slot.bytes;
+        if (slot.bounded) {
+          // a data-dependent size: the actual extent, its data packed at the start of the bound
+          dims = dims.map((_, d) => engine.exports.output_dim(h, slot.index, d));
+          n = elementCount(dims) * dtypeSize(slot.dtype);
+        }
+        const bytes = after.slice(slot.ptr, slot.ptr + n);
+        setOwn(out, slot.name, { dtype: slot.dtype, dims, data: viewAs(slot.dtype, bytes) });
       }
       return Promise.resolve(out);
     } catch (e) {

@@ -227,6 +227,27 @@ function runNode(prog: Program, ins: Instruction): bool {
       if (diagnostics.length == before) report(E_RUNTIME, ins.nodeName, ins.opName, "Kernel failed at node '" + ins.nodeName + "' (" + ins.opName + ")");
       return false;
     }
+    recordExtents(ins, ctx);
   }
   return true;
+}
+
+/**
+ * Keeps the actual extent of every bounded output of `ins` (docs/internals.md "Bounded extents"):
+ * the one its compute reported, or, for an op that passes an extent on (Cast, Identity), its
+ * input's. Clears the context's extents for the next run.
+ */
+function recordExtents(ins: Instruction, ctx: ComputeContext): void {
+  const outs = ins.outputs;
+  for (let j = 0; j < outs.length; j++) {
+    const v = unchecked(outs[j]);
+    if (v.bounded == 0) continue;
+    const e = ctx.extents[j];
+    if (e != null) v.extent = e;
+    else {
+      const x = ins.inputs.length > 0 ? ins.inputs[0] : null;
+      v.extent = x != null && x.bounded != 0 ? x.extent : null;
+    }
+    ctx.extents[j] = null;
+  }
 }

@@ -6,7 +6,7 @@ import {
   Attr, Attrs, ATTR_FLOAT, ATTR_FLOATS, ATTR_GRAPH, ATTR_INT, ATTR_INTS, ATTR_STRING, ATTR_STRINGS,
   ATTR_TENSOR,
 } from "./attrs";
-import { E_GRAPH, E_SHAPE, E_UNSUPPORTED_OP, report } from "./diag";
+import { E_GRAPH, E_NEEDS_CONSTANT, E_SHAPE, E_UNSUPPORTED_OP, report } from "./diag";
 import { dtypeName, dtypeSize, isSupported } from "./dtype";
 import { Shape } from "./shape";
 import { Tensor } from "./tensor";
@@ -14,7 +14,7 @@ import {
   Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, Module, Program, Value,
 } from "./program";
 import { findOp } from "../ops/registry";
-import { ShapeContext } from "../ops/op";
+import { OP_IDENTITY, OP_KEEPS_EXTENT, ShapeContext } from "../ops/op";
 import { foldInstruction } from "../passes/fold_constants";
 
 export const GRAPH_MAGIC: u32 = 0x3145474b; // "KGE1"
@@ -237,10 +237,39 @@ function defineValue(st: DecodeState, r: Reader, id: i32, m: i32, v: Value, what
   return true;
 }
 
+/** Whether `ins` may read a value with a bounded extent as input `i` (and pass the extent on). */
+function keepsExtent(ins: Instruction, i: i32): bool {
+  const op = ins.op!;
+  return i == 0 && ins.outputs.length == 1 && (op.has(OP_KEEPS_EXTENT) || op.has(OP_IDENTITY));
+}
+
+/**
+ * Refuses a node that reads a value whose extent depends on data (Value.bounded), unless the
+ * node only passes the extent on (keepsExtent): its kernel would read the planned bound, not the
+ * data. Lifting this needs run-time shapes (issue 11 part 3).
+ */
+function checkBoundedInputs(ins: Instruction): bool {
+  for (let i = 0; i < ins.inputs.length; i++) {
+    const x = ins.inputs[i];
+    if (x == null || x.bounded == 0 || keepsExtent(ins, i)) continue;
+    const p = x.producer;
+    const from = p == null ? "" : " of node '" + p.nodeName + "' (" + p.opName + ")";
+    // E_NEEDS_CONSTANT: binding the inputs that decide the size as constants gives exact shapes
+    report(E_NEEDS_CONSTANT, ins.nodeName, ins.opName, "Node '" + ins.nodeName + "' (" + ins.opName + ") reads value '" +
+      x.name + "'" + from + ", whose size depends on data (" + x.shape.toString() + " is only an upper bound); " +
+      "kiln supports such a value only as a program output or through Cast/Identity: a consumer of a " +
+      "data-dependent extent needs the dynamic-shape work (issue 11 part 3); binding the inputs that decide " +
+      "the size as constants gives exact shapes");
+    return false;
+  }
+  return true;
+}
+
 /** Shape inference (+ eager folding) for one node; false with a diagnostic on failure. */
 export function inferNode(prog: Program, m: Module, ins: Instruction, fold: bool): bool {
   const op = ins.op!;
   const n = ins.inputs.length;
+  if (!checkBoundedInputs(ins)) return false;
   const shapes = new Array<Shape | null>(n);
   const consts = new Array<Tensor | null>(n);
   for (let i = 0; i < n; i++) {
@@ -296,6 +325,11 @@ export function inferNode(prog: Program, m: Module, ins: Instruction, fold: bool
       return false;
     }
     ins.outputs[i].shape = s.isStandard() ? s : Shape.standard(s.dtype, s.lens);
+    ins.outputs[i].bounded = i < ctx.bounded.length ? ctx.bounded[i] : 0;
+  }
+  if (ins.inputs.length > 0 && ins.inputs[0] != null && keepsExtent(ins, 0)) {
+    const b = ins.inputs[0]!.bounded;
+    if (b != 0 && ins.outputs[0].shape.sameLens(ins.inputs[0]!.shape)) ins.outputs[0].bounded = b;
   }
   if (fold) {
     if (!foldInstruction(prog, m, ins, FOLD_MAX_BYTES)) return false;
@@ -453,6 +487,17 @@ export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | n
       }
       for (let i: u32 = 0; i < n && r.ok; i++) m.returnNames.push(r.str("return name"));
       m.hasReturn = true;
+      if (mi != 0) {
+        for (let i = 0; i < m.returns.length; i++) {
+          const v = m.returns[i];
+          if (v.bounded == 0) continue;
+          const p = v.producer;
+          report(E_NEEDS_CONSTANT, p == null ? "" : p.nodeName, p == null ? "" : p.opName, "Subgraph '" + m.name +
+            "' returns value '" + v.name + "', whose size depends on data (" + v.shape.toString() +
+            " is only an upper bound); only the main graph may output such a value (issue 11 part 3)");
+          return null;
+        }
+      }
     } else {
       r.fail("record " + ri.toString() + " has unknown kind " + kind.toString());
     }

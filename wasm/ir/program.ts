@@ -30,6 +30,13 @@ export class Value {
   producer: Instruction | null = null;
   index: i32 = 0;
   name: string;
+  /**
+   * Bit mask of the dims that are an upper bound (bit d: dim d), set by shape inference for
+   * outputs whose size depends on data (NonZero, Compress, Unique, NonMaxSuppression); 0: exact.
+   */
+  bounded: i32 = 0;
+  /** A bounded value's actual lens after the last run (null: not run yet, or exact). */
+  extent: Array<i32> | null = null;
   // ---- memory plan ----
   loc: i32 = LOC_NONE;
   offset: usize = 0;

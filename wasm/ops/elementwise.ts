@@ -7,7 +7,7 @@ import {
   DT_BFLOAT16, DT_BOOL, DT_DOUBLE, DT_FLOAT, DT_FLOAT16, DT_INT16, DT_INT32, DT_INT64, DT_INT8,
   DT_UINT16, DT_UINT32, DT_UINT64, DT_UINT8, dtypeName, dtypeSize, isFloat, isSupported,
 } from "../ir/dtype";
-import { ComputeContext, Op, OP_COMMUTATIVE, OP_ELEMENTWISE, ShapeContext } from "./op";
+import { ComputeContext, Op, OP_COMMUTATIVE, OP_ELEMENTWISE, OP_KEEPS_EXTENT, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 import { registerQuant } from "./math/quant";
 import { registerWindows } from "./math/window";
@@ -612,7 +612,7 @@ class CastOp extends Op {
   like: bool;
 
   constructor(name: string, like: bool) {
-    super(name, OP_ELEMENTWISE);
+    super(name, OP_ELEMENTWISE | OP_KEEPS_EXTENT);
     this.like = like;
   }
 

@@ -24,6 +24,12 @@ export const OP_IDENTITY: i32 = 32;
 export const OP_ALIAS_RESHAPE: i32 = 64;
 /** compute writes every element of every output: the executor need not zero-fill them first. */
 export const OP_WRITES_ALL: i32 = 128;
+/**
+ * Output 0 has input 0's lens, element for element (Cast): it may read a value with a bounded
+ * (data-dependent) extent, and its output then has the same bounded dims and, at run time, the
+ * same actual extent (docs/internals.md "Bounded extents").
+ */
+export const OP_KEEPS_EXTENT: i32 = 256;
 
 function shapesString(inputs: Array<Shape | null>): string {
   let s = "";
@@ -50,6 +56,11 @@ export class ShapeContext {
   numOutputs: i32;
   /** Filled by computeShape: one shape per output. */
   outputs: Array<Shape> = new Array<Shape>();
+  /**
+   * Per output, a bit mask of the dims that are only an upper bound (bit d: dim d): the actual
+   * extent depends on input data and compute reports it (ComputeContext.setExtent).
+   */
+  bounded: Array<i32> = new Array<i32>();
   /** For ops with subgraph attributes: the return shapes of each referenced submodule, by attribute name. */
   subgraphOutputs: Map<string, Array<Shape>> = new Map<string, Array<Shape>>();
 
@@ -91,6 +102,13 @@ export class ShapeContext {
   /** Adds an output shape. */
   out(s: Shape): void {
     this.outputs.push(s);
+    this.bounded.push(0);
+  }
+
+  /** Adds an output shape whose dims in `mask` (bit d: dim d) are upper bounds, not exact. */
+  outBounded(s: Shape, mask: i32): void {
+    this.outputs.push(s);
+    this.bounded.push(mask);
   }
 
   /** Records a shape error naming node, op and input shapes; returns false. */
@@ -122,6 +140,12 @@ export class ComputeContext {
   opset: i32;
   inputs: Array<Tensor | null>;
   outputs: Array<Tensor>;
+  /**
+   * Per output, the actual lens an op with data-dependent output sizes wrote (setExtent), or
+   * null: the output's shape is exact. The data of an output with an extent is packed row-major
+   * at the extent, at the start of the output's buffer (planned for the bound).
+   */
+  extents: Array<Array<i32> | null>;
 
   constructor(nodeName: string, opName: string, attrs: Attrs, opset: i32, inputs: Array<Tensor | null>,
     outputs: Array<Tensor>) {
@@ -131,6 +155,12 @@ export class ComputeContext {
     this.opset = opset;
     this.inputs = inputs;
     this.outputs = outputs;
+    this.extents = new Array<Array<i32> | null>(outputs.length);
+  }
+
+  /** Records output i's actual lens (each at most the planned dim); compute calls it on every run. */
+  setExtent(i: i32, lens: Array<i32>): void {
+    this.extents[i] = lens;
   }
 
   hasInput(i: i32): bool {

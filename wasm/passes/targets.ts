@@ -10,6 +10,7 @@ import { LayoutLiterals } from "./layout_literals";
 import { MemoryPlan } from "./memory_plan";
 import { PackGemmWeights } from "./pack_gemm_weights";
 import { Pass } from "./pass";
+import { RefuseBounded } from "./refuse_bounded";
 import { ReplaceExternalWeights, WeightTable } from "./replace_external_weights";
 import { FOLD_MAX_BYTES } from "../ir/codec";
 
@@ -34,6 +35,7 @@ export function compilePasses(target: string): Array<Pass> | null {
   p.push(new Cse());
   if (target == TARGET_REF) p.push(new PackGemmWeights()); // the gpu's BLAS takes B as it is
   p.push(new Dce());
+  if (target == TARGET_GPU) p.push(new RefuseBounded(target)); // no run-time extents on the device path
   p.push(new HoistPrepare());
   p.push(new MemoryPlan(alignOf(target), target == TARGET_GPU));
   if (target == TARGET_GPU) p.push(new LayoutLiterals(256));
@@ -44,6 +46,7 @@ export function compilePasses(target: string): Array<Pass> | null {
 export function planPasses(target: string): Array<Pass> | null {
   if (!isTarget(target)) return null;
   const p = new Array<Pass>();
+  if (target == TARGET_GPU) p.push(new RefuseBounded(target));
   p.push(new HoistPrepare());
   p.push(new MemoryPlan(alignOf(target), target == TARGET_GPU));
   if (target == TARGET_GPU) p.push(new LayoutLiterals(256));
