@@ -5,11 +5,18 @@
 // (opset 10's only behaviour) does not, and makes every roi at least 1 x 1. Sample rules as in
 // onnxruntime: samples more than one pixel outside the image count as 0, others clamp to the
 // edge; "max" takes the largest weighted corner of each sample.
-import { DT_INT32, DT_INT64, dtypeSize, isFloat } from "../../ir/dtype";
+import { DT_DOUBLE, DT_INT32, DT_INT64, dtypeSize, isFloat } from "../../ir/dtype";
 import { Shape } from "../../ir/shape";
 import { loadF64, storeF64 } from "../../kernels/eltwise";
 import { ComputeContext, Op, OP_WRITES_ALL, ShapeContext } from "../op";
 import { registerOp } from "../registry";
+
+/** v rounded to float32 when `f32`. */
+// @ts-ignore: decorator
+@inline
+function rnd(f32: bool, v: f64): f64 {
+  return f32 ? <f64><f32>v : v;
+}
 
 function halfPixel(ctx_opset: i32, mode: string): bool {
   return ctx_opset >= 16 && mode == "half_pixel";
@@ -61,6 +68,9 @@ class RoiAlignOp extends Op {
     const sr = <i32>ctx.attrs.getInt("sampling_ratio", 0);
     const dt = x.shape.dtype, es = <usize>dtypeSize(dt);
     const off: f64 = half ? 0.5 : 0.0;
+    // roi geometry and sample positions in the input's precision, as onnxruntime computes them:
+    // an adaptive grid's ceil(roi size / bins) can land on the other side of an integer in float32
+    const f32 = dt != DT_DOUBLE;
     const plane = <usize>H * <usize>W;
     // per-roi sample table: 4 corner offsets and weights per sample, shared by every channel
     for (let r = 0; r < R; r++) {
@@ -68,16 +78,18 @@ class RoiAlignOp extends Op {
       if (b < 0 || b >= <i64>N) {
         return ctx.fail("batch_indices[" + r.toString() + "] is " + b.toString() + ", outside [0, " + N.toString() + ")");
       }
-      const x1 = rois.getAsF64(r * 4) * scale - off, y1 = rois.getAsF64(r * 4 + 1) * scale - off;
-      const x2 = rois.getAsF64(r * 4 + 2) * scale - off, y2 = rois.getAsF64(r * 4 + 3) * scale - off;
-      let rw = x2 - x1, rh = y2 - y1;
+      const x1 = rnd(f32, rnd(f32, rois.getAsF64(r * 4) * scale) - off);
+      const y1 = rnd(f32, rnd(f32, rois.getAsF64(r * 4 + 1) * scale) - off);
+      const x2 = rnd(f32, rnd(f32, rois.getAsF64(r * 4 + 2) * scale) - off);
+      const y2 = rnd(f32, rnd(f32, rois.getAsF64(r * 4 + 3) * scale) - off);
+      let rw = rnd(f32, x2 - x1), rh = rnd(f32, y2 - y1);
       if (!half) {
         if (rw < 1.0) rw = 1.0;
         if (rh < 1.0) rh = 1.0;
       }
-      const bh = rh / <f64>OH, bw = rw / <f64>OW;
-      const gh = sr > 0 ? sr : <i32>Math.ceil(rh / <f64>OH);
-      const gw = sr > 0 ? sr : <i32>Math.ceil(rw / <f64>OW);
+      const bh = rnd(f32, rh / <f64>OH), bw = rnd(f32, rw / <f64>OW);
+      const gh = sr > 0 ? sr : <i32>Math.ceil(rnd(f32, rh / <f64>OH));
+      const gw = sr > 0 ? sr : <i32>Math.ceil(rnd(f32, rw / <f64>OW));
       const count: f64 = <f64>(gh * gw > 1 ? gh * gw : 1);
       const ns = OH * OW * gh * gw;
       const pos = new StaticArray<i32>(ns * 4);
@@ -86,9 +98,9 @@ class RoiAlignOp extends Op {
       for (let ph = 0; ph < OH; ph++) {
         for (let pw = 0; pw < OW; pw++) {
           for (let iy = 0; iy < gh; iy++) {
-            let yy = y1 + <f64>ph * bh + (<f64>iy + 0.5) * bh / <f64>gh;
+            const yy = rnd(f32, rnd(f32, y1 + rnd(f32, <f64>ph * bh)) + rnd(f32, rnd(f32, (<f64>iy + 0.5) * bh) / <f64>gh));
             for (let ix = 0; ix < gw; ix++) {
-              let xx = x1 + <f64>pw * bw + (<f64>ix + 0.5) * bw / <f64>gw;
+              const xx = rnd(f32, rnd(f32, x1 + rnd(f32, <f64>pw * bw)) + rnd(f32, rnd(f32, (<f64>ix + 0.5) * bw) / <f64>gw));
               const q = k * 4;
               k++;
               if (yy < -1.0 || yy > <f64>H || xx < -1.0 || xx > <f64>W) {
