@@ -1,8 +1,8 @@
 // Signal processing (opset 17+): DFT (opset 17 axis attribute, opset 20 axis input), STFT and
 // MelWeightMatrix. Complex values are a trailing dim of 2 (real, imaginary); real input has a
 // trailing dim of 1. Transforms run in float64: a radix-2 FFT when the length is a power of two,
-// else a direct DFT over a twiddle table; each line along the axis is gathered into scratch
-// arrays, transformed and scattered back.
+// a direct DFT for other short lengths, Bluestein's chirp-z (through radix-2 FFTs) for longer
+// ones; each line along the axis is gathered into scratch arrays, transformed and scattered back.
 import { DT_FLOAT, dtypeSize, isFloat, isSupported } from "../ir/dtype";
 import { Shape } from "../ir/shape";
 import { Tensor } from "../ir/tensor";
@@ -12,48 +12,141 @@ import { registerOp } from "./registry";
 
 // ---------------------------------------------------------------- transform core
 
-/** A complex transform of one length: FFT tables for powers of two, a twiddle table otherwise. */
+/** Lengths above this that are not powers of two use Bluestein's algorithm instead of a direct DFT. */
+const BLUESTEIN_MIN: i32 = 64;
+
+/**
+ * A complex transform of one length and direction: X[k] = sum_j x[j] e^{-+2 pi i j k / n} (sign +
+ * when inverse; no scaling). A radix-2 FFT for powers of two; for other lengths up to
+ * BLUESTEIN_MIN a direct DFT over a twiddle table, above it Bluestein's chirp-z: the transform as a
+ * circular convolution of length m (a power of two >= 2n - 1), done with radix-2 FFTs.
+ */
 class Transform {
   n: i32;
+  inverse: bool;
   pow2: bool;
-  /** cos/sin of 2*pi*k/n, k < n. */
+  chirp: bool;
+  /** cos/sin of 2*pi*k/n, k < n (radix-2 and direct). */
   cosT: StaticArray<f64>;
   sinT: StaticArray<f64>;
   rev: StaticArray<i32>;
+  /** direct DFT scratch */
   tr: StaticArray<f64>;
   ti: StaticArray<f64>;
+  /** Bluestein: the chirp w[k] = e^{-+i pi k^2 / n}, the FFT of its conjugate (length m), scratch, the length-m FFT. */
+  wr: StaticArray<f64>;
+  wi: StaticArray<f64>;
+  br: StaticArray<f64>;
+  bi: StaticArray<f64>;
+  ar: StaticArray<f64>;
+  ai: StaticArray<f64>;
+  inner: Transform | null = null;
 
-  constructor(n: i32) {
+  constructor(n: i32, inverse: bool) {
     this.n = n;
+    this.inverse = inverse;
     const pow2 = n > 0 && (n & (n - 1)) == 0;
+    const chirp = !pow2 && n > BLUESTEIN_MIN;
     this.pow2 = pow2;
-    const cosT = new StaticArray<f64>(n);
-    const sinT = new StaticArray<f64>(n);
-    for (let k = 0; k < n; k++) {
+    this.chirp = chirp;
+    const tab = chirp ? 0 : n;
+    const cosT = new StaticArray<f64>(tab);
+    const sinT = new StaticArray<f64>(tab);
+    for (let k = 0; k < tab; k++) {
       const a = 2.0 * Math.PI * <f64>k / <f64>n;
       unchecked(cosT[k] = Math.cos(a));
       unchecked(sinT[k] = Math.sin(a));
     }
     this.cosT = cosT;
     this.sinT = sinT;
-    this.rev = new StaticArray<i32>(pow2 ? n : 0);
-    this.tr = new StaticArray<f64>(pow2 ? 0 : n);
-    this.ti = new StaticArray<f64>(pow2 ? 0 : n);
-    if (this.pow2) {
+    const rev = new StaticArray<i32>(pow2 ? n : 0);
+    if (pow2) {
       let bits = 0;
       while ((1 << bits) < n) bits++;
       for (let i = 0; i < n; i++) {
         let r = 0;
         for (let b = 0; b < bits; b++) if ((i & (1 << b)) != 0) r |= 1 << (bits - 1 - b);
-        unchecked(this.rev[i] = r);
+        unchecked(rev[i] = r);
       }
+    }
+    this.rev = rev;
+    const direct = !pow2 && !chirp;
+    this.tr = new StaticArray<f64>(direct ? n : 0);
+    this.ti = new StaticArray<f64>(direct ? n : 0);
+    let m = 0;
+    if (chirp) {
+      m = 1;
+      while (m < 2 * n - 1) m <<= 1;
+    }
+    const wr = new StaticArray<f64>(chirp ? n : 0), wi = new StaticArray<f64>(chirp ? n : 0);
+    const br = new StaticArray<f64>(m), bi = new StaticArray<f64>(m);
+    if (chirp) {
+      const sg: f64 = inverse ? 1.0 : -1.0;
+      const twoN = <i64>n * 2;
+      for (let k = 0; k < n; k++) {
+        // k^2 mod 2n keeps the angle small, so the chirp stays exact for long signals
+        const q = (<i64>k * <i64>k) % twoN;
+        const a = Math.PI * <f64>q / <f64>n;
+        unchecked(wr[k] = Math.cos(a));
+        unchecked(wi[k] = sg * Math.sin(a));
+      }
+      unchecked(br[0] = wr[0]);
+      unchecked(bi[0] = -wi[0]);
+      for (let k = 1; k < n; k++) {
+        unchecked(br[k] = wr[k]);
+        unchecked(bi[k] = -wi[k]);
+        unchecked(br[m - k] = wr[k]);
+        unchecked(bi[m - k] = -wi[k]);
+      }
+    }
+    this.wr = wr;
+    this.wi = wi;
+    this.br = br;
+    this.bi = bi;
+    this.ar = new StaticArray<f64>(m);
+    this.ai = new StaticArray<f64>(m);
+    if (chirp) {
+      const f = new Transform(m, false);
+      f.run(br, bi);
+      this.inner = f;
     }
   }
 
-  /** In place: X[k] = sum_n x[n] e^{-+2 pi i k n / N} (sign + when inverse; no scaling). */
-  run(re: StaticArray<f64>, im: StaticArray<f64>, inverse: bool): void {
+  /** Transforms re/im (length n) in place. */
+  run(re: StaticArray<f64>, im: StaticArray<f64>): void {
     const n = this.n;
-    const sg: f64 = inverse ? 1.0 : -1.0;
+    const sg: f64 = this.inverse ? 1.0 : -1.0;
+    if (this.chirp) {
+      const f = changetype<Transform>(this.inner);
+      const ar = this.ar, ai = this.ai, m = ar.length;
+      for (let k = 0; k < n; k++) {
+        const xr = unchecked(re[k]), xi = unchecked(im[k]);
+        const wr = unchecked(this.wr[k]), wi = unchecked(this.wi[k]);
+        unchecked(ar[k] = xr * wr - xi * wi);
+        unchecked(ai[k] = xr * wi + xi * wr);
+      }
+      for (let k = n; k < m; k++) {
+        unchecked(ar[k] = 0.0);
+        unchecked(ai[k] = 0.0);
+      }
+      f.run(ar, ai);
+      // multiply by B, conjugate: the forward FFT of the conjugate is the conjugated inverse
+      for (let k = 0; k < m; k++) {
+        const xr = unchecked(ar[k]), xi = unchecked(ai[k]);
+        const yr = unchecked(this.br[k]), yi = unchecked(this.bi[k]);
+        unchecked(ar[k] = xr * yr - xi * yi);
+        unchecked(ai[k] = -(xr * yi + xi * yr));
+      }
+      f.run(ar, ai);
+      const inv = 1.0 / <f64>m;
+      for (let k = 0; k < n; k++) {
+        const cr = unchecked(ar[k]) * inv, ci = -unchecked(ai[k]) * inv;
+        const wr = unchecked(this.wr[k]), wi = unchecked(this.wi[k]);
+        unchecked(re[k] = cr * wr - ci * wi);
+        unchecked(im[k] = cr * wi + ci * wr);
+      }
+      return;
+    }
     if (this.pow2) {
       for (let i = 0; i < n; i++) {
         const j = unchecked(this.rev[i]);
@@ -251,7 +344,7 @@ function dftLines(x: Tensor, o: Tensor, axis: i32, n: i32, nout: i32, inverse: b
   const m = L < n ? L : n;
   const dt = x.shape.dtype, od = o.shape.dtype;
   const es = <usize>dtypeSize(dt), os = <usize>dtypeSize(od);
-  const t = new Transform(n);
+  const t = new Transform(n, inverse);
   const re = new StaticArray<f64>(n), im = new StaticArray<f64>(n);
   const scale: f64 = inverse ? 1.0 / <f64>n : 1.0;
   for (let a = 0; a < outer; a++) {
@@ -267,7 +360,7 @@ function dftLines(x: Tensor, o: Tensor, axis: i32, n: i32, nout: i32, inverse: b
           unchecked(im[j] = 0.0);
         }
       }
-      t.run(re, im, inverse);
+      t.run(re, im);
       const obase = (<usize>a * <usize>nout * <usize>inner + <usize>b) * 2;
       for (let k = 0; k < nout; k++) {
         const p = o.ptr + (obase + <usize>k * <usize>inner * 2) * os;
@@ -366,7 +459,7 @@ class StftOp extends Op {
     for (let j = 0; j < n; j++) unchecked(win[j] = hasW ? ctx.input(2).getAsF64(j) : 1.0);
     const dt = x.shape.dtype, od = o.shape.dtype;
     const es = <usize>dtypeSize(dt), os = <usize>dtypeSize(od);
-    const t = new Transform(n);
+    const t = new Transform(n, false);
     const re = new StaticArray<f64>(n), im = new StaticArray<f64>(n);
     for (let b = 0; b < batch; b++) {
       for (let f = 0; f < frames; f++) {
@@ -377,7 +470,7 @@ class StftOp extends Op {
           unchecked(re[j] = loadF64(dt, p) * w);
           unchecked(im[j] = c == 2 ? loadF64(dt, p + es) * w : 0.0);
         }
-        t.run(re, im, false);
+        t.run(re, im);
         const obase = ((<usize>b * <usize>frames + <usize>f) * <usize>bins) * 2;
         for (let k = 0; k < bins; k++) {
           const p = o.ptr + (obase + <usize>k * 2) * os;
