@@ -14,6 +14,7 @@ import type { Tensor } from "../core/tensor.ts";
 import { KilnError } from "../core/errors.ts";
 import { runOrt } from "./util/ort.ts";
 import { runCli } from "./util/cli.ts";
+import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
 
 const i64 = (name: string, vals: number[]) => ({
   op: "Constant",
@@ -272,4 +273,29 @@ Deno.test("kiln perf --freeze compiles the frozen model", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name:
+    `gpu target (${gpuUnderTest().name}): the frozen model compiles with its Ifs folded and matches onnxruntime`,
+  ignore: gpuIgnore("freeze_test.ts"),
+  async fn() {
+    for (const c of CASES) {
+      const program = compile(await parseOnnx(MODEL, { freeze: { mode: c.mode, sr: c.sr } }), "gpu", {
+        gpu: gpuUnderTest().options,
+      });
+      try {
+        assert.equal(program.info().ops.If, undefined);
+        const got = (await program.eval({ x: X })).z;
+        const want = (await runOrt(MODEL, _ortFeeds(c.mode, c.sr))).z;
+        assert.deepEqual(got.dims, want.dims);
+        const g = got.data as Float32Array, w = want.data as Float32Array;
+        for (let i = 0; i < w.length; i++) {
+          assert.ok(Math.abs(g[i] - w[i]) <= 1e-6 * (1 + Math.abs(w[i])), `element ${i}`);
+        }
+      } finally {
+        program.dispose();
+      }
+    }
+  },
 });

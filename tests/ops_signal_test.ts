@@ -11,6 +11,7 @@ import { compile } from "../core/program.ts";
 import { KilnError } from "../core/errors.ts";
 import type { DTypeName, Tensor } from "../core/tensor.ts";
 import { runOrt } from "./util/ort.ts";
+import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
 
 interface Case {
   op: string;
@@ -59,8 +60,16 @@ function _model(c: Case): Uint8Array {
   });
 }
 
-async function _kiln(model: Uint8Array, inputs: Record<string, Tensor>): Promise<Tensor> {
-  const program = compile(await parseOnnx(model), "ref");
+async function _kiln(
+  model: Uint8Array,
+  inputs: Record<string, Tensor>,
+  target: "ref" | "gpu" = "ref",
+): Promise<Tensor> {
+  const program = compile(
+    await parseOnnx(model),
+    target,
+    target === "gpu" ? { gpu: gpuUnderTest().options } : {},
+  );
   try {
     return (await program.eval(inputs)).y;
   } finally {
@@ -463,4 +472,59 @@ Deno.test("signal ops refuse bad shapes, attributes and non-constant shape input
   });
   assert.equal(e.code, "needs_constant");
   assert.match(e.message, /num_mel_bins/);
+});
+
+Deno.test({
+  name: `gpu target (${gpuUnderTest().name}): the signal ops run on the host, as on ref`,
+  ignore: gpuIgnore("ops_signal_test.ts"),
+  async fn(t) {
+    const f32 = (v: number): Tensor => ({ dtype: "float32", dims: [], data: Float32Array.from([v]) });
+    const cases: [string, Case][] = [
+      ["DFT", { op: "DFT", inputs: { x: _f([2, 130, 2]) }, order: ["x"], attrs: { inverse: { i: 1 } } }],
+      ["STFT", {
+        op: "STFT",
+        inputs: { s: _f([1, 200, 1]), w: _f([40], 2) },
+        consts: { step: _i64([16], []) },
+        order: ["s", "step", "w"],
+      }],
+      ["MelWeightMatrix", {
+        op: "MelWeightMatrix",
+        inputs: { lo: f32(20), hi: f32(8000) },
+        consts: { bins: _i64([20], []), len: _i64([512], []), rate: _i64([16000], []) },
+        order: ["bins", "len", "rate", "lo", "hi"],
+        out: "float32",
+      }],
+      ["MaxUnpool", {
+        op: "MaxUnpool",
+        inputs: { x: _f([1, 2, 3]), i: _i64([1, 2, 5, 7, 9, 10], [1, 2, 3]) },
+        order: ["x", "i"],
+        attrs: { kernel_shape: { ints: [2] }, strides: { ints: [2] } },
+      }],
+      ["ReverseSequence", {
+        op: "ReverseSequence",
+        inputs: { x: _f([5, 3, 2]), l: _i64([5, 1, 3]) },
+        order: ["x", "l"],
+      }],
+      ["RoiAlign", {
+        op: "RoiAlign",
+        opset: 16,
+        inputs: {
+          x: _f([1, 2, 8, 8]),
+          rois: { dtype: "float32", dims: [2, 4], data: Float32Array.from([0, 0, 7, 7, 1.5, 2, 6, 5.5]) },
+          b: _i64([0, 0]),
+        },
+        order: ["x", "rois", "b"],
+        attrs: { mode: { s: "max" }, output_height: { i: 2 }, output_width: { i: 3 } },
+      }],
+    ];
+    for (const [name, c] of cases) {
+      await t.step(name, async () => {
+        const model = _model(c);
+        const want = await _kiln(model, c.inputs, "ref");
+        const got = await _kiln(model, c.inputs, "gpu");
+        assert.deepEqual(got.dims, want.dims);
+        assert.deepEqual(Array.from(got.data as Float32Array), Array.from(want.data as Float32Array));
+      });
+    }
+  },
 });
