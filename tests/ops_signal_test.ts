@@ -125,6 +125,12 @@ Deno.test("DFT matches onnxruntime: lengths, dft_length, inverse, onesided, comp
     order: ["x"],
     attrs: { axis: { i: 2 } },
   }]);
+  cases.push(["real [2,4,3,1] axis -2 (counts over the input's dims)", {
+    op: "DFT",
+    inputs: { x: _f([2, 4, 3, 1]) },
+    order: ["x"],
+    attrs: { axis: { i: -2 }, onesided: { i: 1 } },
+  }]);
   cases.push(["complex [3,16,2] inverse", {
     op: "DFT",
     inputs: { x: _f([3, 16, 2]) },
@@ -431,6 +437,8 @@ Deno.test("signal ops refuse bad shapes, attributes and non-constant shape input
   assert.match(e.message, /the last dim must be 1 \(real\) or 2 \(complex\), is 3/);
   e = await dft(_f([2, 8, 1]), { axis: { i: 2 } });
   assert.match(e.message, /axis 2 is out of range/);
+  e = await dft(_f([2, 8, 1]), { axis: { i: -1 } });
+  assert.match(e.message, /axis -1 is out of range: it must name a signal dim, in \[-3, -2\] or \[0, 1\]/);
   e = await dft(_f([2, 8, 1]), { inverse: { i: 2 } });
   assert.match(e.message, /onesided and inverse must be 0 or 1/);
   e = await _error({
@@ -441,6 +449,13 @@ Deno.test("signal ops refuse bad shapes, attributes and non-constant shape input
     order: ["x", "", "a"],
   });
   assert.match(e.message, /axis -1 is out of range: it must name a signal dim/);
+  e = await _error({
+    op: "DFT",
+    inputs: { x: _f([1, 8, 1]) },
+    consts: { n: _i64([1 << 23], []) },
+    order: ["x", "n"],
+  });
+  assert.match(e.message, /dft_length must be from 1 to 4194304, is 8388608/);
   e = await _error({ op: "DFT", inputs: { x: _f([2, 8, 1]), n: _i64([4], []) }, order: ["x", "n"] });
   assert.equal(e.code, "needs_constant");
   assert.match(e.message, /dft_length/);

@@ -12,6 +12,12 @@ import { registerOp } from "./registry";
 
 // ---------------------------------------------------------------- transform core
 
+/**
+ * The longest transform (2^22 samples): its tables and Bluestein's length-2^23 scratch take about
+ * 450 MiB of the core's 4 GiB.
+ */
+const MAX_LENGTH: i32 = 1 << 22;
+
 /** Lengths above this that are not powers of two use Bluestein's algorithm instead of a direct DFT. */
 const BLUESTEIN_MIN: i32 = 64;
 
@@ -226,33 +232,25 @@ class DftPlan {
   nout: i32 = 0;
 }
 
-/** Axis from the attribute (opset < 20: negative counts over the signal dims) or input 2 (opset 20). */
+/**
+ * The DFT's axis: the attribute (opset 17-19, default 1) or input 2 (opset 20, default -2). Either
+ * way it counts over the input's dims, trailing real/complex dim included, and must name a signal
+ * dim: [-r, -2] or [0, r - 2] (as ONNX shape inference and onnxruntime check it).
+ */
 function dftAxis(ctx: ShapeContext, r: i32): i32 {
-  let a: i64;
-  let lo: i64;
-  if (ctx.opset >= 20) {
-    a = -2;
-    if (ctx.hasInput(2)) {
-      const c = scalarInt(ctx, 2, "axis");
-      if (c == null) return -1;
-      a = c[0];
-    }
-    lo = -<i64>r;
-    if (a < lo || a > <i64>(r - 2) || a == -1) {
-      ctx.fail("axis " + a.toString() + " is out of range: it must name a signal dim, in [" + lo.toString() + ", -2] or [0, " +
-        (r - 2).toString() + "]");
-      return -1;
-    }
-    return <i32>(a < 0 ? a + <i64>r : a);
+  let a: i64 = ctx.opset >= 20 ? -2 : ctx.attrs.getInt("axis", 1);
+  if (ctx.opset >= 20 && ctx.hasInput(2)) {
+    const c = scalarInt(ctx, 2, "axis");
+    if (c == null) return -1;
+    a = c[0];
   }
-  a = ctx.attrs.getInt("axis", 1);
-  lo = -<i64>(r - 1);
-  if (a < lo || a > <i64>(r - 2)) {
-    ctx.fail("axis " + a.toString() + " is out of range for signal dims " + (r - 1).toString() + " (rank " + r.toString() +
-      " with the trailing real/complex dim)");
+  const lo = -<i64>r;
+  if (a < lo || a > <i64>(r - 2) || a == -1) {
+    ctx.fail("axis " + a.toString() + " is out of range: it must name a signal dim, in [" + lo.toString() + ", -2] or [0, " +
+      (r - 2).toString() + "]");
     return -1;
   }
-  return <i32>(a < 0 ? a + <i64>(r - 1) : a);
+  return <i32>(a < 0 ? a + <i64>r : a);
 }
 
 class DftOp extends Op {
@@ -280,14 +278,19 @@ class DftOp extends Op {
     if (ctx.hasInput(1)) {
       const d = scalarInt(ctx, 1, "dft_length");
       if (d == null) return null;
-      if (d[0] < 1 || d[0] > 1 << 28) {
-        ctx.fail("dft_length must be from 1 to 2^28, is " + d[0].toString());
+      if (d[0] < 1 || d[0] > <i64>MAX_LENGTH) {
+        ctx.fail("dft_length must be from 1 to " + MAX_LENGTH.toString() + ", is " + d[0].toString());
         return null;
       }
       p.n = <i32>d[0];
     }
     if (p.n < 1) {
       ctx.fail("the signal dim " + axis.toString() + " is empty; give a dft_length of 1 or more");
+      return null;
+    }
+    if (p.n > MAX_LENGTH) {
+      ctx.fail("the signal dim " + axis.toString() + " has " + p.n.toString() + " samples; kiln transforms at most " +
+        MAX_LENGTH.toString() + " (give a dft_length to truncate)");
       return null;
     }
     const onesided = ctx.attrs.getInt("onesided", 0);
@@ -320,8 +323,7 @@ class DftOp extends Op {
     // the output's axis is the one whose length changed, or found again from the input's
     let axis = ctx.opset >= 20 ? -2 : <i32>ctx.attrs.getInt("axis", 1);
     if (ctx.opset >= 20 && ctx.hasInput(2)) axis = <i32>ctx.input(2).getAsI64(0);
-    if (ctx.opset >= 20) axis = axis < 0 ? axis + r : axis;
-    else axis = axis < 0 ? axis + r - 1 : axis;
+    if (axis < 0) axis += r;
     const n = ctx.hasInput(1) ? <i32>ctx.input(1).getAsI64(0) : xl[axis];
     const inverse = ctx.attrs.getInt("inverse", 0) != 0;
     dftLines(x, o, axis, n, ol[axis], inverse);
@@ -422,6 +424,10 @@ class StftOp extends Op {
       fl = w.lens[0];
     }
     if (fl < 0) fl = x.lens[1];
+    if (fl > <i64>MAX_LENGTH) {
+      ctx.fail("frame_length " + fl.toString() + " is more than kiln transforms, " + MAX_LENGTH.toString());
+      return null;
+    }
     if (fl < 1 || fl > <i64>x.lens[1]) {
       ctx.fail("frame_length " + fl.toString() + " must be from 1 to the signal length " + x.lens[1].toString());
       return null;
