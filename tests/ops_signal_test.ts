@@ -149,6 +149,21 @@ Deno.test("DFT matches onnxruntime: lengths, dft_length, inverse, onesided, comp
     order: ["x"],
     attrs: { inverse: { i: 1 } },
   }]);
+  cases.push(["complex [2,8,2] inverse onesided (real output of 14)", {
+    op: "DFT",
+    inputs: { x: _f([2, 8, 2]) },
+    order: ["x"],
+    attrs: { inverse: { i: 1 }, onesided: { i: 1 } },
+  }]);
+  for (const dl of [14, 15]) {
+    cases.push([`complex [2,8,3,2] inverse onesided dft_length ${dl}`, {
+      op: "DFT",
+      inputs: { x: _f([2, 8, 3, 2]) },
+      consts: { n: _i64([dl], []) },
+      order: ["x", "n"],
+      attrs: { inverse: { i: 1 }, onesided: { i: 1 } },
+    }]);
+  }
   cases.push(["real [2,9,1] onesided", {
     op: "DFT",
     inputs: { x: _f([2, 9, 1]) },
@@ -439,6 +454,18 @@ Deno.test("signal ops refuse bad shapes, attributes and non-constant shape input
   assert.match(e.message, /axis 2 is out of range/);
   e = await dft(_f([2, 8, 1]), { axis: { i: -1 } });
   assert.match(e.message, /axis -1 is out of range: it must name a signal dim, in \[-3, -2\] or \[0, 1\]/);
+  e = await dft(_f([2, 8, 2]), { onesided: { i: 1 } });
+  assert.match(e.message, /a one-sided DFT needs real input \(last dim 1\); this input is complex/);
+  e = await _error({
+    op: "DFT",
+    inputs: { x: _f([2, 8, 2]) },
+    consts: { n: _i64([10], []) },
+    order: ["x", "n"],
+    attrs: { inverse: { i: 1 }, onesided: { i: 1 } },
+  });
+  assert.match(e.message, /an inverse one-sided DFT of length 10 needs 6 bins on axis 1, the input has 8/);
+  e = await dft(_f([2, 8, 1]), { onesided: { i: 1 }, inverse: { i: 1 } });
+  assert.match(e.message, /an inverse one-sided DFT needs complex input \(last dim 2\)/);
   e = await dft(_f([2, 8, 1]), { inverse: { i: 2 } });
   assert.match(e.message, /onesided and inverse must be 0 or 1/);
   e = await _error({

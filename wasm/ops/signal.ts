@@ -1,6 +1,7 @@
 // Signal processing (opset 17+): DFT (opset 17 axis attribute, opset 20 axis input), STFT and
 // MelWeightMatrix. Complex values are a trailing dim of 2 (real, imaginary); real input has a
-// trailing dim of 1. Transforms run in float64: a radix-2 FFT when the length is a power of two,
+// trailing dim of 1. A one-sided DFT takes real input and keeps bins 0..n/2; an inverse one-sided
+// DFT takes those bins and gives the real signal (irfft), as onnxruntime and ONNX shape inference do. Transforms run in float64: a radix-2 FFT when the length is a power of two,
 // a direct DFT for other short lengths, Bluestein's chirp-z (through radix-2 FFTs) for longer
 // ones; each line along the axis is gathered into scratch arrays, transformed and scattered back.
 import { DT_FLOAT, dtypeSize, isFloat, isSupported } from "../ir/dtype";
@@ -230,6 +231,8 @@ class DftPlan {
   axis: i32 = 0;
   n: i32 = 0;
   nout: i32 = 0;
+  /** last dim of the output: 2 (complex), or 1 for an inverse one-sided DFT (real output) */
+  outC: i32 = 2;
 }
 
 /**
@@ -272,9 +275,25 @@ class DftOp extends Op {
     }
     const axis = dftAxis(ctx, r);
     if (axis < 0) return null;
+    const onesided = ctx.attrs.getInt("onesided", 0);
+    const inverse = ctx.attrs.getInt("inverse", 0);
+    if ((onesided != 0 && onesided != 1) || (inverse != 0 && inverse != 1)) {
+      ctx.fail("onesided and inverse must be 0 or 1, are " + onesided.toString() + " and " + inverse.toString());
+      return null;
+    }
+    if (onesided != 0 && inverse == 0 && c == 2) {
+      ctx.fail("a one-sided DFT needs real input (last dim 1); this input is complex");
+      return null;
+    }
+    if (onesided != 0 && inverse != 0 && c == 1) {
+      ctx.fail("an inverse one-sided DFT needs complex input (last dim 2), the one-sided spectrum; this input is real");
+      return null;
+    }
+    const c2r = onesided != 0 && inverse != 0;
     const p = new DftPlan();
     p.axis = axis;
-    p.n = x.lens[axis];
+    // an inverse one-sided DFT takes bins 0..n/2 of a real signal of length n, by default 2 * (bins - 1)
+    p.n = c2r ? 2 * (x.lens[axis] - 1) : x.lens[axis];
     if (ctx.hasInput(1)) {
       const d = scalarInt(ctx, 1, "dft_length");
       if (d == null) return null;
@@ -285,7 +304,14 @@ class DftOp extends Op {
       p.n = <i32>d[0];
     }
     if (p.n < 1) {
-      ctx.fail("the signal dim " + axis.toString() + " is empty; give a dft_length of 1 or more");
+      ctx.fail("the signal dim " + axis.toString() + " has too few samples for a transform; give a dft_length of 1 or more");
+      return null;
+    }
+    if (c2r && (p.n >> 1) + 1 != x.lens[axis]) {
+      // numpy's irfft would pad or cut the bins to dft_length / 2 + 1; onnxruntime does otherwise
+      ctx.fail("an inverse one-sided DFT of length " + p.n.toString() + " needs " + ((p.n >> 1) + 1).toString() +
+        " bins on axis " + axis.toString() + ", the input has " + x.lens[axis].toString() +
+        "; kiln supports only dft_length 2 * (bins - 1) or 2 * bins - 1");
       return null;
     }
     if (p.n > MAX_LENGTH) {
@@ -293,13 +319,8 @@ class DftOp extends Op {
         MAX_LENGTH.toString() + " (give a dft_length to truncate)");
       return null;
     }
-    const onesided = ctx.attrs.getInt("onesided", 0);
-    const inverse = ctx.attrs.getInt("inverse", 0);
-    if ((onesided != 0 && onesided != 1) || (inverse != 0 && inverse != 1)) {
-      ctx.fail("onesided and inverse must be 0 or 1, are " + onesided.toString() + " and " + inverse.toString());
-      return null;
-    }
-    p.nout = onesided != 0 ? (p.n >> 1) + 1 : p.n;
+    p.nout = onesided != 0 && !c2r ? (p.n >> 1) + 1 : p.n;
+    p.outC = c2r ? 1 : 2;
     return p;
   }
 
@@ -311,7 +332,7 @@ class DftOp extends Op {
     const x = ctx.input(0);
     const lens = x.lens.slice(0);
     lens[p.axis] = p.nout;
-    lens[lens.length - 1] = 2;
+    lens[lens.length - 1] = p.outC;
     ctx.out(Shape.standard(x.dtype, lens));
     return true;
   }
@@ -324,18 +345,21 @@ class DftOp extends Op {
     let axis = ctx.opset >= 20 ? -2 : <i32>ctx.attrs.getInt("axis", 1);
     if (ctx.opset >= 20 && ctx.hasInput(2)) axis = <i32>ctx.input(2).getAsI64(0);
     if (axis < 0) axis += r;
-    const n = ctx.hasInput(1) ? <i32>ctx.input(1).getAsI64(0) : xl[axis];
     const inverse = ctx.attrs.getInt("inverse", 0) != 0;
-    dftLines(x, o, axis, n, ol[axis], inverse);
+    const c2r = inverse && ctx.attrs.getInt("onesided", 0) != 0;
+    const n = ctx.hasInput(1) ? <i32>ctx.input(1).getAsI64(0) : (c2r ? 2 * (xl[axis] - 1) : xl[axis]);
+    dftLines(x, o, axis, n, ol[axis], inverse, c2r);
     return true;
   }
 }
 
 /**
  * Transforms every line of x along `axis` (length zero-padded or truncated to n) into o, whose
- * axis holds the first `nout` bins; the inverse scales by 1/n.
+ * axis holds the first `nout` bins; the inverse scales by 1/n. `c2r`: x holds bins 0..n/2 of a
+ * real signal's spectrum (padded or truncated to them); the rest are their conjugates, and o gets
+ * the real part only (the imaginary parts of the DC and Nyquist bins drop out, as in irfft).
  */
-function dftLines(x: Tensor, o: Tensor, axis: i32, n: i32, nout: i32, inverse: bool): void {
+function dftLines(x: Tensor, o: Tensor, axis: i32, n: i32, nout: i32, inverse: bool, c2r: bool): void {
   const r = x.shape.rank();
   const xl = x.shape.lens;
   const c = xl[r - 1];
@@ -343,7 +367,9 @@ function dftLines(x: Tensor, o: Tensor, axis: i32, n: i32, nout: i32, inverse: b
   for (let d = 0; d < axis; d++) outer *= xl[d];
   for (let d = axis + 1; d < r - 1; d++) inner *= xl[d];
   const L = xl[axis];
-  const m = L < n ? L : n;
+  const half = n >> 1;
+  const m = c2r ? (L < half + 1 ? L : half + 1) : (L < n ? L : n);
+  const oc = c2r ? 1 : 2;
   const dt = x.shape.dtype, od = o.shape.dtype;
   const es = <usize>dtypeSize(dt), os = <usize>dtypeSize(od);
   const t = new Transform(n, inverse);
@@ -362,12 +388,18 @@ function dftLines(x: Tensor, o: Tensor, axis: i32, n: i32, nout: i32, inverse: b
           unchecked(im[j] = 0.0);
         }
       }
+      if (c2r) {
+        for (let j = half + 1; j < n; j++) {
+          unchecked(re[j] = re[n - j]);
+          unchecked(im[j] = -im[n - j]);
+        }
+      }
       t.run(re, im);
-      const obase = (<usize>a * <usize>nout * <usize>inner + <usize>b) * 2;
+      const obase = (<usize>a * <usize>nout * <usize>inner + <usize>b) * <usize>oc;
       for (let k = 0; k < nout; k++) {
-        const p = o.ptr + (obase + <usize>k * <usize>inner * 2) * os;
+        const p = o.ptr + (obase + <usize>k * <usize>inner * <usize>oc) * os;
         storeF64(od, p, unchecked(re[k]) * scale);
-        storeF64(od, p + os, unchecked(im[k]) * scale);
+        if (!c2r) storeF64(od, p + os, unchecked(im[k]) * scale);
       }
     }
   }
