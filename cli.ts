@@ -15,6 +15,7 @@
 import { parseArgs } from "node:util";
 import { KilnError } from "./core/errors.ts";
 import { parseOnnx } from "./core/onnx/import.ts";
+import { type FreezeValue, parseFreezeValue } from "./core/onnx/freeze.ts";
 import { summarizeOnnx } from "./core/onnx/summary.ts";
 import { externalizeOnnx } from "./core/onnx/externalize.ts";
 import { compile } from "./core/program.ts";
@@ -27,7 +28,7 @@ import { writeSafetensors } from "./core/weights/safetensors.ts";
 import { WeightSet } from "./core/weights/weight_set.ts";
 import { readNpyFile, writeNpy } from "./core/npy.ts";
 import { ensureDir, writeFileAtomic } from "./core/fs.ts";
-import { describe, type Tensor } from "./core/tensor.ts";
+import { describe, setOwn, type Tensor } from "./core/tensor.ts";
 import { KILN_VERSION } from "./core/version.ts";
 import { Progress } from "./core/progress.ts";
 import { generateInputs, measureEvals } from "./core/perf.ts";
@@ -38,14 +39,14 @@ import { builtLibraryPaths, openLibraryAt } from "./ffi/library.ts";
 const USAGE = `kiln ${KILN_VERSION}: compile an ONNX model once, run it, swap or bake its weights
 
 Usage:
-  kiln compile MODEL.onnx [--defer-weights] [--dims NAME=1x3x224x224 ...] [--target ref|gpu]
-               [--disable-pass NAME ...] -o OUT.kiln
+  kiln compile MODEL.onnx [--defer-weights] [--dims NAME=1x3x224x224 ...] [--freeze NAME=VALUE ...]
+               [--target ref|gpu] [--disable-pass NAME ...] -o OUT.kiln
   kiln run PROGRAM.kiln [--weights DIR|FILE.safetensors|INDEX.json] --input NAME=FILE.npy ... --output DIR
   kiln bake PROGRAM.kiln --weights DIR|FILE.safetensors [--partial] -o OUT.kiln
   kiln finalize PROGRAM.kiln [--target ref|gpu]
   kiln inspect PROGRAM.kiln|MODEL.onnx [--json]
-  kiln perf MODEL.onnx|PROGRAM.kiln [--target ref|gpu] [--dims NAME=...] [--weights SRC] [--input NAME=FILE.npy ...]
-            [--warmup N] [--iterations N] [--duration S] [--outputs-on-device] [--profile] [--top N] [--json]
+  kiln perf MODEL.onnx|PROGRAM.kiln [--target ref|gpu] [--dims NAME=...] [--freeze NAME=VALUE ...] [--weights SRC]
+            [--input NAME=FILE.npy ...] [--warmup N] [--iterations N] [--duration S] [--outputs-on-device] [--profile] [--top N] [--json]
   kiln devices [--json]
   kiln externalize MODEL.onnx -o OUT.onnx [--threshold BYTES] [--location NAME]
   kiln weights random MODEL.onnx|PROGRAM.kiln [--seed N] -o DIR
@@ -54,6 +55,9 @@ Usage:
 
 Options:
   --dims NAME=DxDx...   static dims for a model input (repeatable; fills symbolic dims)
+  --freeze NAME=VALUE   fix a model input to a value at compile time (repeatable): a number, true/false,
+                        or a comma-separated list, in the input's declared type and dims; it is no
+                        longer an input, and an If whose condition it decides folds to one branch
   --defer-weights       keep external-data weights out of the program (bind or bake them later)
   --defer-inline-over BYTES  defer inline initializers of at least BYTES too (bind them from an
                         .onnx model with --weights MODEL.onnx, or from safetensors)
@@ -300,6 +304,32 @@ function _byteCount(text: string, flag: string): number {
   return n;
 }
 
+/**
+ * `--freeze NAME=VALUE` (repeatable) -> the `freeze` parse option. VALUE is a number, `true`,
+ * `false` or a comma-separated list of them; the model's declared type and dims are checked at parse.
+ */
+function _parseFreeze(specs: string[]): Record<string, FreezeValue> {
+  const out: Record<string, FreezeValue> = {};
+  for (const spec of specs) {
+    const eq = spec.indexOf("=");
+    if (eq <= 0 || eq === spec.length - 1) {
+      throw new UsageError(
+        `Bad --freeze '${spec}': expected NAME=VALUE (a number, true, false or a list such as 1,2,3)`,
+      );
+    }
+    const name = spec.slice(0, eq);
+    if (Object.hasOwn(out, name)) throw new UsageError(`Input '${name}' is frozen twice (--freeze ${spec})`);
+    try {
+      setOwn(out, name, parseFreezeValue(spec.slice(eq + 1)));
+    } catch (e) {
+      throw new UsageError(
+        `Bad --freeze '${spec}': ${(e as Error).message.replace(/^--freeze value '[^']*': /, "")}`,
+      );
+    }
+  }
+  return out;
+}
+
 /** Byte counts in decimal units (kB, MB, GB = 1e3, 1e6, 1e9 bytes), the one unit system kiln reports in. */
 function _fmtBytes(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
@@ -318,6 +348,7 @@ async function _compile(args: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       dims: { type: "string", multiple: true, default: [] },
+      freeze: { type: "string", multiple: true, default: [] },
       ...TARGET_OPTIONS,
       output: { type: "string", short: "o" },
       "defer-weights": { type: "boolean" },
@@ -337,6 +368,7 @@ async function _compile(args: string[]): Promise<number> {
   const progress = new Progress();
   const model = await parseOnnx(positionals[0], {
     inputDims: _parseDims(values.dims!),
+    freeze: _parseFreeze(values.freeze!),
     deferExternalWeights: values["defer-weights"] ?? false,
     ...(values["defer-inline-over"] !== undefined
       ? { deferInlineWeightsOver: _byteCount(values["defer-inline-over"], "--defer-inline-over") }
@@ -755,6 +787,7 @@ async function _perf(args: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       dims: { type: "string", multiple: true, default: [] },
+      freeze: { type: "string", multiple: true, default: [] },
       input: { type: "string", multiple: true, default: [] },
       ...WEIGHT_OPTIONS,
       ...TARGET_OPTIONS,
@@ -785,8 +818,8 @@ async function _perf(args: string[]): Promise<number> {
   const t0 = performance.now();
   let program;
   if (path.endsWith(".kiln")) {
-    if (values.dims!.length) {
-      throw new UsageError("perf: --dims applies to an .onnx model, not a compiled program");
+    if (values.dims!.length || values.freeze!.length) {
+      throw new UsageError("perf: --dims and --freeze apply to an .onnx model, not a compiled program");
     }
     await _checkTarget(path, values.target);
     program = await load(path, { gpu: _gpuOptions(values) });
@@ -797,6 +830,7 @@ async function _perf(args: string[]): Promise<number> {
     }
     const model = await parseOnnx(path, {
       inputDims: _parseDims(values.dims!),
+      freeze: _parseFreeze(values.freeze!),
       deferExternalWeights: values.weights!.length > 0,
       onProgress: new Progress().bytes("reading weights"),
     });

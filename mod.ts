@@ -29,6 +29,7 @@
  * @module
  */
 export {
+  type FreezeValue,
   type HostLiteral,
   type ParsedModel,
   parseOnnx,

@@ -26,6 +26,7 @@ import { coreReady } from "../engine.ts";
 import { fileUrlPath, paths } from "../path.ts";
 
 export type { GraphBuilderLike, HostLiteral, ParsedModel, ParseOptions, ValueInfo } from "./import_types.ts";
+export type { FreezeValue } from "./freeze.ts";
 export { readTensorProto } from "./tensor_proto.ts";
 
 /**

@@ -6,6 +6,7 @@
 import type { FileRange } from "../io.ts";
 import type { GraphBuilder, ModuleBuilder } from "../ir/builder.ts";
 import type { DTypeName, Tensor } from "../tensor.ts";
+import type { FreezeValue } from "./freeze.ts";
 
 /** Options of `parseOnnx`. */
 export interface ParseOptions {
@@ -13,6 +14,15 @@ export interface ParseOptions {
   inputDims?: Record<string, number[]>;
   /** Graph inputs bound as compile-time constants (literals); they are no longer inputs. */
   constantInputs?: Record<string, Tensor>;
+  /**
+   * Graph inputs frozen to a value at compile time: a number, bigint, boolean, array or typed
+   * array, converted to the input's declared element type and dims (a scalar for a rank-0 or [1]
+   * input). Like `constantInputs`, a frozen input is no longer an input; shape inference and
+   * constant folding see its value, so an `If` whose condition it decides folds to one branch.
+   * Unknown names, counts that do not fit the dims and values that do not fit the type are errors.
+   * @example `{ freeze: { sr: 16000, mode: true } }`
+   */
+  freeze?: Record<string, FreezeValue>;
   /** Issue 3 (weight replacement): external initializers become onnx_external_weights leaves. */
   deferExternalWeights?: boolean;
   /**

@@ -7,11 +7,12 @@
  * @module
  */
 import type { Attrs, AttrValue, ModuleBuilder, TensorValue, ValueRef } from "../ir/builder.ts";
-import { dtypeFromOnnx, onnxCode, tensorBytes } from "../tensor.ts";
+import { dtypeFromOnnx, onnxCode, type Tensor, tensorBytes } from "../tensor.ts";
 import { importError, inputError } from "./errors.ts";
 import { ExternalDataReader } from "./external_data.ts";
 import { type ExternalTensor, findExternalTensors, readExternalTensors } from "./external_tensors.ts";
 import type { HostLiteral, ParseOptions, ValueInfo } from "./import_types.ts";
+import { freezeTensor } from "./freeze.ts";
 import { checkConstantInput, inputInfo } from "./input_info.ts";
 import { onnx } from "./onnx_pb.js";
 import { isExternal, tensorDims, tensorProtoData } from "./tensor_proto.ts";
@@ -91,10 +92,11 @@ export class Importer {
         throw inputError(`constantInputs names '${key}', which is not a graph input (inputs: ${list})`);
       }
     }
+    const frozen = this.#frozen(graphInputs, inputNames, list);
     const scope = new _Scope(null);
     for (const v of graphInputs) {
       const name = v.name ?? "";
-      const constant = this.#opts.constantInputs?.[name];
+      const constant = this.#opts.constantInputs?.[name] ?? frozen.get(name);
       if (constant) {
         checkConstantInput(v, constant);
         scope.names.set(
@@ -113,6 +115,23 @@ export class Importer {
     }
     this.#buildGraph(mod, g, scope, true);
     for (const o of g.output ?? []) this.outputs.push({ name: o.name ?? "" });
+  }
+
+  /** `freeze` values as tensors of their inputs' declared types and dims (see freeze.ts). */
+  #frozen(graphInputs: onnx.IValueInfoProto[], inputNames: string[], list: string): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    const freeze = this.#opts.freeze ?? {};
+    for (const key of Object.keys(freeze)) {
+      if (!inputNames.includes(key)) {
+        throw inputError(`freeze names '${key}', which is not a graph input (inputs: ${list})`);
+      }
+      if (this.#opts.constantInputs?.[key]) {
+        throw inputError(`'${key}' is given both in freeze and in constantInputs; give it once`);
+      }
+      const v = graphInputs.find((x) => x.name === key)!;
+      out.set(key, freezeTensor(v, freeze[key], this.#opts.inputDims?.[key]));
+    }
+    return out;
   }
 
   /** Initializers, nodes and outputs of a graph into `mod` (inputs already bound in `scope`). */

@@ -1,12 +1,13 @@
 // The graph encoding (host GraphBuilder -> core) and the compiled-program serialization, which
 // share one record format (docs/internals.md, "Graph encoding"). Decoding validates every
 // length and id (E_GRAPH / E_FORMAT, never a trap), infers shapes node by node and folds
-// small constant nodes eagerly so that shape-deciding inputs are literals when needed.
+// small constant nodes eagerly so that shape-deciding inputs are literals when needed; an If
+// whose condition is then constant is replaced by its chosen branch (passes/fold_if.ts).
 import {
   Attr, Attrs, ATTR_FLOAT, ATTR_FLOATS, ATTR_GRAPH, ATTR_INT, ATTR_INTS, ATTR_STRING, ATTR_STRINGS,
   ATTR_TENSOR,
 } from "./attrs";
-import { E_GRAPH, E_NEEDS_CONSTANT, E_SHAPE, E_UNSUPPORTED_OP, report } from "./diag";
+import { diagnostics, E_GRAPH, E_NEEDS_CONSTANT, E_SHAPE, E_UNSUPPORTED_OP, report } from "./diag";
 import { dtypeName, dtypeSize, isSupported } from "./dtype";
 import { Shape } from "./shape";
 import { Tensor } from "./tensor";
@@ -16,6 +17,7 @@ import {
 import { findOp } from "../ops/registry";
 import { OP_IDENTITY, OP_KEEPS_EXTENT, ShapeContext } from "../ops/op";
 import { foldInstruction } from "../passes/fold_constants";
+import { constantCondition, deferIf, differingOutput, explainIf, inlineIf, isLive } from "../passes/fold_if";
 
 export const GRAPH_MAGIC: u32 = 0x3145474b; // "KGE1"
 export const GRAPH_VERSION: u32 = 1;
@@ -201,6 +203,8 @@ class DecodeState {
   values: Array<Value | null>;
   valueModule: Array<i32>;
   compiled: bool;
+  /** Ifs whose condition is not constant and whose branches differ (passes/fold_if.ts deferIf). */
+  pendingIfs: Array<Instruction> = new Array<Instruction>();
   constructor(prog: Program, n: i32, compiled: bool) {
     this.prog = prog;
     this.values = new Array<Value | null>(n);
@@ -476,8 +480,20 @@ export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | n
         return null;
       }
       ins.op = op;
-      m.instrs.push(ins);
-      if (!inferNode(prog, m, ins, !compiled)) return null;
+      // an If on a constant condition becomes its chosen branch (passes/fold_if.ts)
+      const cond = !compiled && opName == "If" ? constantCondition(ins) : -1;
+      if (cond >= 0) {
+        const outs = inlineIf(prog, m, ins, cond == 1);
+        if (outs == null) return explainPending(st);
+        for (let i = 0; i < outs.length; i++) st.values[ins.outputs[i].id] = outs[i];
+      } else if (!compiled && opName == "If" && differingOutput(prog, ins) >= 0) {
+        deferIf(prog, ins);
+        m.instrs.push(ins);
+        st.pendingIfs.push(ins);
+      } else {
+        m.instrs.push(ins);
+        if (!inferNode(prog, m, ins, !compiled)) return explainPending(st);
+      }
     } else if (kind == R_RETURN) {
       const n = r.u32("return count");
       if (!r.need(<u64>n * 4, "return values")) break;
@@ -516,7 +532,29 @@ export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | n
     report(badCode, "", "", "Bad encoding: " + r.what);
     return null;
   }
+  for (let i = 0; i < st.pendingIfs.length; i++) {
+    if (isLive(prog, st.pendingIfs[i])) {
+      explainIf(prog, st.pendingIfs[i]);
+      return null;
+    }
+  }
   return prog;
+}
+
+/**
+ * A node failed while an If with differing branches is pending (its stand-in shapes may be what
+ * failed): that If's explanation goes first. Returns null.
+ */
+function explainPending(st: DecodeState): Program | null {
+  for (let i = 0; i < st.pendingIfs.length; i++) {
+    const ins = st.pendingIfs[i];
+    if (!isLive(st.prog, ins)) continue;
+    explainIf(st.prog, ins);
+    const d = diagnostics.pop();
+    diagnostics.unshift(d);
+    break;
+  }
+  return null;
 }
 
 // ---------------------------------------------------------------- writing

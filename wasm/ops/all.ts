@@ -8,6 +8,7 @@ import { registerReduce } from "./reduce";
 import { registerShapeOps } from "./shape_ops";
 import { registerIndexing } from "./indexing";
 import { registerDynamic } from "./dynamic";
+import { registerSignal } from "./signal";
 
 let registered = false;
 
@@ -23,4 +24,5 @@ export function registerAllOps(): void {
   registerConv();
   registerControl();
   registerDynamic();
+  registerSignal();
 }

@@ -1,15 +1,15 @@
-// Convolution and pooling ops: Conv, ConvTranspose, MaxPool, AveragePool, LpPool and the
-// global pools. Geometry (kernel, strides, dilations, pads, auto_pad, ceil_mode) is resolved
+// Convolution and pooling ops: Conv, ConvTranspose, MaxPool, AveragePool, LpPool, the
+// global pools and MaxUnpool. Geometry (kernel, strides, dilations, pads, auto_pad, ceil_mode) is resolved
 // by one SpatialPlan shared by shape inference and compute; the kernels (kernels/conv.ts,
 // kernels/pool.ts) run float32, and float16/bfloat16/float64/int8/uint8 go through float32
 // copies.
-import { DT_BFLOAT16, DT_DOUBLE, DT_FLOAT, DT_FLOAT16, DT_INT64, DT_INT8, DT_UINT8 } from "../ir/dtype";
+import { DT_BFLOAT16, DT_DOUBLE, DT_FLOAT, DT_FLOAT16, DT_INT64, DT_INT8, DT_UINT8, dtypeSize } from "../ir/dtype";
 import { Shape } from "../ir/shape";
 import { Tensor } from "../ir/tensor";
 import { ConvGeom, convForward, convTransposeForward } from "../kernels/conv";
 import { avgLpPool, globalPool, maxPool } from "../kernels/pool";
 import { Attrs } from "../ir/attrs";
-import { ComputeContext, Op, ShapeContext } from "./op";
+import { ComputeContext, Op, OP_WRITES_ALL, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 
 function floatType(dt: i32): bool {
@@ -489,6 +489,102 @@ class PoolOp extends Op {
   }
 }
 
+/**
+ * MaxUnpool: scatters X into a zero tensor at MaxPool's flat indices (batch and channel
+ * included) of the unpooled shape, whose spatial dims are (in - 1) * stride + kernel - pads. A
+ * constant output_shape input at least that large pads each dim at its end (as the ONNX
+ * reference does).
+ */
+class MaxUnpoolOp extends Op {
+  constructor() {
+    super("MaxUnpool", OP_WRITES_ALL);
+  }
+
+  computeShape(ctx: ShapeContext): bool {
+    if (!ctx.hasInput(0) || !ctx.hasInput(1)) return ctx.fail("inputs X and I are required");
+    const x = ctx.input(0), ind = ctx.input(1);
+    if (x.rank() < 3) return ctx.fail("X must have rank 3 or more ([N, C, spatial...]), is " + x.toString());
+    if (ind.dtype != DT_INT64) return ctx.failDtype(1);
+    if (!ind.sameLens(x)) return ctx.fail("I " + ind.toString() + " must have X's dims " + x.toString());
+    const r = x.rank() - 2;
+    const ks = ctx.attrs.getInts("kernel_shape");
+    if (ks == null) return ctx.fail("attribute kernel_shape is required");
+    const p = new SpatialPlan();
+    if (ks.length != r) return ctx.fail("kernel_shape has " + ks.length.toString() + " values, expected " + r.toString());
+    const k = intsAttr(ctx.attrs, "kernel_shape", r, 1, p);
+    const s = intsAttr(ctx.attrs, "strides", r, 1, p);
+    const pads = ctx.attrs.getInts("pads");
+    checkPads(pads, r, p);
+    if (p.error.length > 0) return ctx.fail(p.error);
+    const out = [x.lens[0], x.lens[1]];
+    for (let i = 0; i < r; i++) {
+      const pad = pads == null ? 0 : <i64>(pads[i] + pads[i + r]);
+      const d = (<i64>x.lens[i + 2] - 1) * <i64>s[i] + <i64>k[i] - pad;
+      if (d < 0 || d > GEOM_MAX) return ctx.fail("output spatial dim " + i.toString() + " would be " + d.toString());
+      out.push(<i32>d);
+    }
+    if (ctx.hasInput(2)) {
+      const os = ctx.constInts(2);
+      if (os == null) return ctx.needConstant(2, "output_shape");
+      if (os.length != x.rank()) {
+        return ctx.fail("output_shape has " + os.length.toString() + " values, X has rank " + x.rank().toString());
+      }
+      for (let i = 0; i < os.length; i++) {
+        if (i < 2 && os[i] != <i64>x.lens[i]) {
+          return ctx.fail("output_shape " + os.toString() + " must keep X's batch and channel dims");
+        }
+        if (i >= 2 && (os[i] < <i64>out[i] || os[i] > GEOM_MAX)) {
+          return ctx.fail("output_shape " + os.toString() + " is smaller than the unpooled dims " + intsToString(out));
+        }
+        out[i] = <i32>os[i];
+      }
+    }
+    ctx.out(Shape.standard(x.dtype, out));
+    return true;
+  }
+
+  compute(ctx: ComputeContext): bool {
+    const x = ctx.input(0), ind = ctx.input(1), y = ctx.output(0);
+    const es = <usize>dtypeSize(x.shape.dtype);
+    const r = x.shape.rank();
+    // the indices address the unpooled shape; output_shape (when larger) pads it at the end of each dim
+    const inf = y.shape.lens.slice(0);
+    const k = ctx.attrs.getInts("kernel_shape")!;
+    const s = ctx.attrs.getInts("strides");
+    const pads = ctx.attrs.getInts("pads");
+    let same = true;
+    for (let i = 2; i < r; i++) {
+      const pad = pads == null ? 0 : <i32>(pads[i - 2] + pads[i - 2 + r - 2]);
+      inf[i] = (x.shape.lens[i] - 1) * (s == null ? 1 : <i32>s[i - 2]) + <i32>k[i - 2] - pad;
+      if (inf[i] != y.shape.lens[i]) same = false;
+    }
+    let total: i64 = 1;
+    for (let i = 0; i < r; i++) total *= <i64>inf[i];
+    memory.fill(y.ptr, 0, <usize>y.shape.bytes());
+    const ystr = y.shape.strides;
+    const n = x.elements();
+    for (let i = 0; i < n; i++) {
+      const j = load<i64>(ind.ptr + (<usize>i << 3));
+      if (j < 0 || j >= total) {
+        return ctx.fail("index " + j.toString() + " at position " + i.toString() + " is outside the unpooled tensor's " +
+          total.toString() + " elements");
+      }
+      let o: i64 = j;
+      if (!same) {
+        o = 0;
+        let rest = j;
+        for (let d = r - 1; d >= 0; d--) {
+          const l = <i64>inf[d];
+          o += (rest % l) * <i64>ystr[d];
+          rest /= l;
+        }
+      }
+      memory.copy(y.ptr + <usize>o * es, x.ptr + <usize>i * es, es);
+    }
+    return true;
+  }
+}
+
 class GlobalPoolOp extends Op {
   kind: i32;
   constructor(name: string, kind: i32) {
@@ -532,4 +628,5 @@ export function registerConv(): void {
   registerOp(new GlobalPoolOp("GlobalAveragePool", POOL_AVG));
   registerOp(new GlobalPoolOp("GlobalMaxPool", POOL_MAX));
   registerOp(new GlobalPoolOp("GlobalLpPool", POOL_LP));
+  registerOp(new MaxUnpoolOp());
 }

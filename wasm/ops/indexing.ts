@@ -1,5 +1,6 @@
 // Indexing: Gather GatherElements GatherND Scatter/ScatterElements ScatterND OneHot TopK.
-// Resize and Upsample are in data/resize.ts, Einsum in data/einsum.ts (registered here).
+// Resize and Upsample are in data/resize.ts, Einsum in data/einsum.ts, RoiAlign in
+// data/roi_align.ts (registered here).
 // Index inputs may be int32 or int64; negative indices count from the end; an index out of
 // range is a run-time error naming the value and the axis.
 import { DT_INT32, DT_INT64, dtypeName, isFloat } from "../ir/dtype";
@@ -11,6 +12,7 @@ import { copyAll, copyEl, fillEl, movable, normAxis, notConstant, product, shape
 import { registerResize } from "./data/resize";
 import { registerEinsum } from "./data/einsum";
 import { registerGridSample } from "./data/grid_sample";
+import { registerRoiAlign } from "./data/roi_align";
 
 // @ts-ignore: decorator
 @inline
@@ -507,5 +509,6 @@ export function registerIndexing(): void {
   registerResize();
   registerEinsum();
   registerGridSample();
+  registerRoiAlign();
 }
 

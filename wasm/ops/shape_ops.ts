@@ -1,6 +1,6 @@
 // Data movement and shape arithmetic: Reshape Flatten Squeeze Unsqueeze Transpose Concat
 // Split Slice Expand Tile Pad Shape Size ConstantOfShape Range Identity Dropout Trilu
-// DepthToSpace SpaceToDepth EyeLike. ONNX semantics at the model's opset, every stored
+// DepthToSpace SpaceToDepth EyeLike ReverseSequence. ONNX semantics at the model's opset, every stored
 // dtype; contiguous runs move with memory.copy (data/util.ts copyView).
 //
 // One family file per concept in shape/:
@@ -11,6 +11,7 @@
 //   expand_tile.ts   Expand Tile
 //   pad.ts           Pad
 //   generators.ts    Shape Size ConstantOfShape Range EyeLike Trilu
+//   reverse_sequence.ts ReverseSequence
 import { registerReshapeOps } from "./shape/reshape";
 import { registerLayoutOps } from "./shape/layout";
 import { registerConcatSplitOps } from "./shape/concat_split";
@@ -18,6 +19,7 @@ import { registerSliceOps } from "./shape/slice";
 import { registerExpandTileOps } from "./shape/expand_tile";
 import { registerPadOps } from "./shape/pad";
 import { registerGeneratorOps } from "./shape/generators";
+import { registerReverseSequence } from "./shape/reverse_sequence";
 
 export function registerShapeOps(): void {
   registerReshapeOps();
@@ -27,4 +29,5 @@ export function registerShapeOps(): void {
   registerExpandTileOps();
   registerPadOps();
   registerGeneratorOps();
+  registerReverseSequence();
 }
