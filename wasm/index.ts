@@ -267,7 +267,7 @@ export function run_node(h: i32, mi: i32, ii: i32, ptrs: usize): i32 {
     return report(E_GRAPH, "", "", "No instruction " + ii.toString() + " in module " + mi.toString());
   }
   const ins = p.modules[mi].instrs[ii];
-  if (ins.kind != K_NODE || ins.op == null || ins.opName == "If") {
+  if (ins.kind != K_NODE || ins.op == null || ins.opName == "If" || ins.opName == "Loop" || ins.opName == "Scan") {
     return report(E_GRAPH, ins.nodeName, ins.opName, "Instruction " + ii.toString() + " cannot run alone");
   }
   const inputs = new Array<Tensor | null>(ins.inputs.length);

@@ -17,6 +17,10 @@ import { onnx } from "./onnx_pb.js";
 import { isExternal, tensorDims, tensorProtoData } from "./tensor_proto.ts";
 
 const _DEFAULT_LITERAL_LIMIT = 64 * 1024;
+/** Ops whose GRAPH attribute is a body the op feeds (its inputs' shapes come from the node). */
+const _BINDS_BODY = new Set(["Loop", "Scan"]);
+/** Element types the graph encoding carries (a bound param's placeholder type must be one). */
+const _SIZED = new Set([1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 16]);
 
 /** Name -> value, with the enclosing graph's scope as parent (ONNX outer-scope references). */
 class _Scope {
@@ -288,7 +292,7 @@ export class Importer {
       case T.GRAPH: {
         if (!a.g) throw importError(`${what} has type GRAPH but holds no graph`, { node: nodeName, op });
         const sub = mod.submodule(`${nodeName}.${name}`);
-        this.#subgraph(sub, a.g, scope);
+        this.#subgraph(sub, a.g, scope, _BINDS_BODY.has(op));
         return { g: sub.index };
       }
       case T.FLOATS:
@@ -305,10 +309,19 @@ export class Importer {
     }
   }
 
-  /** A subgraph (If branch, Loop/Scan body) into its own submodule; outer names resolve through `scope`. */
-  #subgraph(sub: ModuleBuilder, g: onnx.IGraphProto, parent: _Scope): void {
+  /**
+   * A subgraph (If branch, Loop/Scan body) into its own submodule; outer names resolve through
+   * `scope`. A body's inputs (`bound`) take the shapes the node feeds it, whatever it declares.
+   */
+  #subgraph(sub: ModuleBuilder, g: onnx.IGraphProto, parent: _Scope, bound: boolean): void {
     const scope = new _Scope(parent);
     for (const v of g.input ?? []) {
+      if (bound) {
+        const declared = v.type?.tensor_type?.elem_type;
+        const dtype = declared && _SIZED.has(declared) ? declared : 1;
+        scope.names.set(v.name ?? "", sub.boundParam(v.name ?? "", dtype));
+        continue;
+      }
       const info = inputInfo(v, undefined, `Subgraph '${sub.name}' input`);
       scope.names.set(info.name, sub.param(info.name, onnxCode(info.dtype), info.dims));
     }

@@ -59,6 +59,16 @@ class GpuExecutor implements Executor {
     this.#core = core;
     const schedule = core.schedule();
     this.#sched = decodeSchedule(schedule);
+    // Loop/Scan bodies run per iteration in the ref executor only; libkiln_hip's step list has
+    // branches (If) but no loops, so they are refused here, before any device work
+    const loop = this.#sched.nodes.find((n) => n.op === "Loop" || n.op === "Scan");
+    if (loop) {
+      throw new KilnError(
+        "unsupported_op",
+        `Node '${loop.name}' (${loop.op}): the gpu target does not run ${loop.op} bodies; compile for 'ref'`,
+        { node: loop.name, op: loop.op },
+      );
+    }
     const lib = openGpuLibrary(options.library);
     const dev = lib.info().devices[options.device ?? 0];
     this.#device = dev ? `${dev.name} (${dev.arch})` : "no device";

@@ -36,6 +36,11 @@ export class Value {
   aliasOf: Value | null = null;
   /** Resolved address after finalize. */
   ptr: usize = 0;
+  /**
+   * Shape inference only: a small value that depends on a Loop body's iteration number alone
+   * (the counter, counter + 1, ...): its value for each iteration 0..n-1, else null.
+   */
+  sym: Array<Tensor> | null = null;
 
   constructor(id: i32, shape: Shape, name: string) {
     this.id = id;
@@ -99,6 +104,13 @@ export class Module {
   returns: Array<Value> = new Array<Value>();
   returnNames: Array<string> = new Array<string>();
   hasReturn: bool = false;
+  /**
+   * A Loop/Scan body: its params take their shapes from the node that runs it (record
+   * R_PARAM_BOUND), so its nodes are shape-inferred when that node is (codec.ts inferNode).
+   */
+  bound: bool = false;
+  /** Nodes not shape-inferred yet (this module or an ancestor is `bound`). */
+  pending: bool = false;
   // ---- memory plan ----
   planned: bool = false;
   arenaBytes: usize = 0;
