@@ -469,3 +469,223 @@ Deno.test("Loop errors: carried shape changing, scan outputs of unknown length; 
     assert.match(e.message, /Node 'early' \(Loop\): the gpu target does not run Loop bodies/);
   });
 });
+
+// ---- sequences and optionals: compile-time lists and presence (core/onnx/sequences.ts) ----
+
+Deno.test("sequence ops resolved when compiling: construct, insert, erase, at, length, concat, against onnxruntime", async () => {
+  const pos = (name: string, v: number) => ({ name, dtype: "int64" as const, dims: [], data: [v] });
+  await againstOrt({
+    opset: 12,
+    inputs: { a: f32([2, 3], 1), b: f32([2, 3], 2), c: f32([2, 3], 3) },
+    initializers: [pos("p_ins", 1), pos("p_erase", -1), pos("p_at", -2)],
+    outputs: [
+      { name: "stacked", dtype: "float32" },
+      { name: "joined", dtype: "float32" },
+      { name: "len", dtype: "int64" },
+      { name: "at", dtype: "float32" },
+    ],
+    nodes: [
+      { op: "SequenceConstruct", inputs: ["a", "b"], outputs: ["s1"] },
+      { op: "SequenceInsert", inputs: ["s1", "c", "p_ins"], outputs: ["s2"] }, // a c b
+      { op: "SequenceInsert", inputs: ["s2", "a"], outputs: ["s3"] }, // a c b a
+      { op: "SequenceErase", inputs: ["s3", "p_erase"], outputs: ["s4"] }, // a c b
+      {
+        op: "ConcatFromSequence",
+        inputs: ["s4"],
+        outputs: ["stacked"],
+        attrs: { axis: { i: -1 }, new_axis: { i: 1 } },
+      },
+      { op: "ConcatFromSequence", inputs: ["s4"], outputs: ["joined"], attrs: { axis: { i: 0 } } },
+      { op: "SequenceLength", inputs: ["s4"], outputs: ["len"] },
+      { op: "SequenceAt", inputs: ["s4", "p_at"], outputs: ["at"] }, // c
+    ],
+  });
+});
+
+Deno.test("SplitToSequence and SequenceMap (body reading an outer value), against onnxruntime", async () => {
+  await againstOrt({
+    opset: 17,
+    inputs: { x: f32([4, 3], 4), k: f32([3], 5) },
+    initializers: [{ name: "sizes", dtype: "int64", dims: [2], data: [1, 3] }],
+    outputs: [
+      { name: "rows", dtype: "float32" },
+      { name: "parts", dtype: "float32" },
+      { name: "n", dtype: "int64" },
+    ],
+    nodes: [
+      {
+        op: "Constant",
+        inputs: [],
+        outputs: ["n1"],
+        attrs: { value: { t: { name: "", dtype: "int64", dims: [], data: [1] } } },
+      },
+      { op: "SplitToSequence", inputs: ["x"], outputs: ["s"], attrs: { axis: { i: 0 }, keepdims: { i: 0 } } },
+      {
+        op: "SequenceMap",
+        inputs: ["s"],
+        outputs: ["m"],
+        attrs: {
+          body: body([{ name: "e", dtype: "float32" }], [{ name: "o", dtype: "float32" }], [
+            { op: "Mul", inputs: ["e", "k"], outputs: ["o"] },
+          ]),
+        },
+      },
+      {
+        op: "ConcatFromSequence",
+        inputs: ["m"],
+        outputs: ["rows"],
+        attrs: { axis: { i: 0 }, new_axis: { i: 1 } },
+      },
+      { op: "SplitToSequence", inputs: ["x", "sizes"], outputs: ["s2"] },
+      { op: "SequenceLength", inputs: ["s2"], outputs: ["n"] },
+      { op: "SequenceAt", inputs: ["s2", "n1"], outputs: ["parts"] },
+    ],
+  });
+});
+
+/** A model whose input `xs` and output `ys` are sequences of float32 [2] (the writer knows tensors only). */
+async function sequenceIoModel(): Promise<Uint8Array> {
+  const { onnx } = await import("../core/onnx/onnx_pb.js");
+  const bytes = model({
+    opset: 17,
+    inputs: { xs: f32([2]), k: f32([2], 2) },
+    outputs: [{ name: "ys", dtype: "float32" }, { name: "has", dtype: "bool" }],
+    nodes: [
+      {
+        op: "SequenceMap",
+        inputs: ["xs", "k"],
+        outputs: ["ys"],
+        attrs: {
+          body: body([{ name: "e", dtype: "float32" }, { name: "kk", dtype: "float32" }], [{
+            name: "o",
+            dtype: "float32",
+          }], [{ op: "Add", inputs: ["e", "kk"], outputs: ["o"] }]),
+        },
+      },
+      { op: "Optional", inputs: ["k"], outputs: ["ok"] },
+      { op: "OptionalHasElement", inputs: ["ok"], outputs: ["has"] },
+    ],
+  });
+  const m = onnx.ModelProto.decode(bytes);
+  const seqType = {
+    sequence_type: { elem_type: { tensor_type: { elem_type: 1, shape: { dim: [{ dim_value: 2 }] } } } },
+  };
+  m.graph!.input![0].type = seqType;
+  m.graph!.output![0].type = seqType;
+  return onnx.ModelProto.encode(m).finish();
+}
+
+Deno.test("a sequence graph input and output: elements as `<name>.<i>`, the length given when compiling", async (t) => {
+  const bytes = await sequenceIoModel();
+  const k = f32([2], 2);
+  await t.step("three elements in, three out, each hand-checked", async () => {
+    const xs = [f32([2], 7), f32([2], 8), f32([2], 9)];
+    const p = compile(
+      await parseOnnx(bytes, {
+        sequenceLengths: { xs: 3 },
+        inputDims: { "xs.0": [2], "xs.1": [2], "xs.2": [2], k: [2] },
+      }),
+    );
+    try {
+      const feeds: Record<string, Tensor> = { k };
+      xs.forEach((x, i) => (feeds[`xs.${i}`] = x));
+      const out = await p.eval(feeds);
+      assert.deepEqual(Object.keys(out).toSorted(), ["has", "ys.0", "ys.1", "ys.2"]);
+      assert.deepEqual(Array.from(out.has.data as Uint8Array), [1]);
+      for (let i = 0; i < 3; i++) {
+        const want = (xs[i].data as Float32Array).map((v, j) => v + (k.data as Float32Array)[j]);
+        close(out[`ys.${i}`], { dtype: "float32", dims: [2], data: want }, `ys.${i}`);
+      }
+    } finally {
+      p.dispose();
+    }
+  });
+  await t.step("an empty sequence: no elements out", async () => {
+    const p = compile(await parseOnnx(bytes, { sequenceLengths: { xs: 0 }, inputDims: { k: [2] } }));
+    try {
+      assert.deepEqual(Object.keys(await p.eval({ k })), ["has"]);
+    } finally {
+      p.dispose();
+    }
+  });
+  await t.step("the length not given: a clear error naming the input and the option", async () => {
+    await assert.rejects(
+      parseOnnx(bytes, { inputDims: { k: [2] } }),
+      (e: Error & { code?: string }) =>
+        e.code === "input" && /Graph input 'xs' is a sequence/.test(e.message) &&
+        /sequenceLengths\['xs'\]/.test(e.message),
+    );
+  });
+});
+
+Deno.test("sequence errors: a run-time position needs a constant; If on a run-time condition returning a sequence", async (t) => {
+  await t.step("SequenceAt with a run-time position: needs_constant naming the node", async () => {
+    const e = await compileError({
+      opset: 12,
+      inputs: { a: f32([2], 1), p: scalar("int64", 0) },
+      outputs: [{ name: "y", dtype: "float32" }],
+      nodes: [
+        { op: "SequenceConstruct", inputs: ["a", "a"], outputs: ["s"] },
+        { op: "SequenceAt", inputs: ["s", "p"], outputs: ["y"], name: "at" },
+      ],
+    });
+    assert.equal(e.code, "needs_constant");
+    assert.match(e.message, /Node 'at' \(SequenceAt\): input 1 \(position\) must be a compile-time constant/);
+  });
+  await t.step("a position out of range", async () => {
+    const e = await compileError({
+      opset: 12,
+      inputs: { a: f32([2], 1) },
+      initializers: [{ name: "p", dtype: "int64", dims: [], data: [2] }],
+      outputs: [{ name: "y", dtype: "float32" }],
+      nodes: [
+        { op: "SequenceConstruct", inputs: ["a", "a"], outputs: ["s"] },
+        { op: "SequenceAt", inputs: ["s", "p"], outputs: ["y"], name: "at" },
+      ],
+    });
+    assert.match(e.message, /position 2 is out of range \[-2, 1\]/);
+  });
+  await t.step("a sequence read as a tensor", async () => {
+    const e = await compileError({
+      opset: 12,
+      inputs: { a: f32([2], 1) },
+      outputs: [{ name: "y", dtype: "float32" }],
+      nodes: [
+        { op: "SequenceConstruct", inputs: ["a"], outputs: ["s"] },
+        { op: "Relu", inputs: ["s"], outputs: ["y"], name: "relu" },
+      ],
+    });
+    assert.match(e.message, /Node 'relu' \(Relu\) reads the sequence 's' as a tensor/);
+  });
+  await t.step("an If on a run-time condition whose branches make sequences", async () => {
+    const branch = (name: string): { g: GraphSpec } => ({
+      g: {
+        name,
+        outputs: [{ name: `${name}_s`, dtype: "float32" }],
+        nodes: [{ op: "SequenceConstruct", inputs: ["a"], outputs: [`${name}_s`] }],
+      },
+    });
+    const e = await compileError({
+      opset: 13,
+      inputs: { a: f32([2], 1), c: scalar("bool", 1) },
+      outputs: [{ name: "y", dtype: "float32" }],
+      nodes: [
+        {
+          op: "If",
+          inputs: ["c"],
+          outputs: ["s"],
+          name: "pick",
+          attrs: { then_branch: branch("t"), else_branch: branch("e") },
+        },
+        { op: "SequenceAt", inputs: ["s", "zero"], outputs: ["y"] },
+        {
+          op: "Constant",
+          inputs: [],
+          outputs: ["zero"],
+          attrs: { value: { t: { name: "", dtype: "int64", dims: [], data: [0] } } },
+        },
+      ],
+    });
+    assert.match(e.message, /output 't_s' is a sequence or optional: .*an If needs a constant condition/);
+  });
+});

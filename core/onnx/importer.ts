@@ -15,6 +15,17 @@ import type { HostLiteral, ParseOptions, ValueInfo } from "./import_types.ts";
 import { checkConstantInput, inputInfo } from "./input_info.ts";
 import { onnx } from "./onnx_pb.js";
 import { isExternal, tensorDims, tensorProtoData } from "./tensor_proto.ts";
+import {
+  hasCompositeOutputs,
+  isTensor,
+  knownInts,
+  Opt,
+  Seq,
+  type SeqHost,
+  SEQUENCE_OPS,
+  sequenceNode,
+  type Val,
+} from "./sequences.ts";
 
 const _DEFAULT_LITERAL_LIMIT = 64 * 1024;
 /** Ops whose GRAPH attribute is a body the op feeds (its inputs' shapes come from the node). */
@@ -24,9 +35,9 @@ const _SIZED = new Set([1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 16]);
 
 /** Name -> value, with the enclosing graph's scope as parent (ONNX outer-scope references). */
 class _Scope {
-  readonly names = new Map<string, ValueRef>();
+  readonly names = new Map<string, Val>();
   constructor(readonly parent: _Scope | null) {}
-  get(name: string): ValueRef | undefined {
+  get(name: string): Val | undefined {
     return this.names.get(name) ?? this.parent?.get(name);
   }
 }
@@ -50,6 +61,11 @@ export class Importer {
   readonly #functions = new Map<string, onnx.IFunctionProto>();
   /** functions being inlined (recursion guard) */
   readonly #inlining = new Set<string>();
+  /** small constants' values and known dims, for what is resolved at import (sequences, optionals) */
+  readonly #known = new Map<ValueRef, TensorValue>();
+  readonly #dims = new Map<ValueRef, number[]>();
+  readonly #opset: number;
+  readonly #seqHost: SeqHost;
 
   constructor(model: onnx.IModelProto, opts: ParseOptions, copyRaw: boolean) {
     this.#model = model;
@@ -59,7 +75,19 @@ export class Importer {
     for (const f of model.functions ?? []) {
       this.#functions.set(`${f.domain ?? ""}:${f.name ?? ""}:${f.overload ?? ""}`, f);
     }
+    const def = (model.opset_import ?? []).find((o) => !o.domain || o.domain === "ai.onnx");
+    this.#opset = Number(def?.version ?? 1);
+    this.#seqHost = {
+      opset: this.#opset,
+      constant: (mod, name, v) => this.#constant(mod, name, v),
+      known: (ref) => this.#known.get(ref),
+      dims: (ref) => this.#dims.get(ref) ?? this.#known.get(ref)?.dims,
+      inline: (mod, g, inputs, prefix) => this.#inlineGraph(mod, g, inputs, prefix, this.#inlineScope!),
+    };
   }
+
+  /** The scope SequenceMap bodies see (the node's own scope, set around sequenceNode). */
+  #inlineScope: _Scope | null = null;
 
   /** Finds every external tensor, decides which are read now, reads those in ranges. */
   async readExternal(): Promise<void> {
@@ -85,8 +113,13 @@ export class Importer {
     const graphInputs = (g.input ?? []).filter((v) => !initNames.has(v.name ?? ""));
     const inputNames = graphInputs.map((v) => v.name ?? "");
     const list = inputNames.map((n) => `'${n}'`).join(", ") || "none";
+    const seqNames = graphInputs.filter((v) => v.type?.sequence_type || v.type?.optional_type).map((v) =>
+      v.name ?? ""
+    );
+    const isElement = (key: string) =>
+      seqNames.some((nm) => key.startsWith(`${nm}.`) && /^\d+$/.test(key.slice(nm.length + 1)));
     for (const key of Object.keys(this.#opts.inputDims ?? {})) {
-      if (!inputNames.includes(key)) {
+      if (!inputNames.includes(key) && !isElement(key)) {
         throw inputError(`inputDims names '${key}', which is not a graph input (inputs: ${list})`);
       }
     }
@@ -111,12 +144,64 @@ export class Importer {
         );
         continue;
       }
+      if (v.type?.sequence_type || v.type?.optional_type) {
+        scope.names.set(name, this.#compositeInput(mod, v));
+        continue;
+      }
       const info = inputInfo(v, this.#opts.inputDims?.[name]);
       this.inputs.push(info);
-      scope.names.set(name, mod.param(name, onnxCode(info.dtype), info.dims));
+      const ref = mod.param(name, onnxCode(info.dtype), info.dims);
+      this.#dims.set(ref, info.dims);
+      scope.names.set(name, ref);
     }
     this.#buildGraph(mod, g, scope, true);
-    for (const o of g.output ?? []) this.outputs.push({ name: o.name ?? "" });
+  }
+
+  /**
+   * A sequence (or optional) graph input: its elements are the inputs `<name>.0`, `<name>.1`, ...
+   * whose count `sequenceLengths[name]` gives; an optional is absent when `absentInputs` names it.
+   */
+  #compositeInput(mod: ModuleBuilder, v: onnx.IValueInfoProto): Val {
+    const name = v.name ?? "";
+    let t = v.type!;
+    if (t.optional_type) {
+      if ((this.#opts.absentInputs ?? []).includes(name)) return new Opt(null);
+      const inner = t.optional_type.elem_type;
+      if (inner?.tensor_type) {
+        const info = inputInfo({ name, type: inner }, this.#opts.inputDims?.[name]);
+        this.inputs.push(info);
+        const ref = mod.param(name, onnxCode(info.dtype), info.dims);
+        this.#dims.set(ref, info.dims);
+        return new Opt(ref);
+      }
+      if (!inner?.sequence_type) {
+        throw inputError(`Graph input '${name}' is an optional of an unsupported type`);
+      }
+      t = inner;
+    }
+    const elem = t.sequence_type?.elem_type;
+    if (!elem?.tensor_type) {
+      throw inputError(`Graph input '${name}' is a sequence of non-tensors, which kiln does not support`);
+    }
+    const len = this.#opts.sequenceLengths?.[name];
+    if (len === undefined || !Number.isInteger(len) || len < 0) {
+      throw inputError(
+        `Graph input '${name}' is a sequence: kiln compiles a sequence as a list of tensors whose length is known ` +
+          `when compiling; give it as options.sequenceLengths['${name}'] (its elements are then the inputs ` +
+          `'${name}.0', '${name}.1', ... with their dims in inputDims)`,
+      );
+    }
+    const items: ValueRef[] = [];
+    for (let i = 0; i < len; i++) {
+      const en = `${name}.${i}`;
+      const info = inputInfo({ name: en, type: elem }, this.#opts.inputDims?.[en]);
+      this.inputs.push(info);
+      const ref = mod.param(en, onnxCode(info.dtype), info.dims);
+      this.#dims.set(ref, info.dims);
+      items.push(ref);
+    }
+    const seq = new Seq(items);
+    return v.type!.optional_type ? new Opt(seq) : seq;
   }
 
   /** Initializers, nodes and outputs of a graph into `mod` (inputs already bound in `scope`). */
@@ -146,6 +231,18 @@ export class Importer {
     for (let i = 0; i < nodes.length; i++) this.#node(mod, nodes[i], i, scope, gname);
     const values: ValueRef[] = [];
     const names: string[] = [];
+    const add = (name: string, v: Val) => {
+      if (isTensor(v)) {
+        values.push(v);
+        names.push(name);
+      } else if (!isMain) {
+        throw importError(
+          `Graph '${gname}' output '${name}' is a sequence or optional: kiln resolves those when compiling, ` +
+            "so the node running this subgraph must be resolved too (an If needs a constant condition)",
+        );
+      } else if (v instanceof Seq) v.items.forEach((x, i) => add(`${name}.${i}`, x));
+      else if (v.value !== null) add(name, v.value); // an absent optional output is no output
+    };
     for (const o of g.output ?? []) {
       const name = o.name ?? "";
       const v = scope.get(name);
@@ -154,9 +251,9 @@ export class Importer {
           `Graph '${gname}' output '${name}' is not produced by any node, input or initializer`,
         );
       }
-      values.push(v);
-      names.push(name);
+      add(name, v);
     }
+    if (isMain) { for (const nm of names) this.outputs.push({ name: nm }); }
     mod.ret(values, names);
   }
 
@@ -188,10 +285,10 @@ export class Importer {
       scope.names.set(outputs[0], this.#constantNode(mod, n, nodeName, prefix + outputs[0]));
       return;
     }
-    const inputs: (ValueRef | null)[] = [];
+    const raw: (Val | null)[] = [];
     for (const name of n.input ?? []) {
       if (name === "") {
-        inputs.push(null);
+        raw.push(null);
         continue;
       }
       const v = scope.get(name);
@@ -201,8 +298,18 @@ export class Importer {
           ctx,
         );
       }
-      inputs.push(v);
+      raw.push(v);
     }
+    if (this.#resolveAtImport(mod, n, nodeName, raw, scope)) return;
+    const inputs: (ValueRef | null)[] = raw.map((v, i) => {
+      if (v === null || isTensor(v)) return v;
+      throw importError(
+        `Node '${nodeName}' (${op}) reads the ${v instanceof Seq ? "sequence" : "optional"} '${
+          n.input![i]
+        }' as a tensor`,
+        ctx,
+      );
+    });
     const attrs: Attrs = {};
     for (const a of n.attribute ?? []) {
       const aname = a.name ?? "";
@@ -210,6 +317,179 @@ export class Importer {
     }
     const refs = mod.node(op, inputs, attrs, outputs.length, nodeName);
     for (let k = 0; k < outputs.length; k++) if (outputs[k] !== "") scope.names.set(outputs[k], refs[k]);
+    // what the import-time resolution reads through: Identity and Not of known constants
+    const k0 = inputs[0] != null ? this.#known.get(inputs[0]) : undefined;
+    if (k0 && op === "Identity") this.#known.set(refs[0], k0);
+    if (k0 && op === "Not" && k0.dtype === 9) {
+      this.#known.set(refs[0], { ...k0, bytes: k0.bytes.map((b) => (b ? 0 : 1)) });
+    }
+  }
+
+  /**
+   * Nodes resolved while importing (sequences and optionals, see sequences.ts): the sequence
+   * ops, Identity of a sequence or optional, an If returning them (its condition must be a
+   * constant: the chosen branch is inlined) and a Loop carrying them (unrolled: constant trip
+   * count, a condition known every iteration). False for every other node.
+   */
+  #resolveAtImport(
+    mod: ModuleBuilder,
+    n: onnx.INodeProto,
+    nodeName: string,
+    raw: (Val | null)[],
+    scope: _Scope,
+  ): boolean {
+    const op = n.op_type ?? "";
+    const outputs = n.output ?? [];
+    const ctx = { node: nodeName, op };
+    const set = (vals: Val[]) => vals.forEach((v, k) => outputs[k] && scope.names.set(outputs[k], v));
+    if (SEQUENCE_OPS.has(op)) {
+      const saved = this.#inlineScope;
+      this.#inlineScope = scope;
+      try {
+        set(sequenceNode(this.#seqHost, mod, n, nodeName, raw));
+      } finally {
+        this.#inlineScope = saved;
+      }
+      return true;
+    }
+    const composite = raw.some((v) => v !== null && !isTensor(v));
+    if (op === "Identity" && composite) {
+      set([raw[0]!]);
+      return true;
+    }
+    const graph = (name: string) => (n.attribute ?? []).find((a) => a.name === name)?.g;
+    if (
+      op === "If" && (hasCompositeOutputs(graph("then_branch")) || hasCompositeOutputs(graph("else_branch")))
+    ) {
+      const c = raw[0];
+      const cv = isTensor(c) ? knownInts(this.#seqHost, c) : undefined;
+      if (!cv) {
+        throw importError(
+          `Node '${nodeName}' (If) returns a sequence or optional, which kiln resolves when compiling: its ` +
+            "condition must be a compile-time constant",
+          ctx,
+          "needs_constant",
+        );
+      }
+      const branch = cv[0] ? "then_branch" : "else_branch";
+      set(this.#inlineGraph(mod, graph(branch)!, [], `${nodeName}/${branch}/`, scope));
+      return true;
+    }
+    if (op === "Loop" && (composite || hasCompositeOutputs(graph("body")))) {
+      set(this.#unrollLoop(mod, graph("body"), nodeName, raw, scope));
+      return true;
+    }
+    return false;
+  }
+
+  /** A Loop carrying sequences or optionals, unrolled into `mod` (its iteration number a constant each time). */
+  #unrollLoop(
+    mod: ModuleBuilder,
+    body: onnx.IGraphProto | null | undefined,
+    nodeName: string,
+    raw: (Val | null)[],
+    scope: _Scope,
+  ): Val[] {
+    const ctx = { node: nodeName, op: "Loop" };
+    const what =
+      `Node '${nodeName}' (Loop) carries a sequence or optional, which kiln resolves when compiling by unrolling the loop`;
+    if (!body) throw importError(`Node '${nodeName}' (Loop) has no body`, ctx);
+    const m = raw[0];
+    const trips = isTensor(m) ? knownInts(this.#seqHost, m) : undefined;
+    if (!trips) {
+      throw importError(`${what}: its trip count M must be a compile-time constant`, ctx, "needs_constant");
+    }
+    const c = raw[1];
+    let cond = true;
+    if (c !== null && c !== undefined) {
+      const cv = isTensor(c) ? knownInts(this.#seqHost, c) : undefined;
+      if (!cv) {
+        throw importError(`${what}: its condition must be a compile-time constant`, ctx, "needs_constant");
+      }
+      cond = cv[0] !== 0;
+    }
+    const nCarried = raw.length - 2;
+    let carried = raw.slice(2).map((v, k) => {
+      if (v === null) throw importError(`Node '${nodeName}' (Loop): loop-carried input ${k} is empty`, ctx);
+      return v;
+    });
+    const scans: Val[][] = [];
+    let i = 0;
+    for (; i < trips[0] && cond; i++) {
+      const iter = this.#constant(mod, `${nodeName}/${i}/iteration`, {
+        dtype: 7,
+        dims: [],
+        bytes: new Uint8Array(BigInt64Array.of(BigInt(i)).buffer),
+      });
+      const condIn = this.#constant(mod, `${nodeName}/${i}/cond`, {
+        dtype: 9,
+        dims: [],
+        bytes: Uint8Array.of(1),
+      });
+      const outs = this.#inlineGraph(mod, body, [iter, condIn, ...carried], `${nodeName}/${i}/`, scope);
+      const co = outs[0];
+      const cv = isTensor(co) ? knownInts(this.#seqHost, co) : undefined;
+      if (!cv) {
+        throw importError(`${what}: its body's condition output must be known when compiling`, ctx);
+      }
+      cond = cv[0] !== 0;
+      carried = outs.slice(1, 1 + nCarried);
+      outs.slice(1 + nCarried).forEach((v, j) => (scans[j] ??= []).push(v));
+    }
+    const nScan = (body.output ?? []).length - 1 - nCarried;
+    const stacked: Val[] = [];
+    for (let j = 0; j < nScan; j++) {
+      const vals = scans[j] ?? [];
+      if (vals.length === 0) {
+        throw importError(`${what}: it runs no iteration, so its scan output ${j} has no known shape`, ctx);
+      }
+      const parts = vals.map((v, k) => {
+        if (!isTensor(v)) throw importError(`${what}: its scan output ${j} is not a tensor`, ctx);
+        const axes = this.#constant(mod, `${nodeName}/scan${j}/axes`, {
+          dtype: 7,
+          dims: [1],
+          bytes: new Uint8Array(8),
+        });
+        return this.#opset >= 13
+          ? mod.node("Unsqueeze", [v, axes], {}, 1, `${nodeName}/scan${j}/Unsqueeze_${k}`)[0]
+          : mod.node("Unsqueeze", [v], { axes: { ints: [0] } }, 1, `${nodeName}/scan${j}/Unsqueeze_${k}`)[0];
+      });
+      stacked.push(mod.node("Concat", parts, { axis: { i: 0 } }, 1, `${nodeName}/scan${j}/Concat`)[0]);
+    }
+    return [...carried, ...stacked];
+  }
+
+  /** Inlines graph `g` into `mod`: its inputs bound to `inputs`, outer names through `parent`; its outputs. */
+  #inlineGraph(
+    mod: ModuleBuilder,
+    g: onnx.IGraphProto,
+    inputs: Val[],
+    prefix: string,
+    parent: _Scope,
+  ): Val[] {
+    const scope = new _Scope(parent);
+    const gname = g.name || prefix;
+    (g.input ?? []).forEach((v, k) => {
+      if (k >= inputs.length) {
+        throw importError(
+          `Graph '${gname}' takes ${(g.input ?? []).length} inputs; it is given ${inputs.length}`,
+        );
+      }
+      scope.names.set(v.name ?? "", inputs[k]);
+    });
+    for (const t of g.initializer ?? []) {
+      scope.names.set(t.name ?? "", this.#tensor(mod, t, prefix + (t.name ?? "")));
+    }
+    (g.node ?? []).forEach((node, i) => this.#node(mod, node, i, scope, gname, prefix));
+    return (g.output ?? []).map((o) => {
+      const v = scope.get(o.name ?? "");
+      if (v === undefined) {
+        throw importError(
+          `Graph '${gname}' output '${o.name}' is not produced by any node, input or initializer`,
+        );
+      }
+      return v;
+    });
   }
 
   /**
@@ -410,7 +690,9 @@ export class Importer {
       const whole = v.bytes.byteOffset === 0 && v.bytes.byteLength === v.bytes.buffer.byteLength &&
         v.bytes.constructor === Uint8Array;
       const bytes = whole ? v.bytes : new Uint8Array(v.bytes);
-      return mod.literal(name, { dtype: v.dtype, dims: v.dims, bytes });
+      const ref = mod.literal(name, { dtype: v.dtype, dims: v.dims, bytes });
+      this.#known.set(ref, { dtype: v.dtype, dims: v.dims, bytes });
+      return ref;
     }
     const id = this.hostLiterals.length;
     this.hostLiterals.push({ name, dtype: dtypeFromOnnx(v.dtype), dims: v.dims, bytes: v.bytes });
