@@ -272,6 +272,7 @@ export function inferNode(prog: Program, m: Module, ins: Instruction, fold: bool
     }
     if (sub.bound && !bindSubgraph(prog, ins, ctx, names[i], sub)) return false;
     if (sub.pending && !inferModule(prog, sub, fold)) return false;
+    if (sub.bound) freeSymbolic(prog, sub);
     const rs = new Array<Shape>(sub.returns.length);
     const through = new Array<i32>(sub.returns.length);
     const lits = new Array<Tensor | null>(sub.returns.length);
@@ -374,6 +375,13 @@ const SYM_MAX_BYTES: i32 = 256;
 
 /** Sets the params of a Loop/Scan body `sub` to the shapes the node `ins` gives them. */
 function bindSubgraph(prog: Program, ins: Instruction, ctx: ShapeContext, attr: string, sub: Module): bool {
+  const prev = sub.binder;
+  if (prev != null && prev !== ins) {
+    report(E_GRAPH, ins.nodeName, ins.opName, "subgraph '" + attr + "' is also the body of node '" + prev.nodeName +
+      "'; a body belongs to one node");
+    return false;
+  }
+  sub.binder = ins;
   const b = new SubgraphBinding();
   if (!ins.op!.bindSubgraph(ctx, attr, b)) return false;
   const params = new Array<Value>();
@@ -486,6 +494,23 @@ function retrySymbolic(prog: Program, ins: Instruction, ctx: ShapeContext): bool
   return true;
 }
 
+/** Frees the per-iteration values tracked in `sub` and its nested modules (inference of the body is done). */
+function freeSymbolic(prog: Program, sub: Module): void {
+  for (let mi = sub.index; mi < prog.modules.length; mi++) {
+    if (!prog.isWithin(mi, sub.index)) continue;
+    const m = prog.modules[mi];
+    for (let i = 0; i < m.instrs.length; i++) {
+      const outs = m.instrs[i].outputs;
+      for (let j = 0; j < outs.length; j++) {
+        const t = outs[j].sym;
+        if (t == null) continue;
+        for (let k = 0; k < t.length; k++) heap.free(t[k].ptr);
+        outs[j].sym = null;
+      }
+    }
+  }
+}
+
 /** Computes the per-iteration values of a small node whose inputs are constants or symbolic. */
 function propagateSymbolic(prog: Program, ins: Instruction): void {
   if (!hasAnySymbolic(ins)) return;
@@ -509,6 +534,7 @@ function propagateSymbolic(prog: Program, ins: Instruction): void {
     const c = new ComputeContext(ins.nodeName, ins.opName, ins.attrs, prog.opset, constantsAt(ins, k), outs);
     if (!op.compute(c)) {
       diagnostics.length = saved; // not an error of the model: the value is just not tracked
+      for (let q = 0; q <= k; q++) for (let j = 0; j < ins.outputs.length; j++) heap.free(tables[j][q].ptr);
       return;
     }
   }

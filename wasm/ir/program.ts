@@ -111,6 +111,8 @@ export class Module {
   bound: bool = false;
   /** Nodes not shape-inferred yet (this module or an ancestor is `bound`). */
   pending: bool = false;
+  /** The node that bound this body's params (one node per body). */
+  binder: Instruction | null = null;
   // ---- memory plan ----
   planned: bool = false;
   arenaBytes: usize = 0;
