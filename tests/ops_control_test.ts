@@ -64,9 +64,34 @@ function model(io: ModelIO): Uint8Array {
   });
 }
 
+/**
+ * Declares the values named in `seqs` (graph and subgraph inputs and outputs) as sequences of float32
+ * (the writer declares tensors only).
+ */
+async function asSequences(bytes: Uint8Array, seqs: string[]): Promise<Uint8Array> {
+  if (seqs.length === 0) return bytes;
+  const { onnx } = await import("../core/onnx/onnx_pb.js");
+  const m = onnx.ModelProto.decode(bytes);
+  const seqType = { sequence_type: { elem_type: { tensor_type: { elem_type: 1 } } } };
+  const walk = (g: InstanceType<typeof onnx.GraphProto>) => {
+    for (const v of [...(g.input ?? []), ...(g.output ?? [])]) {
+      if (seqs.includes(v.name ?? "")) v.type = seqType;
+    }
+    for (const n of g.node ?? []) {
+      for (const a of n.attribute ?? []) if (a.g) walk(a.g as InstanceType<typeof onnx.GraphProto>);
+    }
+  };
+  walk(m.graph as InstanceType<typeof onnx.GraphProto>);
+  return onnx.ModelProto.encode(m).finish();
+}
+
 /** kiln (ref) and onnxruntime on the same model and inputs: every output agrees. */
-async function againstOrt(io: ModelIO, constantInputs: Record<string, Tensor> = {}): Promise<void> {
-  const bytes = model({ ...io, inputs: { ...io.inputs, ...constantInputs } });
+async function againstOrt(
+  io: ModelIO,
+  constantInputs: Record<string, Tensor> = {},
+  seqs: string[] = [],
+): Promise<void> {
+  const bytes = await asSequences(model({ ...io, inputs: { ...io.inputs, ...constantInputs } }), seqs);
   const inputDims: Record<string, number[]> = {};
   for (const [k, t] of Object.entries(io.inputs)) inputDims[k] = t.dims;
   const p = compile(await parseOnnx(bytes, { inputDims, constantInputs }), "ref", { validate: true });
@@ -686,6 +711,55 @@ Deno.test("sequence errors: a run-time position needs a constant; If on a run-ti
         },
       ],
     });
-    assert.match(e.message, /output 't_s' is a sequence or optional: .*an If needs a constant condition/);
+    assert.equal(e.code, "needs_constant");
+    assert.match(
+      e.message,
+      /Node 'pick' \(If\) returns a sequence or optional.*condition must be a compile-time constant/,
+    );
   });
+});
+
+Deno.test("a Loop body reading an outer sequence by the iteration number is unrolled; an If on a constant picks a sequence, against onnxruntime", async () => {
+  const branch = (name: string, items: string[]): { g: GraphSpec } => ({
+    g: {
+      name,
+      outputs: [{ name: `${name}_s` }],
+      nodes: [{ op: "SequenceConstruct", inputs: items, outputs: [`${name}_s`] }],
+    },
+  });
+  await againstOrt(
+    {
+      opset: 13,
+      inputs: { a: f32([3], 1), b: f32([3], 2), c: f32([3], 3), acc0: f32([3], 4) },
+      outputs: [{ name: "acc", dtype: "float32" }, { name: "rows", dtype: "float32" }],
+      nodes: [
+        {
+          op: "If",
+          inputs: ["flag"],
+          outputs: ["s"],
+          attrs: { then_branch: branch("t", ["a", "b", "c"]), else_branch: branch("e", ["c"]) },
+        },
+        {
+          op: "Loop",
+          inputs: ["M", "", "acc0"],
+          outputs: ["acc", "rows"],
+          name: "walk",
+          attrs: {
+            body: body(
+              [{ name: "i", dtype: "int64", dims: [] }, { name: "cin", dtype: "bool", dims: [] }, {
+                name: "ai",
+              }],
+              [{ name: "cin", dtype: "bool" }, { name: "ao" }, { name: "el" }],
+              [
+                { op: "SequenceAt", inputs: ["s", "i"], outputs: ["el"] },
+                { op: "Mul", inputs: ["ai", "el"], outputs: ["ao"] },
+              ],
+            ),
+          },
+        },
+      ],
+    },
+    { M: scalar("int64", 3), flag: scalar("bool", 1) },
+    ["t_s", "e_s"],
+  );
 });

@@ -358,9 +358,9 @@ export class Importer {
       return true;
     }
     const graph = (name: string) => (n.attribute ?? []).find((a) => a.name === name)?.g;
-    if (
-      op === "If" && (hasCompositeOutputs(graph("then_branch")) || hasCompositeOutputs(graph("else_branch")))
-    ) {
+    const makes = (g: onnx.IGraphProto | null | undefined) =>
+      hasCompositeOutputs(g) || this.#readsComposite(g, scope);
+    if (op === "If" && (makes(graph("then_branch")) || makes(graph("else_branch")))) {
       const c = raw[0];
       const cv = isTensor(c) ? knownInts(this.#seqHost, c) : undefined;
       if (!cv) {
@@ -375,9 +375,31 @@ export class Importer {
       set(this.#inlineGraph(mod, graph(branch)!, [], `${nodeName}/${branch}/`, scope));
       return true;
     }
-    if (op === "Loop" && (composite || hasCompositeOutputs(graph("body")))) {
+    if (op === "Loop" && (composite || makes(graph("body")))) {
       set(this.#unrollLoop(mod, graph("body"), nodeName, raw, scope));
       return true;
+    }
+    return false;
+  }
+
+  /**
+   * Whether graph g (a branch or body) makes sequences or optionals: a sequence op among its nodes,
+   * or a node reading an outer sequence or optional (nested subgraphs not searched).
+   */
+  #readsComposite(g: onnx.IGraphProto | null | undefined, scope: _Scope): boolean {
+    if (!g) return false;
+    const local = new Set<string>([
+      ...(g.input ?? []).map((v) => v.name ?? ""),
+      ...(g.initializer ?? []).map((t) => t.name ?? ""),
+    ]);
+    for (const node of g.node ?? []) {
+      if (SEQUENCE_OPS.has(node.op_type ?? "")) return true;
+      for (const name of node.input ?? []) {
+        if (!name || local.has(name)) continue;
+        const v = scope.get(name);
+        if (v !== undefined && !isTensor(v)) return true;
+      }
+      for (const o of node.output ?? []) local.add(o);
     }
     return false;
   }
