@@ -20,10 +20,12 @@ import {
   isTensor,
   knownInts,
   Opt,
+  readsComposite,
   Seq,
   type SeqHost,
   SEQUENCE_OPS,
   sequenceNode,
+  unrollLoop,
   type Val,
 } from "./sequences.ts";
 
@@ -82,12 +84,9 @@ export class Importer {
       constant: (mod, name, v) => this.#constant(mod, name, v),
       known: (ref) => this.#known.get(ref),
       dims: (ref) => this.#dims.get(ref) ?? this.#known.get(ref)?.dims,
-      inline: (mod, g, inputs, prefix) => this.#inlineGraph(mod, g, inputs, prefix, this.#inlineScope!),
+      inline: (mod, g, inputs, prefix, scope) => this.#inlineGraph(mod, g, inputs, prefix, scope as _Scope),
     };
   }
-
-  /** The scope SequenceMap bodies see (the node's own scope, set around sequenceNode). */
-  #inlineScope: _Scope | null = null;
 
   /** Finds every external tensor, decides which are read now, reads those in ranges. */
   async readExternal(): Promise<void> {
@@ -343,13 +342,7 @@ export class Importer {
     const ctx = { node: nodeName, op };
     const set = (vals: Val[]) => vals.forEach((v, k) => outputs[k] && scope.names.set(outputs[k], v));
     if (SEQUENCE_OPS.has(op)) {
-      const saved = this.#inlineScope;
-      this.#inlineScope = scope;
-      try {
-        set(sequenceNode(this.#seqHost, mod, n, nodeName, raw));
-      } finally {
-        this.#inlineScope = saved;
-      }
+      set(sequenceNode(this.#seqHost, mod, n, nodeName, raw, scope));
       return true;
     }
     const composite = raw.some((v) => v !== null && !isTensor(v));
@@ -359,7 +352,7 @@ export class Importer {
     }
     const graph = (name: string) => (n.attribute ?? []).find((a) => a.name === name)?.g;
     const makes = (g: onnx.IGraphProto | null | undefined) =>
-      hasCompositeOutputs(g) || this.#readsComposite(g, scope);
+      hasCompositeOutputs(g) || readsComposite(g, scope);
     if (op === "If" && (makes(graph("then_branch")) || makes(graph("else_branch")))) {
       const c = raw[0];
       const cv = isTensor(c) ? knownInts(this.#seqHost, c) : undefined;
@@ -376,109 +369,10 @@ export class Importer {
       return true;
     }
     if (op === "Loop" && (composite || makes(graph("body")))) {
-      set(this.#unrollLoop(mod, graph("body"), nodeName, raw, scope));
+      set(unrollLoop(this.#seqHost, mod, graph("body"), nodeName, raw, scope));
       return true;
     }
     return false;
-  }
-
-  /**
-   * Whether graph g (a branch or body) makes sequences or optionals: a sequence op among its nodes,
-   * or a node reading an outer sequence or optional (nested subgraphs not searched).
-   */
-  #readsComposite(g: onnx.IGraphProto | null | undefined, scope: _Scope): boolean {
-    if (!g) return false;
-    const local = new Set<string>([
-      ...(g.input ?? []).map((v) => v.name ?? ""),
-      ...(g.initializer ?? []).map((t) => t.name ?? ""),
-    ]);
-    for (const node of g.node ?? []) {
-      if (SEQUENCE_OPS.has(node.op_type ?? "")) return true;
-      for (const name of node.input ?? []) {
-        if (!name || local.has(name)) continue;
-        const v = scope.get(name);
-        if (v !== undefined && !isTensor(v)) return true;
-      }
-      for (const o of node.output ?? []) local.add(o);
-    }
-    return false;
-  }
-
-  /** A Loop carrying sequences or optionals, unrolled into `mod` (its iteration number a constant each time). */
-  #unrollLoop(
-    mod: ModuleBuilder,
-    body: onnx.IGraphProto | null | undefined,
-    nodeName: string,
-    raw: (Val | null)[],
-    scope: _Scope,
-  ): Val[] {
-    const ctx = { node: nodeName, op: "Loop" };
-    const what =
-      `Node '${nodeName}' (Loop) carries a sequence or optional, which kiln resolves when compiling by unrolling the loop`;
-    if (!body) throw importError(`Node '${nodeName}' (Loop) has no body`, ctx);
-    const m = raw[0];
-    const trips = isTensor(m) ? knownInts(this.#seqHost, m) : undefined;
-    if (!trips) {
-      throw importError(`${what}: its trip count M must be a compile-time constant`, ctx, "needs_constant");
-    }
-    const c = raw[1];
-    let cond = true;
-    if (c !== null && c !== undefined) {
-      const cv = isTensor(c) ? knownInts(this.#seqHost, c) : undefined;
-      if (!cv) {
-        throw importError(`${what}: its condition must be a compile-time constant`, ctx, "needs_constant");
-      }
-      cond = cv[0] !== 0;
-    }
-    const nCarried = raw.length - 2;
-    let carried = raw.slice(2).map((v, k) => {
-      if (v === null) throw importError(`Node '${nodeName}' (Loop): loop-carried input ${k} is empty`, ctx);
-      return v;
-    });
-    const scans: Val[][] = [];
-    let i = 0;
-    for (; i < trips[0] && cond; i++) {
-      const iter = this.#constant(mod, `${nodeName}/${i}/iteration`, {
-        dtype: 7,
-        dims: [],
-        bytes: new Uint8Array(BigInt64Array.of(BigInt(i)).buffer),
-      });
-      const condIn = this.#constant(mod, `${nodeName}/${i}/cond`, {
-        dtype: 9,
-        dims: [],
-        bytes: Uint8Array.of(1),
-      });
-      const outs = this.#inlineGraph(mod, body, [iter, condIn, ...carried], `${nodeName}/${i}/`, scope);
-      const co = outs[0];
-      const cv = isTensor(co) ? knownInts(this.#seqHost, co) : undefined;
-      if (!cv) {
-        throw importError(`${what}: its body's condition output must be known when compiling`, ctx);
-      }
-      cond = cv[0] !== 0;
-      carried = outs.slice(1, 1 + nCarried);
-      outs.slice(1 + nCarried).forEach((v, j) => (scans[j] ??= []).push(v));
-    }
-    const nScan = (body.output ?? []).length - 1 - nCarried;
-    const stacked: Val[] = [];
-    for (let j = 0; j < nScan; j++) {
-      const vals = scans[j] ?? [];
-      if (vals.length === 0) {
-        throw importError(`${what}: it runs no iteration, so its scan output ${j} has no known shape`, ctx);
-      }
-      const parts = vals.map((v, k) => {
-        if (!isTensor(v)) throw importError(`${what}: its scan output ${j} is not a tensor`, ctx);
-        const axes = this.#constant(mod, `${nodeName}/scan${j}/axes`, {
-          dtype: 7,
-          dims: [1],
-          bytes: new Uint8Array(8),
-        });
-        return this.#opset >= 13
-          ? mod.node("Unsqueeze", [v, axes], {}, 1, `${nodeName}/scan${j}/Unsqueeze_${k}`)[0]
-          : mod.node("Unsqueeze", [v], { axes: { ints: [0] } }, 1, `${nodeName}/scan${j}/Unsqueeze_${k}`)[0];
-      });
-      stacked.push(mod.node("Concat", parts, { axis: { i: 0 } }, 1, `${nodeName}/scan${j}/Concat`)[0]);
-    }
-    return [...carried, ...stacked];
   }
 
   /** Inlines graph `g` into `mod`: its inputs bound to `inputs`, outer names through `parent`; its outputs. */

@@ -54,8 +54,13 @@ export interface SeqHost {
   known(ref: ValueRef): TensorValue | undefined;
   /** The dims of a tensor known at import (graph inputs, literals), if known. */
   dims(ref: ValueRef): number[] | undefined;
-  /** Inlines graph `g` into `mod` with its inputs bound to `inputs`; its outputs. */
-  inline(mod: ModuleBuilder, g: onnx.IGraphProto, inputs: Val[], prefix: string): Val[];
+  /** Inlines graph `g` into `mod` with its inputs bound to `inputs`, outer names through `scope`; its outputs. */
+  inline(mod: ModuleBuilder, g: onnx.IGraphProto, inputs: Val[], prefix: string, scope: ScopeLike): Val[];
+}
+
+/** The importer's names in scope (outer-scope lookups). */
+export interface ScopeLike {
+  get(name: string): Val | undefined;
 }
 
 /** The integers of a known int32/int64 tensor. */
@@ -93,6 +98,7 @@ export function sequenceNode(
   n: onnx.INodeProto,
   nodeName: string,
   inputs: (Val | null)[],
+  scope: ScopeLike,
 ): Val[] {
   const op = n.op_type ?? "";
   const ctx = { node: nodeName, op };
@@ -248,7 +254,7 @@ export function sequenceNode(
           if (v === null) throw fail(`input ${k} is empty`);
           return v;
         });
-        const res = h.inline(mod, body, args, `${nodeName}/${i}/`);
+        const res = h.inline(mod, body, args, `${nodeName}/${i}/`, scope);
         res.forEach((r, k) => {
           if (!isTensor(r)) throw fail(`body output ${k} is not a tensor; kiln maps tensors only`);
           outs[k].push(r);
@@ -279,4 +285,104 @@ export function sequenceNode(
 /** Whether a graph's declared outputs include a sequence or optional. */
 export function hasCompositeOutputs(g: onnx.IGraphProto | null | undefined): boolean {
   return (g?.output ?? []).some((o) => !!(o.type?.sequence_type || o.type?.optional_type));
+}
+
+/**
+ * Whether graph g (a branch or body) makes sequences or optionals: a sequence op among its nodes,
+ * or a node reading an outer sequence or optional (nested subgraphs not searched).
+ */
+export function readsComposite(g: onnx.IGraphProto | null | undefined, scope: ScopeLike): boolean {
+  if (!g) return false;
+  const local = new Set<string>([
+    ...(g.input ?? []).map((v) => v.name ?? ""),
+    ...(g.initializer ?? []).map((t) => t.name ?? ""),
+  ]);
+  for (const node of g.node ?? []) {
+    if (SEQUENCE_OPS.has(node.op_type ?? "")) return true;
+    for (const name of node.input ?? []) {
+      if (!name || local.has(name)) continue;
+      const v = scope.get(name);
+      if (v !== undefined && !isTensor(v)) return true;
+    }
+    for (const o of node.output ?? []) local.add(o);
+  }
+  return false;
+}
+
+/** A Loop carrying sequences or optionals, unrolled into `mod` (its iteration number a constant each time). */
+export function unrollLoop(
+  h: SeqHost,
+  mod: ModuleBuilder,
+  body: onnx.IGraphProto | null | undefined,
+  nodeName: string,
+  raw: (Val | null)[],
+  scope: ScopeLike,
+): Val[] {
+  const ctx = { node: nodeName, op: "Loop" };
+  const what =
+    `Node '${nodeName}' (Loop) carries a sequence or optional, which kiln resolves when compiling by unrolling the loop`;
+  if (!body) throw importError(`Node '${nodeName}' (Loop) has no body`, ctx);
+  const m = raw[0];
+  const trips = isTensor(m) ? knownInts(h, m) : undefined;
+  if (!trips) {
+    throw importError(`${what}: its trip count M must be a compile-time constant`, ctx, "needs_constant");
+  }
+  const c = raw[1];
+  let cond = true;
+  if (c !== null && c !== undefined) {
+    const cv = isTensor(c) ? knownInts(h, c) : undefined;
+    if (!cv) {
+      throw importError(`${what}: its condition must be a compile-time constant`, ctx, "needs_constant");
+    }
+    cond = cv[0] !== 0;
+  }
+  const nCarried = raw.length - 2;
+  let carried = raw.slice(2).map((v, k) => {
+    if (v === null) throw importError(`Node '${nodeName}' (Loop): loop-carried input ${k} is empty`, ctx);
+    return v;
+  });
+  const scans: Val[][] = [];
+  let i = 0;
+  for (; i < trips[0] && cond; i++) {
+    const iter = h.constant(mod, `${nodeName}/${i}/iteration`, {
+      dtype: 7,
+      dims: [],
+      bytes: new Uint8Array(BigInt64Array.of(BigInt(i)).buffer),
+    });
+    const condIn = h.constant(mod, `${nodeName}/${i}/cond`, {
+      dtype: 9,
+      dims: [],
+      bytes: Uint8Array.of(1),
+    });
+    const outs = h.inline(mod, body, [iter, condIn, ...carried], `${nodeName}/${i}/`, scope);
+    const co = outs[0];
+    const cv = isTensor(co) ? knownInts(h, co) : undefined;
+    if (!cv) {
+      throw importError(`${what}: its body's condition output must be known when compiling`, ctx);
+    }
+    cond = cv[0] !== 0;
+    carried = outs.slice(1, 1 + nCarried);
+    outs.slice(1 + nCarried).forEach((v, j) => (scans[j] ??= []).push(v));
+  }
+  const nScan = (body.output ?? []).length - 1 - nCarried;
+  const stacked: Val[] = [];
+  for (let j = 0; j < nScan; j++) {
+    const vals = scans[j] ?? [];
+    if (vals.length === 0) {
+      throw importError(`${what}: it runs no iteration, so its scan output ${j} has no known shape`, ctx);
+    }
+    const parts = vals.map((v, k) => {
+      if (!isTensor(v)) throw importError(`${what}: its scan output ${j} is not a tensor`, ctx);
+      const axes = h.constant(mod, `${nodeName}/scan${j}/axes`, {
+        dtype: 7,
+        dims: [1],
+        bytes: new Uint8Array(8),
+      });
+      return h.opset >= 13
+        ? mod.node("Unsqueeze", [v, axes], {}, 1, `${nodeName}/scan${j}/Unsqueeze_${k}`)[0]
+        : mod.node("Unsqueeze", [v], { axes: { ints: [0] } }, 1, `${nodeName}/scan${j}/Unsqueeze_${k}`)[0];
+    });
+    stacked.push(mod.node("Concat", parts, { axis: { i: 0 } }, 1, `${nodeName}/scan${j}/Concat`)[0]);
+  }
+  return [...carried, ...stacked];
 }
