@@ -20,17 +20,7 @@ const HOST_ALLOWED: Record<string, string> = {
 };
 
 /** Tests that pass on ref and may fail on gpu, with the reason. */
-const FAIL_ALLOWED: Record<string, string> = {
-  // Loop and Scan bodies run per iteration in the ref executor only: the gpu target refuses them when
-  // compiling, naming the node (core/targets/gpu.ts; docs/control-flow.md)
-  test_loop11: "the gpu target refuses Loop",
-  test_range_float_type_positive_delta_expanded:
-    "the gpu target refuses Loop (Range's function body is a Loop)",
-  test_range_int32_type_negative_delta_expanded:
-    "the gpu target refuses Loop (Range's function body is a Loop)",
-  test_scan_sum: "the gpu target refuses Scan",
-  test_scan9_sum: "the gpu target refuses Scan",
-};
+const FAIL_ALLOWED: Record<string, string> = {};
 
 Deno.test({
   name: `gpu target (${GPU.name}): the ONNX node tests pass where ref passes, on device kernels`,

@@ -2,14 +2,15 @@
 // onnxruntime-node: Scan at opset 8 (batch axis) and 9+ (axes, directions), Loop with a constant
 // trip count and scan outputs, a Loop ended by its condition, a body that slices by the iteration
 // number, a body reading an outer value and a deferred external weight (swapped, serialized and
-// baked), and the errors: a loop-carried value changing shape, scan outputs of unknown length,
-// and the gpu target refusing the node.
+// baked), and the errors: a loop-carried value changing shape, scan outputs of unknown length;
+// Loop and Scan on the gpu target (their bodies on the host), against ref.
 
 import assert from "node:assert/strict";
 import { parseOnnx } from "../core/onnx/import.ts";
 import { buildModel, type GraphSpec, type NodeSpec, type ValueSpec } from "../core/onnx/writer.ts";
 import { compile, deserializeProgram } from "../core/program.ts";
 import type { DTypeName, Tensor } from "../core/tensor.ts";
+import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
 import { runOrt } from "./util/ort.ts";
 
 function _n(dims: number[]): number {
@@ -423,14 +424,14 @@ async function compileError(
   const inputDims: Record<string, number[]> = {};
   for (const [k, t] of Object.entries(io.inputs)) inputDims[k] = t.dims;
   try {
-    compile(await parseOnnx(bytes, { inputDims, constantInputs }), target).dispose();
+    compile(await parseOnnx(bytes, { inputDims, constantInputs })).dispose();
   } catch (e) {
     return e as Error & { code?: string; node?: string };
   }
   throw new Error("compile did not fail");
 }
 
-Deno.test("Loop errors: carried shape changing, scan outputs of unknown length; gpu refuses Loop/Scan", async (t) => {
+Deno.test("Loop errors: carried shape changing, scan outputs of unknown length", async (t) => {
   await t.step("a loop-carried value that grows each iteration", async () => {
     const e = await compileError({
       opset: 13,
@@ -488,10 +489,6 @@ Deno.test("Loop errors: carried shape changing, scan outputs of unknown length; 
     const e = await compileError({ ...io, inputs: { ...io.inputs, M: scalar("int64", 3) } });
     assert.equal(e.code, "needs_constant");
     assert.match(e.message, /trip count M/);
-  });
-  await t.step("the gpu target refuses a Loop, naming it", async () => {
-    const e = await compileError(condLoop("c"), { M: scalar("int64", 3) }, "gpu");
-    assert.match(e.message, /Node 'early' \(Loop\): the gpu target does not run Loop bodies/);
   });
 });
 
@@ -762,4 +759,72 @@ Deno.test("a Loop body reading an outer sequence by the iteration number is unro
     { M: scalar("int64", 3), flag: scalar("bool", 1) },
     ["t_s", "e_s"],
   );
+});
+
+const GPU = gpuUnderTest();
+
+Deno.test({
+  name:
+    `gpu target (${GPU.name}): Loop and Scan run on the host with the body's outer values and weight from the device`,
+  ignore: gpuIgnore("ops_control_test.ts"),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kiln_loop_gpu_" });
+    try {
+      await Deno.writeFile(`${dir}/w.bin`, new Uint8Array(Float32Array.of(0.5, -1, 2).buffer));
+      const consts = { M: scalar("int64", 3), cond: scalar("bool", 1) };
+      const inputs = { x: f32([2, 3], 6), y0: f32([2, 3], 7), s0: f32([3], 1), a: f32([4, 3], 2) };
+      const scanNode: NodeSpec = {
+        op: "Scan",
+        inputs: ["s0", "a"],
+        outputs: ["s", "sy"],
+        attrs: {
+          num_scan_inputs: { i: 1 },
+          scan_input_directions: { ints: [1] },
+          body: body([{ name: "si" }, { name: "ai" }], [{ name: "so" }, { name: "o" }], [
+            { op: "Mul", inputs: ["ai", "w"], outputs: ["aw"] }, // the deferred weight, from the device
+            { op: "Add", inputs: ["si", "aw"], outputs: ["so"] },
+            { op: "Sub", inputs: ["so", "ai"], outputs: ["o"] },
+          ]),
+        },
+      };
+      const bytes = model({
+        opset: 16,
+        inputs: { ...inputs, ...consts },
+        initializers: [{
+          name: "w",
+          dtype: "float32",
+          dims: [3],
+          external: { location: "w.bin", offset: 0, length: 12 },
+        }],
+        outputs: ["y", "ys", "s", "sy"].map((name) => ({ name, dtype: "float32" as const })),
+        nodes: [...loopNodes(), scanNode],
+      });
+      await Deno.writeFile(`${dir}/m.onnx`, bytes);
+      const opts = {
+        inputDims: { x: [2, 3], y0: [2, 3], s0: [3], a: [4, 3] },
+        constantInputs: consts,
+        deferExternalWeights: true,
+      };
+      const ref = compile(await parseOnnx(`${dir}/m.onnx`, opts), "ref");
+      const gpu = compile(await parseOnnx(`${dir}/m.onnx`, opts), "gpu", { gpu: GPU.options });
+      try {
+        assert.deepEqual(gpu.info().hostNodes.map((h) => h.op).filter((o) => o === "Loop" || o === "Scan"), [
+          "Loop",
+          "Scan",
+        ]);
+        for (const w of [Float32Array.of(0.5, -1, 2), Float32Array.of(-3, 0.25, 1)]) {
+          await ref.setWeights({ w: { dtype: "float32", dims: [3], data: w } });
+          await gpu.setWeights({ w: { dtype: "float32", dims: [3], data: w } });
+          const want = await ref.eval(inputs);
+          const got = await gpu.eval(inputs);
+          for (const k of ["y", "ys", "s", "sy"]) close(got[k], want[k], `${k} (gpu vs ref)`);
+        }
+      } finally {
+        gpu.dispose();
+        ref.dispose();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

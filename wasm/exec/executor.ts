@@ -389,6 +389,124 @@ function runScan(prog: Program, ins: Instruction): bool {
   return ok;
 }
 
+/** Indices of `body` and the modules nested in it. */
+function modulesWithin(prog: Program, body: Module): Array<i32> {
+  const out = new Array<i32>();
+  for (let mi = body.index; mi < prog.modules.length; mi++) if (prog.isWithin(mi, body.index)) out.push(mi);
+  return out;
+}
+
+/**
+ * The IR ids of the values a Loop/Scan node's body (and its nested subgraphs) reads that another
+ * target holds: values defined outside the body, and the body's own weights and host literals.
+ * `runControlOnHost` needs them placed (Program.hostBound). Empty for other nodes.
+ */
+export function bodyReads(prog: Program, ins: Instruction): Array<i32> {
+  const out = new Array<i32>();
+  const g = ins.attrs.getGraph("body");
+  if ((ins.opName != "Loop" && ins.opName != "Scan") || g <= 0 || g >= prog.modules.length) return out;
+  const mods = modulesWithin(prog, prog.modules[g]);
+  const inside = new Set<i32>();
+  for (let k = 0; k < mods.length; k++) inside.add(mods[k]);
+  const seen = new Set<i32>();
+  for (let k = 0; k < mods.length; k++) {
+    const m = prog.modules[mods[k]];
+    for (let i = 0; i < m.instrs.length; i++) {
+      const x = m.instrs[i];
+      if (x.kind == K_HOST_LITERAL || x.kind == K_WEIGHT) {
+        const id = x.outputs[0].id;
+        if (!seen.has(id)) {
+          seen.add(id);
+          out.push(id);
+        }
+        continue;
+      }
+      for (let j = 0; j < x.inputs.length; j++) {
+        const v = x.inputs[j];
+        if (v == null || v.producer == null || inside.has(v.producer!.module) || seen.has(v.id)) continue;
+        seen.add(v.id);
+        out.push(v.id);
+      }
+    }
+    for (let j = 0; j < m.returns.length; j++) {
+      const v = m.returns[j];
+      if (v.producer == null || inside.has(v.producer!.module) || seen.has(v.id)) continue;
+      seen.add(v.id);
+      out.push(v.id);
+    }
+  }
+  return out;
+}
+
+/**
+ * Runs a Loop/Scan node for a target that keeps its values elsewhere (the gpu target's host
+ * fallback): the node's inputs and outputs at the given addresses, the values `bodyReads` named at
+ * the addresses in prog.hostBound; the body's own values in WASM memory (arenas and param buffers
+ * made on first use, kept with the program).
+ */
+export function runControlOnHost(prog: Program, ins: Instruction, inPtrs: Array<usize>, outPtrs: Array<usize>): bool {
+  const body = bodyOf(prog, ins);
+  if (body == null) return false;
+  for (let j = 0; j < ins.inputs.length; j++) {
+    const x = ins.inputs[j];
+    if (x != null) x.ptr = inPtrs[j];
+  }
+  for (let j = 0; j < ins.outputs.length; j++) ins.outputs[j].ptr = outPtrs[j];
+  const bound = prog.hostBound;
+  const mods = modulesWithin(prog, body);
+  for (let k = 0; k < mods.length; k++) {
+    const m = prog.modules[mods[k]];
+    if (m.arena == 0) m.arena = own(prog, <i32>m.arenaBytes);
+    for (let i = 0; i < m.instrs.length; i++) {
+      const x = m.instrs[i];
+      for (let j = 0; j < x.inputs.length; j++) {
+        const v = x.inputs[j];
+        if (v != null && bound.has(v.id)) v.ptr = bound.get(v.id);
+      }
+      for (let j = 0; j < x.outputs.length; j++) {
+        const v = x.outputs[j];
+        if (bound.has(v.id)) v.ptr = bound.get(v.id);
+        else if (v.loc == LOC_BUFFER) {
+          if (v.ptr == 0) v.ptr = own(prog, v.shape.bytes());
+        } else if (v.loc == LOC_ARENA) v.ptr = m.arena + v.offset;
+        else if (v.loc == LOC_LITERAL) v.ptr = v.producer!.ptr;
+      }
+    }
+    for (let j = 0; j < m.returns.length; j++) {
+      const v = m.returns[j];
+      if (bound.has(v.id)) v.ptr = bound.get(v.id);
+    }
+  }
+  for (let k = 0; k < mods.length; k++) {
+    const m = prog.modules[mods[k]];
+    for (let i = 0; i < m.instrs.length; i++) {
+      const outs = m.instrs[i].outputs;
+      for (let j = 0; j < outs.length; j++) if (outs[j].loc == LOC_ALIAS && !bound.has(outs[j].id)) outs[j].ptr = outs[j].aliasOf!.ptr;
+    }
+  }
+  for (let k = 0; k < mods.length; k++) {
+    const m = prog.modules[mods[k]];
+    for (let i = 0; i < m.instrs.length; i++) {
+      const x = m.instrs[i];
+      if (x.kind != K_NODE) continue;
+      const inputs = new Array<Tensor | null>(x.inputs.length);
+      for (let j = 0; j < x.inputs.length; j++) {
+        const v = x.inputs[j];
+        if (v != null && v.ptr == 0) {
+          report(E_RUNTIME, x.nodeName, x.opName, "Value '" + v.name + "' read in the body of node '" + ins.nodeName +
+            "' was not placed");
+          return false;
+        }
+        inputs[j] = v == null ? null : new Tensor(v.shape, v.ptr);
+      }
+      const outputs = new Array<Tensor>(x.outputs.length);
+      for (let j = 0; j < x.outputs.length; j++) outputs[j] = new Tensor(x.outputs[j].shape, x.outputs[j].ptr);
+      x.cctx = new ComputeContext(x.nodeName, x.opName, x.attrs, prog.opset, inputs, outputs);
+    }
+  }
+  return ins.opName == "Loop" ? runLoop(prog, ins) : runScan(prog, ins);
+}
+
 /** Runs module `m` in order; false with diagnostics when a kernel fails. */
 export function runModule(prog: Program, m: Module): bool {
   const instrs = m.instrs;

@@ -148,6 +148,11 @@ export class Program {
   /** Execution order of the main module: prepared at finalize. */
   inputValues: Array<Value> = new Array<Value>();
   weightInstrs: Array<Instruction> = new Array<Instruction>();
+  /**
+   * For a Loop/Scan node another target runs on the host (run_node): where the host placed the
+   * values its body reads from elsewhere (IR value id -> address), set by bind_value.
+   */
+  hostBound: Map<i32, usize> = new Map<i32, usize>();
 
   constructor(opset: i32) {
     this.opset = opset;
