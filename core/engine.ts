@@ -51,6 +51,12 @@ export interface CoreExports {
   schedule(h: number): number;
   /** Runs instruction ii of module mi with the reference kernel on tensors at the u32 pointers at ptrs. */
   run_node(h: number, mi: number, ii: number, ptrs: number): number;
+  /** For a Loop/Scan node run on the host: how many values its body reads from elsewhere (-1: bad node). */
+  host_reads(h: number, mi: number, ii: number): number;
+  /** The IR id of the k-th of those values. */
+  host_read_id(k: number): number;
+  /** Where the host placed value `id` (IR id) for the next run_node of a Loop/Scan node. */
+  bind_value(h: number, id: number, ptr: number): number;
   info(h: number): number;
   dispose(h: number): void;
   /** Copy of program h with the weights in the table (name -> host literal id) baked by a target's literal passes; handle or < 0. */

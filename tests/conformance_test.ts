@@ -17,7 +17,7 @@ const REQUIRED_OPS = (
   "BatchNormalization LayerNormalization InstanceNormalization Softmax LogSoftmax ReduceMean ReduceSum " +
   "ReduceMax ReduceMin ReduceProd Reshape Flatten Transpose Squeeze Unsqueeze Concat Split Slice Gather " +
   "GatherElements Expand Tile Pad Shape Size ConstantOfShape Range Identity Dropout Resize ArgMax TopK " +
-  "CumSum Trilu Einsum If"
+  "CumSum Trilu Einsum If Loop Scan SequenceInsert SequenceMap OptionalHasElement OptionalGetElement"
 ).split(" ");
 
 /**
@@ -36,11 +36,6 @@ const ALLOWLIST: Record<string, string> = {
   test_training_dropout_default: "random mask (training mode) cannot match numpy's RNG",
   test_training_dropout_default_mask: "random mask (training mode) cannot match numpy's RNG",
   test_training_dropout_mask: "random mask (training mode) cannot match numpy's RNG",
-  // If with sequence-typed outputs: kiln has tensors only (no sequence values).
-  test_if_seq: "sequence outputs are not a kiln value type",
-  test_if_opt: "optional outputs are not a kiln value type",
-  test_identity_opt: "optional values are not a kiln value type",
-  test_identity_sequence: "sequence values are not a kiln value type",
 };
 
 const missing = nodeTestsMissing();

@@ -47,6 +47,9 @@ class RecModule implements ModuleBuilder {
   param(name: string, dtype: DType, dims: number[]): ValueRef {
     return this.#add({ kind: "param", name, dtype, dims })[0];
   }
+  boundParam(name: string, dtype: DType = 1): ValueRef {
+    return this.#add({ kind: "param", name, dtype, dims: [] })[0];
+  }
   literal(name: string, v: TensorValue): ValueRef {
     return this.#add({ kind: "literal", name, dtype: v.dtype, dims: v.dims, bytes: v.bytes })[0];
   }

@@ -17,7 +17,9 @@ import { opNames } from "./ops/registry";
 import { PM_VALIDATE, runPasses } from "./passes/manager";
 import { compilePasses, literalPasses, planPasses } from "./passes/targets";
 import { decodeWeightTable } from "./passes/replace_external_weights";
-import { disposeProgram, finalizeProgram, lastPrepareNodes, prepareProgram, runModule } from "./exec/executor";
+import {
+  bodyReads, disposeProgram, finalizeProgram, lastPrepareNodes, prepareProgram, runControlOnHost, runModule,
+} from "./exec/executor";
 import { scheduleLength, writeSchedule } from "./exec/schedule";
 
 const programs = new Array<Program | null>();
@@ -270,6 +272,34 @@ export function schedule(h: i32): i32 {
   return E_OK;
 }
 
+let hostReads = new Array<i32>();
+
+/**
+ * For a Loop/Scan node (instruction ii of module mi) run on the host by another target: how many
+ * values its body reads from elsewhere; host_read_id(k) gives their IR ids. The host places each
+ * (bind_value) before run_node. -1 on a bad handle or instruction.
+ */
+export function host_reads(h: i32, mi: i32, ii: i32): i32 {
+  if (diagnostics.length > 0) clearDiagnostics();
+  const p = get(h);
+  if (p == null) return -1;
+  if (mi < 0 || mi >= p.modules.length || ii < 0 || ii >= p.modules[mi].instrs.length) return -1;
+  hostReads = bodyReads(p, p.modules[mi].instrs[ii]);
+  return hostReads.length;
+}
+
+export function host_read_id(k: i32): i32 {
+  return k >= 0 && k < hostReads.length ? hostReads[k] : -1;
+}
+
+/** Where the host placed value `id` for the next run_node of a Loop/Scan node. */
+export function bind_value(h: i32, id: i32, ptr: usize): i32 {
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  p.hostBound.set(id, ptr);
+  return E_OK;
+}
+
 /**
  * Runs one node with the reference kernel on tensors the host placed: instruction `ii` of module
  * `mi`, its inputs and then its outputs at the u32 pointers at `ptrs` (0 for an omitted input).
@@ -286,6 +316,23 @@ export function run_node(h: i32, mi: i32, ii: i32, ptrs: usize): i32 {
   const ins = p.modules[mi].instrs[ii];
   if (ins.kind != K_NODE || ins.op == null || ins.opName == "If") {
     return report(E_GRAPH, ins.nodeName, ins.opName, "Instruction " + ii.toString() + " cannot run alone");
+  }
+  if (ins.opName == "Loop" || ins.opName == "Scan") {
+    // the body runs here, on the values the host placed (host_reads, bind_value)
+    const inPtrs = new Array<usize>(ins.inputs.length);
+    for (let j = 0; j < ins.inputs.length; j++) inPtrs[j] = <usize>load<u32>(ptrs + (<usize>j << 2));
+    const outPtrs = new Array<usize>(ins.outputs.length);
+    for (let j = 0; j < ins.outputs.length; j++) {
+      outPtrs[j] = <usize>load<u32>(ptrs + (<usize>(ins.inputs.length + j) << 2));
+      memory.fill(outPtrs[j], 0, <usize>ins.outputs[j].shape.bytes());
+    }
+    const ok = runControlOnHost(p, ins, inPtrs, outPtrs);
+    p.hostBound.clear();
+    if (!ok) {
+      if (diagnostics.length == 0) report(E_RUNTIME, ins.nodeName, ins.opName, "Node '" + ins.nodeName + "' failed");
+      return 1;
+    }
+    return E_OK;
   }
   const inputs = new Array<Tensor | null>(ins.inputs.length);
   for (let j = 0; j < ins.inputs.length; j++) {

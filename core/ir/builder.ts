@@ -67,6 +67,11 @@ export interface ModuleBuilder {
   /** A named program input with static dims. */
   param(name: string, dtype: DType, dims: number[]): ValueRef;
   /**
+   * A param of a Loop/Scan body whose shape the node running the body decides when shapes are
+   * inferred (the body's declared input types may be partial or absent). `dtype` is a placeholder.
+   */
+  boundParam(name: string, dtype?: DType): ValueRef;
+  /**
    * A constant. `bytes` lands in WASM memory at decode time when it is small (the compiler
    * may fold it); `hostLiteral` keeps large ones on the host until finalize.
    */
@@ -98,6 +103,7 @@ const _R_HOST_LITERAL = 3;
 const _R_WEIGHT = 4;
 const _R_NODE = 5;
 const _R_RETURN = 6;
+const _R_PARAM_BOUND = 7;
 /** "KGE1" little-endian. */
 export const GRAPH_MAGIC = 0x3145474b;
 export const GRAPH_VERSION = 1;
@@ -268,6 +274,11 @@ class _Module implements ModuleBuilder {
 
   param(name: string, dtype: DType, dims: number[]): ValueRef {
     return this.#leaf(_R_PARAM, name, dtype, [...dims], () => {});
+  }
+
+  boundParam(name: string, dtype: DType = 1): ValueRef {
+    if (this.index === 0) throw new Error(`Param '${name}': the main module's params cannot be bound`);
+    return this.#leaf(_R_PARAM_BOUND, name, dtype, [], () => {});
   }
 
   literal(name: string, value: TensorValue): ValueRef {

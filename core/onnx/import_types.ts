@@ -23,6 +23,13 @@ export interface ParseOptions {
    * @example `{ freeze: { sr: 16000, mode: true } }`
    */
   freeze?: Record<string, FreezeValue>;
+  /**
+   * The length of each sequence graph input (kiln compiles a sequence as a list of tensors known
+   * when compiling); its elements are the inputs `<name>.0`, `<name>.1`, ... (dims in inputDims).
+   */
+  sequenceLengths?: Record<string, number>;
+  /** Optional graph inputs that are absent (None); the others are present. */
+  absentInputs?: string[];
   /** Issue 3 (weight replacement): external initializers become onnx_external_weights leaves. */
   deferExternalWeights?: boolean;
   /**

@@ -16,14 +16,31 @@ import { freezeTensor } from "./freeze.ts";
 import { checkConstantInput, inputInfo } from "./input_info.ts";
 import { onnx } from "./onnx_pb.js";
 import { isExternal, tensorDims, tensorProtoData } from "./tensor_proto.ts";
+import {
+  hasCompositeOutputs,
+  isTensor,
+  knownInts,
+  Opt,
+  readsComposite,
+  Seq,
+  type SeqHost,
+  SEQUENCE_OPS,
+  sequenceNode,
+  unrollLoop,
+  type Val,
+} from "./sequences.ts";
 
 const _DEFAULT_LITERAL_LIMIT = 64 * 1024;
+/** Ops whose GRAPH attribute is a body the op feeds (its inputs' shapes come from the node). */
+const _BINDS_BODY = new Set(["Loop", "Scan"]);
+/** Element types the graph encoding carries (a bound param's placeholder type must be one). */
+const _SIZED = new Set([1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 16]);
 
 /** Name -> value, with the enclosing graph's scope as parent (ONNX outer-scope references). */
 class _Scope {
-  readonly names = new Map<string, ValueRef>();
+  readonly names = new Map<string, Val>();
   constructor(readonly parent: _Scope | null) {}
-  get(name: string): ValueRef | undefined {
+  get(name: string): Val | undefined {
     return this.names.get(name) ?? this.parent?.get(name);
   }
 }
@@ -47,6 +64,11 @@ export class Importer {
   readonly #functions = new Map<string, onnx.IFunctionProto>();
   /** functions being inlined (recursion guard) */
   readonly #inlining = new Set<string>();
+  /** small constants' values and known dims, for what is resolved at import (sequences, optionals) */
+  readonly #known = new Map<ValueRef, TensorValue>();
+  readonly #dims = new Map<ValueRef, number[]>();
+  readonly #opset: number;
+  readonly #seqHost: SeqHost;
 
   constructor(model: onnx.IModelProto, opts: ParseOptions, copyRaw: boolean) {
     this.#model = model;
@@ -56,6 +78,15 @@ export class Importer {
     for (const f of model.functions ?? []) {
       this.#functions.set(`${f.domain ?? ""}:${f.name ?? ""}:${f.overload ?? ""}`, f);
     }
+    const def = (model.opset_import ?? []).find((o) => !o.domain || o.domain === "ai.onnx");
+    this.#opset = Number(def?.version ?? 1);
+    this.#seqHost = {
+      opset: this.#opset,
+      constant: (mod, name, v) => this.#constant(mod, name, v),
+      known: (ref) => this.#known.get(ref),
+      dims: (ref) => this.#dims.get(ref) ?? this.#known.get(ref)?.dims,
+      inline: (mod, g, inputs, prefix, scope) => this.#inlineGraph(mod, g, inputs, prefix, scope as _Scope),
+    };
   }
 
   /** Finds every external tensor, decides which are read now, reads those in ranges. */
@@ -82,8 +113,13 @@ export class Importer {
     const graphInputs = (g.input ?? []).filter((v) => !initNames.has(v.name ?? ""));
     const inputNames = graphInputs.map((v) => v.name ?? "");
     const list = inputNames.map((n) => `'${n}'`).join(", ") || "none";
+    const seqNames = graphInputs.filter((v) => v.type?.sequence_type || v.type?.optional_type).map((v) =>
+      v.name ?? ""
+    );
+    const isElement = (key: string) =>
+      seqNames.some((nm) => key.startsWith(`${nm}.`) && /^\d+$/.test(key.slice(nm.length + 1)));
     for (const key of Object.keys(this.#opts.inputDims ?? {})) {
-      if (!inputNames.includes(key)) {
+      if (!inputNames.includes(key) && !isElement(key)) {
         throw inputError(`inputDims names '${key}', which is not a graph input (inputs: ${list})`);
       }
     }
@@ -109,12 +145,64 @@ export class Importer {
         );
         continue;
       }
+      if (v.type?.sequence_type || v.type?.optional_type) {
+        scope.names.set(name, this.#compositeInput(mod, v));
+        continue;
+      }
       const info = inputInfo(v, this.#opts.inputDims?.[name]);
       this.inputs.push(info);
-      scope.names.set(name, mod.param(name, onnxCode(info.dtype), info.dims));
+      const ref = mod.param(name, onnxCode(info.dtype), info.dims);
+      this.#dims.set(ref, info.dims);
+      scope.names.set(name, ref);
     }
     this.#buildGraph(mod, g, scope, true);
-    for (const o of g.output ?? []) this.outputs.push({ name: o.name ?? "" });
+  }
+
+  /**
+   * A sequence (or optional) graph input: its elements are the inputs `<name>.0`, `<name>.1`, ...
+   * whose count `sequenceLengths[name]` gives; an optional is absent when `absentInputs` names it.
+   */
+  #compositeInput(mod: ModuleBuilder, v: onnx.IValueInfoProto): Val {
+    const name = v.name ?? "";
+    let t = v.type!;
+    if (t.optional_type) {
+      if ((this.#opts.absentInputs ?? []).includes(name)) return new Opt(null);
+      const inner = t.optional_type.elem_type;
+      if (inner?.tensor_type) {
+        const info = inputInfo({ name, type: inner }, this.#opts.inputDims?.[name]);
+        this.inputs.push(info);
+        const ref = mod.param(name, onnxCode(info.dtype), info.dims);
+        this.#dims.set(ref, info.dims);
+        return new Opt(ref);
+      }
+      if (!inner?.sequence_type) {
+        throw inputError(`Graph input '${name}' is an optional of an unsupported type`);
+      }
+      t = inner;
+    }
+    const elem = t.sequence_type?.elem_type;
+    if (!elem?.tensor_type) {
+      throw inputError(`Graph input '${name}' is a sequence of non-tensors, which kiln does not support`);
+    }
+    const len = this.#opts.sequenceLengths?.[name];
+    if (len === undefined || !Number.isInteger(len) || len < 0) {
+      throw inputError(
+        `Graph input '${name}' is a sequence: kiln compiles a sequence as a list of tensors whose length is known ` +
+          `when compiling; give it as options.sequenceLengths['${name}'] (its elements are then the inputs ` +
+          `'${name}.0', '${name}.1', ... with their dims in inputDims)`,
+      );
+    }
+    const items: ValueRef[] = [];
+    for (let i = 0; i < len; i++) {
+      const en = `${name}.${i}`;
+      const info = inputInfo({ name: en, type: elem }, this.#opts.inputDims?.[en]);
+      this.inputs.push(info);
+      const ref = mod.param(en, onnxCode(info.dtype), info.dims);
+      this.#dims.set(ref, info.dims);
+      items.push(ref);
+    }
+    const seq = new Seq(items);
+    return v.type!.optional_type ? new Opt(seq) : seq;
   }
 
   /** `freeze` values as tensors of their inputs' declared types and dims (see freeze.ts). */
@@ -161,6 +249,18 @@ export class Importer {
     for (let i = 0; i < nodes.length; i++) this.#node(mod, nodes[i], i, scope, gname);
     const values: ValueRef[] = [];
     const names: string[] = [];
+    const add = (name: string, v: Val) => {
+      if (isTensor(v)) {
+        values.push(v);
+        names.push(name);
+      } else if (!isMain) {
+        throw importError(
+          `Graph '${gname}' output '${name}' is a sequence or optional: kiln resolves those when compiling, ` +
+            "so the node running this subgraph must be resolved too (an If needs a constant condition)",
+        );
+      } else if (v instanceof Seq) v.items.forEach((x, i) => add(`${name}.${i}`, x));
+      else if (v.value !== null) add(name, v.value); // an absent optional output is no output
+    };
     for (const o of g.output ?? []) {
       const name = o.name ?? "";
       const v = scope.get(name);
@@ -169,9 +269,9 @@ export class Importer {
           `Graph '${gname}' output '${name}' is not produced by any node, input or initializer`,
         );
       }
-      values.push(v);
-      names.push(name);
+      add(name, v);
     }
+    if (isMain) { for (const nm of names) this.outputs.push({ name: nm }); }
     mod.ret(values, names);
   }
 
@@ -203,10 +303,10 @@ export class Importer {
       scope.names.set(outputs[0], this.#constantNode(mod, n, nodeName, prefix + outputs[0]));
       return;
     }
-    const inputs: (ValueRef | null)[] = [];
+    const raw: (Val | null)[] = [];
     for (const name of n.input ?? []) {
       if (name === "") {
-        inputs.push(null);
+        raw.push(null);
         continue;
       }
       const v = scope.get(name);
@@ -216,8 +316,18 @@ export class Importer {
           ctx,
         );
       }
-      inputs.push(v);
+      raw.push(v);
     }
+    if (this.#resolveAtImport(mod, n, nodeName, raw, scope)) return;
+    const inputs: (ValueRef | null)[] = raw.map((v, i) => {
+      if (v === null || isTensor(v)) return v;
+      throw importError(
+        `Node '${nodeName}' (${op}) reads the ${v instanceof Seq ? "sequence" : "optional"} '${
+          n.input![i]
+        }' as a tensor`,
+        ctx,
+      );
+    });
     const attrs: Attrs = {};
     for (const a of n.attribute ?? []) {
       const aname = a.name ?? "";
@@ -225,6 +335,96 @@ export class Importer {
     }
     const refs = mod.node(op, inputs, attrs, outputs.length, nodeName);
     for (let k = 0; k < outputs.length; k++) if (outputs[k] !== "") scope.names.set(outputs[k], refs[k]);
+    // what the import-time resolution reads through: Identity and Not of known constants
+    const k0 = inputs[0] != null ? this.#known.get(inputs[0]) : undefined;
+    if (k0 && op === "Identity") this.#known.set(refs[0], k0);
+    if (k0 && op === "Not" && k0.dtype === 9) {
+      this.#known.set(refs[0], { ...k0, bytes: k0.bytes.map((b) => (b ? 0 : 1)) });
+    }
+  }
+
+  /**
+   * Nodes resolved while importing (sequences and optionals, see sequences.ts): the sequence
+   * ops, Identity of a sequence or optional, an If returning them (its condition must be a
+   * constant: the chosen branch is inlined) and a Loop carrying them (unrolled: constant trip
+   * count, a condition known every iteration). False for every other node.
+   */
+  #resolveAtImport(
+    mod: ModuleBuilder,
+    n: onnx.INodeProto,
+    nodeName: string,
+    raw: (Val | null)[],
+    scope: _Scope,
+  ): boolean {
+    const op = n.op_type ?? "";
+    const outputs = n.output ?? [];
+    const ctx = { node: nodeName, op };
+    const set = (vals: Val[]) => vals.forEach((v, k) => outputs[k] && scope.names.set(outputs[k], v));
+    if (SEQUENCE_OPS.has(op)) {
+      set(sequenceNode(this.#seqHost, mod, n, nodeName, raw, scope));
+      return true;
+    }
+    const composite = raw.some((v) => v !== null && !isTensor(v));
+    if (op === "Identity" && composite) {
+      set([raw[0]!]);
+      return true;
+    }
+    const graph = (name: string) => (n.attribute ?? []).find((a) => a.name === name)?.g;
+    const makes = (g: onnx.IGraphProto | null | undefined) =>
+      hasCompositeOutputs(g) || readsComposite(g, scope);
+    if (op === "If" && (makes(graph("then_branch")) || makes(graph("else_branch")))) {
+      const c = raw[0];
+      const cv = isTensor(c) ? knownInts(this.#seqHost, c) : undefined;
+      if (!cv) {
+        throw importError(
+          `Node '${nodeName}' (If) returns a sequence or optional, which kiln resolves when compiling: its ` +
+            "condition must be a compile-time constant",
+          ctx,
+          "needs_constant",
+        );
+      }
+      const branch = cv[0] ? "then_branch" : "else_branch";
+      set(this.#inlineGraph(mod, graph(branch)!, [], `${nodeName}/${branch}/`, scope));
+      return true;
+    }
+    if (op === "Loop" && (composite || makes(graph("body")))) {
+      set(unrollLoop(this.#seqHost, mod, graph("body"), nodeName, raw, scope));
+      return true;
+    }
+    return false;
+  }
+
+  /** Inlines graph `g` into `mod`: its inputs bound to `inputs`, outer names through `parent`; its outputs. */
+  #inlineGraph(
+    mod: ModuleBuilder,
+    g: onnx.IGraphProto,
+    inputs: Val[],
+    prefix: string,
+    parent: _Scope,
+  ): Val[] {
+    const scope = new _Scope(parent);
+    const gname = g.name || prefix;
+    (g.input ?? []).forEach((v, k) => {
+      if (k >= inputs.length) {
+        throw importError(
+          `Graph '${gname}' takes ${(g.input ?? []).length} inputs; it is given ${inputs.length}`,
+        );
+      }
+      scope.names.set(v.name ?? "", inputs[k]);
+    });
+    for (const t of g.initializer ?? []) {
+      scope.names.set(t.name ?? "", this.#tensor(mod, t, prefix + (t.name ?? "")));
+    }
+    (g.node ?? []).forEach((node, i) => this.#node(mod, node, i, scope, gname, prefix));
+    return (g.output ?? []).map((o) => {
+      const v = scope.get(o.name ?? "");
+      if (v === undefined) {
+        throw importError(
+          `Graph '${gname}' output '${o.name}' is not produced by any node, input or initializer`,
+        );
+      }
+      return v;
+    });
   }
 
   /**
@@ -307,7 +507,7 @@ export class Importer {
       case T.GRAPH: {
         if (!a.g) throw importError(`${what} has type GRAPH but holds no graph`, { node: nodeName, op });
         const sub = mod.submodule(`${nodeName}.${name}`);
-        this.#subgraph(sub, a.g, scope);
+        this.#subgraph(sub, a.g, scope, _BINDS_BODY.has(op));
         return { g: sub.index };
       }
       case T.FLOATS:
@@ -324,10 +524,19 @@ export class Importer {
     }
   }
 
-  /** A subgraph (If branch, Loop/Scan body) into its own submodule; outer names resolve through `scope`. */
-  #subgraph(sub: ModuleBuilder, g: onnx.IGraphProto, parent: _Scope): void {
+  /**
+   * A subgraph (If branch, Loop/Scan body) into its own submodule; outer names resolve through
+   * `scope`. A body's inputs (`bound`) take the shapes the node feeds it, whatever it declares.
+   */
+  #subgraph(sub: ModuleBuilder, g: onnx.IGraphProto, parent: _Scope, bound: boolean): void {
     const scope = new _Scope(parent);
     for (const v of g.input ?? []) {
+      if (bound) {
+        const declared = v.type?.tensor_type?.elem_type;
+        const dtype = declared && _SIZED.has(declared) ? declared : 1;
+        scope.names.set(v.name ?? "", sub.boundParam(v.name ?? "", dtype));
+        continue;
+      }
       const info = inputInfo(v, undefined, `Subgraph '${sub.name}' input`);
       scope.names.set(info.name, sub.param(info.name, onnxCode(info.dtype), info.dims));
     }
@@ -416,7 +625,9 @@ export class Importer {
       const whole = v.bytes.byteOffset === 0 && v.bytes.byteLength === v.bytes.buffer.byteLength &&
         v.bytes.constructor === Uint8Array;
       const bytes = whole ? v.bytes : new Uint8Array(v.bytes);
-      return mod.literal(name, { dtype: v.dtype, dims: v.dims, bytes });
+      const ref = mod.literal(name, { dtype: v.dtype, dims: v.dims, bytes });
+      this.#known.set(ref, { dtype: v.dtype, dims: v.dims, bytes });
+      return ref;
     }
     const id = this.hostLiterals.length;
     this.hostLiterals.push({ name, dtype: dtypeFromOnnx(v.dtype), dims: v.dims, bytes: v.bytes });

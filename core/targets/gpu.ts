@@ -341,7 +341,18 @@ class GpuExecutor implements Executor {
     }
   }
 
-  /** Runs schedule node `index` with the core's reference kernel: inputs copied out, outputs back. */
+  #byId: Map<number, number> | null = null;
+
+  /** IR value id -> schedule value index. */
+  #valueById(): Map<number, number> {
+    this.#byId ??= new Map(this.#sched.values.map((v, i) => [v.id, i]));
+    return this.#byId;
+  }
+
+  /**
+   * Runs schedule node `index` with the core's reference kernel: inputs copied out, outputs back
+   * (a Loop or Scan also gets the values its body reads from elsewhere).
+   */
   #runHost(index: number): void {
     const node = this.#sched.nodes[index];
     const engine = this.#core.engine(`run node '${node.name}' on the host`);
@@ -351,8 +362,28 @@ class GpuExecutor implements Executor {
       v,
     ) => (v < 0 ? 0 : engine.call("alloc", () => engine.exports.alloc(this.#sched.values[v].bytes))));
     const table = engine.call("alloc", () => engine.exports.alloc(4 * values.length));
+    const placed: number[] = [];
     try {
       const what = `Cannot run node '${node.name}' (${node.op}) on the host`;
+      if (node.op === "Loop" || node.op === "Scan") {
+        // libkiln_hip's launch lists have branches (If) but no loops: the whole node runs here,
+        // its body on the core, with the values the body reads from elsewhere copied from the device
+        const n = engine.call(what, () => engine.exports.host_reads(h, node.module, node.instr));
+        for (let k = 0; k < n; k++) {
+          const id = engine.exports.host_read_id(k);
+          const v = this.#valueById().get(id);
+          if (v === undefined) throw new KilnError("internal", `${what}: value ${id} is not in the schedule`);
+          const bytes = this.#sched.values[v].bytes;
+          const at = engine.call("alloc", () => engine.exports.alloc(bytes));
+          placed.push(at);
+          this.#dev.valueRead(
+            v,
+            new Uint8Array(engine.exports.memory.buffer as ArrayBuffer, at, bytes),
+            what,
+          );
+          engine.exports.bind_value(h, id, at);
+        }
+      }
       node.inputs.forEach((v, j) => {
         if (v < 0) return;
         const bytes = this.#sched.values[v].bytes;
@@ -373,6 +404,7 @@ class GpuExecutor implements Executor {
     } finally {
       if (!engine.broken) {
         for (const p of ptrs) if (p) engine.free(p);
+        for (const p of placed) engine.free(p);
         engine.free(table);
       }
     }

@@ -28,6 +28,7 @@ import { onnxTypeName } from "../../core/onnx/tensor_proto.ts";
 import { compile } from "../../core/program.ts";
 import { isSupportedOnnxType, type Tensor } from "../../core/tensor.ts";
 import { compareTensors, ONNX_TOLERANCE } from "./compare.ts";
+import { readOptionalProto, readSequenceProto, type TestValue } from "./composite_pb.ts";
 import { type ModelInfo, modelInfo } from "./model_info.ts";
 
 /**
@@ -148,7 +149,13 @@ export interface Backend {
   run(
     modelPath: string,
     feeds: Record<string, Tensor>,
-    options: { inputDims: Record<string, number[]>; constantInputs: Record<string, Tensor> },
+    options: {
+      inputDims: Record<string, number[]>;
+      constantInputs: Record<string, Tensor>;
+      /** sequence inputs (fed as `<name>.<i>`): their lengths; absent optional inputs */
+      sequenceLengths?: Record<string, number>;
+      absentInputs?: string[];
+    },
   ): Promise<Record<string, Tensor>>;
   /** The ops of the last run's nodes that ran on the host (gpu). */
   hostOps?: () => string[];
@@ -157,8 +164,8 @@ export interface Backend {
 /** kiln: parse, compile on `ref` (IR validated after every pass), eval, dispose. */
 export const KILN_REF: Backend = {
   name: "kiln ref",
-  async run(modelPath, feeds, { inputDims, constantInputs }) {
-    const model = await parseOnnx(modelPath, { inputDims, constantInputs });
+  async run(modelPath, feeds, { inputDims, constantInputs, sequenceLengths, absentInputs }) {
+    const model = await parseOnnx(modelPath, { inputDims, constantInputs, sequenceLengths, absentInputs });
     const program = compile(model, "ref", { validate: true });
     try {
       return await program.eval(feeds);
@@ -176,9 +183,9 @@ export function gpuBackend(library?: string): Backend {
   let hostOps: string[] = [];
   return {
     name: library ? `kiln gpu:${library}` : "kiln gpu",
-    async run(modelPath, feeds, { inputDims, constantInputs }) {
+    async run(modelPath, feeds, { inputDims, constantInputs, sequenceLengths, absentInputs }) {
       hostOps = [];
-      const model = await parseOnnx(modelPath, { inputDims, constantInputs });
+      const model = await parseOnnx(modelPath, { inputDims, constantInputs, sequenceLengths, absentInputs });
       const program = compile(model, "gpu", { validate: true, gpu: { library } });
       try {
         hostOps = program.info().hostNodes.map((h) => h.op);
@@ -217,10 +224,6 @@ function _asDeclared(t: Tensor, elemType: number): Tensor {
   return t;
 }
 
-async function _readPb(path: string): Promise<Tensor> {
-  return readTensorProto(await Deno.readFile(path));
-}
-
 /** Runs one backend test folder; never throws. */
 export async function runCase(
   dir: string,
@@ -241,8 +244,10 @@ export async function runCase(
     ...r,
     ms: Math.round(performance.now() - t0),
   });
-  // Values kiln cannot represent: sequences/optionals/maps, and element types it does not store.
+  // Values kiln cannot represent: maps and the like, and element types it does not store;
+  // sequences and optionals are compile-time lists and presence (core/onnx/sequences.ts).
   for (const v of [...info.inputs, ...info.outputs]) {
+    if (v.kind === "sequence" || v.kind === "optional") continue;
     if (v.kind !== "tensor") return done({ status: "unsupported", reason: `${v.kind} value '${v.name}'` });
     if (!isSupportedOnnxType(v.elemType)) {
       return done({
@@ -253,7 +258,17 @@ export async function runCase(
   }
   const dataDir = `${dir}/test_data_set_0`;
   const inputs: Record<string, Tensor> = {};
-  const expected: Tensor[] = [];
+  const expected: TestValue[] = [];
+  // sequence inputs are fed as their elements `<name>.<i>`; an absent optional is not fed
+  const seqFeeds: Record<string, Tensor> = {};
+  const sequenceLengths: Record<string, number> = {};
+  const absentInputs: string[] = [];
+  const readValue = async (path: string, kind: string, elemType: number): Promise<TestValue> => {
+    const bytes = await Deno.readFile(path);
+    if (kind === "sequence") return readSequenceProto(bytes);
+    if (kind === "optional") return readOptionalProto(bytes);
+    return _asDeclared(readTensorProto(bytes), elemType);
+  };
   try {
     for (let i = 0; i < info.inputs.length; i++) {
       const path = `${dataDir}/input_${i}.pb`;
@@ -262,22 +277,30 @@ export async function runCase(
       } catch {
         continue; // an optional input the test leaves out
       }
-      inputs[info.inputs[i].name] = _asDeclared(await _readPb(path), info.inputs[i].elemType);
+      const { name, kind, elemType } = info.inputs[i];
+      const v = await readValue(path, kind, elemType);
+      if (v === null) absentInputs.push(name);
+      else if (Array.isArray(v)) {
+        sequenceLengths[name] = v.length;
+        v.forEach((t, k) => (seqFeeds[`${name}.${k}`] = t));
+      } else if (kind === "tensor") inputs[name] = v;
+      else seqFeeds[name] = v; // a present optional tensor
     }
     for (let i = 0; i < info.outputs.length; i++) {
-      expected.push(_asDeclared(await _readPb(`${dataDir}/output_${i}.pb`), info.outputs[i].elemType));
+      const o = info.outputs[i];
+      expected.push(await readValue(`${dataDir}/output_${i}.pb`, o.kind, o.elemType));
     }
   } catch (e) {
     return done({ status: "error", reason: `reading test data: ${_firstLine(e)}` });
   }
   const inputDims: Record<string, number[]> = {};
-  for (const [k, v] of Object.entries(inputs)) inputDims[k] = v.dims;
+  for (const [k, v] of Object.entries({ ...inputs, ...seqFeeds })) inputDims[k] = v.dims;
 
   const stages: CaseResult["constantInputs"][] = ["none", "int", "all"];
   for (const stage of stages) {
     base.constantInputs = stage;
     const constantInputs: Record<string, Tensor> = {};
-    const feeds: Record<string, Tensor> = {};
+    const feeds: Record<string, Tensor> = { ...seqFeeds };
     for (const v of info.inputs) {
       const t = inputs[v.name];
       if (!t) continue;
@@ -289,23 +312,44 @@ export async function runCase(
     try {
       const dims: Record<string, number[]> = {};
       for (const k of Object.keys(feeds)) dims[k] = inputDims[k];
-      const out = await backend.run(`${dir}/model.onnx`, feeds, { inputDims: dims, constantInputs });
+      const out = await backend.run(`${dir}/model.onnx`, feeds, {
+        inputDims: dims,
+        constantInputs,
+        sequenceLengths,
+        absentInputs,
+      });
       const hostOps = backend.hostOps?.();
       if (hostOps) base.hostOps = hostOps;
       let maxAbs = 0;
       for (let i = 0; i < info.outputs.length; i++) {
         const oname = info.outputs[i].name;
-        const got = out[oname];
-        if (!got) return done({ status: "fail", reason: `output '${oname}' missing` });
-        const c = compareTensors(got, expected[i], ONNX_TOLERANCE);
-        if (!c.ok) {
-          return done({
-            status: "fail",
-            reason: `output '${oname}': ${c.reason}`,
-            maxAbsError: c.maxAbsError,
-          });
+        const want = expected[i];
+        // a sequence output comes back as `<name>.<i>`; an absent optional as no output
+        const pairs: [string, Tensor][] = want === null
+          ? []
+          : Array.isArray(want)
+          ? want.map((t, k) => [`${oname}.${k}`, t])
+          : [[oname, want]];
+        const extra = want === null
+          ? [oname, `${oname}.0`]
+          : Array.isArray(want)
+          ? [oname, `${oname}.${want.length}`]
+          : [];
+        const unexpected = extra.find((k) => out[k] !== undefined);
+        if (unexpected) return done({ status: "fail", reason: `output '${unexpected}' should not be there` });
+        for (const [key, t] of pairs) {
+          const got = out[key];
+          if (!got) return done({ status: "fail", reason: `output '${key}' missing` });
+          const c = compareTensors(got, _asDeclared(t, info.outputs[i].elemType), ONNX_TOLERANCE);
+          if (!c.ok) {
+            return done({
+              status: "fail",
+              reason: `output '${key}': ${c.reason}`,
+              maxAbsError: c.maxAbsError,
+            });
+          }
+          maxAbs = Math.max(maxAbs, c.maxAbsError);
         }
-        maxAbs = Math.max(maxAbs, c.maxAbsError);
       }
       return done({ status: "pass", maxAbsError: maxAbs });
     } catch (e) {

@@ -8,14 +8,14 @@ import {
   ATTR_TENSOR,
 } from "./attrs";
 import { diagnostics, E_GRAPH, E_NEEDS_CONSTANT, E_SHAPE, E_UNSUPPORTED_OP, report } from "./diag";
-import { dtypeName, dtypeSize, isSupported } from "./dtype";
+import { DT_INT64, dtypeName, dtypeSize, isSupported } from "./dtype";
 import { Shape } from "./shape";
 import { Tensor } from "./tensor";
 import {
   Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, Module, Program, Value,
 } from "./program";
 import { findOp } from "../ops/registry";
-import { OP_IDENTITY, OP_KEEPS_EXTENT, ShapeContext } from "../ops/op";
+import { ComputeContext, OP_IDENTITY, OP_KEEPS_EXTENT, OP_NO_FOLD, ShapeContext, SubgraphBinding } from "../ops/op";
 import { foldInstruction } from "../passes/fold_constants";
 import { constantCondition, deferIf, differingOutput, explainIf, inlineIf, isLive } from "../passes/fold_if";
 
@@ -30,6 +30,11 @@ export const R_HOST_LITERAL: u8 = 3;
 export const R_WEIGHT: u8 = 4;
 export const R_NODE: u8 = 5;
 export const R_RETURN: u8 = 6;
+/**
+ * A param of a Loop/Scan body whose shape the running node decides (same layout as R_PARAM; the
+ * shape written is a placeholder in a graph encoding, the inferred one in a compiled program).
+ */
+export const R_PARAM_BOUND: u8 = 7;
 
 /** Largest output (bytes) that decode and fold_constants turn into a literal. */
 export const FOLD_MAX_BYTES: i32 = 65536;
@@ -298,11 +303,25 @@ export function inferNode(prog: Program, m: Module, ins: Instruction, fold: bool
         ") is used before it is complete");
       return false;
     }
+    if (sub.bound && !bindSubgraph(prog, ins, ctx, names[i], sub)) return false;
+    if (sub.pending && !inferModule(prog, sub, fold)) return false;
+    if (sub.bound) freeSymbolic(prog, sub);
     const rs = new Array<Shape>(sub.returns.length);
-    for (let j = 0; j < sub.returns.length; j++) rs[j] = sub.returns[j].shape;
+    const through = new Array<i32>(sub.returns.length);
+    const lits = new Array<Tensor | null>(sub.returns.length);
+    for (let j = 0; j < sub.returns.length; j++) {
+      rs[j] = sub.returns[j].shape;
+      through[j] = paramBehind(sub, sub.returns[j]);
+      const p = sub.returns[j].producer;
+      lits[j] = p != null && p.isConstant() ? p.literalTensor() : null;
+    }
     ctx.subgraphOutputs.set(names[i], rs);
+    ctx.subgraphPassThrough.set(names[i], through);
+    ctx.subgraphConstants.set(names[i], lits);
   }
-  if (!op.computeShape(ctx)) return false;
+  if (!op.computeShape(ctx)) {
+    if (!retrySymbolic(prog, ins, ctx)) return false;
+  }
   if (ctx.outputs.length < ins.outputs.length) {
     report(E_SHAPE, ins.nodeName, ins.opName, "op gave " + ctx.outputs.length.toString() + " output shapes for " +
       ins.outputs.length.toString() + " outputs");
@@ -335,10 +354,229 @@ export function inferNode(prog: Program, m: Module, ins: Instruction, fold: bool
     const b = ins.inputs[0]!.bounded;
     if (b != 0 && ins.outputs[0].shape.sameLens(ins.inputs[0]!.shape)) ins.outputs[0].bounded = b;
   }
+  propagateSymbolic(prog, ins);
   if (fold) {
     if (!foldInstruction(prog, m, ins, FOLD_MAX_BYTES)) return false;
   }
   return true;
+}
+
+/** Whether module mi or one of its ancestors is a Loop/Scan body (its shapes wait for the node). */
+function isBoundWithin(prog: Program, mi: i32): bool {
+  let cur = mi;
+  while (cur >= 0) {
+    if (prog.modules[cur].bound) return true;
+    cur = prog.modules[cur].parent;
+  }
+  return false;
+}
+
+/** Infers the nodes of a pending module in order (nested pending subgraphs infer with their nodes). */
+function inferModule(prog: Program, m: Module, fold: bool): bool {
+  const snapshot = m.instrs.slice(0);
+  for (let i = 0; i < snapshot.length; i++) {
+    const ins = snapshot[i];
+    if (ins.kind != K_NODE) continue;
+    if (!inferNode(prog, m, ins, fold)) return false;
+  }
+  m.pending = false;
+  return true;
+}
+
+/** Index of the param of `m` that value v is (through Identity nodes), else -1. */
+function paramBehind(m: Module, v: Value): i32 {
+  let cur = v;
+  for (let guard = 0; guard < 1000; guard++) {
+    const p = cur.producer;
+    if (p == null) return -1;
+    if (p.kind == K_NODE && p.op != null && p.op!.has(OP_IDENTITY) && p.inputs.length > 0 && p.inputs[0] != null) {
+      cur = changetype<Value>(p.inputs[0]);
+      continue;
+    }
+    if (p.kind != K_PARAM || p.module != m.index) return -1;
+    let k = 0;
+    for (let i = 0; i < m.instrs.length; i++) {
+      const ins = m.instrs[i];
+      if (ins.kind != K_PARAM) continue;
+      if (ins === p) return k;
+      k++;
+    }
+    return -1;
+  }
+  return -1;
+}
+
+/** Largest iteration count for which a Loop's iteration number is tracked symbolically. */
+const SYM_MAX_ITERS: i64 = 4096;
+/** Largest value (bytes) tracked symbolically. */
+const SYM_MAX_BYTES: i32 = 256;
+
+/** Sets the params of a Loop/Scan body `sub` to the shapes the node `ins` gives them. */
+function bindSubgraph(prog: Program, ins: Instruction, ctx: ShapeContext, attr: string, sub: Module): bool {
+  const prev = sub.binder;
+  if (prev != null && prev !== ins) {
+    report(E_GRAPH, ins.nodeName, ins.opName, "subgraph '" + attr + "' is also the body of node '" + prev.nodeName +
+      "'; a body belongs to one node");
+    return false;
+  }
+  sub.binder = ins;
+  const b = new SubgraphBinding();
+  if (!ins.op!.bindSubgraph(ctx, attr, b)) return false;
+  const params = new Array<Value>();
+  for (let i = 0; i < sub.instrs.length; i++) if (sub.instrs[i].kind == K_PARAM) params.push(sub.instrs[i].outputs[0]);
+  if (params.length != b.inputs.length) {
+    report(E_SHAPE, ins.nodeName, ins.opName, "subgraph '" + attr + "' takes " + params.length.toString() +
+      " inputs; the node gives it " + b.inputs.length.toString());
+    return false;
+  }
+  for (let i = 0; i < params.length; i++) {
+    params[i].shape = b.inputs[i];
+    params[i].sym = null;
+  }
+  if (b.counter >= 0 && b.iterations > 0 && b.iterations <= SYM_MAX_ITERS) {
+    const v = params[b.counter];
+    if (v.shape.elements() == 1 && v.shape.dtype == DT_INT64) {
+      const table = new Array<Tensor>(<i32>b.iterations);
+      for (let k = 0; k < <i32>b.iterations; k++) {
+        const t = Tensor.alloc(v.shape);
+        store<i64>(t.ptr, <i64>k);
+        table[k] = t;
+      }
+      v.sym = table;
+    }
+  }
+  return true;
+}
+
+/**
+ * The common table length of the symbolic inputs of ins: 0 when none, -1 when they differ; with
+ * `strict`, also -1 when some input is neither constant nor symbolic.
+ */
+function symbolicCount(ins: Instruction, strict: bool): i32 {
+  let n = 0;
+  for (let i = 0; i < ins.inputs.length; i++) {
+    const x = ins.inputs[i];
+    if (x == null) continue;
+    const p = x.producer;
+    if (p != null && p.isConstant()) continue;
+    const t = x.sym;
+    if (t == null) {
+      if (strict) return -1;
+      continue;
+    }
+    if (n != 0 && t.length != n) return -1;
+    n = t.length;
+  }
+  return n;
+}
+
+/** The constant inputs of ins for iteration k (symbolic ones take their k-th value). */
+function constantsAt(ins: Instruction, k: i32): Array<Tensor | null> {
+  const consts = new Array<Tensor | null>(ins.inputs.length);
+  for (let i = 0; i < ins.inputs.length; i++) {
+    const x = ins.inputs[i];
+    if (x == null) {
+      consts[i] = null;
+      continue;
+    }
+    const p = x.producer;
+    if (p != null && p.isConstant()) consts[i] = p.literalTensor();
+    else {
+      const t = x.sym;
+      consts[i] = t != null ? t[k] : null;
+    }
+  }
+  return consts;
+}
+
+function hasAnySymbolic(ins: Instruction): bool {
+  for (let i = 0; i < ins.inputs.length; i++) {
+    const x = ins.inputs[i];
+    if (x != null && x.sym != null) return true;
+  }
+  return false;
+}
+
+/**
+ * When shape inference needed a constant that is a Loop iteration number (or a small function of
+ * it): infers the node once per iteration value; the shapes must agree (then they are static).
+ */
+function retrySymbolic(prog: Program, ins: Instruction, ctx: ShapeContext): bool {
+  if (diagnostics.length == 0 || diagnostics[diagnostics.length - 1].code != E_NEEDS_CONSTANT) return false;
+  if (!hasAnySymbolic(ins)) return false;
+  const n = symbolicCount(ins, false);
+  if (n <= 0) return false;
+  const saved = diagnostics.length;
+  let first: Array<Shape> | null = null;
+  for (let k = 0; k < n; k++) {
+    const c = new ShapeContext(ins.nodeName, ins.opName, ins.attrs, prog.opset, ctx.inputs, constantsAt(ins, k),
+      ins.outputs.length);
+    if (!ins.op!.computeShape(c)) return false;
+    if (first == null) {
+      first = c.outputs;
+      continue;
+    }
+    const f = changetype<Array<Shape>>(first);
+    for (let j = 0; j < f.length && j < c.outputs.length; j++) {
+      if (f[j].dtype != c.outputs[j].dtype || !f[j].sameLens(c.outputs[j])) {
+        report(E_SHAPE, ins.nodeName, ins.opName, "output " + j.toString() + " is " + f[j].toString() +
+          " at iteration 0 and " + c.outputs[j].toString() + " at iteration " + k.toString() +
+          " of the enclosing Loop; kiln needs one static shape");
+        return false;
+      }
+    }
+  }
+  // the shapes are the same at every iteration: drop the needs-constant diagnostic
+  diagnostics.length = saved - 1;
+  ctx.outputs = changetype<Array<Shape>>(first);
+  return true;
+}
+
+/** Frees the per-iteration values tracked in `sub` and its nested modules (inference of the body is done). */
+function freeSymbolic(prog: Program, sub: Module): void {
+  for (let mi = sub.index; mi < prog.modules.length; mi++) {
+    if (!prog.isWithin(mi, sub.index)) continue;
+    const m = prog.modules[mi];
+    for (let i = 0; i < m.instrs.length; i++) {
+      const outs = m.instrs[i].outputs;
+      for (let j = 0; j < outs.length; j++) {
+        const t = outs[j].sym;
+        if (t == null) continue;
+        for (let k = 0; k < t.length; k++) heap.free(t[k].ptr);
+        outs[j].sym = null;
+      }
+    }
+  }
+}
+
+/** Computes the per-iteration values of a small node whose inputs are constants or symbolic. */
+function propagateSymbolic(prog: Program, ins: Instruction): void {
+  if (!hasAnySymbolic(ins)) return;
+  const op = ins.op!;
+  if (op.has(OP_NO_FOLD)) return;
+  const names = ins.attrs.names();
+  for (let i = 0; i < names.length; i++) if (ins.attrs.getGraph(names[i]) >= 0) return;
+  const n = symbolicCount(ins, true);
+  if (n <= 0) return;
+  for (let j = 0; j < ins.outputs.length; j++) if (ins.outputs[j].shape.bytes() > SYM_MAX_BYTES) return;
+  const tables = new Array<Array<Tensor>>(ins.outputs.length);
+  for (let j = 0; j < ins.outputs.length; j++) tables[j] = new Array<Tensor>(n);
+  for (let k = 0; k < n; k++) {
+    const outs = new Array<Tensor>(ins.outputs.length);
+    for (let j = 0; j < ins.outputs.length; j++) {
+      outs[j] = Tensor.alloc(ins.outputs[j].shape);
+      memory.fill(outs[j].ptr, 0, <usize>ins.outputs[j].shape.bytes());
+      tables[j][k] = outs[j];
+    }
+    const saved = diagnostics.length;
+    const c = new ComputeContext(ins.nodeName, ins.opName, ins.attrs, prog.opset, constantsAt(ins, k), outs);
+    if (!op.compute(c)) {
+      diagnostics.length = saved; // not an error of the model: the value is just not tracked
+      for (let q = 0; q <= k; q++) for (let j = 0; j < ins.outputs.length; j++) heap.free(tables[j][q].ptr);
+      return;
+    }
+  }
+  for (let j = 0; j < ins.outputs.length; j++) ins.outputs[j].sym = tables[j];
 }
 
 /**
@@ -404,14 +642,21 @@ export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | n
       r.fail("record " + ri.toString() + " follows the return of module " + mi.toString());
       break;
     }
-    if (kind == R_PARAM || kind == R_LITERAL || kind == R_HOST_LITERAL || kind == R_WEIGHT) {
+    if (kind == R_PARAM || kind == R_PARAM_BOUND || kind == R_LITERAL || kind == R_HOST_LITERAL || kind == R_WEIGHT) {
       const id = r.i32("leaf id");
       const name = r.str("leaf name");
       const s = readShape(r, "leaf '" + name + "'");
       if (s == null || !r.ok) break;
       let ins: Instruction;
-      if (kind == R_PARAM) {
+      if (kind == R_PARAM || kind == R_PARAM_BOUND) {
         ins = new Instruction(K_PARAM, "@param", name, mi);
+        if (kind == R_PARAM_BOUND) {
+          if (mi == 0) {
+            r.fail("leaf '" + name + "': the main module has no node to bind its params");
+            break;
+          }
+          m.bound = true;
+        }
       } else if (kind == R_LITERAL) {
         ins = new Instruction(K_LITERAL, "@literal", name, mi);
         const blen = r.u32("literal length");
@@ -480,19 +725,22 @@ export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | n
         return null;
       }
       ins.op = op;
-      // an If on a constant condition becomes its chosen branch (passes/fold_if.ts)
-      const cond = !compiled && opName == "If" ? constantCondition(ins) : -1;
+      // an If on a constant condition becomes its chosen branch (passes/fold_if.ts); inside a
+      // Loop/Scan body (whose nodes infer when the node running it does) it stays
+      const bound = isBoundWithin(prog, mi);
+      const cond = !compiled && !bound && opName == "If" ? constantCondition(ins) : -1;
       if (cond >= 0) {
         const outs = inlineIf(prog, m, ins, cond == 1);
         if (outs == null) return explainPending(st);
         for (let i = 0; i < outs.length; i++) st.values[ins.outputs[i].id] = outs[i];
-      } else if (!compiled && opName == "If" && differingOutput(prog, ins) >= 0) {
+      } else if (!compiled && !bound && opName == "If" && differingOutput(prog, ins) >= 0) {
         deferIf(prog, ins);
         m.instrs.push(ins);
         st.pendingIfs.push(ins);
       } else {
         m.instrs.push(ins);
-        if (!inferNode(prog, m, ins, !compiled)) return explainPending(st);
+        if (bound) m.pending = true;
+        else if (!inferNode(prog, m, ins, !compiled)) return explainPending(st);
       }
     } else if (kind == R_RETURN) {
       const n = r.u32("return count");
@@ -684,7 +932,7 @@ function writeModule(st: WriteState, prog: Program, m: Module): void {
       writeAttrs(w, ins.attrs);
       continue;
     }
-    const kind: u8 = ins.kind == K_PARAM ? R_PARAM : ins.kind == K_LITERAL ? R_LITERAL :
+    const kind: u8 = ins.kind == K_PARAM ? (m.bound ? R_PARAM_BOUND : R_PARAM) : ins.kind == K_LITERAL ? R_LITERAL :
       ins.kind == K_HOST_LITERAL ? R_HOST_LITERAL : R_WEIGHT;
     w.u8(kind);
     w.u32(<u32>m.index);

@@ -43,6 +43,11 @@ export class Value {
   aliasOf: Value | null = null;
   /** Resolved address after finalize. */
   ptr: usize = 0;
+  /**
+   * Shape inference only: a small value that depends on a Loop body's iteration number alone
+   * (the counter, counter + 1, ...): its value for each iteration 0..n-1, else null.
+   */
+  sym: Array<Tensor> | null = null;
 
   constructor(id: i32, shape: Shape, name: string) {
     this.id = id;
@@ -106,6 +111,15 @@ export class Module {
   returns: Array<Value> = new Array<Value>();
   returnNames: Array<string> = new Array<string>();
   hasReturn: bool = false;
+  /**
+   * A Loop/Scan body: its params take their shapes from the node that runs it (record
+   * R_PARAM_BOUND), so its nodes are shape-inferred when that node is (codec.ts inferNode).
+   */
+  bound: bool = false;
+  /** Nodes not shape-inferred yet (this module or an ancestor is `bound`). */
+  pending: bool = false;
+  /** The node that bound this body's params (one node per body). */
+  binder: Instruction | null = null;
   // ---- memory plan ----
   planned: bool = false;
   arenaBytes: usize = 0;
@@ -141,6 +155,11 @@ export class Program {
   /** Execution order of the main module: prepared at finalize. */
   inputValues: Array<Value> = new Array<Value>();
   weightInstrs: Array<Instruction> = new Array<Instruction>();
+  /**
+   * For a Loop/Scan node another target runs on the host (run_node): where the host placed the
+   * values its body reads from elsewhere (IR value id -> address), set by bind_value.
+   */
+  hostBound: Map<i32, usize> = new Map<i32, usize>();
 
   constructor(opset: i32) {
     this.opset = opset;

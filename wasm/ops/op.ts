@@ -63,6 +63,10 @@ export class ShapeContext {
   bounded: Array<i32> = new Array<i32>();
   /** For ops with subgraph attributes: the return shapes of each referenced submodule, by attribute name. */
   subgraphOutputs: Map<string, Array<Shape>> = new Map<string, Array<Shape>>();
+  /** Per return of each submodule: the index of the submodule param it passes through unchanged, else -1. */
+  subgraphPassThrough: Map<string, Array<i32>> = new Map<string, Array<i32>>();
+  /** Per return of each submodule: its value when it is a compile-time constant, else null. */
+  subgraphConstants: Map<string, Array<Tensor | null>> = new Map<string, Array<Tensor | null>>();
 
   constructor(nodeName: string, opName: string, attrs: Attrs, opset: i32, inputs: Array<Shape | null>,
     constants: Array<Tensor | null>, numOutputs: i32) {
@@ -188,6 +192,16 @@ export class ComputeContext {
   }
 }
 
+/** What a Loop/Scan-like op gives the params of a body it runs (Op.bindSubgraph). */
+export class SubgraphBinding {
+  /** One shape per body param, in order. */
+  inputs: Array<Shape> = new Array<Shape>();
+  /** Index of the param that holds the iteration number (int64, 0, 1, ...), or -1. */
+  counter: i32 = -1;
+  /** Number of iterations when known at compile time (lets shape inference track the counter), else -1. */
+  iterations: i64 = -1;
+}
+
 export abstract class Op {
   name: string;
   flags: i32;
@@ -203,6 +217,15 @@ export abstract class Op {
 
   /** Infers output shapes into ctx.outputs; on failure records a diagnostic (ctx.fail) and returns false. */
   abstract computeShape(ctx: ShapeContext): bool;
+
+  /**
+   * For ops that run a body subgraph (attribute `attr`) whose params they feed: fills the params'
+   * shapes from the node's inputs (called before the body's shapes are inferred, and before
+   * computeShape). False with ctx.fail on bad inputs.
+   */
+  bindSubgraph(ctx: ShapeContext, attr: string, b: SubgraphBinding): bool {
+    return ctx.fail("op " + this.name + " does not bind the inputs of subgraph '" + attr + "'");
+  }
 
   /** Computes outputs from inputs; returns false (with ctx.fail) on a run-time error. */
   abstract compute(ctx: ComputeContext): bool;
