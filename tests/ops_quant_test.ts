@@ -6,13 +6,15 @@
 // per-column scales. Where onnxruntime has no kernel for a case (per-row zero points of A, some
 // type pairings) the check is against an exact integer reference written here. Bad input
 // (scale of the wrong shape, mismatched zero point types, 4-bit types) must fail to compile
-// with a message naming what is wrong.
+// with a message naming what is wrong. Then Cast to bfloat16 (truncation, hand-checked bits), and
+// the gpu target (the CPU emulator in CI) against ref on the same ops.
 
 import assert from "node:assert/strict";
 import { parseOnnx } from "../core/onnx/import.ts";
 import { buildModel, type NodeSpec } from "../core/onnx/writer.ts";
 import { compile } from "../core/program.ts";
 import type { DTypeName, Tensor } from "../core/tensor.ts";
+import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
 import { runOrt } from "./util/ort.ts";
 
 function _n(dims: number[]): number {
@@ -630,4 +632,99 @@ Deno.test("quantized ops refuse bad input with a message naming the node and the
       });
     });
   }
+});
+
+Deno.test("Cast and CastLike to bfloat16 truncate as the ONNX reference does; NaN stays NaN", async () => {
+  const bits = new Uint32Array([0x3ef5f0ff, 0x3f808000, 0xbf80ffff, 0x7f800001, 0xff800000, 0x00018000]);
+  const x: Tensor = { dtype: "float32", dims: [6], data: new Float32Array(bits.buffer) };
+  // the top 16 bits (round to nearest even would give 0x3ef6, 0x3f80, 0xbf81, ...); a NaN whose
+  // payload is only in the low bits keeps a quiet bit rather than becoming infinity
+  const want = [0x3ef5, 0x3f80, 0xbf80, 0x7fc0, 0xff80, 0x0001];
+  const cast = await _kiln(_model("Cast", { x }, "bfloat16", { to: { i: 16 } }), { x });
+  assert.equal(cast.dtype, "bfloat16");
+  assert.deepEqual(Array.from(cast.data as Uint16Array), want);
+  const like: Tensor = { dtype: "bfloat16", dims: [1], data: new Uint16Array(1) };
+  const castLike = await _kiln(_model("CastLike", { x, like }, "bfloat16"), { x, like });
+  assert.deepEqual(Array.from(castLike.data as Uint16Array), want);
+  const x64: Tensor = { dtype: "float64", dims: [2], data: new Float64Array([0.48033667, -2.5]) };
+  const cast64 = await _kiln(_model("Cast", { x: x64 }, "bfloat16", { to: { i: 16 } }), { x: x64 });
+  assert.deepEqual(Array.from(cast64.data as Uint16Array), [0x3ef5, 0xc020]);
+});
+
+Deno.test({
+  name: "the quantized ops give ref's results on the gpu target (device kernels or the host)",
+  ignore: gpuIgnore("ops_quant_test.ts"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    const u8 = (v: number): Tensor => ({ dtype: "uint8", dims: [], data: new Uint8Array([v]) });
+    const cases: [string, string, Record<string, Tensor | null>, DTypeName, NodeSpec["attrs"]?][] = [
+      ["QuantizeLinear per axis", "QuantizeLinear", {
+        x: _f32([2, 3, 4], (i) => i * 0.7 - 8),
+        s: _f32([3], (i) => 0.1 + i * 0.05),
+        z: _ints("int8", [3], 1, -3, 3),
+      }, "int8"],
+      [
+        "QuantizeLinear blocked",
+        "QuantizeLinear",
+        {
+          x: _f32([2, 6], (i) => i * 0.9 - 5),
+          s: _f32([2, 3], (i) => 0.2 + i * 0.01),
+          z: _ints("uint8", [2, 3], 2, 100, 140),
+        },
+        "uint8",
+        { axis: { i: 1 }, block_size: { i: 2 } },
+      ],
+      [
+        "DequantizeLinear blocked",
+        "DequantizeLinear",
+        {
+          x: _ints("int8", [4, 5], 3),
+          s: _f32([2, 5], (i) => 0.03 + i * 0.01),
+          z: _ints("int8", [2, 5], 4, -5, 5),
+        },
+        "float32",
+        { axis: { i: 0 }, block_size: { i: 3 } },
+      ],
+      ["MatMulInteger", "MatMulInteger", {
+        a: _ints("uint8", [2, 3, 9], 5),
+        b: _ints("int8", [9, 20], 6),
+        az: u8(120),
+        bz: _ints("int8", [20], 7, -4, 4),
+      }, "int32"],
+      [
+        "QLinearConv",
+        "QLinearConv",
+        {
+          x: _ints("uint8", [1, 4, 6, 6], 8),
+          xs: _f32([], () => 0.02),
+          xz: u8(128),
+          w: _ints("int8", [6, 2, 3, 3], 9),
+          ws: _f32([6], (i) => 0.004 + 0.001 * i),
+          wz: { dtype: "int8", dims: [6], data: new Int8Array(6) },
+          ys: _f32([], () => 0.3),
+          yz: u8(120),
+          b: _ints("int32", [6], 10, -3000, 3000),
+        },
+        "uint8",
+        { group: { i: 2 }, pads: { ints: [1, 1, 1, 1] } },
+      ],
+      ["Cast to bfloat16", "Cast", { x: _f32([8], (i) => 0.48033667 * (i - 3.7)) }, "bfloat16", {
+        to: { i: 16 },
+      }],
+    ];
+    for (const [name, op, inputs, out, attrs] of cases) {
+      await t.step(name, async () => {
+        const parsed = await parseOnnx(_model(op, inputs, out, attrs));
+        const feeds = _feeds(inputs);
+        const want = await _kiln(_model(op, inputs, out, attrs), feeds);
+        const program = compile(parsed, "gpu", { gpu: gpuUnderTest().options });
+        try {
+          _same((await program.eval(feeds)).y, want, `${name} on gpu`);
+        } finally {
+          program.dispose();
+        }
+      });
+    }
+  },
 });
