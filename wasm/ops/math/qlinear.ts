@@ -192,7 +192,8 @@ function matmulAcc(p: MMPlan, a: Tensor, za: Tensor | null, b: Tensor, zb: Tenso
     const z = zpAt(za, paramIndex(zaKind, r / M, r % M, M));
     const src = a.ptr + <usize>r * <usize>K;
     const dst = ai + (<usize>r * <usize>K2 << 1);
-    for (let k = 0; k < K; k++) store<i16>(dst + (<usize>k << 1), <i16>(ld8(sa, src, k) - z));
+    if (sa) for (let k = 0; k < K; k++) store<i16>(dst + (<usize>k << 1), <i16>(<i32>load<i8>(src + <usize>k) - z));
+    else for (let k = 0; k < K; k++) store<i16>(dst + (<usize>k << 1), <i16>(<i32>load<u8>(src + <usize>k) - z));
     if (K2 != K) store<i16>(dst + (<usize>K << 1), 0);
   }
   // B - zb, packed per batch of B
@@ -200,16 +201,21 @@ function matmulAcc(p: MMPlan, a: Tensor, za: Tensor | null, b: Tensor, zb: Tenso
   const bp = heap.alloc(<usize>nbb * pb);
   const tmp = heap.alloc(<usize>K * <usize>N * 2);
   const sb = b.shape.dtype == DT_INT8;
+  const zrow = heap.alloc(<usize>N << 2); // this batch's zero point of each column
   for (let q = 0; q < nbb; q++) {
+    for (let n = 0; n < N; n++) store<i32>(zrow + (<usize>n << 2), zpAt(zb, paramIndex(zbKind, q, n, N)));
     const src = b.ptr + <usize>q * <usize>K * <usize>N;
     for (let k = 0; k < K; k++) {
-      for (let n = 0; n < N; n++) {
-        const z = zpAt(zb, paramIndex(zbKind, q, n, N));
-        store<i16>(tmp + ((<usize>k * <usize>N + <usize>n) << 1), <i16>(ld8(sb, src, k * N + n) - z));
+      const row = src + <usize>k * <usize>N, dst = tmp + (<usize>k * <usize>N << 1);
+      if (sb) {
+        for (let n = 0; n < N; n++) store<i16>(dst + (<usize>n << 1), <i16>(<i32>load<i8>(row + <usize>n) - load<i32>(zrow + (<usize>n << 2))));
+      } else {
+        for (let n = 0; n < N; n++) store<i16>(dst + (<usize>n << 1), <i16>(<i32>load<u8>(row + <usize>n) - load<i32>(zrow + (<usize>n << 2))));
       }
     }
     packB(tmp, N, K, N, bp + <usize>q * pb);
   }
+  heap.free(zrow);
   heap.free(tmp);
   if (nbb == 1 && na == nb) {
     // one B: A's batches stack into one product
