@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { compile, load, parseOnnx, replaceOnnxExternalWeights, save, WeightSet } from "../mod.ts";
 import { writeRandomWeights } from "../core/weights/random.ts";
 import { writeSafetensors } from "../core/weights/safetensors.ts";
+import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
 import { runOrt } from "./util/ort.ts";
 import { assertMatch } from "./util/tensors.ts";
 import { qbert } from "./util/zoo_quant.ts";
@@ -109,4 +110,52 @@ Deno.test("a quantized transformer layer matches onnxruntime: eval, deferred int
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "the quantized layer on the gpu target: deferred integer weights bound, swapped and baked",
+  ignore: gpuIgnore("models_quant_test.ts"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    const GPU = gpuUnderTest();
+    const dir = await Deno.makeTempDir({ prefix: "kiln_quant_gpu_" });
+    try {
+      await Deno.mkdir(`${dir}/v1`);
+      await Deno.mkdir(`${dir}/v2`);
+      const m1 = await qbert(`${dir}/v1`, 4);
+      await qbert(`${dir}/v2`, 11);
+      const c = m1.cases[m1.cases.length - 1];
+      const want1 = await runOrt(m1.file.path, c.inputs);
+      const want2 = await runOrt(`${dir}/v2/qbert_layer.onnx`, c.inputs);
+      const program = compile(
+        await parseOnnx(m1.file.path, { inputDims: c.dims, deferExternalWeights: true }),
+        "gpu",
+        { gpu: GPU.options },
+      );
+      try {
+        await t.step("bind v1, swap to v2", async () => {
+          await program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/v1`));
+          assertMatch(await program.eval(c.inputs), want1, "gpu bound v1");
+          await program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/v2`));
+          assertMatch(await program.eval(c.inputs), want2, "gpu bound v2");
+        });
+        await t.step("bake v1 for gpu", async () => {
+          const baked = (await replaceOnnxExternalWeights(program, `${dir}/v1`, "gpu")).finalize("gpu", {
+            gpu: GPU.options,
+          });
+          try {
+            assert.equal(baked.weights.length, 0);
+            assertMatch(await baked.eval(c.inputs), want1, "gpu baked v1");
+          } finally {
+            baked.dispose();
+          }
+        });
+      } finally {
+        program.dispose();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
