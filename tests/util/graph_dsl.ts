@@ -1,7 +1,7 @@
 /**
  * A small graph DSL over core/onnx/writer.ts for tests: {@linkcode G} builds one graph, float
- * (and quantized integer) weights in external data and small constants inline, and {@linkcode writeGraph} writes it
- * as `<dir>/<name>.onnx` beside `<name>.bin`.
+ * (and quantized integer) weights in external data and small constants inline, and
+ * {@linkcode writeGraph} writes it as `<dir>/<name>.onnx` beside `<name>.bin`.
  * @module
  */
 import { type AttrSpec, buildModel, type NodeSpec, type TensorSpec } from "../../core/onnx/writer.ts";
