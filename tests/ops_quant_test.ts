@@ -323,6 +323,29 @@ Deno.test("MatMulInteger matches onnxruntime on broadcasting, type pairings and 
       "per-row",
     );
   });
+  await t.step("batched zero points [B, M, 1] and [B, 1, N] (exact reference)", async () => {
+    const [Bt, M, K, N] = [2, 3, 5, 4];
+    const a = _ints("uint8", [Bt, M, K], 16), b = _ints("int8", [Bt, K, N], 17);
+    const inputs = { a, b, az: _ints("uint8", [Bt, M, 1], 18), bz: _ints("int8", [Bt, 1, N], 19) };
+    const got = await _kiln(_model("MatMulInteger", inputs, "int32"), inputs);
+    const want = new Int32Array(Bt * M * N);
+    for (let i = 0; i < Bt; i++) {
+      const ai: Tensor = {
+        dtype: "uint8",
+        dims: [M, K],
+        data: (a.data as Uint8Array).slice(i * M * K, (i + 1) * M * K),
+      };
+      const bi: Tensor = {
+        dtype: "int8",
+        dims: [K, N],
+        data: (b.data as Int8Array).slice(i * K * N, (i + 1) * K * N),
+      };
+      const za = Array.from((inputs.az.data as Uint8Array).slice(i * M, (i + 1) * M));
+      const zb = Array.from((inputs.bz.data as Int8Array).slice(i * N, (i + 1) * N));
+      want.set(_refMatMulInteger(ai, bi, za, zb).data as Int32Array, i * M * N);
+    }
+    _same(got, { dtype: "int32", dims: [Bt, M, N], data: want }, "batched zero points");
+  });
   await t.step("the largest products accumulate exactly in int32 (K = 4096)", async () => {
     const K = 4096;
     const a: Tensor = { dtype: "uint8", dims: [1, K], data: new Uint8Array(K).fill(255) };
@@ -361,6 +384,41 @@ Deno.test("QLinearMatMul matches onnxruntime in 2-D and 3-D with per-column scal
         ys: sc(0.5),
         yz: u8(7),
       }, "uint8"),
+  );
+  await t.step(
+    "per-row a_scale and a_zero_point [M] (exact reference; onnxruntime takes only scalars)",
+    async () => {
+      const a = _ints("uint8", [4, 13], 21), b = _ints("uint8", [13, 6], 22);
+      const inputs = {
+        a,
+        as: _f32([4], (i) => 0.01 + 0.004 * i),
+        az: _ints("uint8", [4], 23, 100, 150),
+        b,
+        bs: _f32([6], (i) => 0.02 - 0.002 * i),
+        bz: _ints("uint8", [6], 24, 100, 150),
+        ys: sc(0.7),
+        yz: u8(90),
+      };
+      const got = await _kiln(_model("QLinearMatMul", inputs, "uint8"), inputs);
+      const acc = _refMatMulInteger(
+        a,
+        b,
+        Array.from(inputs.az.data as Uint8Array),
+        Array.from(inputs.bz.data as Uint8Array),
+      ).data as Int32Array;
+      const as = inputs.as.data as Float32Array, bs = inputs.bs.data as Float32Array;
+      const f = Math.fround;
+      const rne = (v: number) => {
+        const r = Math.round(v);
+        return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+      };
+      const want = Uint8Array.from(acc, (v, i) => {
+        const m = Math.floor(i / 6), n = i % 6;
+        const mult = f(f(as[m] * bs[n]) / f(0.7));
+        return Math.min(255, Math.max(0, rne(f(v * mult)) + 90));
+      });
+      _same(got, { dtype: "uint8", dims: [4, 6], data: want }, "per-row scales");
+    },
   );
   await t.step("int8 [2,4,8] x int8 [2,8,5] (batched B)", () =>
     _check("QLinearMatMul", {
