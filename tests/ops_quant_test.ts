@@ -624,6 +624,14 @@ Deno.test("quantized ops refuse bad input with a message naming the node and the
       /x_zero_point uint8\[2\] must be a scalar/,
     ],
     [
+      "ConvInteger group past int32",
+      "ConvInteger",
+      { x: u8([1, 2, 5, 5]), w: u8([2, 1, 3, 3]) },
+      "int32",
+      /group 1099511627776 does not divide channels 2/,
+      { group: { i: 2 ** 40 } },
+    ],
+    [
       "ConvInteger channels",
       "ConvInteger",
       { x: u8([1, 4, 5, 5]), w: u8([3, 2, 3, 3]) },

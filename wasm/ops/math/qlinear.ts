@@ -356,7 +356,7 @@ function checkIntConv(ctx: ShapeContext, xi: i32, wi: i32): string {
   if (w.rank() != x.rank()) return "w " + w.toString() + " must have the rank of x " + x.toString();
   const group = ctx.attrs.getInt("group", 1);
   const C = x.lens[1], M = w.lens[0];
-  if (group < 1 || C % <i32>group != 0 || M % <i32>group != 0) {
+  if (group < 1 || group > 0x7fffffff || C % <i32>group != 0 || M % <i32>group != 0) {
     return "group " + group.toString() + " does not divide channels " + C.toString() + " and feature maps " + M.toString();
   }
   if (<i64>w.lens[1] * group != <i64>C) {
