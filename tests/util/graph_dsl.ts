@@ -1,7 +1,7 @@
 /**
  * A small graph DSL over core/onnx/writer.ts for tests: {@linkcode G} builds one graph, float
- * weights in external data and small constants inline, and {@linkcode writeGraph} writes it
- * as `<dir>/<name>.onnx` beside `<name>.bin`.
+ * (and quantized integer) weights in external data and small constants inline, and
+ * {@linkcode writeGraph} writes it as `<dir>/<name>.onnx` beside `<name>.bin`.
  * @module
  */
 import { type AttrSpec, buildModel, type NodeSpec, type TensorSpec } from "../../core/onnx/writer.ts";
@@ -14,7 +14,12 @@ type Attrs = Record<string, AttrSpec>;
 export class G {
   readonly nodes: NodeSpec[] = [];
   readonly inits: TensorSpec[] = [];
-  readonly weights: { name: string; dims: number[]; data: Float32Array }[] = [];
+  readonly weights: {
+    name: string;
+    dims: number[];
+    data: Float32Array | Int8Array | Uint8Array;
+    dtype?: DTypeName;
+  }[] = [];
   readonly rng: SeededRandom;
   #n = 0;
   constructor(seed: number, readonly prefix = "") {
@@ -30,6 +35,16 @@ export class G {
       data[i] = (opts.ones ? 1 : 0) + this.rng.normal() * (opts.ones ? 0.05 : scale);
     }
     this.weights.push({ name, dims, data });
+    return name;
+  }
+  /** An external weight with the given values (e.g. int8/uint8 weights of a quantized model). */
+  wv(name: string, dims: number[], data: Float32Array | Int8Array | Uint8Array): string {
+    const dtype: DTypeName = data instanceof Int8Array
+      ? "int8"
+      : data instanceof Uint8Array
+      ? "uint8"
+      : "float32";
+    this.weights.push({ name, dims, data, dtype });
     return name;
   }
   /** An inline initializer. */
@@ -89,20 +104,22 @@ export async function writeGraph(
   const location = `${name}.bin`;
   let size = 0;
   const ext: TensorSpec[] = [];
-  const placed: { offset: number; data: Float32Array }[] = [];
+  const placed: { offset: number; data: Float32Array | Int8Array | Uint8Array }[] = [];
   for (const w of g.weights) {
     const offset = Math.ceil(size / 64) * 64;
     placed.push({ offset, data: w.data });
     ext.push({
       name: w.name,
-      dtype: "float32",
+      dtype: w.dtype ?? "float32",
       dims: w.dims,
       external: { location, offset, length: w.data.byteLength },
     });
     size = offset + w.data.byteLength;
   }
   const bin = new Uint8Array(size);
-  for (const p of placed) bin.set(new Uint8Array(p.data.buffer), p.offset);
+  for (const p of placed) {
+    bin.set(new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength), p.offset);
+  }
   await Deno.writeFile(`${dir}/${location}`, bin);
   const bytes = buildModel({
     opset: io.opset,

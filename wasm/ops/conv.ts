@@ -23,7 +23,7 @@ function intsToString(a: Array<i32>): string {
 }
 
 /** Resolved spatial geometry of one node (per spatial dim), or an error. */
-class SpatialPlan {
+export class SpatialPlan {
   error: string = "";
   k: Array<i32> = new Array<i32>();
   s: Array<i32> = new Array<i32>();
@@ -286,16 +286,24 @@ function kernelOf(ctx_attrs: Attrs, w: Shape, plan: SpatialPlan): Array<i32> {
   return k;
 }
 
+/**
+ * Conv's geometry for X and W: the kernel from W (checked against kernel_shape), strides,
+ * dilations, pads and auto_pad. Shared with the quantized convs (math/qlinear.ts).
+ */
+export function convPlan(attrs: Attrs, x: Shape, w: Shape): SpatialPlan {
+  const pre = new SpatialPlan();
+  const k = kernelOf(attrs, w, pre);
+  if (pre.error.length > 0) return pre;
+  return planForward(attrs, spatial(x.lens), k, false);
+}
+
 class ConvOp extends Op {
   constructor() {
     super("Conv");
   }
 
   plan(attrs: Attrs, x: Shape, w: Shape): SpatialPlan {
-    const pre = new SpatialPlan();
-    const k = kernelOf(attrs, w, pre);
-    if (pre.error.length > 0) return pre;
-    return planForward(attrs, spatial(x.lens), k, false);
+    return convPlan(attrs, x, w);
   }
 
   computeShape(ctx: ShapeContext): bool {

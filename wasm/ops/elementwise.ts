@@ -601,6 +601,15 @@ export function castInto(x: Tensor, o: Tensor): void {
     for (let i = 0; i < n; i++) store<f32>(o.ptr + (<usize>i << 2), <f32>load<i64>(x.ptr + (<usize>i << 3)));
   } else if (si == DT_UINT64 && isFloat(so)) {
     for (let i = 0; i < n; i++) storeF64(so, o.ptr + <usize>i * zo, <f64>load<u64>(x.ptr + <usize>i * zi));
+  } else if (so == DT_BFLOAT16 && isFloat(si)) {
+    // Cast to bfloat16 truncates the float32 value to its top 16 bits, as the ONNX reference
+    // implementation (op_cast.py: float32_to_bfloat16(truncate=True)) and the backend tests do;
+    // NaN stays NaN (quiet bit set). Arithmetic that stores bfloat16 rounds to nearest even.
+    for (let i = 0; i < n; i++) {
+      const b = reinterpret<u32>(<f32>loadF64(si, x.ptr + <usize>i * zi));
+      const nan = (b & 0x7fffffff) > 0x7f800000;
+      store<u16>(o.ptr + (<usize>i << 1), <u16>(nan ? (b >> 16) | 0x40 : b >> 16));
+    }
   } else if (isFloat(si) || isFloat(so)) {
     for (let i = 0; i < n; i++) storeF64(so, o.ptr + <usize>i * zo, loadF64(si, x.ptr + <usize>i * zi));
   } else {

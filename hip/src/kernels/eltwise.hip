@@ -266,6 +266,12 @@ KILN_HD void castOne(const char* x, int64_t ix, int si, char* o, int64_t io, int
     storeI(o, io, so, wide ? floatToI64(v) : floatToI32(v));
   } else if (si == DT_UINT64 && isFloatType(so)) {
     storeD(o, io, so, static_cast<double>(reinterpret_cast<const uint64_t*>(x)[ix]));
+  } else if (so == DT_BFLOAT16 && isFloatType(si)) {
+    // truncation to the top 16 bits, NaN kept NaN (the ONNX reference's Cast; castInto on ref)
+    const float f = static_cast<float>(loadD(x, ix, si));
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    reinterpret_cast<uint16_t*>(o)[io] = static_cast<uint16_t>((b & 0x7fffffffu) > 0x7f800000u ? (b >> 16) | 0x40u : b >> 16);
   } else if (isFloatType(si) || isFloatType(so)) {
     storeD(o, io, so, loadD(x, ix, si));
   } else {

@@ -1,10 +1,12 @@
-// Linear quantization: QuantizeLinear, DequantizeLinear (per tensor or per axis) and
-// DynamicQuantizeLinear (uint8, scale and zero point from the data's range).
-import { DT_FLOAT, DT_INT16, DT_INT32, DT_INT8, DT_UINT16, DT_UINT8, dtypeSize, isFloat } from "../../ir/dtype";
+// Linear quantization: QuantizeLinear, DequantizeLinear (per tensor, per axis or blocked) and
+// DynamicQuantizeLinear (uint8, scale and zero point from the data's range). The integer
+// matrix products and convolutions are in qlinear.ts.
+import { DT_FLOAT, DT_INT16, DT_INT32, DT_INT8, DT_UINT16, DT_UINT8, dtypeName, dtypeSize, isFloat } from "../../ir/dtype";
 import { Shape } from "../../ir/shape";
 import { Tensor } from "../../ir/tensor";
-import { ComputeContext, Op, ShapeContext } from "../op";
+import { ComputeContext, Op, OP_WRITES_ALL, ShapeContext } from "../op";
 import { registerOp } from "../registry";
+import { registerQLinear } from "./qlinear";
 import { loadF64, loadI64, storeF64, storeI64 } from "../../kernels/eltwise";
 
 function qmin(dt: i32): f64 {
@@ -36,49 +38,105 @@ function quantize(v: f64, scale: f64, zp: f64, dt: i32): f64 {
   return q < qmin(dt) ? qmin(dt) : (q > qmax(dt) ? qmax(dt) : q);
 }
 
-/** The per-axis layout of a scale: element i of x uses scale[(i / inner) % count]. */
-class AxisMap {
+/**
+ * Where element i of x finds its scale and zero point: per tensor (index 0), per axis
+ * (index = i's coordinate on `axis`) or blocked (opset 21: x's coordinates with the one on
+ * `axis` divided by block_size).
+ */
+class QLayout {
+  perTensor: bool = true;
+  /** x's dim on axis, and the product of x's dims after it. */
+  len: i32 = 1;
   inner: i32 = 1;
-  count: i32 = 1;
+  /** block_size (0: per axis) and scale's dim on axis. */
+  block: i32 = 0;
+  blocks: i32 = 1;
+
+  index(i: i32): i32 {
+    if (this.perTensor) return 0;
+    const a = (i / this.inner) % this.len;
+    if (this.block == 0) return a;
+    const o = i / (this.inner * this.len);
+    return (o * this.blocks + a / this.block) * this.inner + i % this.inner;
+  }
 }
 
-function axisMap(x: Shape, scale: Shape, axisAttr: i64): AxisMap {
-  const m = new AxisMap();
-  if (scale.elements() <= 1) return m;
+function qLayout(x: Shape, scale: Shape, axisAttr: i64, block: i64): QLayout {
+  const m = new QLayout();
+  if (block <= 0 && scale.elements() <= 1) return m;
+  m.perTensor = false;
   const r = x.rank();
   const axis = <i32>(axisAttr < 0 ? axisAttr + r : axisAttr);
-  m.count = x.lens[axis];
+  m.len = x.lens[axis];
   for (let i = axis + 1; i < r; i++) m.inner *= x.lens[i];
+  if (block > 0) {
+    m.block = <i32>block;
+    m.blocks = scale.lens[axis];
+  }
   return m;
 }
 
-function checkAxis(ctx: ShapeContext): bool {
+/** Checks axis, block_size and the shapes of the scale (input 1) and zero point (input 2) against x. */
+function checkLayout(ctx: ShapeContext, scaleName: string, zpName: string): bool {
   const x = ctx.input(0), s = ctx.input(1);
-  if (s.elements() <= 1) return true;
+  if (!isFloat(s.dtype)) return ctx.fail(scaleName + " must be a float tensor, got " + s.toString());
   const a = ctx.attrs.getInt("axis", 1);
-  const axis = a < 0 ? a + x.rank() : a;
-  if (axis < 0 || axis >= x.rank()) return ctx.fail("axis " + a.toString() + " is out of range for " + x.toString());
-  if (s.rank() != 1 || s.lens[0] != x.lens[<i32>axis]) {
-    return ctx.fail("scale " + s.toString() + " must be a scalar or have " + x.lens[<i32>axis].toString() + " elements");
+  const block = ctx.attrs.getInt("block_size", 0);
+  if (block < 0) return ctx.fail("block_size " + block.toString() + " is negative");
+  if (ctx.hasInput(2)) {
+    const z = ctx.input(2);
+    if (!(z.sameLens(s) || (z.elements() == 1 && s.elements() == 1))) {
+      return ctx.fail(zpName + " " + z.toString() + " must have the shape of " + scaleName + " " + s.toString());
+    }
+  }
+  if (block == 0 && s.elements() <= 1) {
+    if (s.elements() == 0) return ctx.fail(scaleName + " " + s.toString() + " is empty");
+    return true;
+  }
+  const r = x.rank();
+  const axis = a < 0 ? a + r : a;
+  if (axis < 0 || axis >= r) return ctx.fail("axis " + a.toString() + " is out of range for " + x.toString());
+  const d = x.lens[<i32>axis];
+  if (block == 0) {
+    if (s.rank() != 1 || s.lens[0] != d) {
+      return ctx.fail(scaleName + " " + s.toString() + " must be a scalar or have " + d.toString() + " elements (x's dim " +
+        axis.toString() + ")");
+    }
+    return true;
+  }
+  if (block > 0x7fffffff) return ctx.fail("block_size " + block.toString() + " is too large");
+  const want = Shape.standard(s.dtype, x.lens);
+  want.lens[<i32>axis] = <i32>((<i64>d + block - 1) / block);
+  if (!s.sameLens(want)) {
+    return ctx.fail(scaleName + " " + s.toString() + " must be " + want.toString() + " for block_size " + block.toString() +
+      " on axis " + axis.toString());
   }
   return true;
 }
 
 class QuantizeOp extends Op {
   constructor() {
-    super("QuantizeLinear", 0);
+    super("QuantizeLinear", OP_WRITES_ALL);
   }
 
   computeShape(ctx: ShapeContext): bool {
     if (!ctx.hasInput(0) || !ctx.hasInput(1)) return ctx.fail("inputs x and y_scale are required");
     if (!isFloat(ctx.input(0).dtype) && ctx.input(0).dtype != DT_INT32) return ctx.failDtype(0);
     let to = DT_UINT8;
-    if (ctx.hasInput(2)) to = ctx.input(2).dtype;
-    else if (ctx.attrs.has("output_dtype")) to = <i32>ctx.attrs.getInt("output_dtype", DT_UINT8);
-    if (to != DT_UINT8 && to != DT_INT8 && to != DT_UINT16 && to != DT_INT16 && to != DT_INT32) {
-      return ctx.fail("unsupported quantized element type " + to.toString());
+    const attr = ctx.attrs.has("output_dtype") ? <i32>ctx.attrs.getInt("output_dtype", 0) : 0;
+    if (ctx.hasInput(2)) {
+      to = ctx.input(2).dtype;
+      if (attr != 0 && attr != to) {
+        return ctx.fail("output_dtype " + dtypeName(attr) + " differs from y_zero_point's element type " + dtypeName(to));
+      }
+    } else if (attr != 0) {
+      to = attr;
     }
-    if (!checkAxis(ctx)) return false;
+    if (to != DT_UINT8 && to != DT_INT8 && to != DT_UINT16 && to != DT_INT16) {
+      return ctx.fail("quantizing to " + dtypeName(to) + " is not supported (kiln quantizes to uint8, int8, uint16 and " +
+        "int16; it has no 4-bit or float8 tensors)");
+    }
+    if (!checkLayout(ctx, "y_scale", "y_zero_point")) return false;
     ctx.out(Shape.standard(to, ctx.input(0).lens));
     return true;
   }
@@ -86,12 +144,12 @@ class QuantizeOp extends Op {
   compute(ctx: ComputeContext): bool {
     const x = ctx.input(0), s = ctx.input(1), o = ctx.output(0);
     const zp: Tensor | null = ctx.hasInput(2) ? ctx.input(2) : null;
-    const m = axisMap(x.shape, s.shape, ctx.attrs.getInt("axis", 1));
+    const m = qLayout(x.shape, s.shape, ctx.attrs.getInt("axis", 1), ctx.attrs.getInt("block_size", 0));
     const dt = o.shape.dtype, xd = x.shape.dtype, sd = s.shape.dtype;
     const xs = <usize>dtypeSize(xd), os = <usize>dtypeSize(dt), ss = <usize>dtypeSize(sd);
     const n = x.elements();
     for (let i = 0; i < n; i++) {
-      const k = (i / m.inner) % m.count;
+      const k = m.index(i);
       const z: f64 = zp != null ? <f64>loadI64(dt, zp.ptr + <usize>k * os) : 0;
       const q = quantize(loadF64(xd, x.ptr + <usize>i * xs), loadF64(sd, s.ptr + <usize>k * ss), z, dt);
       storeI64(dt, o.ptr + <usize>i * os, <i64>q);
@@ -102,14 +160,17 @@ class QuantizeOp extends Op {
 
 class DequantizeOp extends Op {
   constructor() {
-    super("DequantizeLinear", 0);
+    super("DequantizeLinear", OP_WRITES_ALL);
   }
 
   computeShape(ctx: ShapeContext): bool {
     if (!ctx.hasInput(0) || !ctx.hasInput(1)) return ctx.fail("inputs x and x_scale are required");
-    if (isFloat(ctx.input(0).dtype)) return ctx.failDtype(0);
-    if (!isFloat(ctx.input(1).dtype)) return ctx.failDtype(1);
-    if (!checkAxis(ctx)) return false;
+    const xd = ctx.input(0).dtype;
+    if (xd != DT_UINT8 && xd != DT_INT8 && xd != DT_UINT16 && xd != DT_INT16 && xd != DT_INT32) return ctx.failDtype(0);
+    if (ctx.hasInput(2) && ctx.input(2).dtype != xd) {
+      return ctx.fail("x_zero_point's element type " + dtypeName(ctx.input(2).dtype) + " differs from x's " + dtypeName(xd));
+    }
+    if (!checkLayout(ctx, "x_scale", "x_zero_point")) return false;
     ctx.out(Shape.standard(ctx.input(1).dtype, ctx.input(0).lens));
     return true;
   }
@@ -117,12 +178,12 @@ class DequantizeOp extends Op {
   compute(ctx: ComputeContext): bool {
     const x = ctx.input(0), s = ctx.input(1), o = ctx.output(0);
     const zp: Tensor | null = ctx.hasInput(2) ? ctx.input(2) : null;
-    const m = axisMap(x.shape, s.shape, ctx.attrs.getInt("axis", 1));
+    const m = qLayout(x.shape, s.shape, ctx.attrs.getInt("axis", 1), ctx.attrs.getInt("block_size", 0));
     const xd = x.shape.dtype, sd = s.shape.dtype, od = o.shape.dtype;
     const xs = <usize>dtypeSize(xd), ss = <usize>dtypeSize(sd), os = <usize>dtypeSize(od);
     const n = x.elements();
     for (let i = 0; i < n; i++) {
-      const k = (i / m.inner) % m.count;
+      const k = m.index(i);
       const z: f64 = zp != null ? <f64>loadI64(xd, zp.ptr + <usize>k * xs) : 0;
       const v = (<f64>loadI64(xd, x.ptr + <usize>i * xs) - z) * loadF64(sd, s.ptr + <usize>k * ss);
       storeF64(od, o.ptr + <usize>i * os, v);
@@ -171,4 +232,5 @@ export function registerQuant(): void {
   registerOp(new QuantizeOp());
   registerOp(new DequantizeOp());
   registerOp(new DynamicQuantizeOp());
+  registerQLinear();
 }
