@@ -7,6 +7,7 @@ import { registerNorm } from "./norm";
 import { registerReduce } from "./reduce";
 import { registerShapeOps } from "./shape_ops";
 import { registerIndexing } from "./indexing";
+import { registerRnn } from "./rnn";
 
 let registered = false;
 
@@ -21,4 +22,5 @@ export function registerAllOps(): void {
   registerLinalg();
   registerConv();
   registerControl();
+  registerRnn();
 }
