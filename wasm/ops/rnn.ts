@@ -18,7 +18,7 @@ import { ATTR_STRINGS } from "../ir/attrs";
 import { DT_FLOAT, DT_INT32, dtypeName, isFloat } from "../ir/dtype";
 import { Shape } from "../ir/shape";
 import { Tensor } from "../ir/tensor";
-import { sgemm } from "../kernels/gemm";
+import { packedBLength, packWholeB, sgemm, sgemmPackedB } from "../kernels/gemm";
 import { ComputeContext, Op, OP_WRITES_ALL, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 import { Attrs } from "../ir/attrs";
@@ -145,6 +145,27 @@ function activate(c: i32, alpha: f32, beta: f32, hasClip: bool, clip: f32, p: us
       const q = p + (<usize>i << 2);
       store<f32>(q, max(-clip, min(clip, load<f32>(q))));
     }
+  }
+  if (c == A_SIGMOID) {
+    for (let i = 0; i < n; i++) {
+      const q = p + (<usize>i << 2);
+      const x = load<f32>(q);
+      // exp of a non-positive argument only: no overflow
+      const e = Mathf.exp(-Mathf.abs(x));
+      store<f32>(q, x >= 0 ? 1 / (1 + e) : e / (1 + e));
+    }
+    return;
+  }
+  if (c == A_TANH) {
+    for (let i = 0; i < n; i++) {
+      const q = p + (<usize>i << 2);
+      const x = load<f32>(q);
+      const ax = Mathf.abs(x);
+      // small |x|: the odd series (|error| < 1e-9 below 0.004); else 1 - 2 / (e^{2|x|} + 1)
+      const y: f32 = ax < 0.004 ? ax - ax * ax * ax / 3 : 1 - 2 / (Mathf.exp(2 * ax) + 1);
+      store<f32>(q, x < 0 ? -y : y);
+    }
+    return;
   }
   const a = <f64>alpha, b = <f64>beta;
   for (let i = 0; i < n; i++) {
@@ -382,6 +403,13 @@ class RecurrentOp extends Op {
     const biasX = heap.alloc(floats(GH));
     const biasRh = heap.alloc(floats(H));
     const tmp = heap.alloc(floats(H));
+    // Rᵀ packed once per direction for the per-step SGEMMs (a batch of one takes sgemm's GEMV path)
+    const nrec = kind == K_GRU && !lbr ? 2 * H : GH;
+    const packR = B > 1 && maxLen > 1 && H > 0;
+    const rPkRaw = packR ? heap.alloc(floats(packedBLength(H, nrec)) + 16) : 0;
+    const rhPkRaw = packR && kind == K_GRU && !lbr ? heap.alloc(floats(packedBLength(H, H)) + 16) : 0;
+    const rPk = (rPkRaw + 15) & ~(<usize>15);
+    const rhPk = (rhPkRaw + 15) & ~(<usize>15);
 
     for (let d = 0; d < nd; d++) {
       const reverse = d == 1 || reverseOnly;
@@ -420,12 +448,16 @@ class RecurrentOp extends Op {
         else memory.fill(dc, 0, <usize>H << 2);
       }
       memory.fill(rh, 0, <usize>B * <usize>H << 2);
+      if (packR) {
+        packWholeB(true, pr, H, H, nrec, rPk);
+        if (rhPkRaw != 0) packWholeB(true, pr + (<usize>(2 * H * H) << 2), H, H, H, rhPk);
+      }
       const pp = ps.ptr != 0 ? ps.ptr + (<usize>(d * 3 * H) << 2) : 0;
 
       for (let s = 0; s < maxLen; s++) {
         // H·Rᵀ over the batch (GRU without linear_before_reset: the z and r rows only)
-        const nrec = kind == K_GRU && !lbr ? 2 * H : GH;
-        if (H > 0) sgemm(false, true, B, nrec, H, 1, hs, H, pr, H, 0, rec, GH);
+        if (packR) sgemmPackedB(false, B, nrec, H, 1, hs, H, rPk, 0, rec, GH);
+        else if (H > 0) sgemm(false, true, B, nrec, H, 1, hs, H, pr, H, 0, rec, GH);
         for (let b = 0; b < B; b++) {
           const L = unchecked(lens[b]);
           if (s >= L) continue;
@@ -453,7 +485,8 @@ class RecurrentOp extends Op {
           }
         }
         if (kind == K_GRU) {
-          if (!lbr && H > 0) sgemm(false, true, B, H, H, 1, rh, H, pr + (<usize>(2 * H * H) << 2), H, 0, rhr, H);
+          if (rhPkRaw != 0) sgemmPackedB(false, B, H, H, 1, rh, H, rhPk, 0, rhr, H);
+          else if (!lbr && H > 0) sgemm(false, true, B, H, H, 1, rh, H, pr + (<usize>(2 * H * H) << 2), H, 0, rhr, H);
           for (let b = 0; b < B; b++) {
             const L = unchecked(lens[b]);
             if (s >= L) continue;
@@ -504,6 +537,8 @@ class RecurrentOp extends Op {
     heap.free(biasX);
     heap.free(biasRh);
     heap.free(tmp);
+    if (rPkRaw != 0) heap.free(rPkRaw);
+    if (rhPkRaw != 0) heap.free(rhPkRaw);
     xs.release();
     ws.release();
     rs.release();
