@@ -11,7 +11,12 @@ import { parseOnnx } from "../core/onnx/import.ts";
 import { buildModel, type NodeSpec } from "../core/onnx/writer.ts";
 import { compile } from "../core/program.ts";
 import type { Tensor } from "../core/tensor.ts";
+import { replaceOnnxExternalWeights, WeightSet } from "../mod.ts";
+import { writeRandomWeights } from "../core/weights/random.ts";
+import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
 import { runOrt } from "./util/ort.ts";
+import { assertMatch } from "./util/tensors.ts";
+import { lstmClassifier } from "./util/zoo_rnn.ts";
 
 type Kind = "LSTM" | "GRU" | "RNN";
 
@@ -602,4 +607,44 @@ Deno.test("RNN activations without alpha/beta take the defaults of the ONNX ops 
       );
     });
   }
+});
+
+Deno.test({
+  name:
+    `gpu target (${gpuUnderTest().name}): the LSTM zoo model runs its LSTM nodes on the host and matches onnxruntime`,
+  ignore: gpuIgnore("ops_rnn_test.ts"),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kiln_rnn_gpu_" });
+    try {
+      const gpu = gpuUnderTest();
+      const m = await lstmClassifier(dir);
+      const c = m.cases[m.cases.length - 1];
+      const v2 = await writeRandomWeights(m.file.path, `${dir}/v2`, { seed: 5 });
+      const program = compile(
+        await parseOnnx(m.file.path, { inputDims: c.dims, deferExternalWeights: true }),
+        "gpu",
+        { gpu: gpu.options },
+      );
+      try {
+        assert.deepEqual(program.info().hostNodes.map((h) => h.op).sort(), ["LSTM", "LSTM"]);
+        await program.bindWeights(await WeightSet.fromOnnxDir(program, dir));
+        assertMatch(await program.eval(c.inputs), await runOrt(m.file.path, c.inputs), "gpu, bound v1");
+        await program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/v2`));
+        const want = await runOrt(v2.modelPath, c.inputs);
+        assertMatch(await program.eval(c.inputs), want, "gpu, bound v2");
+        const baked = (await replaceOnnxExternalWeights(program, `${dir}/v2`, "gpu")).finalize("gpu", {
+          gpu: gpu.options,
+        });
+        try {
+          assertMatch(await baked.eval(c.inputs), want, "gpu, baked v2");
+        } finally {
+          baked.dispose();
+        }
+      } finally {
+        program.dispose();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
