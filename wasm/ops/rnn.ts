@@ -190,10 +190,10 @@ function activate(c: i32, alpha: f32, beta: f32, hasClip: bool, clip: f32, p: us
   }
 }
 
-/** Bytes of n floats (at least one, for heap.alloc). */
-function floats(n: i32): usize {
-  const m: i32 = n > 0 ? n : 1;
-  return <usize>m << 2;
+/** Bytes of n * k floats (at least one, for heap.alloc). */
+function floats(n: i32, k: i32 = 1): usize {
+  const m = <usize>n * <usize>k;
+  return (m > 0 ? m : 1) << 2;
 }
 
 /** A float32 copy of t when it is another float type (owned), else t's own memory. */
@@ -280,16 +280,18 @@ class RecurrentOp extends Op {
     const dir = ctx.attrs.getString("direction", "forward");
     const nd = this.directions(ctx.attrs);
     if (nd == 0) return ctx.fail("direction '" + dir + "' is not one of forward, reverse, bidirectional");
-    const layout = <i32>ctx.attrs.getInt("layout", 0);
-    if (layout != 0 && layout != 1) return ctx.fail("layout " + layout.toString() + " is not 0 or 1");
+    const layoutAttr = ctx.attrs.getInt("layout", 0);
+    if (layoutAttr != 0 && layoutAttr != 1) return ctx.fail("layout " + layoutAttr.toString() + " is not 0 or 1");
+    const layout = <i32>layoutAttr;
     if (x.rank() != 3) return ctx.fail("X must have rank 3, got " + x.toString());
     const T = layout == 0 ? x.lens[0] : x.lens[1];
     const B = layout == 0 ? x.lens[1] : x.lens[0];
     const I = x.lens[2];
     const w = ctx.input(1), r = ctx.input(2);
     if (r.rank() != 3) return ctx.fail("R must have rank 3 [num_directions, " + G.toString() + "*hidden_size, hidden_size], got " + r.toString());
-    const H = ctx.attrs.has("hidden_size") ? <i32>ctx.attrs.getInt("hidden_size", 0) : r.lens[2];
-    if (H <= 0) return ctx.fail("hidden_size " + H.toString() + " must be positive");
+    const hAttr = ctx.attrs.getInt("hidden_size", <i64>r.lens[2]);
+    if (hAttr <= 0 || hAttr > <i64>i32.MAX_VALUE) return ctx.fail("hidden_size " + hAttr.toString() + " is out of range");
+    const H = <i32>hAttr;
     const gh = G.toString() + "*" + H.toString();
     if (w.rank() != 3 || w.lens[0] != nd || w.lens[1] != G * H || w.lens[2] != I) {
       return ctx.fail("W " + w.toString() + " must be [" + nd.toString() + ", " + gh + ", " + I.toString() +
@@ -393,13 +395,13 @@ class RecurrentOp extends Op {
     const yc = no > 2 ? new F32Out(ctx.output(2)) : null;
 
     const rows = T * B;
-    const xw = heap.alloc(floats(rows * GH));
-    const rec = heap.alloc(floats(B * GH));
-    const hs = heap.alloc(floats(B * H));
-    const cs = heap.alloc(floats(B * H));
+    const xw = heap.alloc(floats(rows, GH));
+    const rec = heap.alloc(floats(B, GH));
+    const hs = heap.alloc(floats(B, H));
+    const cs = heap.alloc(floats(B, H));
     // GRU without linear_before_reset: r ⊙ H, and (r ⊙ H)·Rhᵀ
-    const rh = heap.alloc(floats(B * H));
-    const rhr = heap.alloc(floats(B * H));
+    const rh = heap.alloc(floats(B, H));
+    const rhr = heap.alloc(floats(B, H));
     const biasX = heap.alloc(floats(GH));
     const biasRh = heap.alloc(floats(H));
     const tmp = heap.alloc(floats(H));
