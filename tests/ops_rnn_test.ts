@@ -517,6 +517,55 @@ Deno.test("LSTM / GRU / RNN refuse bad input with an error naming the node", asy
       });
     });
   }
+  // element types: every input but sequence_lens has X's float type; sequence_lens is int32
+  const typed: [string, Record<string, Tensor>, RegExp][] = [
+    [
+      "W of another float type",
+      {
+        X: _rand("float32", [3, 2, 3], 1, 1),
+        W: _rand("float64", [1, 4, 3], 2, 1),
+        R: _rand("float32", [1, 4, 4], 3, 1),
+      },
+      /RNN_node.*input 1 has element type float64, X has float32/,
+    ],
+    [
+      "int64 sequence_lens",
+      {
+        X: _rand("float32", [3, 2, 3], 1, 1),
+        W: _rand("float32", [1, 4, 3], 2, 1),
+        R: _rand("float32", [1, 4, 4], 3, 1),
+        B: _rand("float32", [1, 8], 4, 1),
+        L: { dtype: "int64", dims: [2], data: BigInt64Array.from([3n, 2n]) },
+      },
+      /RNN_node.*sequence_lens must be int32, got int64/,
+    ],
+    [
+      "integer X",
+      {
+        X: { dtype: "int32", dims: [3, 2, 3], data: new Int32Array(18) },
+        W: _rand("float32", [1, 4, 3], 2, 1),
+        R: _rand("float32", [1, 4, 4], 3, 1),
+      },
+      /RNN_node.*element type int32 of input 0 is not supported/,
+    ],
+  ];
+  for (const [what, inputs, re] of typed) {
+    await t.step(what, async () => {
+      const model = buildModel({
+        opset: 22,
+        graph: {
+          inputs: Object.entries(inputs).map(([name, v]) => ({ name, dtype: v.dtype, dims: v.dims })),
+          outputs: [{ name: "Y", dtype: "float32" }],
+          nodes: [{ op: "RNN", inputs: Object.keys(inputs), outputs: ["Y"], name: "RNN_node" }],
+        },
+      });
+      const parsed = await parseOnnx(model);
+      assert.throws(() => compile(parsed, "ref"), (e: Error) => {
+        assert.match(e.message, re);
+        return true;
+      });
+    });
+  }
   await t.step("sequence_lens past seq_length", async () => {
     const { model, inputs } = _build("GRU", { seq: 3, batch: 2, input: 3, hidden: 4, seqLens: [3, 4] }, 0);
     const program = compile(await parseOnnx(model), "ref");
