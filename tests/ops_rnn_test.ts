@@ -307,6 +307,23 @@ Deno.test("LSTM matches onnxruntime: directions, sequence_lens, states, peephole
         dtype: "float64",
       },
     ],
+    [
+      "batch 1, bidirectional (GEMV steps)",
+      {
+        seq: 5,
+        batch: 1,
+        input: 6,
+        hidden: 9,
+        direction: "bidirectional",
+        bias: true,
+        peepholes: true,
+        initialC: true,
+      },
+    ],
+    [
+      "every sequence shorter than seq_length",
+      { seq: 6, batch: 3, input: 3, hidden: 4, direction: "bidirectional", bias: true, seqLens: [2, 4, 1] },
+    ],
     ["hidden 40, batch 9 (SGEMM edge tiles)", {
       seq: 7,
       batch: 9,
@@ -395,6 +412,23 @@ Deno.test("GRU matches onnxruntime: linear_before_reset, directions, sequence_le
       },
     ],
     ["hidden 33, batch 7", { seq: 6, batch: 7, input: 20, hidden: 33, bias: true, initialH: true }],
+    [
+      "batch 1, reverse (GEMV steps)",
+      { seq: 5, batch: 1, input: 4, hidden: 10, direction: "reverse", bias: true, initialH: true },
+    ],
+    [
+      "every sequence shorter than seq_length, reverse",
+      {
+        seq: 6,
+        batch: 3,
+        input: 3,
+        hidden: 4,
+        direction: "reverse",
+        bias: true,
+        initialH: true,
+        seqLens: [3, 2, 5],
+      },
+    ],
   ];
   for (const [what, c] of cases) await t.step(what, () => _check("GRU", c));
 });
