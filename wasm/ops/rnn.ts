@@ -19,6 +19,7 @@ import { DT_FLOAT, DT_INT32, dtypeName, isFloat } from "../ir/dtype";
 import { Shape } from "../ir/shape";
 import { Tensor } from "../ir/tensor";
 import { packedBLength, packWholeB, sgemm, sgemmPackedB } from "../kernels/gemm";
+import { vsigmoid, vtanh } from "./math/vmath";
 import { ComputeContext, Op, OP_WRITES_ALL, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 import { Attrs } from "../ir/attrs";
@@ -134,8 +135,10 @@ function parseActs(kind: i32, attrs: Attrs, nd: i32): Acts {
   return r;
 }
 
-function sigmoid(x: f64): f64 {
-  return x >= 0 ? 1.0 / (1.0 + Math.exp(-x)) : Math.exp(x) / (1.0 + Math.exp(x));
+// @ts-ignore: decorator
+@inline
+function fptr(base: usize, i: i32): usize {
+  return base + (<usize>i << 2);
 }
 
 /** Clamps n floats at p to [-clip, clip] (when hasClip) and applies activation c in place. */
@@ -146,25 +149,17 @@ function activate(c: i32, alpha: f32, beta: f32, hasClip: bool, clip: f32, p: us
       store<f32>(q, max(-clip, min(clip, load<f32>(q))));
     }
   }
+  // the default gate activations: f32x4 (wasm/ops/math/vmath.ts), the tail one lane at a time
   if (c == A_SIGMOID) {
-    for (let i = 0; i < n; i++) {
-      const q = p + (<usize>i << 2);
-      const x = load<f32>(q);
-      // exp of a non-positive argument only: no overflow
-      const e = Mathf.exp(-Mathf.abs(x));
-      store<f32>(q, x >= 0 ? 1 / (1 + e) : e / (1 + e));
-    }
+    let i = 0;
+    for (; i + 4 <= n; i += 4) v128.store(fptr(p, i), vsigmoid(v128.load(fptr(p, i))));
+    for (; i < n; i++) store<f32>(fptr(p, i), f32x4.extract_lane(vsigmoid(f32x4.splat(load<f32>(fptr(p, i)))), 0));
     return;
   }
   if (c == A_TANH) {
-    for (let i = 0; i < n; i++) {
-      const q = p + (<usize>i << 2);
-      const x = load<f32>(q);
-      const ax = Mathf.abs(x);
-      // small |x|: the odd series (|error| < 1e-9 below 0.004); else 1 - 2 / (e^{2|x|} + 1)
-      const y: f32 = ax < 0.004 ? ax - ax * ax * ax / 3 : 1 - 2 / (Mathf.exp(2 * ax) + 1);
-      store<f32>(q, x < 0 ? -y : y);
-    }
+    let i = 0;
+    for (; i + 4 <= n; i += 4) v128.store(fptr(p, i), vtanh(v128.load(fptr(p, i))));
+    for (; i < n; i++) store<f32>(fptr(p, i), f32x4.extract_lane(vtanh(f32x4.splat(load<f32>(fptr(p, i)))), 0));
     return;
   }
   const a = <f64>alpha, b = <f64>beta;
@@ -174,8 +169,6 @@ function activate(c: i32, alpha: f32, beta: f32, hasClip: bool, clip: f32, p: us
     let y: f64 = 0;
     switch (c) {
       case A_RELU: y = x > 0 ? x : 0; break;
-      case A_TANH: y = Math.tanh(x); break;
-      case A_SIGMOID: y = sigmoid(x); break;
       case A_AFFINE: y = a * x + b; break;
       case A_LEAKYRELU: y = x >= 0 ? x : a * x; break;
       case A_THRESHOLDEDRELU: y = x > a ? x : 0; break;
@@ -235,11 +228,6 @@ class F32Out {
   }
 }
 
-// @ts-ignore: decorator
-@inline
-function fptr(base: usize, i: i32): usize {
-  return base + (<usize>i << 2);
-}
 
 class RecurrentOp extends Op {
   kind: i32;
@@ -341,7 +329,7 @@ class RecurrentOp extends Op {
       const f = ctx.attrs.getInt("input_forget", 0);
       if (f != 0 && f != 1) return ctx.fail("input_forget " + f.toString() + " is not 0 or 1");
     }
-    ctx.out(Shape.standard(dt, layout == 0 ? [T, nd, B, H] : [B, T, nd, H]));
+    if (ctx.numOutputs > 0) ctx.out(Shape.standard(dt, layout == 0 ? [T, nd, B, H] : [B, T, nd, H]));
     for (let i = 1; i < ctx.numOutputs; i++) ctx.out(stateShape);
     return true;
   }
