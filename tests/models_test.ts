@@ -8,12 +8,12 @@ import { compile, parseOnnx, replaceOnnxExternalWeights, WeightSet } from "../mo
 import { writeRandomWeights } from "../core/weights/random.ts";
 import { runOrt } from "./util/ort.ts";
 import { assertMatch } from "./util/tensors.ts";
-import { ZOO_BUILDERS } from "./util/zoo.ts";
+import { ZOO_BUILDERS, ZOO_HOST_OP_BUILDERS } from "./util/zoo.ts";
 
 Deno.test("compile/eval: exporter-style models match onnxruntime (API, deferred weights, bake)", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "kiln_models_" });
   try {
-    for (const build of ZOO_BUILDERS) {
+    for (const build of [...ZOO_BUILDERS, ...ZOO_HOST_OP_BUILDERS]) {
       const m = await build(dir);
       await t.step(`${m.name}: eval matches onnxruntime`, async () => {
         for (const c of m.cases) {

@@ -9,6 +9,7 @@ import type { Tensor } from "../../core/tensor.ts";
 import type { Written } from "./graph_dsl.ts";
 import { convnext, diffusion, mobilenet, resnet, unet } from "./zoo_cnn.ts";
 import { ifModel } from "./zoo_control_flow.ts";
+import { lstmClassifier } from "./zoo_rnn.ts";
 import { einsum, encoder, gpt, llama, t5, vit } from "./zoo_transformers.ts";
 
 export interface ZooCase {
@@ -35,3 +36,9 @@ export const ZOO_BUILDERS = [
   llama,
   diffusion,
 ];
+
+/**
+ * Zoo models with ops the gpu target runs on the host (no device kernel): checked on ref with the
+ * others (models_test.ts), left out of gpu_models_test.ts, which wants every node on the device.
+ */
+export const ZOO_HOST_OP_BUILDERS = [lstmClassifier];

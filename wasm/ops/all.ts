@@ -9,6 +9,7 @@ import { registerShapeOps } from "./shape_ops";
 import { registerIndexing } from "./indexing";
 import { registerDynamic } from "./dynamic";
 import { registerSignal } from "./signal";
+import { registerRnn } from "./rnn";
 
 let registered = false;
 
@@ -25,4 +26,5 @@ export function registerAllOps(): void {
   registerControl();
   registerDynamic();
   registerSignal();
+  registerRnn();
 }
