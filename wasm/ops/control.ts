@@ -200,6 +200,9 @@ class ScanOp extends Op {
   layout(ctx: ShapeContext, l: ScanLayout): bool {
     const s = ctx.attrs.getInt("num_scan_inputs", -1);
     if (s < 1) return ctx.fail("Scan needs attribute num_scan_inputs >= 1");
+    if (s > <i64>ctx.count()) {
+      return ctx.fail("num_scan_inputs is " + s.toString() + " but the node has " + ctx.count().toString() + " inputs");
+    }
     l.batched = ctx.opset < 9;
     l.first = l.batched ? 1 : 0;
     l.scans = <i32>s;

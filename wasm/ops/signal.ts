@@ -442,6 +442,10 @@ class StftOp extends Op {
       const f = scalarInt(ctx, 3, "frame_length");
       if (f == null) return null;
       fl = f[0];
+      if (fl < 1) {
+        ctx.fail("frame_length must be at least 1, is " + fl.toString());
+        return null;
+      }
     }
     if (ctx.hasInput(2)) {
       const w = ctx.input(2);

@@ -22,6 +22,9 @@ function halfPixel(ctx_opset: i32, mode: string): bool {
   return ctx_opset >= 16 && mode == "half_pixel";
 }
 
+/** The most sample points one roi may take (its table holds 4 offsets and weights per sample). */
+const MAX_SAMPLES: i32 = 1 << 24;
+
 class RoiAlignOp extends Op {
   constructor() {
     super("RoiAlign", OP_WRITES_ALL);
@@ -88,8 +91,16 @@ class RoiAlignOp extends Op {
         if (rh < 1.0) rh = 1.0;
       }
       const bh = rnd(f32, rh / <f64>OH), bw = rnd(f32, rw / <f64>OW);
-      const gh = sr > 0 ? sr : <i32>Math.ceil(rnd(f32, rh / <f64>OH));
-      const gw = sr > 0 ? sr : <i32>Math.ceil(rnd(f32, rw / <f64>OW));
+      // the sample grid: bounded before it is sized (a huge sampling_ratio or roi would overflow it)
+      const ghf: f64 = sr > 0 ? <f64>sr : Math.ceil(rnd(f32, rh / <f64>OH));
+      const gwf: f64 = sr > 0 ? <f64>sr : Math.ceil(rnd(f32, rw / <f64>OW));
+      const samples = <f64>OH * <f64>OW * ghf * gwf;
+      if (!(samples <= <f64>MAX_SAMPLES)) {
+        return ctx.fail("roi " + r.toString() + " needs " + samples.toString() + " samples (" + ghf.toString() + " x " +
+          gwf.toString() + " per bin), more than kiln takes (" + MAX_SAMPLES.toString() + ")");
+      }
+      const gh = <i32>ghf;
+      const gw = <i32>gwf;
       const count: f64 = <f64>(gh * gw > 1 ? gh * gw : 1);
       const ns = OH * OW * gh * gw;
       const pos = new StaticArray<i32>(ns * 4);
