@@ -3,7 +3,8 @@
 // reads with result_ptr()/result_len() right after the call. Expected failures return a
 // negative (load) or non-zero status and leave diagnostics (diagnostics_json()).
 import { clearDiagnostics, diagnostics, diagnosticsJson, E_GRAPH, E_FORMAT, E_OK, E_RUNTIME, jsonString, report } from "./ir/diag";
-import { decodeProgram, serializeProgram, serializedLength } from "./ir/codec";
+import { decodeDims, decodeProgram, decodeValues, serializeProgram, serializedLength } from "./ir/codec";
+import { lastDeciders } from "./passes/fold_if";
 import { cloneProgram } from "./ir/clone";
 import { Tensor } from "./ir/tensor";
 import { ComputeContext, OP_WRITES_ALL } from "./ops/op";
@@ -105,9 +106,88 @@ function addProgram(p: Program): i32 {
 export function load_graph(ptr: usize, len: usize): i32 {
   clearDiagnostics();
   registerAllOps();
+  lastDeciders.length = 0;
   const p = decodeProgram(ptr, len, E_GRAPH);
+  decodeDims.clear();
+  decodeValues.clear();
   if (p == null) return -1;
   return addProgram(p);
+}
+
+/**
+ * Overrides of main-module params for the next load_graph only (a specialization of a dynamic
+ * program, docs/internals.md "Dynamic programs"): u32 count, then per param: u32 name length,
+ * name (UTF-8), u8 kind; kind 0: u32 rank, i32 dims (new dims); kind 1: u32 length, bytes (the
+ * param becomes a literal of its declared type holding them).
+ */
+export function set_decode_overrides(ptr: usize, len: usize): i32 {
+  clearDiagnostics();
+  decodeDims.clear();
+  decodeValues.clear();
+  const end = ptr + len;
+  let at = ptr;
+  if (len < 4) return report(E_GRAPH, "", "", "Bad decode overrides: too short");
+  const n = load<u32>(at);
+  at += 4;
+  for (let i: u32 = 0; i < n; i++) {
+    if (at + 4 > end) return report(E_GRAPH, "", "", "Bad decode overrides: truncated");
+    const nl = <usize>load<u32>(at);
+    at += 4;
+    if (at + nl + 5 > end) return report(E_GRAPH, "", "", "Bad decode overrides: truncated");
+    const name = String.UTF8.decodeUnsafe(at, nl);
+    at += nl;
+    const kind = load<u8>(at);
+    const count = <usize>load<u32>(at + 1);
+    at += 5;
+    if (kind == 0) {
+      if (at + count * 4 > end) return report(E_GRAPH, "", "", "Bad decode overrides: truncated");
+      const dims = new Array<i32>(<i32>count);
+      for (let k: usize = 0; k < count; k++) dims[<i32>k] = load<i32>(at + k * 4);
+      at += count * 4;
+      decodeDims.set(name, dims);
+    } else {
+      if (at + count > end) return report(E_GRAPH, "", "", "Bad decode overrides: truncated");
+      const bytes = new Array<u8>(<i32>count);
+      for (let k: usize = 0; k < count; k++) bytes[<i32>k] = load<u8>(at + k);
+      at += count;
+      decodeValues.set(name, bytes);
+    }
+  }
+  return E_OK;
+}
+
+/**
+ * The graph inputs that decide the If the last failed load_graph reported as needing a constant
+ * condition (newline-separated in the result buffer); returns their count.
+ */
+export function if_deciders(): i32 {
+  setResultString(lastDeciders.join("\n"));
+  return lastDeciders.length;
+}
+
+/**
+ * Finalizes specialization h of the dynamic program whose root is `root` (finalized, in this
+ * instance): h's weights, the host literals the root holds and the prepare outputs it shares
+ * with the root are placed at the root's memory (exec/share.ts).
+ */
+export function finalize_shared(h: i32, root: i32): i32 {
+  clearDiagnostics();
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  const r = get(root);
+  if (r == null) return badHandle(root);
+  if (!r.finalized) return report(E_GRAPH, "", "", "The root program is not finalized");
+  return finalizeProgram(p, r) ? E_OK : 1;
+}
+
+/** How many prepare nodes of finalized program h are shared with its root (not run by its prepare). */
+export function shared_prepare_nodes(h: i32): i32 {
+  const p = get(h);
+  if (p == null) return -1;
+  let n = 0;
+  const instrs = p.main().instrs;
+  for (let i = 0; i < instrs.length; i++) if (instrs[i].shared) n++;
+  return n;
 }
 
 function unknownTarget(target: string): i32 {

@@ -583,6 +583,15 @@ function propagateSymbolic(prog: Program, ins: Instruction): void {
  * Decodes a graph encoding or a serialized program. Returns null with diagnostics on failure.
  * `badCode` is the diagnostic code for a malformed buffer (E_GRAPH or E_FORMAT).
  */
+/**
+ * Per-specialization overrides of main-module params (docs/internals.md "Dynamic programs"):
+ * a param named in `decodeDims` takes those dims instead of the encoded ones, and one named in
+ * `decodeValues` becomes a literal holding those bytes (a value-keyed input, frozen for one
+ * specialization). Set by index.ts `set_decode_overrides`, cleared after each load_graph.
+ */
+export const decodeDims = new Map<string, Array<i32>>();
+export const decodeValues = new Map<string, Array<u8>>();
+
 export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | null {
   const r = new Reader(ptr, len);
   const magic = r.u32("header");
@@ -645,10 +654,28 @@ export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | n
     if (kind == R_PARAM || kind == R_PARAM_BOUND || kind == R_LITERAL || kind == R_HOST_LITERAL || kind == R_WEIGHT) {
       const id = r.i32("leaf id");
       const name = r.str("leaf name");
-      const s = readShape(r, "leaf '" + name + "'");
+      let s = readShape(r, "leaf '" + name + "'");
       if (s == null || !r.ok) break;
       let ins: Instruction;
-      if (kind == R_PARAM || kind == R_PARAM_BOUND) {
+      if (kind == R_PARAM && mi == 0 && decodeDims.has(name)) {
+        const d = decodeDims.get(name);
+        if (d.length != s.lens.length) {
+          r.fail("param '" + name + "' has rank " + s.lens.length.toString() + ", the override gives " + d.length.toString());
+          break;
+        }
+        s = Shape.standard(s.dtype, d);
+      }
+      if (kind == R_PARAM && mi == 0 && decodeValues.has(name)) {
+        const b = decodeValues.get(name);
+        if (b.length != s.bytes()) {
+          r.fail("param '" + name + "' (" + s.toString() + ") needs " + s.bytes().toString() + " bytes, the value has " +
+            b.length.toString());
+          break;
+        }
+        ins = new Instruction(K_LITERAL, "@literal", name, mi);
+        ins.ptr = heap.alloc(b.length > 0 ? <usize>b.length : 1);
+        for (let k = 0; k < b.length; k++) store<u8>(ins.ptr + <usize>k, unchecked(b[k]));
+      } else if (kind == R_PARAM || kind == R_PARAM_BOUND) {
         ins = new Instruction(K_PARAM, "@param", name, mi);
         if (kind == R_PARAM_BOUND) {
           if (mi == 0) {

@@ -1,0 +1,257 @@
+// Dynamic programs (core/dynamic.ts, wasm/exec/share.ts): a GPT-2-like block compiled once with
+// a symbolic sequence length, its weights bound once, evaluated at several lengths against
+// fixed-shape programs and onnxruntime-node; a weight swap seen at two lengths; save/load of the
+// symbolic program; out-of-range dims; and an If whose branches differ in shape, specialized on
+// the graph inputs that decide it, against onnxruntime both ways.
+import assert from "node:assert/strict";
+import { compile, KilnError, load, parseOnnx, save, WeightSet } from "../mod.ts";
+import { buildModel, type GraphSpec } from "../core/onnx/writer.ts";
+import type { Tensor } from "../core/tensor.ts";
+import { writeRandomWeights } from "../core/weights/random.ts";
+import { runOrt } from "./util/ort.ts";
+import { assertMatch } from "./util/tensors.ts";
+import { gpt } from "./util/zoo_transformers.ts";
+
+const RANGE = { min: 1, max: 16 };
+const DIMS = { input_ids: [1, RANGE], attention_mask: [1, RANGE] };
+
+function gptInputs(s: number): Record<string, Tensor> {
+  return {
+    input_ids: {
+      dtype: "int64",
+      dims: [1, s],
+      data: BigInt64Array.from({ length: s }, (_, i) => BigInt((i * 7 + 3) % 32)),
+    },
+    attention_mask: { dtype: "int64", dims: [1, s], data: new BigInt64Array(s).fill(1n) },
+  };
+}
+
+Deno.test("dynamic shapes: one GPT-2-like program, weights bound once, evaluated at several lengths", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "kiln_dyn_" });
+  try {
+    const m = await gpt(dir);
+    const v2 = await writeRandomWeights(m.file.path, `${dir}/v2`, { seed: 9 });
+    const program = compile(
+      await parseOnnx(m.file.path, { inputDims: DIMS, deferExternalWeights: true }),
+      "ref",
+    );
+    try {
+      await t.step("inputs report their ranges; outputs are known per eval", () => {
+        const ids = program.inputs.find((v) => v.name === "input_ids")!;
+        assert.deepEqual(ids.dims, [1, -1]);
+        assert.deepEqual(ids.ranges, [null, RANGE]);
+        assert.ok(program.outputs.every((o) => o.dims.every((d) => d === -1)));
+      });
+      const bind = await program.bindWeights(await WeightSet.fromOnnxDir(program, dir));
+      assert.ok(bind.copied > 0);
+      await t.step("each length matches a fixed-shape program and onnxruntime", async () => {
+        for (const s of [1, 5, 16, 5, 9]) {
+          const inputs = gptInputs(s);
+          const got = await program.eval(inputs);
+          assertMatch(got, await runOrt(m.file.path, inputs), `length ${s} vs onnxruntime`);
+          const fixed = compile(
+            await parseOnnx(m.file.path, { inputDims: { input_ids: [1, s], attention_mask: [1, s] } }),
+            "ref",
+          );
+          try {
+            assertMatch(got, await fixed.eval(inputs), `length ${s} vs the fixed-shape program`);
+          } finally {
+            fixed.dispose();
+          }
+        }
+        const dyn = program.info().dynamic!;
+        assert.deepEqual(dyn.keyed, []);
+        const keys = dyn.specializations.map((s) => s.key);
+        assert.equal(
+          keys[0],
+          "input_ids=1x2 attention_mask=1x2",
+          "the root: the smallest length of at least 2",
+        );
+        assert.deepEqual(keys.slice(1).sort(), [
+          "input_ids=1x1 attention_mask=1x1",
+          "input_ids=1x16 attention_mask=1x16",
+          "input_ids=1x5 attention_mask=1x5",
+          "input_ids=1x9 attention_mask=1x9",
+        ]);
+        const five = dyn.specializations.find((s) => s.key.includes("1x5"))!;
+        assert.equal(five.evals, 2, "the second eval at length 5 reuses its specialization");
+        assert.ok(five.sharedPrepareNodes > 0, "the packed weights are the root's, not prepared again");
+        assert.equal(
+          five.sharedPrepareNodes,
+          program.info().prepareCount,
+          "every prepare output of the root is shared",
+        );
+      });
+      await t.step(
+        "a weight swap is seen at every length",
+        async () => {
+          const r = await program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/v2`));
+          assert.ok(r.copied > 0);
+          for (const s of [5, 12]) {
+            const inputs = gptInputs(s);
+            assertMatch(await program.eval(inputs), await runOrt(v2.modelPath, inputs), `v2 at length ${s}`);
+          }
+        },
+      );
+      await t.step(
+        "dims out of range, or a wrong fixed dim, are input errors naming input, dim and range",
+        async () => {
+          await assert.rejects(program.eval(gptInputs(17)), (e: unknown) => {
+            assert.ok(e instanceof KilnError);
+            assert.equal(e.code, "input");
+            assert.match(e.message, /input 'input_ids' dim 1 is 17, outside its range 1\.\.16/);
+            return true;
+          });
+          const bad = gptInputs(4);
+          bad.input_ids = { dtype: "int64", dims: [2, 2], data: new BigInt64Array(4) };
+          await assert.rejects(
+            program.eval(bad),
+            /input 'input_ids' is int64\[2,2\], expected int64\[1,-1\]/,
+          );
+        },
+      );
+      await t.step("save/load keeps the symbolic program", async () => {
+        const path = `${dir}/gpt.kiln`;
+        await save(program, path);
+        const back = await load(path, { weights: `${dir}/v2` });
+        try {
+          assert.deepEqual(back.inputs.find((v) => v.name === "input_ids")!.ranges, [null, RANGE]);
+          for (const s of [3, 14]) {
+            const inputs = gptInputs(s);
+            assertMatch(await back.eval(inputs), await runOrt(v2.modelPath, inputs), `loaded, length ${s}`);
+          }
+        } finally {
+          back.dispose();
+        }
+      });
+      await t.step("bad ranges are refused when parsing", async () => {
+        await assert.rejects(
+          parseOnnx(m.file.path, {
+            inputDims: { input_ids: [1, { min: 4, max: 2 }], attention_mask: [1, 2] },
+          }),
+          /inputDims for 'input_ids' dim 1 must be a number or \{ min, max \}/,
+        );
+      });
+    } finally {
+      program.dispose();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dynamic shapes: the gpu target refuses a dynamic program with a clear error", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kiln_dyn_" });
+  try {
+    const m = await gpt(dir);
+    const model = await parseOnnx(m.file.path, { inputDims: DIMS });
+    assert.throws(() => compile(model, "gpu"), /Cannot run a dynamic program .*on the gpu target/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+const i64 = (name: string, vals: number[]) => ({
+  op: "Constant",
+  inputs: [],
+  outputs: [name],
+  attrs: { value: { t: { name: "", dtype: "int64" as const, dims: [vals.length], data: vals } } },
+});
+
+/** then: ReduceSum over axis 1 -> [2], then If(sr > 8000): t * 2 ([2]) or concat(t, t) ([4]). */
+const THEN: GraphSpec = {
+  name: "then",
+  outputs: [{ name: "u", dtype: "float32" }],
+  nodes: [
+    i64("axes", [1]),
+    { op: "ReduceSum", inputs: ["x", "axes"], outputs: ["t"], attrs: { keepdims: { i: 0 } } },
+    {
+      op: "If",
+      inputs: ["wide"],
+      outputs: ["u"],
+      name: "inner_if",
+      attrs: {
+        then_branch: {
+          g: {
+            name: "hi",
+            outputs: [{ name: "v", dtype: "float32" }],
+            nodes: [{ op: "Mul", inputs: ["t", "two"], outputs: ["v"] }],
+          },
+        },
+        else_branch: {
+          g: {
+            name: "lo",
+            outputs: [{ name: "w", dtype: "float32" }],
+            nodes: [{ op: "Concat", inputs: ["t", "t"], outputs: ["w"], attrs: { axis: { i: 0 } } }],
+          },
+        },
+      },
+    },
+  ],
+};
+
+/** else: x reshaped to [6]. */
+const ELSE: GraphSpec = {
+  name: "else",
+  outputs: [{ name: "e", dtype: "float32" }],
+  nodes: [i64("six", [6]), { op: "Reshape", inputs: ["x", "six"], outputs: ["e"] }],
+};
+
+const MODEL = buildModel({
+  opset: 18,
+  graph: {
+    inputs: [
+      { name: "x", dtype: "float32", dims: [2, 3] },
+      { name: "mode", dtype: "bool", dims: [] },
+      { name: "sr", dtype: "int64", dims: [1] },
+    ],
+    outputs: [{ name: "z", dtype: "float32" }],
+    initializers: [
+      { name: "limit", dtype: "int64", dims: [1], data: [8000] },
+      { name: "two", dtype: "float32", dims: [1], data: [2] },
+      { name: "one", dtype: "float32", dims: [1], data: [1] },
+    ],
+    nodes: [
+      { op: "Greater", inputs: ["sr", "limit"], outputs: ["wide"] },
+      {
+        op: "If",
+        inputs: ["mode"],
+        outputs: ["y"],
+        name: "mode_if",
+        attrs: { then_branch: { g: THEN }, else_branch: { g: ELSE } },
+      },
+      { op: "Add", inputs: ["y", "one"], outputs: ["z"] },
+    ],
+  },
+});
+
+const X: Tensor = { dtype: "float32", dims: [2, 3], data: Float32Array.from([1, -2, 3.5, 4, 0.25, -6]) };
+
+function feeds(mode: boolean, sr: number): Record<string, Tensor> {
+  return {
+    x: X,
+    mode: { dtype: "bool", dims: [], data: Uint8Array.from([mode ? 1 : 0]) },
+    sr: { dtype: "int64", dims: [1], data: BigInt64Array.from([BigInt(sr)]) },
+  };
+}
+
+Deno.test("dynamic shapes: an If whose branches differ is specialized on the inputs that decide it", async () => {
+  const program = compile(await parseOnnx(MODEL), "ref");
+  try {
+    assert.deepEqual(program.inputs.map((v) => v.name), ["x", "mode", "sr"]);
+    for (const [mode, sr] of [[true, 16000], [true, 4000], [false, 16000], [true, 16000]] as const) {
+      const got = await program.eval(feeds(mode, sr));
+      assertMatch(got, await runOrt(MODEL, feeds(mode, sr)), `mode=${mode} sr=${sr}`);
+    }
+    const dyn = program.info().dynamic!;
+    assert.deepEqual([...dyn.keyed].sort(), ["mode", "sr"]);
+    assert.equal(dyn.specializations.length, 4, "root plus three specializations");
+  } finally {
+    program.dispose();
+  }
+  // asked not to specialize: the old refusal, naming the input to freeze
+  await assert.rejects(
+    (async () => compile(await parseOnnx(MODEL), "ref", { valueKeyed: false }))(),
+    /depends on graph input '(mode|sr)'.*--freeze (mode|sr)=VALUE/,
+  );
+});
