@@ -418,3 +418,12 @@ export function dynamicFromJson(j: unknown, path: string): DynamicSpec {
     ...(typeof o.cap === "number" ? { cap: o.cap } : {}),
   };
 }
+
+/** `int64[1,1..1024]`: a value's type with its ranged dims as MIN..MAX and per-eval dims (-1) as `?`. */
+export function describeValue(v: ValueInfo): string {
+  const dims = v.dims.map((d, i) => {
+    const r = v.ranges?.[i];
+    return r ? `${r.min}..${r.max}` : d === -1 ? "?" : String(d);
+  });
+  return `${v.dtype}[${dims.join(",")}]`;
+}

@@ -7,6 +7,7 @@
  */
 import { type CoreCompileOptions, type CoreInfo, CoreProgram } from "./core_program.ts";
 import {
+  describeValue,
   DynamicExecutor,
   type DynamicSpec,
   encodeOverrides,
@@ -807,7 +808,7 @@ function _checkTensor(what: string, want: ValueInfo, t: Tensor): string | undefi
     t.dtype !== want.dtype || t.dims.length !== want.dims.length ||
     t.dims.some((d, i) => d !== want.dims[i] && want.dims[i] !== -1)
   ) {
-    return `${what} is ${describe(t.dtype, t.dims)}, expected ${describe(want.dtype, want.dims)}`;
+    return `${what} is ${describe(t.dtype, t.dims)}, expected ${describeValue(want)}`;
   }
   const need = elementCount(t.dims) * dtypeSize(want.dtype);
   if (t.data.byteLength !== need) {

@@ -11,6 +11,8 @@ import { writeRandomWeights } from "../core/weights/random.ts";
 import { runOrt } from "./util/ort.ts";
 import { assertMatch } from "./util/tensors.ts";
 import { gpt } from "./util/zoo_transformers.ts";
+import { runCli } from "./util/cli.ts";
+import { readNpy, writeNpy } from "../core/npy.ts";
 
 const RANGE = { min: 1, max: 16 };
 const DIMS = { input_ids: [1, RANGE], attention_mask: [1, RANGE] };
@@ -106,7 +108,7 @@ Deno.test("dynamic shapes: one GPT-2-like program, weights bound once, evaluated
           bad.input_ids = { dtype: "int64", dims: [2, 2], data: new BigInt64Array(4) };
           await assert.rejects(
             program.eval(bad),
-            /input 'input_ids' is int64\[2,2\], expected int64\[1,-1\]/,
+            /input 'input_ids' is int64\[2,2\], expected int64\[1,1\.\.16\]/,
           );
         },
       );
@@ -135,6 +137,55 @@ Deno.test("dynamic shapes: one GPT-2-like program, weights bound once, evaluated
     } finally {
       program.dispose();
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("kiln compile --dims NAME=1x1..16: one program file, run at two lengths, inspect shows the range", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kiln_dyn_" });
+  try {
+    const m = await gpt(dir);
+    const prog = `${dir}/gpt.kiln`;
+    const comp = await runCli(
+      "compile",
+      m.file.path,
+      "--dims",
+      "input_ids=1x1..16",
+      "--dims",
+      "attention_mask=1x1..16",
+      "-o",
+      prog,
+    );
+    assert.equal(comp.code, 0, comp.stderr);
+    for (const s of [4, 11]) {
+      const inputs = gptInputs(s);
+      for (const [name, t] of Object.entries(inputs)) await Deno.writeFile(`${dir}/${name}.npy`, writeNpy(t));
+      const out = `${dir}/out_${s}`;
+      const run = await runCli(
+        "run",
+        prog,
+        "--input",
+        `input_ids=${dir}/input_ids.npy`,
+        "--input",
+        `attention_mask=${dir}/attention_mask.npy`,
+        "--output",
+        out,
+      );
+      assert.equal(run.code, 0, run.stderr);
+      const want = await runOrt(m.file.path, inputs);
+      assertMatch(
+        { logits: readNpy(await Deno.readFile(`${out}/logits.npy`)) },
+        { logits: want.logits },
+        `cli ${s}`,
+      );
+    }
+    const inspect = await runCli("inspect", prog);
+    assert.equal(inspect.code, 0, inspect.stderr);
+    assert.match(inspect.stdout, /input_ids: int64\[1,1\.\.16\]/);
+    const bad = await runCli("compile", m.file.path, "--dims", "input_ids=1x9..2", "-o", `${dir}/bad.kiln`);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /dim 1 of 'input_ids' is the range 9\.\.2; it needs MIN <= MAX/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
