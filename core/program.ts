@@ -708,6 +708,14 @@ export class Program {
     literalIds: number[];
   } {
     this.#check("bake weights");
+    if (this.#dynamic) {
+      // the baked copy would be the root alone, fixed at its dims
+      throw new KilnError(
+        "unsupported",
+        "Cannot bake weights into a dynamic program (its specializations read the bound weights): bind them " +
+          "with bindWeights, or compile with fixed dims to bake",
+      );
+    }
     const tensors: WeightTensor[] = weights instanceof WeightSet
       ? [...weights.tensors.values()]
       : Object.entries(weights).map(([name, t]) => ({

@@ -11,6 +11,7 @@ import { writeRandomWeights } from "../core/weights/random.ts";
 import { runOrt } from "./util/ort.ts";
 import { assertMatch } from "./util/tensors.ts";
 import { gpt } from "./util/zoo_transformers.ts";
+import { programInternals } from "../core/program.ts";
 import { runCli } from "./util/cli.ts";
 import { readNpy, writeNpy } from "../core/npy.ts";
 
@@ -112,6 +113,22 @@ Deno.test("dynamic shapes: one GPT-2-like program, weights bound once, evaluated
           );
         },
       );
+      await t.step(
+        "after a trap in the core, the root revives and the specializations are rebuilt",
+        async () => {
+          const before = await program.eval(gptInputs(6));
+          assert.throws(() => programInternals(program).debugTrap());
+          assertMatch(await program.eval(gptInputs(6)), before, "length 6 after a trap");
+          assertMatch(
+            await program.eval(gptInputs(2)),
+            await runOrt(v2.modelPath, gptInputs(2)),
+            "the root after a trap",
+          );
+        },
+      );
+      await t.step("baking a dynamic program is refused (it would fix the root's dims)", () => {
+        assert.throws(() => program.bake({}), /Cannot bake weights into a dynamic program/);
+      });
       await t.step("save/load keeps the symbolic program", async () => {
         const path = `${dir}/gpt.kiln`;
         await save(program, path);
