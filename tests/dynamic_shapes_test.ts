@@ -143,6 +143,28 @@ Deno.test("dynamic shapes: one GPT-2-like program, weights bound once, evaluated
           back.dispose();
         }
       });
+      await t.step("the cache keeps `specializations` shapes, least recently used out", async () => {
+        const small = compile(await parseOnnx(m.file.path, { inputDims: DIMS }), "ref", {
+          specializations: 2,
+        });
+        try {
+          for (const s of [3, 4, 5, 3]) {
+            assertMatch(
+              await small.eval(gptInputs(s)),
+              await runOrt(m.file.path, gptInputs(s)),
+              `cap 2, length ${s}`,
+            );
+          }
+          const keys = small.info().dynamic!.specializations.map((x) => x.key);
+          assert.deepEqual(keys, [
+            "input_ids=1x2 attention_mask=1x2",
+            "input_ids=1x5 attention_mask=1x5",
+            "input_ids=1x3 attention_mask=1x3",
+          ]);
+        } finally {
+          small.dispose();
+        }
+      });
       await t.step("bad ranges are refused when parsing", async () => {
         await assert.rejects(
           parseOnnx(m.file.path, {
@@ -321,5 +343,51 @@ Deno.test("dynamic shapes: an If whose branches differ is specialized on the inp
   await assert.rejects(
     (async () => compile(await parseOnnx(MODEL), "ref", { valueKeyed: false }))(),
     /depends on graph input '(mode|sr)'.*--freeze (mode|sr)=VALUE/,
+  );
+});
+
+Deno.test("dynamic shapes: an If decided by a large input is still refused, naming the input to freeze", async () => {
+  const model = buildModel({
+    opset: 18,
+    graph: {
+      inputs: [{ name: "x", dtype: "float32", dims: [4, 8] }],
+      outputs: [{ name: "y", dtype: "float32" }],
+      initializers: [{ name: "zero", dtype: "float32", dims: [], data: [0] }],
+      nodes: [
+        { op: "ReduceSum", inputs: ["x"], outputs: ["s"], attrs: { keepdims: { i: 0 } } },
+        { op: "Greater", inputs: ["s", "zero"], outputs: ["c"] },
+        {
+          op: "If",
+          inputs: ["c"],
+          outputs: ["y"],
+          name: "big_if",
+          attrs: {
+            then_branch: {
+              g: {
+                name: "t",
+                outputs: [{ name: "a", dtype: "float32" }],
+                nodes: [{ op: "Identity", inputs: ["x"], outputs: ["a"] }],
+              },
+            },
+            else_branch: {
+              g: {
+                name: "e",
+                outputs: [{ name: "b", dtype: "float32" }],
+                nodes: [{ op: "ReduceSum", inputs: ["x"], outputs: ["b"], attrs: { keepdims: { i: 0 } } }],
+              },
+            },
+          },
+        },
+      ],
+    },
+  });
+  await assert.rejects(
+    (async () => compile(await parseOnnx(model), "ref"))(),
+    (e: unknown) => {
+      assert.ok(e instanceof KilnError);
+      assert.equal(e.code, "needs_constant");
+      assert.match(e.message, /big_if.*depends on graph input 'x'.*--freeze x=VALUE/);
+      return true;
+    },
   );
 });
