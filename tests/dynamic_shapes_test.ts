@@ -11,6 +11,7 @@ import { writeRandomWeights } from "../core/weights/random.ts";
 import { runOrt } from "./util/ort.ts";
 import { assertMatch } from "./util/tensors.ts";
 import { gpt } from "./util/zoo_transformers.ts";
+import { G, writeGraph } from "./util/graph_dsl.ts";
 import { programInternals } from "../core/program.ts";
 import { runCli } from "./util/cli.ts";
 import { readNpy, writeNpy } from "../core/npy.ts";
@@ -390,4 +391,63 @@ Deno.test("dynamic shapes: an If decided by a large input is still refused, nami
       return true;
     },
   );
+});
+
+Deno.test("dynamic shapes: deferred weights used by one branch only are bound once and read by that branch's specialization", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kiln_dyn_" });
+  try {
+    const g = new G(3);
+    const wa = g.w("Wa", [3, 4]);
+    const wb = g.w("Wb", [3, 2]);
+    const branch = (name: string, w: string): GraphSpec => ({
+      name,
+      outputs: [{ name: `${name}_y`, dtype: "float32" }],
+      nodes: [{ op: "MatMul", inputs: ["x", w], outputs: [`${name}_y`] }],
+    });
+    g.nodes.push({
+      op: "If",
+      inputs: ["mode"],
+      outputs: ["y"],
+      name: "mode_if",
+      attrs: { then_branch: { g: branch("a", wa) }, else_branch: { g: branch("b", wb) } },
+    });
+    const file = await writeGraph(dir, "branchy", g, {
+      inputs: [{ name: "x", dims: [2, 3] }, { name: "mode", dtype: "bool", dims: [] }],
+      outputs: [{ name: "y" }],
+      opset: 18,
+    });
+    const program = compile(await parseOnnx(file.path, { deferExternalWeights: true }), "ref");
+    try {
+      assert.deepEqual(
+        program.weights.map((w) => w.name).sort(),
+        ["Wa", "Wb"],
+        "the root holds both branches' weights",
+      );
+      await program.bindWeights(await WeightSet.fromOnnxDir(program, dir));
+      for (const mode of [true, false, true]) {
+        const feeds = {
+          x: { dtype: "float32" as const, dims: [2, 3], data: Float32Array.from([1, 2, 3, -1, 0.5, 2]) },
+          mode: { dtype: "bool" as const, dims: [], data: Uint8Array.from([mode ? 1 : 0]) },
+        };
+        assertMatch(await program.eval(feeds), await runOrt(file.path, feeds), `mode=${mode}`);
+      }
+      await save(program, `${dir}/branchy.kiln`);
+      const back = await load(`${dir}/branchy.kiln`, { weights: dir });
+      try {
+        for (const mode of [false, true]) {
+          const feeds = {
+            x: { dtype: "float32" as const, dims: [2, 3], data: Float32Array.from([0.5, -2, 1, 3, 1, -1]) },
+            mode: { dtype: "bool" as const, dims: [], data: Uint8Array.from([mode ? 1 : 0]) },
+          };
+          assertMatch(await back.eval(feeds), await runOrt(file.path, feeds), `loaded, mode=${mode}`);
+        }
+      } finally {
+        back.dispose();
+      }
+    } finally {
+      program.dispose();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

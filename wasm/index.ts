@@ -3,7 +3,7 @@
 // reads with result_ptr()/result_len() right after the call. Expected failures return a
 // negative (load) or non-zero status and leave diagnostics (diagnostics_json()).
 import { clearDiagnostics, diagnostics, diagnosticsJson, E_GRAPH, E_FORMAT, E_OK, E_RUNTIME, jsonString, report } from "./ir/diag";
-import { decodeDims, decodeProgram, decodeValues, serializeProgram, serializedLength } from "./ir/codec";
+import { decodeDims, decodeProgram, decodeValues, serializeProgram, serializedLength, setKeepOrphanWeights } from "./ir/codec";
 import { lastDeciders } from "./passes/fold_if";
 import { cloneProgram } from "./ir/clone";
 import { Tensor } from "./ir/tensor";
@@ -11,7 +11,7 @@ import { ComputeContext, OP_WRITES_ALL } from "./ops/op";
 import { dtypeName } from "./ir/dtype";
 import { Shape } from "./ir/shape";
 import {
-  Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, Program, Value,
+  Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, LOC_BUFFER, Program, Value,
 } from "./ir/program";
 import { registerAllOps } from "./ops/all";
 import { opNames } from "./ops/registry";
@@ -110,6 +110,7 @@ export function load_graph(ptr: usize, len: usize): i32 {
   const p = decodeProgram(ptr, len, E_GRAPH);
   decodeDims.clear();
   decodeValues.clear();
+  setKeepOrphanWeights(false);
   if (p == null) return -1;
   return addProgram(p);
 }
@@ -124,6 +125,7 @@ export function set_decode_overrides(ptr: usize, len: usize): i32 {
   clearDiagnostics();
   decodeDims.clear();
   decodeValues.clear();
+  setKeepOrphanWeights(true);
   const end = ptr + len;
   let at = ptr;
   if (len < 4) return report(E_GRAPH, "", "", "Bad decode overrides: too short");
@@ -211,6 +213,22 @@ export function compile(h: i32, tPtr: usize, tLen: usize, flags: i32, disPtr: us
     for (let i = 0; i < names.length; i++) if (names[i].length > 0) disabled.add(names[i]);
   }
   if (!runPasses(p, passes!, flags, disabled)) return 1;
+  // a dynamic program's root keeps the weights of folded-away branches, unused, for its specializations
+  const main = p.main();
+  const live = new Set<string>();
+  for (let mi = 0; mi < p.modules.length; mi++) {
+    const m = p.modules[mi];
+    for (let i = 0; i < m.instrs.length; i++) if (m.instrs[i].kind == K_WEIGHT) live.add(m.instrs[i].nodeName);
+  }
+  for (let i = 0; i < p.orphanWeights.length; i++) {
+    const w = p.orphanWeights[i];
+    if (live.has(w.nodeName)) continue;
+    live.add(w.nodeName);
+    w.module = 0;
+    w.outputs[0].loc = LOC_BUFFER;
+    main.instrs.push(w);
+  }
+  p.orphanWeights.length = 0;
   return E_OK;
 }
 

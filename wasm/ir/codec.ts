@@ -210,6 +210,8 @@ class DecodeState {
   compiled: bool;
   /** Ifs whose condition is not constant and whose branches differ (passes/fold_if.ts deferIf). */
   pendingIfs: Array<Instruction> = new Array<Instruction>();
+  /** every weight leaf decoded (keepOrphanWeights) */
+  weights: Array<Instruction> = new Array<Instruction>();
   constructor(prog: Program, n: i32, compiled: bool) {
     this.prog = prog;
     this.values = new Array<Value | null>(n);
@@ -591,6 +593,15 @@ function propagateSymbolic(prog: Program, ins: Instruction): void {
  */
 export const decodeDims = new Map<string, Array<i32>>();
 export const decodeValues = new Map<string, Array<u8>>();
+/**
+ * Set with the overrides (a dynamic program): every decoded weight is listed in
+ * `Program.orphanWeights`, and `compile` keeps those that folding or dead-code elimination dropped
+ * (a branch folded away), so that the root holds every weight a specialization may read.
+ */
+export let keepOrphanWeights = false;
+export function setKeepOrphanWeights(on: bool): void {
+  keepOrphanWeights = on;
+}
 
 export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | null {
   const r = new Reader(ptr, len);
@@ -716,6 +727,7 @@ export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | n
       ins.outputs.push(v);
       if (!defineValue(st, r, id, mi, v, "leaf '" + name + "'")) break;
       m.instrs.push(ins);
+      if (ins.kind == K_WEIGHT && keepOrphanWeights && !compiled) st.weights.push(ins);
     } else if (kind == R_NODE) {
       const opName = r.str("node op");
       const nodeName = r.str("node name");
@@ -813,6 +825,7 @@ export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | n
       return null;
     }
   }
+  if (keepOrphanWeights) for (let i = 0; i < st.weights.length; i++) prog.orphanWeights.push(st.weights[i]);
   return prog;
 }
 

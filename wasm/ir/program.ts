@@ -160,6 +160,12 @@ export class Program {
   inputValues: Array<Value> = new Array<Value>();
   weightInstrs: Array<Instruction> = new Array<Instruction>();
   /**
+   * A dynamic program: every weight leaf decoded; `compile` appends those no module holds any more
+   * (only in an If branch folded away, say) to main, unused, so that the root holds them for its
+   * specializations.
+   */
+  orphanWeights: Array<Instruction> = new Array<Instruction>();
+  /**
    * For a Loop/Scan node another target runs on the host (run_node): where the host placed the
    * values its body reads from elsewhere (IR value id -> address), set by bind_value.
    */
