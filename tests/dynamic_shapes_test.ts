@@ -166,6 +166,12 @@ Deno.test("dynamic shapes: one GPT-2-like program, weights bound once, evaluated
           small.dispose();
         }
       });
+      await t.step("a range on a dim the model fixes is refused, naming it", async () => {
+        await assert.rejects(
+          parseOnnx(MODEL, { inputDims: { x: [2, { min: 1, max: 8 }] } }),
+          /inputDims for 'x' gives dim 1 the range 1\.\.8, but the model fixes it to 3/,
+        );
+      });
       await t.step("bad ranges are refused when parsing", async () => {
         await assert.rejects(
           parseOnnx(m.file.path, {

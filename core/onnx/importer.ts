@@ -154,6 +154,16 @@ export class Importer {
       // specializes on the actual dims (core/dynamic.ts)
       const given = this.#opts.inputDims?.[name];
       const split = given ? splitDims(name, given) : null;
+      const fixed = v.type?.tensor_type?.shape?.dim ?? [];
+      split?.ranges?.forEach((r, i) => {
+        const d = fixed[i]?.dim_value;
+        if (r && typeof d === "number" && !fixed[i]?.dim_param) {
+          throw inputError(
+            `inputDims for '${name}' gives dim ${i} the range ${r.min}..${r.max}, but the model fixes it to ${d}: ` +
+              "only a symbolic dim can take a range (export the model with that dim dynamic)",
+          );
+        }
+      });
       const info = inputInfo(v, split?.dims);
       if (split?.ranges) info.ranges = split.ranges;
       this.inputs.push(info);
