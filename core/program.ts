@@ -665,7 +665,7 @@ export class Program {
     for (const v of this.inputs) {
       const t = Object.hasOwn(inputs, v.name) ? inputs[v.name] : undefined;
       if (t === undefined) {
-        problems.push(`missing input '${v.name}' (${describe(v.dtype, v.dims)})`);
+        problems.push(`missing input '${v.name}' (${describeValue(v)})`);
         continue;
       }
       const p = _checkTensor(`input '${v.name}'`, v, t);
