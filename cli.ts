@@ -14,7 +14,8 @@
  */
 import { parseArgs } from "node:util";
 import { KilnError } from "./core/errors.ts";
-import { parseOnnx } from "./core/onnx/import.ts";
+import { type DimRange, parseOnnx } from "./core/onnx/import.ts";
+import { describeValue } from "./core/dynamic.ts";
 import { type FreezeValue, parseFreezeValue } from "./core/onnx/freeze.ts";
 import { summarizeOnnx } from "./core/onnx/summary.ts";
 import { externalizeOnnx } from "./core/onnx/externalize.ts";
@@ -54,7 +55,9 @@ Usage:
   kiln help | kiln COMMAND --help | kiln --version
 
 Options:
-  --dims NAME=DxDx...   static dims for a model input (repeatable; fills symbolic dims)
+  --dims NAME=DxDx...   static dims for a model input (repeatable; fills symbolic dims); a dim
+                        written MIN..MAX (e.g. ids=1x1..1024) is a range: the program then
+                        evaluates any length in it (a dynamic program, docs/dynamic-shapes.md)
   --freeze NAME=VALUE   fix a model input to a value at compile time (repeatable): a number, true/false,
                         or a comma-separated list, in the input's declared type and dims; it is no
                         longer an input, and an If whose condition it decides folds to one branch
@@ -210,9 +213,9 @@ function _hostNodesLine(
  * integer up to 2^31 - 1, checked here: an empty, signed, fractional, exponent or padded field,
  * a dim past 2^31 - 1 and a name given twice are usage errors naming the spec.
  */
-function _parseDims(specs: string[]): Record<string, number[]> {
+function _parseDims(specs: string[]): Record<string, (number | DimRange)[]> {
   const maxDim = 2 ** 31 - 1; // the core's dims are 32-bit signed
-  const dims: Record<string, number[]> = {};
+  const dims: Record<string, (number | DimRange)[]> = {};
   const seen = new Map<string, string>();
   for (const spec of specs) {
     const eq = spec.lastIndexOf("=");
@@ -221,8 +224,19 @@ function _parseDims(specs: string[]): Record<string, number[]> {
     if (text === "") {
       throw new UsageError(`Bad --dims '${spec}': no dims after '='; expected ${name}=1x3x224x224`);
     }
-    const values = text.split(/[x,]/).map((field, i) => {
+    const values = text.split(/[x,]/).map((field, i): number | DimRange => {
       const which = `dim ${i} of '${name}'`;
+      // MIN..MAX: a symbolic dim with a range (a dynamic program, docs/dynamic-shapes.md)
+      const range = /^([0-9]+)\.\.([0-9]+)$/.exec(field);
+      if (range) {
+        const min = Number(range[1]), max = Number(range[2]);
+        if (min > max || max > maxDim) {
+          throw new UsageError(
+            `Bad --dims '${spec}': ${which} is the range ${field}; it needs MIN <= MAX <= ${maxDim}`,
+          );
+        }
+        return { min, max };
+      }
       if (field === "") {
         throw new UsageError(
           `Bad --dims '${spec}': ${which} is empty; dims must be non-negative integers separated by 'x'`,
@@ -230,7 +244,7 @@ function _parseDims(specs: string[]): Record<string, number[]> {
       }
       if (!/^[0-9]+$/.test(field)) {
         throw new UsageError(
-          `Bad --dims '${spec}': ${which} is '${field}'; dims must be non-negative integers separated by 'x'`,
+          `Bad --dims '${spec}': ${which} is '${field}'; dims must be non-negative integers (or MIN..MAX ranges) separated by 'x'`,
         );
       }
       const v = Number(field);
@@ -515,9 +529,15 @@ async function _inspect(args: string[]): Promise<number> {
     console.log(`program: ${positionals[0]}`);
     console.log(`target: ${program.target} (${info.device})`);
     console.log(`inputs:`);
-    for (const v of info.inputs) console.log(`  ${v.name}: ${describe(v.dtype, v.dims)}`);
+    for (const v of info.inputs) console.log(`  ${v.name}: ${describeValue(v)}`);
     console.log(`outputs:`);
-    for (const v of info.outputs) console.log(`  ${v.name}: ${describe(v.dtype, v.dims)}`);
+    for (const v of info.outputs) console.log(`  ${v.name}: ${describeValue(v)}`);
+    if (info.dynamic) {
+      const keyed = info.dynamic.keyed.length
+        ? `, specialized on the value of ${info.dynamic.keyed.join(", ")}`
+        : "";
+      console.log(`dynamic: specialized per shape at the first eval of each${keyed}`);
+    }
     console.log(`literals: ${info.literalCount} (${_fmtBytes(info.literalBytes)})`);
     if (info.weights.length) {
       const total = program.weightSignature().reduce((a, w) => a + w.byteLength, 0);

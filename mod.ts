@@ -29,6 +29,7 @@
  * @module
  */
 export {
+  type DimRange,
   type FreezeValue,
   type HostLiteral,
   type ParsedModel,
@@ -100,6 +101,7 @@ export {
 export type { ByteSource } from "./core/source.ts";
 export { type Diagnostic, KilnError, type KilnErrorCode, type KilnErrorContext } from "./core/errors.ts";
 export { load, type LoadOptions, save } from "./core/save_load.ts";
+export type { DynamicSpec, SpecializationInfo } from "./core/dynamic.ts";
 export { externalizeOnnx, type ExternalizeOptions, type ExternalizeReport } from "./core/onnx/externalize.ts";
 export {
   type ExternalFileSummary,

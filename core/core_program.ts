@@ -78,13 +78,43 @@ export class CoreProgram {
   }
 
   /** Decodes a graph encoding and runs the target's compile pipeline. */
-  static compile(graph: Uint8Array, target: string, options: CoreCompileOptions = {}): CoreProgram {
+  static compile(
+    graph: Uint8Array,
+    target: string,
+    options: CoreCompileOptions = {},
+    overrides?: Uint8Array,
+  ): CoreProgram {
     const engine = new Engine();
+    const h = CoreProgram.#load(engine, graph, target, options, overrides);
+    return new CoreProgram(target, engine, h, null);
+  }
+
+  /**
+   * Decodes `graph` with `overrides` (wasm/index.ts `set_decode_overrides`) and compiles it in
+   * `engine`; a needs_constant error carries `deciders`, the graph inputs deciding the If.
+   */
+  static #load(
+    engine: Engine,
+    graph: Uint8Array,
+    target: string,
+    options: CoreCompileOptions,
+    overrides?: Uint8Array,
+  ): number {
     const e = engine.exports;
+    if (overrides) {
+      const o = engine.put(overrides);
+      const st = engine.call("compile", () => e.set_decode_overrides(o, overrides.length));
+      engine.free(o);
+      if (st !== 0) throw engine.error("compile");
+    }
     const p = engine.put(graph);
     const h = engine.call("compile", () => e.load_graph(p, graph.length));
     engine.free(p);
-    if (h <= 0) throw engine.error("compile");
+    if (h <= 0) {
+      const n = e.if_deciders();
+      const deciders = n > 0 ? new TextDecoder().decode(engine.resultBytes()).split("\n") : [];
+      throw Object.assign(engine.error("compile"), { deciders });
+    }
     const flags = (options.validate ?? true ? _FLAG_VALIDATE : 0) | (options.timings ? _FLAG_TIMINGS : 0);
     const t = _enc.encode(target);
     const dis = _enc.encode((options.disablePasses ?? []).join(","));
@@ -93,8 +123,43 @@ export class CoreProgram {
     const status = engine.call("compile", () => e.compile(h, tp, t.length, flags, dp, dis.length));
     engine.free(tp);
     engine.free(dp);
-    if (status !== 0) throw engine.error("compile");
-    return new CoreProgram(target, engine, h, null);
+    if (status !== 0) {
+      const err = engine.error("compile");
+      e.dispose(h);
+      throw err;
+    }
+    return h;
+  }
+
+  /**
+   * Compiles `graph` with `overrides` into this program's instance and finalizes it sharing this
+   * program's weights, host literals and shape-independent prepare outputs (a specialization of a
+   * dynamic program; core/dynamic.ts). Returns its handle and info; dispose with `disposeHandle`.
+   */
+  specialize(
+    graph: Uint8Array,
+    overrides: Uint8Array,
+    options: CoreCompileOptions,
+  ): { h: number; info: CoreInfo } {
+    const engine = this.engine("specialize");
+    const h = CoreProgram.#load(engine, graph, this.target, options, overrides);
+    const e = engine.exports;
+    try {
+      if (engine.call("specialize", () => e.finalize_shared(h, this.#h)) !== 0) {
+        throw engine.error("specialize");
+      }
+      if (engine.call("specialize", () => e.info(h)) !== 0) throw engine.error("specialize");
+      return { h, info: engine.resultJson<CoreInfo>() };
+    } catch (err) {
+      if (!engine.broken) e.dispose(h);
+      throw err;
+    }
+  }
+
+  /** Frees a specialization's handle (in the live instance only: a revived one never had it). */
+  disposeHandle(h: number, generation: number): void {
+    if (this.#disposed || this.generation !== generation || this.#engine.broken) return;
+    this.#engine.exports.dispose(h);
   }
 
   /** Decodes a serialized program and re-derives its plan with the target's plan passes. */

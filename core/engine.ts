@@ -30,6 +30,14 @@ export interface CoreExports {
   /** Runs the compile pipeline of the target named by the UTF-8 bytes at tPtr. */
   compile(h: number, tPtr: number, tLen: number, flags: number, disPtr: number, disLen: number): number;
   finalize(h: number): number;
+  /** Overrides of main-module params for the next load_graph (a dynamic program's specialization). */
+  set_decode_overrides(ptr: number, len: number): number;
+  /** The graph inputs deciding the If the last failed load_graph reported (newline-separated result). */
+  if_deciders(): number;
+  /** Finalizes specialization h sharing weights, host literals and prepare outputs with `root`. */
+  finalize_shared(h: number, root: number): number;
+  /** Prepare nodes of h shared with its root. */
+  shared_prepare_nodes(h: number): number;
   /** Where the host copies host literal `id` (unsigned; 0 when none). */
   host_literal_ptr(h: number, id: number): number;
   /** Where the host writes input i (unsigned; 0 when none). */

@@ -66,7 +66,9 @@ export function generateInputs(program: Program, seed = 0): Record<string, Tenso
   const rng = new SeededRandom(seed);
   const out: Record<string, Tensor> = {};
   for (const v of program.inputs) {
-    const n = elementCount(v.dims);
+    // a dynamic program's ranged dims (-1): the range's largest length
+    const dims = v.dims.map((d, i) => d === -1 ? v.ranges?.[i]?.max ?? 1 : d);
+    const n = elementCount(dims);
     let data: TypedArray;
     switch (v.dtype) {
       case "float32": {
@@ -105,7 +107,7 @@ export function generateInputs(program: Program, seed = 0): Record<string, Tenso
       default:
         data = new Uint8Array(n); // uint8, bool
     }
-    out[v.name] = { dtype: v.dtype, dims: [...v.dims], data };
+    out[v.name] = { dtype: v.dtype, dims, data };
   }
   return out;
 }

@@ -5,7 +5,16 @@
  * (core/targets/): this file checks inputs and weights, and delegates.
  * @module
  */
-import { type CoreInfo, CoreProgram } from "./core_program.ts";
+import { type CoreCompileOptions, type CoreInfo, CoreProgram } from "./core_program.ts";
+import {
+  describeValue,
+  DynamicExecutor,
+  type DynamicSpec,
+  encodeOverrides,
+  rangeProblems,
+  rootInputs,
+  type SpecializationInfo,
+} from "./dynamic.ts";
 import { KilnError, throwIfAborted } from "./errors.ts";
 import { withLazyBytes } from "./io.ts";
 import type { HostLiteral, ParsedModel, ValueInfo } from "./onnx/import.ts";
@@ -43,6 +52,14 @@ export interface CompileOptions {
   disablePasses?: string[];
   /** The gpu target's library, device and memory options (ignored on ref). */
   gpu?: GpuOptions;
+  /**
+   * Compile an `If` whose branches differ in shape and whose condition a small graph input decides
+   * as a dynamic program specialized on that input's value (default true); false: refuse it
+   * (needs_constant, naming the input to freeze).
+   */
+  valueKeyed?: boolean;
+  /** Specializations a dynamic program keeps (default 8; least recently used out). */
+  specializations?: number;
 }
 
 /** A deferred weight (`onnx_external_weights`): a named run-time input with its external-data reference. */
@@ -104,6 +121,12 @@ export interface ProgramInfo {
   blas?: string;
   /** gpu: the convolution library and the Convs that run on it */
   dnn?: DnnReport;
+  /**
+   * A dynamic program (dim ranges, or an If specialized on an input's value): the inputs whose
+   * value keys a specialization, and the cached specializations, the root (smallest dims, holding
+   * the weights) first.
+   */
+  dynamic?: { keyed: string[]; specializations: SpecializationInfo[] };
 }
 
 /** What `bindWeights` did. */
@@ -212,17 +235,35 @@ export class Program {
   /** the applied adapter and the weights it adapts */
   #adapter: { name: string; weights: string[] } | null = null;
 
+  #dynamic: DynamicSpec | null;
+
   /** @internal use `compile` or `deserializeProgram`. */
-  constructor(core: CoreProgram, hostLiterals: HostLiteral[], target: Target, options: GpuOptions = {}) {
+  constructor(
+    core: CoreProgram,
+    hostLiterals: HostLiteral[],
+    target: Target,
+    options: GpuOptions = {},
+    dynamic: DynamicSpec | null = null,
+    compileOptions: CoreCompileOptions = {},
+  ) {
+    this.#dynamic = dynamic;
     this.#core = core;
     this.#target = target;
     this.target = target.name;
     this.#hostLiterals = hostLiterals;
     const info: CoreInfo = core.info;
-    this.inputs = info.inputs.map((v) => ({ name: v.name, dtype: v.dtype, dims: [...v.dims] }));
+    this.inputs = dynamic
+      ? dynamic.inputs.map((v) => ({
+        ...v,
+        dims: [...v.dims],
+        ...(v.ranges ? { ranges: [...v.ranges] } : {}),
+      }))
+      : info.inputs.map((v) => ({ name: v.name, dtype: v.dtype, dims: [...v.dims] }));
     this.outputs = info.outputs.map((v) => {
       const bounded = v.dims.map((_, d) => d).filter((d) => ((v.bounded ?? 0) >> d) & 1);
-      return { name: v.name, dtype: v.dtype, dims: [...v.dims], ...(bounded.length ? { bounded } : {}) };
+      // a dynamic program's output dims are known per eval
+      const dims = dynamic ? v.dims.map(() => -1) : [...v.dims];
+      return { name: v.name, dtype: v.dtype, dims, ...(bounded.length ? { bounded } : {}) };
     });
     const seen = new Set<string>();
     this.weights = info.weights.filter((w) => !seen.has(w.name) && seen.add(w.name)).map((w) => ({
@@ -235,7 +276,24 @@ export class Program {
       checksum: w.checksum,
     }));
     this.passTimings = info.timings.map((t) => ({ ...t }));
-    this.#exec = target.instantiate(core, hostLiterals, options);
+    if (dynamic && !target.specializes) {
+      throw new KilnError(
+        "unsupported",
+        `Cannot run a dynamic program (${
+          dynamic.keyed.length
+            ? `an If specialized on input '${dynamic.keyed[0]}'`
+            : "input dims given as ranges"
+        }) on the ${target.name} target: its specializations must share one weight store, which only ref ` +
+          "can do today; give fixed dims (or freeze the input) to compile for it",
+      );
+    }
+    const exec = target.instantiate(core, hostLiterals, options);
+    this.#exec = dynamic ? new DynamicExecutor(core, hostLiterals, dynamic, exec, compileOptions) : exec;
+  }
+
+  /** The symbolic program of a dynamic program (what a program file stores), else null. */
+  get dynamicSpec(): DynamicSpec | null {
+    return this.#dynamic;
   }
 
   /** True when the program's target reads weight files itself (a WeightSet then stays unread in JavaScript). */
@@ -607,11 +665,12 @@ export class Program {
     for (const v of this.inputs) {
       const t = Object.hasOwn(inputs, v.name) ? inputs[v.name] : undefined;
       if (t === undefined) {
-        problems.push(`missing input '${v.name}' (${describe(v.dtype, v.dims)})`);
+        problems.push(`missing input '${v.name}' (${describeValue(v)})`);
         continue;
       }
       const p = _checkTensor(`input '${v.name}'`, v, t);
       if (p) problems.push(p);
+      else if (v.ranges) problems.push(...rangeProblems(v, t));
     }
     for (const name of Object.keys(inputs)) {
       if (!this.inputs.some((v) => v.name === name)) {
@@ -649,6 +708,14 @@ export class Program {
     literalIds: number[];
   } {
     this.#check("bake weights");
+    if (this.#dynamic) {
+      // the baked copy would be the root alone, fixed at its dims
+      throw new KilnError(
+        "unsupported",
+        "Cannot bake weights into a dynamic program (its specializations read the bound weights): bind them " +
+          "with bindWeights, or compile with fixed dims to bake",
+      );
+    }
     const tensors: WeightTensor[] = weights instanceof WeightSet
       ? [...weights.tensors.values()]
       : Object.entries(weights).map(([name, t]) => ({
@@ -694,6 +761,8 @@ export class Program {
 
   /** The host literal ids the compiled program uses (what a program file stores). */
   usedLiteralIds(): number[] {
+    // a dynamic program's specializations may use any literal of its graph
+    if (this.#dynamic) return this.#hostLiterals.map((_, i) => i).filter((i) => this.#hostLiterals[i]);
     return this.#core.info.hostLiterals.map((l) => l.id);
   }
 
@@ -724,6 +793,9 @@ export class Program {
       ...(r.precision ? { precision: { ...r.precision } } : {}),
       ...(r.blas ? { blas: r.blas } : {}),
       ...(r.dnn ? { dnn: { ...r.dnn } } : {}),
+      ...(this.#dynamic && this.#exec instanceof DynamicExecutor
+        ? { dynamic: { keyed: [...this.#dynamic.keyed], specializations: this.#exec.specializations() } }
+        : {}),
     };
   }
 
@@ -741,11 +813,12 @@ function _checkTensor(what: string, want: ValueInfo, t: Tensor): string | undefi
   const bad = typedArrayProblem(t.dtype, t.data);
   if (bad && t.dtype === want.dtype) return `${what}: its data is ${bad}`;
   if (
-    t.dtype !== want.dtype || t.dims.length !== want.dims.length || t.dims.some((d, i) => d !== want.dims[i])
+    t.dtype !== want.dtype || t.dims.length !== want.dims.length ||
+    t.dims.some((d, i) => d !== want.dims[i] && want.dims[i] !== -1)
   ) {
-    return `${what} is ${describe(t.dtype, t.dims)}, expected ${describe(want.dtype, want.dims)}`;
+    return `${what} is ${describe(t.dtype, t.dims)}, expected ${describeValue(want)}`;
   }
-  const need = elementCount(want.dims) * dtypeSize(want.dtype);
+  const need = elementCount(t.dims) * dtypeSize(want.dtype);
   if (t.data.byteLength !== need) {
     return `${what} has ${t.data.byteLength} bytes of data, ${describe(t.dtype, t.dims)} needs ${need}`;
   }
@@ -770,9 +843,11 @@ function _program(
   hostLiterals: HostLiteral[],
   target: Target,
   options: GpuOptions,
+  dynamic: DynamicSpec | null = null,
+  compileOptions: CoreCompileOptions = {},
 ): Program {
   try {
-    return new Program(core, hostLiterals, target, options);
+    return new Program(core, hostLiterals, target, options, dynamic, compileOptions);
   } catch (e) {
     core.dispose();
     throw e;
@@ -799,11 +874,73 @@ export function compile(
         `disablePasses (the ${t.name} pipeline: ${t.passes.join(", ")})`,
     );
   }
-  const graph = model.graph as { encode(): Uint8Array };
-  const core = CoreProgram.compile(graph.encode(), t.name, options);
-  const program = _program(core, model.hostLiterals, t, options.gpu ?? {});
+  const graph = (model.graph as { encode(): Uint8Array }).encode();
+  let core: CoreProgram;
+  let dynamic: DynamicSpec | null = null;
+  if (model.inputs.some((v) => v.ranges)) {
+    ({ core, dynamic } = _compileDynamic(graph, model, t, options, []));
+  } else {
+    try {
+      core = CoreProgram.compile(graph, t.name, options);
+    } catch (e) {
+      const keyed = _keyable(e, model, options);
+      if (!keyed) throw e;
+      ({ core, dynamic } = _compileDynamic(graph, model, t, options, keyed));
+    }
+  }
+  const program = _program(core, model.hostLiterals, t, options.gpu ?? {}, dynamic, options);
   programInternals(program).setFixedWeights(model.fixedWeights ?? []);
   return program;
+}
+
+/** Largest graph input (bytes) whose value may key specializations. */
+const _KEYED_MAX_BYTES = 64;
+
+/**
+ * The graph inputs to specialize on when `e` is a needs_constant error for an If whose condition
+ * they decide (all small graph inputs), else null.
+ */
+function _keyable(
+  e: unknown,
+  model: ParsedModel,
+  options: CompileOptions,
+  already: string[] = [],
+): string[] | null {
+  if (options.valueKeyed === false || !(e instanceof KilnError) || e.code !== "needs_constant") return null;
+  const deciders = (e as KilnError & { deciders?: string[] }).deciders ?? [];
+  if (!deciders.length || deciders.some((n) => already.includes(n))) return null;
+  const small = deciders.every((n) => {
+    const v = model.inputs.find((x) => x.name === n);
+    return v && !v.ranges && elementCount(v.dims) * dtypeSize(v.dtype) <= _KEYED_MAX_BYTES;
+  });
+  return small ? deciders : null;
+}
+
+/** Compiles the root of a dynamic program (smallest dims, keyed inputs at zero), adding keyed inputs as Ifs ask. */
+function _compileDynamic(
+  graph: Uint8Array,
+  model: ParsedModel,
+  t: Target,
+  options: CompileOptions,
+  keyed: string[],
+): { core: CoreProgram; dynamic: DynamicSpec } {
+  const inputs = model.inputs.map((v) => ({
+    name: v.name,
+    dtype: v.dtype,
+    dims: v.ranges ? v.dims.map((d, i) => v.ranges![i] ? -1 : d) : [...v.dims],
+    ...(v.ranges ? { ranges: [...v.ranges] } : {}),
+  }));
+  for (;;) {
+    const dynamic: DynamicSpec = { graph, inputs, keyed, cap: options.specializations };
+    try {
+      const core = CoreProgram.compile(graph, t.name, options, encodeOverrides(dynamic, rootInputs(dynamic)));
+      return { core, dynamic };
+    } catch (e) {
+      const more = _keyable(e, model, options, keyed);
+      if (!more) throw e;
+      keyed = [...keyed, ...more];
+    }
+  }
 }
 
 /** A finalized program from `Program.serialize()` output (no optimization pass re-runs). */
@@ -811,8 +948,14 @@ export function deserializeProgram(
   ir: Uint8Array,
   hostLiterals: HostLiteral[],
   target: TargetName | string = "ref",
-  options: { gpu?: GpuOptions } = {},
+  options: { gpu?: GpuOptions; dynamic?: DynamicSpec } = {},
 ): Program {
   const t = getTarget(target);
-  return _program(CoreProgram.deserialize(ir, t.name), hostLiterals, t, options.gpu ?? {});
+  return _program(
+    CoreProgram.deserialize(ir, t.name),
+    hostLiterals,
+    t,
+    options.gpu ?? {},
+    options.dynamic ?? null,
+  );
 }

@@ -14,6 +14,7 @@ import { readProgramFile, writeProgramFile } from "./program_file.ts";
 import { getTarget } from "./targets/registry.ts";
 import type { GpuOptions } from "./targets/target.ts";
 import { KILN_VERSION } from "./version.ts";
+import { dynamicFromJson, dynamicToJson } from "./dynamic.ts";
 import { type WeightSet, WeightSetError } from "./weights/weight_set.ts";
 import { coreReady } from "./engine.ts";
 import { type ByteSource, byteSourceName, isByteSource, readByteSource } from "./source.ts";
@@ -41,6 +42,8 @@ export interface LoadOptions extends BakeOptions {
  */
 export async function save(program: Program | BakedProgram, path: string): Promise<void> {
   const { ir, hostLiterals } = program.serialize();
+  // a dynamic program keeps its symbolic program (graph encoding, ranges, keyed inputs)
+  const dynamic = "dynamicSpec" in program ? program.dynamicSpec : null;
   const literals = program.usedLiteralIds().map((id) => {
     const l = hostLiterals[id];
     if (!l) {
@@ -71,6 +74,7 @@ export async function save(program: Program | BakedProgram, path: string): Promi
       outputs: program.outputs,
       weights: program.weightSignature(),
       fixedWeights: program.fixedWeights,
+      ...(dynamic ? { dynamic: dynamicToJson(dynamic) } : {}),
     },
   });
 }
@@ -141,7 +145,9 @@ async function _load(
       : { ...lit, bytes: literals[i] };
   });
   try {
-    const program = deserializeProgram(ir, hostLiterals, target.name, { gpu });
+    const dyn = meta.program?.dynamic;
+    const dynamic = dyn ? dynamicFromJson(dyn, path) : undefined;
+    const program = deserializeProgram(ir, hostLiterals, target.name, { gpu, dynamic });
     const fixed = meta.program?.fixedWeights;
     if (Array.isArray(fixed)) programInternals(program).setFixedWeights(fixed.map(String));
     return program;

@@ -3,14 +3,15 @@
 // reads with result_ptr()/result_len() right after the call. Expected failures return a
 // negative (load) or non-zero status and leave diagnostics (diagnostics_json()).
 import { clearDiagnostics, diagnostics, diagnosticsJson, E_GRAPH, E_FORMAT, E_OK, E_RUNTIME, jsonString, report } from "./ir/diag";
-import { decodeProgram, serializeProgram, serializedLength } from "./ir/codec";
+import { decodeDims, decodeProgram, decodeValues, serializeProgram, serializedLength, setKeepOrphanWeights } from "./ir/codec";
+import { lastDeciders } from "./passes/fold_if";
 import { cloneProgram } from "./ir/clone";
 import { Tensor } from "./ir/tensor";
 import { ComputeContext, OP_WRITES_ALL } from "./ops/op";
 import { dtypeName } from "./ir/dtype";
 import { Shape } from "./ir/shape";
 import {
-  Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, Program, Value,
+  Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, LOC_BUFFER, Program, Value,
 } from "./ir/program";
 import { registerAllOps } from "./ops/all";
 import { opNames } from "./ops/registry";
@@ -105,9 +106,90 @@ function addProgram(p: Program): i32 {
 export function load_graph(ptr: usize, len: usize): i32 {
   clearDiagnostics();
   registerAllOps();
+  lastDeciders.length = 0;
   const p = decodeProgram(ptr, len, E_GRAPH);
+  decodeDims.clear();
+  decodeValues.clear();
+  setKeepOrphanWeights(false);
   if (p == null) return -1;
   return addProgram(p);
+}
+
+/**
+ * Overrides of main-module params for the next load_graph only (a specialization of a dynamic
+ * program, docs/internals.md "Dynamic programs"): u32 count, then per param: u32 name length,
+ * name (UTF-8), u8 kind; kind 0: u32 rank, i32 dims (new dims); kind 1: u32 length, bytes (the
+ * param becomes a literal of its declared type holding them).
+ */
+export function set_decode_overrides(ptr: usize, len: usize): i32 {
+  clearDiagnostics();
+  decodeDims.clear();
+  decodeValues.clear();
+  setKeepOrphanWeights(true);
+  const end = ptr + len;
+  let at = ptr;
+  if (len < 4) return report(E_GRAPH, "", "", "Bad decode overrides: too short");
+  const n = load<u32>(at);
+  at += 4;
+  for (let i: u32 = 0; i < n; i++) {
+    if (at + 4 > end) return report(E_GRAPH, "", "", "Bad decode overrides: truncated");
+    const nl = <usize>load<u32>(at);
+    at += 4;
+    if (at + nl + 5 > end) return report(E_GRAPH, "", "", "Bad decode overrides: truncated");
+    const name = String.UTF8.decodeUnsafe(at, nl);
+    at += nl;
+    const kind = load<u8>(at);
+    const count = <usize>load<u32>(at + 1);
+    at += 5;
+    if (kind == 0) {
+      if (at + count * 4 > end) return report(E_GRAPH, "", "", "Bad decode overrides: truncated");
+      const dims = new Array<i32>(<i32>count);
+      for (let k: usize = 0; k < count; k++) dims[<i32>k] = load<i32>(at + k * 4);
+      at += count * 4;
+      decodeDims.set(name, dims);
+    } else {
+      if (at + count > end) return report(E_GRAPH, "", "", "Bad decode overrides: truncated");
+      const bytes = new Array<u8>(<i32>count);
+      for (let k: usize = 0; k < count; k++) bytes[<i32>k] = load<u8>(at + k);
+      at += count;
+      decodeValues.set(name, bytes);
+    }
+  }
+  return E_OK;
+}
+
+/**
+ * The graph inputs that decide the If the last failed load_graph reported as needing a constant
+ * condition (newline-separated in the result buffer); returns their count.
+ */
+export function if_deciders(): i32 {
+  setResultString(lastDeciders.join("\n"));
+  return lastDeciders.length;
+}
+
+/**
+ * Finalizes specialization h of the dynamic program whose root is `root` (finalized, in this
+ * instance): h's weights, the host literals the root holds and the prepare outputs it shares
+ * with the root are placed at the root's memory (exec/share.ts).
+ */
+export function finalize_shared(h: i32, root: i32): i32 {
+  clearDiagnostics();
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  const r = get(root);
+  if (r == null) return badHandle(root);
+  if (!r.finalized) return report(E_GRAPH, "", "", "The root program is not finalized");
+  return finalizeProgram(p, r) ? E_OK : 1;
+}
+
+/** How many prepare nodes of finalized program h are shared with its root (not run by its prepare). */
+export function shared_prepare_nodes(h: i32): i32 {
+  const p = get(h);
+  if (p == null) return -1;
+  let n = 0;
+  const instrs = p.main().instrs;
+  for (let i = 0; i < instrs.length; i++) if (instrs[i].shared) n++;
+  return n;
 }
 
 function unknownTarget(target: string): i32 {
@@ -131,6 +213,22 @@ export function compile(h: i32, tPtr: usize, tLen: usize, flags: i32, disPtr: us
     for (let i = 0; i < names.length; i++) if (names[i].length > 0) disabled.add(names[i]);
   }
   if (!runPasses(p, passes!, flags, disabled)) return 1;
+  // a dynamic program's root keeps the weights of folded-away branches, unused, for its specializations
+  const main = p.main();
+  const live = new Set<string>();
+  for (let mi = 0; mi < p.modules.length; mi++) {
+    const m = p.modules[mi];
+    for (let i = 0; i < m.instrs.length; i++) if (m.instrs[i].kind == K_WEIGHT) live.add(m.instrs[i].nodeName);
+  }
+  for (let i = 0; i < p.orphanWeights.length; i++) {
+    const w = p.orphanWeights[i];
+    if (live.has(w.nodeName)) continue;
+    live.add(w.nodeName);
+    w.module = 0;
+    w.outputs[0].loc = LOC_BUFFER;
+    main.instrs.push(w);
+  }
+  p.orphanWeights.length = 0;
   return E_OK;
 }
 

@@ -25,7 +25,14 @@ import { throwIfAborted } from "../errors.ts";
 import { coreReady } from "../engine.ts";
 import { fileUrlPath, paths } from "../path.ts";
 
-export type { GraphBuilderLike, HostLiteral, ParsedModel, ParseOptions, ValueInfo } from "./import_types.ts";
+export type {
+  DimRange,
+  GraphBuilderLike,
+  HostLiteral,
+  ParsedModel,
+  ParseOptions,
+  ValueInfo,
+} from "./import_types.ts";
 export type { FreezeValue } from "./freeze.ts";
 export { readTensorProto } from "./tensor_proto.ts";
 

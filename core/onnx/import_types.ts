@@ -10,8 +10,13 @@ import type { FreezeValue } from "./freeze.ts";
 
 /** Options of `parseOnnx`. */
 export interface ParseOptions {
-  /** Static dims for graph inputs (fills symbolic dims; must agree with fixed ones). */
-  inputDims?: Record<string, number[]>;
+  /**
+   * Dims for graph inputs (fills symbolic dims; must agree with fixed ones). A dim given as a
+   * range, `{ min, max }`, makes the program dynamic: it evaluates any dims in range, compiling a
+   * specialization at the first eval of each new shape (docs/dynamic-shapes.md).
+   * @example `{ ids: [1, { min: 1, max: 1024 }] }`
+   */
+  inputDims?: Record<string, (number | DimRange)[]>;
   /** Graph inputs bound as compile-time constants (literals); they are no longer inputs. */
   constantInputs?: Record<string, Tensor>;
   /**
@@ -53,6 +58,14 @@ export interface ParseOptions {
   signal?: AbortSignal;
 }
 
+/** The range of a symbolic dim of a dynamic program's input, both ends included. */
+export interface DimRange {
+  /** smallest length */
+  min: number;
+  /** largest length */
+  max: number;
+}
+
 /** A graph input or output: name, element type and static dims. */
 export interface ValueInfo {
   /** the name in the model */
@@ -67,6 +80,11 @@ export interface ValueInfo {
    * extent. Absent when every dim is exact.
    */
   bounded?: number[];
+  /**
+   * Inputs of a dynamic program: the range of each dim given as `{ min, max }` (null for a fixed
+   * dim); those dims read -1 in `dims`. Outputs of a dynamic program have -1 dims (known per eval).
+   */
+  ranges?: (DimRange | null)[];
 }
 
 /** A literal whose bytes stay on the host; `hostLiteral` ids index `ParsedModel.hostLiterals`. */

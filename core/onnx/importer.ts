@@ -14,6 +14,7 @@ import { type ExternalTensor, findExternalTensors, readExternalTensors } from ".
 import type { HostLiteral, ParseOptions, ValueInfo } from "./import_types.ts";
 import { freezeTensor } from "./freeze.ts";
 import { checkConstantInput, inputInfo } from "./input_info.ts";
+import { splitDims } from "../dynamic.ts";
 import { onnx } from "./onnx_pb.js";
 import { isExternal, tensorDims, tensorProtoData } from "./tensor_proto.ts";
 import {
@@ -149,10 +150,25 @@ export class Importer {
         scope.names.set(name, this.#compositeInput(mod, v));
         continue;
       }
-      const info = inputInfo(v, this.#opts.inputDims?.[name]);
+      // a range ({ min, max }) builds the param at its smallest dims; a dynamic program
+      // specializes on the actual dims (core/dynamic.ts)
+      const given = this.#opts.inputDims?.[name];
+      const split = given ? splitDims(name, given) : null;
+      const fixed = v.type?.tensor_type?.shape?.dim ?? [];
+      split?.ranges?.forEach((r, i) => {
+        const d = fixed[i]?.dim_value;
+        if (r && typeof d === "number" && !fixed[i]?.dim_param) {
+          throw inputError(
+            `inputDims for '${name}' gives dim ${i} the range ${r.min}..${r.max}, but the model fixes it to ${d}: ` +
+              "only a symbolic dim can take a range (export the model with that dim dynamic)",
+          );
+        }
+      });
+      const info = inputInfo(v, split?.dims);
+      if (split?.ranges) info.ranges = split.ranges;
       this.inputs.push(info);
       const ref = mod.param(name, onnxCode(info.dtype), info.dims);
-      this.#dims.set(ref, info.dims);
+      if (!split?.ranges) this.#dims.set(ref, info.dims);
       scope.names.set(name, ref);
     }
     this.#buildGraph(mod, g, scope, true);
@@ -169,7 +185,7 @@ export class Importer {
       if ((this.#opts.absentInputs ?? []).includes(name)) return new Opt(null);
       const inner = t.optional_type.elem_type;
       if (inner?.tensor_type) {
-        const info = inputInfo({ name, type: inner }, this.#opts.inputDims?.[name]);
+        const info = inputInfo({ name, type: inner }, this.#opts.inputDims?.[name] as number[] | undefined);
         this.inputs.push(info);
         const ref = mod.param(name, onnxCode(info.dtype), info.dims);
         this.#dims.set(ref, info.dims);
@@ -195,7 +211,7 @@ export class Importer {
     const items: ValueRef[] = [];
     for (let i = 0; i < len; i++) {
       const en = `${name}.${i}`;
-      const info = inputInfo({ name: en, type: elem }, this.#opts.inputDims?.[en]);
+      const info = inputInfo({ name: en, type: elem }, this.#opts.inputDims?.[en] as number[] | undefined);
       this.inputs.push(info);
       const ref = mod.param(en, onnxCode(info.dtype), info.dims);
       this.#dims.set(ref, info.dims);
@@ -217,7 +233,7 @@ export class Importer {
         throw inputError(`'${key}' is given both in freeze and in constantInputs; give it once`);
       }
       const v = graphInputs.find((x) => x.name === key)!;
-      out.set(key, freezeTensor(v, freeze[key], this.#opts.inputDims?.[key]));
+      out.set(key, freezeTensor(v, freeze[key], this.#opts.inputDims?.[key] as number[] | undefined));
     }
     return out;
   }

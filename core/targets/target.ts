@@ -250,6 +250,11 @@ export interface Target {
   readonly literalPasses: readonly string[];
   /** True when it reads weight and literal files itself (file ranges stay unread in JavaScript). */
   readonly readsFiles: boolean;
+  /**
+   * True when it runs dynamic programs (core/dynamic.ts): specializations compiled into the
+   * compiled program's own instance, sharing its weights.
+   */
+  readonly specializes?: boolean;
   /** An executor for a compiled program whose host literals are `literals` (by host literal id). */
   instantiate(core: CoreProgram, literals: readonly LiteralSource[], options: GpuOptions): Executor;
 }

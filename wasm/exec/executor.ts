@@ -15,6 +15,7 @@ import { Shape } from "../ir/shape";
 import { dtypeSize } from "../ir/dtype";
 import { ComputeContext, OP_WRITES_ALL } from "../ops/op";
 import { planModule } from "../passes/memory_plan";
+import { shareFrom } from "./share";
 
 function own(prog: Program, bytes: i32): usize {
   const n: usize = bytes > 0 ? <usize>bytes : 1;
@@ -26,18 +27,22 @@ function own(prog: Program, bytes: i32): usize {
 }
 
 function placeValue(prog: Program, m: Module, v: Value): void {
+  if (v.shared) return;
   if (v.loc == LOC_BUFFER) v.ptr = own(prog, v.shape.bytes());
   else if (v.loc == LOC_ARENA) v.ptr = m.arena + v.offset;
   else if (v.loc == LOC_LITERAL) v.ptr = v.producer!.ptr;
 }
 
 /** Plans (if needed), allocates and prepares `prog` for run. */
-export function finalizeProgram(prog: Program): bool {
+export function finalizeProgram(prog: Program, root: Program | null = null): bool {
   if (prog.finalized) return true;
   for (let mi = 0; mi < prog.modules.length; mi++) {
     const m = prog.modules[mi];
     if (!m.planned) planModule(prog, m, true, 64);
   }
+  // a specialization of a dynamic program: weights, host literals and shape-independent
+  // prepare outputs stay the root's (exec/share.ts)
+  if (root != null) shareFrom(prog, root);
   // refuse early (a diagnostic, not a trap) when the program cannot fit in wasm32 memory
   let need: u64 = 0;
   const hostSeen = new Set<i32>();
@@ -52,6 +57,7 @@ export function finalizeProgram(prog: Program): bool {
       }
       for (let j = 0; j < ins.outputs.length; j++) {
         const v = ins.outputs[j];
+        if (v.shared) continue;
         if (v.loc == LOC_BUFFER || ins.kind == K_HOST_LITERAL) {
           need += <u64>v.shape.bytes();
           if (<u64>v.shape.bytes() > MAX_BLOCK) {
@@ -81,7 +87,7 @@ export function finalizeProgram(prog: Program): bool {
     const m = prog.modules[mi];
     for (let i = 0; i < m.instrs.length; i++) {
       const ins = m.instrs[i];
-      if (ins.kind != K_HOST_LITERAL) continue;
+      if (ins.kind != K_HOST_LITERAL || ins.outputs[0].shared) continue;
       if (!prog.hostPtrs.has(ins.hostId)) prog.hostPtrs.set(ins.hostId, own(prog, ins.outputs[0].shape.bytes()));
       ins.ptr = prog.hostPtrs.get(ins.hostId);
     }
@@ -531,7 +537,7 @@ export function prepareProgram(prog: Program, dirty: Set<i32> | null = null): bo
   lastPrepareNodes = 0;
   for (let i = 0; i < instrs.length; i++) {
     const ins = instrs[i];
-    if (ins.kind != K_NODE || ins.skip || !ins.prepare) continue;
+    if (ins.kind != K_NODE || ins.skip || !ins.prepare || ins.shared) continue;
     if (dirty != null) {
       let hit = false;
       for (let j = 0; j < ins.inputs.length && !hit; j++) {

@@ -210,6 +210,8 @@ class DecodeState {
   compiled: bool;
   /** Ifs whose condition is not constant and whose branches differ (passes/fold_if.ts deferIf). */
   pendingIfs: Array<Instruction> = new Array<Instruction>();
+  /** every weight leaf decoded (keepOrphanWeights) */
+  weights: Array<Instruction> = new Array<Instruction>();
   constructor(prog: Program, n: i32, compiled: bool) {
     this.prog = prog;
     this.values = new Array<Value | null>(n);
@@ -583,6 +585,24 @@ function propagateSymbolic(prog: Program, ins: Instruction): void {
  * Decodes a graph encoding or a serialized program. Returns null with diagnostics on failure.
  * `badCode` is the diagnostic code for a malformed buffer (E_GRAPH or E_FORMAT).
  */
+/**
+ * Per-specialization overrides of main-module params (docs/internals.md "Dynamic programs"):
+ * a param named in `decodeDims` takes those dims instead of the encoded ones, and one named in
+ * `decodeValues` becomes a literal holding those bytes (a value-keyed input, frozen for one
+ * specialization). Set by index.ts `set_decode_overrides`, cleared after each load_graph.
+ */
+export const decodeDims = new Map<string, Array<i32>>();
+export const decodeValues = new Map<string, Array<u8>>();
+/**
+ * Set with the overrides (a dynamic program): every decoded weight is listed in
+ * `Program.orphanWeights`, and `compile` keeps those that folding or dead-code elimination dropped
+ * (a branch folded away), so that the root holds every weight a specialization may read.
+ */
+export let keepOrphanWeights = false;
+export function setKeepOrphanWeights(on: bool): void {
+  keepOrphanWeights = on;
+}
+
 export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | null {
   const r = new Reader(ptr, len);
   const magic = r.u32("header");
@@ -645,10 +665,28 @@ export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | n
     if (kind == R_PARAM || kind == R_PARAM_BOUND || kind == R_LITERAL || kind == R_HOST_LITERAL || kind == R_WEIGHT) {
       const id = r.i32("leaf id");
       const name = r.str("leaf name");
-      const s = readShape(r, "leaf '" + name + "'");
+      let s = readShape(r, "leaf '" + name + "'");
       if (s == null || !r.ok) break;
       let ins: Instruction;
-      if (kind == R_PARAM || kind == R_PARAM_BOUND) {
+      if (kind == R_PARAM && mi == 0 && decodeDims.has(name)) {
+        const d = decodeDims.get(name);
+        if (d.length != s.lens.length) {
+          r.fail("param '" + name + "' has rank " + s.lens.length.toString() + ", the override gives " + d.length.toString());
+          break;
+        }
+        s = Shape.standard(s.dtype, d);
+      }
+      if (kind == R_PARAM && mi == 0 && decodeValues.has(name)) {
+        const b = decodeValues.get(name);
+        if (b.length != s.bytes()) {
+          r.fail("param '" + name + "' (" + s.toString() + ") needs " + s.bytes().toString() + " bytes, the value has " +
+            b.length.toString());
+          break;
+        }
+        ins = new Instruction(K_LITERAL, "@literal", name, mi);
+        ins.ptr = heap.alloc(b.length > 0 ? <usize>b.length : 1);
+        for (let k = 0; k < b.length; k++) store<u8>(ins.ptr + <usize>k, unchecked(b[k]));
+      } else if (kind == R_PARAM || kind == R_PARAM_BOUND) {
         ins = new Instruction(K_PARAM, "@param", name, mi);
         if (kind == R_PARAM_BOUND) {
           if (mi == 0) {
@@ -689,6 +727,7 @@ export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | n
       ins.outputs.push(v);
       if (!defineValue(st, r, id, mi, v, "leaf '" + name + "'")) break;
       m.instrs.push(ins);
+      if (ins.kind == K_WEIGHT && keepOrphanWeights && !compiled) st.weights.push(ins);
     } else if (kind == R_NODE) {
       const opName = r.str("node op");
       const nodeName = r.str("node name");
@@ -786,6 +825,7 @@ export function decodeProgram(ptr: usize, len: usize, badCode: i32): Program | n
       return null;
     }
   }
+  if (keepOrphanWeights) for (let i = 0; i < st.weights.length; i++) prog.orphanWeights.push(st.weights[i]);
   return prog;
 }
 

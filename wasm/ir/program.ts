@@ -43,6 +43,8 @@ export class Value {
   aliasOf: Value | null = null;
   /** Resolved address after finalize. */
   ptr: usize = 0;
+  /** finalize placed it at another program's pointer (a dynamic program's shared weight or prepare output) */
+  shared: bool = false;
   /**
    * Shape inference only: a small value that depends on a Loop body's iteration number alone
    * (the counter, counter + 1, ...): its value for each iteration 0..n-1, else null.
@@ -84,6 +86,8 @@ export class Instruction {
   skip: bool = false;
   /** Depends only on literals and weights: runs once per weight bind (prepare), not per run. */
   prepare: bool = false;
+  /** a prepare node whose outputs another program of the same dynamic program computes: never run here */
+  shared: bool = false;
 
   constructor(kind: i32, opName: string, nodeName: string, module: i32) {
     this.kind = kind;
@@ -155,6 +159,12 @@ export class Program {
   /** Execution order of the main module: prepared at finalize. */
   inputValues: Array<Value> = new Array<Value>();
   weightInstrs: Array<Instruction> = new Array<Instruction>();
+  /**
+   * A dynamic program: every weight leaf decoded; `compile` appends those no module holds any more
+   * (only in an If branch folded away, say) to main, unused, so that the root holds them for its
+   * specializations.
+   */
+  orphanWeights: Array<Instruction> = new Array<Instruction>();
   /**
    * For a Loop/Scan node another target runs on the host (run_node): where the host placed the
    * values its body reads from elsewhere (IR value id -> address), set by bind_value.

@@ -133,9 +133,15 @@ export function isLive(prog: Program, ins: Instruction): bool {
  * Reports that the If's branches return different shapes and its condition is not constant,
  * naming the graph inputs the condition depends on, to be frozen.
  */
+/** The graph inputs that decide the last If `explainIf` reported (index.ts `if_deciders`). */
+export const lastDeciders = new Array<string>();
+
 export function explainIf(prog: Program, ins: Instruction): void {
   const i = differingOutput(prog, ins);
   if (i < 0) return;
+  const found = deciders(ins.inputs[0]!);
+  lastDeciders.length = 0;
+  for (let j = 0; j < found.length; j++) lastDeciders.push(found[j]);
   const x = prog.modules[branch(prog, ins, "then_branch")].returns[i].shape;
   const y = prog.modules[branch(prog, ins, "else_branch")].returns[i].shape;
   const names = deciders(ins.inputs[0]!);
