@@ -424,7 +424,7 @@ async function compileError(
   const inputDims: Record<string, number[]> = {};
   for (const [k, t] of Object.entries(io.inputs)) inputDims[k] = t.dims;
   try {
-    compile(await parseOnnx(bytes, { inputDims, constantInputs })).dispose();
+    compile(await parseOnnx(bytes, { inputDims, constantInputs }), target).dispose();
   } catch (e) {
     return e as Error & { code?: string; node?: string };
   }
