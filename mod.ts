@@ -74,7 +74,7 @@ export type {
   WeightDelta,
 } from "./core/targets/target.ts";
 export { Adapter, type AdapterFactors, type AdapterOptions } from "./core/weights/adapter.ts";
-export type { DeviceOptions, GpuPrecision } from "./ffi/device.ts";
+export type { DeviceOptions } from "./ffi/device.ts";
 export type { FileRange } from "./core/io.ts";
 export { TARGET_NAMES } from "./core/targets/registry.ts";
 export { type GpuDevice, type GpuLibraryInfo, gpuLibraryInfo } from "./ffi/library.ts";

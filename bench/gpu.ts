@@ -47,17 +47,9 @@ import { errText, fmtMs, median, relL2 } from "./util.ts";
 const REL_L2_BAR = 1e-4;
 /** The bar for TF32 modes (inputs of the GEMMs rounded to 10-bit mantissas): about 1e-3 is expected. */
 const REL_L2_BAR_TF32 = 1e-2;
-/** The bar for the 16-bit GEMM modes (bfloat16 keeps 8 mantissa bits, float16 11). */
-const REL_L2_BAR_16 = 5e-2;
 
 function _bar(options: GpuOptions): number {
-  if (options.precision === "bf16" || options.precision === "fp16") return REL_L2_BAR_16;
   return options.precision === "tf32" ? REL_L2_BAR_TF32 : REL_L2_BAR;
-}
-
-/** A mode whose arithmetic is not float32: its accuracy against float32 is part of its row. */
-function _reduced(options: GpuOptions): boolean {
-  return options.precision !== undefined && options.precision !== "float32";
 }
 const PY_SCRIPT = new URL("./gpu_torch.py", import.meta.url).pathname;
 
@@ -163,20 +155,6 @@ const KILN_EVALS: _EvalMode[] = [
     options: { precision: "tf32" },
     outputs: [],
     peers: ["eager_tf32_conv", "cuda_graph_tf32_conv"],
-  },
-  // the 16-bit GEMM opt-ins (float32 in memory, Convs in TF32), against PyTorch's float32 CUDA graph
-  // and its TF32 row: PyTorch's side has no matching mode in this script
-  {
-    short: "bfloat16 GEMMs, output left on the device",
-    options: { precision: "bf16" },
-    outputs: [],
-    peers: ["cuda_graph", "cuda_graph_tf32_conv"],
-  },
-  {
-    short: "float16 GEMMs, output left on the device",
-    options: { precision: "fp16" },
-    outputs: [],
-    peers: ["cuda_graph", "cuda_graph_tf32_conv"],
   },
   // convolutions on kiln's own kernels (im2col and the GEMM) instead of cuDNN
   {
@@ -740,7 +718,7 @@ function _table(results: _KilnResult[], torch: _TorchJson): string[] {
       const tags = [
         ev.mode.short,
         ev.relL2 !== undefined && !(ev.relL2 <= _bar(ev.mode.options)) ? "**WRONG output**" : "",
-        _reduced(ev.mode.options) && ev.relL2 !== undefined
+        ev.mode.options.precision === "tf32" && ev.relL2 !== undefined
           ? `rel L2 ${ev.relL2.toExponential(1)} vs float32`
           : "",
       ]
@@ -1002,9 +980,7 @@ async function _header(
       v.python ?? "?"
     }; onnxruntime-node ${peerVersions().node}`,
     `- Numerics: kiln is strict float32 (cuBLAS in its default math mode, float32 accumulation) except the rows ` +
-    `that say TF32 (GpuOptions.precision = "tf32": GEMMs and convolutions on TF32 tensor cores) or bfloat16 / ` +
-    `float16 GEMMs (precision "bf16" / "fp16": cuBLAS's 32F_FAST_16BF / 32F_FAST_16F compute types, float32 in ` +
-    `memory, convolutions in TF32; PyTorch has no matching row here). PyTorch: float32 with TF32 off (torch.backends.cuda.matmul.allow_tf32 = ` +
+    `that say TF32 (GpuOptions.precision = "tf32": GEMMs and convolutions on TF32 tensor cores). PyTorch: float32 with TF32 off (torch.backends.cuda.matmul.allow_tf32 = ` +
     `${tf.matmul_allow_tf32 ?? "?"}, torch.backends.cudnn.allow_tf32 = ${tf.cudnn_allow_tf32 ?? "?"}, ` +
     `float32 matmul precision '${tf.float32_matmul_precision ?? "?"}'), except the row that says TF32.`,
     `- Timing: medians of ${runs} runs after ${warmup} warm-up run(s)${pyRuns}. PyTorch synchronizes before and after ` +

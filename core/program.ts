@@ -116,7 +116,7 @@ export interface ProgramInfo {
   /** gpu: what was fused (elementwise kernels, Transposes folded into MatMuls) */
   fusion?: FusionReport;
   /** gpu: the GEMMs' arithmetic ("tf32" only where asked for and available; `why` when not) */
-  precision?: { mode: "float32" | "tf32" | "bf16" | "fp16"; why?: string };
+  precision?: { mode: "float32" | "tf32"; why?: string };
   /** gpu: the GEMM library, e.g. "cublas (libcublas.so.13)", or "kiln (why none)" */
   blas?: string;
   /** gpu: the convolution library and the Convs that run on it */

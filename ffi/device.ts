@@ -10,8 +10,6 @@ import { cString, gpuError, type GpuLibrary, readText } from "./library.ts";
 import {
   type LIST_PREPARE,
   type LIST_RUN,
-  PROG_BF16,
-  PROG_FP16,
   PROG_NO_FUSION,
   PROG_NO_GRAPHS,
   PROG_NO_VENDOR_BLAS,
@@ -73,9 +71,7 @@ export interface DeviceReport {
   graphReplays: number;
   /** GEMMs run on TF32 tensor cores */
   tf32: boolean;
-  /** the GEMMs' arithmetic as applied (absent from libraries before the 16-bit modes) */
-  precision?: GpuPrecision;
-  /** why the precision asked for does not apply ("" otherwise) */
+  /** why TF32, asked for, does not apply ("" otherwise) */
   precisionWhy: string;
 }
 
@@ -165,15 +161,10 @@ export interface DeviceOptions {
   /**
    * "float32" (default: strict, as onnxruntime's CPU and PyTorch with TF32 off) or "tf32":
    * MatMul, Gemm and Conv GEMMs on TF32 tensor cores (inputs rounded to 10-bit mantissas, float32
-   * accumulation), where the vendor BLAS has them; "bf16" or "fp16": MatMul and Gemm on bfloat16 /
-   * float16 tensor cores (inputs rounded to 8 / 11-bit mantissas by cuBLAS, float32 sums; tensors and
-   * weights stay float32 in memory) and Convs in TF32; `info().precision` says what applies
+   * accumulation), where the vendor BLAS has them; `info().precision` says what applies
    */
-  precision?: GpuPrecision;
+  precision?: "float32" | "tf32";
 }
-
-/** The arithmetic of a gpu program's GEMMs (GpuOptions.precision). */
-export type GpuPrecision = "float32" | "tf32" | "bf16" | "fp16";
 
 /** A program lowered onto a device. */
 export class DeviceProgram {
@@ -191,8 +182,7 @@ export class DeviceProgram {
     this.#ctx = _context(lib, options.device ?? 0, options.memoryLimit ?? 0);
     const flags = (options.vendorBlas === false ? PROG_NO_VENDOR_BLAS : 0) |
       (options.graphs === false ? PROG_NO_GRAPHS : 0) | (options.fusion === false ? PROG_NO_FUSION : 0) |
-      (options.precision === "tf32" ? PROG_TF32 : 0) | (options.precision === "bf16" ? PROG_BF16 : 0) |
-      (options.precision === "fp16" ? PROG_FP16 : 0) | (options.vendorDnn === false ? PROG_NO_VENDOR_DNN : 0);
+      (options.precision === "tf32" ? PROG_TF32 : 0) | (options.vendorDnn === false ? PROG_NO_VENDOR_DNN : 0);
     const h = lib.symbols.kiln_prog_create(this.#ctx.handle, schedule, BigInt(schedule.length), flags);
     if (h === null) {
       const msg = lib.lastError();

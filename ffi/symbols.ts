@@ -86,9 +86,6 @@ export const PROG_NO_FUSION = 4;
 export const PROG_TF32 = 8;
 /** kiln_prog_create flag: kiln's own Conv kernels even where cuDNN loads. */
 export const PROG_NO_VENDOR_DNN = 16;
-/** KILN_PROG_BF16, KILN_PROG_FP16: GEMMs on 16-bit tensor cores (float32 in memory), Convs in TF32 */
-export const PROG_BF16 = 32;
-export const PROG_FP16 = 64;
 /** kiln_exec lists. */
 export const LIST_RUN = 0;
 export const LIST_PREPARE = 1;

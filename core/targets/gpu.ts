@@ -469,10 +469,7 @@ class GpuExecutor implements Executor {
         residuals: r.residualFolds,
         ...(r.residualMissWhy ? { residualMissWhy: r.residualMissWhy } : {}),
       },
-      precision: {
-        mode: r.precision ?? (r.tf32 ? "tf32" : "float32"),
-        ...(r.precisionWhy ? { why: r.precisionWhy } : {}),
-      },
+      precision: { mode: r.tf32 ? "tf32" : "float32", ...(r.precisionWhy ? { why: r.precisionWhy } : {}) },
       hostNodes: r.hostNodes.map((i, k) => ({
         name: this.#sched.nodes[i].name,
         op: this.#sched.nodes[i].op,

@@ -117,7 +117,7 @@ export interface TargetReport {
   /** fusion (gpu) */
   fusion?: FusionReport;
   /** the GEMMs' arithmetic (gpu): "float32", or "tf32" where asked for and available */
-  precision?: { mode: "float32" | "tf32" | "bf16" | "fp16"; why?: string };
+  precision?: { mode: "float32" | "tf32"; why?: string };
 }
 
 /** Where the gpu target's convolutions run (GpuOptions.vendorDnn). */

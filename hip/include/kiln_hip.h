@@ -92,8 +92,6 @@ KILN_API void kiln_ctx_destroy(kiln_ctx* ctx);
 #define KILN_PROG_NO_FUSION 4u      /* one kernel per node: no fused elementwise regions */
 #define KILN_PROG_TF32 8u           /* GEMMs (MatMul, Gemm, Conv) on TF32 tensor cores where the BLAS has them */
 #define KILN_PROG_NO_VENDOR_DNN 16u /* use kiln's own Conv kernels even where a vendor DNN library (cuDNN) loads */
-#define KILN_PROG_BF16 32u          /* GEMMs on bfloat16 tensor cores (float32 in and out, float32 sums); Convs in TF32 */
-#define KILN_PROG_FP16 64u          /* GEMMs on float16 tensor cores (float32 in and out, float32 sums); Convs in TF32 */
 
 /**
  * Lowers a schedule onto the device: allocates the arenas, buffers and literal arena, uploads the

@@ -17,12 +17,6 @@ typedef int (*CublasSetWorkspace)(void*, void*, size_t);
 typedef int (*CublasSgemmStridedBatched)(void*, int, int, int, int, int, const float*, const float*, int, long long,
                                          const float*, int, long long, const float*, float*, int, long long, int);
 // rocBLAS (rocblas-functions.h): status 0 is success; operations 111 = none, 112 = transpose.
-// cublasGemmStridedBatchedEx: data types (cudaDataType) 0 = float32; compute types
-// (cublasComputeType_t) 74 = 32F_FAST_16F, 75 = 32F_FAST_16BF; algorithm -1 = CUBLAS_GEMM_DEFAULT
-typedef int (*CublasGemmStridedBatchedEx)(void*, int, int, int, int, int, const void*, const void*, int, int, long long,
-                                          const void*, int, int, long long, const void*, void*, int, int, long long,
-                                          int, int, int);
-constexpr int kCudaR32F = 0, kComputeFast16F = 74, kComputeFast16BF = 75, kGemmDefault = -1;
 typedef int (*RocblasCreate)(void**);
 typedef int (*RocblasDestroy)(void*);
 typedef int (*RocblasSetStream)(void*, hipStream_t);
@@ -40,7 +34,6 @@ struct Api {
   void* setMathMode = nullptr;
   void* setWorkspace = nullptr;
   void* gemm = nullptr;
-  void* gemmEx = nullptr;
 };
 
 std::mutex g_mutex;
@@ -83,7 +76,6 @@ const Api& api() {
     g_api.setMathMode = sym(lib, "cublasSetMathMode");
     g_api.setWorkspace = sym(lib, "cublasSetWorkspace_v2");
     g_api.gemm = sym(lib, "cublasSgemmStridedBatched");
-    g_api.gemmEx = sym(lib, "cublasGemmStridedBatchedEx");
     if (g_api.create && g_api.destroy && g_api.setStream && g_api.gemm) {
       g_api.cublas = true;
       g_api.file = n;
@@ -130,13 +122,6 @@ bool Blas::setTf32() {
   return a.cublas && a.setMathMode && reinterpret_cast<CublasSetMathMode>(a.setMathMode)(handle_, 3) == 0;
 }
 
-bool Blas::set16Bit(bool half) {
-  const Api& a = api();
-  if (!a.cublas || !a.gemmEx) return false;
-  computeType_ = half ? kComputeFast16F : kComputeFast16BF;
-  return true;
-}
-
 bool Blas::setWorkspace(void* p, uint64_t bytes) {
   const Api& a = api();
   return a.cublas && a.setWorkspace &&
@@ -153,11 +138,7 @@ bool Blas::sgemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, floa
   }
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
   int status;
-  if (x.cublas && computeType_ != 0) {
-    status = reinterpret_cast<CublasGemmStridedBatchedEx>(x.gemmEx)(
-        handle_, transB ? 1 : 0, transA ? 1 : 0, int(n), int(m), int(k), &alpha, b, kCudaR32F, int(ldb), strideB, a,
-        kCudaR32F, int(lda), strideA, &beta, c, kCudaR32F, int(ldc), strideC, int(batch), computeType_, kGemmDefault);
-  } else if (x.cublas) {
+  if (x.cublas) {
     status = reinterpret_cast<CublasSgemmStridedBatched>(x.gemm)(
         handle_, transB ? 1 : 0, transA ? 1 : 0, int(n), int(m), int(k), &alpha, b, int(ldb), strideB, a, int(lda),
         strideA, &beta, c, int(ldc), strideC, int(batch));

@@ -25,12 +25,6 @@ class Blas {
   bool wantsWorkspace() const;
   /** TF32 tensor-core math for float32 GEMMs (cuBLAS); false when the library has none. */
   bool setTf32();
-  /**
-   * 16-bit tensor-core arithmetic for float32 GEMMs (cuBLAS's GemmEx with compute type
-   * 32F_FAST_16BF, or 32F_FAST_16F when `half`): the inputs rounded to bfloat16 (float16), the
-   * sums in float32, A, B and C stay float32 in memory. False when the library has no GemmEx.
-   */
-  bool set16Bit(bool half);
   bool setWorkspace(void* p, uint64_t bytes);
 
   /**
@@ -46,7 +40,6 @@ class Blas {
   Blas() {}
   void* handle_ = nullptr;
   std::string name_;
-  int computeType_ = 0;  // nonzero: GemmEx with this cublasComputeType_t
 };
 
 }  // namespace kiln

@@ -108,13 +108,7 @@ bool Program::lower(uint32_t flags) {
   }
   if (anyGemm && !(flags & KILN_PROG_NO_VENDOR_BLAS)) {
     blas_.reset(Blas::create(stream_, blasWhy_));
-    if (flags & (KILN_PROG_BF16 | KILN_PROG_FP16)) {
-      const bool half = (flags & KILN_PROG_BF16) == 0;
-      const std::string what = half ? "float16" : "bfloat16";
-      if (!blas_) precisionWhy_ = what + " GEMMs need the vendor BLAS: " + blasWhy_;
-      else if (!blas_->set16Bit(half)) precisionWhy_ = what + " GEMMs are not available in " + blas_->name();
-      else precision_ = half ? "fp16" : "bf16";
-    } else if (flags & KILN_PROG_TF32) {
+    if (flags & KILN_PROG_TF32) {
       if (!blas_) precisionWhy_ = "TF32 needs the vendor BLAS: " + blasWhy_;
       else if (!blas_->setTf32()) precisionWhy_ = "TF32 is not available in " + blas_->name();
       else tf32_ = true;
@@ -133,15 +127,10 @@ bool Program::lower(uint32_t flags) {
   } else {
     blasWhy_ = "the program has no GEMM";
   }
-  if ((flags & (KILN_PROG_TF32 | KILN_PROG_BF16 | KILN_PROG_FP16)) && !tf32_ && precision_ == "float32" &&
-      precisionWhy_.empty()) {
-    const std::string what = (flags & KILN_PROG_BF16)   ? "bfloat16 GEMMs need"
-                             : (flags & KILN_PROG_FP16) ? "float16 GEMMs need"
-                                                        : "TF32 needs";
-    precisionWhy_ = (flags & KILN_PROG_NO_VENDOR_BLAS) ? what + " the vendor BLAS (disabled by the caller)"
+  if ((flags & KILN_PROG_TF32) && !tf32_ && precisionWhy_.empty()) {
+    precisionWhy_ = (flags & KILN_PROG_NO_VENDOR_BLAS) ? "TF32 needs the vendor BLAS (disabled by the caller)"
                                                        : "the program has no GEMM";
   }
-  if (tf32_) precision_ = "tf32";
   openDnn(flags);
   if (!(flags & KILN_PROG_NO_FUSION)) fuse();
   attachDnn();
@@ -172,8 +161,7 @@ bool Program::lower(uint32_t flags) {
 }
 
 void Program::openDnn(uint32_t flags) {
-  // the 16-bit GEMM modes run Convs with TF32 math: cuDNN's 16-bit kernels need 16-bit tensors
-  dnnTf32_ = (flags & (KILN_PROG_TF32 | KILN_PROG_BF16 | KILN_PROG_FP16)) != 0;
+  dnnTf32_ = (flags & KILN_PROG_TF32) != 0;
   bool any = false;
   for (const auto& k : kernels_) any = any || (k && k->dnn);
   if (!any) {
@@ -1445,7 +1433,7 @@ std::string Program::report() const {
          ",\"dnnGraphApi\":" + std::to_string(dnnGraph_) +
          ",\"dnnMissWhy\":" + dnnMiss +
          ",\"graphs\":" + (graphs_ ? "true" : "false") + ",\"graphWhy\":" + graph +
-         ",\"tf32\":" + (tf32_ ? "true" : "false") + ",\"precision\":\"" + precision_ + "\"" + ",\"precisionWhy\":" + precisionWhy +
+         ",\"tf32\":" + (tf32_ ? "true" : "false") + ",\"precisionWhy\":" + precisionWhy +
          ",\"graphCaptures\":" + std::to_string(graphCaptures_) + ",\"graphReplays\":" + std::to_string(graphReplays_) +
          ",\"kernels\":" + std::to_string(kernels) + ",\"fusedNodes\":" + std::to_string(fusedNodes_) +
          ",\"fusedKernels\":" + std::to_string(fusedKernels_) +

@@ -187,7 +187,6 @@ class Program {
   bool dnnTf32_ = false;
   char* blasWorkspace_ = nullptr;
   bool tf32_ = false;         // GEMMs on TF32 tensor cores (KILN_PROG_TF32, where the BLAS has them)
-  std::string precision_ = "float32";  // the GEMMs' arithmetic as applied: float32, tf32, bf16 or fp16
   std::string precisionWhy_;  // why TF32 was asked for and not applied  // given to cuBLAS (Blas::setWorkspace); null: its own
   std::string blasWhy_;
   char* block_ = nullptr;
