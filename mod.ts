@@ -69,6 +69,7 @@ export type {
   GraphReport,
   HostNode,
   NodeTime,
+  StagingPhases,
   TargetName,
   WeightDelta,
 } from "./core/targets/target.ts";

@@ -19,6 +19,8 @@ export interface CoreExports {
   /** A new allocation of `n` bytes (unsigned pointer; free with `free`). */
   alloc(n: number): number;
   free(p: number): void;
+  /** 1 when the `n` bytes at `a` and `b` are equal, else 0 (a bind's test of a staged weight). */
+  bytes_equal(a: number, b: number, n: number): number;
   /** Pointer of the last result (unsigned). */
   result_ptr(): number;
   /** Length in bytes of the last result (unsigned). */

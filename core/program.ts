@@ -19,6 +19,7 @@ import type {
   GraphReport,
   HostNode,
   NodeTime,
+  StagingPhases,
   Target,
   TargetName,
 } from "./targets/target.ts";
@@ -118,6 +119,8 @@ export interface BindReport {
   ms: number;
   /** where the time went (gpu): validate, load (read + hash + upload, overlapped), prepare */
   phases?: BindPhases;
+  /** where the time went (ref): read into the core's staging region, compare, switch */
+  staging?: StagingPhases;
   /** weights re-adapted because an adapter applies to them (`applyAdapter`) */
   adapted?: number;
 }
@@ -240,7 +243,7 @@ export class Program {
 
   /** True when the program's target reads weight files itself (a WeightSet then stays unread in JavaScript). */
   get readsWeightFiles(): boolean {
-    return this.#target.readsFiles;
+    return this.#target.readsFiles || this.#target.bindsFileRanges === true;
   }
 
   #check(what: string): void {

@@ -56,6 +56,25 @@ export function free(p: usize): void {
   if (p != 0) heap.free(p);
 }
 
+/**
+ * 1 when the `n` bytes at `a` and at `b` are equal, else 0: the ref target's bind asks whether a
+ * weight staged in this memory is already bound. 64 bytes a step, stopping at the first step that
+ * differs (new weights differ in their first bytes: a changed tensor costs almost nothing).
+ */
+export function bytes_equal(a: usize, b: usize, n: usize): i32 {
+  let i: usize = 0;
+  const n64 = n & ~(<usize>63);
+  for (; i < n64; i += 64) {
+    const d = v128.or(
+      v128.or(v128.xor(v128.load(a + i), v128.load(b + i)), v128.xor(v128.load(a + i + 16), v128.load(b + i + 16))),
+      v128.or(v128.xor(v128.load(a + i + 32), v128.load(b + i + 32)), v128.xor(v128.load(a + i + 48), v128.load(b + i + 48))),
+    );
+    if (v128.any_true(d)) return 0;
+  }
+  for (; i < n; i++) if (load<u8>(a + i) != load<u8>(b + i)) return 0;
+  return 1;
+}
+
 /** The registered op names as a JSON array in the result buffer. */
 export function op_names(): i32 {
   registerAllOps();

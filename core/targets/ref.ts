@@ -7,6 +7,9 @@
  * @module
  */
 import type { CoreProgram } from "../core_program.ts";
+import { openRegularSync } from "../fs.ts";
+import { SEEK_START } from "../host.ts";
+import type { FileRange } from "../io.ts";
 import type { Engine } from "../engine.ts";
 import { KilnError } from "../errors.ts";
 import { describe, dtypeSize, elementCount, setOwn, type Tensor, tensorBytes, viewAs } from "../tensor.ts";
@@ -128,44 +131,154 @@ class RefExecutor implements Executor {
     return this.#bound.has(name);
   }
 
+  /**
+   * Binds `tensors`. A tensor that names a file range (a WeightSet for a ref program leaves them
+   * unread) is read straight into a staging region in the core's memory: no host copy. Only when
+   * every range is in are the staged tensors compared with the bound ones (in the core, stopping
+   * at the first 64 bytes that differ) and the changed ones copied into their slots, so a read
+   * that fails midway leaves the bound weights as they were. Tensors held in memory (arrays, an
+   * adapter's base) are compared and copied as they are.
+   */
   bind(tensors: readonly BindTensor[]): Promise<BindResult> {
     try {
       const engine = this.#live("bind weights");
       const result: BindResult = { copied: 0, skipped: 0, bytesCopied: 0 };
-      const changed: BindTensor[] = [];
       for (const t of tensors) {
         if (!this.#weightSlots.has(t.name)) {
           throw new KilnError("weights", `Cannot bind weights: '${t.name}' is not a weight of this program`);
         }
-        const s = this.#weightSlots.get(t.name)![0];
-        const adapted = this.#adapted.get(t.name);
-        const bound = adapted ? adapted.base : new Uint8Array(engine.exports.memory.buffer, s.ptr, s.bytes);
-        if (this.#bound.has(t.name) && _sameContent(bound, t.bytes)) {
-          result.skipped++;
-          continue;
-        }
-        changed.push(t);
       }
-      // every tensor read (a lazy one from its file) before anything changes
-      const bytes = changed.map((t) => t.bytes);
-      // a weight bound under an adapter becomes its base, adapted in the same bind
-      const adapted = changed.map((t, i) => {
-        const a = this.#adapted.get(t.name);
-        return a ? this.#delta(t.name, bytes[i], a.delta) : null;
-      });
-      changed.forEach((t, i) => {
-        const a = adapted[i];
-        if (a) {
-          this.#adapted.set(t.name, { base: bytes[i].slice(), delta: this.#adapted.get(t.name)!.delta });
-          result.adapted = (result.adapted ?? 0) + 1;
+      // a weight under an adapter needs its base bytes on the host: read as before
+      const fromFile = tensors.filter((t) => t.file && !this.#adapted.has(t.name));
+      const held = tensors.filter((t) => !(t.file && !this.#adapted.has(t.name)));
+      const staging = fromFile.length ? this.#stage(engine, fromFile) : null;
+      try {
+        const changed: BindTensor[] = [];
+        for (const t of held) {
+          const s = this.#weightSlots.get(t.name)![0];
+          const adapted = this.#adapted.get(t.name);
+          const bound = adapted ? adapted.base : new Uint8Array(engine.exports.memory.buffer, s.ptr, s.bytes);
+          if (this.#bound.has(t.name) && _sameContent(bound, t.bytes)) {
+            result.skipped++;
+            continue;
+          }
+          changed.push(t);
         }
-        this.#copyIn(engine, t.name, a ?? bytes[i]);
-        result.copied++;
-        result.bytesCopied += bytes[i].byteLength;
-      });
-      return Promise.resolve(result);
+        // every held tensor read (a lazy one from its file) before anything changes
+        const bytes = changed.map((t) => t.bytes);
+        // a weight bound under an adapter becomes its base, adapted in the same bind
+        const adapted = changed.map((t, i) => {
+          const a = this.#adapted.get(t.name);
+          return a ? this.#delta(t.name, bytes[i], a.delta) : null;
+        });
+        // the staged tensors that differ from the bound ones
+        const t0 = performance.now();
+        const switches: { name: string; ptr: number; bytes: number }[] = [];
+        if (staging) {
+          const e = engine.exports;
+          for (const st of staging.list) {
+            const s = this.#weightSlots.get(st.name)![0];
+            if (
+              this.#bound.has(st.name) && s.bytes === st.bytes && e.bytes_equal(s.ptr, st.ptr, st.bytes) === 1
+            ) {
+              result.skipped++;
+            } else switches.push(st);
+          }
+        }
+        const t1 = performance.now();
+        // the switch: nothing above changed a bound weight
+        const mem = engine.u8();
+        for (const st of switches) {
+          for (const slot of this.#weightSlots.get(st.name)!) {
+            mem.copyWithin(slot.ptr, st.ptr, st.ptr + st.bytes);
+            this.#dirty.add(slot.index);
+          }
+          this.#bound.add(st.name);
+          result.copied++;
+          result.bytesCopied += st.bytes;
+        }
+        const t2 = performance.now();
+        changed.forEach((t, i) => {
+          const a = adapted[i];
+          if (a) {
+            this.#adapted.set(t.name, { base: bytes[i].slice(), delta: this.#adapted.get(t.name)!.delta });
+            result.adapted = (result.adapted ?? 0) + 1;
+          }
+          this.#copyIn(engine, t.name, a ?? bytes[i]);
+          result.copied++;
+          result.bytesCopied += bytes[i].byteLength;
+        });
+        if (staging) {
+          result.staging = {
+            readMs: staging.readMs,
+            compareMs: t1 - t0,
+            switchMs: t2 - t1,
+            bytesRead: staging.bytesRead,
+          };
+        }
+        return Promise.resolve(result);
+      } finally {
+        if (staging && !engine.broken) { for (const st of staging.list) engine.free(st.ptr); }
+      }
     } catch (e) {
       return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Reads each tensor's file range into its own staging allocation in the core's memory (every
+   * allocation made first: growing the memory detaches views; then one fresh view per read).
+   * Each file is opened once. On any failure the staging is freed and the error thrown: nothing
+   * bound has changed.
+   */
+  #stage(
+    engine: Engine,
+    tensors: readonly BindTensor[],
+  ): { list: { name: string; ptr: number; bytes: number }[]; readMs: number; bytesRead: number } {
+    const list: { name: string; ptr: number; bytes: number; file: FileRange; source: string }[] = [];
+    let ok = false;
+    try {
+      for (const t of tensors) {
+        const file = t.file!;
+        const ptr = engine.call("stage weights", () => engine.exports.alloc(file.length));
+        list.push({ name: t.name, ptr, bytes: file.length, file, source: t.source });
+      }
+      const t0 = performance.now();
+      let bytesRead = 0;
+      // grouped by file, in offset order: one open per file, reads that go forward
+      const byPath = new Map<string, typeof list>();
+      for (const st of list) {
+        const l = byPath.get(st.file.path);
+        if (l) l.push(st);
+        else byPath.set(st.file.path, [st]);
+      }
+      for (const [path, sts] of byPath) {
+        sts.sort((a, b) => a.file.offset - b.file.offset);
+        using f = openRegularSync(path, "Weight file", `of weight '${sts[0].name}'`).file;
+        for (const st of sts) {
+          f.seekSync(st.file.offset, SEEK_START);
+          let got = 0;
+          while (got < st.bytes) {
+            // a fresh view per read: nothing in this loop grows the memory, but a view must
+            // never outlive a growth
+            const n = f.readSync(new Uint8Array(engine.exports.memory.buffer, st.ptr + got, st.bytes - got));
+            if (n === null) {
+              throw new KilnError(
+                "io",
+                `Cannot bind weight '${st.name}' from ${st.source}: file '${path}' ends at byte ${
+                  st.file.offset + got
+                }, bytes ${st.file.offset}..${st.file.offset + st.bytes} were needed (nothing was bound)`,
+              );
+            }
+            got += n;
+          }
+          bytesRead += got;
+        }
+      }
+      ok = true;
+      return { list, readMs: performance.now() - t0, bytesRead };
+    } finally {
+      if (!ok && !engine.broken) { for (const st of list) engine.free(st.ptr); }
     }
   }
 
@@ -329,6 +442,7 @@ export const refTarget: Target = {
   passes: REF_PASSES,
   literalPasses: ["replace_external_weights", "hoist_prepare"],
   readsFiles: false,
+  bindsFileRanges: true,
   instantiate(core, literals) {
     return new RefExecutor(core, literals);
   },
