@@ -1,0 +1,181 @@
+// The ref target's swap path: a WeightSet for a ref program leaves file tensors unread, and the
+// bind reads each file range once, straight into a staging region in the core's memory, then
+// switches the changed tensors in only when every range is in. Bytes read are counted through
+// the host's file layer (core/host.ts), which every file read of kiln goes through.
+import assert from "node:assert/strict";
+import { compile, parseOnnx, type Program, WeightSet } from "../mod.ts";
+import { host, type HostFile } from "../core/host.ts";
+import type { Tensor } from "../core/tensor.ts";
+import { writeRandomWeights } from "../core/weights/random.ts";
+import { writeSafetensors } from "../core/weights/safetensors.ts";
+
+const TINY = new URL("../examples/tinynet/tinynet.onnx", import.meta.url).pathname;
+const DIMS = { x: [1, 3, 16, 16] };
+
+function _x(): Tensor {
+  const data = new Float32Array(3 * 16 * 16);
+  for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37);
+  return { dtype: "float32", dims: [1, 3, 16, 16], data };
+}
+
+/** Counts the bytes read from files under `dir` while `fn` runs (reads, and opens for reading). */
+async function _counting<T>(dir: string, fn: () => Promise<T>): Promise<{ bytes: number; result: T }> {
+  const open = host.open, openSync = host.openSync;
+  let bytes = 0;
+  const wrap = (path: string, f: HostFile): HostFile => {
+    if (!path.startsWith(dir)) return f;
+    const read = f.read.bind(f), readSync = f.readSync.bind(f);
+    f.read = async (p) => {
+      const n = await read(p);
+      bytes += n ?? 0;
+      return n;
+    };
+    f.readSync = (p) => {
+      const n = readSync(p);
+      bytes += n ?? 0;
+      return n;
+    };
+    return f;
+  };
+  const h = host as { -readonly [K in keyof typeof host]: (typeof host)[K] };
+  h.open = async (p, o) => wrap(p, await open(p, o));
+  h.openSync = (p, o) => wrap(p, openSync(p, o));
+  try {
+    const result = await fn();
+    return { bytes, result };
+  } finally {
+    h.open = open;
+    h.openSync = openSync;
+  }
+}
+
+async function _program(): Promise<Program> {
+  return compile(await parseOnnx(TINY, { deferExternalWeights: true, inputDims: DIMS }), "ref");
+}
+
+Deno.test("ref swap: each weight byte is read once, into the core; an unchanged set is read and skipped", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    await writeRandomWeights(TINY, `${dir}/v1`, { seed: 1 });
+    await writeRandomWeights(TINY, `${dir}/v2`, { seed: 2 });
+    const program = await _program();
+    const total = program.weightSignature().reduce((a, s) => a + s.byteLength, 0);
+    const x = _x();
+
+    const { bytes: setBytes, result: set1 } = await _counting(
+      dir,
+      () => WeightSet.fromOnnxDir(program, `${dir}/v1`),
+    );
+    assert.equal(setBytes, 0, "building a set for a ref program reads no tensor bytes");
+    assert.ok([...set1.tensors.values()].every((t) => t.file), "file tensors stay unread");
+    const { bytes: bindBytes, result: r1 } = await _counting(dir, () => program.bindWeights(set1));
+    assert.equal(bindBytes, total, "the bind reads every weight byte once");
+    assert.equal(r1.copied, program.weights.length);
+    assert.equal(r1.staging?.bytesRead, total);
+    const y1 = (await program.eval({ x }))["probs"];
+
+    // the same weights read on the host and bound from memory give the same result
+    const inMemory = await _program();
+    const held = await WeightSet.fromOnnxDir(program.weightSignature(), `${dir}/v1`);
+    assert.ok([...held.tensors.values()].every((t) => !t.file));
+    await inMemory.bindWeights(held);
+    assert.deepEqual((await inMemory.eval({ x }))["probs"], y1);
+    inMemory.dispose();
+
+    // v2: every tensor differs, each read once
+    const set2 = await WeightSet.fromOnnxDir(program, `${dir}/v2`);
+    const { bytes: b2, result: r2 } = await _counting(dir, () => program.bindWeights(set2));
+    assert.equal(b2, total);
+    assert.equal(r2.copied + r2.skipped, program.weights.length);
+    assert.ok(r2.copied >= program.weights.length - 1, JSON.stringify(r2));
+    const y2 = (await program.eval({ x }))["probs"];
+    assert.notDeepEqual(y2, y1);
+
+    // v2 again: read once, compared in the core, nothing copied, nothing to prepare
+    const { bytes: b3, result: r3 } = await _counting(dir, () => program.bindWeights(set2));
+    assert.equal(b3, total);
+    assert.equal(r3.copied, 0);
+    assert.equal(r3.skipped, program.weights.length);
+    assert.deepEqual((await program.eval({ x }))["probs"], y2);
+    program.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ref swap: a partial swap reads and copies only the tensors it changes", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    await writeRandomWeights(TINY, `${dir}/v1`, { seed: 1 });
+    await writeRandomWeights(TINY, `${dir}/v2`, { seed: 2 });
+    const program = await _program();
+    await program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/v1`));
+    const sig = program.weightSignature();
+    const one = sig.find((s) => s.name === "fc.weight") ?? sig[sig.length - 1];
+    const v2 = await WeightSet.fromOnnxDir(sig, `${dir}/v2`); // read into memory: the reference
+    const t = v2.tensors.get(one.name)!;
+    await writeSafetensors(`${dir}/one.safetensors`, [t]);
+
+    const part = await WeightSet.fromSafetensors(program, `${dir}/one.safetensors`, { partial: true });
+    const { bytes, result: r } = await _counting(dir, () => program.bindWeights(part));
+    assert.equal(bytes, one.byteLength, "only the changed tensor's bytes are read");
+    assert.equal(r.copied, 1);
+    assert.equal(r.bytesCopied, one.byteLength);
+
+    // the same result as v1 with that one tensor bound from memory
+    const want = await _program();
+    await want.bindWeights(await WeightSet.fromOnnxDir(want, `${dir}/v1`));
+    await want.bindWeights(new WeightSet([{ ...t, file: undefined, bytes: t.bytes }], true));
+    const x = _x();
+    assert.deepEqual((await program.eval({ x }))["probs"], (await want.eval({ x }))["probs"]);
+    want.dispose();
+    program.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ref swap: a read that fails midway switches nothing; the set binds once the file is whole", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    await writeRandomWeights(TINY, `${dir}/v1`, { seed: 1 });
+    const v2 = await writeRandomWeights(TINY, `${dir}/v2`, { seed: 2 });
+    const program = await _program();
+    await program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/v1`));
+    const x = _x();
+    const before = (await program.eval({ x }))["probs"];
+
+    // the set is checked against the files, then a file shrinks before the bind reads it
+    const set2 = await WeightSet.fromOnnxDir(program, `${dir}/v2`);
+    const data = v2.files[0];
+    const path = `${dir}/v2/${data.location}`;
+    const whole = await Deno.readFile(path);
+    const sig = program.weightSignature();
+    const last = sig.reduce((a, s) => (s.offset > a.offset ? s : a));
+    await Deno.writeFile(path, whole.subarray(0, last.offset + 4)); // every tensor but the last fits
+    await assert.rejects(
+      program.bindWeights(set2),
+      (e: Error) => {
+        assert.match(
+          e.message,
+          new RegExp(`'${last.name}'.*ends at byte ${last.offset + 4}.*nothing was bound`),
+        );
+        return true;
+      },
+    );
+    assert.deepEqual(
+      (await program.eval({ x }))["probs"],
+      before,
+      "the weights that were serving still serve",
+    );
+
+    // once the file is whole again, the same set binds
+    await Deno.writeFile(path, whole);
+    const r = await program.bindWeights(set2);
+    assert.ok(r.copied >= sig.length - 1);
+    assert.notDeepEqual((await program.eval({ x }))["probs"], before);
+    program.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
