@@ -158,7 +158,7 @@ Deno.test("ref swap: a read that fails midway switches nothing; the set binds on
       (e: Error) => {
         assert.match(
           e.message,
-          new RegExp(`'${last.name}'.*ends at byte ${last.offset + 4}.*nothing was bound`),
+          new RegExp(`'${last.name}'.*has ${last.offset + 4} bytes.*nothing was bound`),
         );
         return true;
       },
@@ -175,6 +175,55 @@ Deno.test("ref swap: a read that fails midway switches nothing; the set binds on
     assert.ok(r.copied >= sig.length - 1);
     assert.notDeepEqual((await program.eval({ x }))["probs"], before);
     program.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("compile with weights: large external initializers are read once, at finalize, straight into the core", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    const v = await writeRandomWeights(TINY, `${dir}/v1`, { seed: 1 });
+    const x = _x();
+    const sig = (await _program()).weightSignature();
+    const total = sig.reduce((a, s) => a + s.byteLength, 0);
+    const limit = 1024; // tinynet's weights are small: a low literal limit makes the large ones host literals
+    const large = sig.filter((s) => s.byteLength > limit).reduce((a, s) => a + s.byteLength, 0);
+    assert.ok(large > 0 && large < total);
+
+    const { bytes: parsed, result: model } = await _counting(
+      dir,
+      () => parseOnnx(v.modelPath, { inputDims: DIMS, literalLimit: limit }),
+    );
+    const modelFile = (await Deno.stat(v.modelPath)).size;
+    assert.equal(
+      parsed - modelFile,
+      total - large,
+      "parse reads only the tensors small enough to be literals",
+    );
+    const lazy = model.hostLiterals.filter((l) => l.file);
+    assert.equal(lazy.reduce((a, l) => a + l.file!.length, 0), large);
+    const { bytes: compiled, result: program } = await _counting(
+      dir,
+      () => Promise.resolve(compile(model, "ref")),
+    );
+    assert.equal(compiled, large, "finalize reads each large tensor once");
+
+    // the same result as the program whose weights were bound
+    const bound = await _program();
+    await bound.bindWeights(await WeightSet.fromOnnxDir(bound, `${dir}/v1`));
+    assert.deepEqual((await program.eval({ x }))["probs"], (await bound.eval({ x }))["probs"]);
+    bound.dispose();
+    program.dispose();
+
+    // a data file cut short after the parse: the compile fails naming the literal and the file
+    const again = await parseOnnx(v.modelPath, { inputDims: DIMS, literalLimit: limit });
+    const path = `${dir}/v1/${v.files[0].location}`;
+    await Deno.writeFile(path, (await Deno.readFile(path)).subarray(0, 100));
+    assert.throws(
+      () => compile(again, "ref"),
+      /Cannot read literal '.*': file '.*' has 100 bytes \(it changed since it was checked\)/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

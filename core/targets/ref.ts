@@ -8,7 +8,7 @@
  */
 import type { CoreProgram } from "../core_program.ts";
 import { openRegularSync } from "../fs.ts";
-import { SEEK_START } from "../host.ts";
+import { type HostFile, SEEK_START } from "../host.ts";
 import type { FileRange } from "../io.ts";
 import type { Engine } from "../engine.ts";
 import { KilnError } from "../errors.ts";
@@ -93,6 +93,13 @@ class RefExecutor implements Executor {
           `Literal '${lit.name}' refers to host literal ${lit.id}, which was not given`,
         );
       }
+      const ptr = e.host_literal_ptr(h, lit.id);
+      if (!ptr) throw new KilnError("internal", `No memory for literal '${lit.name}'`);
+      if (src.file && !src.file.sha1 && src.file.length === lit.bytes) {
+        // a range of a file (an external initializer): read straight into the core's memory
+        _readInto(engine, src.file, ptr, `literal '${lit.name}'`);
+        continue;
+      }
       const bytes = src.bytes;
       if (bytes.length !== lit.bytes) {
         throw new KilnError(
@@ -102,8 +109,6 @@ class RefExecutor implements Executor {
           } needs ${lit.bytes}`,
         );
       }
-      const ptr = e.host_literal_ptr(h, lit.id);
-      if (!ptr) throw new KilnError("internal", `No memory for literal '${lit.name}'`);
       engine.u8().set(bytes, ptr);
     }
     this.#inSlots = info.inputs.map((v, i) => ({ ...v, ptr: e.input_ptr(h, i), index: i }));
@@ -256,23 +261,14 @@ class RefExecutor implements Executor {
         sts.sort((a, b) => a.file.offset - b.file.offset);
         using f = openRegularSync(path, "Weight file", `of weight '${sts[0].name}'`).file;
         for (const st of sts) {
-          f.seekSync(st.file.offset, SEEK_START);
-          let got = 0;
-          while (got < st.bytes) {
-            // a fresh view per read: nothing in this loop grows the memory, but a view must
-            // never outlive a growth
-            const n = f.readSync(new Uint8Array(engine.exports.memory.buffer, st.ptr + got, st.bytes - got));
-            if (n === null) {
-              throw new KilnError(
-                "io",
-                `Cannot bind weight '${st.name}' from ${st.source}: file '${path}' ends at byte ${
-                  st.file.offset + got
-                }, bytes ${st.file.offset}..${st.file.offset + st.bytes} were needed (nothing was bound)`,
-              );
-            }
-            got += n;
-          }
-          bytesRead += got;
+          bytesRead += _readRange(
+            engine,
+            f,
+            st.file,
+            st.ptr,
+            `Cannot bind weight '${st.name}' from ${st.source}`,
+            " (nothing was bound)",
+          );
         }
       }
       ok = true;
@@ -393,6 +389,43 @@ class RefExecutor implements Executor {
   dispose(): void {
     this.#weightSlots.clear();
   }
+}
+
+/**
+ * Reads `range` of the open file `f` into the core's memory at `ptr` (no host copy); throws
+ * KilnError "io", headed by `what` (and `after` at its end), when the file ends first. Returns
+ * the bytes read.
+ */
+function _readRange(
+  engine: Engine,
+  f: HostFile,
+  range: FileRange,
+  ptr: number,
+  what: string,
+  after = "",
+): number {
+  f.seekSync(range.offset, SEEK_START);
+  let got = 0;
+  while (got < range.length) {
+    // a fresh view per read: nothing here grows the memory, but a view must never outlive a growth
+    const n = f.readSync(new Uint8Array(engine.exports.memory.buffer, ptr + got, range.length - got));
+    if (n === null) {
+      throw new KilnError(
+        "io",
+        `${what}: file '${range.path}' has ${f.statSync().size} bytes (it changed since it was checked), bytes ${range.offset}..${
+          range.offset + range.length
+        } were needed${after}`,
+      );
+    }
+    got += n;
+  }
+  return got;
+}
+
+/** `_readRange` of a file opened for it (a literal's range, at finalize). */
+function _readInto(engine: Engine, range: FileRange, ptr: number, what: string): void {
+  using f = openRegularSync(range.path, "Data file", `of ${what}`).file;
+  _readRange(engine, f, range, ptr, `Cannot read ${what}`);
 }
 
 function _sameContent(b: Uint8Array, t: Uint8Array): boolean {
