@@ -228,3 +228,28 @@ Deno.test("compile with weights: large external initializers are read once, at f
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("ref swap: a fine-tune's whole .onnx (external data) binds with each byte read once, at bind", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    const v2 = await writeRandomWeights(TINY, `${dir}/v2`, { seed: 2 });
+    const program = await _program();
+    const total = program.weightSignature().reduce((a, s) => a + s.byteLength, 0);
+    const modelFile = (await Deno.stat(v2.modelPath)).size;
+    const { bytes: built, result: set } = await _counting(
+      dir,
+      () => WeightSet.fromOnnxModel(program, v2.modelPath),
+    );
+    assert.equal(built, modelFile, "building the set reads the model's graph, no tensor");
+    const { bytes: bound } = await _counting(dir, () => program.bindWeights(set));
+    assert.equal(bound, total);
+    const want = await _program();
+    await want.bindWeights(await WeightSet.fromOnnxDir(want.weightSignature(), `${dir}/v2`));
+    const x = _x();
+    assert.deepEqual((await program.eval({ x }))["probs"], (await want.eval({ x }))["probs"]);
+    want.dispose();
+    program.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
