@@ -253,3 +253,31 @@ Deno.test("ref swap: a fine-tune's whole .onnx (external data) binds with each b
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("ref swap: a first bind reads into the slots themselves; failing midway, it leaves every weight unbound", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    const v1 = await writeRandomWeights(TINY, `${dir}/v1`, { seed: 1 });
+    const program = await _program();
+    const set = await WeightSet.fromOnnxDir(program, `${dir}/v1`);
+    const path = `${dir}/v1/${v1.files[0].location}`;
+    const whole = await Deno.readFile(path);
+    const sig = program.weightSignature();
+    const last = sig.reduce((a, s) => (s.offset > a.offset ? s : a));
+    await Deno.writeFile(path, whole.subarray(0, last.offset + 4));
+    await assert.rejects(program.bindWeights(set), /has \d+ bytes \(it changed since it was checked\)/);
+    const x = _x();
+    // the weights read before the failure are not usable: nothing was bound
+    await assert.rejects(program.eval({ x }), /not bound/);
+    await Deno.writeFile(path, whole);
+    const r = await program.bindWeights(set);
+    assert.equal(r.copied, sig.length);
+    const want = await _program();
+    await want.bindWeights(await WeightSet.fromOnnxDir(want.weightSignature(), `${dir}/v1`));
+    assert.deepEqual((await program.eval({ x }))["probs"], (await want.eval({ x }))["probs"]);
+    want.dispose();
+    program.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

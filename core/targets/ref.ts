@@ -32,6 +32,15 @@ interface _Slot {
   index: number;
 }
 
+/** A tensor read into the core for a bind: at `ptr`, a staging allocation or (`inPlace`) its slot. */
+interface _Staged {
+  name: string;
+  ptr: number;
+  bytes: number;
+  /** read straight into the slot of a weight not bound yet (nothing to free) */
+  inPlace: boolean;
+}
+
 class RefExecutor implements Executor {
   #core: CoreProgram;
   #literals: readonly LiteralSource[];
@@ -178,13 +187,14 @@ class RefExecutor implements Executor {
         });
         // the staged tensors that differ from the bound ones
         const t0 = performance.now();
-        const switches: { name: string; ptr: number; bytes: number }[] = [];
+        const switches: _Staged[] = [];
         if (staging) {
           const e = engine.exports;
           for (const st of staging.list) {
             const s = this.#weightSlots.get(st.name)![0];
             if (
-              this.#bound.has(st.name) && s.bytes === st.bytes && e.bytes_equal(s.ptr, st.ptr, st.bytes) === 1
+              !st.inPlace && this.#bound.has(st.name) && s.bytes === st.bytes &&
+              e.bytes_equal(s.ptr, st.ptr, st.bytes) === 1
             ) {
               result.skipped++;
             } else switches.push(st);
@@ -195,7 +205,7 @@ class RefExecutor implements Executor {
         const mem = engine.u8();
         for (const st of switches) {
           for (const slot of this.#weightSlots.get(st.name)!) {
-            mem.copyWithin(slot.ptr, st.ptr, st.ptr + st.bytes);
+            if (slot.ptr !== st.ptr) mem.copyWithin(slot.ptr, st.ptr, st.ptr + st.bytes);
             this.#dirty.add(slot.index);
           }
           this.#bound.add(st.name);
@@ -223,7 +233,9 @@ class RefExecutor implements Executor {
         }
         return Promise.resolve(result);
       } finally {
-        if (staging && !engine.broken) { for (const st of staging.list) engine.free(st.ptr); }
+        if (staging && !engine.broken) {
+          for (const st of staging.list) if (!st.inPlace) engine.free(st.ptr);
+        }
       }
     } catch (e) {
       return Promise.reject(e);
@@ -233,20 +245,26 @@ class RefExecutor implements Executor {
   /**
    * Reads each tensor's file range into its own staging allocation in the core's memory (every
    * allocation made first: growing the memory detaches views; then one fresh view per read).
-   * Each file is opened once. On any failure the staging is freed and the error thrown: nothing
-   * bound has changed.
+   * A weight not bound yet is read straight into its slot instead (`inPlace`): it stays unbound,
+   * so unusable, until the switch, and no staging is needed for it (a program's first bind).
+   * Each file is opened once. On any failure the staging is freed and the error thrown: no bound
+   * weight has changed.
    */
   #stage(
     engine: Engine,
     tensors: readonly BindTensor[],
-  ): { list: { name: string; ptr: number; bytes: number }[]; readMs: number; bytesRead: number } {
-    const list: { name: string; ptr: number; bytes: number; file: FileRange; source: string }[] = [];
+  ): { list: _Staged[]; readMs: number; bytesRead: number } {
+    const list: (_Staged & { file: FileRange; source: string })[] = [];
     let ok = false;
     try {
       for (const t of tensors) {
         const file = t.file!;
-        const ptr = engine.call("stage weights", () => engine.exports.alloc(file.length));
-        list.push({ name: t.name, ptr, bytes: file.length, file, source: t.source });
+        const slot = this.#weightSlots.get(t.name)![0];
+        const inPlace = !this.#bound.has(t.name) && slot.bytes === file.length;
+        const ptr = inPlace
+          ? slot.ptr
+          : engine.call("stage weights", () => engine.exports.alloc(file.length));
+        list.push({ name: t.name, ptr, bytes: file.length, inPlace, file, source: t.source });
       }
       const t0 = performance.now();
       let bytesRead = 0;
@@ -274,7 +292,7 @@ class RefExecutor implements Executor {
       ok = true;
       return { list, readMs: performance.now() - t0, bytesRead };
     } finally {
-      if (!ok && !engine.broken) { for (const st of list) engine.free(st.ptr); }
+      if (!ok && !engine.broken) { for (const st of list) if (!st.inPlace) engine.free(st.ptr); }
     }
   }
 
