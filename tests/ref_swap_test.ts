@@ -8,6 +8,7 @@ import { host, type HostFile } from "../core/host.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { writeRandomWeights } from "../core/weights/random.ts";
 import { writeSafetensors } from "../core/weights/safetensors.ts";
+import { refStaging } from "../core/targets/ref.ts";
 
 const TINY = new URL("../examples/tinynet/tinynet.onnx", import.meta.url).pathname;
 const DIMS = { x: [1, 3, 16, 16] };
@@ -278,6 +279,35 @@ Deno.test("ref swap: a first bind reads into the slots themselves; failing midwa
     want.dispose();
     program.dispose();
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ref swap: a swap whose staging would not fit the core's memory is read on the host, as atomically", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
+  const limit = refStaging.limitBytes;
+  try {
+    await writeRandomWeights(TINY, `${dir}/v1`, { seed: 1 });
+    await writeRandomWeights(TINY, `${dir}/v2`, { seed: 2 });
+    const program = await _program();
+    const total = program.weightSignature().reduce((a, s) => a + s.byteLength, 0);
+    await program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/v1`));
+    const x = _x();
+    refStaging.limitBytes = 0;
+    const { bytes, result: r } = await _counting(
+      dir,
+      async () => program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/v2`)),
+    );
+    assert.equal(r.staging, undefined, "no staging region");
+    assert.equal(bytes, total, "each byte read once, on the host");
+    refStaging.limitBytes = limit;
+    const want = await _program();
+    await want.bindWeights(await WeightSet.fromOnnxDir(want, `${dir}/v2`));
+    assert.deepEqual((await program.eval({ x }))["probs"], (await want.eval({ x }))["probs"]);
+    want.dispose();
+    program.dispose();
+  } finally {
+    refStaging.limitBytes = limit;
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -32,6 +32,12 @@ interface _Slot {
   index: number;
 }
 
+/**
+ * The core's memory a bind may grow to with its staging region (wasm32 addresses 4 GiB; headroom
+ * kept). Internal (tests lower it to take the host path); not exported by mod.ts.
+ */
+export const refStaging = { limitBytes: 3.5 * 2 ** 30 };
+
 /** A tensor read into the core for a bind: at `ptr`, a staging allocation or (`inPlace`) its slot. */
 interface _Staged {
   name: string;
@@ -163,23 +169,30 @@ class RefExecutor implements Executor {
         }
       }
       // a weight under an adapter needs its base bytes on the host: read as before
-      const fromFile = tensors.filter((t) => t.file && !this.#adapted.has(t.name));
-      const held = tensors.filter((t) => !(t.file && !this.#adapted.has(t.name)));
+      let fromFile = tensors.filter((t) => t.file && !this.#adapted.has(t.name));
+      // the staging region must fit the core's memory beside what it holds (wasm32: 4 GiB): a
+      // swap that would not is read on the host instead (compared and copied in the same way)
+      const need = fromFile.reduce((a, t) => a + (this.#bound.has(t.name) ? t.file!.length : 0), 0);
+      if (engine.exports.memory.buffer.byteLength + need > refStaging.limitBytes) fromFile = [];
+      const staged = new Set(fromFile);
+      const held = tensors.filter((t) => !staged.has(t));
       const staging = fromFile.length ? this.#stage(engine, fromFile) : null;
       try {
         const changed: BindTensor[] = [];
+        // every held tensor read (a lazy one from its file, once) before anything changes
+        const bytes: Uint8Array[] = [];
         for (const t of held) {
           const s = this.#weightSlots.get(t.name)![0];
           const adapted = this.#adapted.get(t.name);
           const bound = adapted ? adapted.base : new Uint8Array(engine.exports.memory.buffer, s.ptr, s.bytes);
-          if (this.#bound.has(t.name) && _sameContent(bound, t.bytes)) {
+          const own = t.bytes;
+          if (this.#bound.has(t.name) && _sameContent(bound, own)) {
             result.skipped++;
             continue;
           }
           changed.push(t);
+          bytes.push(own);
         }
-        // every held tensor read (a lazy one from its file) before anything changes
-        const bytes = changed.map((t) => t.bytes);
         // a weight bound under an adapter becomes its base, adapted in the same bind
         const adapted = changed.map((t, i) => {
           const a = this.#adapted.get(t.name);
