@@ -30,6 +30,11 @@ interface _Slot {
   ptr: number;
   /** index into the core's weight list */
   index: number;
+  /**
+   * a buffer of the same size that the weight does not use (0: none yet): the next swap stages
+   * its bytes there, and a changed weight is switched in by address, the old buffer becoming spare
+   */
+  spare?: number;
 }
 
 /**
@@ -155,8 +160,9 @@ class RefExecutor implements Executor {
    * Binds `tensors`. A tensor that names a file range (a WeightSet for a ref program leaves them
    * unread) is read straight into a staging region in the core's memory: no host copy. Only when
    * every range is in are the staged tensors compared with the bound ones (in the core, stopping
-   * at the first 64 bytes that differ) and the changed ones copied into their slots, so a read
-   * that fails midway leaves the bound weights as they were. Tensors held in memory (arrays, an
+   * at the first 64 bytes that differ) and the changed ones switched in by address (the core's
+   * nodes then read the staged buffer; the old one stages the next swap), so a read that fails
+   * midway leaves the bound weights as they were. Tensors held in memory (arrays, an
    * adapter's base) are compared and copied as they are.
    */
   bind(tensors: readonly BindTensor[]): Promise<BindResult> {
@@ -172,7 +178,11 @@ class RefExecutor implements Executor {
       let fromFile = tensors.filter((t) => t.file && !this.#adapted.has(t.name));
       // the staging region must fit the core's memory beside what it holds (wasm32: 4 GiB): a
       // swap that would not is read on the host instead (compared and copied in the same way)
-      const need = fromFile.reduce((a, t) => a + (this.#bound.has(t.name) ? t.file!.length : 0), 0);
+      const need = fromFile.reduce(
+        (a, t) =>
+          a + (this.#bound.has(t.name) && !this.#weightSlots.get(t.name)![0].spare ? t.file!.length : 0),
+        0,
+      );
       if (engine.exports.memory.buffer.byteLength + need > refStaging.limitBytes) fromFile = [];
       const staged = new Set(fromFile);
       const held = tensors.filter((t) => !staged.has(t));
@@ -214,16 +224,34 @@ class RefExecutor implements Executor {
           }
         }
         const t1 = performance.now();
-        // the switch: nothing above changed a bound weight
-        const mem = engine.u8();
+        // the switch (nothing above changed a bound weight): a staged weight by address, its old
+        // buffer kept as the next swap's staging; a weight read in place as it is; a second slot
+        // of the same weight (rare) by copy
+        const e = engine.exports;
+        const h = this.#core.handle("bind weights");
+        let moved = false;
         for (const st of switches) {
-          for (const slot of this.#weightSlots.get(st.name)!) {
+          const slots = this.#weightSlots.get(st.name)!;
+          if (!st.inPlace) {
+            const old = e.set_weight_ptr(h, slots[0].index, st.ptr);
+            if (old === 0) throw new KilnError("internal", `Cannot switch weight '${st.name}' in`);
+            slots[0].spare = old;
+            slots[0].ptr = st.ptr;
+            moved = true;
+          }
+          const mem = engine.u8();
+          for (const slot of slots) {
             if (slot.ptr !== st.ptr) mem.copyWithin(slot.ptr, st.ptr, st.ptr + st.bytes);
             this.#dirty.add(slot.index);
           }
           this.#bound.add(st.name);
           result.copied++;
           result.bytesCopied += st.bytes;
+        }
+        if (moved) {
+          if (e.weights_moved(h) !== 0) throw engine.error("bind weights");
+          // an output may alias a weight
+          for (const slot of this.#outSlots) slot.ptr = e.output_ptr(h, slot.index);
         }
         const t2 = performance.now();
         changed.forEach((t, i) => {
@@ -246,9 +274,7 @@ class RefExecutor implements Executor {
         }
         return Promise.resolve(result);
       } finally {
-        if (staging && !engine.broken) {
-          for (const st of staging.list) if (!st.inPlace) engine.free(st.ptr);
-        }
+        // nothing to free: a staging buffer is a weight's spare (switched in or not)
       }
     } catch (e) {
       return Promise.reject(e);
@@ -256,27 +282,33 @@ class RefExecutor implements Executor {
   }
 
   /**
-   * Reads each tensor's file range into its own staging allocation in the core's memory (every
-   * allocation made first: growing the memory detaches views; then one fresh view per read).
-   * A weight not bound yet is read straight into its slot instead (`inPlace`): it stays unbound,
-   * so unusable, until the switch, and no staging is needed for it (a program's first bind).
-   * Each file is opened once. On any failure the staging is freed and the error thrown: no bound
-   * weight has changed.
+   * Reads each tensor's file range into the staging region in the core's memory: the weight's
+   * spare buffer, allocated on its first swap and kept (every allocation made first: growing the
+   * memory detaches views; then one fresh view per read). A weight not bound yet is read straight
+   * into its slot instead (`inPlace`): it stays unbound, so unusable, until the switch, and needs
+   * no spare (a program's first bind). Each file is opened once. On any failure the error is
+   * thrown: no bound weight has changed (a spare holds no weight).
    */
   #stage(
     engine: Engine,
     tensors: readonly BindTensor[],
   ): { list: _Staged[]; readMs: number; bytesRead: number } {
     const list: (_Staged & { file: FileRange; source: string })[] = [];
-    let ok = false;
     try {
       for (const t of tensors) {
         const file = t.file!;
         const slot = this.#weightSlots.get(t.name)![0];
+        if (file.length !== slot.bytes) {
+          throw new KilnError(
+            "weights",
+            `Cannot bind weight '${t.name}' from ${t.source}: ${file.length} bytes, the program needs ${slot.bytes}`,
+          );
+        }
         const inPlace = !this.#bound.has(t.name) && slot.bytes === file.length;
-        const ptr = inPlace
-          ? slot.ptr
-          : engine.call("stage weights", () => engine.exports.alloc(file.length));
+        if (!inPlace && !slot.spare) {
+          slot.spare = engine.call("stage weights", () => engine.exports.alloc(file.length));
+        }
+        const ptr = inPlace ? slot.ptr : slot.spare!;
         list.push({ name: t.name, ptr, bytes: file.length, inPlace, file, source: t.source });
       }
       const t0 = performance.now();
@@ -302,10 +334,9 @@ class RefExecutor implements Executor {
           );
         }
       }
-      ok = true;
       return { list, readMs: performance.now() - t0, bytesRead };
     } finally {
-      if (!ok && !engine.broken) { for (const st of list) if (!st.inPlace) engine.free(st.ptr); }
+      // a staging buffer is its weight's spare: kept for the next swap, on a failure too
     }
   }
 
