@@ -9,6 +9,7 @@ import type { Tensor } from "../core/tensor.ts";
 import { writeRandomWeights } from "../core/weights/random.ts";
 import { writeSafetensors } from "../core/weights/safetensors.ts";
 import { refStaging } from "../core/targets/ref.ts";
+import { G, writeGraph } from "./util/graph_dsl.ts";
 
 const TINY = new URL("../examples/tinynet/tinynet.onnx", import.meta.url).pathname;
 const DIMS = { x: [1, 3, 16, 16] };
@@ -308,6 +309,56 @@ Deno.test("ref swap: a swap whose staging would not fit the core's memory is rea
     program.dispose();
   } finally {
     refStaging.limitBytes = limit;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ref swap: a weight switched in by address is what its aliases, its consumers and an output aliasing it read", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    const written: string[] = [];
+    for (const seed of [1, 2]) {
+      const g = new G(seed);
+      const w = g.w("w", [4, 6]);
+      g.nodes.push({ op: "Reshape", inputs: [w, g.i64([24])], outputs: ["flat"], name: "/flat" });
+      g.nodes.push({ op: "MatMul", inputs: ["x", w], outputs: ["y"], name: "/mm" });
+      const r = g.o("Reshape", [w, g.i64([6, 4])]);
+      g.nodes.push({
+        op: "Transpose",
+        inputs: [r],
+        outputs: ["t"],
+        name: "/t",
+        attrs: { perm: { ints: [1, 0] } },
+      });
+      await Deno.mkdir(`${dir}/v${seed}`);
+      const io = {
+        inputs: [{ name: "x", dims: [2, 4] }],
+        outputs: [{ name: "flat" }, { name: "y" }, { name: "t" }],
+        opset: 17,
+      };
+      written.push((await writeGraph(`${dir}/v${seed}`, "m", g, io)).path);
+    }
+    const x: Tensor = {
+      dtype: "float32",
+      dims: [2, 4],
+      data: new Float32Array([1, -2, 3, 0.5, -1, 4, 2, -3]),
+    };
+    const want = await Promise.all(written.map(async (p) => {
+      const baked = compile(await parseOnnx(p), "ref");
+      const out = await baked.eval({ x });
+      baked.dispose();
+      return out;
+    }));
+    const program = compile(await parseOnnx(written[0], { deferExternalWeights: true }), "ref");
+    await program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/v1`));
+    assert.deepEqual(await program.eval({ x }), want[0]);
+    for (const v of [2, 1, 2]) {
+      const r = await program.bindWeights(await WeightSet.fromOnnxDir(program, `${dir}/v${v}`));
+      assert.equal(r.copied, 1);
+      assert.deepEqual(await program.eval({ x }), want[v - 1], `after the swap to v${v}`);
+    }
+    program.dispose();
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
