@@ -3,7 +3,7 @@
 // switches the changed tensors in only when every range is in. Bytes read are counted through
 // the host's file layer (core/host.ts), which every file read of kiln goes through.
 import assert from "node:assert/strict";
-import { compile, parseOnnx, type Program, WeightSet } from "../mod.ts";
+import { compile, load, parseOnnx, type Program, save, WeightSet } from "../mod.ts";
 import { host, type HostFile } from "../core/host.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { writeRandomWeights } from "../core/weights/random.ts";
@@ -216,6 +216,12 @@ Deno.test("compile with weights: large external initializers are read once, at f
     await bound.bindWeights(await WeightSet.fromOnnxDir(bound, `${dir}/v1`));
     assert.deepEqual((await program.eval({ x }))["probs"], (await bound.eval({ x }))["probs"]);
     bound.dispose();
+
+    // saved and loaded: the literals are copied from their file ranges into the program file
+    await save(program, `${dir}/p.kiln`);
+    const loaded = await load(`${dir}/p.kiln`);
+    assert.deepEqual((await loaded.eval({ x }))["probs"], (await program.eval({ x }))["probs"]);
+    loaded.dispose();
     program.dispose();
 
     // a data file cut short after the parse: the compile fails naming the literal and the file
