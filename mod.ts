@@ -70,6 +70,7 @@ export type {
   GraphReport,
   HostNode,
   NodeTime,
+  StagingPhases,
   TargetName,
   WeightDelta,
 } from "./core/targets/target.ts";

@@ -1,12 +1,17 @@
 /**
  * The weight-replacement benchmark (`deno task bench:swap`), in one run, side by side:
  *
- * - swap: a program compiled once with deferred weights binds a new weight set (read the
- *   ONNX external-data directory, validate, copy in; the first eval after it also runs the
- *   hoisted weight-only nodes, reported as "prepare", timed inside the program);
- * - recompile: parse the model with the new weights and compile from scratch (kiln), plus the
- *   prepare step its first eval runs (timed the same way);
- * - partial swap: one mid-sized tensor, in memory: its bind and the prepare work downstream of it;
+ * - swap: a program compiled once with deferred weights binds a new weight set: the set checks
+ *   the ONNX external-data directory's ranges (no tensor is read), the bind reads each range
+ *   straight into a staging region in the core's memory, compares it with the bound tensor and
+ *   switches the changed ones in (read / compare / switch reported apart, and GB/s); the first
+ *   eval after it also runs the hoisted weight-only nodes, reported as "prepare", timed inside
+ *   the program;
+ * - compile with the weights: parse the model with the new weights (large initializers stay
+ *   file ranges) and compile from scratch (the core reads them into place), plus the prepare step
+ *   its first eval runs (timed the same way), beside the deferred compile of the same graph;
+ * - partial swap: one mid-sized tensor, in memory and from a safetensors file: its bind and the
+ *   prepare work downstream of it;
  * - onnxruntime-node: re-create the session with the new weights (what a runtime without
  *   weight swap must do);
  * - no inference penalty: eval with deferred weights bound vs the same model baked, for
@@ -20,6 +25,7 @@ import { parseArgs } from "node:util";
 import { compile, parseOnnx, replaceOnnxExternalWeights, WeightSet } from "../mod.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { writeRandomWeights } from "../core/weights/random.ts";
+import { writeSafetensors } from "../core/weights/safetensors.ts";
 import { ortNodeSession } from "./peers.ts";
 import { programInternals } from "../core/program.ts";
 
@@ -75,6 +81,15 @@ function _out(s = ""): void {
   lines.push(s);
 }
 
+/** The 1, 5 and 15-minute load averages (other work on the machine skews the timings). */
+function _load(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" / ");
+  } catch {
+    return "unknown";
+  }
+}
+
 const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
 const mem = Math.round(Deno.systemMemoryInfo().total / 2 ** 30);
 _out(
@@ -85,7 +100,8 @@ _out(
 _out();
 _out(
   `Machine: ${cpu}, ${navigator.hardwareConcurrency} cores, ${mem} GiB; Deno ${Deno.version.deno}; ` +
-    `medians of ${RUNS} runs; seeded weight sets written by core/weights/random.ts (page cache warm).`,
+    `medians of ${RUNS} runs; seeded weight sets written by core/weights/random.ts (page cache warm); ` +
+    `load average at the start ${_load()}.`,
 );
 
 for (const name of values.models!.split(",")) {
@@ -117,47 +133,80 @@ for (const name of values.models!.split(",")) {
     await program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[0]));
     await program.eval(feeds);
 
-    const read: number[] = [], bind: number[] = [], prepare: number[] = [];
-    const recompile: number[] = [], ort: number[] = [];
+    // the swap: the set (file ranges checked: no tensor read), then the bind (each range read
+    // straight into the core's staging region, compared with the bound tensor, switched), then
+    // the prepare step the next eval runs
+    const setMs: number[] = [], bind: number[] = [], prepare: number[] = [];
+    const readMs: number[] = [], compareMs: number[] = [], switchMs: number[] = [];
+    const recompile: number[] = [], parseMs: number[] = [], compileOnlyMs: number[] = [];
+    const recompilePrepare: number[] = [], deferredCompile: number[] = [], ort: number[] = [];
+    let copied = 0;
     for (let r = 0; r < RUNS; r++) {
       const d = dirs[(r + 1) % 2];
-      const [readMs, set] = await _ms(() => WeightSet.fromOnnxDir(program, d));
-      const [bindMs] = await _ms(() => program.bindWeights(set));
+      const [sMs, set] = await _ms(() => WeightSet.fromOnnxDir(program, d));
+      const [bindMs, rep] = await _ms(() => program.bindWeights(set));
       await program.eval(feeds);
       const prepareMs = programInternals(program).lastPrepareMs; // the prepare step that eval ran first
-      read.push(readMs);
+      setMs.push(sMs);
       bind.push(bindMs);
       prepare.push(prepareMs);
-      const [rc, p2] = await _ms(async () =>
-        compile(await parseOnnx(`${d}/${spec.file}`, { inputDims: DIMS[name] }), "ref")
-      );
-      // like the swap, the recompiled program runs its prepare step (weight packing, hoisted
-      // transposes) in its first eval: count that step (only it: not the eval, nor the first
-      // touch of the new program's memory, so the comparison does not favour the swap)
+      readMs.push(rep.staging?.readMs ?? NaN);
+      compareMs.push(rep.staging?.compareMs ?? NaN);
+      switchMs.push(rep.staging?.switchMs ?? NaN);
+      copied = rep.bytesCopied;
+      // compile with the weights: parse (large initializers stay file ranges), compile (the core
+      // reads them into place at finalize), and the prepare step its first eval runs (timed the same
+      // way as the swap's: not the eval, nor the first touch of the new program's memory)
+      const [pMs, model] = await _ms(() => parseOnnx(`${d}/${spec.file}`, { inputDims: DIMS[name] }));
+      const [cMs, p2] = await _ms(() => compile(model, "ref"));
       await p2.eval(feeds);
-      recompile.push(rc + programInternals(p2).lastPrepareMs);
+      parseMs.push(pMs);
+      compileOnlyMs.push(cMs);
+      recompilePrepare.push(programInternals(p2).lastPrepareMs);
+      recompile.push(pMs + cMs + programInternals(p2).lastPrepareMs);
       p2.dispose();
+      // the same graph compiled with deferred weights: what the weights add is the difference
+      const [dMs, p3] = await _ms(async () =>
+        compile(
+          await parseOnnx(`${d}/${spec.file}`, { deferExternalWeights: true, inputDims: DIMS[name] }),
+          "ref",
+        )
+      );
+      deferredCompile.push(dMs);
+      p3.dispose();
       const s = await ortNodeSession(`${d}/${spec.file}`, { intraOpThreads: 1 });
       ort.push(s.createMs);
       await s.release();
     }
-    const swap = read.map((v, i) => v + bind[i] + prepare[i]);
+    const swap = setMs.map((v, i) => v + bind[i] + prepare[i]);
+    const swapNoPrepare = setMs.map((v, i) => v + bind[i]);
 
-    // a partial swap (one fine-tuned tensor, as an adapter merge would produce): bind + the
-    // prepare work downstream of it only
+    // partial swaps: one mid-sized tensor (as an adapter merge would produce), from memory and from
+    // a safetensors file (read at bind straight into the core); bind + the prepare work downstream of it
     const sig = program.weightSignature();
     const mid = [...sig].sort((a, b) => a.byteLength - b.byteLength)[Math.floor(sig.length * 0.75)];
-    // read just that tensor (a signature of one), held in memory like an adapter merge's output
     const partialSets = await Promise.all(
       dirs.map((d) => WeightSet.fromOnnxDir([mid], d, { partial: true })),
     );
+    const oneFiles = await Promise.all(dirs.map(async (d, i) => {
+      const path = `${tmp}/one_v${i + 1}.safetensors`;
+      await writeSafetensors(path, [...partialSets[i].tensors.values()]);
+      return path;
+    }));
     await program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[0]));
     await program.eval(feeds);
-    const partialMs: number[] = [];
+    const partialMs: number[] = [], partialFileMs: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       const [bindMs] = await _ms(() => program.bindWeights(partialSets[(r + 1) % 2]));
       await program.eval(feeds);
       partialMs.push(bindMs + programInternals(program).lastPrepareMs);
+    }
+    for (let r = 0; r < RUNS; r++) {
+      const [fMs] = await _ms(async () =>
+        program.bindWeights(await WeightSet.fromSafetensors(program, oneFiles[r % 2], { partial: true }))
+      );
+      await program.eval(feeds);
+      partialFileMs.push(fMs + programInternals(program).lastPrepareMs);
     }
 
     // no inference penalty: deferred (bound) vs baked
@@ -174,39 +223,71 @@ for (const name of values.models!.split(",")) {
     program.dispose();
 
     const m = (xs: number[]) => _median(xs);
+    const gbs = (n: number, ms: number) => (n / 1e9 / (ms / 1e3)).toFixed(2);
     _out();
     _out(
-      `### ${name} (${(bytes / 1e6).toFixed(0)} MB of weights; compiled once in ${compileMs.toFixed(0)} ms)`,
+      `### ${name} (${(bytes / 1e6).toFixed(0)} MB of weights; compiled once with deferred weights in ${
+        compileMs.toFixed(0)
+      } ms)`,
     );
     _out();
-    _out("| replace the weights by | median ms | vs kiln swap |");
-    _out("|---|---|---|");
+    _out("| replace the weights by | median ms | GB/s | vs kiln swap |");
+    _out("|---|---|---|---|");
     _out(
-      `| kiln swap: read ${m(read).toFixed(0)} + bind ${m(bind).toFixed(0)} + prepare ${
-        m(prepare).toFixed(0)
-      } | ${m(swap).toFixed(0)} | 1.00x |`,
+      `| **kiln swap**: set ${m(setMs).toFixed(1)} (ranges checked) + bind ${
+        m(bind).toFixed(0)
+      } (read into the core ${m(readMs).toFixed(0)}, compare ${m(compareMs).toFixed(1)}, switch ${
+        m(switchMs).toFixed(0)
+      }) + prepare ${m(prepare).toFixed(0)} | **${m(swap).toFixed(0)}** | ${gbs(bytes, m(swap))} | 1.00x |`,
     );
     _out(
-      `| kiln full recompile (parse + compile + prepare with the new weights) | ${
-        m(recompile).toFixed(0)
-      } | ${(m(recompile) / m(swap)).toFixed(2)}x |`,
+      `| kiln swap without the prepare step (set + bind: the bytes in place) | ${
+        m(swapNoPrepare).toFixed(0)
+      } | ${gbs(bytes, m(swapNoPrepare))} (read alone: ${gbs(bytes, m(readMs))}) | ${
+        (m(swapNoPrepare) / m(swap)).toFixed(2)
+      }x |`,
     );
     _out(
       `| kiln partial swap of one tensor ('${mid.name}', ${
         (mid.byteLength / 1e6).toFixed(1)
       } MB, in memory): ` +
-        `bind + its prepare | ${m(partialMs).toFixed(1)} | ${(m(partialMs) / m(swap)).toFixed(3)}x |`,
+        `bind + its prepare | ${m(partialMs).toFixed(1)} | | ${(m(partialMs) / m(swap)).toFixed(3)}x |`,
     );
     _out(
-      `| onnxruntime-node session re-creation (1 thread) | ${m(ort).toFixed(0)} | ${
+      `| kiln partial swap of the same tensor from a safetensors file: set + bind + its prepare | ${
+        m(partialFileMs).toFixed(1)
+      } | | ${(m(partialFileMs) / m(swap)).toFixed(3)}x |`,
+    );
+    _out(
+      `| kiln compile with the weights: parse ${m(parseMs).toFixed(0)} + compile ${
+        m(compileOnlyMs).toFixed(0)
+      } (weights read into place) + prepare ${m(recompilePrepare).toFixed(0)} | ${
+        m(recompile).toFixed(0)
+      } | | ${(m(recompile) / m(swap)).toFixed(2)}x |`,
+    );
+    _out(
+      `| onnxruntime-node session re-creation (1 thread) | ${m(ort).toFixed(0)} | | ${
         (m(ort) / m(swap)).toFixed(2)
       }x |`,
     );
     _out();
     _out(
-      `Swap throughput: ${(bytes / 1e6 / (m(swap) / 1e3)).toFixed(0)} MB/s (read ${
-        (bytes / 1e6 / (m(read) / 1e3)).toFixed(0)
-      } MB/s).`,
+      `- Swap: ${(copied / 1e6).toFixed(0)} MB copied per swap; onnxruntime-node's re-creation takes ` +
+        `**${(m(ort) / m(swap)).toFixed(1)}x** the swap (${
+          (m(ort) / m(swapNoPrepare)).toFixed(1)
+        }x the swap without its prepare step).`,
+    );
+    _out(
+      `- Compile with weights: **${
+        (m(recompile) / m(ort)).toFixed(2)
+      }x** onnxruntime-node's session creation ` +
+        `(${(m(parseMs) + m(compileOnlyMs)).toFixed(0)} ms without the prepare step: ${
+          ((m(parseMs) + m(compileOnlyMs)) / m(ort)).toFixed(2)
+        }x); the same graph with deferred weights parses and compiles in ${
+          m(deferredCompile).toFixed(0)
+        } ms, so the weights add ${(m(parseMs) + m(compileOnlyMs) - m(deferredCompile)).toFixed(0)} ms (${
+          gbs(bytes, m(parseMs) + m(compileOnlyMs) - m(deferredCompile))
+        } GB/s).`,
     );
     _out();
     _out("| eval | median ms |");
@@ -218,6 +299,9 @@ for (const name of values.models!.split(",")) {
     await Deno.remove(tmp, { recursive: true });
   }
 }
+
+_out();
+_out(`Load average at the end: ${_load()}.`);
 
 if (!values["no-write"]) {
   const prev = await Deno.readTextFile(values.out!).catch(() => "# Benchmark results\n");

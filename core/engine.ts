@@ -19,6 +19,8 @@ export interface CoreExports {
   /** A new allocation of `n` bytes (unsigned pointer; free with `free`). */
   alloc(n: number): number;
   free(p: number): void;
+  /** 1 when the `n` bytes at `a` and `b` are equal, else 0 (a bind's test of a staged weight). */
+  bytes_equal(a: number, b: number, n: number): number;
   /** Pointer of the last result (unsigned). */
   result_ptr(): number;
   /** Length in bytes of the last result (unsigned). */
@@ -44,6 +46,10 @@ export interface CoreExports {
   input_ptr(h: number, i: number): number;
   /** Where the host writes weight i (unsigned; 0 when none). */
   weight_ptr(h: number, i: number): number;
+  /** Points weight i at ptr (its bytes already there); returns its previous address (0: refused). */
+  set_weight_ptr(h: number, i: number, ptr: number): number;
+  /** After set_weight_ptr: aliases and node contexts follow the weights' new addresses. */
+  weights_moved(h: number): number;
   /** Where the host reads output i (unsigned; 0 when none). */
   output_ptr(h: number, i: number): number;
   /** Dim d of output i after the last run: a bounded dim's actual extent, else its planned length; -1 out of range. */
@@ -211,6 +217,7 @@ function _unsignedExports(raw: CoreExports): CoreExports {
     host_literal_ptr: (h: number, id: number) => raw.host_literal_ptr(h, id) >>> 0,
     input_ptr: (h: number, i: number) => raw.input_ptr(h, i) >>> 0,
     weight_ptr: (h: number, i: number) => raw.weight_ptr(h, i) >>> 0,
+    set_weight_ptr: (h: number, i: number, ptr: number) => raw.set_weight_ptr(h, i, ptr) >>> 0,
     output_ptr: (h: number, i: number) => raw.output_ptr(h, i) >>> 0,
   };
 }

@@ -28,6 +28,7 @@ import type {
   GraphReport,
   HostNode,
   NodeTime,
+  StagingPhases,
   Target,
   TargetName,
 } from "./targets/target.ts";
@@ -141,6 +142,8 @@ export interface BindReport {
   ms: number;
   /** where the time went (gpu): validate, load (read + hash + upload, overlapped), prepare */
   phases?: BindPhases;
+  /** where the time went (ref): read into the core's staging region, compare, switch */
+  staging?: StagingPhases;
   /** weights re-adapted because an adapter applies to them (`applyAdapter`) */
   adapted?: number;
 }
@@ -298,7 +301,7 @@ export class Program {
 
   /** True when the program's target reads weight files itself (a WeightSet then stays unread in JavaScript). */
   get readsWeightFiles(): boolean {
-    return this.#target.readsFiles;
+    return this.#target.readsFiles || this.#target.bindsFileRanges === true;
   }
 
   #check(what: string): void {

@@ -11,7 +11,7 @@ import { ComputeContext, OP_WRITES_ALL } from "./ops/op";
 import { dtypeName } from "./ir/dtype";
 import { Shape } from "./ir/shape";
 import {
-  Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, LOC_BUFFER, Program, Value,
+  Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, LOC_ALIAS, LOC_BUFFER, Program, Value,
 } from "./ir/program";
 import { registerAllOps } from "./ops/all";
 import { opNames } from "./ops/registry";
@@ -55,6 +55,25 @@ export function alloc(n: usize): usize {
 
 export function free(p: usize): void {
   if (p != 0) heap.free(p);
+}
+
+/**
+ * 1 when the `n` bytes at `a` and at `b` are equal, else 0: the ref target's bind asks whether a
+ * weight staged in this memory is already bound. 64 bytes a step, stopping at the first step that
+ * differs (new weights differ in their first bytes: a changed tensor costs almost nothing).
+ */
+export function bytes_equal(a: usize, b: usize, n: usize): i32 {
+  let i: usize = 0;
+  const n64 = n & ~(<usize>63);
+  for (; i < n64; i += 64) {
+    const d = v128.or(
+      v128.or(v128.xor(v128.load(a + i), v128.load(b + i)), v128.xor(v128.load(a + i + 16), v128.load(b + i + 16))),
+      v128.or(v128.xor(v128.load(a + i + 32), v128.load(b + i + 32)), v128.xor(v128.load(a + i + 48), v128.load(b + i + 48))),
+    );
+    if (v128.any_true(d)) return 0;
+  }
+  for (; i < n; i++) if (load<u8>(a + i) != load<u8>(b + i)) return 0;
+  return 1;
 }
 
 /** The registered op names as a JSON array in the result buffer. */
@@ -257,6 +276,54 @@ export function weight_ptr(h: i32, i: i32): usize {
   const p = get(h);
   if (p == null || i < 0 || i >= p.weightInstrs.length) return 0;
   return p.weightInstrs[i].outputs[0].ptr;
+}
+
+/**
+ * Points weight `i` at `ptr`, where the host has already written its bytes (the ref target's swap
+ * switches a staged weight in by address instead of copying it); returns the address it had (0 for
+ * a bad handle or index, or a program not finalized). Call `weights_moved` after the last one.
+ */
+export function set_weight_ptr(h: i32, i: i32, ptr: usize): usize {
+  const p = get(h);
+  if (p == null || !p.finalized || i < 0 || i >= p.weightInstrs.length || ptr == 0) return 0;
+  const v = p.weightInstrs[i].outputs[0];
+  const old = v.ptr;
+  v.ptr = ptr;
+  return old;
+}
+
+/**
+ * After `set_weight_ptr`: every alias re-resolved (in plan order, as finalize does) and every
+ * node's context reading its inputs and writing its outputs at their values' addresses.
+ */
+export function weights_moved(h: i32): i32 {
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  for (let mi = 0; mi < p.modules.length; mi++) {
+    const m = p.modules[mi];
+    for (let i = 0; i < m.instrs.length; i++) {
+      const outs = m.instrs[i].outputs;
+      for (let j = 0; j < outs.length; j++) {
+        const v = outs[j];
+        if (v.loc == LOC_ALIAS) v.ptr = v.aliasOf!.ptr;
+      }
+    }
+  }
+  for (let mi = 0; mi < p.modules.length; mi++) {
+    const m = p.modules[mi];
+    for (let i = 0; i < m.instrs.length; i++) {
+      const ins = m.instrs[i];
+      if (ins.kind != K_NODE || ins.cctx == null) continue;
+      const ctx = ins.cctx!;
+      for (let j = 0; j < ins.inputs.length && j < ctx.inputs.length; j++) {
+        const x = ins.inputs[j];
+        const t = ctx.inputs[j];
+        if (x != null && t != null) t.ptr = x.ptr;
+      }
+      for (let j = 0; j < ins.outputs.length && j < ctx.outputs.length; j++) ctx.outputs[j].ptr = ins.outputs[j].ptr;
+    }
+  }
+  return E_OK;
 }
 
 export function output_ptr(h: i32, i: i32): usize {

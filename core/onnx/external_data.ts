@@ -5,7 +5,7 @@
  * @module
  */
 import { openRegular, resolveInside } from "../fs.ts";
-import { readRangeFrom } from "../io.ts";
+import { type FileRange, readRangeFrom } from "../io.ts";
 import { KilnError } from "../errors.ts";
 import type { ExternalDataRef } from "../ir/builder.ts";
 import { importError } from "./errors.ts";
@@ -120,6 +120,8 @@ function _join(dir: string, location: string): string {
 interface _OpenFile {
   file: HostFile;
   size: number;
+  /** its real path (symbolic links resolved, checked inside the folder) */
+  real: string;
 }
 
 /**
@@ -144,7 +146,10 @@ export class ExternalDataReader {
     try {
       // the real path: a symbolic link may not lead out of the model's folder
       const path = await resolveInside(this.#dir, location, `External data of tensor '${tensor}'`);
-      const open = await openRegular(path, "External data file", `of tensor '${tensor}'`);
+      const open = {
+        ...(await openRegular(path, "External data file", `of tensor '${tensor}'`)),
+        real: path,
+      };
       this.#files.set(location, open);
       return open;
     } catch (e) {
@@ -175,7 +180,30 @@ export class ExternalDataReader {
    * records for the file (SHA-1 of the whole file) is verified first, as a bind verifies it.
    */
   async read(tensor: string, ref: ExternalDataRef): Promise<Uint8Array> {
-    const { file, size } = await this.#open(tensor, ref.location);
+    const { file, path } = await this.#check(tensor, ref);
+    try {
+      return await readRangeFrom(file, path, ref.offset, ref.length);
+    } catch (e) {
+      throw importError(`External data of tensor '${tensor}': ${(e as Error).message}`, {}, "io");
+    }
+  }
+
+  /**
+   * Checks `ref` as `read` does (the file inside the folder, regular, long enough; its checksum
+   * when the model records one) without reading the tensor: where its bytes are (the real path),
+   * for a reader that puts them straight where they go (the ref target's core memory).
+   */
+  async locate(tensor: string, ref: ExternalDataRef): Promise<FileRange> {
+    const { real } = await this.#check(tensor, ref);
+    return { path: real, offset: ref.offset, length: ref.length };
+  }
+
+  /** Opens `ref`'s file and checks its checksum (when recorded) and length; throws an import error. */
+  async #check(
+    tensor: string,
+    ref: ExternalDataRef,
+  ): Promise<{ file: HostFile; path: string; real: string }> {
+    const { file, size, real } = await this.#open(tensor, ref.location);
     const path = _join(this.#dir, ref.location);
     if (ref.checksum) {
       const got = await this.#fileSha1(ref.location, file);
@@ -194,11 +222,7 @@ export class ExternalDataReader {
         } are past the end of '${path}' (${size} bytes)`,
       );
     }
-    try {
-      return await readRangeFrom(file, path, ref.offset, ref.length);
-    } catch (e) {
-      throw importError(`External data of tensor '${tensor}': ${(e as Error).message}`, {}, "io");
-    }
+    return { file, path, real };
   }
 
   /** Closes every file this reader opened. */

@@ -6,6 +6,7 @@
  * @module
  */
 import type { ExternalDataRef } from "../ir/builder.ts";
+import type { FileRange } from "../io.ts";
 import { dtypeFromOnnx, dtypeSize, elementCount } from "../tensor.ts";
 import { type ExternalDataReader, parseExternalEntries, resolveExternalRef } from "./external_data.ts";
 import type { ParseOptions } from "./import_types.ts";
@@ -109,12 +110,19 @@ export function findExternalTensors(
   return found;
 }
 
-/** Reads the tensors of `toRead` in ranges into `bytes`, reporting progress to `opts.onProgress`. */
+/**
+ * Reads the tensors of `toRead` in ranges into `bytes`, reporting progress to `opts.onProgress`.
+ * A tensor over `lazyOver` bytes (one that becomes a host literal) is checked but not read: its
+ * file range goes into `ranges`, and the target reads it where it goes (the ref target straight
+ * into its core's memory), so its bytes cross no JavaScript buffer.
+ */
 export async function readExternalTensors(
   reader: ExternalDataReader,
   toRead: [onnx.ITensorProto, ExternalTensor][],
   bytes: Map<onnx.ITensorProto, Uint8Array>,
   opts: ParseOptions,
+  ranges?: Map<onnx.ITensorProto, FileRange>,
+  lazyOver = Infinity,
 ): Promise<void> {
   // One pass over each file, in offset order.
   toRead.sort(([, a], [, b]) =>
@@ -123,7 +131,8 @@ export async function readExternalTensors(
   const total = toRead.reduce((a, [, e]) => a + e.ref.length, 0);
   let done = 0;
   for (const [proto, e] of toRead) {
-    bytes.set(proto, await reader.read(e.name, e.ref));
+    if (ranges && e.ref.length > lazyOver) ranges.set(proto, await reader.locate(e.name, e.ref));
+    else bytes.set(proto, await reader.read(e.name, e.ref));
     done += e.ref.length;
     opts.onProgress?.(done, total);
     throwIfAborted(opts.signal, "Parsing the ONNX model");

@@ -10,6 +10,7 @@ import type { Attrs, AttrValue, ModuleBuilder, TensorValue, ValueRef } from "../
 import { dtypeFromOnnx, onnxCode, type Tensor, tensorBytes } from "../tensor.ts";
 import { importError, inputError } from "./errors.ts";
 import { ExternalDataReader } from "./external_data.ts";
+import { type FileRange, readRangeSync, withLazyBytes } from "../io.ts";
 import { type ExternalTensor, findExternalTensors, readExternalTensors } from "./external_tensors.ts";
 import type { HostLiteral, ParseOptions, ValueInfo } from "./import_types.ts";
 import { freezeTensor } from "./freeze.ts";
@@ -61,6 +62,8 @@ export class Importer {
   /** external tensors (by proto identity) -> reference and whether they are read now */
   #external = new Map<onnx.ITensorProto, ExternalTensor>();
   readonly #bytes = new Map<onnx.ITensorProto, Uint8Array>();
+  /** external tensors large enough to be host literals: checked, left unread (their file ranges) */
+  readonly #ranges = new Map<onnx.ITensorProto, FileRange>();
   /** model-local functions by `domain:name:overload` */
   readonly #functions = new Map<string, onnx.IFunctionProto>();
   /** functions being inlined (recursion guard) */
@@ -105,7 +108,7 @@ export class Importer {
       );
     }
     this.reader = new ExternalDataReader(this.#opts.baseDir);
-    await readExternalTensors(this.reader, toRead, this.#bytes, this.#opts);
+    await readExternalTensors(this.reader, toRead, this.#bytes, this.#opts, this.#ranges, this.#limit);
   }
 
   buildMain(mod: ModuleBuilder): void {
@@ -588,6 +591,8 @@ export class Importer {
         if (isExternal(a.t)) {
           const t = a.t;
           const d = tensorDims(t, `Constant '${nodeName}'`);
+          const range = this.#ranges.get(t);
+          if (range) return this.#fileLiteral(mod, out, t.data_type!, d, range);
           return this.#constant(mod, out, { dtype: t.data_type!, dims: d, bytes: this.#bytes.get(t)! });
         }
         value = this.#tensorValue(a.t, `Constant node '${nodeName}'`);
@@ -619,6 +624,8 @@ export class Importer {
     if (ext) {
       const dims = tensorDims(t, `Tensor '${name}'`);
       if (!ext.read) return mod.externalWeights(name, t.data_type!, dims, ext.ref);
+      const range = this.#ranges.get(t);
+      if (range) return this.#fileLiteral(mod, name, t.data_type!, dims, range);
       return this.#constant(mod, name, { dtype: t.data_type!, dims, bytes: this.#bytes.get(t)! });
     }
     return this.#constant(mod, name, this.#tensorValue(t, `Initializer '${name}'`));
@@ -626,12 +633,23 @@ export class Importer {
 
   #tensorValue(t: onnx.ITensorProto, what: string): TensorValue {
     if (isExternal(t)) {
-      const bytes = this.#bytes.get(t);
+      const range = this.#ranges.get(t);
+      const bytes = range ? readRangeSync(range) : this.#bytes.get(t);
       if (!bytes) throw importError(`${what} keeps its data in an external file, which was not read`);
       return { dtype: t.data_type!, dims: tensorDims(t, what), bytes };
     }
     const d = tensorProtoData(t, what, this.#copyRaw);
     return { dtype: d.dtype, dims: d.dims, bytes: d.bytes };
+  }
+
+  /**
+   * A host literal whose bytes stay in their file (checked by `ExternalDataReader.locate`): the
+   * target reads the range where it goes (ref: straight into the core's memory at finalize).
+   */
+  #fileLiteral(mod: ModuleBuilder, name: string, dtype: number, dims: number[], range: FileRange): ValueRef {
+    const id = this.hostLiterals.length;
+    this.hostLiterals.push(withLazyBytes({ name, dtype: dtypeFromOnnx(dtype), dims }, range));
+    return mod.hostLiteral(name, dtype, dims, id);
   }
 
   /** A constant: `literal` when small (foldable), else a host literal. */

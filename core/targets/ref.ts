@@ -7,6 +7,9 @@
  * @module
  */
 import type { CoreProgram } from "../core_program.ts";
+import { openRegularSync } from "../fs.ts";
+import { type HostFile, SEEK_START } from "../host.ts";
+import type { FileRange } from "../io.ts";
 import type { Engine } from "../engine.ts";
 import { KilnError } from "../errors.ts";
 import { describe, dtypeSize, elementCount, setOwn, type Tensor, tensorBytes, viewAs } from "../tensor.ts";
@@ -27,6 +30,26 @@ interface _Slot {
   ptr: number;
   /** index into the core's weight list */
   index: number;
+  /**
+   * a buffer of the same size that the weight does not use (0: none yet): the next swap stages
+   * its bytes there, and a changed weight is switched in by address, the old buffer becoming spare
+   */
+  spare?: number;
+}
+
+/**
+ * The core's memory a bind may grow to with its staging region (wasm32 addresses 4 GiB; headroom
+ * kept). Internal (tests lower it to take the host path); not exported by mod.ts.
+ */
+export const refStaging = { limitBytes: 3.5 * 2 ** 30 };
+
+/** A tensor read into the core for a bind: at `ptr`, a staging allocation or (`inPlace`) its slot. */
+interface _Staged {
+  name: string;
+  ptr: number;
+  bytes: number;
+  /** read straight into the slot of a weight not bound yet (nothing to free) */
+  inPlace: boolean;
 }
 
 class RefExecutor implements Executor {
@@ -90,6 +113,13 @@ class RefExecutor implements Executor {
           `Literal '${lit.name}' refers to host literal ${lit.id}, which was not given`,
         );
       }
+      const ptr = e.host_literal_ptr(h, lit.id);
+      if (!ptr) throw new KilnError("internal", `No memory for literal '${lit.name}'`);
+      if (src.file && !src.file.sha1 && src.file.length === lit.bytes) {
+        // a range of a file (an external initializer): read straight into the core's memory
+        _readInto(engine, src.file, ptr, `literal '${lit.name}'`);
+        continue;
+      }
       const bytes = src.bytes;
       if (bytes.length !== lit.bytes) {
         throw new KilnError(
@@ -99,8 +129,6 @@ class RefExecutor implements Executor {
           } needs ${lit.bytes}`,
         );
       }
-      const ptr = e.host_literal_ptr(h, lit.id);
-      if (!ptr) throw new KilnError("internal", `No memory for literal '${lit.name}'`);
       engine.u8().set(bytes, ptr);
     }
     this.#inSlots = info.inputs.map((v, i) => ({ ...v, ptr: e.input_ptr(h, i), index: i }));
@@ -128,44 +156,187 @@ class RefExecutor implements Executor {
     return this.#bound.has(name);
   }
 
+  /**
+   * Binds `tensors`. A tensor that names a file range (a WeightSet for a ref program leaves them
+   * unread) is read straight into a staging region in the core's memory: no host copy. Only when
+   * every range is in are the staged tensors compared with the bound ones (in the core, stopping
+   * at the first 64 bytes that differ) and the changed ones switched in by address (the core's
+   * nodes then read the staged buffer; the old one stages the next swap), so a read that fails
+   * midway leaves the bound weights as they were. Tensors held in memory (arrays, an
+   * adapter's base) are compared and copied as they are.
+   */
   bind(tensors: readonly BindTensor[]): Promise<BindResult> {
     try {
       const engine = this.#live("bind weights");
       const result: BindResult = { copied: 0, skipped: 0, bytesCopied: 0 };
-      const changed: BindTensor[] = [];
       for (const t of tensors) {
         if (!this.#weightSlots.has(t.name)) {
           throw new KilnError("weights", `Cannot bind weights: '${t.name}' is not a weight of this program`);
         }
-        const s = this.#weightSlots.get(t.name)![0];
-        const adapted = this.#adapted.get(t.name);
-        const bound = adapted ? adapted.base : new Uint8Array(engine.exports.memory.buffer, s.ptr, s.bytes);
-        if (this.#bound.has(t.name) && _sameContent(bound, t.bytes)) {
-          result.skipped++;
-          continue;
-        }
-        changed.push(t);
       }
-      // every tensor read (a lazy one from its file) before anything changes
-      const bytes = changed.map((t) => t.bytes);
-      // a weight bound under an adapter becomes its base, adapted in the same bind
-      const adapted = changed.map((t, i) => {
-        const a = this.#adapted.get(t.name);
-        return a ? this.#delta(t.name, bytes[i], a.delta) : null;
-      });
-      changed.forEach((t, i) => {
-        const a = adapted[i];
-        if (a) {
-          this.#adapted.set(t.name, { base: bytes[i].slice(), delta: this.#adapted.get(t.name)!.delta });
-          result.adapted = (result.adapted ?? 0) + 1;
+      // a weight under an adapter needs its base bytes on the host: read as before
+      let fromFile = tensors.filter((t) => t.file && !this.#adapted.has(t.name));
+      // the staging region must fit the core's memory beside what it holds (wasm32: 4 GiB): a
+      // swap that would not is read on the host instead (compared and copied in the same way)
+      const need = fromFile.reduce(
+        (a, t) =>
+          a + (this.#bound.has(t.name) && !this.#weightSlots.get(t.name)![0].spare ? t.file!.length : 0),
+        0,
+      );
+      if (engine.exports.memory.buffer.byteLength + need > refStaging.limitBytes) fromFile = [];
+      const staged = new Set(fromFile);
+      const held = tensors.filter((t) => !staged.has(t));
+      const staging = fromFile.length ? this.#stage(engine, fromFile) : null;
+      try {
+        const changed: BindTensor[] = [];
+        // every held tensor read (a lazy one from its file, once) before anything changes
+        const bytes: Uint8Array[] = [];
+        for (const t of held) {
+          const s = this.#weightSlots.get(t.name)![0];
+          const adapted = this.#adapted.get(t.name);
+          const bound = adapted ? adapted.base : new Uint8Array(engine.exports.memory.buffer, s.ptr, s.bytes);
+          const own = t.bytes;
+          if (this.#bound.has(t.name) && _sameContent(bound, own)) {
+            result.skipped++;
+            continue;
+          }
+          changed.push(t);
+          bytes.push(own);
         }
-        this.#copyIn(engine, t.name, a ?? bytes[i]);
-        result.copied++;
-        result.bytesCopied += bytes[i].byteLength;
-      });
-      return Promise.resolve(result);
+        // a weight bound under an adapter becomes its base, adapted in the same bind
+        const adapted = changed.map((t, i) => {
+          const a = this.#adapted.get(t.name);
+          return a ? this.#delta(t.name, bytes[i], a.delta) : null;
+        });
+        // the staged tensors that differ from the bound ones
+        const t0 = performance.now();
+        const switches: _Staged[] = [];
+        if (staging) {
+          const e = engine.exports;
+          for (const st of staging.list) {
+            const s = this.#weightSlots.get(st.name)![0];
+            if (
+              !st.inPlace && this.#bound.has(st.name) && s.bytes === st.bytes &&
+              e.bytes_equal(s.ptr, st.ptr, st.bytes) === 1
+            ) {
+              result.skipped++;
+            } else switches.push(st);
+          }
+        }
+        const t1 = performance.now();
+        // the switch (nothing above changed a bound weight): a staged weight by address, its old
+        // buffer kept as the next swap's staging; a weight read in place as it is; a second slot
+        // of the same weight (rare) by copy
+        const e = engine.exports;
+        const h = this.#core.handle("bind weights");
+        let moved = false;
+        for (const st of switches) {
+          const slots = this.#weightSlots.get(st.name)!;
+          if (!st.inPlace) {
+            const old = e.set_weight_ptr(h, slots[0].index, st.ptr);
+            if (old === 0) throw new KilnError("internal", `Cannot switch weight '${st.name}' in`);
+            slots[0].spare = old;
+            slots[0].ptr = st.ptr;
+            moved = true;
+          }
+          const mem = engine.u8();
+          for (const slot of slots) {
+            if (slot.ptr !== st.ptr) mem.copyWithin(slot.ptr, st.ptr, st.ptr + st.bytes);
+            this.#dirty.add(slot.index);
+          }
+          this.#bound.add(st.name);
+          result.copied++;
+          result.bytesCopied += st.bytes;
+        }
+        if (moved) {
+          if (e.weights_moved(h) !== 0) throw engine.error("bind weights");
+          // an output may alias a weight
+          for (const slot of this.#outSlots) slot.ptr = e.output_ptr(h, slot.index);
+        }
+        const t2 = performance.now();
+        changed.forEach((t, i) => {
+          const a = adapted[i];
+          if (a) {
+            this.#adapted.set(t.name, { base: bytes[i].slice(), delta: this.#adapted.get(t.name)!.delta });
+            result.adapted = (result.adapted ?? 0) + 1;
+          }
+          this.#copyIn(engine, t.name, a ?? bytes[i]);
+          result.copied++;
+          result.bytesCopied += bytes[i].byteLength;
+        });
+        if (staging) {
+          result.staging = {
+            readMs: staging.readMs,
+            compareMs: t1 - t0,
+            switchMs: t2 - t1,
+            bytesRead: staging.bytesRead,
+          };
+        }
+        return Promise.resolve(result);
+      } finally {
+        // nothing to free: a staging buffer is a weight's spare (switched in or not)
+      }
     } catch (e) {
       return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Reads each tensor's file range into the staging region in the core's memory: the weight's
+   * spare buffer, allocated on its first swap and kept (every allocation made first: growing the
+   * memory detaches views; then one fresh view per read). A weight not bound yet is read straight
+   * into its slot instead (`inPlace`): it stays unbound, so unusable, until the switch, and needs
+   * no spare (a program's first bind). Each file is opened once. On any failure the error is
+   * thrown: no bound weight has changed (a spare holds no weight).
+   */
+  #stage(
+    engine: Engine,
+    tensors: readonly BindTensor[],
+  ): { list: _Staged[]; readMs: number; bytesRead: number } {
+    const list: (_Staged & { file: FileRange; source: string })[] = [];
+    try {
+      for (const t of tensors) {
+        const file = t.file!;
+        const slot = this.#weightSlots.get(t.name)![0];
+        if (file.length !== slot.bytes) {
+          throw new KilnError(
+            "weights",
+            `Cannot bind weight '${t.name}' from ${t.source}: ${file.length} bytes, the program needs ${slot.bytes}`,
+          );
+        }
+        const inPlace = !this.#bound.has(t.name) && slot.bytes === file.length;
+        if (!inPlace && !slot.spare) {
+          slot.spare = engine.call("stage weights", () => engine.exports.alloc(file.length));
+        }
+        const ptr = inPlace ? slot.ptr : slot.spare!;
+        list.push({ name: t.name, ptr, bytes: file.length, inPlace, file, source: t.source });
+      }
+      const t0 = performance.now();
+      let bytesRead = 0;
+      // grouped by file, in offset order: one open per file, reads that go forward
+      const byPath = new Map<string, typeof list>();
+      for (const st of list) {
+        const l = byPath.get(st.file.path);
+        if (l) l.push(st);
+        else byPath.set(st.file.path, [st]);
+      }
+      for (const [path, sts] of byPath) {
+        sts.sort((a, b) => a.file.offset - b.file.offset);
+        using f = openRegularSync(path, "Weight file", `of weight '${sts[0].name}'`).file;
+        for (const st of sts) {
+          bytesRead += _readRange(
+            engine,
+            f,
+            st.file,
+            st.ptr,
+            `Cannot bind weight '${st.name}' from ${st.source}`,
+            " (nothing was bound)",
+          );
+        }
+      }
+      return { list, readMs: performance.now() - t0, bytesRead };
+    } finally {
+      // a staging buffer is its weight's spare: kept for the next swap, on a failure too
     }
   }
 
@@ -282,6 +453,43 @@ class RefExecutor implements Executor {
   }
 }
 
+/**
+ * Reads `range` of the open file `f` into the core's memory at `ptr` (no host copy); throws
+ * KilnError "io", headed by `what` (and `after` at its end), when the file ends first. Returns
+ * the bytes read.
+ */
+function _readRange(
+  engine: Engine,
+  f: HostFile,
+  range: FileRange,
+  ptr: number,
+  what: string,
+  after = "",
+): number {
+  f.seekSync(range.offset, SEEK_START);
+  let got = 0;
+  while (got < range.length) {
+    // a fresh view per read: nothing here grows the memory, but a view must never outlive a growth
+    const n = f.readSync(new Uint8Array(engine.exports.memory.buffer, ptr + got, range.length - got));
+    if (n === null) {
+      throw new KilnError(
+        "io",
+        `${what}: file '${range.path}' has ${f.statSync().size} bytes (it changed since it was checked), bytes ${range.offset}..${
+          range.offset + range.length
+        } were needed${after}`,
+      );
+    }
+    got += n;
+  }
+  return got;
+}
+
+/** `_readRange` of a file opened for it (a literal's range, at finalize). */
+function _readInto(engine: Engine, range: FileRange, ptr: number, what: string): void {
+  using f = openRegularSync(range.path, "Data file", `of ${what}`).file;
+  _readRange(engine, f, range, ptr, `Cannot read ${what}`);
+}
+
 function _sameContent(b: Uint8Array, t: Uint8Array): boolean {
   const n = b.byteLength;
   if (n !== t.byteLength) return false;
@@ -330,6 +538,7 @@ export const refTarget: Target = {
   literalPasses: ["replace_external_weights", "hoist_prepare"],
   readsFiles: false,
   specializes: true,
+  bindsFileRanges: true,
   instantiate(core, literals) {
     return new RefExecutor(core, literals);
   },

@@ -65,6 +65,20 @@ export interface BindResult {
   bytesCopied: number;
   /** where the time went (targets that read weights themselves: gpu) */
   phases?: BindPhases;
+  /** where the time went on ref: file ranges read into the core's staging region, compared, switched */
+  staging?: StagingPhases;
+}
+
+/** A ref bind's phases (`BindResult.staging`). */
+export interface StagingPhases {
+  /** reading file ranges into the staging region in the core's memory (no host copy) */
+  readMs: number;
+  /** comparing staged tensors with the bound ones (the unchanged are skipped) */
+  compareMs: number;
+  /** copying the changed tensors from the staging region into their slots, once all were read */
+  switchMs: number;
+  /** bytes read from files */
+  bytesRead: number;
 }
 
 /** Where a bind spent its time, milliseconds. */
@@ -255,6 +269,11 @@ export interface Target {
    * compiled program's own instance, sharing its weights.
    */
   readonly specializes?: boolean;
+  /**
+   * True when its executor's bind reads a weight's file range itself (ref: straight into the
+   * core's memory), so that a WeightSet for its programs leaves file tensors unread.
+   */
+  readonly bindsFileRanges?: boolean;
   /** An executor for a compiled program whose host literals are `literals` (by host literal id). */
   instantiate(core: CoreProgram, literals: readonly LiteralSource[], options: GpuOptions): Executor;
 }

@@ -578,6 +578,7 @@ export class WeightSet {
     const tensors: WeightTensor[] = [];
     // external data is read as the importer reads it: each file opened once, its checksum verified
     const reader = dir === undefined ? undefined : new ExternalDataReader(dir);
+    const lazy = _lazy(source, options);
     try {
       for (const s of signature) {
         const t = inits.get(s.name);
@@ -588,7 +589,8 @@ export class WeightSet {
         const what = `Initializer '${s.name}' of '${name}'`;
         try {
           if (!isExternal(t)) {
-            const d = tensorProtoData(t, what);
+            // a model read from its path is this set's own buffer: its raw_data is used in place
+            const d = tensorProtoData(t, what, isByteSource(model));
             tensors.push({
               name: s.name,
               dtype: dtypeFromOnnx(t.data_type!),
@@ -610,13 +612,18 @@ export class WeightSet {
               parseExternalEntries(s.name, t.external_data ?? []),
               elementCount(dims) * dtypeSize(dtype),
             );
-            tensors.push({
+            const w = {
               name: s.name,
               dtype,
               dims,
-              bytes: await reader.read(s.name, ref),
               source: `'${joinPath(dir, ref.location)}' @ ${ref.offset}`,
-            });
+            };
+            // checked as the importer checks it; left unread where the target reads ranges itself
+            tensors.push(
+              lazy
+                ? withLazyBytes(w, await reader.locate(s.name, ref))
+                : { ...w, bytes: await reader.read(s.name, ref) },
+            );
           }
         } catch (e) {
           if (!(e instanceof KilnError)) throw e;

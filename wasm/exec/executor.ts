@@ -537,7 +537,16 @@ export function prepareProgram(prog: Program, dirty: Set<i32> | null = null): bo
   lastPrepareNodes = 0;
   for (let i = 0; i < instrs.length; i++) {
     const ins = instrs[i];
-    if (ins.kind != K_NODE || ins.skip || !ins.prepare || ins.shared) continue;
+    if (ins.kind != K_NODE) continue;
+    if (ins.skip) {
+      // an aliasing reshape runs no kernel, but its output is the changed bytes too: nodes
+      // downstream of it are out of date
+      if (dirty != null && ins.inputs.length > 0 && ins.inputs[0] != null && dirty.has(ins.inputs[0]!.id)) {
+        for (let j = 0; j < ins.outputs.length; j++) dirty.add(ins.outputs[j].id);
+      }
+      continue;
+    }
+    if (!ins.prepare || ins.shared) continue;
     if (dirty != null) {
       let hit = false;
       for (let j = 0; j < ins.inputs.length && !hit; j++) {
