@@ -235,6 +235,9 @@ export class DynamicExecutor implements Executor {
     const engine = this.#core.engine("eval");
     const e = engine.exports;
     if (s.stale) {
+      // a swap may have switched the root's weights to other buffers (core/targets/ref.ts)
+      const root = this.#core.handle("eval");
+      if (e.reshare_weights(s.h, root) !== 0) throw engine.error("eval");
       if (engine.call("prepare", () => e.prepare(s.h)) !== 0) throw engine.error("prepare");
       s.stale = false;
     }

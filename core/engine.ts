@@ -50,6 +50,7 @@ export interface CoreExports {
   set_weight_ptr(h: number, i: number, ptr: number): number;
   /** After set_weight_ptr: aliases and node contexts follow the weights' new addresses. */
   weights_moved(h: number): number;
+  reshare_weights(h: number, root: number): number;
   /** Where the host reads output i (unsigned; 0 when none). */
   output_ptr(h: number, i: number): number;
   /** Dim d of output i after the last run: a bounded dim's actual extent, else its planned length; -1 out of range. */

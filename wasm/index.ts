@@ -326,6 +326,30 @@ export function weights_moved(h: i32): i32 {
   return E_OK;
 }
 
+/**
+ * A specialization of a dynamic program (h) after its root's weights moved (a swap switches
+ * weights by pointer: set_weight_ptr): its shared weights point at the root's current buffers
+ * again, then everything is re-resolved as weights_moved does.
+ */
+export function reshare_weights(h: i32, root: i32): i32 {
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  const r = get(root);
+  if (r == null) return badHandle(root);
+  const ptrs = new Map<string, usize>();
+  for (let i = 0; i < r.weightInstrs.length; i++) ptrs.set(r.weightInstrs[i].nodeName, r.weightInstrs[i].outputs[0].ptr);
+  for (let mi = 0; mi < p.modules.length; mi++) {
+    const m = p.modules[mi];
+    for (let i = 0; i < m.instrs.length; i++) {
+      const ins = m.instrs[i];
+      if (ins.kind == K_WEIGHT && ins.outputs[0].shared && ptrs.has(ins.nodeName)) {
+        ins.outputs[0].ptr = ptrs.get(ins.nodeName);
+      }
+    }
+  }
+  return weights_moved(h);
+}
+
 export function output_ptr(h: i32, i: i32): usize {
   const p = get(h);
   if (p == null) return 0;
