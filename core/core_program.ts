@@ -54,6 +54,8 @@ export interface CoreCompileOptions {
   validate?: boolean;
   timings?: boolean;
   disablePasses?: string[];
+  /** Threads for the kernels (default 1; the engine falls back to 1 where the host has no shared memory). */
+  threads?: number;
 }
 
 export class CoreProgram {
@@ -79,7 +81,7 @@ export class CoreProgram {
 
   /** Decodes a graph encoding and runs the target's compile pipeline. */
   static compile(graph: Uint8Array, target: string, options: CoreCompileOptions = {}): CoreProgram {
-    const engine = new Engine();
+    const engine = new Engine({ threads: options.threads });
     const e = engine.exports;
     const p = engine.put(graph);
     const h = engine.call("compile", () => e.load_graph(p, graph.length));
@@ -98,8 +100,8 @@ export class CoreProgram {
   }
 
   /** Decodes a serialized program and re-derives its plan with the target's plan passes. */
-  static deserialize(ir: Uint8Array, target: string, what = "load program"): CoreProgram {
-    const engine = new Engine();
+  static deserialize(ir: Uint8Array, target: string, what = "load program", threads = 1): CoreProgram {
+    const engine = new Engine({ threads });
     const h = CoreProgram.#decode(engine, ir, target, what);
     return new CoreProgram(target, engine, h, ir.slice());
   }
@@ -120,7 +122,8 @@ export class CoreProgram {
     if (this.#disposed) throw new KilnError("disposed", `Cannot ${what}: the program was disposed`);
     if (this.#engine.broken) {
       const old = this.#engine;
-      const engine = new Engine();
+      old.dispose();
+      const engine = new Engine({ threads: old.threads });
       this.#h = CoreProgram.#decode(engine, this.#ir, this.target, what);
       this.#engine = engine;
       this.brokenMemory = old.exports.memory.buffer as ArrayBuffer;
@@ -201,5 +204,11 @@ export class CoreProgram {
     if (this.#disposed) return;
     this.#disposed = true;
     if (!this.#engine.broken) this.#engine.exports.dispose(this.#h);
+    this.#engine.dispose();
+  }
+
+  /** Threads its kernels use (1: the single-thread build). */
+  get threads(): number {
+    return this.#engine.threads;
   }
 }

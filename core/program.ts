@@ -22,6 +22,7 @@ import type {
   Target,
   TargetName,
 } from "./targets/target.ts";
+import { checkThreads } from "./threads.ts";
 import { describe, dtypeSize, elementCount, type Tensor, tensorBytes, typedArrayProblem } from "./tensor.ts";
 import { Adapter, type AdapterOptions } from "./weights/adapter.ts";
 import { specsOf, WeightSet, type WeightSpec, type WeightTensor } from "./weights/weight_set.ts";
@@ -43,6 +44,14 @@ export interface CompileOptions {
   disablePasses?: string[];
   /** The gpu target's library, device and memory options (ignored on ref). */
   gpu?: GpuOptions;
+  /**
+   * Threads for the ref target's heavy kernels (GEMM, convolution), sharing the core's memory
+   * (default: the cores available; 1 runs the single-thread build). Where the host has no
+   * shared memory (a browser page without cross-origin isolation) it runs on one thread;
+   * `info().threads` says what it got. Results equal the single-thread ones (docs/threads.md).
+   * Ignored on gpu (its host-run nodes use one thread).
+   */
+  threads?: number;
 }
 
 /** A deferred weight (`onnx_external_weights`): a named run-time input with its external-data reference. */
@@ -87,6 +96,8 @@ export interface ProgramInfo {
   passes: string[];
   /** node count per op name, all modules (internal ops are named `kiln.*`) */
   ops: Record<string, number>;
+  /** threads its kernels use (ref; 1 on one thread or where the host has no shared memory) */
+  threads: number;
   /** nodes without a kernel on the target: they run on the host's reference kernels (gpu) */
   hostNodes: HostNode[];
   /**
@@ -169,6 +180,10 @@ export interface ProgramInternals {
   setFixedWeights(names: readonly string[]): void;
   /** traps inside the core on purpose (tests of recovery) */
   debugTrap(): void;
+  /** workers of the core's thread pool running now (tests of threads) */
+  readonly workersRunning: number;
+  /** kernel tasks each thread has run (index 0: the main instance; empty on one thread) */
+  tasksRun(): number[];
 }
 
 let _internals: (p: Program) => ProgramInternals;
@@ -422,6 +437,12 @@ export class Program {
       },
       setFixedWeights(names) {
         p.#fixed = [...names];
+      },
+      get workersRunning() {
+        return p.#core.engine("count workers").workersRunning;
+      },
+      tasksRun() {
+        return p.#core.engine("count tasks").tasksRun();
       },
       debugTrap() {
         p.#check("trap");
@@ -717,6 +738,7 @@ export class Program {
       arenaBytes: i.arenaBytes,
       passes: [...i.passes],
       ops: { ...i.ops },
+      threads: this.#core.threads,
       hostNodes: r.hostNodes.map((n) => ({ ...n })),
       deviceBytes: r.deviceBytes,
       ...(r.graphs ? { graphs: { ...r.graphs } } : {}),
@@ -800,7 +822,8 @@ export function compile(
     );
   }
   const graph = model.graph as { encode(): Uint8Array };
-  const core = CoreProgram.compile(graph.encode(), t.name, options);
+  const threads = t.threaded ? checkThreads(options.threads, "compile") : 1;
+  const core = CoreProgram.compile(graph.encode(), t.name, { ...options, threads });
   const program = _program(core, model.hostLiterals, t, options.gpu ?? {});
   programInternals(program).setFixedWeights(model.fixedWeights ?? []);
   return program;
@@ -811,8 +834,14 @@ export function deserializeProgram(
   ir: Uint8Array,
   hostLiterals: HostLiteral[],
   target: TargetName | string = "ref",
-  options: { gpu?: GpuOptions } = {},
+  options: { gpu?: GpuOptions; threads?: number } = {},
 ): Program {
   const t = getTarget(target);
-  return _program(CoreProgram.deserialize(ir, t.name), hostLiterals, t, options.gpu ?? {});
+  const threads = t.threaded ? checkThreads(options.threads, "load") : 1;
+  return _program(
+    CoreProgram.deserialize(ir, t.name, "load program", threads),
+    hostLiterals,
+    t,
+    options.gpu ?? {},
+  );
 }

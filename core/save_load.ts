@@ -28,6 +28,8 @@ export interface LoadOptions extends BakeOptions {
   weights?: string | string[] | WeightSet;
   /** The gpu target's library, device and memory options (for a program compiled for gpu). */
   gpu?: GpuOptions;
+  /** Threads for the ref target's kernels (default: the cores available; see CompileOptions.threads). */
+  threads?: number;
 }
 
 /**
@@ -93,7 +95,7 @@ export async function load(source: string | ByteSource, options: LoadOptions = {
   const mem = isByteSource(source)
     ? { name: path, bytes: await readByteSource(source, "Program file") }
     : undefined;
-  const program = await _load(mem ?? path, options.gpu ?? {});
+  const program = await _load(mem ?? path, options.gpu ?? {}, options.threads);
   if (options.weights === undefined) return program;
   try {
     await program.bindWeights(await loadWeightSet(program, options.weights, options), {
@@ -115,6 +117,7 @@ export async function load(source: string | ByteSource, options: LoadOptions = {
 async function _load(
   source: string | { name: string; bytes: Uint8Array },
   gpu: GpuOptions,
+  threads?: number,
 ): Promise<Program> {
   await coreReady();
   const path = typeof source === "string" ? source : source.name;
@@ -141,7 +144,7 @@ async function _load(
       : { ...lit, bytes: literals[i] };
   });
   try {
-    const program = deserializeProgram(ir, hostLiterals, target.name, { gpu });
+    const program = deserializeProgram(ir, hostLiterals, target.name, { gpu, threads });
     const fixed = meta.program?.fixedWeights;
     if (Array.isArray(fixed)) programInternals(program).setFixedWeights(fixed.map(String));
     return program;

@@ -329,6 +329,7 @@ export const refTarget: Target = {
   passes: REF_PASSES,
   literalPasses: ["replace_external_weights", "hoist_prepare"],
   readsFiles: false,
+  threaded: true,
   instantiate(core, literals) {
     return new RefExecutor(core, literals);
   },

@@ -250,6 +250,11 @@ export interface Target {
   readonly literalPasses: readonly string[];
   /** True when it reads weight and literal files itself (file ranges stay unread in JavaScript). */
   readonly readsFiles: boolean;
+  /**
+   * True when its kernels run in the WebAssembly core, so that the `threads` option applies
+   * (ref); false where they run elsewhere (gpu: its host-run nodes stay on one thread).
+   */
+  readonly threaded: boolean;
   /** An executor for a compiled program whose host literals are `literals` (by host literal id). */
   instantiate(core: CoreProgram, literals: readonly LiteralSource[], options: GpuOptions): Executor;
 }
