@@ -3,7 +3,7 @@
  * runs on a shared WebAssembly.Memory; a pool of workers (Web Workers under Deno and in
  * browsers, worker_threads under Node) each instantiate it on that memory and park in its
  * `worker_loop`, taking tasks that the main instance's kernels publish in shared memory
- * (wasm/kernels/threads.ts). No JavaScript runs per task. A worker leaves after a second without
+ * (wasm/kernels/threads.ts). No JavaScript runs per task. A worker leaves after 5 s without
  * work and is started again at the next run, so an undisposed program never keeps a process
  * alive for long; `dispose` stops them at once. Where shared memory or workers are missing (a
  * browser page without cross-origin isolation), programs run on one thread. docs/threads.md.
@@ -13,7 +13,7 @@
 import { KilnError } from "./errors.ts";
 
 /** Milliseconds a worker waits for work before it leaves (it is restarted on the next run). */
-const _IDLE_MS = 1000;
+const _IDLE_MS = 5000;
 /** The most threads a program uses (the core's MAX_THREADS). */
 export const MAX_THREADS = 64;
 

@@ -11,6 +11,7 @@ import type { Tensor } from "../core/tensor.ts";
 import { simulateNoThreads, threadsUnavailable } from "../core/engine.ts";
 import { KilnError } from "../core/errors.ts";
 import { runOrt } from "./util/ort.ts";
+import { ZOO_BUILDERS } from "./util/zoo.ts";
 
 const THREADED = threadsUnavailable() === "";
 if (!THREADED) console.log(`threads tests skipped: ${threadsUnavailable()}`);
@@ -202,4 +203,38 @@ Deno.test("threads: a bad threads value is refused with a clear error", async ()
       return true;
     });
   }
+});
+
+Deno.test({
+  name: "threads: the exporter-style model zoo gives the same bits on 3 threads as on one",
+  ignore: !THREADED,
+  fn: async (t) => {
+    const dir = await Deno.makeTempDir({ prefix: "kiln_threads_zoo_" });
+    try {
+      for (const build of ZOO_BUILDERS) {
+        const m = await build(dir);
+        await t.step(m.name, async () => {
+          for (const c of m.cases) {
+            const parsed = await parseOnnx(m.file.path, { inputDims: c.dims });
+            const one = compile(parsed, "ref", { threads: 1 });
+            const many = compile(parsed, "ref", { threads: 3 });
+            try {
+              const want = await one.eval(c.inputs);
+              await many.eval(c.inputs);
+              const got = await many.eval(c.inputs);
+              for (const [name, w] of Object.entries(want)) {
+                assert.deepEqual(got[name].dims, w.dims);
+                assert.deepEqual(got[name].data, w.data, `${m.name} ${JSON.stringify(c.dims)} ${name}`);
+              }
+            } finally {
+              one.dispose();
+              many.dispose();
+            }
+          }
+        });
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
