@@ -14,6 +14,14 @@ import { KilnError } from "./errors.ts";
 
 /** Milliseconds a worker waits for work before it leaves (it is restarted on the next run). */
 const _IDLE_MS = 5000;
+/**
+ * The host's Web Worker, taken when this module loads: Emscripten-built libraries loaded later
+ * (onnxruntime-web's threaded build) may replace `globalThis.Worker` with Node's worker_threads one.
+ */
+const _WebWorker: typeof Worker | undefined = typeof globalThis.Worker === "function"
+  ? globalThis.Worker
+  : undefined;
+
 /** The most threads a program uses (the core's MAX_THREADS). */
 export const MAX_THREADS = 64;
 
@@ -22,7 +30,6 @@ export function threadsUnavailableReason(): string {
   const g = globalThis as unknown as {
     SharedArrayBuffer?: unknown;
     crossOriginIsolated?: boolean;
-    Worker?: unknown;
     process?: { getBuiltinModule?: (n: string) => unknown };
   };
   if (typeof g.SharedArrayBuffer !== "function") return "this host has no SharedArrayBuffer";
@@ -32,7 +39,7 @@ export function threadsUnavailableReason(): string {
     return "kiln's threads are not validated under Node yet";
   }
   if (g.crossOriginIsolated === false) return "the page is not cross-origin isolated (no shared memory)";
-  if (typeof g.Worker !== "function" && !_nodeWorkers()) return "this host has no workers";
+  if (!_WebWorker && !_nodeWorkers()) return "this host has no workers";
   try {
     new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
   } catch {
@@ -186,7 +193,7 @@ export class ThreadPool {
       handle = { terminate: () => void w.terminate() };
     } else {
       const url = `data:text/javascript,${encodeURIComponent(_WEB_WORKER)}`;
-      const w = new Worker(url, { type: "module" });
+      const w = new _WebWorker!(url, { type: "module" });
       w.onmessage = ended;
       w.onerror = (e) => {
         e.preventDefault();
