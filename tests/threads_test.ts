@@ -12,6 +12,7 @@ import { simulateNoThreads, threadsUnavailable } from "../core/engine.ts";
 import { KilnError } from "../core/errors.ts";
 import { runOrt } from "./util/ort.ts";
 import { ZOO_BUILDERS } from "./util/zoo.ts";
+import { runCli, runCliWith } from "./util/cli.ts";
 
 const THREADED = threadsUnavailable() === "";
 if (!THREADED) console.log(`threads tests skipped: ${threadsUnavailable()}`);
@@ -262,6 +263,40 @@ Deno.test({
           }
         });
       }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "threads: the CLI's --threads (perf reports the count; a bad value is a usage error); read permission only",
+  ignore: !THREADED,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "kiln_threads_cli_" });
+    try {
+      const a = _f32([64, 300], 1), b = _f32([300, 517], 2);
+      const path = `${dir}/mm.onnx`;
+      await Deno.writeFile(path, _model("MatMul", { a, b }, {}));
+      // the ref target with workers needs no permission beyond reading the model (and writing nothing)
+      const r = await runCliWith(
+        ["--allow-read"],
+        "perf",
+        path,
+        "--threads",
+        "2",
+        "--iterations",
+        "3",
+        "--json",
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(JSON.parse(r.stdout).threads, 2);
+      const one = await runCli("perf", path, "--threads", "1", "--iterations", "1", "--json");
+      assert.equal(JSON.parse(one.stdout).threads, 1);
+      const bad = await runCli("perf", path, "--threads", "0");
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.stderr, /Bad --threads '0': an integer from 1 to 64/);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
