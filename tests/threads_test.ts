@@ -159,8 +159,7 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "threads: large elementwise ops (unary by ranges, binary by ranges or broadcast rows) give the same bits",
+  name: "threads: large elementwise ops and softmax (by ranges, broadcast rows, rows) give the same bits",
   ignore: !THREADED,
   fn: async () => {
     const x = _f32([3, 70001], 1);
@@ -179,6 +178,9 @@ Deno.test({
     await _same(_model("Mul", { a }, { b: _f32([517], 4) }), { a }, "Mul broadcast rows");
     await _same(_model("Sub", { a }, { b: _f32([300, 1], 5) }), { a }, "Sub broadcast columns");
     await _same(_model("Div", { a }, { b: _f32([1], 6) }), { a }, "Div by a scalar");
+    const logits = _f32([12, 128, 128], 7);
+    await _same(_model("Softmax", { logits }, {}), { logits }, "Softmax (attention-sized rows)");
+    await _same(_model("LogSoftmax", { logits }, {}), { logits }, "LogSoftmax");
   },
 });
 

@@ -1,10 +1,11 @@
 // Elementwise float32 kernels split over the threads (threads.ts) when large: unary ops by
 // element ranges, binary ops by element ranges (one row) or by rows (broadcast rows, their
-// offsets computed on the main instance first). Each element is computed exactly as on one
+// offsets computed on the main instance first), softmax by rows. Each element is computed exactly as on one
 // thread. Task code reads only linear memory.
 import { binRowF32 } from "./eltwise";
 import { unaryF32 } from "../ops/math/unary";
-import { parallelFor, taskArgs, TASK_BINARY_ROWS, TASK_UNARY, threadCount } from "./threads";
+import { softmaxRowF32 } from "./reduce";
+import { parallelFor, taskArgs, TASK_BINARY_ROWS, TASK_SOFTMAX, TASK_UNARY, threadCount } from "./threads";
 
 /** Below this many elements an elementwise op runs on one thread. */
 const PAR_MIN_ELEMENTS: i32 = 1 << 16;
@@ -115,5 +116,33 @@ export function binaryRowsTask(args: usize, t: i32): void {
     const p = offs + (<usize>r << 3);
     binRowF32(op, a + (<usize>load<i32>(p) << 2), sa, b + (<usize>load<i32>(p, 4) << 2), sb,
       o + ((<usize>r * <usize>inner) << 2), inner);
+  }
+}
+
+/** Softmax (or LogSoftmax) of `outer` contiguous float32 rows of `len`, split by rows when large. */
+export function softmaxRowsPar(px: usize, po: usize, outer: i32, len: i32, log: bool): bool {
+  const nt = threadCount();
+  if (nt < 2 || outer < 2 || <i64>outer * <i64>len < <i64>PAR_MIN_ELEMENTS / 4) return false;
+  const per = (outer + 4 * nt - 1) / (4 * nt);
+  const a = taskArgs();
+  store<usize>(a, px);
+  store<usize>(a, po, 4);
+  store<i32>(a, outer, 8);
+  store<i32>(a, len, 12);
+  store<i32>(a, log ? 1 : 0, 16);
+  store<i32>(a, per, 20);
+  parallelFor(TASK_SOFTMAX, (outer + per - 1) / per);
+  return true;
+}
+
+export function softmaxTask(a: usize, t: i32): void {
+  const outer = load<i32>(a, 8);
+  const len = load<i32>(a, 12);
+  const per = load<i32>(a, 20);
+  const r0 = t * per;
+  const r1 = outer - r0 < per ? outer : r0 + per;
+  for (let r = r0; r < r1; r++) {
+    const off = (<usize>r * <usize>len) << 2;
+    softmaxRowF32(load<usize>(a) + off, load<usize>(a, 4) + off, len, load<i32>(a, 16) != 0);
   }
 }
