@@ -159,7 +159,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "threads: large elementwise ops and softmax (by ranges, broadcast rows, rows) give the same bits",
+  name:
+    "threads: large elementwise ops, softmax and BatchNormalization (by ranges, rows, planes) give the same bits",
   ignore: !THREADED,
   fn: async () => {
     const x = _f32([3, 70001], 1);
@@ -178,6 +179,18 @@ Deno.test({
     await _same(_model("Mul", { a }, { b: _f32([517], 4) }), { a }, "Mul broadcast rows");
     await _same(_model("Sub", { a }, { b: _f32([300, 1], 5) }), { a }, "Sub broadcast columns");
     await _same(_model("Div", { a }, { b: _f32([1], 6) }), { a }, "Div by a scalar");
+    const img = _f32([2, 32, 40, 40], 8);
+    const pos = (t: Tensor) => ({ ...t, data: (t.data as Float32Array).map((v) => 0.5 + Math.abs(v)) });
+    await _same(
+      _model("BatchNormalization", { img }, {
+        scale: _f32([32], 9),
+        bias: _f32([32], 10),
+        mean: _f32([32], 11),
+        var: pos(_f32([32], 12)),
+      }),
+      { img },
+      "BatchNormalization (inference)",
+    );
     const logits = _f32([12, 128, 128], 7);
     await _same(_model("Softmax", { logits }, {}), { logits }, "Softmax (attention-sized rows)");
     await _same(_model("LogSoftmax", { logits }, {}), { logits }, "LogSoftmax");

@@ -1,11 +1,14 @@
 // Elementwise float32 kernels split over the threads (threads.ts) when large: unary ops by
 // element ranges, binary ops by element ranges (one row) or by rows (broadcast rows, their
-// offsets computed on the main instance first), softmax by rows. Each element is computed exactly as on one
+// offsets computed on the main instance first), softmax by rows, per-channel affine
+// (BatchNormalization) by planes. Each element is computed exactly as on one
 // thread. Task code reads only linear memory.
 import { binRowF32 } from "./eltwise";
 import { unaryF32 } from "../ops/math/unary";
 import { softmaxRowF32 } from "./reduce";
-import { parallelFor, taskArgs, TASK_BINARY_ROWS, TASK_SOFTMAX, TASK_UNARY, threadCount } from "./threads";
+import {
+  parallelFor, taskArgs, TASK_AFFINE_PLANES, TASK_BINARY_ROWS, TASK_SOFTMAX, TASK_UNARY, threadCount,
+} from "./threads";
 
 /** Below this many elements an elementwise op runs on one thread. */
 const PAR_MIN_ELEMENTS: i32 = 1 << 16;
@@ -144,5 +147,48 @@ export function softmaxTask(a: usize, t: i32): void {
   for (let r = r0; r < r1; r++) {
     const off = (<usize>r * <usize>len) << 2;
     softmaxRowF32(load<usize>(a) + off, load<usize>(a, 4) + off, len, load<i32>(a, 16) != 0);
+  }
+}
+
+/**
+ * y = x * a[k] + b[k] over `planes` contiguous float32 planes of `sp` elements, plane p in channel
+ * k = p % c (BatchNormalization at inference); ab holds (a, b) f32 pairs per channel. Split by
+ * planes when large; returns false (nothing done) when too small.
+ */
+export function affinePlanesPar(px: usize, po: usize, planes: i32, c: i32, sp: i32, ab: usize): bool {
+  const nt = threadCount();
+  if (nt < 2 || planes < 2 || <i64>planes * <i64>sp < <i64>PAR_MIN_ELEMENTS) return false;
+  const per = (planes + 4 * nt - 1) / (4 * nt);
+  const a = taskArgs();
+  store<usize>(a, px);
+  store<usize>(a, po, 4);
+  store<i32>(a, planes, 8);
+  store<i32>(a, c, 12);
+  store<i32>(a, sp, 16);
+  store<usize>(a, ab, 20);
+  store<i32>(a, per, 24);
+  parallelFor(TASK_AFFINE_PLANES, (planes + per - 1) / per);
+  return true;
+}
+
+export function affinePlanesTask(args: usize, t: i32): void {
+  const planes = load<i32>(args, 8);
+  const c = load<i32>(args, 12);
+  const sp = load<i32>(args, 16);
+  const ab = load<usize>(args, 20);
+  const per = load<i32>(args, 24);
+  const p0 = t * per;
+  const p1 = planes - p0 < per ? planes : p0 + per;
+  for (let p = p0; p < p1; p++) {
+    const k = p % c;
+    const fa = load<f32>(ab + (<usize>k << 3)), fb = load<f32>(ab + (<usize>k << 3), 4);
+    const va = f32x4.splat(fa), vb = f32x4.splat(fb);
+    const off = (<usize>p * <usize>sp) << 2;
+    const px = load<usize>(args) + off, po = load<usize>(args, 4) + off;
+    let i: i32 = 0;
+    for (; i + 4 <= sp; i += 4) {
+      v128.store(po + (<usize>i << 2), f32x4.add(f32x4.mul(v128.load(px + (<usize>i << 2)), va), vb));
+    }
+    for (; i < sp; i++) store<f32>(po + (<usize>i << 2), load<f32>(px + (<usize>i << 2)) * fa + fb);
   }
 }
