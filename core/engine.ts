@@ -7,7 +7,7 @@
  */
 import { KILN_WASM_BASE64, KILN_WASM_RELAXED_BASE64, KILN_WASM_THREADS_BASE64 } from "../build/kiln_wasm.ts";
 import { type Diagnostic, DIAGNOSTIC_CODES, errorFromDiagnostics, KilnError } from "./errors.ts";
-import { ThreadPool, threadsUnavailableReason, workerModuleBytes } from "./threads.ts";
+import { mainThreadMayBlock, ThreadPool, threadsUnavailableReason, workerModuleBytes } from "./threads.ts";
 
 /**
  * The core's exports (raw bindings: numbers only). The core is wasm32 with up to 4 GiB of memory:
@@ -61,7 +61,7 @@ export interface CoreExports {
   info(h: number): number;
   dispose(h: number): void;
   /** Threaded build: shares kernel work among n threads; the control block's address (0: none). */
-  threads_init?(n: number): number;
+  threads_init?(n: number, mayBlock: number): number;
   /** Threaded build: makes every worker leave worker_loop. */
   threads_stop?(): void;
   /** Threaded build: runs the start function (exported so that worker instances skip it). */
@@ -320,7 +320,7 @@ export class Engine {
       const raw = inst.exports as unknown as CoreExports;
       holder.mem = memory;
       raw._start!();
-      const ctl = raw.threads_init!(want) >>> 0;
+      const ctl = raw.threads_init!(want, mainThreadMayBlock() ? 1 : 0) >>> 0;
       const pool = new ThreadPool(want, threaded.worker, memory, ctl, () => raw.threads_stop!());
       this.#pool = pool;
       this.#ctl = ctl;

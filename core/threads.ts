@@ -48,6 +48,16 @@ export function threadsUnavailableReason(): string {
   return "";
 }
 
+/**
+ * Whether this thread may block in Atomics.wait: Deno and Node, and any worker; not a browser
+ * page's main thread (where the core spins instead while it waits for the workers' last tasks).
+ */
+export function mainThreadMayBlock(): boolean {
+  const g = globalThis as unknown as { Deno?: unknown; window?: unknown; document?: unknown };
+  if (typeof g.Deno !== "undefined" || _isNode()) return true;
+  return typeof g.document === "undefined";
+}
+
 /** The cores this host reports (navigator.hardwareConcurrency, Node's availableParallelism), at least 1. */
 export function availableCores(): number {
   const g = globalThis as unknown as { navigator?: { hardwareConcurrency?: number } };

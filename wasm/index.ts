@@ -504,11 +504,12 @@ export function info(h: i32): i32 {
 
 /**
  * Threaded build, main instance: shares kernel work among `n` threads (this one included);
+ * mayBlock: whether this thread may sleep in memory.atomic.wait (not a browser page's main thread);
  * returns the control block's address for the workers (0: no threads here, n < 2 or a build
  * without threads).
  */
-export function threads_init(n: i32): usize {
-  return threadsInit(n);
+export function threads_init(n: i32, mayBlock: i32): usize {
+  return threadsInit(n, mayBlock != 0);
 }
 
 /**

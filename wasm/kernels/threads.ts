@@ -29,6 +29,7 @@ const W_STOP: usize = 20; // 1: workers leave workerLoop
 const W_ALIVE: usize = 24; // workers inside workerLoop
 const W_THREADS: usize = 28;
 const W_FAIL: usize = 32; // set by a worker's host when a task trapped (a core bug)
+const W_MAIN_WAITS: usize = 36; // 1: the main instance sleeps on W_DONE (notify it when a job's last task ends)
 /** Byte offset of the task arguments (64 words) in the control block. */
 export const ARGS: usize = 64;
 /** Byte offset of the thread slots: three scratch pointers (A, B, edge) and a count of tasks run, 16 bytes each. */
@@ -41,6 +42,8 @@ export const MAX_THREADS: i32 = 64;
 let ctl: usize = 0;
 /** Threads sharing the work, main included (1: everything runs here). */
 let nThreads: i32 = 1;
+/** Whether this (main) thread may block in memory.atomic.wait (Deno, Node; not a browser page's main thread). */
+let canBlock: bool = false;
 
 /** Threads sharing kernel work in this instance (1 when the pool is off). */
 // @ts-ignore: decorator
@@ -60,7 +63,8 @@ export function taskArgs(): usize {
  * Main instance only: sets up the control block and per-slot scratch for `n` threads (main
  * included); returns the control block's address for the workers, or 0 when n < 2.
  */
-export function threadsInit(n: i32): usize {
+export function threadsInit(n: i32, mayBlock: bool): usize {
+  canBlock = mayBlock;
   if (n > MAX_THREADS) n = MAX_THREADS;
   if (!ASC_FEATURE_THREADS) n = 1;
   if (n < 2 || ctl != 0) {
@@ -111,7 +115,10 @@ function drain(c: usize, seq: i32, slot: i32): void {
     runTask(c, atomic.load<i32>(c + W_KIND), t, slot);
     const count = c + SLOTS + (<usize>slot << 4) + 12;
     store<i32>(count, load<i32>(count) + 1);
-    atomic.add<i32>(c + W_DONE, 1);
+    const done = atomic.add<i32>(c + W_DONE, 1) + 1;
+    if (slot != 0 && done == atomic.load<i32>(c + W_NTASKS) && atomic.load<i32>(c + W_MAIN_WAITS) != 0) {
+      atomic.notify(c + W_DONE, 1);
+    }
   }
 }
 
@@ -133,8 +140,17 @@ export function parallelFor(kind: i32, n: i32): void {
   atomic.store<i32>(c + W_SEQ, seq);
   if (atomic.load<i32>(c + W_ALIVE) > 0) atomic.notify(c + W_SEQ);
   drain(c, seq, 0);
-  // the last tasks run on other threads: spin (the main thread of a browser may not block)
-  while (atomic.load<i32>(c + W_DONE) < n) {}
+  // the last tasks run on other threads: spin a little, then (where this thread may block) sleep
+  // until the last one notifies, so that on a busy machine the worker can have this core
+  let spins = 0;
+  while (true) {
+    const d = atomic.load<i32>(c + W_DONE);
+    if (d >= n) break;
+    if (!canBlock || ++spins < 4000) continue;
+    atomic.store<i32>(c + W_MAIN_WAITS, 1);
+    if (atomic.load<i32>(c + W_DONE) < n) atomic.wait<i32>(c + W_DONE, d, 1000000); // 1 ms at most
+    atomic.store<i32>(c + W_MAIN_WAITS, 0);
+  }
   if (atomic.load<i32>(c + W_FAIL) != 0) unreachable();
 }
 
