@@ -79,6 +79,8 @@ Options:
                         the program's own target
   --gpu-library PATH    the libkiln_hip to use (default: KILN_HIP_LIBRARY, then build/hip/)
   --device N            GPU index (default 0)
+  --threads N           threads for the ref target's kernels (default: the cores available; 1: one
+                        thread; where the host has no shared memory, one thread)
   -o, --output PATH     output file (compile) or directory (run)
   --input NAME=FILE     an input as a NumPy .npy file (repeatable)
   --threshold BYTES     externalize: move initializers of at least BYTES (default 1024)
@@ -174,7 +176,18 @@ const TARGET_OPTIONS = {
   target: { type: "string" },
   "gpu-library": { type: "string" },
   device: { type: "string" },
+  threads: { type: "string" },
 } as const;
+
+/** --threads N: threads for the ref target's kernels (default: the cores available). */
+function _threads(values: { threads?: string }): number | undefined {
+  if (values.threads === undefined) return undefined;
+  const n = Number(values.threads);
+  if (!/^\d+$/.test(values.threads) || n < 1 || n > 64) {
+    throw new UsageError(`Bad --threads '${values.threads}': an integer from 1 to 64`);
+  }
+  return n;
+}
 
 function _gpuOptions(values: { "gpu-library"?: string; device?: string }): GpuOptions {
   const device = values.device === undefined ? 0 : Number(values.device);
@@ -391,7 +404,11 @@ async function _compile(args: string[]): Promise<number> {
   });
   const t1 = performance.now();
   progress.step("compiling");
-  const program = compile(model, target, { disablePasses: values["disable-pass"], gpu: _gpuOptions(values) });
+  const program = compile(model, target, {
+    disablePasses: values["disable-pass"],
+    gpu: _gpuOptions(values),
+    threads: _threads(values),
+  });
   const hostNodes = program.info().hostNodes;
   const host = _hostNodesLine(program.info());
   if (host) _progress(`kiln: ${host}`);
@@ -447,7 +464,7 @@ async function _run(args: string[]): Promise<number> {
   if (!values.output) throw new UsageError("run needs --output DIR");
   const inputSpecs = _parseInputs(values.input!);
   await _checkTarget(positionals[0], values.target);
-  const program = await load(positionals[0], { gpu: _gpuOptions(values) });
+  const program = await load(positionals[0], { gpu: _gpuOptions(values), threads: _threads(values) });
   const report: Record<string, unknown> = { program: positionals[0] };
   try {
     if (values.weights!.length) {
@@ -519,7 +536,7 @@ async function _inspect(args: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("inspect takes one PROGRAM.kiln or MODEL.onnx");
   if (!positionals[0].endsWith(".kiln")) return await _inspectOnnx(positionals[0], values.json ?? false);
   await _checkTarget(positionals[0], values.target);
-  const program = await load(positionals[0], { gpu: _gpuOptions(values) });
+  const program = await load(positionals[0], { gpu: _gpuOptions(values), threads: _threads(values) });
   try {
     const info = program.info();
     if (values.json) {
@@ -627,7 +644,7 @@ async function _bake(args: string[]): Promise<number> {
   if (!values.output) throw new UsageError("bake needs -o OUT.kiln");
   await _checkTarget(positionals[0], values.target);
   const t0 = performance.now();
-  const program = await load(positionals[0], { gpu: _gpuOptions(values) });
+  const program = await load(positionals[0], { gpu: _gpuOptions(values), threads: _threads(values) });
   try {
     const source = values.weights!.length === 1 ? values.weights![0] : values.weights!;
     const progress = new Progress();
@@ -663,7 +680,7 @@ async function _finalize(args: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("finalize takes one PROGRAM.kiln");
   await _checkTarget(positionals[0], values.target ?? "ref");
   const t0 = performance.now();
-  const program = await load(positionals[0], { gpu: _gpuOptions(values) });
+  const program = await load(positionals[0], { gpu: _gpuOptions(values), threads: _threads(values) });
   const info = program.info();
   program.dispose();
   console.log(
@@ -842,7 +859,7 @@ async function _perf(args: string[]): Promise<number> {
       throw new UsageError("perf: --dims and --freeze apply to an .onnx model, not a compiled program");
     }
     await _checkTarget(path, values.target);
-    program = await load(path, { gpu: _gpuOptions(values) });
+    program = await load(path, { gpu: _gpuOptions(values), threads: _threads(values) });
   } else {
     const target = (values.target ?? "ref") as TargetName;
     if (!TARGET_NAMES.includes(target)) {
@@ -854,7 +871,7 @@ async function _perf(args: string[]): Promise<number> {
       deferExternalWeights: values.weights!.length > 0,
       onProgress: new Progress().bytes("reading weights"),
     });
-    program = compile(model, target, { gpu: _gpuOptions(values) });
+    program = compile(model, target, { gpu: _gpuOptions(values), threads: _threads(values) });
   }
   try {
     const prepMs = performance.now() - t0;
@@ -922,6 +939,7 @@ async function _perf(args: string[]): Promise<number> {
           model: path,
           inputs: program.inputs.map((v) => ({ ...v, generated: !given.has(v.name) })),
           prepareMs: prepMs,
+          threads: program.info().threads,
           ...stats,
           samples: r.samples,
           profile,
@@ -938,7 +956,7 @@ async function _perf(args: string[]): Promise<number> {
         `min ${ms(r.min)}, median ${ms(r.median)}, mean ${ms(r.mean)}, p90 ${ms(r.p90)}, p99 ${ms(r.p99)}, ` +
         `max ${ms(r.max)}`,
     );
-    console.log(`throughput: ${r.throughput.toFixed(1)} evals/s`);
+    console.log(`throughput: ${r.throughput.toFixed(1)} evals/s (${program.info().threads} thread(s))`);
     if (profile) {
       console.log(`device time of one eval, node by node: ${ms(profile.totalMs)}`);
       for (const o of profile.ops) {

@@ -43,6 +43,8 @@ export async function benchModel(
     profile: boolean;
     /** core builds to run kiln with ("auto", "relaxed", "simd"), one kiln row each */
     kilnCores: string[];
+    /** kiln runs on 1 thread and on this many (one row each); onnxruntime-web on this many */
+    threads: number;
   },
 ): Promise<ModelReport> {
   const src = join(opts.modelsDir, spec.file);
@@ -104,9 +106,18 @@ export async function benchModel(
     if (opts.engines.has("ort-node-default")) {
       await setUp("ort-node-default", peer(() => ortNodeSession(modelPath, { intraOpThreads: 0 })));
     }
-    if (opts.engines.has("ort-web")) await setUp("ort-web", peer(() => ortWebSession(modelPath)));
+    if (opts.engines.has("ort-web")) {
+      await setUp("ort-web", async (res) => {
+        res.threads = opts.threads;
+        return await peer(() => ortWebSession(modelPath, opts.threads))(res);
+      });
+    }
     if (opts.engines.has("kiln")) {
-      for (const v of opts.kilnCores) await setUp("kiln", (res) => _setUpKiln(modelPath, spec, res, v));
+      for (const v of opts.kilnCores) {
+        for (const t of opts.threads > 1 ? [1, opts.threads] : [1]) {
+          await setUp("kiln", (res) => _setUpKiln(modelPath, spec, res, v, t));
+        }
+      }
     }
 
     // 2. timed runs in rounds: one run of each engine per round, the order rotating, so that
@@ -181,17 +192,19 @@ async function _setUpKiln(
   spec: ModelSpec,
   res: EngineResult,
   variant: string,
+  threads: number,
 ): Promise<Omit<_Live, "res" | "spent">> {
   const kiln = await loadKiln();
   const core = variant === "auto" ? (kiln.variants()[0] ?? "wasm") : variant;
   res.name = `kiln (ref, ${core} core, 1 thread)`;
+  res.threads = 1;
   const t0 = performance.now();
   const model = await kiln.parseOnnx(modelPath, { inputDims: { [spec.input.name]: spec.input.dims } });
   const t1 = performance.now();
   let program: KilnProgram;
   kiln.useVariant(variant);
   try {
-    program = kiln.compile(model, "ref", { timings: true, validate: false });
+    program = kiln.compile(model, "ref", { timings: true, validate: false, threads });
   } finally {
     kiln.useVariant("auto");
   }
@@ -200,6 +213,12 @@ async function _setUpKiln(
   res.setupNote = `parse ${(t1 - t0).toFixed(0)} + compile ${(t2 - t1).toFixed(0)}`;
   try {
     const info = program.info();
+    // the threaded build has relaxed SIMD: its row says "threads core" and the threads it got
+    if (info.threads > 1) res.name = `kiln (ref, threads core, ${info.threads} threads)`;
+    res.threads = info.threads;
+    if (threads > 1 && info.threads === 1) {
+      res.notes.push(`asked for ${threads} threads, runs on one (no shared memory)`);
+    }
     res.notes.push(
       `${info.instructionCount} instructions after ${info.passes.join(", ")}; ` +
         `arena ${(info.arenaBytes / 1e6).toFixed(1)} MB, ${info.literalCount} literals ${

@@ -40,6 +40,8 @@ export interface EngineResult {
   /** max relative L2 distance of the outputs from ort-node (1 thread) */
   relL2?: number;
   notes: string[];
+  /** kiln: the threads its kernels ran on */
+  threads?: number;
 }
 
 export interface ModelReport {

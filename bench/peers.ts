@@ -159,14 +159,32 @@ export function externalDataLocations(modelBytes: Uint8Array): string[] {
 let _webConfigured = false;
 
 /**
- * Creates an onnxruntime-web session (wasm backend, SIMD, one thread, no proxy) from a model
- * file, with every external-data file it names read from the model's folder, or from model
- * bytes without external data.
+ * Creates an onnxruntime-web session (wasm backend, SIMD, `threads` threads (default 1), no
+ * proxy) from a model file, with every external-data file it names read from the model's
+ * folder, or from model bytes without external data. onnxruntime-web sets its thread count
+ * once per process (the first session's wins; a later different count throws).
  */
-export async function ortWebSession(model: string | Uint8Array): Promise<PeerSession> {
-  const ortWeb = _ortWeb ??= await import("onnxruntime-web/wasm");
+export async function ortWebSession(model: string | Uint8Array, threads = 1): Promise<PeerSession> {
+  // threads: the package's main entry with the threaded build's files named by file URL (the
+  // `./wasm` bundle starts its pthread workers from blob: URLs, which Deno's Node-compatible
+  // worker_threads refuses)
+  const ortWeb = _ortWeb ??= threads > 1
+    ? await import("onnxruntime-web") as unknown as typeof OrtWeb
+    : await import("onnxruntime-web/wasm");
+  if (_webConfigured && ortWeb.env.wasm.numThreads !== threads) {
+    throw new Error(
+      `onnxruntime-web already runs with ${ortWeb.env.wasm.numThreads} thread(s) in this process, not ${threads}`,
+    );
+  }
   if (!_webConfigured) {
-    ortWeb.env.wasm.numThreads = 1;
+    ortWeb.env.wasm.numThreads = threads;
+    if (threads > 1) {
+      const dist = new URL(".", import.meta.resolve("onnxruntime-web/wasm"));
+      ortWeb.env.wasm.wasmPaths = {
+        mjs: new URL("ort-wasm-simd-threaded.mjs", dist).href,
+        wasm: new URL("ort-wasm-simd-threaded.wasm", dist).href,
+      };
+    }
     ortWeb.env.wasm.simd = true;
     ortWeb.env.wasm.proxy = false;
     _webConfigured = true;
@@ -186,7 +204,7 @@ export async function ortWebSession(model: string | Uint8Array): Promise<PeerSes
   });
   const createMs = performance.now() - t0;
   return {
-    name: "ort-web (wasm, 1 thread)",
+    name: `ort-web (wasm, ${threads} thread${threads > 1 ? "s" : ""})`,
     createMs,
     async run(feeds) {
       const f: Record<string, OrtWeb.Tensor> = {};

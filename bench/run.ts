@@ -1,6 +1,7 @@
 /**
- * `deno task bench`: kiln's ref target side by side with onnxruntime-web (wasm, SIMD, 1 thread)
- * and onnxruntime-node (1 thread and default threads) on the real exporter graphs in
+ * `deno task bench`: kiln's ref target on 1 and N threads (`--threads N`, default the cores
+ * available) side by side with onnxruntime-web (wasm, SIMD, N threads) and onnxruntime-node
+ * (1 thread and default threads) on the real exporter graphs in
  * ../shared/models (beside the repository), all on the same seeded weights and inputs, in one process.
  *
  * For each model: seeded weights are written into a temp dir (core/weights/random.ts), every
@@ -31,6 +32,7 @@ import { benchModel } from "./model_bench.ts";
 import { type EngineId, ENGINES, type ModelReport, MODELS } from "./models.ts";
 import { loadavg, machine, report } from "./report.ts";
 import { errText } from "./util.ts";
+import { availableCores } from "../core/threads.ts";
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -51,6 +53,7 @@ async function main(): Promise<void> {
       "only-kernels": { type: "boolean", default: false },
       cases: { type: "string", default: "" },
       "kiln-core": { type: "string", default: "auto" },
+      threads: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -59,7 +62,7 @@ async function main(): Promise<void> {
       "deno task bench [--models resnet50,gpt2,bert] [--runs 5] [--warmup 1] [--seed 1]\n" +
         "  [--engines kiln,ort-web,ort-node,ort-node-default] [--max-seconds 120]\n" +
         "  [--models-dir ../shared/models] [--out bench/RESULTS.md] [--no-write] [--keep-weights] [--no-profile] [--kernels] [--only-kernels] [--cases REGEX]\n" +
-        "  [--kiln-core auto|relaxed|simd|relaxed,simd]",
+        "  [--kiln-core auto|relaxed|simd|relaxed,simd] [--threads N (default: the cores available)]",
     );
     return;
   }
@@ -74,6 +77,7 @@ async function main(): Promise<void> {
   const warmup = int("warmup", values.warmup, 0);
   const seed = int("seed", values.seed, 0);
   const maxSeconds = int("max-seconds", values["max-seconds"], 1);
+  const threads = values.threads === undefined ? availableCores() : int("threads", values.threads, 1);
   const models = values.models.split(",").map((s) => s.trim()).filter(Boolean);
   const kernels = values.kernels || values["only-kernels"];
   const kilnCores = values["kiln-core"].split(",").map((s) => s.trim()).filter(Boolean);
@@ -110,6 +114,7 @@ async function main(): Promise<void> {
         keepWeights: values["keep-weights"],
         profile: !values["no-profile"],
         kilnCores,
+        threads,
       }),
     );
   }
@@ -136,9 +141,10 @@ async function main(): Promise<void> {
     "",
     ...(await machine()),
     `- load average (1/5/15 min) at start ${loadStart}, at end ${loadEnd} (the machine is shared)`,
+    `- threads: kiln on 1 and ${threads}, onnxruntime-web on ${threads} (\`--threads\`; ${availableCores()} cores here)`,
     `- \`deno task bench --models ${models.join(",")} --runs ${runs} --warmup ${warmup} --seed ${seed}` +
     `${values["only-kernels"] ? " --only-kernels" : kernels ? " --kernels" : ""}` +
-    `${values["kiln-core"] !== "auto" ? ` --kiln-core ${values["kiln-core"]}` : ""}\``,
+    `${values["kiln-core"] !== "auto" ? ` --kiln-core ${values["kiln-core"]}` : ""} --threads ${threads}\``,
   ];
   const text = report(reports, header, { runs, seed }) +
     (kernelLines.length ? "\n" + kernelLines.join("\n") : "");
@@ -170,4 +176,8 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  await main();
+  // onnxruntime-web's pthread workers (threads > 1) would keep the process alive
+  Deno.exit(0);
+}

@@ -54,6 +54,8 @@ export interface CoreCompileOptions {
   validate?: boolean;
   timings?: boolean;
   disablePasses?: string[];
+  /** Threads for the kernels (default 1; the engine falls back to 1 where the host has no shared memory). */
+  threads?: number;
 }
 
 export class CoreProgram {
@@ -84,7 +86,7 @@ export class CoreProgram {
     options: CoreCompileOptions = {},
     overrides?: Uint8Array,
   ): CoreProgram {
-    const engine = new Engine();
+    const engine = new Engine({ threads: options.threads });
     const h = CoreProgram.#load(engine, graph, target, options, overrides);
     return new CoreProgram(target, engine, h, null);
   }
@@ -163,8 +165,8 @@ export class CoreProgram {
   }
 
   /** Decodes a serialized program and re-derives its plan with the target's plan passes. */
-  static deserialize(ir: Uint8Array, target: string, what = "load program"): CoreProgram {
-    const engine = new Engine();
+  static deserialize(ir: Uint8Array, target: string, what = "load program", threads = 1): CoreProgram {
+    const engine = new Engine({ threads });
     const h = CoreProgram.#decode(engine, ir, target, what);
     return new CoreProgram(target, engine, h, ir.slice());
   }
@@ -185,7 +187,8 @@ export class CoreProgram {
     if (this.#disposed) throw new KilnError("disposed", `Cannot ${what}: the program was disposed`);
     if (this.#engine.broken) {
       const old = this.#engine;
-      const engine = new Engine();
+      old.dispose();
+      const engine = new Engine({ threads: old.threads });
       this.#h = CoreProgram.#decode(engine, this.#ir, this.target, what);
       this.#engine = engine;
       this.brokenMemory = old.exports.memory.buffer as ArrayBuffer;
@@ -266,5 +269,11 @@ export class CoreProgram {
     if (this.#disposed) return;
     this.#disposed = true;
     if (!this.#engine.broken) this.#engine.exports.dispose(this.#h);
+    this.#engine.dispose();
+  }
+
+  /** Threads its kernels use (1: the single-thread build). */
+  get threads(): number {
+    return this.#engine.threads;
   }
 }

@@ -5,8 +5,9 @@
  * the instance broken; its owner discards it and makes a fresh one.
  * @module
  */
-import { KILN_WASM_BASE64, KILN_WASM_RELAXED_BASE64 } from "../build/kiln_wasm.ts";
+import { KILN_WASM_BASE64, KILN_WASM_RELAXED_BASE64, KILN_WASM_THREADS_BASE64 } from "../build/kiln_wasm.ts";
 import { type Diagnostic, DIAGNOSTIC_CODES, errorFromDiagnostics, KilnError } from "./errors.ts";
+import { mainThreadMayBlock, ThreadPool, threadsUnavailableReason, workerModuleBytes } from "./threads.ts";
 
 /**
  * The core's exports (raw bindings: numbers only). The core is wasm32 with up to 4 GiB of memory:
@@ -74,6 +75,12 @@ export interface CoreExports {
   bind_value(h: number, id: number, ptr: number): number;
   info(h: number): number;
   dispose(h: number): void;
+  /** Threaded build: shares kernel work among n threads; the control block's address (0: none). */
+  threads_init?(n: number, mayBlock: number): number;
+  /** Threaded build: makes every worker leave worker_loop. */
+  threads_stop?(): void;
+  /** Threaded build: runs the start function (exported so that worker instances skip it). */
+  _start?(): void;
   /** Copy of program h with the weights in the table (name -> host literal id) baked by a target's literal passes; handle or < 0. */
   bake(h: number, tablePtr: number, tableLen: number, tPtr: number, tLen: number): number;
 }
@@ -146,8 +153,14 @@ export function useCoreVariant(variant: CoreVariant | "auto"): void {
   _variant = variant === "auto" ? undefined : variant;
 }
 
-function _coreBytes(variant: CoreVariant): Uint8Array<ArrayBuffer> {
-  const bin = atob(variant === "relaxed" ? KILN_WASM_RELAXED_BASE64 : KILN_WASM_BASE64);
+function _coreBytes(variant: CoreVariant | "threads"): Uint8Array<ArrayBuffer> {
+  const bin = atob(
+    variant === "threads"
+      ? KILN_WASM_THREADS_BASE64
+      : variant === "relaxed"
+      ? KILN_WASM_RELAXED_BASE64
+      : KILN_WASM_BASE64,
+  );
   const bytes = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
   return bytes;
@@ -179,6 +192,50 @@ const _compiling: Promise<void> = WebAssembly.compile(_coreBytes(_defaultVariant
     // a failed async compile is retried synchronously (and reported) by coreModule()
   },
 );
+
+let _threaded: { main: WebAssembly.Module; worker: WebAssembly.Module } | null | undefined;
+let _threadedWhyNot = "";
+
+/**
+ * Why a program asking for threads runs on one thread here ("" when threads are available):
+ * no threaded build, no relaxed SIMD, no shared memory or no workers. Tests may pass a reason to
+ * simulate such a host (`null` restores the real check).
+ */
+export function threadsUnavailable(): string {
+  if (_simulatedWhyNot !== null) return _simulatedWhyNot;
+  _threadedModules();
+  return _threadedWhyNot;
+}
+
+let _simulatedWhyNot: string | null = null;
+
+/** Tests: simulate a host without shared memory (`reason`), or the real host again (`null`). */
+export function simulateNoThreads(reason: string | null): void {
+  _simulatedWhyNot = reason;
+}
+
+/** The threaded build compiled for the main instance and, without its data section, for workers. */
+function _threadedModules(): { main: WebAssembly.Module; worker: WebAssembly.Module } | null {
+  if (_threaded !== undefined) return _threaded;
+  let why = "";
+  if (!KILN_WASM_THREADS_BASE64) why = "this build of kiln has no threaded core";
+  else if (!WebAssembly.validate(_RELAXED_PROBE)) why = "this host's WebAssembly has no relaxed SIMD";
+  else why = threadsUnavailableReason();
+  _threaded = null;
+  if (!why) {
+    try {
+      const bytes = _coreBytes("threads");
+      _threaded = {
+        main: new WebAssembly.Module(bytes),
+        worker: new WebAssembly.Module(workerModuleBytes(bytes)),
+      };
+    } catch (e) {
+      why = `the threaded core does not compile here (${(e as Error).message})`;
+    }
+  }
+  _threadedWhyNot = why;
+  return _threaded;
+}
 
 /** Resolves once the core's default build is compiled (async entry points await it). */
 export function coreReady(): Promise<void> {
@@ -223,14 +280,30 @@ function _unsignedExports(raw: CoreExports): CoreExports {
   };
 }
 
+/** Byte offset of the thread slots in the control block (wasm/kernels/threads.ts SLOTS). */
+const _SLOTS = 64 + 256;
+
+/** Options of an Engine. */
+export interface EngineOptions {
+  /**
+   * Threads for the kernels (default 1): above 1, the threaded build on shared memory with
+   * threads - 1 workers, where the host allows it (else one thread; `threads` says which).
+   */
+  threads?: number;
+}
+
 /** One instance of the core with its memory. */
 export class Engine {
   /** The core's exports; pointers and lengths they return are unsigned (see `CoreExports`). */
   readonly exports: CoreExports;
   /** True after a trap: the instance must not be used again. */
   broken = false;
+  /** Threads its kernels use (1: the single-thread build). */
+  readonly threads: number;
+  #pool: ThreadPool | null = null;
+  #ctl = 0;
 
-  constructor() {
+  constructor(options: EngineOptions = {}) {
     const holder: { mem?: WebAssembly.Memory } = {};
     // an AssemblyScript string: UTF-16 code units at ptr, their byte length (u32) at ptr - 4
     const readAsString = (at: number): string => {
@@ -238,7 +311,9 @@ export class Engine {
       const ptr = at >>> 0;
       if (!ptr || !mem || ptr < 4 || ptr > mem.buffer.byteLength) return "";
       const len = new DataView(mem.buffer).getUint32(ptr - 4, true);
-      return _utf16.decode(new Uint8Array(mem.buffer, ptr, Math.min(len, mem.buffer.byteLength - ptr)));
+      return _utf16.decode(
+        new Uint8Array(mem.buffer, ptr, Math.min(len, mem.buffer.byteLength - ptr)).slice(),
+      );
     };
     const imports = {
       env: {
@@ -252,9 +327,56 @@ export class Engine {
         trace: () => {},
       },
     };
-    const inst = new WebAssembly.Instance(coreModule(), imports);
-    this.exports = _unsignedExports(inst.exports as unknown as CoreExports);
-    holder.mem = this.exports.memory;
+    const want = options.threads ?? 1;
+    const threaded = want > 1 && !threadsUnavailable() ? _threadedModules() : null;
+    if (threaded) {
+      // the memory the main instance and every worker share (the core's initial and maximum pages)
+      const memory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
+      const inst = new WebAssembly.Instance(threaded.main, { env: { ...imports.env, memory } });
+      const raw = inst.exports as unknown as CoreExports;
+      holder.mem = memory;
+      raw._start!();
+      const ctl = raw.threads_init!(want, mainThreadMayBlock() ? 1 : 0) >>> 0;
+      const pool = new ThreadPool(want, threaded.worker, memory, ctl, () => raw.threads_stop!());
+      this.#pool = pool;
+      this.#ctl = ctl;
+      this.threads = want;
+      // workers start (asynchronously) at the first run; until they are up the main instance takes every task
+      this.exports = _unsignedExports({
+        ...raw,
+        run: (h: number) => {
+          pool.ensure();
+          return raw.run(h);
+        },
+        run_node: (h: number, mi: number, ii: number, ptrs: number) => {
+          pool.ensure();
+          return raw.run_node(h, mi, ii, ptrs);
+        },
+      });
+    } else {
+      const inst = new WebAssembly.Instance(coreModule(), imports);
+      this.exports = _unsignedExports(inst.exports as unknown as CoreExports);
+      holder.mem = this.exports.memory;
+      this.threads = 1;
+    }
+  }
+
+  /** Tasks each thread has run so far (index 0: this one; empty on one thread). */
+  tasksRun(): number[] {
+    if (!this.#pool) return [];
+    const v = new DataView(this.exports.memory.buffer);
+    return Array.from({ length: this.threads }, (_, s) => v.getInt32(this.#ctl + _SLOTS + s * 16 + 12, true));
+  }
+
+  /** Workers running now (0 on one thread, or before the first run, or after they went idle). */
+  get workersRunning(): number {
+    return this.#pool?.running ?? 0;
+  }
+
+  /** Stops the workers (a threaded engine); the instance itself stays usable on one thread. */
+  dispose(): void {
+    this.#pool?.dispose();
+    this.#pool = null;
   }
 
   /** The names of the ops the core registers, sorted. */
@@ -299,7 +421,10 @@ export class Engine {
   /** The last result as parsed JSON. */
   resultJson<T>(): T {
     const e = this.exports;
-    return JSON.parse(_dec.decode(new Uint8Array(e.memory.buffer, e.result_ptr(), e.result_len()))) as T;
+    // (copied: TextDecoder refuses views of the threaded build's shared memory)
+    return JSON.parse(
+      _dec.decode(new Uint8Array(e.memory.buffer, e.result_ptr(), e.result_len()).slice()),
+    ) as T;
   }
 
   /** The diagnostics of the last failed call. */

@@ -32,6 +32,7 @@ import type {
   Target,
   TargetName,
 } from "./targets/target.ts";
+import { checkThreads } from "./threads.ts";
 import { describe, dtypeSize, elementCount, type Tensor, tensorBytes, typedArrayProblem } from "./tensor.ts";
 import { Adapter, type AdapterOptions } from "./weights/adapter.ts";
 import { specsOf, WeightSet, type WeightSpec, type WeightTensor } from "./weights/weight_set.ts";
@@ -61,6 +62,14 @@ export interface CompileOptions {
   valueKeyed?: boolean;
   /** Specializations a dynamic program keeps (default 8; least recently used out). */
   specializations?: number;
+  /**
+   * Threads for the ref target's heavy kernels (GEMM, convolution), sharing the core's memory
+   * (default: the cores available; 1 runs the single-thread build). Where the host has no
+   * shared memory (a browser page without cross-origin isolation) it runs on one thread;
+   * `info().threads` says what it got. Results equal the single-thread ones (docs/threads.md).
+   * Ignored on gpu (its host-run nodes use one thread).
+   */
+  threads?: number;
 }
 
 /** A deferred weight (`onnx_external_weights`): a named run-time input with its external-data reference. */
@@ -105,6 +114,8 @@ export interface ProgramInfo {
   passes: string[];
   /** node count per op name, all modules (internal ops are named `kiln.*`) */
   ops: Record<string, number>;
+  /** threads its kernels use (ref; 1 on one thread or where the host has no shared memory) */
+  threads: number;
   /** nodes without a kernel on the target: they run on the host's reference kernels (gpu) */
   hostNodes: HostNode[];
   /**
@@ -195,6 +206,10 @@ export interface ProgramInternals {
   setFixedWeights(names: readonly string[]): void;
   /** traps inside the core on purpose (tests of recovery) */
   debugTrap(): void;
+  /** workers of the core's thread pool running now (tests of threads) */
+  readonly workersRunning: number;
+  /** kernel tasks each thread has run (index 0: the main instance; empty on one thread) */
+  tasksRun(): number[];
 }
 
 let _internals: (p: Program) => ProgramInternals;
@@ -483,6 +498,12 @@ export class Program {
       },
       setFixedWeights(names) {
         p.#fixed = [...names];
+      },
+      get workersRunning() {
+        return p.#core.engine("count workers").workersRunning;
+      },
+      tasksRun() {
+        return p.#core.engine("count tasks").tasksRun();
       },
       debugTrap() {
         p.#check("trap");
@@ -789,6 +810,7 @@ export class Program {
       arenaBytes: i.arenaBytes,
       passes: [...i.passes],
       ops: { ...i.ops },
+      threads: this.#core.threads,
       hostNodes: r.hostNodes.map((n) => ({ ...n })),
       deviceBytes: r.deviceBytes,
       ...(r.graphs ? { graphs: { ...r.graphs } } : {}),
@@ -878,20 +900,22 @@ export function compile(
     );
   }
   const graph = (model.graph as { encode(): Uint8Array }).encode();
+  const threads = t.threaded ? checkThreads(options.threads, "compile") : 1;
+  const opts = { ...options, threads };
   let core: CoreProgram;
   let dynamic: DynamicSpec | null = null;
   if (model.inputs.some((v) => v.ranges)) {
-    ({ core, dynamic } = _compileDynamic(graph, model, t, options, []));
+    ({ core, dynamic } = _compileDynamic(graph, model, t, opts, []));
   } else {
     try {
-      core = CoreProgram.compile(graph, t.name, options);
+      core = CoreProgram.compile(graph, t.name, opts);
     } catch (e) {
-      const keyed = _keyable(e, model, options);
+      const keyed = _keyable(e, model, opts);
       if (!keyed) throw e;
-      ({ core, dynamic } = _compileDynamic(graph, model, t, options, keyed));
+      ({ core, dynamic } = _compileDynamic(graph, model, t, opts, keyed));
     }
   }
-  const program = _program(core, model.hostLiterals, t, options.gpu ?? {}, dynamic, options);
+  const program = _program(core, model.hostLiterals, t, options.gpu ?? {}, dynamic, opts);
   programInternals(program).setFixedWeights(model.fixedWeights ?? []);
   return program;
 }
@@ -951,11 +975,12 @@ export function deserializeProgram(
   ir: Uint8Array,
   hostLiterals: HostLiteral[],
   target: TargetName | string = "ref",
-  options: { gpu?: GpuOptions; dynamic?: DynamicSpec } = {},
+  options: { gpu?: GpuOptions; dynamic?: DynamicSpec; threads?: number } = {},
 ): Program {
   const t = getTarget(target);
+  const threads = t.threaded ? checkThreads(options.threads, "load") : 1;
   return _program(
-    CoreProgram.deserialize(ir, t.name),
+    CoreProgram.deserialize(ir, t.name, "load program", threads),
     hostLiterals,
     t,
     options.gpu ?? {},

@@ -29,6 +29,8 @@ export interface LoadOptions extends BakeOptions {
   weights?: string | string[] | WeightSet;
   /** The gpu target's library, device and memory options (for a program compiled for gpu). */
   gpu?: GpuOptions;
+  /** Threads for the ref target's kernels (default: the cores available; see CompileOptions.threads). */
+  threads?: number;
 }
 
 /**
@@ -97,7 +99,7 @@ export async function load(source: string | ByteSource, options: LoadOptions = {
   const mem = isByteSource(source)
     ? { name: path, bytes: await readByteSource(source, "Program file") }
     : undefined;
-  const program = await _load(mem ?? path, options.gpu ?? {});
+  const program = await _load(mem ?? path, options.gpu ?? {}, options.threads);
   if (options.weights === undefined) return program;
   try {
     await program.bindWeights(await loadWeightSet(program, options.weights, options), {
@@ -119,6 +121,7 @@ export async function load(source: string | ByteSource, options: LoadOptions = {
 async function _load(
   source: string | { name: string; bytes: Uint8Array },
   gpu: GpuOptions,
+  threads?: number,
 ): Promise<Program> {
   await coreReady();
   const path = typeof source === "string" ? source : source.name;
@@ -147,7 +150,7 @@ async function _load(
   try {
     const dyn = meta.program?.dynamic;
     const dynamic = dyn ? dynamicFromJson(dyn, path) : undefined;
-    const program = deserializeProgram(ir, hostLiterals, target.name, { gpu, dynamic });
+    const program = deserializeProgram(ir, hostLiterals, target.name, { gpu, dynamic, threads });
     const fixed = meta.program?.fixedWeights;
     if (Array.isArray(fixed)) programInternals(program).setFixedWeights(fixed.map(String));
     return program;

@@ -22,6 +22,7 @@ import {
   bodyReads, disposeProgram, finalizeProgram, lastPrepareNodes, prepareProgram, runControlOnHost, runModule,
 } from "./exec/executor";
 import { scheduleLength, writeSchedule } from "./exec/schedule";
+import { threadsInit, threadsStop, workerLoop } from "./kernels/threads";
 
 const programs = new Array<Program | null>();
 let resultBuf: ArrayBuffer = new ArrayBuffer(0);
@@ -688,4 +689,27 @@ export function info(h: i32): i32 {
     ",\"moduleCount\":" + p.modules.length.toString() + ",\"prepareCount\":" + prepCount.toString() + ",\"arenaBytes\":" + arena.toString() + ",\"literalArenaBytes\":" + p.literalArenaBytes.toString() + ",\"passes\":[" +
     passes + "],\"ops\":{" + ops + "},\"timings\":[" + timings + "]}");
   return E_OK;
+}
+
+/**
+ * Threaded build, main instance: shares kernel work among `n` threads (this one included);
+ * mayBlock: whether this thread may sleep in memory.atomic.wait (not a browser page's main thread);
+ * returns the control block's address for the workers (0: no threads here, n < 2 or a build
+ * without threads).
+ */
+export function threads_init(n: i32, mayBlock: i32): usize {
+  return threadsInit(n, mayBlock != 0);
+}
+
+/**
+ * Threaded build, worker instance (start not run, no managed heap): runs tasks from the control
+ * block `ctl` with the scratch of `slot` until threads_stop (0) or `idleMs` without work (1).
+ */
+export function worker_loop(ctl: usize, slot: i32, idleMs: i32): i32 {
+  return workerLoop(ctl, slot, idleMs);
+}
+
+/** Threaded build, main instance: makes every worker leave worker_loop; kernels run here after. */
+export function threads_stop(): void {
+  threadsStop();
 }

@@ -501,6 +501,7 @@ export const gpuTarget: Target = {
   passes: GPU_PASSES,
   literalPasses: ["replace_external_weights", "hoist_prepare", "layout_literals"],
   readsFiles: true,
+  threaded: false,
   instantiate(core, literals, options) {
     return new GpuExecutor(core, literals, options);
   },

@@ -539,6 +539,7 @@ export const refTarget: Target = {
   readsFiles: false,
   specializes: true,
   bindsFileRanges: true,
+  threaded: true,
   instantiate(core, literals) {
     return new RefExecutor(core, literals);
   },

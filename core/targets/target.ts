@@ -274,6 +274,11 @@ export interface Target {
    * core's memory), so that a WeightSet for its programs leaves file tensors unread.
    */
   readonly bindsFileRanges?: boolean;
+  /**
+   * True when its kernels run in the WebAssembly core, so that the `threads` option applies
+   * (ref); false where they run elsewhere (gpu: its host-run nodes stay on one thread).
+   */
+  readonly threaded: boolean;
   /** An executor for a compiled program whose host literals are `literals` (by host literal id). */
   instantiate(core: CoreProgram, literals: readonly LiteralSource[], options: GpuOptions): Executor;
 }

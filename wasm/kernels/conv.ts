@@ -4,6 +4,7 @@
 // output channel per group) use a direct kernel. ConvTranspose: GEMM into columns, then
 // col2im scatter-add.
 import { sgemm } from "./gemm";
+import { parallelFor, taskArgs, TASK_IM2COL, threadCount } from "./threads";
 
 /** Geometry of a conv or pool, normalized to 3 spatial dims (d, h, w). */
 export class ConvGeom {
@@ -41,56 +42,83 @@ export function convScratch(bytes: usize): usize {
   return (scratch + 15) & ~(<usize>15);
 }
 
+/** Bytes of a raw geometry record (geoWrite): id ih iw kd kh kw od oh ow sd sh sw pd ph pw dd dh dw. */
+const GEO_BYTES: usize = 18 * 4;
+
+/** Writes the fields im2col reads into a raw record at p (read by code that must not touch managed objects). */
+function geoWrite(g: ConvGeom, p: usize): void {
+  store<i32>(p, g.id); store<i32>(p, g.ih, 4); store<i32>(p, g.iw, 8);
+  store<i32>(p, g.kd, 12); store<i32>(p, g.kh, 16); store<i32>(p, g.kw, 20);
+  store<i32>(p, g.od, 24); store<i32>(p, g.oh, 28); store<i32>(p, g.ow, 32);
+  store<i32>(p, g.sd, 36); store<i32>(p, g.sh, 40); store<i32>(p, g.sw, 44);
+  store<i32>(p, g.pd, 48); store<i32>(p, g.ph, 52); store<i32>(p, g.pw, 56);
+  store<i32>(p, g.dd, 60); store<i32>(p, g.dh, 64); store<i32>(p, g.dw, 68);
+}
+
+let geoBuf: usize = 0;
+
 /**
  * im2col of one image's channel block [cg, id, ih, iw] at `x` into col[cg*kvol, ovol] at `col`.
  * Out-of-range taps write zeros.
  */
 export function im2col(g: ConvGeom, cg: i32, x: usize, col: usize): void {
-  const ovol = g.ovol();
-  const ohw = g.oh * g.ow;
-  const ihw = g.ih * g.iw;
+  if (geoBuf == 0) geoBuf = heap.alloc(GEO_BYTES);
+  geoWrite(g, geoBuf);
+  im2colRaw(geoBuf, cg, x, col);
+}
+
+/** im2col on a raw geometry record (geoWrite): no managed objects, safe on worker instances. */
+function im2colRaw(geo: usize, cg: i32, x: usize, col: usize): void {
+  const id = load<i32>(geo); const ih = load<i32>(geo, 4); const iw = load<i32>(geo, 8);
+  const kd = load<i32>(geo, 12); const kh = load<i32>(geo, 16); const kw = load<i32>(geo, 20);
+  const od = load<i32>(geo, 24); const oh = load<i32>(geo, 28); const ow = load<i32>(geo, 32);
+  const sd = load<i32>(geo, 36); const sh = load<i32>(geo, 40); const sw = load<i32>(geo, 44);
+  const pd = load<i32>(geo, 48); const ph = load<i32>(geo, 52); const pw = load<i32>(geo, 56);
+  const dd = load<i32>(geo, 60); const dh = load<i32>(geo, 64); const dw = load<i32>(geo, 68);
+  const ovol = od * oh * ow;
+  const ohw = oh * ow;
+  const ihw = ih * iw;
   let dst = col;
   for (let c = 0; c < cg; c++) {
-    const xc = x + (<usize>(c * g.id * ihw) << 2);
-    for (let kz = 0; kz < g.kd; kz++) {
-      for (let ky = 0; ky < g.kh; ky++) {
-        for (let kx = 0; kx < g.kw; kx++) {
+    const xc = x + (<usize>(c * id * ihw) << 2);
+    for (let kz = 0; kz < kd; kz++) {
+      for (let ky = 0; ky < kh; ky++) {
+        for (let kx = 0; kx < kw; kx++) {
           let d = dst;
-          for (let oz = 0; oz < g.od; oz++) {
-            const iz = oz * g.sd - g.pd + kz * g.dd;
-            if (iz < 0 || iz >= g.id) {
+          for (let oz = 0; oz < od; oz++) {
+            const iz = oz * sd - pd + kz * dd;
+            if (iz < 0 || iz >= id) {
               memory.fill(d, 0, <usize>ohw << 2);
               d += <usize>ohw << 2;
               continue;
             }
             const xz = xc + (<usize>(iz * ihw) << 2);
-            for (let oy = 0; oy < g.oh; oy++) {
-              const iy = oy * g.sh - g.ph + ky * g.dh;
-              if (iy < 0 || iy >= g.ih) {
-                memory.fill(d, 0, <usize>g.ow << 2);
-                d += <usize>g.ow << 2;
+            for (let oy = 0; oy < oh; oy++) {
+              const iy = oy * sh - ph + ky * dh;
+              if (iy < 0 || iy >= ih) {
+                memory.fill(d, 0, <usize>ow << 2);
+                d += <usize>ow << 2;
                 continue;
               }
-              const xrow = xz + (<usize>(iy * g.iw) << 2);
-              const ix0 = kx * g.dw - g.pw;
-              if (g.sw == 1) {
+              const xrow = xz + (<usize>(iy * iw) << 2);
+              const ix0 = kx * dw - pw;
+              if (sw == 1) {
                 // valid ox: 0 <= ox + ix0 < iw
                 let lo = -ix0;
                 if (lo < 0) lo = 0;
-                if (lo > g.ow) lo = g.ow;
-                let hi = g.iw - ix0;
-                if (hi > g.ow) hi = g.ow;
+                if (lo > ow) lo = ow;
+                let hi = iw - ix0;
+                if (hi > ow) hi = ow;
                 if (hi < lo) hi = lo;
                 if (lo > 0) memory.fill(d, 0, <usize>lo << 2);
                 if (hi > lo) memory.copy(d + (<usize>lo << 2), xrow + (<usize>(lo + ix0) << 2), <usize>(hi - lo) << 2);
-                if (hi < g.ow) memory.fill(d + (<usize>hi << 2), 0, <usize>(g.ow - hi) << 2);
+                if (hi < ow) memory.fill(d + (<usize>hi << 2), 0, <usize>(ow - hi) << 2);
               } else {
                 // valid ox: 0 <= ox*sw + ix0 < iw
-                const sw = g.sw;
                 let lo = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
-                if (lo > g.ow) lo = g.ow;
-                let hi = g.iw - ix0 <= 0 ? 0 : (g.iw - ix0 + sw - 1) / sw;
-                if (hi > g.ow) hi = g.ow;
+                if (lo > ow) lo = ow;
+                let hi = iw - ix0 <= 0 ? 0 : (iw - ix0 + sw - 1) / sw;
+                if (hi > ow) hi = ow;
                 if (hi < lo) hi = lo;
                 if (lo > 0) memory.fill(d, 0, <usize>lo << 2);
                 let src = xrow + (<usize>(lo * sw + ix0) << 2);
@@ -99,9 +127,9 @@ export function im2col(g: ConvGeom, cg: i32, x: usize, col: usize): void {
                   store<f32>(d + (<usize>ox << 2), load<f32>(src));
                   src += step;
                 }
-                if (hi < g.ow) memory.fill(d + (<usize>hi << 2), 0, <usize>(g.ow - hi) << 2);
+                if (hi < ow) memory.fill(d + (<usize>hi << 2), 0, <usize>(ow - hi) << 2);
               }
-              d += <usize>g.ow << 2;
+              d += <usize>ow << 2;
             }
           }
           dst += <usize>ovol << 2;
@@ -109,6 +137,44 @@ export function im2col(g: ConvGeom, cg: i32, x: usize, col: usize): void {
       }
     }
   }
+}
+
+/** Below this many floats written, im2col runs on one thread. */
+const PAR_MIN_COL: i32 = 1 << 16;
+
+/** im2col, split by input channel over the threads when the columns are large. */
+function im2colPar(g: ConvGeom, cg: i32, x: usize, col: usize): void {
+  const nt = threadCount();
+  const total = cg * g.kvol() * g.ovol();
+  if (nt < 2 || cg < 2 || total < PAR_MIN_COL) {
+    im2col(g, cg, x, col);
+    return;
+  }
+  let per = (cg + 4 * nt - 1) / (4 * nt);
+  const tasks = (cg + per - 1) / per;
+  const a = taskArgs();
+  geoWrite(g, a + 64);
+  store<usize>(a, a + 64);
+  store<i32>(a, cg, 4);
+  store<usize>(a, x, 8);
+  store<usize>(a, col, 12);
+  store<i32>(a, per, 16);
+  parallelFor(TASK_IM2COL, tasks);
+}
+
+/** One task of im2colPar: channels [t*per, (t+1)*per). Reads only linear memory (g's fields). */
+export function im2colTask(a: usize, t: i32): void {
+  const geo = load<usize>(a);
+  const cg = load<i32>(a, 4);
+  const per = load<i32>(a, 16);
+  const c0 = t * per;
+  const n = cg - c0 < per ? cg - c0 : per;
+  const ivol = load<i32>(geo) * load<i32>(geo, 4) * load<i32>(geo, 8);
+  const kvol = load<i32>(geo, 12) * load<i32>(geo, 16) * load<i32>(geo, 20);
+  const ovol = load<i32>(geo, 24) * load<i32>(geo, 28) * load<i32>(geo, 32);
+  const x = load<usize>(a, 8) + ((<usize>c0 * <usize>ivol) << 2);
+  const col = load<usize>(a, 12) + ((<usize>c0 * <usize>(kvol * ovol)) << 2);
+  im2colRaw(geo, n, x, col);
 }
 
 /** y[m][i] += bias[m] over M planes of `vol` floats. */
@@ -156,7 +222,7 @@ export function convForward(g: ConvGeom, x: usize, w: usize, bias: usize, y: usi
       const yg = y + ((<usize>(n * g.m + gi * mg) * <usize>ovol) << 2);
       let b = xg;
       if (!direct) {
-        im2col(g, cg, xg, col);
+        im2colPar(g, cg, xg, col);
         b = col;
       }
       sgemm(false, false, mg, ovol, K, 1, wg, K, b, ovol, 0, yg, ovol);

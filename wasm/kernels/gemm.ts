@@ -6,8 +6,10 @@
 // so it is never packed; transposed or scaled A is packed into MR-interleaved strips of MC x KC
 // blocks. Edge tiles compute into a small buffer and copy out the valid part. M == 1 takes SIMD
 // GEMV paths. Multiply-adds go through madd(): fused relaxed_madd when the build enables
-// relaxed-simd, else f32x4 mul + add. Scratch panels are module-level and grow-only (the ref
-// target is single-threaded).
+// relaxed-simd, else f32x4 mul + add. Scratch panels are module-level and grow-only on the main
+// instance; in the threaded build a large product is split into column (or row) panels run by
+// worker instances (threads.ts), each with its own scratch, summing in the same order.
+import { parallelFor, slotScratch, taskArgs, TASK_GEMM, threadCount } from "./threads";
 
 /** Rows of the micro-tile. */
 export const MR: i32 = 6; // the micro-kernels below are written for 6 x 8
@@ -484,13 +486,12 @@ function microShort(R: i32, kc: i32, pa: usize, pb: usize, e: usize): void {
   }
 }
 
-function microKernel(kc: i32, pa: usize, pb: usize, C: usize, ldc: i32, rows: i32, cols: i32, acc: bool): void {
+function microKernel(kc: i32, pa: usize, pb: usize, C: usize, ldc: i32, rows: i32, cols: i32, acc: bool,
+  e: usize): void {
   if (rows == MR && cols == NR) {
     micro6x8(kc, pa, pb, C, <usize>ldc << 2, acc);
     return;
   }
-  if (edgeBuf == 0) edgeBuf = heap.alloc(MR * NR * 4 + 16);
-  const e = (edgeBuf + 15) & ~(<usize>15);
   if (rows <= 2) microShort(2, kc, pa, pb, e);
   else if (rows <= 4) microShort(4, kc, pa, pb, e);
   else micro6x8(kc, pa, pb, e, NR * 4, false);
@@ -567,6 +568,14 @@ export function sgemmPackedB(transA: bool, M: i32, N: i32, K: i32, alpha: f32, A
   sgemmImpl(transA, false, M, N, K, alpha, A, lda, 0, 0, Bp, beta, C, ldc);
 }
 
+/** Bytes of the per-thread scratch a GEMM task needs: A panel, B panel, edge tile. */
+export const GEMM_SCRATCH_A: usize = <usize>(MC * KC) << 2;
+export const GEMM_SCRATCH_B: usize = <usize>(NC * KC) << 2;
+export const GEMM_SCRATCH_E: usize = <usize>(MR * NR) << 2;
+
+/** Below this many multiply-adds (M*N*K) a GEMM runs on one thread: the dispatch would cost more. */
+const PAR_MIN_MADDS: f64 = 1048576;
+
 /** sgemm's body; Bp != 0 reads packWholeB's layout of op(B) instead of packing B. */
 function sgemmImpl(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32,
   B: usize, ldb: i32, Bp: usize, beta: f32, C: usize, ldc: i32): void {
@@ -581,51 +590,151 @@ function sgemmImpl(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f3
     else gemvRow(transA, N, K, alpha, A, lda, B, ldb, beta, C);
     return;
   }
+  const nt = threadCount();
+  if (nt > 1 && <f64>M * <f64>N * <f64>K >= PAR_MIN_MADDS) {
+    // column panels when there are enough (each task packs only its own columns of B), else row
+    // panels (each task packs all of B unless it is pre-packed). Either way every element of C
+    // sums the same products in the same order as on one thread: the results are identical.
+    const colStrips = (N + NR - 1) / NR;
+    const rowStrips = (M + MR - 1) / MR;
+    let byCols = colStrips >= 4 * nt;
+    let chunk = 0;
+    let tasks = 0;
+    if (byCols) {
+      let per = (colStrips + 4 * nt - 1) / (4 * nt);
+      if (per < 4) per = 4;
+      chunk = per * NR;
+      tasks = (N + chunk - 1) / chunk;
+    } else {
+      let per = (rowStrips + 4 * nt - 1) / (4 * nt);
+      const least = Bp != 0 ? 2 : 8;
+      if (per < least) per = least;
+      chunk = per * MR;
+      tasks = (M + chunk - 1) / chunk;
+    }
+    if (tasks >= 2 && tasks <= 0xffff) {
+      const a = taskArgs();
+      store<i32>(a, transA ? 1 : 0);
+      store<i32>(a, transB ? 1 : 0, 4);
+      store<i32>(a, M, 8);
+      store<i32>(a, N, 12);
+      store<i32>(a, K, 16);
+      store<f32>(a, alpha, 20);
+      store<usize>(a, A, 24);
+      store<i32>(a, lda, 28);
+      store<usize>(a, B, 32);
+      store<i32>(a, ldb, 36);
+      store<usize>(a, Bp, 40);
+      store<f32>(a, beta, 44);
+      store<usize>(a, C, 48);
+      store<i32>(a, ldc, 52);
+      store<i32>(a, chunk, 56);
+      store<i32>(a, byCols ? 1 : 0, 60);
+      store<i32>(a, directA ? 1 : 0, 64);
+      parallelFor(TASK_GEMM, tasks);
+      return;
+    }
+  }
+  if (edgeBuf == 0) edgeBuf = heap.alloc(MR * NR * 4 + 16);
+  sgemmRange(transA, transB, M, N, K, alpha, A, lda, B, ldb, Bp, beta, C, ldc, 0, N, 0, 0,
+    (edgeBuf + 15) & ~(<usize>15), directA);
+}
+
+/**
+ * One task of a split GEMM (threads.ts): the column panel [t*chunk, (t+1)*chunk) or the row
+ * panel of the same rows, with the scratch of thread slot `slot`. Reads only linear memory.
+ */
+export function gemmTask(c: usize, a: usize, t: i32, slot: i32): void {
+  const transA = load<i32>(a) != 0;
+  const transB = load<i32>(a, 4) != 0;
+  let M = load<i32>(a, 8);
+  const N = load<i32>(a, 12);
+  const K = load<i32>(a, 16);
+  const alpha = load<f32>(a, 20);
+  let A = load<usize>(a, 24);
+  const lda = load<i32>(a, 28);
+  const B = load<usize>(a, 32);
+  const ldb = load<i32>(a, 36);
+  const Bp = load<usize>(a, 40);
+  const beta = load<f32>(a, 44);
+  let C = load<usize>(a, 48);
+  const ldc = load<i32>(a, 52);
+  const chunk = load<i32>(a, 56);
+  const byCols = load<i32>(a, 60) != 0;
+  const direct = load<i32>(a, 64) != 0;
+  const pa = slotScratch(c, slot, 0);
+  const pb = slotScratch(c, slot, 1);
+  const e = slotScratch(c, slot, 2);
+  const lo = t * chunk;
+  if (byCols) {
+    const hi = N - lo < chunk ? N : lo + chunk;
+    sgemmRange(transA, transB, M, N, K, alpha, A, lda, B, ldb, Bp, beta, C, ldc, lo, hi, pa, pb, e, direct);
+  } else {
+    const rows = M - lo < chunk ? M - lo : chunk;
+    A += transA ? <usize>lo << 2 : (<usize>lo * <usize>lda) << 2;
+    C += (<usize>lo * <usize>ldc) << 2;
+    M = rows;
+    sgemmRange(transA, transB, M, N, K, alpha, A, lda, B, ldb, Bp, beta, C, ldc, 0, N, pa, pb, e, direct);
+  }
+}
+
+/**
+ * The blocked GEMM over the columns [jBeg, jEnd) of C (jBeg a multiple of NR), with the same
+ * NC/KC blocking as the whole product (so each element's sum is the same whatever the range).
+ * paBuf/pbBuf: scratch for the A and B panels (0: the module's grow-only buffers); e: an
+ * aligned MR x NR edge tile.
+ */
+function sgemmRange(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32,
+  B: usize, ldb: i32, Bp: usize, beta: f32, C: usize, ldc: i32, jBeg: i32, jEnd: i32, paBuf: usize,
+  pbBuf: usize, e: usize, directA: bool): void {
   // beta other than 0/1: scale C once, then accumulate.
   let firstAcc = beta != 0;
-  if (beta != 0 && beta != 1) scaleC(M, N, beta, C, ldc);
+  if (beta != 0 && beta != 1) scaleC(M, jEnd - jBeg, beta, C + (<usize>jBeg << 2), ldc);
   // balanced M blocks of at most MC rows, a multiple of MR
   const mBlocks = (M + MC - 1) / MC;
   const mcStep = ((M + mBlocks - 1) / mBlocks + MR - 1) / MR * MR;
-  for (let j0 = 0; j0 < N; j0 += NC) {
+  for (let j0 = 0; j0 < jEnd; j0 += NC) {
     const nc = N - j0 < NC ? N - j0 : NC;
     const ncPad = (nc + NR - 1) / NR * NR;
+    const ja = j0 > jBeg ? j0 : jBeg;
+    const jb = j0 + nc < jEnd ? j0 + nc : jEnd;
+    if (ja >= jb) continue;
+    const w = jb - ja;
     for (let p0 = 0; p0 < K; p0 += KC) {
       const kc = K - p0 < KC ? K - p0 : KC;
       const acc = p0 > 0 || firstAcc;
       let pb: usize;
       if (Bp != 0) {
-        pb = Bp + (<usize>(j0 * K + p0 * ncPad) << 2);
+        pb = Bp + (<usize>(j0 * K + p0 * ncPad) << 2) + (<usize>((ja - j0) * kc) << 2);
       } else {
-        pb = ensureB(<usize>(ncPad * kc) << 2);
-        packBPanel(transB, B, ldb, p0, j0, kc, nc, pb);
+        const wPad = (w + NR - 1) / NR * NR;
+        pb = pbBuf != 0 ? pbBuf : ensureB(<usize>(wPad * kc) << 2);
+        packBPanel(transB, B, ldb, p0, ja, kc, w, pb);
       }
       for (let i0 = 0; i0 < M; i0 += mcStep) {
         const mc = M - i0 < mcStep ? M - i0 : mcStep;
         const mcPad = (mc + MR - 1) / MR * MR;
-        const pa = ensureA(<usize>(mcPad * kc) << 2);
+        const pa = paBuf != 0 ? paBuf : ensureA(<usize>(mcPad * kc) << 2);
         // direct: full 6-row strips read A in place; only a partial last strip is packed
         const direct = directA && !transA && alpha == 1;
         const mFull = direct ? mc / MR * MR : 0;
         if (!direct) packAPanel(transA, A, lda, i0, p0, mc, kc, alpha, pa);
         else if (mFull < mc) packAPanel(false, A, lda, i0 + mFull, p0, mc - mFull, kc, 1, pa + (<usize>(mFull * kc) << 2));
         const rs = <usize>lda << 2;
-        for (let jr = 0; jr < nc; jr += NR) {
-          const cols = nc - jr < NR ? nc - jr : NR;
+        for (let jr = 0; jr < w; jr += NR) {
+          const cols = w - jr < NR ? w - jr : NR;
           const bstrip = pb + (<usize>(jr * kc) << 2);
           for (let ir = 0; ir < mc; ir += MR) {
             const rows = mc - ir < MR ? mc - ir : MR;
-            const cptr = C + ((<usize>(i0 + ir) * <usize>ldc + <usize>(j0 + jr)) << 2);
+            const cptr = C + ((<usize>(i0 + ir) * <usize>ldc + <usize>(ja + jr)) << 2);
             if (ir < mFull && cols == NR) {
               micro6x8Direct(kc, A + ((<usize>(i0 + ir) * <usize>lda + <usize>p0) << 2), rs, bstrip, cptr,
                 <usize>ldc << 2, acc);
             } else if (ir < mFull) {
-              if (edgeBuf == 0) edgeBuf = heap.alloc(MR * NR * 4 + 16);
-              const e = (edgeBuf + 15) & ~(<usize>15);
               micro6x8Direct(kc, A + ((<usize>(i0 + ir) * <usize>lda + <usize>p0) << 2), rs, bstrip, e, NR * 4, false);
               copyEdge(e, cptr, ldc, rows, cols, acc);
             } else {
-              microKernel(kc, pa + (<usize>(ir * kc) << 2), bstrip, cptr, ldc, rows, cols, acc);
+              microKernel(kc, pa + (<usize>(ir * kc) << 2), bstrip, cptr, ldc, rows, cols, acc, e);
             }
           }
         }

@@ -4,6 +4,7 @@ import { DT_FLOAT, dtypeSize } from "../ir/dtype";
 import { Tensor } from "../ir/tensor";
 import { Bcast, loadF64, storeF64 } from "./eltwise";
 import { vexpNonPos } from "../ops/math/vmath";
+import { softmaxRowsPar } from "./par_eltwise";
 
 export const R_SUM: i32 = 0;
 export const R_MEAN: i32 = 1;
@@ -238,6 +239,7 @@ export function softmaxRowF32(px: usize, po: usize, n: i32, log: bool): void {
 export function softmaxAxis(mode: i32, x: Tensor, o: Tensor, outer: i32, len: i32, inner: i32): void {
   const dt = x.shape.dtype;
   if (dt == DT_FLOAT && inner == 1 && mode != SM_HARDMAX) {
+    if (softmaxRowsPar(x.ptr, o.ptr, outer, len, mode == SM_LOG)) return;
     for (let r = 0; r < outer; r++) {
       const off = (<usize>r * <usize>len) << 2;
       softmaxRowF32(x.ptr + off, o.ptr + off, len, mode == SM_LOG);

@@ -16,6 +16,8 @@ import {
   B_SHR, B_SUB, B_XOR, Bcast, binF64, binRow, binRowF32, C_EQ, C_GE, C_GT, C_LE, C_LT, cmpF64, cmpRow,
   f32SimdBinary, loadF64, loadI64, storeF64, storeI64,
 } from "../kernels/eltwise";
+import { binRowsF32Par, rowOffsets, unaryF32Par } from "../kernels/par_eltwise";
+import { threadCount } from "../kernels/threads";
 import {
   U_ABS, U_ACOS, U_ACOSH, U_ASIN, U_ASINH, U_ATAN, U_ATANH, U_BITNOT, U_CEIL, U_CELU, U_CLIP, U_COS,
   U_COSH, U_ELU, U_ERF, U_EXP, U_FLOOR, U_GELU, U_GELU_TANH, U_HSIG, U_HSWISH, U_ISINF, U_ISNAN, U_LEAKY,
@@ -79,6 +81,16 @@ function binRowsF32(bc: Bcast, op: i32, a: usize, b: usize, o: usize): void {
   const inner = bc.inner;
   const sa = unchecked(bc.istr[0]);
   const sb = unchecked(bc.istr[1]);
+  if (threadCount() > 1 && <i64>bc.rows * <i64>inner >= 65536) {
+    // the rows' offsets first (the broadcast iterator runs here), then the rows on every thread
+    const offs = rowOffsets(bc.rows);
+    for (let r = 0; r < bc.rows; r++) {
+      store<i32>(offs + (<usize>r << 3), unchecked(bc.off[0]));
+      store<i32>(offs + (<usize>r << 3), unchecked(bc.off[1]), 4);
+      bc.next();
+    }
+    if (binRowsF32Par(op, bc.rows, inner, a, sa, b, sb, o, offs)) return;
+  }
   for (let r = 0; r < bc.rows; r++) {
     binRowF32(op, a + (<usize>unchecked(bc.off[0]) << 2), sa, b + (<usize>unchecked(bc.off[1]) << 2), sb,
       o + ((<usize>r * <usize>inner) << 2), inner);
@@ -467,7 +479,7 @@ class UnaryOp extends Op {
       return true;
     }
     if (dt == DT_FLOAT && dout == DT_FLOAT && unarySimd(code)) {
-      unaryF32(code, x.ptr, o.ptr, n, <f32>p0, <f32>p1);
+      unaryF32Par(code, x.ptr, o.ptr, n, <f32>p0, <f32>p1);
       return true;
     }
     const si = <usize>dtypeSize(dt), so = <usize>dtypeSize(dout);
@@ -548,7 +560,7 @@ class GeluOp extends UnaryOp {
     const dt = x.shape.dtype;
     const n = x.elements();
     if (dt == DT_FLOAT) {
-      unaryF32(code, x.ptr, o.ptr, n, 0, 0);
+      unaryF32Par(code, x.ptr, o.ptr, n, 0, 0);
     } else {
       const sz = <usize>dtypeSize(dt);
       for (let i = 0; i < n; i++) {

@@ -1,5 +1,7 @@
 // Normalizations: LayerNormalization (float32 SIMD rows), BatchNormalization (inference and
 // training mode), InstanceNormalization, LpNormalization, MeanVarianceNormalization.
+import { affinePlanesPar, rowOffsets } from "../kernels/par_eltwise";
+import { threadCount } from "../kernels/threads";
 import { DT_DOUBLE, DT_FLOAT, dtypeSize, isFloat } from "../ir/dtype";
 import { Shape, broadcastLens } from "../ir/shape";
 import { Tensor } from "../ir/tensor";
@@ -335,6 +337,16 @@ class BatchNormOp extends Op {
         const src = i == 1 ? mi : vi;
         if (i <= 2) memory.copy(ctx.output(i).ptr, src.ptr, <usize>src.shape.bytes());
       }
+    }
+    if (dt == DT_FLOAT && threadCount() > 1) {
+      // the same per-channel a, b (as f32) and arithmetic, the planes split over the threads
+      const ab = rowOffsets(c);
+      for (let k = 0; k < c; k++) {
+        const a = loadAt(sc, k) / Math.sqrt(vr[k] + eps);
+        store<f32>(ab + (<usize>k << 3), <f32>a);
+        store<f32>(ab + (<usize>k << 3), <f32>(loadAt(bi, k) - mean[k] * a), 4);
+      }
+      if (affinePlanesPar(x.ptr, o.ptr, nb * c, c, sp, ab)) return true;
     }
     for (let k = 0; k < c; k++) {
       const a = loadAt(sc, k) / Math.sqrt(vr[k] + eps);

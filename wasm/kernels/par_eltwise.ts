@@ -1,0 +1,194 @@
+// Elementwise float32 kernels split over the threads (threads.ts) when large: unary ops by
+// element ranges, binary ops by element ranges (one row) or by rows (broadcast rows, their
+// offsets computed on the main instance first), softmax by rows, per-channel affine
+// (BatchNormalization) by planes. Each element is computed exactly as on one
+// thread. Task code reads only linear memory.
+import { binRowF32 } from "./eltwise";
+import { unaryF32 } from "../ops/math/unary";
+import { softmaxRowF32 } from "./reduce";
+import {
+  parallelFor, taskArgs, TASK_AFFINE_PLANES, TASK_BINARY_ROWS, TASK_SOFTMAX, TASK_UNARY, threadCount,
+} from "./threads";
+
+/** Below this many elements an elementwise op runs on one thread. */
+const PAR_MIN_ELEMENTS: i32 = 1 << 16;
+
+/** Tasks for `n` elements on `nt` threads: a few per thread, 8-element aligned chunks. */
+function chunkOf(n: i32, nt: i32): i32 {
+  const per = (n + 4 * nt - 1) / (4 * nt);
+  return (per + 7) & ~7;
+}
+
+/** unaryF32 (ops/math/unary.ts), split by ranges when large. */
+export function unaryF32Par(code: i32, px: usize, po: usize, n: i32, a0: f32, a1: f32): void {
+  const nt = threadCount();
+  if (nt < 2 || n < PAR_MIN_ELEMENTS) {
+    unaryF32(code, px, po, n, a0, a1);
+    return;
+  }
+  const chunk = chunkOf(n, nt);
+  const a = taskArgs();
+  store<i32>(a, code);
+  store<usize>(a, px, 4);
+  store<usize>(a, po, 8);
+  store<i32>(a, n, 12);
+  store<f32>(a, a0, 16);
+  store<f32>(a, a1, 20);
+  store<i32>(a, chunk, 24);
+  parallelFor(TASK_UNARY, (n + chunk - 1) / chunk);
+}
+
+export function unaryTask(a: usize, t: i32): void {
+  const n = load<i32>(a, 12);
+  const chunk = load<i32>(a, 24);
+  const lo = t * chunk;
+  const m = n - lo < chunk ? n - lo : chunk;
+  const off = <usize>lo << 2;
+  unaryF32(load<i32>(a), load<usize>(a, 4) + off, load<usize>(a, 8) + off, m, load<f32>(a, 16), load<f32>(a, 20));
+}
+
+let rowOffs: usize = 0;
+let rowOffsCap: usize = 0;
+
+/**
+ * `rows` float32 rows of `inner` elements: out row r = op(a + offA[r], b + offB[r]) with strides
+ * sa, sb; offs(r) gives the element offsets (the broadcast iterator, advanced on this thread).
+ * Returns false (nothing done) when the op is too small to split.
+ */
+export function binRowsF32Par(op: i32, rows: i32, inner: i32, a: usize, sa: i32, b: usize, sb: i32, o: usize,
+  offs: usize): bool {
+  const nt = threadCount();
+  if (nt < 2 || <i64>rows * <i64>inner < <i64>PAR_MIN_ELEMENTS) return false;
+  const args = taskArgs();
+  store<i32>(args, op);
+  store<usize>(args, a, 4);
+  store<i32>(args, sa, 8);
+  store<usize>(args, b, 12);
+  store<i32>(args, sb, 16);
+  store<usize>(args, o, 20);
+  store<i32>(args, inner, 24);
+  store<usize>(args, offs, 28);
+  if (rows == 1) {
+    // one long row: element ranges (offsets of row 0 at offs)
+    const chunk = chunkOf(inner, nt);
+    store<i32>(args, 0, 32);
+    store<i32>(args, chunk, 36);
+    parallelFor(TASK_BINARY_ROWS, (inner + chunk - 1) / chunk);
+  } else {
+    const per = (rows + 4 * nt - 1) / (4 * nt);
+    store<i32>(args, rows, 32);
+    store<i32>(args, per, 36);
+    parallelFor(TASK_BINARY_ROWS, (rows + per - 1) / per);
+  }
+  return true;
+}
+
+/** A grow-only buffer for `rows` pairs of i32 row offsets (main instance). */
+export function rowOffsets(rows: i32): usize {
+  const bytes = <usize>rows << 3;
+  if (bytes > rowOffsCap) {
+    if (rowOffs != 0) heap.free(rowOffs);
+    rowOffs = heap.alloc(bytes);
+    rowOffsCap = bytes;
+  }
+  return rowOffs;
+}
+
+export function binaryRowsTask(args: usize, t: i32): void {
+  const op = load<i32>(args);
+  const a = load<usize>(args, 4);
+  const sa = load<i32>(args, 8);
+  const b = load<usize>(args, 12);
+  const sb = load<i32>(args, 16);
+  const o = load<usize>(args, 20);
+  const inner = load<i32>(args, 24);
+  const offs = load<usize>(args, 28);
+  const rows = load<i32>(args, 32);
+  const per = load<i32>(args, 36);
+  if (rows == 0) {
+    const lo = t * per;
+    const m = inner - lo < per ? inner - lo : per;
+    const oa = <usize>load<i32>(offs) + <usize>(lo * sa);
+    const ob = <usize>load<i32>(offs, 4) + <usize>(lo * sb);
+    binRowF32(op, a + (oa << 2), sa, b + (ob << 2), sb, o + (<usize>lo << 2), m);
+    return;
+  }
+  const r0 = t * per;
+  const r1 = rows - r0 < per ? rows : r0 + per;
+  for (let r = r0; r < r1; r++) {
+    const p = offs + (<usize>r << 3);
+    binRowF32(op, a + (<usize>load<i32>(p) << 2), sa, b + (<usize>load<i32>(p, 4) << 2), sb,
+      o + ((<usize>r * <usize>inner) << 2), inner);
+  }
+}
+
+/** Softmax (or LogSoftmax) of `outer` contiguous float32 rows of `len`, split by rows when large. */
+export function softmaxRowsPar(px: usize, po: usize, outer: i32, len: i32, log: bool): bool {
+  const nt = threadCount();
+  if (nt < 2 || outer < 2 || <i64>outer * <i64>len < <i64>PAR_MIN_ELEMENTS / 4) return false;
+  const per = (outer + 4 * nt - 1) / (4 * nt);
+  const a = taskArgs();
+  store<usize>(a, px);
+  store<usize>(a, po, 4);
+  store<i32>(a, outer, 8);
+  store<i32>(a, len, 12);
+  store<i32>(a, log ? 1 : 0, 16);
+  store<i32>(a, per, 20);
+  parallelFor(TASK_SOFTMAX, (outer + per - 1) / per);
+  return true;
+}
+
+export function softmaxTask(a: usize, t: i32): void {
+  const outer = load<i32>(a, 8);
+  const len = load<i32>(a, 12);
+  const per = load<i32>(a, 20);
+  const r0 = t * per;
+  const r1 = outer - r0 < per ? outer : r0 + per;
+  for (let r = r0; r < r1; r++) {
+    const off = (<usize>r * <usize>len) << 2;
+    softmaxRowF32(load<usize>(a) + off, load<usize>(a, 4) + off, len, load<i32>(a, 16) != 0);
+  }
+}
+
+/**
+ * y = x * a[k] + b[k] over `planes` contiguous float32 planes of `sp` elements, plane p in channel
+ * k = p % c (BatchNormalization at inference); ab holds (a, b) f32 pairs per channel. Split by
+ * planes when large; returns false (nothing done) when too small.
+ */
+export function affinePlanesPar(px: usize, po: usize, planes: i32, c: i32, sp: i32, ab: usize): bool {
+  const nt = threadCount();
+  if (nt < 2 || planes < 2 || <i64>planes * <i64>sp < <i64>PAR_MIN_ELEMENTS) return false;
+  const per = (planes + 4 * nt - 1) / (4 * nt);
+  const a = taskArgs();
+  store<usize>(a, px);
+  store<usize>(a, po, 4);
+  store<i32>(a, planes, 8);
+  store<i32>(a, c, 12);
+  store<i32>(a, sp, 16);
+  store<usize>(a, ab, 20);
+  store<i32>(a, per, 24);
+  parallelFor(TASK_AFFINE_PLANES, (planes + per - 1) / per);
+  return true;
+}
+
+export function affinePlanesTask(args: usize, t: i32): void {
+  const planes = load<i32>(args, 8);
+  const c = load<i32>(args, 12);
+  const sp = load<i32>(args, 16);
+  const ab = load<usize>(args, 20);
+  const per = load<i32>(args, 24);
+  const p0 = t * per;
+  const p1 = planes - p0 < per ? planes : p0 + per;
+  for (let p = p0; p < p1; p++) {
+    const k = p % c;
+    const fa = load<f32>(ab + (<usize>k << 3)), fb = load<f32>(ab + (<usize>k << 3), 4);
+    const va = f32x4.splat(fa), vb = f32x4.splat(fb);
+    const off = (<usize>p * <usize>sp) << 2;
+    const px = load<usize>(args) + off, po = load<usize>(args, 4) + off;
+    let i: i32 = 0;
+    for (; i + 4 <= sp; i += 4) {
+      v128.store(po + (<usize>i << 2), f32x4.add(f32x4.mul(v128.load(px + (<usize>i << 2)), va), vb));
+    }
+    for (; i < sp; i++) store<f32>(po + (<usize>i << 2), load<f32>(px + (<usize>i << 2)) * fa + fb);
+  }
+}
