@@ -341,17 +341,27 @@ export class Engine {
       this.#pool = pool;
       this.#ctl = ctl;
       this.threads = want;
-      // workers start (asynchronously) at the first run; until they are up the main instance takes every task
+      // Workers start (asynchronously) after the first run in which a kernel split its work (the
+      // job sequence number, the control block's first word, moved): a program of small kernels
+      // never starts any (a process compiling thousands of them would otherwise spawn a pool for
+      // each). Until they are up the main instance takes every task.
+      const seq = () => Atomics.load(new Int32Array(memory.buffer, ctl, 1), 0);
+      let split = false;
+      const around = (f: () => number): number => {
+        if (split) pool.ensure();
+        const before = split ? 0 : seq();
+        const r = f();
+        if (!split && seq() !== before) {
+          split = true;
+          pool.ensure();
+        }
+        return r;
+      };
       this.exports = _unsignedExports({
         ...raw,
-        run: (h: number) => {
-          pool.ensure();
-          return raw.run(h);
-        },
-        run_node: (h: number, mi: number, ii: number, ptrs: number) => {
-          pool.ensure();
-          return raw.run_node(h, mi, ii, ptrs);
-        },
+        run: (h: number) => around(() => raw.run(h)),
+        run_node: (h: number, mi: number, ii: number, ptrs: number) =>
+          around(() => raw.run_node(h, mi, ii, ptrs)),
       });
     } else {
       const inst = new WebAssembly.Instance(coreModule(), imports);
