@@ -210,6 +210,7 @@ DnnConv::~DnnConv() {
   if (conv_) a.destroyConv(conv_);
   if (bias_) a.destroyTensor(bias_);
   if (act_) a.destroyAct(act_);
+  if (pack_) a.beDestroy(pack_);
   for (auto it = owned_.rbegin(); it != owned_.rend(); ++it) a.beDestroy(*it);
 }
 
@@ -259,6 +260,44 @@ bool graphFirst(bool tf32) {
   return tf32;
 }
 
+/**
+ * A convolution's tensors as both APIs describe them: NC + spatial dims (1-D as 2-D with a unit
+ * height), packed strides, and per spatial dim the stride, dilation and padding at the start and at
+ * the end (the end padding that gives kiln's output extent; the legacy API takes only the start).
+ */
+struct Geometry {
+  int sp = 2, nb = 4;
+  int64_t x[5], y[5], w[5], xs[5], ys[5], ws[5], stride[3], dilation[3], pre[3], post[3];
+};
+
+Geometry geometryOf(const DnnConvShape& s) {
+  Geometry g;
+  g.sp = s.spatial == 1 ? 2 : s.spatial;
+  g.nb = g.sp + 2;
+  g.x[0] = g.y[0] = s.n;
+  g.x[1] = s.c;
+  g.y[1] = g.w[0] = s.m;
+  g.w[1] = s.c / s.group;  // the graph API infers the groups from x's and w's channels
+  for (int i = 0; i < g.sp; i++) {
+    const int j = 3 - g.sp + i;  // the shape's dims are right-aligned in (d, h, w)
+    g.x[2 + i] = s.in[j];
+    g.y[2 + i] = s.out[j];
+    g.w[2 + i] = s.kernel[j];
+    g.stride[i] = s.stride[j];
+    g.dilation[i] = s.dilation[j];
+    g.pre[i] = s.pad[j];
+    g.post[i] = std::max<int64_t>(0, (s.out[j] - 1) * s.stride[j] + (s.kernel[j] - 1) * s.dilation[j] + 1 - s.in[j] -
+                                         s.pad[j]);
+  }
+  g.xs[g.nb - 1] = g.ys[g.nb - 1] = g.ws[g.nb - 1] = 1;
+  for (int i = g.nb - 2; i >= 0; i--) {
+    g.xs[i] = g.xs[i + 1] * g.x[i + 1];
+    g.ys[i] = g.ys[i + 1] * g.y[i + 1];
+    g.ws[i] = g.ws[i + 1] * g.w[i + 1];
+  }
+  return g;
+}
+
 }  // namespace
 
 bool Dnn::planGraph(const DnnConvShape& s, bool tf32, DnnConv& p, std::string& why) {
@@ -269,36 +308,13 @@ bool Dnn::planGraph(const DnnConvShape& s, bool tf32, DnnConv& p, std::string& w
     p.owned_.push_back(d);
     return d;
   };
-  const int sp = s.spatial == 1 ? 2 : s.spatial;
-  const int nb = sp + 2;
-  int64_t xd[5], yd[5], wd[5], xs[5], ys[5], ws[5], pre[3], post[3], str[3], dil[3];
-  xd[0] = yd[0] = s.n;
-  xd[1] = s.c;
-  yd[1] = wd[0] = s.m;
-  wd[1] = s.c / s.group;  // the library infers the groups from x's and w's channels
-  for (int i = 0; i < sp; i++) {
-    const int j = 3 - sp + i;
-    xd[2 + i] = s.in[j];
-    yd[2 + i] = s.out[j];
-    wd[2 + i] = s.kernel[j];
-    str[i] = s.stride[j];
-    dil[i] = s.dilation[j];
-    pre[i] = s.pad[j];
-    // the end padding that makes kiln's output extent (the legacy API needs it symmetric)
-    post[i] = (s.out[j] - 1) * s.stride[j] + (s.kernel[j] - 1) * s.dilation[j] + 1 - s.in[j] - s.pad[j];
-    if (post[i] < 0) post[i] = 0;
-  }
-  xs[nb - 1] = ys[nb - 1] = ws[nb - 1] = 1;
-  for (int i = nb - 2; i >= 0; i--) {
-    xs[i] = xs[i + 1] * xd[i + 1];
-    ys[i] = ys[i + 1] * yd[i + 1];
-    ws[i] = ws[i + 1] * wd[i + 1];
-  }
+  const Geometry g = geometryOf(s);
+  const int sp = g.sp, nb = g.nb;
   const int dt = kFloat;
   const int64_t align = 16;
   void* tensors[3];
-  const int64_t* dims[3] = {xd, wd, yd};
-  const int64_t* strides[3] = {xs, ws, ys};
+  const int64_t* dims[3] = {g.x, g.w, g.y};
+  const int64_t* strides[3] = {g.xs, g.ws, g.ys};
   for (int t = 0; t < 3; t++) {
     void* d = make(kDescTensor);
     const int64_t uid = kUids[t];
@@ -318,9 +334,9 @@ bool Dnn::planGraph(const DnnConvShape& s, bool tf32, DnnConv& p, std::string& w
   if (!conv || a.beSet(conv, kConvSpatialDims, kTypeInt64, 1, &spatial) != 0 ||
       a.beSet(conv, kConvCompType, kTypeDataType, 1, &dt) != 0 ||
       a.beSet(conv, kConvMode, kTypeConvMode, 1, &mode) != 0 ||
-      a.beSet(conv, kConvPrePad, kTypeInt64, sp, pre) != 0 || a.beSet(conv, kConvPostPad, kTypeInt64, sp, post) != 0 ||
-      a.beSet(conv, kConvDilations, kTypeInt64, sp, dil) != 0 ||
-      a.beSet(conv, kConvStrides, kTypeInt64, sp, str) != 0 || a.beFinalize(conv) != 0) {
+      a.beSet(conv, kConvPrePad, kTypeInt64, sp, g.pre) != 0 || a.beSet(conv, kConvPostPad, kTypeInt64, sp, g.post) != 0 ||
+      a.beSet(conv, kConvDilations, kTypeInt64, sp, g.dilation) != 0 ||
+      a.beSet(conv, kConvStrides, kTypeInt64, sp, g.stride) != 0 || a.beFinalize(conv) != 0) {
     why = "the graph API refuses the convolution's geometry";
     return false;
   }
@@ -412,25 +428,10 @@ std::unique_ptr<DnnConv> Dnn::plan(const DnnConvShape& s, bool tf32, std::string
     if (planGraph(s, tf32, *g, graphWhy)) return g;
     // the legacy API below may still take it; its reason is the one reported if it does not
   }
-  const int sp = s.spatial == 1 ? 2 : s.spatial;  // 1-D as 2-D with a unit height
-  const int nb = sp + 2;
+  const Geometry g = geometryOf(s);
+  const int sp = g.sp, nb = g.nb;
   const int64_t lim = 0x7fffffff;
-  int64_t in[3], ker[3], out[3], str[3], pad[3], dil[3];
-  for (int i = 0; i < sp; i++) {
-    const int j = 3 - sp + i;  // the shape's dims are right-aligned in (d, h, w)
-    in[i] = s.in[j];
-    ker[i] = s.kernel[j];
-    out[i] = s.out[j];
-    str[i] = s.stride[j];
-    pad[i] = s.pad[j];
-    dil[i] = s.dilation[j];
-  }
-  int64_t xElems = s.n * s.c, yElems = s.n * s.m;
-  for (int i = 0; i < sp; i++) {
-    xElems *= in[i];
-    yElems *= out[i];
-  }
-  if (xElems > lim || yElems > lim || s.c * ker[0] * ker[1] * (sp == 3 ? ker[2] : 1) > lim) {
+  if (g.xs[0] * g.x[0] > lim || g.ys[0] * g.y[0] > lim || s.c * g.ws[1] > lim) {
     why = "tensors past 2^31 elements";
     return nullptr;
   }
@@ -440,24 +441,19 @@ std::unique_ptr<DnnConv> Dnn::plan(const DnnConvShape& s, bool tf32, std::string
     why = "creating descriptors failed";
     return nullptr;
   }
+  // the legacy API takes int dims (all within 2^31: checked above)
   int xd[5], yd[5], wd[5], xs[5], ys[5], pads[3], strides[3], dils[3];
-  xd[0] = yd[0] = static_cast<int>(s.n);
-  xd[1] = static_cast<int>(s.c);
-  yd[1] = static_cast<int>(s.m);
-  wd[0] = static_cast<int>(s.m);
-  wd[1] = static_cast<int>(s.c / s.group);
-  for (int i = 0; i < sp; i++) {
-    xd[2 + i] = static_cast<int>(in[i]);
-    yd[2 + i] = static_cast<int>(out[i]);
-    wd[2 + i] = static_cast<int>(ker[i]);
-    pads[i] = static_cast<int>(pad[i]);
-    strides[i] = static_cast<int>(str[i]);
-    dils[i] = static_cast<int>(dil[i]);
+  for (int i = 0; i < nb; i++) {
+    xd[i] = static_cast<int>(g.x[i]);
+    yd[i] = static_cast<int>(g.y[i]);
+    wd[i] = static_cast<int>(g.w[i]);
+    xs[i] = static_cast<int>(g.xs[i]);
+    ys[i] = static_cast<int>(g.ys[i]);
   }
-  xs[nb - 1] = ys[nb - 1] = 1;
-  for (int i = nb - 2; i >= 0; i--) {
-    xs[i] = xs[i + 1] * xd[i + 1];
-    ys[i] = ys[i + 1] * yd[i + 1];
+  for (int i = 0; i < sp; i++) {
+    pads[i] = static_cast<int>(g.pre[i]);
+    strides[i] = static_cast<int>(g.stride[i]);
+    dils[i] = static_cast<int>(g.dilation[i]);
   }
   p->math_ = tf32 ? kDefaultMath : kFmaMath;
   int st = a.setTensor(p->x_, kFloat, nb, xd, xs);
@@ -517,19 +513,28 @@ std::unique_ptr<DnnConv> Dnn::plan(const DnnConvShape& s, bool tf32, std::string
 bool Dnn::forward(const DnnConv& p, const float* x, const float* w, float* y, void* workspace, Error& err) {
   const Api& a = api();
   if (p.graphApi) {
-    // a variant pack per call: under graph capture (kiln's evals replay a captured graph) this host
-    // work happens once
-    void* pack = nullptr;
-    if (a.beCreate(kDescPack, &pack) != 0 || pack == nullptr) {
-      return err.fail(KILN_E_KERNEL, "creating cuDNN's variant pack failed");
+    int st = 0;
+    const void* at[4] = {x, w, y, workspace};
+    if (!p.pack_ || std::memcmp(at, p.packFor_, sizeof(at)) != 0) {
+      if (p.pack_) a.beDestroy(p.pack_);
+      p.pack_ = nullptr;
+      void* pack = nullptr;
+      if (a.beCreate(kDescPack, &pack) != 0 || pack == nullptr) {
+        return err.fail(KILN_E_KERNEL, "creating cuDNN's variant pack failed");
+      }
+      void* ptrs[3] = {const_cast<float*>(x), const_cast<float*>(w), y};
+      st = a.beSet(pack, kPackUids, kTypeInt64, 3, kUids);
+      if (st == 0) st = a.beSet(pack, kPackPointers, kTypeVoidPtr, 3, ptrs);
+      if (st == 0) st = a.beSet(pack, kPackWorkspace, kTypeVoidPtr, 1, &workspace);
+      if (st == 0) st = a.beFinalize(pack);
+      if (st != 0) {
+        a.beDestroy(pack);
+        return err.fail(KILN_E_KERNEL, "cuDNN's variant pack failed: " + statusText(a, st));
+      }
+      p.pack_ = pack;
+      std::memcpy(p.packFor_, at, sizeof(at));
     }
-    void* ptrs[3] = {const_cast<float*>(x), const_cast<float*>(w), y};
-    int st = a.beSet(pack, kPackUids, kTypeInt64, 3, kUids);
-    if (st == 0) st = a.beSet(pack, kPackPointers, kTypeVoidPtr, 3, ptrs);
-    if (st == 0) st = a.beSet(pack, kPackWorkspace, kTypeVoidPtr, 1, &workspace);
-    if (st == 0) st = a.beFinalize(pack);
-    if (st == 0) st = a.beExecute(handle_, p.plan_, pack);
-    a.beDestroy(pack);
+    st = a.beExecute(handle_, p.plan_, p.pack_);
     if (st != 0) {
       return err.fail(KILN_E_KERNEL, "cuDNN's graph API convolution (engine " + std::to_string(p.engine) +
                                          ") failed: " + statusText(a, st));

@@ -55,6 +55,10 @@ class DnnConv {
   // the graph API's execution plan, and every descriptor made for it (destroyed with the plan)
   void* plan_ = nullptr;
   std::vector<void*> owned_;
+  // the variant pack of the last call and the addresses it holds (x, w, y, workspace): a program's
+  // addresses change only when weights move, so it is made again only then
+  mutable void* pack_ = nullptr;
+  mutable const void* packFor_[4] = {nullptr, nullptr, nullptr, nullptr};
 };
 
 class Dnn {
