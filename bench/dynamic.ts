@@ -15,6 +15,7 @@ import { compile, parseOnnx, type Tensor, WeightSet } from "../mod.ts";
 import { G, writeGraph } from "../tests/util/graph_dsl.ts";
 import { writeRandomWeights } from "../core/weights/random.ts";
 import { dynamicSeqGpt2 } from "../tools/gpt2_dynamic_seq.ts";
+import { median, timed } from "./util.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -117,15 +118,6 @@ function _ids(n: number): Record<string, Tensor> {
   for (let i = 0; i < n; i++) ids[i] = BigInt((i * 7919) % V);
   return { ids: { dtype: "int64", dims: [1, n], data: ids } };
 }
-function _median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-async function _ms<T>(fn: () => Promise<T> | T): Promise<[number, T]> {
-  const t0 = performance.now();
-  const r = await fn();
-  return [performance.now() - t0, r];
-}
 function _maxDiff(a: Tensor, b: Tensor): number {
   const x = a.data as Float32Array, y = b.data as Float32Array;
   let m = 0;
@@ -168,15 +160,15 @@ try {
       }; seeded weights, deferred and bound once; medians of ${RUNS} evals.`,
   );
   _out();
-  const [compileMs, dyn] = await _ms(async () =>
+  const [compileMs, dyn] = await timed(async () =>
     compile(
       await parseOnnx(path, { inputDims: { ids: [1, { min: 1, max: CTX }] }, deferExternalWeights: true }),
       "ref",
     )
   );
-  const [bindMs] = await _ms(async () => dyn.bindWeights(await WeightSet.fromOnnxDir(dyn, tmp)));
+  const [bindMs] = await timed(async () => dyn.bindWeights(await WeightSet.fromOnnxDir(dyn, tmp)));
   // the first eval after the bind runs the prepare step (GEMM weight packing) in the root, once
-  const [prepMs] = await _ms(() => dyn.eval(_ids(2)));
+  const [prepMs] = await timed(() => dyn.eval(_ids(2)));
   _out(
     `Dynamic program: parse + compile (the root, at length 2) ${
       compileMs.toFixed(0)
@@ -193,8 +185,8 @@ try {
   _out("|---:|---:|---:|---:|---:|---:|---:|");
   for (const n of LENGTHS) {
     const feeds = _ids(n);
-    const [firstMs, got] = await _ms(() => dyn.eval(feeds));
-    const [fixedSetupMs, fixed] = await _ms(async () => {
+    const [firstMs, got] = await timed(() => dyn.eval(feeds));
+    const [fixedSetupMs, fixed] = await timed(async () => {
       const p = compile(
         await parseOnnx(path, { inputDims: { ids: [1, n] }, deferExternalWeights: true }),
         "ref",
@@ -207,10 +199,10 @@ try {
       const diff = _maxDiff(Object.values(got)[0], Object.values(want)[0]);
       const warm: number[] = [], stat: number[] = [];
       for (let r = 0; r < RUNS; r++) {
-        warm.push((await _ms(() => dyn.eval(feeds)))[0]);
-        stat.push((await _ms(() => fixed.eval(feeds)))[0]);
+        warm.push((await timed(() => dyn.eval(feeds)))[0]);
+        stat.push((await timed(() => fixed.eval(feeds)))[0]);
       }
-      const w = _median(warm), f = _median(stat);
+      const w = median(warm), f = median(stat);
       _out(
         `| ${n} | ${firstMs.toFixed(0)} | ${w.toFixed(1)} | ${f.toFixed(1)} | ${(w / f).toFixed(3)} | ${
           fixedSetupMs.toFixed(0)

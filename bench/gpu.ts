@@ -42,7 +42,7 @@ import {
 } from "../mod.ts";
 import { SeededRandom } from "../core/weights/random.ts";
 import { ortNodeSession, peerVersions } from "./peers.ts";
-import { errText, fmtMs, median, relL2 } from "./util.ts";
+import { errText, fmtMs, median, relL2, timed } from "./util.ts";
 
 const REL_L2_BAR = 1e-4;
 /** The bar for TF32 modes (inputs of the GEMMs rounded to 10-bit mantissas): about 1e-3 is expected. */
@@ -272,12 +272,6 @@ function _int(flag: string, v: string, min: number): number {
   return n;
 }
 
-async function _ms<T>(fn: () => Promise<T>): Promise<[number, T]> {
-  const t0 = performance.now();
-  const r = await fn();
-  return [performance.now() - t0, r];
-}
-
 async function _exists(path: string): Promise<boolean> {
   try {
     return (await Deno.stat(path)).isFile;
@@ -358,7 +352,7 @@ async function _kilnModel(
     const what = mode.short ? ` (${mode.short})` : "";
     try {
       _log(`${name}${what}: compile ${onnxPath} for the gpu target (deferred weights)`);
-      const [compileMs, p] = await _ms(async () =>
+      const [compileMs, p] = await timed(async () =>
         compile(
           await parseOnnx(onnxPath, { deferExternalWeights: true, inputDims: { [input.name]: input.dims } }),
           "gpu",
@@ -395,7 +389,7 @@ async function _kilnModel(
           for (const d of dirs) await _warm(join(d, loc));
         }
       }
-      const [bindMs] = await _ms(async () =>
+      const [bindMs] = await timed(async () =>
         program!.bindWeights(await WeightSet.fromOnnxDir(program!, dirs[0]))
       );
       if (i === 0) res.firstBindMs = bindMs;
@@ -419,7 +413,7 @@ async function _kilnModel(
       try {
         const eo = { outputs: mode.outputs };
         for (let k = 0; k < opts.warmup; k++) await program.eval(feeds, eo);
-        for (let k = 0; k < opts.runs; k++) ev.ms.push((await _ms(() => program!.eval(feeds, eo)))[0]);
+        for (let k = 0; k < opts.runs; k++) ev.ms.push((await timed(() => program!.eval(feeds, eo)))[0]);
       } catch (e) {
         res.notes.push(`eval${what}: ${errText(e)}`);
       }
@@ -433,7 +427,7 @@ async function _kilnModel(
           _log(`${name}: resident weight sets, ${opts.runs} switches`);
           await program.addWeightSet("v2", await WeightSet.fromOnnxDir(program, dirs[1]));
           for (let r = 0; r < opts.runs; r++) {
-            res.switchMs.push((await _ms(() => program!.useWeights(r % 2 === 0 ? "v2" : null)))[0]);
+            res.switchMs.push((await timed(() => program!.useWeights(r % 2 === 0 ? "v2" : null)))[0]);
           }
           await program.useWeights(null);
           await program.removeWeightSet("v2");
@@ -448,7 +442,7 @@ async function _kilnModel(
           await program.bindWeights("h2");
           await program.bindWeights("h1");
           for (let r = 0; r < opts.runs; r++) {
-            res.hostSwapMs.push((await _ms(() => program!.bindWeights(r % 2 === 0 ? "h2" : "h1")))[0]);
+            res.hostSwapMs.push((await timed(() => program!.bindWeights(r % 2 === 0 ? "h2" : "h1")))[0]);
           }
           await program.removeWeightSet("h1");
           await program.removeWeightSet("h2");
@@ -472,7 +466,7 @@ async function _kilnModel(
             };
             await program.applyAdapter(adapters[1]);
             for (let r = 0; r < opts.runs; r++) {
-              res.adapterMs.push((await _ms(() => program!.applyAdapter(adapters[r % 2])))[0]);
+              res.adapterMs.push((await timed(() => program!.applyAdapter(adapters[r % 2])))[0]);
             }
             await program.removeAdapter();
           }
@@ -568,7 +562,7 @@ async function _coldSwap(
     _evict(v2);
     cold.diskMs.push(await _readAll(v2));
     _evict(v2);
-    const [ms, rep] = await _ms(async () =>
+    const [ms, rep] = await timed(async () =>
       program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[1]))
     );
     cold.swapMs.push(ms);
@@ -643,7 +637,7 @@ async function _swaps(
     }
     await program.bindWeights(await mode.set(program, dirs[0]));
     for (let r = 0; r < runs; r++) {
-      const [ms, rep] = await _ms(async () =>
+      const [ms, rep] = await timed(async () =>
         program.bindWeights(await mode.set(program, dirs[(r + 1) % 2]))
       );
       s.total.push(ms);

@@ -28,6 +28,7 @@ import { writeRandomWeights } from "../core/weights/random.ts";
 import { writeSafetensors } from "../core/weights/safetensors.ts";
 import { ortNodeSession } from "./peers.ts";
 import { programInternals } from "../core/program.ts";
+import { median, timed } from "./util.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -63,17 +64,6 @@ const DIMS: Record<string, Record<string, number[]>> = {
   gpt2: { ids: [1, 128] },
   resnet50: { x: [1, 3, 224, 224] },
 };
-
-function _median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-async function _ms<T>(fn: () => Promise<T> | T): Promise<[number, T]> {
-  const t0 = performance.now();
-  const r = await fn();
-  return [performance.now() - t0, r];
-}
 
 const lines: string[] = [];
 function _out(s = ""): void {
@@ -124,7 +114,7 @@ for (const name of values.models!.split(",")) {
     const feeds = spec.input();
     const bytes = sets[0].files.reduce((a, f) => a + f.bytes, 0);
 
-    const [compileMs, program] = await _ms(async () =>
+    const [compileMs, program] = await timed(async () =>
       compile(
         await parseOnnx(sets[0].modelPath, { deferExternalWeights: true, inputDims: DIMS[name] }),
         "ref",
@@ -143,8 +133,8 @@ for (const name of values.models!.split(",")) {
     let copied = 0;
     for (let r = 0; r < RUNS; r++) {
       const d = dirs[(r + 1) % 2];
-      const [sMs, set] = await _ms(() => WeightSet.fromOnnxDir(program, d));
-      const [bindMs, rep] = await _ms(() => program.bindWeights(set));
+      const [sMs, set] = await timed(() => WeightSet.fromOnnxDir(program, d));
+      const [bindMs, rep] = await timed(() => program.bindWeights(set));
       await program.eval(feeds);
       const prepareMs = programInternals(program).lastPrepareMs; // the prepare step that eval ran first
       setMs.push(sMs);
@@ -157,8 +147,8 @@ for (const name of values.models!.split(",")) {
       // compile with the weights: parse (large initializers stay file ranges), compile (the core
       // reads them into place at finalize), and the prepare step its first eval runs (timed the same
       // way as the swap's: not the eval, nor the first touch of the new program's memory)
-      const [pMs, model] = await _ms(() => parseOnnx(`${d}/${spec.file}`, { inputDims: DIMS[name] }));
-      const [cMs, p2] = await _ms(() => compile(model, "ref"));
+      const [pMs, model] = await timed(() => parseOnnx(`${d}/${spec.file}`, { inputDims: DIMS[name] }));
+      const [cMs, p2] = await timed(() => compile(model, "ref"));
       await p2.eval(feeds);
       parseMs.push(pMs);
       compileOnlyMs.push(cMs);
@@ -166,7 +156,7 @@ for (const name of values.models!.split(",")) {
       recompile.push(pMs + cMs + programInternals(p2).lastPrepareMs);
       p2.dispose();
       // the same graph compiled with deferred weights: what the weights add is the difference
-      const [dMs, p3] = await _ms(async () =>
+      const [dMs, p3] = await timed(async () =>
         compile(
           await parseOnnx(`${d}/${spec.file}`, { deferExternalWeights: true, inputDims: DIMS[name] }),
           "ref",
@@ -188,7 +178,7 @@ for (const name of values.models!.split(",")) {
     const partialSets = await Promise.all(
       dirs.map((d) => WeightSet.fromOnnxDir([mid], d, { partial: true })),
     );
-    const oneFiles = await Promise.all(dirs.map(async (d, i) => {
+    const oneFiles = await Promise.all(dirs.map(async (_d, i) => {
       const path = `${tmp}/one_v${i + 1}.safetensors`;
       await writeSafetensors(path, [...partialSets[i].tensors.values()]);
       return path;
@@ -197,12 +187,12 @@ for (const name of values.models!.split(",")) {
     await program.eval(feeds);
     const partialMs: number[] = [], partialFileMs: number[] = [];
     for (let r = 0; r < RUNS; r++) {
-      const [bindMs] = await _ms(() => program.bindWeights(partialSets[(r + 1) % 2]));
+      const [bindMs] = await timed(() => program.bindWeights(partialSets[(r + 1) % 2]));
       await program.eval(feeds);
       partialMs.push(bindMs + programInternals(program).lastPrepareMs);
     }
     for (let r = 0; r < RUNS; r++) {
-      const [fMs] = await _ms(async () =>
+      const [fMs] = await timed(async () =>
         program.bindWeights(await WeightSet.fromSafetensors(program, oneFiles[r % 2], { partial: true }))
       );
       await program.eval(feeds);
@@ -216,13 +206,13 @@ for (const name of values.models!.split(",")) {
     await baked.eval(feeds);
     const evDeferred: number[] = [], evBaked: number[] = [];
     for (let r = 0; r < RUNS; r++) {
-      evDeferred.push((await _ms(() => program.eval(feeds)))[0]);
-      evBaked.push((await _ms(() => baked.eval(feeds)))[0]);
+      evDeferred.push((await timed(() => program.eval(feeds)))[0]);
+      evBaked.push((await timed(() => baked.eval(feeds)))[0]);
     }
     baked.dispose();
     program.dispose();
 
-    const m = (xs: number[]) => _median(xs);
+    const m = (xs: number[]) => median(xs);
     const gbs = (n: number, ms: number) => (n / 1e9 / (ms / 1e3)).toFixed(2);
     _out();
     _out(

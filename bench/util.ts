@@ -1,5 +1,5 @@
 /**
- * Small helpers of the benchmark: medians, error and time text, and the distance of outputs from
+ * Small helpers of the benchmark: medians, timing, error and time text, and the distance of outputs from
  * the reference.
  * @module
  */
@@ -9,6 +9,13 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Runs `fn` and gives its wall time in ms beside its result. */
+export async function timed<T>(fn: () => Promise<T> | T): Promise<[number, T]> {
+  const t0 = performance.now();
+  const r = await fn();
+  return [performance.now() - t0, r];
 }
 
 export function errText(e: unknown): string {

@@ -7,7 +7,6 @@
 
 import assert from "node:assert/strict";
 import { parseOnnx } from "../core/onnx/import.ts";
-import { buildModel, type GraphSpec } from "../core/onnx/writer.ts";
 import { compile } from "../core/program.ts";
 import { readNpy, writeNpy } from "../core/npy.ts";
 import type { Tensor } from "../core/tensor.ts";
@@ -15,90 +14,7 @@ import { KilnError } from "../core/errors.ts";
 import { runOrt } from "./util/ort.ts";
 import { runCli } from "./util/cli.ts";
 import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
-
-const i64 = (name: string, vals: number[]) => ({
-  op: "Constant",
-  inputs: [],
-  outputs: [name],
-  attrs: { value: { t: { name: "", dtype: "int64" as const, dims: [vals.length], data: vals } } },
-});
-
-/** then: ReduceSum over axis 1 -> [2], then If(sr > 8000): t * 2 ([2]) or concat(t, t) ([4]). */
-const THEN: GraphSpec = {
-  name: "then",
-  outputs: [{ name: "u", dtype: "float32" }],
-  nodes: [
-    i64("axes", [1]),
-    { op: "ReduceSum", inputs: ["x", "axes"], outputs: ["t"], attrs: { keepdims: { i: 0 } } },
-    {
-      op: "If",
-      inputs: ["wide"],
-      outputs: ["u"],
-      name: "inner_if",
-      attrs: {
-        then_branch: {
-          g: {
-            name: "hi",
-            outputs: [{ name: "v", dtype: "float32" }],
-            nodes: [{ op: "Mul", inputs: ["t", "two"], outputs: ["v"] }],
-          },
-        },
-        else_branch: {
-          g: {
-            name: "lo",
-            outputs: [{ name: "w", dtype: "float32" }],
-            nodes: [{ op: "Concat", inputs: ["t", "t"], outputs: ["w"], attrs: { axis: { i: 0 } } }],
-          },
-        },
-      },
-    },
-  ],
-};
-
-/** else: x reshaped to [6]. */
-const ELSE: GraphSpec = {
-  name: "else",
-  outputs: [{ name: "e", dtype: "float32" }],
-  nodes: [i64("six", [6]), { op: "Reshape", inputs: ["x", "six"], outputs: ["e"] }],
-};
-
-const MODEL = buildModel({
-  opset: 18,
-  graph: {
-    inputs: [
-      { name: "x", dtype: "float32", dims: [2, 3] },
-      { name: "mode", dtype: "bool", dims: [] },
-      { name: "sr", dtype: "int64", dims: [1] },
-    ],
-    outputs: [{ name: "z", dtype: "float32" }],
-    initializers: [
-      { name: "limit", dtype: "int64", dims: [1], data: [8000] },
-      { name: "two", dtype: "float32", dims: [1], data: [2] },
-      { name: "one", dtype: "float32", dims: [1], data: [1] },
-    ],
-    nodes: [
-      { op: "Greater", inputs: ["sr", "limit"], outputs: ["wide"] },
-      {
-        op: "If",
-        inputs: ["mode"],
-        outputs: ["y"],
-        name: "mode_if",
-        attrs: { then_branch: { g: THEN }, else_branch: { g: ELSE } },
-      },
-      { op: "Add", inputs: ["y", "one"], outputs: ["z"] },
-    ],
-  },
-});
-
-const X: Tensor = { dtype: "float32", dims: [2, 3], data: Float32Array.from([1, -2, 3.5, 4, 0.25, -6]) };
-
-function _ortFeeds(mode: boolean, sr: number): Record<string, Tensor> {
-  return {
-    x: X,
-    mode: { dtype: "bool", dims: [], data: Uint8Array.from([mode ? 1 : 0]) },
-    sr: { dtype: "int64", dims: [1], data: BigInt64Array.from([BigInt(sr)]) },
-  };
-}
+import { MODE_SR_MODEL as MODEL, MODE_SR_X as X, modeSrFeeds as _ortFeeds } from "./util/zoo_control_flow.ts";
 
 async function _kiln(freeze: Record<string, number | boolean | bigint>): Promise<Tensor> {
   const program = compile(await parseOnnx(MODEL, { freeze }), "ref");

@@ -9,19 +9,15 @@ import assert from "node:assert/strict";
 import { parseOnnx } from "../core/onnx/import.ts";
 import { buildModel, type GraphSpec, type NodeSpec, type ValueSpec } from "../core/onnx/writer.ts";
 import { compile, deserializeProgram } from "../core/program.ts";
-import type { DTypeName, Tensor } from "../core/tensor.ts";
+import { type DTypeName, elementCount, type Tensor } from "../core/tensor.ts";
 import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
 import { runOrt } from "./util/ort.ts";
-
-function _n(dims: number[]): number {
-  return dims.reduce((a, b) => a * b, 1);
-}
 
 function f32(dims: number[], seed = 1): Tensor {
   return {
     dtype: "float32",
     dims,
-    data: Float32Array.from({ length: _n(dims) }, (_, i) => Math.sin(i * 0.7311 + seed) * 2),
+    data: Float32Array.from({ length: elementCount(dims) }, (_, i) => Math.sin(i * 0.7311 + seed) * 2),
   };
 }
 

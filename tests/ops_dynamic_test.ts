@@ -11,7 +11,7 @@ import { parseOnnx } from "../core/onnx/import.ts";
 import { buildModel, type NodeSpec } from "../core/onnx/writer.ts";
 import { compile, deserializeProgram, type Program } from "../core/program.ts";
 import { load, save } from "../core/save_load.ts";
-import type { DTypeName, Tensor } from "../core/tensor.ts";
+import { type DTypeName, elementCount, type Tensor } from "../core/tensor.ts";
 import { SeededRandom } from "../core/weights/random.ts";
 import { type Backend, NODE_TEST_DIR, nodeTestsMissing, runCase } from "./conformance/run.ts";
 import { modelInfo } from "./conformance/model_info.ts";
@@ -50,20 +50,24 @@ function _model(
   });
 }
 
-function _n(dims: number[]): number {
-  return dims.reduce((a, b) => a * b, 1);
-}
-
 function _f32(dims: number[], f: (i: number) => number): Tensor {
-  return { dtype: "float32", dims, data: Float32Array.from({ length: _n(dims) }, (_, i) => f(i)) };
+  return { dtype: "float32", dims, data: Float32Array.from({ length: elementCount(dims) }, (_, i) => f(i)) };
 }
 
 function _i64(dims: number[], f: (i: number) => number): Tensor {
-  return { dtype: "int64", dims, data: BigInt64Array.from({ length: _n(dims) }, (_, i) => BigInt(f(i))) };
+  return {
+    dtype: "int64",
+    dims,
+    data: BigInt64Array.from({ length: elementCount(dims) }, (_, i) => BigInt(f(i))),
+  };
 }
 
 function _bool(dims: number[], f: (i: number) => boolean): Tensor {
-  return { dtype: "bool", dims, data: Uint8Array.from({ length: _n(dims) }, (_, i) => f(i) ? 1 : 0) };
+  return {
+    dtype: "bool",
+    dims,
+    data: Uint8Array.from({ length: elementCount(dims) }, (_, i) => f(i) ? 1 : 0),
+  };
 }
 
 function _same(got: Record<string, Tensor>, want: Record<string, Tensor>, label: string): void {
@@ -162,7 +166,7 @@ Deno.test("NonZero with a non-constant input: int64 [rank, count] in row-major o
       ]);
       const feeds: Record<string, Tensor>[] = [];
       for (const density of [0, 0.3, 0.7, 1]) {
-        const n = _n([...dims]);
+        const n = elementCount([...dims]);
         const vals = Array.from(
           { length: n },
           () => rng.uniform() < density ? (rng.uniform() < 0.5 ? -1 : 2) : 0,
@@ -176,7 +180,7 @@ Deno.test("NonZero with a non-constant input: int64 [rank, count] in row-major o
       }
       const seen = await _bounded(model, feeds, `NonZero ${dtype}[${dims}]`, ["y"]);
       assert.equal(seen[0][0][1], 0, "an all-zero input gives an empty result");
-      assert.equal(seen[3][0][1], _n([...dims]), "an all-non-zero input fills the bound");
+      assert.equal(seen[3][0][1], elementCount([...dims]), "an all-non-zero input fills the bound");
       await _constant(model, feeds[2], ["x"], `NonZero ${dtype}[${dims}]`);
     });
   }
@@ -572,7 +576,7 @@ Deno.test("TfIdfVectorizer matches onnxruntime in TF, IDF and TFIDF modes, skips
       const program = compile(await parseOnnx(model), "ref");
       try {
         for (let k = 0; k < 3; k++) {
-          const vals = Array.from({ length: _n(c.dims) }, () => 2 + Math.floor(rng.uniform() * 7));
+          const vals = Array.from({ length: elementCount(c.dims) }, () => 2 + Math.floor(rng.uniform() * 7));
           const x: Tensor = c.dtype === "int64"
             ? { dtype: "int64", dims: c.dims, data: BigInt64Array.from(vals.map(BigInt)) }
             : { dtype: "int32", dims: c.dims, data: Int32Array.from(vals) };

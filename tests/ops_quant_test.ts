@@ -13,13 +13,9 @@ import assert from "node:assert/strict";
 import { parseOnnx } from "../core/onnx/import.ts";
 import { buildModel, type NodeSpec } from "../core/onnx/writer.ts";
 import { compile } from "../core/program.ts";
-import type { DTypeName, Tensor } from "../core/tensor.ts";
+import { type DTypeName, elementCount, type Tensor } from "../core/tensor.ts";
 import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
 import { runOrt } from "./util/ort.ts";
-
-function _n(dims: number[]): number {
-  return dims.reduce((a, b) => a * b, 1);
-}
 
 /** Deterministic pseudo-random integers in [lo, hi]. */
 function _ints(
@@ -36,7 +32,7 @@ function _ints(
     s = (s * 1664525 + 1013904223) % 4294967296;
     return l + Math.floor((s / 4294967296) * (h - l + 1));
   };
-  const n = _n(dims);
+  const n = elementCount(dims);
   const data = dtype === "uint8"
     ? Uint8Array.from({ length: n }, next)
     : dtype === "int8"
@@ -46,7 +42,11 @@ function _ints(
 }
 
 function _f32(dims: number[], values: (i: number) => number): Tensor {
-  return { dtype: "float32", dims, data: Float32Array.from({ length: _n(dims) }, (_, i) => values(i)) };
+  return {
+    dtype: "float32",
+    dims,
+    data: Float32Array.from({ length: elementCount(dims) }, (_, i) => values(i)),
+  };
 }
 
 function _model(

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { parseOnnx } from "../core/onnx/import.ts";
 import { buildModel, type NodeSpec } from "../core/onnx/writer.ts";
 import { compile } from "../core/program.ts";
-import type { Tensor } from "../core/tensor.ts";
+import { elementCount, type Tensor } from "../core/tensor.ts";
 import { replaceOnnxExternalWeights, WeightSet } from "../mod.ts";
 import { writeRandomWeights } from "../core/weights/random.ts";
 import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
@@ -41,12 +41,8 @@ interface RnnCase {
   seed?: number;
 }
 
-function _n(dims: number[]): number {
-  return dims.reduce((a, b) => a * b, 1);
-}
-
 function _rand(dtype: "float32" | "float64", dims: number[], seed: number, scale: number): Tensor {
-  const n = _n(dims);
+  const n = elementCount(dims);
   const f = (i: number) => scale * Math.sin(i * 0.7311 + seed * 1.37) * Math.cos(i * 0.1931 + seed * 0.61);
   const data = dtype === "float64" ? Float64Array.from({ length: n }, (_, i) => f(i)) : Float32Array.from(
     { length: n },
@@ -60,7 +56,7 @@ function _permute(t: Tensor, perm: number[]): Tensor {
   const dims = perm.map((p) => t.dims[p]);
   const src = t.data as Float32Array | Float64Array;
   const out = new (src.constructor as Float32ArrayConstructor)(src.length);
-  const inStrides = t.dims.map((_, i) => _n(t.dims.slice(i + 1)));
+  const inStrides = t.dims.map((_, i) => elementCount(t.dims.slice(i + 1)));
   const idx = new Array(dims.length).fill(0);
   for (let o = 0; o < out.length; o++) {
     let s = 0;

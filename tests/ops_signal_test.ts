@@ -9,7 +9,7 @@ import { parseOnnx } from "../core/onnx/import.ts";
 import { buildModel, type NodeSpec, type TensorSpec } from "../core/onnx/writer.ts";
 import { compile } from "../core/program.ts";
 import { KilnError } from "../core/errors.ts";
-import type { DTypeName, Tensor } from "../core/tensor.ts";
+import { type DTypeName, elementCount, type Tensor } from "../core/tensor.ts";
 import { runOrt } from "./util/ort.ts";
 import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
 
@@ -28,12 +28,8 @@ interface Case {
   rtol?: number;
 }
 
-function _n(dims: number[]): number {
-  return dims.reduce((a, b) => a * b, 1);
-}
-
 function _f(dims: number[], seed = 1, dtype: "float32" | "float64" = "float32"): Tensor {
-  const n = _n(dims);
+  const n = elementCount(dims);
   const v = (i: number) => 2 * Math.sin(i * 0.7311 + seed * 1.3) * Math.cos(i * 0.137 + seed);
   return dtype === "float64"
     ? { dtype, dims, data: Float64Array.from({ length: n }, (_, i) => v(i)) }

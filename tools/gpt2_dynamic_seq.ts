@@ -1,9 +1,10 @@
 /**
  * Rewrites the shared `gpt2_dynamo.onnx` (exported by PyTorch with its sequence length fixed to 128)
  * into a graph whose length is symbolic (`ids: int64[1, seq]`, seq up to 128), for the dynamic-shapes
- * benchmark (bench/dynamic.ts): the 128 in every Reshape shape becomes -1 (a -1 the export had there is written out: batch 1, 12 heads); the position ids and the
- * two causal-mask tensors (external in the export; written here inline: 0..127, the lower triangle,
- * all true) are sliced to the actual length, read from `Shape(ids)`. The weights stay external
+ * benchmark (bench/dynamic.ts): the 128 in every Reshape shape becomes -1 (a -1 the export had
+ * there is written out: batch 1, 12 heads); the position ids and the two causal-mask tensors
+ * (external in the export; written here inline: 0..127, the lower triangle, all true) are sliced
+ * to the actual length, read from `Shape(ids)`. The weights stay external
  * (`gpt2_dynamo.onnx.data`, not shipped: make a seeded set with `kiln weights random`).
  *
  * deno run -A tools/gpt2_dynamic_seq.ts ../shared/models/gpt2_dynamo.onnx OUT.onnx
@@ -20,9 +21,9 @@ const _RESOLVED: Record<string, number> = {
   "-1,128,768": 1,
 };
 
-function _i64(name: string, vals: number[]): onnx.ITensorProto {
+function _i64(name: string, vals: number[], dims = [vals.length]): onnx.ITensorProto {
   const raw = new Uint8Array(new BigInt64Array(vals.map(BigInt)).buffer);
-  return { name, data_type: _INT64, dims: [vals.length], raw_data: raw };
+  return { name, data_type: _INT64, dims, raw_data: raw };
 }
 
 /** The rewritten model's bytes. */
@@ -54,14 +55,7 @@ export function dynamicSeqGpt2(bytes: Uint8Array): Uint8Array {
       }
     }
     if (t.name === "unsqueeze") {
-      inits.push(
-        {
-          name: "unsqueeze_full",
-          data_type: _INT64,
-          dims: [1, L],
-          raw_data: new Uint8Array(new BigInt64Array(Array.from({ length: L }, (_, i) => BigInt(i))).buffer),
-        },
-      );
+      inits.push(_i64("unsqueeze_full", Array.from({ length: L }, (_, i) => i), [1, L]));
       continue;
     }
     if (t.name === "le" || t.name === "eq") {
@@ -71,14 +65,7 @@ export function dynamicSeqGpt2(bytes: Uint8Array): Uint8Array {
           raw[i * L + j] = t.name === "eq" || j <= i ? 1 : 0;
         }
       }
-      inits.push(
-        {
-          name: `${t.name}_full`,
-          data_type: _BOOL,
-          dims: [1, 1, L, L],
-          raw_data: raw,
-        },
-      );
+      inits.push({ name: `${t.name}_full`, data_type: _BOOL, dims: [1, 1, L, L], raw_data: raw });
       continue;
     }
     inits.push(t);

@@ -16,7 +16,6 @@ and MANIFEST.json (versions, inputs). Seeded: the same versions give the same fi
 import argparse
 import json
 import os
-import shutil
 import tempfile
 
 import numpy as np

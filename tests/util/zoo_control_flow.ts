@@ -3,7 +3,8 @@
  * on a condition the compiler folds (torch.onnx's batch == 1 checks).
  * @module
  */
-import type { NodeSpec } from "../../core/onnx/writer.ts";
+import { buildModel, type GraphSpec, type NodeSpec } from "../../core/onnx/writer.ts";
+import type { Tensor } from "../../core/tensor.ts";
 import { G, writeGraph } from "./graph_dsl.ts";
 import { randn } from "./tensors.ts";
 import type { ZooModel } from "./zoo.ts";
@@ -72,5 +73,98 @@ export async function ifModel(dir: string): Promise<ZooModel> {
       { dims: { x: [1, 6] }, inputs: { x: neg } },
       { dims: { x: [1, 6] }, inputs: { x: posB1 } },
     ],
+  };
+}
+
+const i64 = (name: string, vals: number[]) => ({
+  op: "Constant",
+  inputs: [],
+  outputs: [name],
+  attrs: { value: { t: { name: "", dtype: "int64" as const, dims: [vals.length], data: vals } } },
+});
+
+/** then: ReduceSum over axis 1 -> [2], then If(sr > 8000): t * 2 ([2]) or concat(t, t) ([4]). */
+const THEN: GraphSpec = {
+  name: "then",
+  outputs: [{ name: "u", dtype: "float32" }],
+  nodes: [
+    i64("axes", [1]),
+    { op: "ReduceSum", inputs: ["x", "axes"], outputs: ["t"], attrs: { keepdims: { i: 0 } } },
+    {
+      op: "If",
+      inputs: ["wide"],
+      outputs: ["u"],
+      name: "inner_if",
+      attrs: {
+        then_branch: {
+          g: {
+            name: "hi",
+            outputs: [{ name: "v", dtype: "float32" }],
+            nodes: [{ op: "Mul", inputs: ["t", "two"], outputs: ["v"] }],
+          },
+        },
+        else_branch: {
+          g: {
+            name: "lo",
+            outputs: [{ name: "w", dtype: "float32" }],
+            nodes: [{ op: "Concat", inputs: ["t", "t"], outputs: ["w"], attrs: { axis: { i: 0 } } }],
+          },
+        },
+      },
+    },
+  ],
+};
+
+/** else: x reshaped to [6]. */
+const ELSE: GraphSpec = {
+  name: "else",
+  outputs: [{ name: "e", dtype: "float32" }],
+  nodes: [i64("six", [6]), { op: "Reshape", inputs: ["x", "six"], outputs: ["e"] }],
+};
+
+/**
+ * An If on a bool `mode` input whose branches return different shapes ([2] or [4] vs [6]); inside
+ * the then branch, a nested If on `sr > 8000`, also of different shapes. Used by freeze_test.ts
+ * (frozen each way) and dynamic_shapes_test.ts (specialized on the inputs that decide it).
+ */
+export const MODE_SR_MODEL: Uint8Array = buildModel({
+  opset: 18,
+  graph: {
+    inputs: [
+      { name: "x", dtype: "float32", dims: [2, 3] },
+      { name: "mode", dtype: "bool", dims: [] },
+      { name: "sr", dtype: "int64", dims: [1] },
+    ],
+    outputs: [{ name: "z", dtype: "float32" }],
+    initializers: [
+      { name: "limit", dtype: "int64", dims: [1], data: [8000] },
+      { name: "two", dtype: "float32", dims: [1], data: [2] },
+      { name: "one", dtype: "float32", dims: [1], data: [1] },
+    ],
+    nodes: [
+      { op: "Greater", inputs: ["sr", "limit"], outputs: ["wide"] },
+      {
+        op: "If",
+        inputs: ["mode"],
+        outputs: ["y"],
+        name: "mode_if",
+        attrs: { then_branch: { g: THEN }, else_branch: { g: ELSE } },
+      },
+      { op: "Add", inputs: ["y", "one"], outputs: ["z"] },
+    ],
+  },
+});
+
+export const MODE_SR_X: Tensor = {
+  dtype: "float32",
+  dims: [2, 3],
+  data: Float32Array.from([1, -2, 3.5, 4, 0.25, -6]),
+};
+
+export function modeSrFeeds(mode: boolean, sr: number): Record<string, Tensor> {
+  return {
+    x: MODE_SR_X,
+    mode: { dtype: "bool", dims: [], data: Uint8Array.from([mode ? 1 : 0]) },
+    sr: { dtype: "int64", dims: [1], data: BigInt64Array.from([BigInt(sr)]) },
   };
 }
