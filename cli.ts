@@ -34,6 +34,7 @@ import { KILN_VERSION } from "./core/version.ts";
 import { Progress } from "./core/progress.ts";
 import { generateInputs, measureEvals } from "./core/perf.ts";
 import { TARGET_NAMES } from "./core/targets/registry.ts";
+import { MAX_THREADS } from "./core/threads.ts";
 import type { BindPhases, GpuOptions, TargetName } from "./core/targets/target.ts";
 import { builtLibraryPaths, openLibraryAt } from "./ffi/library.ts";
 
@@ -183,8 +184,8 @@ const TARGET_OPTIONS = {
 function _threads(values: { threads?: string }): number | undefined {
   if (values.threads === undefined) return undefined;
   const n = Number(values.threads);
-  if (!/^\d+$/.test(values.threads) || n < 1 || n > 64) {
-    throw new UsageError(`Bad --threads '${values.threads}': an integer from 1 to 64`);
+  if (!/^\d+$/.test(values.threads) || n < 1 || n > MAX_THREADS) {
+    throw new UsageError(`Bad --threads '${values.threads}': an integer from 1 to ${MAX_THREADS}`);
   }
   return n;
 }
@@ -195,6 +196,13 @@ function _gpuOptions(values: { "gpu-library"?: string; device?: string }): GpuOp
     throw new UsageError(`Bad --device '${values.device}': a non-negative integer`);
   }
   return { library: values["gpu-library"], device };
+}
+
+/** The TARGET_OPTIONS a compile or load takes: --gpu-library and --device, --threads. */
+function _targetOptions(
+  values: { "gpu-library"?: string; device?: string; threads?: string },
+): { gpu: GpuOptions; threads: number | undefined } {
+  return { gpu: _gpuOptions(values), threads: _threads(values) };
 }
 
 /** Checks --target against the target a program file was compiled for. */
@@ -406,8 +414,7 @@ async function _compile(args: string[]): Promise<number> {
   progress.step("compiling");
   const program = compile(model, target, {
     disablePasses: values["disable-pass"],
-    gpu: _gpuOptions(values),
-    threads: _threads(values),
+    ..._targetOptions(values),
   });
   const hostNodes = program.info().hostNodes;
   const host = _hostNodesLine(program.info());
@@ -464,7 +471,7 @@ async function _run(args: string[]): Promise<number> {
   if (!values.output) throw new UsageError("run needs --output DIR");
   const inputSpecs = _parseInputs(values.input!);
   await _checkTarget(positionals[0], values.target);
-  const program = await load(positionals[0], { gpu: _gpuOptions(values), threads: _threads(values) });
+  const program = await load(positionals[0], _targetOptions(values));
   const report: Record<string, unknown> = { program: positionals[0] };
   try {
     if (values.weights!.length) {
@@ -536,7 +543,7 @@ async function _inspect(args: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("inspect takes one PROGRAM.kiln or MODEL.onnx");
   if (!positionals[0].endsWith(".kiln")) return await _inspectOnnx(positionals[0], values.json ?? false);
   await _checkTarget(positionals[0], values.target);
-  const program = await load(positionals[0], { gpu: _gpuOptions(values), threads: _threads(values) });
+  const program = await load(positionals[0], _targetOptions(values));
   try {
     const info = program.info();
     if (values.json) {
@@ -644,7 +651,7 @@ async function _bake(args: string[]): Promise<number> {
   if (!values.output) throw new UsageError("bake needs -o OUT.kiln");
   await _checkTarget(positionals[0], values.target);
   const t0 = performance.now();
-  const program = await load(positionals[0], { gpu: _gpuOptions(values), threads: _threads(values) });
+  const program = await load(positionals[0], _targetOptions(values));
   try {
     const source = values.weights!.length === 1 ? values.weights![0] : values.weights!;
     const progress = new Progress();
@@ -680,7 +687,7 @@ async function _finalize(args: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("finalize takes one PROGRAM.kiln");
   await _checkTarget(positionals[0], values.target ?? "ref");
   const t0 = performance.now();
-  const program = await load(positionals[0], { gpu: _gpuOptions(values), threads: _threads(values) });
+  const program = await load(positionals[0], _targetOptions(values));
   const info = program.info();
   program.dispose();
   console.log(
@@ -859,7 +866,7 @@ async function _perf(args: string[]): Promise<number> {
       throw new UsageError("perf: --dims and --freeze apply to an .onnx model, not a compiled program");
     }
     await _checkTarget(path, values.target);
-    program = await load(path, { gpu: _gpuOptions(values), threads: _threads(values) });
+    program = await load(path, _targetOptions(values));
   } else {
     const target = (values.target ?? "ref") as TargetName;
     if (!TARGET_NAMES.includes(target)) {
@@ -871,7 +878,7 @@ async function _perf(args: string[]): Promise<number> {
       deferExternalWeights: values.weights!.length > 0,
       onProgress: new Progress().bytes("reading weights"),
     });
-    program = compile(model, target, { gpu: _gpuOptions(values), threads: _threads(values) });
+    program = compile(model, target, _targetOptions(values));
   }
   try {
     const prepMs = performance.now() - t0;

@@ -345,13 +345,17 @@ export class Engine {
       // job sequence number, the control block's first word, moved): a program of small kernels
       // never starts any (a process compiling thousands of them would otherwise spawn a pool for
       // each). Until they are up the main instance takes every task.
-      const seq = () => Atomics.load(new Int32Array(memory.buffer, ctl, 1), 0);
+      // (a shared memory's buffer is never detached: one view serves for its whole life)
+      const jobSeq = new Int32Array(memory.buffer, ctl, 1);
       let split = false;
       const around = (f: () => number): number => {
-        if (split) pool.ensure();
-        const before = split ? 0 : seq();
+        if (split) {
+          pool.ensure();
+          return f();
+        }
+        const before = Atomics.load(jobSeq, 0);
         const r = f();
-        if (!split && seq() !== before) {
+        if (Atomics.load(jobSeq, 0) !== before) {
           split = true;
           pool.ensure();
         }

@@ -355,6 +355,19 @@ type Builtins = {
 };
 
 /**
+ * A node: module through `process.getBuiltinModule` (Deno 2, Node >= 20.16), or undefined where
+ * there is none (a browser) or the host refuses it.
+ */
+export function nodeBuiltin<T>(name: string): T | undefined {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (n: string) => unknown } }).process;
+  try {
+    return proc?.getBuiltinModule?.(name) as T | undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Chooses the host synchronously, with no top-level await: a module that awaits while it loads
  * makes a worker that imports it miss the messages sent to it meanwhile (Deno drops them). The
  * node: modules come from `process.getBuiltinModule` (Deno 2, Node >= 20.16), so a browser never

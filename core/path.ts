@@ -6,6 +6,8 @@
  * @module
  */
 
+import { nodeBuiltin } from "./host.ts";
+
 /** The operations kiln uses (node:path's, or the POSIX subset). */
 export interface PathOps {
   /** the separator ("/" or "\\") */
@@ -84,9 +86,7 @@ export function pathsOver(ops: PathOps) {
 }
 
 function _hostOps(): PathOps {
-  const proc = (globalThis as { process?: { getBuiltinModule?: (n: string) => unknown } }).process;
-  const p = proc?.getBuiltinModule?.("node:path") as PathOps | undefined;
-  return p ?? _posix;
+  return nodeBuiltin<PathOps>("node:path") ?? _posix;
 }
 
 /** The host's paths. */
@@ -97,7 +97,6 @@ export const posixPathOps: PathOps = _posix;
 
 /** A file path from a `file:` URL, by the host's rules (Windows: `file:///C:/x` is `C:\x`). */
 export function fileUrlPath(url: URL): string {
-  const proc = (globalThis as { process?: { getBuiltinModule?: (n: string) => unknown } }).process;
-  const u = proc?.getBuiltinModule?.("node:url") as { fileURLToPath(u: URL): string } | undefined;
+  const u = nodeBuiltin<{ fileURLToPath(u: URL): string }>("node:url");
   return u ? u.fileURLToPath(url) : decodeURIComponent(url.pathname);
 }

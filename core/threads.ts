@@ -11,6 +11,7 @@
  */
 
 import { KilnError } from "./errors.ts";
+import { nodeBuiltin } from "./host.ts";
 
 /** Milliseconds a worker waits for work before it leaves (it is restarted on the next run). */
 const _IDLE_MS = 5000;
@@ -63,7 +64,7 @@ export function availableCores(): number {
   const g = globalThis as unknown as { navigator?: { hardwareConcurrency?: number } };
   let n = g.navigator?.hardwareConcurrency ?? 0;
   if (!n) {
-    const os = _builtin<{ availableParallelism?: () => number }>("node:os");
+    const os = nodeBuiltin<{ availableParallelism?: () => number }>("node:os");
     n = os?.availableParallelism?.() ?? 1;
   }
   return Math.max(1, Math.min(MAX_THREADS, Math.floor(n)));
@@ -81,15 +82,6 @@ export function checkThreads(threads: number | undefined, what: string): number 
   return threads;
 }
 
-function _builtin<T>(name: string): T | undefined {
-  const proc = (globalThis as unknown as { process?: { getBuiltinModule?: (n: string) => unknown } }).process;
-  try {
-    return proc?.getBuiltinModule?.(name) as T | undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 type _NodeWorkerCtor = new (code: string, opts: { eval: true }) => {
   postMessage(m: unknown): void;
   on(ev: "message" | "error", fn: (v: unknown) => void): void;
@@ -104,7 +96,7 @@ function _isNode(): boolean {
 
 function _nodeWorkers(): _NodeWorkerCtor | undefined {
   if (!_isNode()) return undefined;
-  return _builtin<{ Worker?: _NodeWorkerCtor }>("node:worker_threads")?.Worker;
+  return nodeBuiltin<{ Worker?: _NodeWorkerCtor }>("node:worker_threads")?.Worker;
 }
 
 /**

@@ -13,6 +13,7 @@ import type { BindReport, WeightInfo } from "./program.ts";
 import { isByteSource, readByteSource } from "./source.ts";
 import type { Tensor } from "./tensor.ts";
 import { fileUrlPath } from "./path.ts";
+import { nodeBuiltin } from "./host.ts";
 
 /** Where a worker program's weights come from. */
 export type WorkerWeights =
@@ -62,10 +63,7 @@ type _NodeWorker = {
 /** A Web Worker (Deno, browsers) or, in Node, a worker_threads Worker behind the same face. */
 function _startWorker(url: URL): _WorkerLike {
   if (typeof Worker !== "undefined") return new Worker(url, { type: "module" }) as unknown as _WorkerLike;
-  const proc = (globalThis as { process?: { getBuiltinModule?: (n: string) => unknown } }).process;
-  const wt = proc?.getBuiltinModule?.("node:worker_threads") as
-    | { Worker: new (url: URL) => _NodeWorker }
-    | undefined;
+  const wt = nodeBuiltin<{ Worker: new (url: URL) => _NodeWorker }>("node:worker_threads");
   if (!wt) {
     throw new KilnError(
       "unsupported",

@@ -10,11 +10,13 @@ import {
   describe,
   dtypeFromOnnx,
   type DTypeName,
+  dtypeSize,
   elementCount,
   float32BitsToBfloat16Bits,
   float32ToFloat16Bits,
   type Tensor,
   type TypedArray,
+  viewAs,
 } from "../tensor.ts";
 import { inputError } from "./errors.ts";
 import type { onnx } from "./onnx_pb.js";
@@ -126,47 +128,15 @@ export function freezeTensor(
     );
   }
   const vals = els.map((x, i) => _convert(name, dtype, x, i));
-  let data: TypedArray;
-  switch (dtype) {
-    case "float32":
-      data = Float32Array.from(vals as number[]);
-      break;
-    case "float64":
-      data = Float64Array.from(vals as number[]);
-      break;
-    case "float16":
-      data = Uint16Array.from(vals as number[], (x) => float32ToFloat16Bits(x));
-      break;
-    case "bfloat16":
-      data = Uint16Array.from(vals as number[], (x) => {
-        _f32[0] = x;
-        return float32BitsToBfloat16Bits(_u32[0]);
-      });
-      break;
-    case "int8":
-      data = Int8Array.from(vals as number[]);
-      break;
-    case "int16":
-      data = Int16Array.from(vals as number[]);
-      break;
-    case "int32":
-      data = Int32Array.from(vals as number[]);
-      break;
-    case "int64":
-      data = BigInt64Array.from(vals as bigint[]);
-      break;
-    case "uint64":
-      data = BigUint64Array.from(vals as bigint[]);
-      break;
-    case "uint16":
-      data = Uint16Array.from(vals as number[]);
-      break;
-    case "uint32":
-      data = Uint32Array.from(vals as number[]);
-      break;
-    default: // uint8, bool
-      data = Uint8Array.from(vals as number[]);
-  }
+  // the dtype's typed array (float16 and bfloat16 as bits); the values are range-checked above
+  const data = viewAs(dtype, new Uint8Array(need * dtypeSize(dtype)));
+  if (dtype === "float16") vals.forEach((x, i) => data[i] = float32ToFloat16Bits(x as number));
+  else if (dtype === "bfloat16") {
+    vals.forEach((x, i) => {
+      _f32[0] = x as number;
+      data[i] = float32BitsToBfloat16Bits(_u32[0]);
+    });
+  } else (data as { set(v: ArrayLike<number | bigint>): void }).set(vals);
   return { dtype, dims, data };
 }
 

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Attrs, AttrValue, ModuleBuilder, TensorValue, ValueRef } from "../ir/builder.ts";
-import { dtypeFromOnnx, onnxCode, type Tensor, tensorBytes } from "../tensor.ts";
+import { dtypeFromOnnx, isSupportedOnnxType, onnxCode, type Tensor, tensorBytes } from "../tensor.ts";
 import { importError, inputError } from "./errors.ts";
 import { ExternalDataReader } from "./external_data.ts";
 import { type FileRange, readRangeSync, withLazyBytes } from "../io.ts";
@@ -35,8 +35,6 @@ import {
 const _DEFAULT_LITERAL_LIMIT = 64 * 1024;
 /** Ops whose GRAPH attribute is a body the op feeds (its inputs' shapes come from the node). */
 const _BINDS_BODY = new Set(["Loop", "Scan"]);
-/** Element types the graph encoding carries (a bound param's placeholder type must be one). */
-const _SIZED = new Set([1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 16]);
 
 /** Name -> value, with the enclosing graph's scope as parent (ONNX outer-scope references). */
 class _Scope {
@@ -551,8 +549,9 @@ export class Importer {
     const scope = new _Scope(parent);
     for (const v of g.input ?? []) {
       if (bound) {
+        // a placeholder type the graph encoding carries (the node gives the real one)
         const declared = v.type?.tensor_type?.elem_type;
-        const dtype = declared && _SIZED.has(declared) ? declared : 1;
+        const dtype = declared && isSupportedOnnxType(declared) ? declared : 1;
         scope.names.set(v.name ?? "", sub.boundParam(v.name ?? "", dtype));
         continue;
       }

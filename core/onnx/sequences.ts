@@ -8,6 +8,7 @@
  * @module
  */
 import type { ModuleBuilder, TensorValue, ValueRef } from "../ir/builder.ts";
+import { viewAs } from "../tensor.ts";
 import { importError } from "./errors.ts";
 import type { onnx } from "./onnx_pb.js";
 
@@ -63,21 +64,12 @@ export interface ScopeLike {
   get(name: string): Val | undefined;
 }
 
-/** The integers of a known int32/int64 tensor. */
+/** The integers of a known int32, int64 or bool tensor. */
 export function knownInts(h: SeqHost, ref: ValueRef): number[] | undefined {
   const t = h.known(ref);
-  if (!t) return undefined;
-  const dv = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
-  const out: number[] = [];
-  if (t.dtype === 7) {
-    for (let i = 0; i < t.bytes.length / 8; i++) out.push(Number(dv.getBigInt64(i * 8, true)));
-  } else if (t.dtype === 6) {
-    for (let i = 0; i < t.bytes.length / 4; i++) {
-      out.push(dv.getInt32(i * 4, true));
-    }
-  } else if (t.dtype === 9) { for (let i = 0; i < t.bytes.length; i++) out.push(t.bytes[i]); }
-  else return undefined;
-  return out;
+  const dtype = t?.dtype === 7 ? "int64" : t?.dtype === 6 ? "int32" : t?.dtype === 9 ? "bool" : undefined;
+  if (!dtype) return undefined;
+  return Array.from(viewAs(dtype, t!.bytes) as ArrayLike<number | bigint>, Number);
 }
 
 function _i64(vals: number[], dims: number[]): TensorValue {

@@ -187,95 +187,91 @@ class RefExecutor implements Executor {
       const staged = new Set(fromFile);
       const held = tensors.filter((t) => !staged.has(t));
       const staging = fromFile.length ? this.#stage(engine, fromFile) : null;
-      try {
-        const changed: BindTensor[] = [];
-        // every held tensor read (a lazy one from its file, once) before anything changes
-        const bytes: Uint8Array[] = [];
-        for (const t of held) {
-          const s = this.#weightSlots.get(t.name)![0];
-          const adapted = this.#adapted.get(t.name);
-          const bound = adapted ? adapted.base : new Uint8Array(engine.exports.memory.buffer, s.ptr, s.bytes);
-          const own = t.bytes;
-          if (this.#bound.has(t.name) && _sameContent(bound, own)) {
-            result.skipped++;
-            continue;
-          }
-          changed.push(t);
-          bytes.push(own);
+      const changed: BindTensor[] = [];
+      // every held tensor read (a lazy one from its file, once) before anything changes
+      const bytes: Uint8Array[] = [];
+      for (const t of held) {
+        const s = this.#weightSlots.get(t.name)![0];
+        const adapted = this.#adapted.get(t.name);
+        const bound = adapted ? adapted.base : new Uint8Array(engine.exports.memory.buffer, s.ptr, s.bytes);
+        const own = t.bytes;
+        if (this.#bound.has(t.name) && _sameContent(bound, own)) {
+          result.skipped++;
+          continue;
         }
-        // a weight bound under an adapter becomes its base, adapted in the same bind
-        const adapted = changed.map((t, i) => {
-          const a = this.#adapted.get(t.name);
-          return a ? this.#delta(t.name, bytes[i], a.delta) : null;
-        });
-        // the staged tensors that differ from the bound ones
-        const t0 = performance.now();
-        const switches: _Staged[] = [];
-        if (staging) {
-          const e = engine.exports;
-          for (const st of staging.list) {
-            const s = this.#weightSlots.get(st.name)![0];
-            if (
-              !st.inPlace && this.#bound.has(st.name) && s.bytes === st.bytes &&
-              e.bytes_equal(s.ptr, st.ptr, st.bytes) === 1
-            ) {
-              result.skipped++;
-            } else switches.push(st);
-          }
-        }
-        const t1 = performance.now();
-        // the switch (nothing above changed a bound weight): a staged weight by address, its old
-        // buffer kept as the next swap's staging; a weight read in place as it is; a second slot
-        // of the same weight (rare) by copy
-        const e = engine.exports;
-        const h = this.#core.handle("bind weights");
-        let moved = false;
-        for (const st of switches) {
-          const slots = this.#weightSlots.get(st.name)!;
-          if (!st.inPlace) {
-            const old = e.set_weight_ptr(h, slots[0].index, st.ptr);
-            if (old === 0) throw new KilnError("internal", `Cannot switch weight '${st.name}' in`);
-            slots[0].spare = old;
-            slots[0].ptr = st.ptr;
-            moved = true;
-          }
-          const mem = engine.u8();
-          for (const slot of slots) {
-            if (slot.ptr !== st.ptr) mem.copyWithin(slot.ptr, st.ptr, st.ptr + st.bytes);
-            this.#dirty.add(slot.index);
-          }
-          this.#bound.add(st.name);
-          result.copied++;
-          result.bytesCopied += st.bytes;
-        }
-        if (moved) {
-          if (e.weights_moved(h) !== 0) throw engine.error("bind weights");
-          // an output may alias a weight
-          for (const slot of this.#outSlots) slot.ptr = e.output_ptr(h, slot.index);
-        }
-        const t2 = performance.now();
-        changed.forEach((t, i) => {
-          const a = adapted[i];
-          if (a) {
-            this.#adapted.set(t.name, { base: bytes[i].slice(), delta: this.#adapted.get(t.name)!.delta });
-            result.adapted = (result.adapted ?? 0) + 1;
-          }
-          this.#copyIn(engine, t.name, a ?? bytes[i]);
-          result.copied++;
-          result.bytesCopied += bytes[i].byteLength;
-        });
-        if (staging) {
-          result.staging = {
-            readMs: staging.readMs,
-            compareMs: t1 - t0,
-            switchMs: t2 - t1,
-            bytesRead: staging.bytesRead,
-          };
-        }
-        return Promise.resolve(result);
-      } finally {
-        // nothing to free: a staging buffer is a weight's spare (switched in or not)
+        changed.push(t);
+        bytes.push(own);
       }
+      // a weight bound under an adapter becomes its base, adapted in the same bind
+      const adapted = changed.map((t, i) => {
+        const a = this.#adapted.get(t.name);
+        return a ? this.#delta(t.name, bytes[i], a.delta) : null;
+      });
+      // the staged tensors that differ from the bound ones
+      const t0 = performance.now();
+      const switches: _Staged[] = [];
+      if (staging) {
+        const e = engine.exports;
+        for (const st of staging.list) {
+          const s = this.#weightSlots.get(st.name)![0];
+          if (
+            !st.inPlace && this.#bound.has(st.name) && s.bytes === st.bytes &&
+            e.bytes_equal(s.ptr, st.ptr, st.bytes) === 1
+          ) {
+            result.skipped++;
+          } else switches.push(st);
+        }
+      }
+      const t1 = performance.now();
+      // the switch (nothing above changed a bound weight): a staged weight by address, its old
+      // buffer kept as the next swap's staging; a weight read in place as it is; a second slot
+      // of the same weight (rare) by copy
+      const e = engine.exports;
+      const h = this.#core.handle("bind weights");
+      let moved = false;
+      for (const st of switches) {
+        const slots = this.#weightSlots.get(st.name)!;
+        if (!st.inPlace) {
+          const old = e.set_weight_ptr(h, slots[0].index, st.ptr);
+          if (old === 0) throw new KilnError("internal", `Cannot switch weight '${st.name}' in`);
+          slots[0].spare = old;
+          slots[0].ptr = st.ptr;
+          moved = true;
+        }
+        const mem = engine.u8();
+        for (const slot of slots) {
+          if (slot.ptr !== st.ptr) mem.copyWithin(slot.ptr, st.ptr, st.ptr + st.bytes);
+          this.#dirty.add(slot.index);
+        }
+        this.#bound.add(st.name);
+        result.copied++;
+        result.bytesCopied += st.bytes;
+      }
+      if (moved) {
+        if (e.weights_moved(h) !== 0) throw engine.error("bind weights");
+        // an output may alias a weight
+        for (const slot of this.#outSlots) slot.ptr = e.output_ptr(h, slot.index);
+      }
+      const t2 = performance.now();
+      changed.forEach((t, i) => {
+        const a = adapted[i];
+        if (a) {
+          this.#adapted.set(t.name, { base: bytes[i].slice(), delta: this.#adapted.get(t.name)!.delta });
+          result.adapted = (result.adapted ?? 0) + 1;
+        }
+        this.#copyIn(engine, t.name, a ?? bytes[i]);
+        result.copied++;
+        result.bytesCopied += bytes[i].byteLength;
+      });
+      if (staging) {
+        result.staging = {
+          readMs: staging.readMs,
+          compareMs: t1 - t0,
+          switchMs: t2 - t1,
+          bytesRead: staging.bytesRead,
+        };
+      }
+      return Promise.resolve(result);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -294,50 +290,46 @@ class RefExecutor implements Executor {
     tensors: readonly BindTensor[],
   ): { list: _Staged[]; readMs: number; bytesRead: number } {
     const list: (_Staged & { file: FileRange; source: string })[] = [];
-    try {
-      for (const t of tensors) {
-        const file = t.file!;
-        const slot = this.#weightSlots.get(t.name)![0];
-        if (file.length !== slot.bytes) {
-          throw new KilnError(
-            "weights",
-            `Cannot bind weight '${t.name}' from ${t.source}: ${file.length} bytes, the program needs ${slot.bytes}`,
-          );
-        }
-        const inPlace = !this.#bound.has(t.name) && slot.bytes === file.length;
-        if (!inPlace && !slot.spare) {
-          slot.spare = engine.call("stage weights", () => engine.exports.alloc(file.length));
-        }
-        const ptr = inPlace ? slot.ptr : slot.spare!;
-        list.push({ name: t.name, ptr, bytes: file.length, inPlace, file, source: t.source });
+    for (const t of tensors) {
+      const file = t.file!;
+      const slot = this.#weightSlots.get(t.name)![0];
+      if (file.length !== slot.bytes) {
+        throw new KilnError(
+          "weights",
+          `Cannot bind weight '${t.name}' from ${t.source}: ${file.length} bytes, the program needs ${slot.bytes}`,
+        );
       }
-      const t0 = performance.now();
-      let bytesRead = 0;
-      // grouped by file, in offset order: one open per file, reads that go forward
-      const byPath = new Map<string, typeof list>();
-      for (const st of list) {
-        const l = byPath.get(st.file.path);
-        if (l) l.push(st);
-        else byPath.set(st.file.path, [st]);
+      const inPlace = !this.#bound.has(t.name); // (its length checked above)
+      if (!inPlace && !slot.spare) {
+        slot.spare = engine.call("stage weights", () => engine.exports.alloc(file.length));
       }
-      for (const [path, sts] of byPath) {
-        sts.sort((a, b) => a.file.offset - b.file.offset);
-        using f = openRegularSync(path, "Weight file", `of weight '${sts[0].name}'`).file;
-        for (const st of sts) {
-          bytesRead += _readRange(
-            engine,
-            f,
-            st.file,
-            st.ptr,
-            `Cannot bind weight '${st.name}' from ${st.source}`,
-            " (nothing was bound)",
-          );
-        }
-      }
-      return { list, readMs: performance.now() - t0, bytesRead };
-    } finally {
-      // a staging buffer is its weight's spare: kept for the next swap, on a failure too
+      const ptr = inPlace ? slot.ptr : slot.spare!;
+      list.push({ name: t.name, ptr, bytes: file.length, inPlace, file, source: t.source });
     }
+    const t0 = performance.now();
+    let bytesRead = 0;
+    // grouped by file, in offset order: one open per file, reads that go forward
+    const byPath = new Map<string, typeof list>();
+    for (const st of list) {
+      const l = byPath.get(st.file.path);
+      if (l) l.push(st);
+      else byPath.set(st.file.path, [st]);
+    }
+    for (const [path, sts] of byPath) {
+      sts.sort((a, b) => a.file.offset - b.file.offset);
+      using f = openRegularSync(path, "Weight file", `of weight '${sts[0].name}'`).file;
+      for (const st of sts) {
+        bytesRead += _readRange(
+          engine,
+          f,
+          st.file,
+          st.ptr,
+          `Cannot bind weight '${st.name}' from ${st.source}`,
+          " (nothing was bound)",
+        );
+      }
+    }
+    return { list, readMs: performance.now() - t0, bytesRead };
   }
 
   #delta(name: string, base: Uint8Array, d: WeightDelta): Uint8Array {
