@@ -8,8 +8,9 @@
 // bound weight set, and the specialization never runs that node. Prepare nodes that depend on the
 // dims (a Gather of position embeddings by a folded Range, say) get keys of their own and run in
 // the specialization's prepare.
-import { Attr, ATTR_FLOAT, ATTR_FLOATS, ATTR_INT, ATTR_INTS, ATTR_STRING, ATTR_STRINGS } from "../ir/attrs";
+import { ATTR_GRAPH, ATTR_TENSOR } from "../ir/attrs";
 import { Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_WEIGHT, LOC_BUFFER, Program, Value } from "../ir/program";
+import { attrsKey } from "../passes/cse";
 
 function fnv(ptr: usize, n: usize): string {
   let h: u64 = 0xcbf29ce484222325;
@@ -20,29 +21,14 @@ function fnv(ptr: usize, n: usize): string {
   return h.toString(16);
 }
 
-function attrKey(a: Attr): string {
-  if (a.kind == ATTR_INT) return a.i.toString();
-  if (a.kind == ATTR_FLOAT) return a.f.toString();
-  if (a.kind == ATTR_STRING) return "\"" + a.s + "\"";
-  let s = "[";
-  if (a.kind == ATTR_INTS) for (let i = 0; i < a.ints.length; i++) s += a.ints[i].toString() + ",";
-  else if (a.kind == ATTR_FLOATS) for (let i = 0; i < a.floats.length; i++) s += a.floats[i].toString() + ",";
-  else if (a.kind == ATTR_STRINGS) for (let i = 0; i < a.strings.length; i++) s += "\"" + a.strings[i] + "\",";
-  else return "?" + a.kind.toString(); // tensor and graph attributes: the node is not shared
-  return s + "]";
-}
-
+/** Op, node and attributes of ins; "" when an attribute is a tensor or a graph (the node is not shared). */
 function nodeKey(ins: Instruction): string {
   const names = ins.attrs.names();
-  names.sort();
-  let s = ins.opName + "/" + ins.nodeName + "{";
   for (let i = 0; i < names.length; i++) {
-    const a = ins.attrs.get(names[i])!;
-    const k = attrKey(a);
-    if (k.startsWith("?")) return "";
-    s += names[i] + "=" + k + ";";
+    const kind = ins.attrs.get(names[i])!.kind;
+    if (kind == ATTR_TENSOR || kind == ATTR_GRAPH) return "";
   }
-  return s + "}";
+  return ins.opName + "/" + ins.nodeName + "{" + attrsKey(ins.attrs) + "}";
 }
 
 /** The structural key of v ("" when it is not shareable: it depends on a param or a non-prepare node). */
