@@ -33,6 +33,20 @@ function placeValue(prog: Program, m: Module, v: Value): void {
   else if (v.loc == LOC_LITERAL) v.ptr = v.producer!.ptr;
 }
 
+/** Points every alias at its source's address (in plan order: an alias of an alias follows its source). */
+export function resolveAliases(prog: Program): void {
+  for (let mi = 0; mi < prog.modules.length; mi++) {
+    const m = prog.modules[mi];
+    for (let i = 0; i < m.instrs.length; i++) {
+      const outs = m.instrs[i].outputs;
+      for (let j = 0; j < outs.length; j++) {
+        const v = outs[j];
+        if (v.loc == LOC_ALIAS) v.ptr = v.aliasOf!.ptr;
+      }
+    }
+  }
+}
+
 /** Plans (if needed), allocates and prepares `prog` for run. */
 export function finalizeProgram(prog: Program, root: Program | null = null): bool {
   if (prog.finalized) return true;
@@ -100,16 +114,7 @@ export function finalizeProgram(prog: Program, root: Program | null = null): boo
       for (let j = 0; j < outs.length; j++) placeValue(prog, m, outs[j]);
     }
   }
-  for (let mi = 0; mi < prog.modules.length; mi++) {
-    const m = prog.modules[mi];
-    for (let i = 0; i < m.instrs.length; i++) {
-      const outs = m.instrs[i].outputs;
-      for (let j = 0; j < outs.length; j++) {
-        const v = outs[j];
-        if (v.loc == LOC_ALIAS) v.ptr = v.aliasOf!.ptr;
-      }
-    }
-  }
+  resolveAliases(prog);
   // contexts
   for (let mi = 0; mi < prog.modules.length; mi++) {
     const m = prog.modules[mi];
