@@ -23,6 +23,7 @@ import {
   runModule,
 } from "./exec/executor";
 import { scheduleLength, writeSchedule } from "./exec/schedule";
+import { shareWeights } from "./exec/share";
 import { threadsInit, threadsStop, workerLoop } from "./kernels/threads";
 
 const programs = new Array<Program | null>();
@@ -329,17 +330,7 @@ export function reshare_weights(h: i32, root: i32): i32 {
   if (p == null) return badHandle(h);
   const r = get(root);
   if (r == null) return badHandle(root);
-  const ptrs = new Map<string, usize>();
-  for (let i = 0; i < r.weightInstrs.length; i++) ptrs.set(r.weightInstrs[i].nodeName, r.weightInstrs[i].outputs[0].ptr);
-  for (let mi = 0; mi < p.modules.length; mi++) {
-    const m = p.modules[mi];
-    for (let i = 0; i < m.instrs.length; i++) {
-      const ins = m.instrs[i];
-      if (ins.kind == K_WEIGHT && ins.outputs[0].shared && ptrs.has(ins.nodeName)) {
-        ins.outputs[0].ptr = ptrs.get(ins.nodeName);
-      }
-    }
-  }
+  shareWeights(p, r);
   return weights_moved(h);
 }
 

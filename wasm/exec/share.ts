@@ -81,12 +81,10 @@ function rootOutputs(root: Program): Map<string, Value> {
 }
 
 /**
- * Before `prog` is placed in memory: points its weights, the host literals the root holds, and
- * the prepare outputs whose keys the root has at the root's memory, marking them shared (placement
- * then skips them), and marks the prepare nodes all of whose outputs are shared. Returns the
- * number of prepare nodes shared.
+ * Points prog's weights that the root also has (by name) at the root's buffers and marks them
+ * shared: at finalize, and again after the root's weights moved (a swap switches them by pointer).
  */
-export function shareFrom(prog: Program, root: Program): i32 {
+export function shareWeights(prog: Program, root: Program): void {
   const weights = new Map<string, usize>();
   for (let i = 0; i < root.weightInstrs.length; i++) {
     const w = root.weightInstrs[i];
@@ -99,7 +97,24 @@ export function shareFrom(prog: Program, root: Program): i32 {
       if (ins.kind == K_WEIGHT && weights.has(ins.nodeName)) {
         ins.outputs[0].ptr = weights.get(ins.nodeName);
         ins.outputs[0].shared = true;
-      } else if (ins.kind == K_HOST_LITERAL && root.hostPtrs.has(ins.hostId)) {
+      }
+    }
+  }
+}
+
+/**
+ * Before `prog` is placed in memory: points its weights, the host literals the root holds, and
+ * the prepare outputs whose keys the root has at the root's memory, marking them shared (placement
+ * then skips them), and marks the prepare nodes all of whose outputs are shared. Returns the
+ * number of prepare nodes shared.
+ */
+export function shareFrom(prog: Program, root: Program): i32 {
+  shareWeights(prog, root);
+  for (let mi = 0; mi < prog.modules.length; mi++) {
+    const m = prog.modules[mi];
+    for (let i = 0; i < m.instrs.length; i++) {
+      const ins = m.instrs[i];
+      if (ins.kind == K_HOST_LITERAL && root.hostPtrs.has(ins.hostId)) {
         ins.ptr = root.hostPtrs.get(ins.hostId);
         ins.outputs[0].ptr = ins.ptr;
         ins.outputs[0].shared = true;
