@@ -183,13 +183,6 @@ function runIf(prog: Program, ins: Instruction): bool {
   return true;
 }
 
-/** The params of module m, in order. */
-function paramsOf(m: Module): Array<Value> {
-  const ps = new Array<Value>();
-  for (let i = 0; i < m.instrs.length; i++) if (m.instrs[i].kind == K_PARAM) ps.push(m.instrs[i].outputs[0]);
-  return ps;
-}
-
 /** The body submodule of a Loop/Scan node, or null after a diagnostic. */
 function bodyOf(prog: Program, ins: Instruction): Module | null {
   const g = ins.attrs.getGraph("body");
@@ -233,7 +226,7 @@ function carriedBytes(params: Array<Value>, from: i32, n: i32): usize {
 function runLoop(prog: Program, ins: Instruction): bool {
   const body = bodyOf(prog, ins);
   if (body == null) return false;
-  const params = paramsOf(body);
+  const params = body.params();
   const rets = body.returns;
   const n = ins.inputs.length - 2;
   if (params.length != 2 + n || rets.length < 1 + n) {
@@ -330,7 +323,7 @@ function normAxis(a: i64, rank: i32): i32 {
 function runScan(prog: Program, ins: Instruction): bool {
   const body = bodyOf(prog, ins);
   if (body == null) return false;
-  const params = paramsOf(body);
+  const params = body.params();
   const rets = body.returns;
   const batched = prog.opset < 9;
   const first = batched ? 1 : 0;
