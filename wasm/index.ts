@@ -11,7 +11,7 @@ import { ComputeContext, OP_WRITES_ALL } from "./ops/op";
 import { dtypeName } from "./ir/dtype";
 import { Shape } from "./ir/shape";
 import {
-  Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, LOC_ALIAS, LOC_BUFFER, Program, Value,
+  Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, LOC_BUFFER, Program, Value,
 } from "./ir/program";
 import { registerAllOps } from "./ops/all";
 import { opNames } from "./ops/registry";
@@ -19,9 +19,11 @@ import { PM_VALIDATE, runPasses } from "./passes/manager";
 import { compilePasses, literalPasses, planPasses } from "./passes/targets";
 import { decodeWeightTable } from "./passes/replace_external_weights";
 import {
-  bodyReads, disposeProgram, finalizeProgram, lastPrepareNodes, prepareProgram, runControlOnHost, runModule,
+  bodyReads, disposeProgram, finalizeProgram, lastPrepareNodes, prepareProgram, resolveAliases, runControlOnHost,
+  runModule,
 } from "./exec/executor";
 import { scheduleLength, writeSchedule } from "./exec/schedule";
+import { shareWeights } from "./exec/share";
 import { threadsInit, threadsStop, workerLoop } from "./kernels/threads";
 
 const programs = new Array<Program | null>();
@@ -300,16 +302,7 @@ export function set_weight_ptr(h: i32, i: i32, ptr: usize): usize {
 export function weights_moved(h: i32): i32 {
   const p = get(h);
   if (p == null) return badHandle(h);
-  for (let mi = 0; mi < p.modules.length; mi++) {
-    const m = p.modules[mi];
-    for (let i = 0; i < m.instrs.length; i++) {
-      const outs = m.instrs[i].outputs;
-      for (let j = 0; j < outs.length; j++) {
-        const v = outs[j];
-        if (v.loc == LOC_ALIAS) v.ptr = v.aliasOf!.ptr;
-      }
-    }
-  }
+  resolveAliases(p);
   for (let mi = 0; mi < p.modules.length; mi++) {
     const m = p.modules[mi];
     for (let i = 0; i < m.instrs.length; i++) {
@@ -337,17 +330,7 @@ export function reshare_weights(h: i32, root: i32): i32 {
   if (p == null) return badHandle(h);
   const r = get(root);
   if (r == null) return badHandle(root);
-  const ptrs = new Map<string, usize>();
-  for (let i = 0; i < r.weightInstrs.length; i++) ptrs.set(r.weightInstrs[i].nodeName, r.weightInstrs[i].outputs[0].ptr);
-  for (let mi = 0; mi < p.modules.length; mi++) {
-    const m = p.modules[mi];
-    for (let i = 0; i < m.instrs.length; i++) {
-      const ins = m.instrs[i];
-      if (ins.kind == K_WEIGHT && ins.outputs[0].shared && ptrs.has(ins.nodeName)) {
-        ins.outputs[0].ptr = ptrs.get(ins.nodeName);
-      }
-    }
-  }
+  shareWeights(p, r);
   return weights_moved(h);
 }
 

@@ -33,6 +33,20 @@ function placeValue(prog: Program, m: Module, v: Value): void {
   else if (v.loc == LOC_LITERAL) v.ptr = v.producer!.ptr;
 }
 
+/** Points every alias at its source's address (in plan order: an alias of an alias follows its source). */
+export function resolveAliases(prog: Program): void {
+  for (let mi = 0; mi < prog.modules.length; mi++) {
+    const m = prog.modules[mi];
+    for (let i = 0; i < m.instrs.length; i++) {
+      const outs = m.instrs[i].outputs;
+      for (let j = 0; j < outs.length; j++) {
+        const v = outs[j];
+        if (v.loc == LOC_ALIAS) v.ptr = v.aliasOf!.ptr;
+      }
+    }
+  }
+}
+
 /** Plans (if needed), allocates and prepares `prog` for run. */
 export function finalizeProgram(prog: Program, root: Program | null = null): bool {
   if (prog.finalized) return true;
@@ -100,16 +114,7 @@ export function finalizeProgram(prog: Program, root: Program | null = null): boo
       for (let j = 0; j < outs.length; j++) placeValue(prog, m, outs[j]);
     }
   }
-  for (let mi = 0; mi < prog.modules.length; mi++) {
-    const m = prog.modules[mi];
-    for (let i = 0; i < m.instrs.length; i++) {
-      const outs = m.instrs[i].outputs;
-      for (let j = 0; j < outs.length; j++) {
-        const v = outs[j];
-        if (v.loc == LOC_ALIAS) v.ptr = v.aliasOf!.ptr;
-      }
-    }
-  }
+  resolveAliases(prog);
   // contexts
   for (let mi = 0; mi < prog.modules.length; mi++) {
     const m = prog.modules[mi];
@@ -178,13 +183,6 @@ function runIf(prog: Program, ins: Instruction): bool {
   return true;
 }
 
-/** The params of module m, in order. */
-function paramsOf(m: Module): Array<Value> {
-  const ps = new Array<Value>();
-  for (let i = 0; i < m.instrs.length; i++) if (m.instrs[i].kind == K_PARAM) ps.push(m.instrs[i].outputs[0]);
-  return ps;
-}
-
 /** The body submodule of a Loop/Scan node, or null after a diagnostic. */
 function bodyOf(prog: Program, ins: Instruction): Module | null {
   const g = ins.attrs.getGraph("body");
@@ -228,7 +226,7 @@ function carriedBytes(params: Array<Value>, from: i32, n: i32): usize {
 function runLoop(prog: Program, ins: Instruction): bool {
   const body = bodyOf(prog, ins);
   if (body == null) return false;
-  const params = paramsOf(body);
+  const params = body.params();
   const rets = body.returns;
   const n = ins.inputs.length - 2;
   if (params.length != 2 + n || rets.length < 1 + n) {
@@ -325,7 +323,7 @@ function normAxis(a: i64, rank: i32): i32 {
 function runScan(prog: Program, ins: Instruction): bool {
   const body = bodyOf(prog, ins);
   if (body == null) return false;
-  const params = paramsOf(body);
+  const params = body.params();
   const rets = body.returns;
   const batched = prog.opset < 9;
   const first = batched ? 1 : 0;

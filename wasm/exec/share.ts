@@ -8,8 +8,9 @@
 // bound weight set, and the specialization never runs that node. Prepare nodes that depend on the
 // dims (a Gather of position embeddings by a folded Range, say) get keys of their own and run in
 // the specialization's prepare.
-import { Attr, ATTR_FLOAT, ATTR_FLOATS, ATTR_INT, ATTR_INTS, ATTR_STRING, ATTR_STRINGS } from "../ir/attrs";
+import { ATTR_GRAPH, ATTR_TENSOR } from "../ir/attrs";
 import { Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_WEIGHT, LOC_BUFFER, Program, Value } from "../ir/program";
+import { attrsKey } from "../passes/cse";
 
 function fnv(ptr: usize, n: usize): string {
   let h: u64 = 0xcbf29ce484222325;
@@ -20,29 +21,14 @@ function fnv(ptr: usize, n: usize): string {
   return h.toString(16);
 }
 
-function attrKey(a: Attr): string {
-  if (a.kind == ATTR_INT) return a.i.toString();
-  if (a.kind == ATTR_FLOAT) return a.f.toString();
-  if (a.kind == ATTR_STRING) return "\"" + a.s + "\"";
-  let s = "[";
-  if (a.kind == ATTR_INTS) for (let i = 0; i < a.ints.length; i++) s += a.ints[i].toString() + ",";
-  else if (a.kind == ATTR_FLOATS) for (let i = 0; i < a.floats.length; i++) s += a.floats[i].toString() + ",";
-  else if (a.kind == ATTR_STRINGS) for (let i = 0; i < a.strings.length; i++) s += "\"" + a.strings[i] + "\",";
-  else return "?" + a.kind.toString(); // tensor and graph attributes: the node is not shared
-  return s + "]";
-}
-
+/** Op, node and attributes of ins; "" when an attribute is a tensor or a graph (the node is not shared). */
 function nodeKey(ins: Instruction): string {
   const names = ins.attrs.names();
-  names.sort();
-  let s = ins.opName + "/" + ins.nodeName + "{";
   for (let i = 0; i < names.length; i++) {
-    const a = ins.attrs.get(names[i])!;
-    const k = attrKey(a);
-    if (k.startsWith("?")) return "";
-    s += names[i] + "=" + k + ";";
+    const kind = ins.attrs.get(names[i])!.kind;
+    if (kind == ATTR_TENSOR || kind == ATTR_GRAPH) return "";
   }
-  return s + "}";
+  return ins.opName + "/" + ins.nodeName + "{" + attrsKey(ins.attrs) + "}";
 }
 
 /** The structural key of v ("" when it is not shareable: it depends on a param or a non-prepare node). */
@@ -95,12 +81,10 @@ function rootOutputs(root: Program): Map<string, Value> {
 }
 
 /**
- * Before `prog` is placed in memory: points its weights, the host literals the root holds, and
- * the prepare outputs whose keys the root has at the root's memory, marking them shared (placement
- * then skips them), and marks the prepare nodes all of whose outputs are shared. Returns the
- * number of prepare nodes shared.
+ * Points prog's weights that the root also has (by name) at the root's buffers and marks them
+ * shared: at finalize, and again after the root's weights moved (a swap switches them by pointer).
  */
-export function shareFrom(prog: Program, root: Program): i32 {
+export function shareWeights(prog: Program, root: Program): void {
   const weights = new Map<string, usize>();
   for (let i = 0; i < root.weightInstrs.length; i++) {
     const w = root.weightInstrs[i];
@@ -113,7 +97,24 @@ export function shareFrom(prog: Program, root: Program): i32 {
       if (ins.kind == K_WEIGHT && weights.has(ins.nodeName)) {
         ins.outputs[0].ptr = weights.get(ins.nodeName);
         ins.outputs[0].shared = true;
-      } else if (ins.kind == K_HOST_LITERAL && root.hostPtrs.has(ins.hostId)) {
+      }
+    }
+  }
+}
+
+/**
+ * Before `prog` is placed in memory: points its weights, the host literals the root holds, and
+ * the prepare outputs whose keys the root has at the root's memory, marking them shared (placement
+ * then skips them), and marks the prepare nodes all of whose outputs are shared. Returns the
+ * number of prepare nodes shared.
+ */
+export function shareFrom(prog: Program, root: Program): i32 {
+  shareWeights(prog, root);
+  for (let mi = 0; mi < prog.modules.length; mi++) {
+    const m = prog.modules[mi];
+    for (let i = 0; i < m.instrs.length; i++) {
+      const ins = m.instrs[i];
+      if (ins.kind == K_HOST_LITERAL && root.hostPtrs.has(ins.hostId)) {
         ins.ptr = root.hostPtrs.get(ins.hostId);
         ins.outputs[0].ptr = ins.ptr;
         ins.outputs[0].shared = true;

@@ -424,8 +424,7 @@ function bindSubgraph(prog: Program, ins: Instruction, ctx: ShapeContext, attr: 
   sub.binder = ins;
   const b = new SubgraphBinding();
   if (!ins.op!.bindSubgraph(ctx, attr, b)) return false;
-  const params = new Array<Value>();
-  for (let i = 0; i < sub.instrs.length; i++) if (sub.instrs[i].kind == K_PARAM) params.push(sub.instrs[i].outputs[0]);
+  const params = sub.params();
   if (params.length != b.inputs.length) {
     report(E_SHAPE, ins.nodeName, ins.opName, "subgraph '" + attr + "' takes " + params.length.toString() +
       " inputs; the node gives it " + b.inputs.length.toString());

@@ -138,6 +138,13 @@ export class Module {
   indexOf(ins: Instruction): i32 {
     return this.instrs.indexOf(ins);
   }
+
+  /** The values of this module's params, in order. */
+  params(): Array<Value> {
+    const ps = new Array<Value>();
+    for (let i = 0; i < this.instrs.length; i++) if (this.instrs[i].kind == K_PARAM) ps.push(this.instrs[i].outputs[0]);
+    return ps;
+  }
 }
 
 export class Program {

@@ -4,7 +4,7 @@
 // output channel per group) use a direct kernel. ConvTranspose: GEMM into columns, then
 // col2im scatter-add.
 import { sgemm } from "./gemm";
-import { parallelFor, taskArgs, TASK_IM2COL, threadCount } from "./threads";
+import { parallelFor, perTask, taskArgs, TASK_IM2COL, threadCount } from "./threads";
 
 /** Geometry of a conv or pool, normalized to 3 spatial dims (d, h, w). */
 export class ConvGeom {
@@ -150,7 +150,7 @@ function im2colPar(g: ConvGeom, cg: i32, x: usize, col: usize): void {
     im2col(g, cg, x, col);
     return;
   }
-  let per = (cg + 4 * nt - 1) / (4 * nt);
+  const per = perTask(cg, nt);
   const tasks = (cg + per - 1) / per;
   const a = taskArgs();
   geoWrite(g, a + 64);

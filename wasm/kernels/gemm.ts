@@ -9,7 +9,7 @@
 // relaxed-simd, else f32x4 mul + add. Scratch panels are module-level and grow-only on the main
 // instance; in the threaded build a large product is split into column (or row) panels run by
 // worker instances (threads.ts), each with its own scratch, summing in the same order.
-import { parallelFor, slotScratch, taskArgs, TASK_GEMM, threadCount } from "./threads";
+import { parallelFor, perTask, slotScratch, taskArgs, TASK_GEMM, threadCount } from "./threads";
 
 /** Rows of the micro-tile. */
 export const MR: i32 = 6; // the micro-kernels below are written for 6 x 8
@@ -601,12 +601,12 @@ function sgemmImpl(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f3
     let chunk = 0;
     let tasks = 0;
     if (byCols) {
-      let per = (colStrips + 4 * nt - 1) / (4 * nt);
+      let per = perTask(colStrips, nt);
       if (per < 4) per = 4;
       chunk = per * NR;
       tasks = (N + chunk - 1) / chunk;
     } else {
-      let per = (rowStrips + 4 * nt - 1) / (4 * nt);
+      let per = perTask(rowStrips, nt);
       const least = Bp != 0 ? 2 : 8;
       if (per < least) per = least;
       chunk = per * MR;

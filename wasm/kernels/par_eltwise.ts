@@ -7,7 +7,7 @@ import { binRowF32 } from "./eltwise";
 import { unaryF32 } from "../ops/math/unary";
 import { softmaxRowF32 } from "./reduce";
 import {
-  parallelFor, taskArgs, TASK_AFFINE_PLANES, TASK_BINARY_ROWS, TASK_SOFTMAX, TASK_UNARY, threadCount,
+  parallelFor, perTask, taskArgs, TASK_AFFINE_PLANES, TASK_BINARY_ROWS, TASK_SOFTMAX, TASK_UNARY, threadCount,
 } from "./threads";
 
 /** Below this many elements an elementwise op runs on one thread. */
@@ -15,8 +15,7 @@ const PAR_MIN_ELEMENTS: i32 = 1 << 16;
 
 /** Tasks for `n` elements on `nt` threads: a few per thread, 8-element aligned chunks. */
 function chunkOf(n: i32, nt: i32): i32 {
-  const per = (n + 4 * nt - 1) / (4 * nt);
-  return (per + 7) & ~7;
+  return (perTask(n, nt) + 7) & ~7;
 }
 
 /** unaryF32 (ops/math/unary.ts), split by ranges when large. */
@@ -75,7 +74,7 @@ export function binRowsF32Par(op: i32, rows: i32, inner: i32, a: usize, sa: i32,
     store<i32>(args, chunk, 36);
     parallelFor(TASK_BINARY_ROWS, (inner + chunk - 1) / chunk);
   } else {
-    const per = (rows + 4 * nt - 1) / (4 * nt);
+    const per = perTask(rows, nt);
     store<i32>(args, rows, 32);
     store<i32>(args, per, 36);
     parallelFor(TASK_BINARY_ROWS, (rows + per - 1) / per);
@@ -126,7 +125,7 @@ export function binaryRowsTask(args: usize, t: i32): void {
 export function softmaxRowsPar(px: usize, po: usize, outer: i32, len: i32, log: bool): bool {
   const nt = threadCount();
   if (nt < 2 || outer < 2 || <i64>outer * <i64>len < <i64>PAR_MIN_ELEMENTS / 4) return false;
-  const per = (outer + 4 * nt - 1) / (4 * nt);
+  const per = perTask(outer, nt);
   const a = taskArgs();
   store<usize>(a, px);
   store<usize>(a, po, 4);
@@ -158,7 +157,7 @@ export function softmaxTask(a: usize, t: i32): void {
 export function affinePlanesPar(px: usize, po: usize, planes: i32, c: i32, sp: i32, ab: usize): bool {
   const nt = threadCount();
   if (nt < 2 || planes < 2 || <i64>planes * <i64>sp < <i64>PAR_MIN_ELEMENTS) return false;
-  const per = (planes + 4 * nt - 1) / (4 * nt);
+  const per = perTask(planes, nt);
   const a = taskArgs();
   store<usize>(a, px);
   store<usize>(a, po, 4);

@@ -54,6 +54,16 @@ export function threadCount(): i32 {
   return nThreads;
 }
 
+/**
+ * Items per task when `n` items are split over `nt` threads: about four tasks per thread, so
+ * that a thread finishing early takes another instead of waiting on a slow one.
+ */
+// @ts-ignore: decorator
+@inline
+export function perTask(n: i32, nt: i32): i32 {
+  return (n + 4 * nt - 1) / (4 * nt);
+}
+
 /** The control block's argument area (valid while threadCount() > 1). */
 // @ts-ignore: decorator
 @inline

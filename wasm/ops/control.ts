@@ -43,16 +43,11 @@ class IfOp extends Op {
   }
 }
 
-/** "float32[2,3]" for messages. */
-function shapeText(s: Shape): string {
-  return s.toString();
-}
-
 /** Checks that body return `r` (a loop-carried value / state) keeps the shape `s` it came in with. */
 function sameCarried(ctx: ShapeContext, what: string, k: i32, s: Shape, r: Shape): bool {
   if (s.dtype == r.dtype && s.sameLens(r)) return true;
-  return ctx.fail(what + " " + k.toString() + " goes into the body as " + shapeText(s) + " and comes out as " +
-    shapeText(r) + "; kiln needs the same static shape and type every iteration");
+  return ctx.fail(what + " " + k.toString() + " goes into the body as " + s.toString() + " and comes out as " +
+    r.toString() + "; kiln needs the same static shape and type every iteration");
 }
 
 // ---------------------------------------------------------------- Loop
@@ -81,12 +76,12 @@ class LoopOp extends Op {
     if (ctx.hasInput(0)) {
       const m = ctx.input(0);
       if (m.elements() != 1 || m.dtype != DT_INT64) {
-        return ctx.fail("trip count M must be one int64, is " + shapeText(m));
+        return ctx.fail("trip count M must be one int64, is " + m.toString());
       }
     }
     if (ctx.hasInput(1)) {
       const c = ctx.input(1);
-      if (c.elements() != 1 || c.dtype != DT_BOOL) return ctx.fail("cond must be one bool, is " + shapeText(c));
+      if (c.elements() != 1 || c.dtype != DT_BOOL) return ctx.fail("cond must be one bool, is " + c.toString());
     }
     for (let i = 2; i < ctx.count(); i++) {
       if (!ctx.hasInput(i)) return ctx.fail("loop-carried input " + (i - 2).toString() + " is empty");
@@ -116,7 +111,7 @@ class LoopOp extends Op {
         n.toString() + " loop-carried values");
     }
     if (rs[0].elements() != 1 || rs[0].dtype != DT_BOOL) {
-      return ctx.fail("the body's condition output must be one bool, is " + shapeText(rs[0]));
+      return ctx.fail("the body's condition output must be one bool, is " + rs[0].toString());
     }
     const k = rs.length - 1 - n;
     if (ctx.numOutputs > n + k) {
@@ -244,7 +239,7 @@ class ScanOp extends Op {
       let len: i32;
       if (l.batched) {
         if (x.rank() < 2) {
-          ctx.fail("scan input " + j.toString() + " is " + shapeText(x) + "; opset 8 needs [batch, sequence, ...]");
+          ctx.fail("scan input " + j.toString() + " is " + x.toString() + "; opset 8 needs [batch, sequence, ...]");
           return -1;
         }
         len = x.lens[1];
@@ -283,7 +278,7 @@ class ScanOp extends Op {
   checkSequenceLens(ctx: ShapeContext, b: i32, t: i32): bool {
     if (!ctx.hasInput(0)) return true;
     const s = ctx.input(0);
-    if (s.dtype != DT_INT64 && s.dtype != 6) return ctx.fail("sequence_lens must be int32 or int64, is " + shapeText(s));
+    if (s.dtype != DT_INT64 && s.dtype != 6) return ctx.fail("sequence_lens must be int32 or int64, is " + s.toString());
     const c = ctx.constant(0);
     if (c == null) return ctx.needConstant(0, "sequence_lens: kiln runs full-length sequences only");
     const v = c.toI64Array();

@@ -11,6 +11,7 @@ import { avgLpPool, globalPool, maxPool } from "../kernels/pool";
 import { Attrs } from "../ir/attrs";
 import { ComputeContext, Op, OP_WRITES_ALL, ShapeContext } from "./op";
 import { registerOp } from "./registry";
+import { F32Out, F32View } from "./f32buf";
 
 function floatType(dt: i32): bool {
   return dt == DT_FLOAT || dt == DT_FLOAT16 || dt == DT_DOUBLE || dt == DT_BFLOAT16;
@@ -222,45 +223,6 @@ function planTransposed(attrs: Attrs, inn: Array<i32>, kern: Array<i32>): Spatia
     p.out.push(o);
   }
   return p;
-}
-
-/** A float32 view of t: t's own memory, or a converted copy (owned: free with heap.free). */
-class F32View {
-  ptr: usize;
-  owned: bool;
-  constructor(t: Tensor | null) {
-    if (t == null) {
-      this.ptr = 0;
-      this.owned = false;
-    } else if (t.shape.dtype == DT_FLOAT) {
-      this.ptr = t.ptr;
-      this.owned = false;
-    } else {
-      const n = t.elements();
-      this.ptr = heap.alloc(<usize>(n > 0 ? n : 1) << 2);
-      this.owned = true;
-      for (let i = 0; i < n; i++) store<f32>(this.ptr + (<usize>i << 2), <f32>t.getAsF64(i));
-    }
-  }
-  release(): void {
-    if (this.owned) heap.free(this.ptr);
-  }
-}
-
-/** Output float32 buffer for t (t's memory, or a scratch copied back by finish()). */
-class F32Out {
-  t: Tensor;
-  ptr: usize;
-  constructor(t: Tensor) {
-    this.t = t;
-    this.ptr = t.shape.dtype == DT_FLOAT ? t.ptr : heap.alloc(<usize>(t.elements() > 0 ? t.elements() : 1) << 2);
-  }
-  finish(): void {
-    if (this.t.shape.dtype == DT_FLOAT) return;
-    const n = this.t.elements();
-    for (let i = 0; i < n; i++) this.t.setFromF64(i, <f64>load<f32>(this.ptr + (<usize>i << 2)));
-    heap.free(this.ptr);
-  }
 }
 
 function spatial(lens: Array<i32>): Array<i32> {

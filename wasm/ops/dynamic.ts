@@ -11,6 +11,7 @@ import { Tensor } from "../ir/tensor";
 import { ComputeContext, Op, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 import { loadF64, loadI64 } from "../kernels/eltwise";
+import { normAxis, product } from "./data/util";
 
 // ---------------------------------------------------------------- shared
 
@@ -40,33 +41,16 @@ function mergeSort(idx: Int32Array, tmp: Int32Array, order: Order): void {
 }
 
 /** Normalizes a negative axis; -1 (with a diagnostic) when out of range. */
-function normAxis(ctx: ShapeContext, a: i64, rank: i32): i32 {
-  const r = <i64>(rank == 0 ? 1 : rank);
-  const axis = a < 0 ? a + r : a;
-  if (axis < 0 || axis >= r) {
-    ctx.fail("axis " + a.toString() + " is out of range for rank " + rank.toString());
-    return -1;
-  }
-  return <i32>axis;
+function checkedAxis(ctx: ShapeContext, a: i64, rank: i32): i32 {
+  const axis = normAxis(a, rank == 0 ? 1 : rank);
+  if (axis < 0) ctx.fail("axis " + a.toString() + " is out of range for rank " + rank.toString());
+  return axis;
 }
 
 function lensWith(lens: Array<i32>, axis: i32, n: i32): Array<i32> {
   const o = lens.slice(0);
   o[axis] = n;
   return o;
-}
-
-/** Elements of `lens` before `axis` and after it. */
-function outerOf(lens: Array<i32>, axis: i32): i32 {
-  let n = 1;
-  for (let i = 0; i < axis; i++) n *= lens[i];
-  return n;
-}
-
-function innerOf(lens: Array<i32>, axis: i32): i32 {
-  let n = 1;
-  for (let i = axis + 1; i < lens.length; i++) n *= lens[i];
-  return n;
 }
 
 // ---------------------------------------------------------------- NonZero
@@ -148,9 +132,9 @@ function compressLayout(lens: Array<i32>, hasAxis: bool, axis: i32): CompressLay
     return l;
   }
   l.axis = axis;
-  l.outer = outerOf(lens, axis);
+  l.outer = product(lens, 0, axis);
   l.len = lens[axis];
-  l.inner = innerOf(lens, axis);
+  l.inner = product(lens, axis + 1, lens.length);
   return l;
 }
 
@@ -178,7 +162,7 @@ class CompressOp extends Op {
     let axis = -1;
     if (hasAxis) {
       if (x.rank() == 0) return ctx.fail("axis is given but the input is a scalar");
-      axis = normAxis(ctx, ctx.attrs.getInt("axis", 0), x.rank());
+      axis = checkedAxis(ctx, ctx.attrs.getInt("axis", 0), x.rank());
       if (axis < 0) return false;
     }
     const l = compressLayout(x.lens, hasAxis, axis);
@@ -349,8 +333,8 @@ function uniqueLayout(lens: Array<i32>, axis: i32): UniqueLayout {
     l.n = n;
   } else {
     l.n = lens[axis];
-    l.outer = outerOf(lens, axis);
-    l.inner = innerOf(lens, axis);
+    l.outer = product(lens, 0, axis);
+    l.inner = product(lens, axis + 1, lens.length);
   }
   return l;
 }
@@ -371,7 +355,7 @@ class UniqueOp extends Op {
     let axis = -1;
     if (ctx.attrs.has("axis")) {
       if (x.rank() == 0) return ctx.fail("axis is given but the input is a scalar");
-      axis = normAxis(ctx, ctx.attrs.getInt("axis", 0), x.rank());
+      axis = checkedAxis(ctx, ctx.attrs.getInt("axis", 0), x.rank());
       if (axis < 0) return false;
     }
     const l = uniqueLayout(x.lens, axis);

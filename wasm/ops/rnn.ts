@@ -15,13 +15,14 @@
 // values of the ONNX ops of those names (Affine 1, 0; LeakyRelu 0.01; ThresholdedRelu 1;
 // HardSigmoid 0.2, 0.5; Elu 1) and, for ScaledTanh, which has none, 1, 1 (plain Tanh).
 import { ATTR_STRINGS } from "../ir/attrs";
-import { DT_FLOAT, DT_INT32, dtypeName, isFloat } from "../ir/dtype";
+import { DT_INT32, dtypeName, isFloat } from "../ir/dtype";
 import { Shape } from "../ir/shape";
 import { Tensor } from "../ir/tensor";
 import { packedBLength, packWholeB, sgemm, sgemmPackedB } from "../kernels/gemm";
 import { vsigmoid, vtanh } from "./math/vmath";
 import { ComputeContext, Op, OP_WRITES_ALL, ShapeContext } from "./op";
 import { registerOp } from "./registry";
+import { F32Out, F32View } from "./f32buf";
 import { Attrs } from "../ir/attrs";
 
 const K_RNN: i32 = 0;
@@ -189,46 +190,6 @@ function floats(n: i32, k: i32 = 1): usize {
   return (m > 0 ? m : 1) << 2;
 }
 
-/** A float32 copy of t when it is another float type (owned), else t's own memory. */
-class F32In {
-  ptr: usize = 0;
-  owned: bool = false;
-  constructor(t: Tensor | null) {
-    if (t == null) {
-      this.ptr = 0;
-    } else if (t.shape.dtype == DT_FLOAT) {
-      this.ptr = t.ptr;
-    } else {
-      const n = t.elements();
-      this.ptr = heap.alloc(floats(n));
-      this.owned = true;
-      for (let i = 0; i < n; i++) store<f32>(this.ptr + (<usize>i << 2), <f32>t.getAsF64(i));
-    }
-  }
-  release(): void {
-    if (this.owned) heap.free(this.ptr);
-  }
-}
-
-/** A float32 output buffer: t's memory, or scratch converted into t by finish(); zero-filled. */
-class F32Out {
-  t: Tensor;
-  ptr: usize;
-  constructor(t: Tensor) {
-    this.t = t;
-    const n = t.elements();
-    this.ptr = t.shape.dtype == DT_FLOAT ? t.ptr : heap.alloc(floats(n));
-    memory.fill(this.ptr, 0, <usize>n << 2);
-  }
-  finish(): void {
-    if (this.t.shape.dtype == DT_FLOAT) return;
-    const n = this.t.elements();
-    for (let i = 0; i < n; i++) this.t.setFromF64(i, <f64>load<f32>(this.ptr + (<usize>i << 2)));
-    heap.free(this.ptr);
-  }
-}
-
-
 class RecurrentOp extends Op {
   kind: i32;
 
@@ -370,17 +331,17 @@ class RecurrentOp extends Op {
       if (l > maxLen) maxLen = l;
     }
 
-    const xs = new F32In(x);
-    const ws = new F32In(ctx.input(1));
-    const rs = new F32In(r);
-    const bs = new F32In(ctx.hasInput(3) ? ctx.input(3) : null);
-    const h0 = new F32In(ctx.hasInput(5) ? ctx.input(5) : null);
-    const c0 = new F32In(kind == K_LSTM && ctx.hasInput(6) ? ctx.input(6) : null);
-    const ps = new F32In(kind == K_LSTM && ctx.hasInput(7) ? ctx.input(7) : null);
+    const xs = new F32View(x);
+    const ws = new F32View(ctx.input(1));
+    const rs = new F32View(r);
+    const bs = new F32View(ctx.hasInput(3) ? ctx.input(3) : null);
+    const h0 = new F32View(ctx.hasInput(5) ? ctx.input(5) : null);
+    const c0 = new F32View(kind == K_LSTM && ctx.hasInput(6) ? ctx.input(6) : null);
+    const ps = new F32View(kind == K_LSTM && ctx.hasInput(7) ? ctx.input(7) : null);
     const no = ctx.outputs.length;
-    const y = no > 0 ? new F32Out(ctx.output(0)) : null;
-    const yh = no > 1 ? new F32Out(ctx.output(1)) : null;
-    const yc = no > 2 ? new F32Out(ctx.output(2)) : null;
+    const y = no > 0 ? new F32Out(ctx.output(0), true) : null;
+    const yh = no > 1 ? new F32Out(ctx.output(1), true) : null;
+    const yc = no > 2 ? new F32Out(ctx.output(2), true) : null;
 
     const rows = T * B;
     const xw = heap.alloc(floats(rows, GH));

@@ -14,6 +14,7 @@ import { evenK, igemm, packB, packedBBytes } from "../../kernels/igemm";
 import { convPlan, SpatialPlan } from "../conv";
 import { ComputeContext, Op, OP_WRITES_ALL, ShapeContext } from "../op";
 import { registerOp } from "../registry";
+import { qmax, qmin } from "./quant";
 
 function is8(dt: i32): bool {
   return dt == DT_INT8 || dt == DT_UINT8;
@@ -44,14 +45,6 @@ function requant(acc: i32, mult: f32, zp: i32, lo: f32, hi: f32): i32 {
   if (!(v >= lo)) v = lo;
   if (v > hi) v = hi;
   return <i32>v;
-}
-
-function qlo(dt: i32): f32 {
-  return dt == DT_INT8 ? -128 : 0;
-}
-
-function qhi(dt: i32): f32 {
-  return dt == DT_INT8 ? 127 : 255;
 }
 
 // ---- matrix products ----
@@ -322,7 +315,7 @@ class QLinearMatMulOp extends Op {
     const ys = scaleAt(ctx.input(6), 0);
     const yd = y.shape.dtype;
     const yz = zpAt(ctx.input(7), 0);
-    const lo = qlo(yd), hi = qhi(yd);
+    const lo = <f32>qmin(yd), hi = <f32>qmax(yd);
     const signed = yd == DT_INT8;
     // the multiplier of column n for rows of one A scale: (a_scale * b_scale[n]) / y_scale
     const mult = heap.alloc(<usize>N << 2);
@@ -565,7 +558,7 @@ class QLinearConvOp extends Op {
     const xs = scaleAt(ctx.input(1), 0), ws = ctx.input(4), ys = scaleAt(ctx.input(6), 0);
     const perChannel = ws.elements() > 1;
     const bias: Tensor | null = ctx.hasInput(8) ? ctx.input(8) : null;
-    const yd = y.shape.dtype, yz = zpAt(ctx.input(7), 0), lo = qlo(yd), hi = qhi(yd);
+    const yd = y.shape.dtype, yz = zpAt(ctx.input(7), 0), lo = <f32>qmin(yd), hi = <f32>qmax(yd);
     const signed = yd == DT_INT8;
     const ovol = g.ovol();
     let i: i32 = 0;

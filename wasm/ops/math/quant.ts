@@ -9,7 +9,8 @@ import { registerOp } from "../registry";
 import { registerQLinear } from "./qlinear";
 import { loadF64, loadI64, storeF64, storeI64 } from "../../kernels/eltwise";
 
-function qmin(dt: i32): f64 {
+/** The least value of integer type dt (quantization saturates to it). */
+export function qmin(dt: i32): f64 {
   switch (dt) {
     case DT_INT8: return -128;
     case DT_INT16: return -32768;
@@ -18,7 +19,8 @@ function qmin(dt: i32): f64 {
   }
 }
 
-function qmax(dt: i32): f64 {
+/** The greatest value of integer type dt. */
+export function qmax(dt: i32): f64 {
   switch (dt) {
     case DT_INT8: return 127;
     case DT_UINT8: return 255;
