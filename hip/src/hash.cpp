@@ -1,8 +1,12 @@
 #include "hash.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <random>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace kiln {
 namespace {
@@ -37,49 +41,103 @@ constexpr uint64_t P1 = 0x9e3779b185ebca87ULL;
 constexpr uint64_t P2 = 0xc2b2ae3d27d4eb4fULL;
 constexpr uint64_t P3 = 0x165667b19e3779f9ULL;
 constexpr uint64_t P4 = 0x85ebca77c2b2ae63ULL;
+constexpr uint32_t P5 = 0x9e3779b1u;
+
+/** The per-process keys the stripes are mixed with: eight lanes, from the seeds. */
+struct Keys {
+  uint64_t k[ContentHash::kLanes];
+  Keys() {
+    uint64_t x = seeds().a, y = seeds().b;
+    for (unsigned i = 0; i < ContentHash::kLanes; i++) {
+      x = mix(x + P1 * (i + 1));
+      y = mix(y ^ rotl(x, 23));
+      k[i] = x ^ y;
+    }
+  }
+};
+
+const Keys& keys() {
+  static const Keys k;
+  return k;
+}
 
 }  // namespace
 
 ContentHash::ContentHash() {
-  v_[0] = seeds().a;
-  v_[1] = seeds().b;
-  v_[2] = seeds().a ^ P3;
-  v_[3] = seeds().b + P4;
+  const Keys& k = keys();
+  for (unsigned i = 0; i < kLanes; i++) v_[i] = k.k[i] ^ (i & 1 ? seeds().a : seeds().b);
 }
 
-inline void ContentHash::stripe(const uint8_t* p) {
-  uint64_t w[4];
-  std::memcpy(w, p, 32);
-  for (int i = 0; i < 4; i++) v_[i] = rotl(v_[i] + w[i] * P2, 31) * P1;
+// Eight 64-bit lanes over 64-byte stripes, each lane adding the 32 x 32 -> 64-bit product of its
+// keyed word's halves and its neighbour's raw word (the lanes are independent, so the compiler
+// runs them as SIMD multiplies: about three times the rate of the earlier four multiply-rotate
+// chains, measured on this machine and on the H200's host; see docs/gpu.md, the swap pipeline),
+// with the lanes scrambled every kScrambleStripes stripes so that the products keep mixing.
+// Written here, not taken from a library: the GPU library links nothing but the HIP/CUDA runtime.
+inline void ContentHash::stripes(const uint8_t* p, uint64_t count) {
+  const Keys& k = keys();
+  uint64_t v[kLanes];
+  for (unsigned i = 0; i < kLanes; i++) v[i] = v_[i];
+  while (count > 0) {
+    // up to the next scramble
+    const uint64_t run = std::min<uint64_t>(count, kScrambleStripes - stripeCount_ % kScrambleStripes);
+#if defined(__SSE2__) && !defined(KILN_HASH_SCALAR)
+    // the same arithmetic on two lanes per register (x86-64 always has SSE2): pmuludq multiplies the
+    // low halves of each 64-bit lane; the shuffle swaps the lanes of a pair for w[i ^ 1]
+    __m128i acc[kLanes / 2], key[kLanes / 2];
+    for (unsigned j = 0; j < kLanes / 2; j++) {
+      acc[j] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + 2 * j));
+      key[j] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(k.k + 2 * j));
+    }
+    for (uint64_t s = 0; s < run; s++, p += kStripe) {
+      for (unsigned j = 0; j < kLanes / 2; j++) {
+        const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * j));
+        const __m128i d = _mm_xor_si128(w, key[j]);
+        const __m128i prod = _mm_mul_epu32(d, _mm_srli_epi64(d, 32));
+        acc[j] = _mm_add_epi64(acc[j], _mm_add_epi64(prod, _mm_shuffle_epi32(w, _MM_SHUFFLE(1, 0, 3, 2))));
+      }
+    }
+    for (unsigned j = 0; j < kLanes / 2; j++) _mm_storeu_si128(reinterpret_cast<__m128i*>(v + 2 * j), acc[j]);
+#else
+    for (uint64_t s = 0; s < run; s++, p += kStripe) {
+      uint64_t w[kLanes];
+      std::memcpy(w, p, kStripe);
+      for (unsigned i = 0; i < kLanes; i++) {
+        const uint64_t d = w[i] ^ k.k[i];
+        v[i] += (d & 0xffffffffULL) * (d >> 32) + w[i ^ 1];
+      }
+    }
+#endif
+    count -= run;
+    stripeCount_ += run;
+    if (stripeCount_ % kScrambleStripes == 0) {
+      for (unsigned i = 0; i < kLanes; i++) {
+        uint64_t a = v[i];
+        a ^= a >> 47;
+        a ^= k.k[(i + 3) % kLanes];
+        v[i] = a * P5;
+      }
+    }
+  }
+  for (unsigned i = 0; i < kLanes; i++) v_[i] = v[i];
 }
 
 void ContentHash::update(const uint8_t* p, uint64_t n) {
   length_ += n;
   if (tailLen_ > 0) {
-    const uint64_t take = n < 32 - tailLen_ ? n : 32 - tailLen_;
+    const uint64_t take = n < kStripe - tailLen_ ? n : kStripe - tailLen_;
     std::memcpy(tail_ + tailLen_, p, take);
     tailLen_ += static_cast<unsigned>(take);
     p += take;
     n -= take;
-    if (tailLen_ < 32) return;
-    stripe(tail_);
+    if (tailLen_ < kStripe) return;
+    stripes(tail_, 1);
     tailLen_ = 0;
   }
-  // the lanes in locals: `p` may alias the object (uint8_t aliases anything), which would make the
-  // compiler store and reload them on every stripe
-  uint64_t v0 = v_[0], v1 = v_[1], v2 = v_[2], v3 = v_[3];
-  for (; n >= 32; p += 32, n -= 32) {
-    uint64_t w[4];
-    std::memcpy(w, p, 32);
-    v0 = rotl(v0 + w[0] * P2, 31) * P1;
-    v1 = rotl(v1 + w[1] * P2, 31) * P1;
-    v2 = rotl(v2 + w[2] * P2, 31) * P1;
-    v3 = rotl(v3 + w[3] * P2, 31) * P1;
-  }
-  v_[0] = v0;
-  v_[1] = v1;
-  v_[2] = v2;
-  v_[3] = v3;
+  const uint64_t whole = n / kStripe;
+  if (whole > 0) stripes(p, whole);
+  p += whole * kStripe;
+  n -= whole * kStripe;
   std::memcpy(tail_, p, n);
   tailLen_ = static_cast<unsigned>(n);
 }
@@ -87,14 +145,18 @@ void ContentHash::update(const uint8_t* p, uint64_t n) {
 Hash128 ContentHash::finish() {
   // the partial stripe, zero-padded (the length, mixed in below, tells paddings apart)
   if (tailLen_ > 0) {
-    std::memset(tail_ + tailLen_, 0, 32 - tailLen_);
-    stripe(tail_);
+    std::memset(tail_ + tailLen_, 0, kStripe - tailLen_);
+    stripes(tail_, 1);
+    tailLen_ = 0;
   }
-  const uint64_t x = rotl(v_[0], 1) + rotl(v_[1], 7) + rotl(v_[2], 12) + rotl(v_[3], 18);
-  const uint64_t y = (v_[0] * P3) ^ rotl(v_[1] * P4, 29) ^ rotl(v_[2] * P1, 41) ^ rotl(v_[3] * P2, 53);
+  uint64_t x = length_ * P1, y = rotl(length_, 32) ^ P2;
+  for (unsigned i = 0; i < kLanes; i++) {
+    x = mix(x ^ v_[i]) * P3;
+    y = rotl(y + mix(v_[i] ^ P4 * (i + 1)), 29) * P1;
+  }
   Hash128 h;
-  h.a = mix(x ^ length_);
-  h.b = mix(y ^ rotl(length_, 32) ^ h.a);
+  h.a = mix(x);
+  h.b = mix(y ^ h.a);
   return h;
 }
 

@@ -1,7 +1,7 @@
 // Hashes of weight and literal bytes, computed while they are read:
-//  - ContentHash: a fast 128-bit hash (four independent multiply-rotate lanes over 32-byte
-//    stripes, so the CPU runs them in parallel: about 4x the rate of one dependent chain; seeded
-//    per process) that lets a bind skip a tensor whose content is unchanged without reading
+//  - ContentHash: a fast 128-bit hash (eight independent lanes over 64-byte stripes, each adding a
+//    32 x 32 -> 64-bit product of its keyed word, so the compiler runs them as SIMD multiplies;
+//    keyed per process) that lets a bind skip a tensor whose content is unchanged without reading
 //    device memory back. It runs on every byte a swap reads, on the reader threads. Not cryptographic; the random per-process seed keeps collisions from being
 //    crafted ahead of time, and a skip also needs the byte length to match.
 //  - Sha1: SHA-1 (FIPS 180-4), for the per-literal checksums of .kiln files. Written here
@@ -21,15 +21,19 @@ struct Hash128 {
 
 class ContentHash {
  public:
+  static constexpr unsigned kLanes = 8;
+  static constexpr unsigned kStripe = kLanes * 8;
+  static constexpr uint64_t kScrambleStripes = 16;  // a scramble every KiB
   ContentHash();
   void update(const uint8_t* p, uint64_t n);
   Hash128 finish();
 
  private:
-  void stripe(const uint8_t* p);
-  uint64_t v_[4];
+  void stripes(const uint8_t* p, uint64_t count);
+  uint64_t v_[kLanes];
   uint64_t length_ = 0;
-  uint8_t tail_[32];
+  uint64_t stripeCount_ = 0;
+  uint8_t tail_[kStripe];
   unsigned tailLen_ = 0;
 };
 
