@@ -678,8 +678,8 @@ function _versionOf(v: number): string {
 function _phaseMedians(ps: BindPhases[]): string {
   if (!ps.length) return "";
   const m = (f: (p: BindPhases) => number) => fmtMs(median(ps.map(f)));
-  return `validate ${m((p) => p.validateMs)} / load ${m((p) => p.loadMs)} (read ${
-    m((p) => p.readMs)
+  return `validate ${m((p) => p.validateMs)} / load ${m((p) => p.loadMs)} (read ${m((p) => p.readMs)}, hash ${
+    m((p) => p.hashMs ?? 0)
   } summed over ` +
     `${ps[0].threads} threads; upload tail ${m((p) => p.uploadTailMs)}) / prepare ${
       m((p) => p.prepareMs)

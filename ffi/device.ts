@@ -51,6 +51,8 @@ export interface DeviceReport {
   fusedKernels: number;
   /** Transposes folded into MatMuls (read or written through strides) */
   foldedTransposes: number;
+  /** scalar Muls/Divs of MatMul operands applied as the GEMM's alpha */
+  foldedScalings: number;
   /** Relus applied by the Conv before them */
   convEpilogues: number;
   /** residual block ends (Conv, Add, Relu) run as one call of the DNN library */
@@ -89,6 +91,8 @@ export interface DeviceBindReport {
   loadMs: number;
   /** time in pread, summed over the reader threads */
   preadMs: number;
+  /** hashing what was read (and starting its copies), summed over the reader threads */
+  hashMs: number;
   /** waiting for a ring slot's copy, summed over the reader threads */
   ringWaitMs: number;
   /** waiting for the copies in flight after the last read */

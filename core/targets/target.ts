@@ -89,6 +89,8 @@ export interface BindPhases {
   loadMs: number;
   /** time in file reads, summed over the reader threads */
   readMs: number;
+  /** hashing what was read (each piece while in cache) and starting its copies, summed over the threads */
+  hashMs?: number;
   /** waiting for copies still in flight after the last read (the pipeline's tail) */
   uploadTailMs: number;
   /** rerunning the weight-only nodes (layouts, derived weights) downstream of what changed */
@@ -157,8 +159,13 @@ export interface FusionReport {
   nodes: number;
   /** the fused kernels they form */
   kernels: number;
-  /** Transposes folded into the MatMul beside them (the GEMM reads or writes through strides) */
+  /**
+   * Transposes folded into the MatMul beside them (the GEMM reads or writes through strides), also
+   * through reshapes and scalings between them
+   */
   transposes: number;
+  /** Mul or Div of a MatMul operand by a scalar constant, applied as the GEMM's alpha */
+  scalings: number;
   /** Relus applied by the Conv before them (its bias pass rectifies and writes the Relu's output) */
   epilogues: number;
   /**

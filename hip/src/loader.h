@@ -69,6 +69,8 @@ struct LoadStats {
   double wallMs = 0;
   /** summed over the threads: time in pread, ms */
   double readMs = 0;
+  /** summed over the threads: time hashing what was read, ms */
+  double hashMs = 0;
   /** summed over the threads: time waiting for a ring slot's copy to finish, ms */
   double waitMs = 0;
   /** after the last read: waiting for the copies still in flight, ms (the pipeline's tail) */
@@ -103,6 +105,12 @@ class Loader {
                  LoadStats& stats, Error& err);
   /** Reader threads: KILN_LOAD_THREADS when set (1..64), else min(16, hardware threads). */
   static int threadCount();
+  /**
+   * A ring chunk is read in pieces of this many bytes: each piece is hashed right after its read,
+   * while it is still in the reader core's cache, and its copy to the device starts at once.
+   * KILN_LOAD_PIECE (bytes, 64 KiB .. kLoadChunk) overrides it, a measuring knob.
+   */
+  static uint64_t pieceBytes();
 
  private:
   struct Slot {

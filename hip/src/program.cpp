@@ -693,10 +693,10 @@ bool Program::bindCommit(std::string& report) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "{\"copied\":%d,\"skipped\":%d,\"bytesRead\":%llu,\"bytesUploaded\":%llu,\"readMs\":%.3f,"
-                "\"validateMs\":%.3f,\"loadMs\":%.3f,\"preadMs\":%.3f,\"ringWaitMs\":%.3f,\"uploadTailMs\":%.3f,"
+                "\"validateMs\":%.3f,\"loadMs\":%.3f,\"preadMs\":%.3f,\"hashMs\":%.3f,\"ringWaitMs\":%.3f,\"uploadTailMs\":%.3f,"
                 "\"threads\":%d,\"adapted\":%d,",
                 copied, skipped, static_cast<unsigned long long>(bytesRead), static_cast<unsigned long long>(uploaded),
-                readMs, validateMs, load.wallMs, load.readMs, load.waitMs, load.tailMs, load.threads, adapted);
+                readMs, validateMs, load.wallMs, load.readMs, load.hashMs, load.waitMs, load.tailMs, load.threads, adapted);
   char more[128];
   std::snprintf(more, sizeof more, "\"registerMs\":%.3f,\"loadMode\":\"%s\",", load.registerMs, load.mode);
   report = std::string(buf) + more + "\"slots\":[" + changed + "]}";
