@@ -110,6 +110,7 @@ async function _check(t: Deno.TestContext, dims: number[]): Promise<void> {
           nodes: 0,
           kernels: 0,
           transposes: 0,
+          scalings: 0,
           epilogues: 0,
           residuals: 0,
         });
@@ -247,6 +248,115 @@ Deno.test({
           await Deno.remove(dir, { recursive: true });
         }
       });
+    }
+  },
+});
+
+/**
+ * GPT-2's attention as torch.onnx exports it: one projection split into q, k and v, each reshaped
+ * into heads and transposed; k through a second Transpose between Reshapes; q and k scaled by a
+ * constant before the scores MatMul; the mix transposed back and reshaped.
+ */
+function _exportedAttention(s: number, h: number, d: number, scaleOutput: boolean): ModelSpec {
+  const e = h * d;
+  const v = (name: string, dims: number[]) => ({ name, dtype: "float32" as const, dims });
+  const shape = (name: string, dims: number[]) => ({
+    name,
+    dtype: "int64" as const,
+    dims: [dims.length],
+    data: dims,
+  });
+  const t = (name: string, input: string, output: string, perm: number[]) => ({
+    op: "Transpose",
+    name,
+    inputs: [input],
+    outputs: [output],
+    attrs: { perm: { ints: perm } },
+  });
+  const r = (name: string, input: string, to: string, output: string) => ({
+    op: "Reshape",
+    name,
+    inputs: [input, to],
+    outputs: [output],
+  });
+  return {
+    opset: 17,
+    graph: {
+      inputs: [v("x", [1, s, 3 * e])],
+      outputs: scaleOutput ? [v("y", [1, s, e]), v("qs", [1, h, s, d])] : [v("y", [1, s, e])],
+      initializers: [
+        shape("heads", [1, s, h, d]),
+        shape("hsd", [h, s, d]),
+        shape("khds", [1, h, d, s]),
+        shape("back", [1, s, e]),
+        { name: "c", dtype: "float32", dims: [], data: [1 / Math.sqrt(Math.sqrt(d))] },
+      ],
+      nodes: [
+        { op: "Split", name: "split", inputs: ["x"], outputs: ["q0", "k0", "v0"], attrs: { axis: { i: 2 } } },
+        r("rq", "q0", "heads", "q1"),
+        t("tq", "q1", "q2", [0, 2, 1, 3]),
+        { op: "Mul", name: "sq", inputs: ["q2", "c"], outputs: ["qs"] },
+        r("rk", "k0", "heads", "k1"),
+        t("tk", "k1", "k2", [0, 2, 1, 3]),
+        r("rk2", "k2", "hsd", "k3"),
+        t("tk2", "k3", "k4", [0, 2, 1]),
+        r("rk3", "k4", "khds", "k5"),
+        { op: "Mul", name: "sk", inputs: ["c", "k5"], outputs: ["ks"] },
+        r("rv", "v0", "heads", "v1"),
+        t("tv", "v1", "v2", [0, 2, 1, 3]),
+        { op: "MatMul", name: "scores", inputs: ["qs", "ks"], outputs: ["sc"] },
+        { op: "Softmax", name: "softmax", inputs: ["sc"], outputs: ["p"], attrs: { axis: { i: -1 } } },
+        { op: "MatMul", name: "mix", inputs: ["p", "v2"], outputs: ["o"] },
+        t("to", "o", "o2", [0, 2, 1, 3]),
+        r("ro", "o2", "back", "y"),
+      ],
+    },
+  };
+}
+
+Deno.test({
+  name: `gpu target (${GPU.name}): exported attention's Transpose chains and scalings fold into the GEMMs`,
+  ignore,
+  async fn(t) {
+    // q: one Transpose and its scaling; k: two Transposes through three Reshapes and its scaling;
+    // v and the output: one Transpose each. With q's scaled value also a program output, q's chain
+    // stays as it is (the Mul's output is read outside the chain).
+    for (const [scaleOutput, transposes, scalings] of [[false, 5, 2], [true, 4, 1]] as const) {
+      await t.step(
+        `${
+          scaleOutput ? "q's scaling is an output" : "all chains"
+        }: ${transposes} Transposes and ${scalings} scalings folded`,
+        async () => {
+          const dir = await Deno.makeTempDir({ prefix: "kiln_gpu_chain_" });
+          const programs: Program[] = [];
+          try {
+            await Deno.writeFile(`${dir}/model.onnx`, buildModel(_exportedAttention(6, 3, 8, scaleOutput)));
+            const model = await parseOnnx(`${dir}/model.onnx`);
+            const folded = compile(model, "gpu", { gpu: GPU.options });
+            const copied = compile(model, "gpu", { gpu: { ...GPU.options, fusion: false } });
+            const ref = compile(model, "ref");
+            programs.push(folded, copied, ref);
+            const fusion = folded.info().fusion!;
+            assert.equal(fusion.transposes, transposes, "Transposes folded");
+            assert.equal(fusion.scalings, scalings, "scalings folded");
+            const data = new Float32Array(6 * 72);
+            for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.29) * 2;
+            const inputs: Record<string, Tensor> = { x: { dtype: "float32", dims: [1, 6, 72], data } };
+            const a = await folded.eval(inputs), c = await copied.eval(inputs), want = await ref.eval(inputs);
+            for (const name of Object.keys(want)) {
+              // the scaling applied to the sum instead of to each operand: rounding differences only
+              assert.ok(
+                relativeL2(a[name], want[name]) <= 1e-6,
+                `${name}: rel L2 ${relativeL2(a[name], want[name])} vs ref`,
+              );
+              assert.ok(relativeL2(a[name], c[name]) <= 1e-6, `${name}: folded vs copied`);
+            }
+          } finally {
+            for (const p of programs) p.dispose();
+            await Deno.remove(dir, { recursive: true });
+          }
+        },
+      );
     }
   },
 });

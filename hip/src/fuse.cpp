@@ -10,6 +10,8 @@
 // arena range overlaps an outside input that is broadcast (read at other indices than the one
 // being written), the region is not fused.
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <set>
 
 #include "lower.h"
@@ -199,6 +201,198 @@ std::vector<int64_t> permOf(const Schedule& s, const SNode& t) {
 
 }  // namespace
 
+namespace {
+
+/**
+ * The dims and strides of `dims`/`strides` reshaped to `to` without moving any element (as numpy's
+ * no-copy reshape): each run of old dims merged or split must be laid out contiguously relative to
+ * itself. False when the reshape needs a copy.
+ */
+bool reshapeView(const std::vector<int64_t>& dims, const std::vector<int64_t>& strides, const std::vector<int64_t>& to,
+                 std::vector<int64_t>& out) {
+  std::vector<int64_t> od, os;  // the old dims without the unit ones
+  for (size_t i = 0; i < dims.size(); i++) {
+    if (dims[i] == 0) return false;
+    if (dims[i] != 1) {
+      od.push_back(dims[i]);
+      os.push_back(strides[i]);
+    }
+  }
+  out.assign(to.size(), 0);
+  size_t oi = 0, ni = 0;
+  while (ni < to.size() || oi < od.size()) {
+    if (ni < to.size() && to[ni] == 1) {  // a unit dim: any stride
+      out[ni] = 0;
+      ni++;
+      continue;
+    }
+    if (ni >= to.size() || oi >= od.size()) return false;
+    // the smallest runs of old dims [oi, oj) and new dims [ni, nj) of equal products
+    size_t oj = oi + 1, nj = ni + 1;
+    int64_t po = od[oi], pn = to[ni];
+    while (po != pn) {
+      if (po < pn) {
+        if (oj >= od.size()) return false;
+        po *= od[oj++];
+      } else {
+        if (nj >= to.size()) return false;
+        pn *= to[nj++];
+      }
+    }
+    for (size_t k = oi; k + 1 < oj; k++) {
+      if (os[k] != os[k + 1] * od[k + 1]) return false;  // the old run is not contiguous in itself
+    }
+    int64_t st = os[oj - 1];
+    for (size_t k = nj; k-- > ni;) {
+      out[k] = to[k] == 1 ? 0 : st;
+      st *= to[k];
+    }
+    oi = oj;
+    ni = nj;
+  }
+  return true;
+}
+
+/** The scale of a Mul or Div node by a finite, non-zero float scalar literal, and its other input. */
+bool scalingOf(const Schedule& s, const SNode& n, int32_t& x, double& scale) {
+  if ((n.op != "Mul" && n.op != "Div") || n.inputs.size() != 2 || n.outputs.size() != 1) return false;
+  for (int side = 0; side < 2; side++) {
+    if (n.op == "Div" && side == 0) continue;  // c / x is no scaling of x
+    const int32_t c = n.inputs[static_cast<size_t>(side)], other = n.inputs[static_cast<size_t>(1 - side)];
+    if (c < 0 || other < 0) return false;
+    const SValue& cv = s.values[static_cast<size_t>(c)];
+    const SValue& ov = s.values[static_cast<size_t>(other)];
+    if (cv.storage != S_LITERAL || cv.hostId >= 0 || cv.dtype != DT_FLOAT || cv.elements() != 1) continue;
+    if (ov.dtype != DT_FLOAT || ov.dims != s.values[static_cast<size_t>(n.outputs[0])].dims) return false;
+    float f;
+    std::memcpy(&f, cv.inlineBytes.data(), 4);
+    if (!std::isfinite(f) || f == 0.0f) return false;
+    x = other;
+    scale = n.op == "Div" ? 1.0 / static_cast<double>(f) : static_cast<double>(f);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+/**
+ * Operand `operand` of MatMul `mm` as a strided view of a value further up: walks back through
+ * Transposes, reshaping aliases (Reshape, Flatten, Squeeze, Unsqueeze: the same bytes) and
+ * scalings by a constant, as long as each value passed is read by the chain alone (no other
+ * reader of it or of an alias of it, not a program output), then keeps the longest chain whose
+ * view a GEMM reads and that folds at least one node away. The chain's start must not be
+ * overwritten between the chain's first node and the MatMul, nor lie under the MatMul's output.
+ */
+bool operandChain(const Schedule& s, const SNode& mm, int operand, size_t pos, const std::vector<int32_t>& order,
+                  const std::vector<int32_t>& at, const std::vector<bool>& runs, const ValueUses& uses,
+                  const std::vector<int32_t>& producer, const std::vector<bool>& outPinned,
+                  const std::vector<bool>& used, TransposeFold& f) {
+  auto value = [&](int32_t v) -> const SValue& { return s.values[static_cast<size_t>(rootOf(s, v))]; };
+  struct Step {
+    int32_t node;  // the node that makes `out` from `in`
+    int32_t in, out;
+    int kind;  // 0 Transpose, 1 alias, 2 scaling
+    double scale;
+  };
+  std::vector<Step> steps;  // from the MatMul back
+  int32_t cur = mm.inputs[static_cast<size_t>(operand)];
+  for (int guard = 0; guard < 16; guard++) {
+    const int32_t p = producer[static_cast<size_t>(cur)];
+    if (p < 0 || p == mm.index) break;
+    const SNode& n = s.nodes[static_cast<size_t>(p)];
+    if (n.outputs.size() != 1 || n.inputs.empty() || n.inputs[0] < 0) break;
+    const SValue& cv = s.values[static_cast<size_t>(cur)];
+    Step st{p, n.inputs[0], cur, -1, 1.0};
+    if (cv.storage == S_ALIAS && rootOf(s, n.inputs[0]) == static_cast<int32_t>(cv.index) &&
+        s.values[static_cast<size_t>(n.inputs[0])].elements() == cv.elements()) {
+      st.kind = 1;
+    } else if (runs[static_cast<size_t>(p)] && !used[static_cast<size_t>(p)] && n.op == "Transpose" &&
+               n.inputs.size() == 1 && s.values[static_cast<size_t>(n.inputs[0])].dtype == DT_FLOAT &&
+               !permOf(s, n).empty()) {
+      st.kind = 0;
+    } else if (runs[static_cast<size_t>(p)] && !used[static_cast<size_t>(p)] && scalingOf(s, n, st.in, st.scale)) {
+      st.kind = 2;
+    } else {
+      break;
+    }
+    steps.push_back(st);
+    cur = st.in;
+  }
+  // the longest valid chain first
+  for (size_t len = steps.size(); len > 0; len--) {
+    // every value the chain passes through (the step outputs) read by the chain alone
+    std::set<int32_t> members{mm.index};
+    for (size_t i = 0; i < len; i++) members.insert(steps[i].node);
+    bool ok = true;
+    int transposes = 0, scalings = 0;
+    int32_t first = -1;
+    for (size_t i = 0; i < len && ok; i++) {
+      const int32_t r = rootOf(s, steps[i].out);
+      if (outPinned[static_cast<size_t>(r)]) ok = false;
+      for (int32_t reader : uses.readers[static_cast<size_t>(r)]) {
+        if (!members.count(reader)) ok = false;
+      }
+      if (steps[i].kind == 0) transposes++;
+      if (steps[i].kind == 2) scalings++;
+      if (steps[i].kind != 1) first = steps[i].node;  // the earliest running node so far
+    }
+    if (!ok || transposes + scalings == 0 || first < 0) continue;
+    const int32_t x = steps[len - 1].in;
+    const SValue& xv = value(x);
+    // nothing overwrites x between the chain's first node and the MatMul; the output is elsewhere
+    bool safe = !overlaps(value(mm.outputs[0]), xv);
+    for (int32_t p = at[static_cast<size_t>(first)] + 1; p < static_cast<int32_t>(pos) && safe; p++) {
+      for (int32_t o : s.nodes[static_cast<size_t>(order[static_cast<size_t>(p)])].outputs) {
+        if (o >= 0 && overlaps(value(o), xv)) safe = false;
+      }
+    }
+    if (!safe) continue;
+    // the view, forward from x
+    std::vector<int64_t> dims = s.values[static_cast<size_t>(x)].dims;
+    std::vector<int64_t> strides(dims.size(), 1);
+    for (size_t d = dims.size(); d-- > 1;) strides[d - 1] = strides[d] * dims[d];
+    double alpha = 1.0;
+    for (size_t i = len; i-- > 0 && ok;) {
+      const Step& st = steps[i];
+      const std::vector<int64_t>& to = s.values[static_cast<size_t>(st.out)].dims;
+      if (st.kind == 0) {
+        const std::vector<int64_t> perm = permOf(s, s.nodes[static_cast<size_t>(st.node)]);
+        std::vector<int64_t> nd, ns;
+        for (int64_t q : perm) {
+          nd.push_back(dims[static_cast<size_t>(q)]);
+          ns.push_back(strides[static_cast<size_t>(q)]);
+        }
+        dims = nd;
+        strides = ns;
+      } else if (st.kind == 1) {
+        std::vector<int64_t> ns;
+        if (!reshapeView(dims, strides, to, ns)) ok = false;
+        dims = to;
+        strides = ns;
+      } else {
+        alpha *= st.scale;
+      }
+      if (ok && dims != to) ok = false;
+    }
+    if (!ok) continue;
+    f.matmul = mm.index;
+    f.operand = operand;
+    f.view.value = x;
+    f.view.dims = dims;
+    f.view.strides = strides;
+    f.alpha = static_cast<float>(alpha);
+    f.transposes = transposes;
+    f.gone.clear();
+    for (size_t i = 0; i < len; i++) {
+      if (steps[i].kind != 1) f.gone.push_back(steps[i].node);
+    }
+    f.transpose = f.gone.front();
+    return true;
+  }
+  return false;
+}
+
 std::vector<TransposeFold> findTransposeFolds(const Schedule& s, int32_t module, const std::vector<bool>& runs,
                                               const ValueUses& uses) {
   const std::vector<std::vector<int32_t>>& readers = uses.readers;
@@ -219,48 +413,32 @@ std::vector<TransposeFold> findTransposeFolds(const Schedule& s, int32_t module,
   };
   std::vector<TransposeFold> out;
   std::vector<bool> used(s.nodes.size(), false);  // a Transpose folds into one MatMul at most
+  // each value's producer in the module (running nodes and aliases), and the values the program
+  // or a module returns
+  std::vector<int32_t> producer(s.values.size(), -1);
+  for (int32_t ni : s.modules[static_cast<size_t>(module)].nodes) {
+    for (int32_t o : s.nodes[static_cast<size_t>(ni)].outputs) {
+      if (o >= 0) producer[static_cast<size_t>(o)] = ni;
+    }
+  }
+  std::vector<bool> outPinned(s.values.size(), false);
+  for (int32_t o : s.outputs) outPinned[static_cast<size_t>(rootOf(s, o))] = true;
+  for (const SModule& md : s.modules) {
+    for (int32_t r : md.returns) {
+      if (r >= 0) outPinned[static_cast<size_t>(rootOf(s, r))] = true;
+    }
+  }
   for (size_t pos = 0; pos < order.size(); pos++) {
     const SNode& mm = s.nodes[static_cast<size_t>(order[pos])];
     if (mm.op != "MatMul" || mm.inputs.size() != 2 || mm.inputs[0] < 0 || mm.inputs[1] < 0 || mm.outputs.size() != 1) {
       continue;
     }
-    // operands A and B produced by a Transpose that only this MatMul reads
+    // operands A and B produced by a chain of Transposes, reshaping aliases and scalings that
+    // only this MatMul reads (see operandChain)
     for (int operand = 0; operand < 2; operand++) {
-      const int32_t y = mm.inputs[static_cast<size_t>(operand)];
-      if (s.values[static_cast<size_t>(y)].storage == S_ALIAS || pinned[static_cast<size_t>(y)]) continue;
-      if (readers[static_cast<size_t>(y)].size() != 1) continue;
-      int32_t tn = -1;
-      for (int32_t p = static_cast<int32_t>(pos) - 1; p >= 0 && tn < 0; p--) {
-        const SNode& c = s.nodes[static_cast<size_t>(order[static_cast<size_t>(p)])];
-        for (int32_t o : c.outputs) {
-          if (o == y) tn = order[static_cast<size_t>(p)];
-        }
-      }
-      if (tn < 0 || used[static_cast<size_t>(tn)] || !isTranspose(tn)) continue;
-      const SNode& t = s.nodes[static_cast<size_t>(tn)];
-      const int32_t x = t.inputs[0];
-      const SValue& xv = value(x);
-      bool safe = !overlaps(value(mm.outputs[0]), xv);
-      for (int32_t p = at[static_cast<size_t>(tn)] + 1; p < static_cast<int32_t>(pos) && safe; p++) {
-        for (int32_t o : s.nodes[static_cast<size_t>(order[static_cast<size_t>(p)])].outputs) {
-          if (o >= 0 && overlaps(value(o), xv)) safe = false;
-        }
-      }
-      if (!safe) continue;
-      const std::vector<int64_t> perm = permOf(s, t);
-      const std::vector<int64_t>& xd = s.values[static_cast<size_t>(x)].dims;
-      std::vector<int64_t> xs(xd.size(), 1);
-      for (size_t d = xd.size(); d-- > 1;) xs[d - 1] = xs[d] * xd[d];
       TransposeFold f;
-      f.matmul = mm.index;
-      f.transpose = tn;
-      f.operand = operand;
-      f.view.value = x;
-      for (int64_t p : perm) {
-        f.view.dims.push_back(xd[static_cast<size_t>(p)]);
-        f.view.strides.push_back(xs[static_cast<size_t>(p)]);
-      }
-      used[static_cast<size_t>(tn)] = true;
+      if (!operandChain(s, mm, operand, pos, order, at, runs, uses, producer, outPinned, used, f)) continue;
+      for (int32_t g : f.gone) used[static_cast<size_t>(g)] = true;
       out.push_back(std::move(f));
     }
     // the output, when the next node of the run list is a Transpose of it, its only reader
@@ -287,6 +465,7 @@ std::vector<TransposeFold> findTransposeFolds(const Schedule& s, int32_t module,
         TransposeFold f;
         f.matmul = mm.index;
         f.transpose = order[pos + 1];
+        f.gone = {order[pos + 1]};
         f.operand = 2;
         f.view.value = y;
         f.view.dims = cd;

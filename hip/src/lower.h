@@ -151,11 +151,20 @@ struct StridedOperand {
   std::vector<int64_t> dims, strides;
 };
 
-/** A Transpose folded into the MatMul beside it (fuse.cpp): `operand` 0 (A), 1 (B) or 2 (the output). */
+/**
+ * A Transpose folded into the MatMul beside it (fuse.cpp): `operand` 0 (A), 1 (B) or 2 (the output).
+ * An operand may come through a chain of Transposes, reshaping aliases and scalings by a constant
+ * (Mul or Div by a scalar literal): `gone` are the chain's nodes that no longer run (the
+ * Transposes and scalings), `transposes` how many of them are Transposes, and `alpha` the product
+ * of the scalings, applied as the GEMM's alpha.
+ */
 struct TransposeFold {
   int32_t matmul = -1, transpose = -1;
   int operand = 0;
   StridedOperand view;
+  std::vector<int32_t> gone;
+  int transposes = 1;
+  float alpha = 1.0f;
 };
 
 /**
@@ -163,7 +172,7 @@ struct TransposeFold {
  * kernels/linalg.hip; null with `why` when a view fits no GEMM layout.
  */
 std::unique_ptr<Kernel> lowerMatMulViews(const NodeView& node, const StridedOperand* a, const StridedOperand* b,
-                                         const StridedOperand* y, std::string& why);
+                                         const StridedOperand* y, std::string& why, float alpha = 1.0f);
 /**
  * The Transposes of `module` that a MatMul beside them can read or write through strides
  * instead (each the only reader or producer of the value between them, with no other node

@@ -203,19 +203,26 @@ void Program::fuse() {
     for (size_t i = 0; i < folds.size();) {
       size_t j = i;
       const StridedOperand* views[3] = {nullptr, nullptr, nullptr};
-      for (; j < folds.size() && folds[j].matmul == folds[i].matmul; j++) views[folds[j].operand] = &folds[j].view;
+      float alpha = 1.0f;
+      for (; j < folds.size() && folds[j].matmul == folds[i].matmul; j++) {
+        views[folds[j].operand] = &folds[j].view;
+        alpha *= folds[j].alpha;
+      }
       const int32_t mm = folds[i].matmul;
       std::string why;
-      std::unique_ptr<Kernel> k =
-          lowerMatMulViews(NodeView{s_, s_.nodes[static_cast<size_t>(mm)]}, views[0], views[1], views[2], why);
+      std::unique_ptr<Kernel> k = lowerMatMulViews(NodeView{s_, s_.nodes[static_cast<size_t>(mm)]}, views[0], views[1],
+                                                   views[2], why, alpha);
       if (k) {
         k->node = mm;
         k->workspace = kernels_[static_cast<size_t>(mm)]->workspace;
         kernels_[static_cast<size_t>(mm)] = std::move(k);
         for (size_t f = i; f < j; f++) {
-          fusedAway_[static_cast<size_t>(folds[f].transpose)] = true;
-          runs[static_cast<size_t>(folds[f].transpose)] = false;
-          foldedTransposes_++;
+          for (int32_t g : folds[f].gone) {
+            fusedAway_[static_cast<size_t>(g)] = true;
+            runs[static_cast<size_t>(g)] = false;
+          }
+          foldedTransposes_ += folds[f].transposes;
+          foldedScalings_ += static_cast<int32_t>(folds[f].gone.size()) - folds[f].transposes;
         }
       }
       i = j;
@@ -1438,6 +1445,7 @@ std::string Program::report() const {
          ",\"kernels\":" + std::to_string(kernels) + ",\"fusedNodes\":" + std::to_string(fusedNodes_) +
          ",\"fusedKernels\":" + std::to_string(fusedKernels_) +
          ",\"foldedTransposes\":" + std::to_string(foldedTransposes_) +
+         ",\"foldedScalings\":" + std::to_string(foldedScalings_) +
          ",\"convEpilogues\":" + std::to_string(convEpilogues_) +
          ",\"residualFolds\":" + std::to_string(residualFolds_) + ",\"residualMissWhy\":" + residualMiss + ",\"hostNodes\":[" + hostNodes + "],\"hostReasons\":[" + reasons +
          "]}";

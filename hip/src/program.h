@@ -234,7 +234,7 @@ class Program {
   std::vector<std::unique_ptr<Kernel>> kernels_;
   std::vector<std::string> hostReasons_;  // per node: why it runs on the host ("" on the device)
   std::vector<bool> fusedAway_;            // per node: runs inside a fused kernel at a later node
-  int32_t fusedNodes_ = 0, fusedKernels_ = 0, foldedTransposes_ = 0, convEpilogues_ = 0;
+  int32_t fusedNodes_ = 0, fusedKernels_ = 0, foldedTransposes_ = 0, foldedScalings_ = 0, convEpilogues_ = 0;
   std::vector<Step> run_;
   std::vector<int32_t> prepareNodes_;
   std::vector<Step> selected_;

@@ -6,7 +6,9 @@
 // With `epilogues` (gpu), a Conv's inputs stay live through the Relu, or the Add and the Relu, right
 // after it, and the Add's other input through that Relu: the gpu target runs those as the Conv's
 // epilogue (hip/src/fuse.cpp), writing the Relu's output at the Conv's step, so that output must
-// not take the bytes of anything the Conv or its epilogue still reads.
+// not take the bytes of anything the Conv or its epilogue still reads. Likewise the values up a
+// MatMul operand's chain of Transposes, reshapes and scalings stay live until the MatMul, which
+// the gpu target may read through strides from the chain's start.
 import {
   insertAt, Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, LOC_ALIAS, LOC_ARENA, LOC_BUFFER,
   LOC_LITERAL, Module, Program, Value,
@@ -88,6 +90,51 @@ function keepEpilogueInputs(m: Module, last: Map<i32, i32>): void {
   }
 }
 
+/** The ops a MatMul operand chain passes through on the gpu target (hip/src/fuse.cpp's operandChain). */
+function chainStep(p: Instruction): bool {
+  const o = p.opName;
+  return o == "Transpose" || o == "Mul" || o == "Div" ||
+    (p.op != null && p.op!.has(OP_ALIAS_RESHAPE) && p.outputs.length == 1);
+}
+
+/**
+ * MatMul operands as the gpu target folds them (hip/src/fuse.cpp): an operand reached through
+ * Transposes, reshapes and scalings by a constant is read by the GEMM through strides from the
+ * chain's start, so every value up the chain stays live until the MatMul. Conservative: the
+ * chain is kept whether or not the gpu target then folds it (a little arena at most).
+ */
+function keepMatMulChainSources(m: Module, last: Map<i32, i32>): void {
+  for (let i = 0; i < m.instrs.length; i++) {
+    const c = m.instrs[i];
+    if (c.kind != K_NODE || c.prepare || c.opName != "MatMul" || c.inputs.length != 2) continue;
+    // a Transpose right after the MatMul, of its output, is written by the GEMM through strides:
+    // what the MatMul reads stays live through that Transpose too
+    let end = i;
+    const t = nextRun(m, i);
+    if (t >= 0 && m.instrs[t].opName == "Transpose" && c.outputs.length == 1 && reads(m.instrs[t], c.outputs[0])) {
+      end = t;
+    }
+    for (let j = 0; j < 2; j++) {
+      keepUntil(last, c.inputs[j], end);
+      let cur = c.inputs[j];
+      for (let guard = 0; guard < 16 && cur != null; guard++) {
+        const p = cur.producer;
+        if (p == null || p.kind != K_NODE || p.prepare || p.module != m.index || !chainStep(p)) break;
+        let next: Value | null = null;
+        for (let k = 0; k < p.inputs.length; k++) {
+          const x = p.inputs[k];
+          if (x == null) continue;
+          keepUntil(last, x, end);
+          // the chain goes on through the input of the output's size (a scaling's other input
+          // is the scalar, a reshape's the shape)
+          if (next == null && x.shape.elements() == cur.shape.elements()) next = x;
+        }
+        cur = next;
+      }
+    }
+  }
+}
+
 class Block {
   offset: usize;
   size: usize;
@@ -115,7 +162,10 @@ export function planModule(prog: Program, m: Module, naive: bool, align: usize, 
     }
     if (ins.kind == K_NODE) markSubmoduleUses(prog, ins, i, last);
   }
-  if (epilogues) keepEpilogueInputs(m, last);
+  if (epilogues) {
+    keepEpilogueInputs(m, last);
+    keepMatMulChainSources(m, last);
+  }
   const returned = new Set<i32>();
   for (let j = 0; j < m.returns.length; j++) {
     returned.add(m.returns[j].id);

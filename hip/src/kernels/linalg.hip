@@ -39,13 +39,14 @@ struct MatMulKernel : Kernel {
   bool transA = false, transB = false;
   int64_t m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldc = 0;
   int64_t strideA = 0, strideB = 0, strideC = 0, batch = 1;
+  float alpha = 1.0f;  // scalings of the operands folded in (fuse.cpp)
   std::vector<GemmCall> calls;
   bool run(Exec& x) override {
     const float* a = x.at<const float>(A);
     const float* b = x.at<const float>(B);
     float* y = x.at<float>(Y);
     for (const GemmCall& c : calls) {
-      if (!kiln_gemm(x, transA, transB, m, n, k, 1.0f, a + c.a, lda, strideA, b + c.b, ldb, strideB, 0.0f, y + c.c,
+      if (!kiln_gemm(x, transA, transB, m, n, k, alpha, a + c.a, lda, strideA, b + c.b, ldb, strideB, 0.0f, y + c.c,
                      ldc, strideC, batch)) {
         return false;
       }
@@ -78,7 +79,7 @@ bool gemmLayout(int64_t rows, int64_t cols, int64_t rowStride, int64_t colStride
 }  // namespace
 
 std::unique_ptr<Kernel> lowerMatMulViews(const NodeView& v, const StridedOperand* av, const StridedOperand* bv,
-                                         const StridedOperand* yv, std::string& why) {
+                                         const StridedOperand* yv, std::string& why, float alpha) {
   if (!v.has(0) || !v.has(1)) return nullptr;
   const SValue& a = v.in(0);
   const SValue& b = v.in(1);
@@ -132,6 +133,7 @@ std::unique_ptr<Kernel> lowerMatMulViews(const NodeView& v, const StridedOperand
   k->m = M;
   k->n = N;
   k->k = K;
+  k->alpha = alpha;
   // the matrices' layouts: A is M x K, B is K x N, Y is M x N (a 1-D operand's missing dim has one row or column)
   const size_t ry = o.dims.size();
   const int64_t aRow = ra > 1 ? as[static_cast<size_t>(ra - 2)] : 0, aCol = as[static_cast<size_t>(ra - 1)];
