@@ -308,25 +308,8 @@ bool Dnn::planGraph(const DnnConvShape& s, bool tf32, DnnConv& p, std::string& w
     p.owned_.push_back(d);
     return d;
   };
-  Geometry g = geometryOf(s);
+  const Geometry g = geometryOf(s);
   const int sp = g.sp, nb = g.nb;
-  // KILN_CUDNN_PROBE=nhwc: the same convolution declared channels-last (x, w and y), to time what
-  // cuDNN's engines cost on that layout. A measuring probe only: kiln's tensors are NCHW, so the
-  // results are wrong while it is set.
-  if (const char* probe = std::getenv("KILN_CUDNN_PROBE"); probe && std::strcmp(probe, "nhwc") == 0) {
-    int64_t* const d[3] = {g.x, g.w, g.y};
-    int64_t* const st[3] = {g.xs, g.ws, g.ys};
-    for (int t = 0; t < 3; t++) {
-      // channels innermost, then the spatial dims from the last, then N
-      int64_t run = d[t][1];
-      st[t][1] = 1;
-      for (int i = nb - 1; i >= 2; i--) {
-        st[t][i] = run;
-        run *= d[t][i];
-      }
-      st[t][0] = run;
-    }
-  }
   const int dt = kFloat;
   const int64_t align = 16;
   void* tensors[3];
