@@ -43,6 +43,10 @@ export interface DeviceReport {
   dnnMissWhy: string;
   /** of dnnKernels, those planned through cuDNN's graph API */
   dnnGraphApi: number;
+  /** Convs run channels-last, why none are (TF32 programs), and the filter relayouts the prepare step runs */
+  channelsLastConvs: number;
+  channelsLastWhy: string;
+  relayouts: number;
   /** nodes with a device kernel */
   kernels: number;
   /** nodes that run inside fused elementwise kernels */

@@ -9,7 +9,8 @@
 // and z an intermediate whose range the Relu's output may take). Strict float32 either way:
 // within 1e-5 of the ref (the sums run in another order); TF32, asked for, within 5e-3 and reported.
 import assert from "node:assert/strict";
-import { compile, parseOnnx, type Program } from "../mod.ts";
+import { compile, parseOnnx, type Program, WeightSet } from "../mod.ts";
+import { writeRandomWeights } from "../core/weights/random.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { relativeL2 } from "./conformance/compare.ts";
 import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
@@ -160,6 +161,68 @@ Deno.test({
           assert.equal(info.fusion!.residuals, 0);
           assert.match(info.fusion!.residualMissWhy!, /does not fuse/);
         }
+      });
+    } finally {
+      for (const p of programs) p.dispose();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: `gpu target (${GPU.name}): TF32 Convs run channels-last, their filters laid out again after a swap`,
+  ignore,
+  async fn(t) {
+    // a ResNet-style stack: the stem reads the NCHW input, the blocks between it and the global
+    // pool (Conv, Relu, residual Add + Relu, MaxPool) can all be channels-last; the output (N x C x
+    // 1 x 1) and the input stay NCHW
+    const dir = await Deno.makeTempDir({ prefix: "kiln_gpu_nhwc_" });
+    const programs: Program[] = [];
+    try {
+      const g = new G(31);
+      const stem = g.o("Relu", [
+        g.o("Conv", ["x", g.w("w0", [16, 8, 3, 3]), g.w("b0", [16])], { pads: ints([1, 1, 1, 1]) }),
+      ]);
+      const c1 = g.o("Relu", [
+        g.o("Conv", [stem, g.w("w1", [16, 16, 3, 3]), g.w("b1", [16])], { pads: ints([1, 1, 1, 1]) }),
+      ]);
+      const c2 = g.o("Conv", [c1, g.w("w2", [16, 16, 3, 3]), g.w("b2", [16])], { pads: ints([1, 1, 1, 1]) });
+      const block = g.o("Relu", [g.o("Add", [c2, stem])]);
+      const pooled = g.o("MaxPool", [block], {
+        kernel_shape: ints([3, 3]),
+        strides: ints([2, 2]),
+        pads: ints([1, 1, 1, 1]),
+      });
+      const c3 = g.o("Relu", [g.o("Conv", [pooled, g.w("w3", [24, 16, 1, 1]), g.w("b3", [24])])]);
+      const y = g.o("GlobalAveragePool", [c3]);
+      const w = await writeGraph(dir, "nhwc", g, {
+        inputs: [{ name: "x", dims: [2, 8, 12, 12] }],
+        outputs: [{ name: y }],
+        opset: 17,
+      });
+      await writeRandomWeights(w.path, `${dir}/v2`, { seed: 5 });
+      const feeds = { x: _t([2, 8, 12, 12], 3) };
+      const want1 = await compile(await parseOnnx(w.path), "ref").eval(feeds);
+      const want2 = await compile(await parseOnnx(`${dir}/v2/nhwc.onnx`), "ref").eval(feeds);
+      const gpu = compile(await parseOnnx(w.path, { deferExternalWeights: true }), "gpu", {
+        gpu: { ...GPU.options, precision: "tf32" },
+      });
+      programs.push(gpu);
+      const dnn = gpu.info().dnn!;
+      if (!dnn.library.startsWith("kiln") && dnn.graphApi > 0) {
+        await t.step("every Conv is channels-last (the stem writes it from NCHW input)", () => {
+          assert.equal(dnn.channelsLast, 4, dnn.channelsLastWhy ?? "");
+        });
+      } else {
+        console.log(`  no cuDNN graph API here (${dnn.library}): the Convs stay NCHW`);
+      }
+      await t.step("the first weights, then a swap: each within TF32's 5e-3 of the ref", async () => {
+        await gpu.bindWeights(await WeightSet.fromOnnxDir(gpu, dir));
+        const e1 = relativeL2((await gpu.eval(feeds))[y], want1[y]);
+        assert.ok(e1 <= 5e-3, `first weights: rel L2 ${e1.toExponential(2)}`);
+        await gpu.bindWeights(await WeightSet.fromOnnxDir(gpu, `${dir}/v2`));
+        const e2 = relativeL2((await gpu.eval(feeds))[y], want2[y]);
+        assert.ok(e2 <= 5e-3, `after the swap: rel L2 ${e2.toExponential(2)} (the filters laid out again)`);
       });
     } finally {
       for (const p of programs) p.dispose();

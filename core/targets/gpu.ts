@@ -94,7 +94,9 @@ class GpuExecutor implements Executor {
       this.#dev.dispose();
       throw e;
     }
-    this.#hasPrepare = this.#sched.nodes.some((n) => n.prepare && !n.skip);
+    // the prepare step: weight-only nodes, and channels-last Conv filters laid out KRSC
+    this.#hasPrepare = this.#sched.nodes.some((n) => n.prepare && !n.skip) ||
+      this.#dev.report().relayouts > 0;
     this.#pending = this.#hasPrepare ? "all" : null;
   }
 
@@ -454,6 +456,8 @@ class GpuExecutor implements Executor {
         kernels: r.dnnKernels,
         misses: r.dnnMisses,
         graphApi: r.dnnGraphApi,
+        ...(r.dnnGraphApi ? { channelsLast: r.channelsLastConvs } : {}),
+        ...(r.channelsLastWhy ? { channelsLastWhy: r.channelsLastWhy } : {}),
         ...(r.dnnMissWhy ? { missWhy: r.dnnMissWhy } : {}),
       },
       graphs: {

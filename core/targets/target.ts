@@ -151,6 +151,13 @@ export interface DnnReport {
    * default in TF32), the others through its legacy convolution API
    */
   graphApi: number;
+  /**
+   * of `graphApi`, those that run channels-last (NHWC activations, KRSC filters laid out in the
+   * prepare step)
+   */
+  channelsLast?: number;
+  /** why no Conv runs channels-last, where that was tried (TF32 programs) */
+  channelsLastWhy?: string;
 }
 
 /** What the gpu target fused (GpuOptions.fusion). */

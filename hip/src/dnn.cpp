@@ -295,6 +295,20 @@ Geometry geometryOf(const DnnConvShape& s) {
     g.ys[i] = g.ys[i + 1] * g.y[i + 1];
     g.ws[i] = g.ws[i + 1] * g.w[i + 1];
   }
+  // channels-last: channels innermost, then the spatial dims from the last, then the batch (or,
+  // for the filter, the output channels)
+  auto channelsLast = [&](const int64_t* d, int64_t* st) {
+    int64_t run = d[1];
+    st[1] = 1;
+    for (int i = g.nb - 1; i >= 2; i--) {
+      st[i] = run;
+      run *= d[i];
+    }
+    st[0] = run;
+  };
+  if (s.xNhwc) channelsLast(g.x, g.xs);
+  if (s.yNhwc) channelsLast(g.y, g.ys);
+  if (s.channelsLast()) channelsLast(g.w, g.ws);
   return g;
 }
 
@@ -426,7 +440,15 @@ std::unique_ptr<DnnConv> Dnn::plan(const DnnConvShape& s, bool tf32, std::string
     std::unique_ptr<DnnConv> g(new DnnConv());
     std::string graphWhy;
     if (planGraph(s, tf32, *g, graphWhy)) return g;
+    if (s.channelsLast()) {
+      why = "the graph API plans no channels-last engine: " + graphWhy;
+      return nullptr;
+    }
     // the legacy API below may still take it; its reason is the one reported if it does not
+  }
+  if (s.channelsLast()) {
+    why = "channels-last convolutions need cuDNN's graph API";
+    return nullptr;
   }
   const Geometry g = geometryOf(s);
   const int sp = g.sp, nb = g.nb;

@@ -23,6 +23,13 @@ struct DnnConvShape {
   int64_t stride[3] = {1, 1, 1}, pad[3] = {0, 0, 0}, dilation[3] = {1, 1, 1};
   /** the epilogue asked for: a per-channel bias, then a Relu (NaN passes through) */
   bool bias = false, relu = false;
+  /**
+   * Channels-last (graph API only): x and y stored NHWC where set, and the filter then KRSC
+   * (output channels, then the spatial dims, then input channels). Set by the program's
+   * channels-last planning (program.cpp), never by lowering.
+   */
+  bool xNhwc = false, yNhwc = false;
+  bool channelsLast() const { return xNhwc || yNhwc; }
 };
 
 /** One planned convolution: the library's descriptors, the algorithm chosen and its workspace. */

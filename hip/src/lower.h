@@ -68,6 +68,38 @@ struct Kernel {
   }
   /** Runs on an engine of the DNN library's graph API (for the program's report). */
   virtual bool dnnGraph() const { return false; }
+  /**
+   * Channels-last regions (program.cpp's planChannelsLast): how the kernel takes NHWC data.
+   * L_CONV: a graph-API convolution reading x (its node's input 0) and writing y in either layout;
+   * L_POOL: a pool reading and writing NHWC when switched; L_GLOBAL_POOL: a global pool reading
+   * NHWC (its output, N x C x 1 x 1, is the same in both). Elementwise kernels take any layout
+   * when every input has the output's dims (the planner tells them by their ops).
+   */
+  enum Layout { L_NONE = 0, L_CONV = 1, L_POOL = 2, L_GLOBAL_POOL = 3 };
+  virtual int layoutKind() const { return L_NONE; }
+  /** The value a layout-aware kernel writes (a Conv with a Relu folded in writes the Relu's output). */
+  virtual int32_t layoutOutput() const { return -1; }
+  /**
+   * Switches the kernel to channels-last: x read NHWC when xIn, y written NHWC when yOut;
+   * false with `why` leaves it as it was.
+   */
+  virtual bool setChannelsLast(Dnn* d, bool tf32, bool xIn, bool yOut, std::string& why) {
+    (void)d;
+    (void)tf32;
+    (void)xIn;
+    (void)yOut;
+    why = "no channels-last form";
+    return false;
+  }
+  /**
+   * A kernel that lays out derived constants once the weights it reads are bound (a channels-last
+   * Conv's KRSC filter): run in the prepare step; null when there is none. `reads` is the value it
+   * reads.
+   */
+  virtual std::unique_ptr<Kernel> relayout(int32_t& reads) {
+    reads = -1;
+    return nullptr;
+  }
   /** Its schedule node (set by the program after lowering). */
   int32_t node = -1;
   /** What a nonzero status from this kernel means (see Exec::status). */

@@ -1,5 +1,7 @@
 #include "program.h"
 
+#include <set>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -134,6 +136,7 @@ bool Program::lower(uint32_t flags) {
   openDnn(flags);
   if (!(flags & KILN_PROG_NO_FUSION)) fuse();
   attachDnn();
+  planChannelsLast();
   // the workspace is what the kernels as they finally run ask for (fused, folded, or attached to
   // the DNN library: an attached Conv needs no im2col buffer)
   workspaceBytes_ = 0;
@@ -273,10 +276,193 @@ void Program::fuse() {
         if (ni != last) fusedAway_[static_cast<size_t>(ni)] = true;
       }
       kernels_[static_cast<size_t>(last)] = std::move(k);
+      fusedRegions_[last] = r;
       fusedNodes_ += static_cast<int32_t>(r.nodes.size());
       fusedKernels_++;
     }
   }
+}
+
+// ---- channels-last ---------------------------------------------------------------------------
+// cuDNN's tensor-core convolutions run channels-last (NHWC activations, KRSC filters) natively;
+// on NCHW data they transform or take slower engines (ResNet-50 batch 8 in TF32 on the H200: the
+// convolutions 1.28-1.49 ms of device time channels-last against 1.53-1.80 NCHW). kiln's graphs
+// are NCHW, so a value is stored channels-last only where every kernel that writes or reads it
+// can take that: graph-API Convs (x and y), the separable MaxPool, global pools (reading), and
+// elementwise kernels whose inputs all have the output's dims (or one element), which index
+// every operand alike. A program output, a module return, a value under an alias (a reshape
+// reads the bytes in NCHW order) or one read by anything else stays NCHW, and so does each value
+// an elementwise kernel or pool shares it with, until nothing changes. The Convs then plan again
+// on the new layouts, and each lays its filter out KRSC in its own device table in the prepare
+// step (after every bind that changes it). Only when the convolutions run on the graph API (TF32);
+// KILN_CHANNELS_LAST=0 turns it off (a measuring knob: results the same up to the engines' sums).
+
+namespace {
+
+bool elementwiseOp(const std::string& op) {
+  static const std::set<std::string> ops = {"Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Tanh", "Clip",
+                                            "LeakyRelu", "Max", "Min", "Abs", "Neg", "Exp", "Erf", "Sqrt",
+                                            "Identity", "Elu", "HardSigmoid", "HardSwish", "Softplus", "Sum"};
+  return ops.count(op) > 0;
+}
+
+}  // namespace
+
+void Program::planChannelsLast() {
+  if (!dnn_ || !dnnTf32_) return;
+  if (const char* e = std::getenv("KILN_CHANNELS_LAST"); e && std::strcmp(e, "0") == 0) {
+    channelsLastWhy_ = "turned off (KILN_CHANNELS_LAST=0)";
+    return;
+  }
+  const size_t nv = s_.values.size();
+  // what each running kernel of the main module writes and reads, and whether it takes NHWC
+  struct Use {
+    int32_t node;
+    int kind;  // Kernel::Layout, or -1: elementwise, -2: neither
+    std::vector<int32_t> reads, writes;
+  };
+  std::vector<Use> uses;
+  std::vector<bool> candidate(nv, false), blocked(nv, false);
+  auto eligible = [&](int32_t v) {
+    const SValue& x = s_.values[static_cast<size_t>(v)];
+    return x.storage == S_ARENA && x.dtype == DT_FLOAT && x.rank() == 4;
+  };
+  for (int32_t ni : s_.modules[0].nodes) {
+    const SNode& n = s_.nodes[static_cast<size_t>(ni)];
+    if ((n.flags & N_SKIP) || (n.flags & N_PREPARE) || fusedAway_[static_cast<size_t>(ni)]) continue;
+    Kernel* k = kernels_[static_cast<size_t>(ni)].get();
+    Use u{ni, -2, {}, {}};
+    auto region = fusedRegions_.find(ni);
+    if (region != fusedRegions_.end()) {
+      u.kind = -1;
+      u.reads = region->second.inputs;
+      u.writes = region->second.outputs;
+    } else {
+      u.reads = n.inputs;
+      u.writes = n.outputs;
+      if (k && k->layoutKind() != Kernel::L_NONE) {
+        u.kind = k->layoutKind();
+        u.reads = {n.inputs.empty() ? -1 : n.inputs[0]};
+        u.writes = {k->layoutOutput()};
+        for (size_t i = 1; i < n.inputs.size(); i++) {
+          if (n.inputs[i] >= 0) blocked[static_cast<size_t>(n.inputs[i])] = true;  // filter, bias
+        }
+      } else if (k && elementwiseOp(n.op)) {
+        u.kind = -1;
+      }
+    }
+    if (u.kind == -1) {
+      // elementwise: every input of the output's dims or a single element
+      const std::vector<int64_t>* dims = nullptr;
+      for (int32_t w : u.writes) {
+        if (w >= 0) dims = &s_.values[static_cast<size_t>(w)].dims;
+      }
+      for (int32_t r : u.reads) {
+        if (r < 0 || dims == nullptr) continue;
+        const SValue& x = s_.values[static_cast<size_t>(r)];
+        if (x.dims != *dims && x.elements() != 1) u.kind = -2;
+      }
+    }
+    if (u.kind == -2) {
+      for (int32_t v : u.reads) {
+        if (v >= 0) blocked[static_cast<size_t>(v)] = true;
+      }
+      for (int32_t v : u.writes) {
+        if (v >= 0) blocked[static_cast<size_t>(v)] = true;
+      }
+    } else {
+      for (int32_t v : u.writes) {
+        if (v >= 0 && eligible(v) && u.kind != Kernel::L_GLOBAL_POOL) candidate[static_cast<size_t>(v)] = true;
+      }
+    }
+    uses.push_back(std::move(u));
+  }
+  // values read outside the main run list, returned, output or aliased stay NCHW
+  for (const SNode& n : s_.nodes) {
+    if (n.module == 0) continue;
+    for (int32_t v : n.inputs) {
+      if (v >= 0) blocked[static_cast<size_t>(root(v))] = true;
+    }
+  }
+  for (int32_t o : s_.outputs) blocked[static_cast<size_t>(root(o))] = true;
+  for (const SModule& m : s_.modules) {
+    for (int32_t r : m.returns) {
+      if (r >= 0) blocked[static_cast<size_t>(root(r))] = true;
+    }
+  }
+  for (size_t v = 0; v < nv; v++) {
+    if (s_.values[v].storage == S_ALIAS) blocked[s_.values[v].index] = true;
+  }
+  std::vector<bool> in(nv, false);
+  for (size_t v = 0; v < nv; v++) in[v] = candidate[v] && !blocked[v];
+  // elementwise kernels and pools keep their operands in one layout: a mix sends all to NCHW
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const Use& u : uses) {
+      if (u.kind != -1 && u.kind != Kernel::L_POOL) continue;
+      bool any = false, all = true;
+      for (const std::vector<int32_t>* list : {&u.reads, &u.writes}) {
+        for (int32_t v : *list) {
+          if (v < 0 || s_.values[static_cast<size_t>(v)].elements() == 1) continue;
+          if (in[static_cast<size_t>(v)]) {
+            any = true;
+          } else {
+            all = false;
+          }
+        }
+      }
+      if (!any || all) continue;
+      for (const std::vector<int32_t>* list : {&u.reads, &u.writes}) {
+        for (int32_t v : *list) {
+          if (v >= 0 && in[static_cast<size_t>(v)]) {
+            in[static_cast<size_t>(v)] = false;
+            changed = true;
+          }
+        }
+      }
+    }
+  }
+  // switch: the Convs first (each plans again); on any failure every Conv goes back to NCHW
+  std::vector<Kernel*> switched;
+  int convs = 0;
+  for (const Use& u : uses) {
+    if (u.kind != Kernel::L_CONV) continue;
+    const bool xIn = u.reads[0] >= 0 && in[static_cast<size_t>(u.reads[0])];
+    const bool yOut = u.writes[0] >= 0 && in[static_cast<size_t>(u.writes[0])];
+    if (!xIn && !yOut) continue;
+    Kernel* k = kernels_[static_cast<size_t>(u.node)].get();
+    std::string why;
+    if (!k->setChannelsLast(dnn_.get(), dnnTf32_, xIn, yOut, why)) {
+      channelsLastWhy_ = nodeLabel(s_.nodes[static_cast<size_t>(u.node)]) + ": " + why;
+      for (Kernel* back : switched) {
+        std::string ignored;
+        back->setChannelsLast(dnn_.get(), dnnTf32_, false, false, ignored);
+      }
+      return;
+    }
+    switched.push_back(k);
+    convs++;
+  }
+  if (convs == 0) {
+    channelsLastWhy_ = "no convolution's data can be stored channels-last";
+    return;
+  }
+  for (const Use& u : uses) {
+    if (u.kind != Kernel::L_POOL && u.kind != Kernel::L_GLOBAL_POOL) continue;
+    if (u.reads[0] < 0 || !in[static_cast<size_t>(u.reads[0])]) continue;
+    const bool yOut = u.writes[0] >= 0 && in[static_cast<size_t>(u.writes[0])];
+    std::string why;
+    // the planning above keeps a pool's operands together: this cannot fail but for a bug
+    if (!kernels_[static_cast<size_t>(u.node)]->setChannelsLast(nullptr, dnnTf32_, true, yOut, why)) {
+      channelsLastWhy_ = nodeLabel(s_.nodes[static_cast<size_t>(u.node)]) + ": " + why;
+    }
+  }
+  for (Kernel* k : switched) {
+    Relayout r;
+    r.kernel = k->relayout(r.reads);
+    if (r.kernel) relayouts_.push_back(std::move(r));
+  }
+  channelsLastConvs_ = convs;
 }
 
 void Program::emitModule(int32_t module, std::vector<Step>& out) {
@@ -1133,6 +1319,15 @@ bool Program::prepareSelect(const int32_t* slots, int32_t count, int32_t& chosen
     st.node = ni;
     selected_.push_back(st);
   }
+  // channels-last filters, laid out again where what they read changed
+  for (size_t i = 0; i < relayouts_.size(); i++) {
+    const int32_t v = relayouts_[i].reads;
+    if (count >= 0 && (v < 0 || !dirty[static_cast<size_t>(root(v))])) continue;
+    Step st{ST_AUX};
+    st.node = relayouts_[i].kernel->node;
+    st.target = static_cast<int32_t>(i);
+    selected_.push_back(st);
+  }
   chosen = static_cast<int32_t>(selected_.size());
   return true;
 }
@@ -1211,6 +1406,15 @@ int32_t Program::exec(int32_t which, int32_t pc) {
         break;
       }
       case ST_JUMP: i = static_cast<size_t>(st.target) - 1; break;
+      case ST_AUX: {
+        Error kerr;
+        x.err = &kerr;
+        if (!relayouts_[static_cast<size_t>(st.target)].kernel->run(x)) {
+          err.fail(kerr.status, nodeLabel(n) + ": " + kerr.message);
+          return err.status;
+        }
+        break;
+      }
       case ST_COPY:
         if (!hipCheck(copyStep(st), ("copying the outputs of " + nodeLabel(n)).c_str(), err)) return err.status;
         break;
@@ -1427,6 +1631,8 @@ std::string Program::report() const {
   jsonString(dnnMiss, dnnMissWhy_);
   std::string residualMiss;
   jsonString(residualMiss, residualMissWhy_);
+  std::string channelsLastWhy;
+  jsonString(channelsLastWhy, channelsLastWhy_);
   jsonString(graph, graphs_ ? "" : graphWhy_);
   std::string precisionWhy;
   jsonString(precisionWhy, precisionWhy_);
@@ -1446,6 +1652,8 @@ std::string Program::report() const {
          ",\"fusedKernels\":" + std::to_string(fusedKernels_) +
          ",\"foldedTransposes\":" + std::to_string(foldedTransposes_) +
          ",\"foldedScalings\":" + std::to_string(foldedScalings_) +
+         ",\"channelsLastConvs\":" + std::to_string(channelsLastConvs_) + ",\"channelsLastWhy\":" + channelsLastWhy +
+         ",\"relayouts\":" + std::to_string(relayouts_.size()) +
          ",\"convEpilogues\":" + std::to_string(convEpilogues_) +
          ",\"residualFolds\":" + std::to_string(residualFolds_) + ",\"residualMissWhy\":" + residualMiss + ",\"hostNodes\":[" + hostNodes + "],\"hostReasons\":[" + reasons +
          "]}";

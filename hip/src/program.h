@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -91,7 +92,8 @@ class Program {
   std::string profile() const;
 
  private:
-  enum StepKind : uint8_t { ST_KERNEL, ST_HOST, ST_BRANCH, ST_JUMP, ST_COPY };
+  // ST_AUX: relayouts_[target] (prepare lists only)
+  enum StepKind : uint8_t { ST_KERNEL, ST_HOST, ST_BRANCH, ST_JUMP, ST_COPY, ST_AUX };
   struct Step {
     StepKind kind;
     int32_t node = -1;
@@ -154,6 +156,8 @@ class Program {
   void openDnn(uint32_t flags);
   /** Moves the kernels that can run on the DNN library onto it (Kernel::attachDnn), after fusion. */
   void attachDnn();
+  /** Runs the Convs of TF32 programs channels-last where every reader and writer can (see program.cpp). */
+  void planChannelsLast();
   /** Runs the run list as a graph: 1 done, 0 when it must run step by step (graphs off), <0 an error. */
   int32_t execGraph();
   /** The graph for the current addresses: cached, or captured now (null when capture failed). */
@@ -234,6 +238,15 @@ class Program {
   std::vector<std::unique_ptr<Kernel>> kernels_;
   std::vector<std::string> hostReasons_;  // per node: why it runs on the host ("" on the device)
   std::vector<bool> fusedAway_;            // per node: runs inside a fused kernel at a later node
+  std::map<int32_t, FusedRegion> fusedRegions_;  // per node that runs a fused kernel: its region
+  // channels-last: the Convs switched, why none were, and the filter relayouts the prepare step runs
+  struct Relayout {
+    int32_t reads = -1;  // the value it lays out (a Conv's filter)
+    std::unique_ptr<Kernel> kernel;
+  };
+  std::vector<Relayout> relayouts_;
+  int32_t channelsLastConvs_ = 0;
+  std::string channelsLastWhy_;
   int32_t fusedNodes_ = 0, fusedKernels_ = 0, foldedTransposes_ = 0, foldedScalings_ = 0, convEpilogues_ = 0;
   std::vector<Step> run_;
   std::vector<int32_t> prepareNodes_;

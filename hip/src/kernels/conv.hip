@@ -395,6 +395,72 @@ bool biasPass(Exec& x, const Geom& g, int32_t B, int32_t Y, bool rectify) {
   return launched(x, "Conv bias");
 }
 
+/** Y[n][...][m] += B[m], rectified where a Relu was folded in: the channels-last bias pass. */
+__global__ void addBiasNhwcKernel(const float* bias, float* y, int64_t M, int64_t total, int rectify) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
+    float v = y[e];
+    if (bias) {
+      const float b = bias[e % M];
+      if (b != 0.0f) v += b;
+    }
+    y[e] = rectify ? relu(v) : v;
+  }
+}
+
+/** addBiasNhwcKernel four channels a thread (M a multiple of 4). */
+__global__ void addBiasNhwc4Kernel(const float* bias, float* y, int64_t M4, int64_t total4, int rectify) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  float4* p = reinterpret_cast<float4*>(y);
+  const float4* b4 = reinterpret_cast<const float4*>(bias);
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total4; i += stride) {
+    float4 v = p[i];
+    if (bias) {
+      const float4 b = b4[i % M4];
+      if (b.x != 0.0f) v.x += b.x;
+      if (b.y != 0.0f) v.y += b.y;
+      if (b.z != 0.0f) v.z += b.z;
+      if (b.w != 0.0f) v.w += b.w;
+    }
+    if (rectify) v = make_float4(relu(v.x), relu(v.y), relu(v.z), relu(v.w));
+    p[i] = v;
+  }
+}
+
+/** A KCRS filter (output channel, input channel, taps) laid out KRSC (output channel, taps, input channel). */
+__global__ void filterKrscKernel(const float* w, float* out, int64_t C, int64_t taps, int64_t total) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
+    const int64_t c = e % C;
+    const int64_t t = (e / C) % taps;
+    const int64_t m = e / (C * taps);
+    out[e] = w[(m * C + c) * taps + t];
+  }
+}
+
+/** The channels-last bias pass: Y's channels innermost. */
+bool biasPassNhwc(Exec& x, const Geom& g, int32_t B, int32_t Y, bool rectify) {
+  const int64_t total = g.n * g.m * g.od * g.oh * g.ow;
+  const float* bp = B >= 0 ? x.at<const float>(B) : nullptr;
+  float* yp = x.at<float>(Y);
+  if (g.m % 4 == 0) {
+    KILN_LAUNCH(addBiasNhwc4Kernel, gridFor(total / 4, kThreads), dim3(kThreads), 0, x.stream, bp, yp, g.m / 4,
+                total / 4, rectify ? 1 : 0);
+  } else {
+    KILN_LAUNCH(addBiasNhwcKernel, gridFor(total, kThreads), dim3(kThreads), 0, x.stream, bp, yp, g.m, total,
+                rectify ? 1 : 0);
+  }
+  return launched(x, "Conv bias (channels-last)");
+}
+
+struct ConvKernel;
+
+/** Lays a channels-last Conv's filter out KRSC in the Conv's own device table (the prepare step). */
+struct FilterRelayout : Kernel {
+  const ConvKernel* conv = nullptr;
+  bool run(Exec& x) override;
+};
+
 /**
  * A forward Conv: kiln's own kernels (runOwn), or the vendor DNN library once attached (cuDNN:
  * the convolution there, then kiln's bias pass, rectifying where a Relu was folded in).
@@ -412,6 +478,44 @@ struct ConvKernel : Kernel {
   virtual bool runOwn(Exec& x) = 0;
 
   bool dnnGraph() const override { return plan && plan->graphApi; }
+
+  int layoutKind() const override {
+    return plan && plan->graphApi && !plan->fused && Z < 0 && g.group == 1 ? L_CONV : L_NONE;
+  }
+  int32_t layoutOutput() const override { return Y; }
+
+  bool setChannelsLast(Dnn* d, bool tf32, bool xIn, bool yOut, std::string& why) override {
+    if (layoutKind() != L_CONV || d == nullptr) {
+      why = "not a graph-API convolution";
+      return false;
+    }
+    DnnConvShape s = shape;
+    s.xNhwc = xIn;
+    s.yNhwc = yOut;
+    std::unique_ptr<DnnConv> p = d->plan(s, tf32, why);
+    if (!p) return false;
+    shape = s;
+    plan = std::move(p);
+    workspace = static_cast<int64_t>(plan->workspaceBytes);
+    // the KRSC filter, laid out in the prepare step (relayout)
+    if (s.channelsLast()) {
+      table.assign(static_cast<size_t>(g.m * g.c * g.kd * g.kh * g.kw) * sizeof(float), 0);
+    } else {
+      table.clear();
+    }
+    return true;
+  }
+
+  std::unique_ptr<Kernel> relayout(int32_t& reads) override {
+    reads = -1;
+    if (!shape.channelsLast()) return nullptr;
+    auto k = std::make_unique<FilterRelayout>();
+    k->conv = this;
+    k->node = node;
+    k->label = "Conv filter to KRSC";
+    reads = W;
+    return k;
+  }
 
   bool attachDnn(Dnn& d, bool tf32, std::string& why) override {
     if (plan) return true;  // attached when it was lowered (a residual fold)
@@ -431,16 +535,26 @@ struct ConvKernel : Kernel {
     if (!plan) return runOwn(x);
     if (x.dnn == nullptr) return x.err->fail(KILN_E_KERNEL, "a Conv planned on the DNN library ran without it");
     const float* xp = x.at<const float>(X);
-    const float* wp = x.at<const float>(W);
+    const float* wp = shape.channelsLast() ? reinterpret_cast<const float*>(tableDevice) : x.at<const float>(W);
     float* yp = x.at<float>(Y);
     if (plan->fused) {
       const float* bias = B >= 0 ? x.at<const float>(B) : reinterpret_cast<const float*>(tableDevice);
       return x.dnn->forwardFused(*plan, xp, wp, bias, x.at<const float>(Z), yp, x.workspace, *x.err);
     }
     if (!x.dnn->forward(*plan, xp, wp, yp, x.workspace, *x.err)) return false;
-    return B >= 0 || rectify ? biasPass(x, g, B, Y, rectify) : true;
+    if (!(B >= 0 || rectify)) return true;
+    return shape.yNhwc ? biasPassNhwc(x, g, B, Y, rectify) : biasPass(x, g, B, Y, rectify);
   }
 };
+
+bool FilterRelayout::run(Exec& x) {
+  const Geom& g = conv->g;
+  const int64_t taps = g.kd * g.kh * g.kw;
+  const int64_t total = g.m * g.c * taps;
+  KILN_LAUNCH(filterKrscKernel, gridFor(total, kThreads), dim3(kThreads), 0, x.stream, x.at<const float>(conv->W),
+              reinterpret_cast<float*>(const_cast<char*>(conv->tableDevice)), g.c, taps, total);
+  return launched(x, "Conv filter to KRSC");
+}
 
 /** Conv through im2col (or X in place) and kiln_gemm. */
 struct ConvGemm : ConvKernel {

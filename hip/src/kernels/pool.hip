@@ -309,13 +309,65 @@ __global__ void globalPoolKernel(const void* x, void* y, int64_t planes, int64_t
   }
 }
 
+/**
+ * The separable MaxPool on channels-last float32 data (planes = images, C channels innermost):
+ * the same taps in the same order as poolKernel's separable path, so the same result bit for bit.
+ */
+__global__ void maxPoolNhwcKernel(PoolParams g, int64_t C, const float* x, float* y, int64_t n) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const int64_t c = i % C;
+    int64_t q = i / C;
+    const int32_t ox = static_cast<int32_t>(q % g.ow);
+    q /= g.ow;
+    const int32_t oy = static_cast<int32_t>(q % g.oh);
+    const int64_t img = q / g.oh;
+    const int32_t ys = oy * g.sh - g.ph, xs = ox * g.sw - g.pw;
+    const int32_t y0 = firstTap(ys, g.dh, g.kh), y1 = endTap(ys, g.dh, g.kh, g.ih);
+    const int32_t x0 = firstTap(xs, g.dw, g.kw), x1 = endTap(xs, g.dw, g.kw, g.iw);
+    const float* base = x + img * static_cast<int64_t>(g.ih) * g.iw * C + c;
+    float best = kLowest;
+    if (y1 > y0) {
+      for (int32_t kx = x0; kx < x1; kx++) {
+        const int64_t col = xs + kx;
+        float v0 = base[(static_cast<int64_t>(ys + y0) * g.iw + col) * C];
+        for (int32_t ky = y0 + 1; ky < y1; ky++) {
+          const float v = base[(static_cast<int64_t>(ys + ky) * g.iw + col) * C];
+          v0 = v0 < v ? v : v0;
+        }
+        if (v0 > best) best = v0;
+      }
+    }
+    y[i] = best;
+  }
+}
+
 struct PoolKernel : Kernel {
   PoolParams g{};
   int dt;
   int32_t in, out, indices = -1;
   int64_t n;
+  int64_t channels = 0;  // set when switched to channels-last
+  int layoutKind() const override {
+    return dt == DT_FLOAT && g.mode == P_MAX && g.separable && indices < 0 ? L_POOL : L_NONE;
+  }
+  bool setChannelsLast(Dnn*, bool, bool xIn, bool yOut, std::string& why) override {
+    if (layoutKind() != L_POOL || !xIn || !yOut) {
+      why = "channels-last pooling reads and writes channels-last";
+      return false;
+    }
+    channels = c;
+    return true;
+  }
+  int64_t c = 0;  // the input's channels (dim 1)
+  int32_t layoutOutput() const override { return out; }
   bool run(Exec& x) override {
     if (n == 0) return true;
+    if (channels > 0) {
+      KILN_LAUNCH(maxPoolNhwcKernel, gridFor(n, kThreads), dim3(kThreads), 0, x.stream, g, channels,
+                  x.at<const float>(in), x.at<float>(out), n);
+      return launched(x, "pool (channels-last)");
+    }
     const dim3 grid = gridFor(n, kThreads);
     const void* xp = x.ptr(in);
     void* yp = x.ptr(out);
@@ -336,13 +388,64 @@ struct PoolKernel : Kernel {
 constexpr int64_t kSeqVol = 1024;
 constexpr int kSeqThreads = 64;  // small blocks: planes spread over more multiprocessors
 
+/**
+ * GlobalAveragePool / GlobalMaxPool of channels-last float32 data: one thread per (image, channel),
+ * summing in globalPoolSeqKernel's order (four running sums over the plane), so the same result bit
+ * for bit; neighbouring threads read neighbouring channels.
+ */
+__global__ void globalPoolNhwcKernel(const float* x, float* y, int64_t planes, int64_t C, int64_t vol, int mode) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t pl = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; pl < planes; pl += stride) {
+    const int64_t c = pl % C;
+    const float* base = x + (pl / C) * vol * C + c;
+    float s;
+    if (mode == 0) {
+      float l0 = 0, l1 = 0, l2 = 0, l3 = 0;
+      const int64_t v4 = vol & ~int64_t(3);
+      int64_t i = 0;
+      for (; i < v4; i += 4) {
+        l0 = fadd(l0, base[i * C]);
+        l1 = fadd(l1, base[(i + 1) * C]);
+        l2 = fadd(l2, base[(i + 2) * C]);
+        l3 = fadd(l3, base[(i + 3) * C]);
+      }
+      s = fadd(fadd(fadd(l0, l1), l2), l3);
+      for (; i < vol; i++) s = fadd(s, base[i * C]);
+    } else {
+      s = kLowest;
+      for (int64_t i = 0; i < vol; i++) {
+        const float v = base[i * C];
+        if (v > s) s = v;
+      }
+    }
+    y[pl] = globalResult(s, mode, 0.0f, vol);
+  }
+}
+
 struct GlobalPoolKernel : Kernel {
   int dt, mode, threads;
   float p;
   int32_t in, out;
   int64_t planes, vol;
+  int64_t c = 0;         // the input's channels (dim 1)
+  bool nhwc = false;     // switched to channels-last
+  int32_t layoutOutput() const override { return out; }
+  int layoutKind() const override { return dt == DT_FLOAT && mode <= 1 && vol <= kSeqVol ? L_GLOBAL_POOL : L_NONE; }
+  bool setChannelsLast(Dnn*, bool, bool xIn, bool yOut, std::string& why) override {
+    if (layoutKind() != L_GLOBAL_POOL || !xIn || yOut) {
+      why = "a channels-last global pool reads channels-last and writes N x C";
+      return false;
+    }
+    nhwc = true;
+    return true;
+  }
   bool run(Exec& x) override {
     if (planes == 0) return true;
+    if (nhwc) {
+      KILN_LAUNCH(globalPoolNhwcKernel, gridFor(planes, kThreads), dim3(kThreads), 0, x.stream,
+                  x.at<const float>(in), x.at<float>(out), planes, c, vol, mode);
+      return launched(x, "global pool (channels-last)");
+    }
     const void* xp = x.ptr(in);
     void* yp = x.ptr(out);
     if (vol <= kSeqVol) {
@@ -512,6 +615,7 @@ std::unique_ptr<Kernel> lowerPool(const NodeView& v, std::string& why) {
   kern->out = v.outId(0);
   kern->indices = hasIndices ? v.outId(1) : -1;
   kern->n = y.elements();
+  kern->c = x.dims[1];
   return kern;
 }
 
@@ -531,6 +635,7 @@ std::unique_ptr<Kernel> lowerGlobalPool(const NodeView& v, std::string& why) {
   k->in = v.inId(0);
   k->out = v.outId(0);
   k->planes = x.dims[0] * x.dims[1];
+  k->c = x.dims[1];
   k->vol = k->planes > 0 ? x.elements() / k->planes : 0;
   int t = 32;
   while (t < kThreads && t < k->vol) t *= 2;
