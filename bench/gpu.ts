@@ -48,8 +48,20 @@ const REL_L2_BAR = 1e-4;
 /** The bar for TF32 modes (inputs of the GEMMs rounded to 10-bit mantissas): about 1e-3 is expected. */
 const REL_L2_BAR_TF32 = 1e-2;
 
+/**
+ * The bars for the 16-bit weight modes, over a whole model against PyTorch's float32 (float16
+ * keeps 11 mantissa bits, bfloat16 8; tests/gpu_precision_test.ts bounds one layer at 2e-3 and 1e-2).
+ */
+const REL_L2_BAR_16 = { fp16: 1e-2, bf16: 5e-2 };
+
 function _bar(options: GpuOptions): number {
+  if (options.precision === "fp16" || options.precision === "bf16") return REL_L2_BAR_16[options.precision];
   return options.precision === "tf32" ? REL_L2_BAR_TF32 : REL_L2_BAR;
+}
+
+/** A mode whose arithmetic is not float32: its accuracy against float32 is part of its row. */
+function _reduced(options: GpuOptions): boolean {
+  return options.precision !== undefined && options.precision !== "float32";
 }
 const PY_SCRIPT = new URL("./gpu_torch.py", import.meta.url).pathname;
 
@@ -137,6 +149,8 @@ interface _EvalMode {
   outputs?: string[];
   /** timed only for models with Convs (it changes nothing else) */
   convsOnly?: boolean;
+  /** timed only for models without Convs (the GEMM models: GPT-2, BERT) */
+  gemmsOnly?: boolean;
 }
 
 const KILN_EVALS: _EvalMode[] = [
@@ -155,6 +169,23 @@ const KILN_EVALS: _EvalMode[] = [
     options: { precision: "tf32" },
     outputs: [],
     peers: ["eager_tf32_conv", "cuda_graph_tf32_conv"],
+  },
+  // 16-bit weights (GpuOptions.precision "fp16" / "bf16": MatMul/Gemm on float16 / bfloat16 copies
+  // of their weights made at bind, A rounded per GEMM, float32 sums; attention's products float32),
+  // for the GEMM models; PyTorch's side has no 16-bit mode here, so against its float32 rows
+  {
+    short: "float16 weights, output left on the device",
+    options: { precision: "fp16" },
+    outputs: [],
+    peers: ["cuda_graph", "compile_reduce_overhead"],
+    gemmsOnly: true,
+  },
+  {
+    short: "bfloat16 weights, output left on the device",
+    options: { precision: "bf16" },
+    outputs: [],
+    peers: ["cuda_graph", "compile_reduce_overhead"],
+    gemmsOnly: true,
   },
   // convolutions on kiln's own kernels (im2col and the GEMM) instead of cuDNN
   {
@@ -361,6 +392,7 @@ async function _kilnModel(
       );
       program = p;
       if (mode.convsOnly && !program.info().ops.Conv) continue;
+      if (mode.gemmsOnly && program.info().ops.Conv) continue;
       if (program.inputs.length !== 1) {
         throw new Error(`the graph has ${program.inputs.length} inputs, bench/gpu.ts feeds one`);
       }
@@ -712,7 +744,7 @@ function _table(results: _KilnResult[], torch: _TorchJson): string[] {
       const tags = [
         ev.mode.short,
         ev.relL2 !== undefined && !(ev.relL2 <= _bar(ev.mode.options)) ? "**WRONG output**" : "",
-        ev.mode.options.precision === "tf32" && ev.relL2 !== undefined
+        _reduced(ev.mode.options) && ev.relL2 !== undefined
           ? `rel L2 ${ev.relL2.toExponential(1)} vs float32`
           : "",
       ]
@@ -974,7 +1006,10 @@ async function _header(
       v.python ?? "?"
     }; onnxruntime-node ${peerVersions().node}`,
     `- Numerics: kiln is strict float32 (cuBLAS in its default math mode, float32 accumulation) except the rows ` +
-    `that say TF32 (GpuOptions.precision = "tf32": GEMMs and convolutions on TF32 tensor cores). PyTorch: float32 with TF32 off (torch.backends.cuda.matmul.allow_tf32 = ` +
+    `that say TF32 (GpuOptions.precision = "tf32": GEMMs and convolutions on TF32 tensor cores) or float16 / ` +
+    `bfloat16 weights (precision "fp16" / "bf16": MatMul and Gemm with weight-only B on 16-bit copies of it, A ` +
+    `rounded per GEMM, float32 sums (cuBLAS GemmEx, CUBLAS_COMPUTE_32F); GEMMs of two activations float32; ` +
+    `PyTorch has no 16-bit row here). PyTorch: float32 with TF32 off (torch.backends.cuda.matmul.allow_tf32 = ` +
     `${tf.matmul_allow_tf32 ?? "?"}, torch.backends.cudnn.allow_tf32 = ${tf.cudnn_allow_tf32 ?? "?"}, ` +
     `float32 matmul precision '${tf.float32_matmul_precision ?? "?"}'), except the row that says TF32.`,
     `- Timing: medians of ${runs} runs after ${warmup} warm-up run(s)${pyRuns}. PyTorch synchronizes before and after ` +
