@@ -97,14 +97,29 @@ function _same(got: number, want: number): boolean {
   return got === want || (Number.isNaN(got) && Number.isNaN(want));
 }
 
-/** The first mismatches of `got` against v -> _round(h, v), described. */
-function _mismatches(h: Half, probes: Float32Array, got: Float32Array): string[] {
+/** The smallest normal value of each format: below it, a tensor core may flush operands to zero. */
+const MIN_NORMAL: Record<Half, number> = { fp16: 2 ** -14, bf16: 2 ** -126 };
+
+/**
+ * The first mismatches of `got` against v -> _round(h, v), described. On a real device the
+ * vendor GEMM's tensor cores may flush subnormal 16-bit operands to zero (a property of the
+ * hardware's multiply, not of the conversion): there a zero for a subnormal result is counted
+ * and logged, not a mismatch. The emulator (kiln's own kernel) must match every value.
+ */
+function _mismatches(h: Half, probes: Float32Array, got: Float32Array, what: string): string[] {
   const bad: string[] = [];
+  let flushed = 0;
   for (let i = 0; i < probes.length && bad.length < 5; i++) {
     const want = _round(h, probes[i]);
-    if (!_same(got[i], want)) {
-      bad.push(`${probes[i]} (0x${_bits(probes[i]).toString(16)}): got ${got[i]}, want ${want}`);
+    if (_same(got[i], want)) continue;
+    if (GPU.kind === "device" && got[i] === 0 && Math.abs(want) < MIN_NORMAL[h]) {
+      flushed++;
+      continue;
     }
+    bad.push(`${probes[i]} (0x${_bits(probes[i]).toString(16)}): got ${got[i]}, want ${want}`);
+  }
+  if (flushed) {
+    console.log(`  ${what}: ${flushed} subnormal ${h} values flushed to zero by the GEMM on ${GPU.name}`);
   }
   return bad;
 }
@@ -145,7 +160,7 @@ Deno.test({
           const y =
             (await p.eval({ x: { dtype: "float32", dims: [1, 2], data: new Float32Array([1, 0]) } }))["y"]
               .data as Float32Array;
-          assert.deepEqual(_mismatches(h, probes, y), []);
+          assert.deepEqual(_mismatches(h, probes, y, `${h} B`), []);
         } finally {
           p.dispose();
         }
@@ -162,7 +177,7 @@ Deno.test({
         try {
           const y = (await p.eval({ x: { dtype: "float32", dims: [n, 1], data: probes } }))["y"]
             .data as Float32Array;
-          assert.deepEqual(_mismatches(h, probes, y), []);
+          assert.deepEqual(_mismatches(h, probes, y, `${h} A`), []);
         } finally {
           p.dispose();
         }

@@ -1504,6 +1504,9 @@ std::string Program::report() const {
     std::string notes;
     auto note = [&](const std::string& t) { notes += (notes.empty() ? "" : "; ") + t; };
     if (halfGemms_ == 0) note("no MatMul or Gemm reads a B computed from weights only, so none runs in " + fmt);
+    if (halfGemms_ > 0 && blas_ && !blas_->hasGemmEx()) {
+      note(blas_->name() + " has no GEMM of 16-bit operands: kiln's own kernel runs the " + fmt + " GEMMs");
+    }
     if (floatGemms_ > 0) {
       note(std::to_string(floatGemms_) + " MatMul/Gemm with a B computed in each eval stay float32 (" + floatGemmWhy_ +
            ")");
