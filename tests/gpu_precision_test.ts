@@ -364,6 +364,19 @@ Deno.test({
             }
             // B computed in each eval: float32, as the strict program computes it
             assert.deepEqual(got.y3.data, want.y3.data);
+            if (GPU.kind === "device") {
+              // kiln's own 16-bit kernel on the device (the vendor GemmEx ran above): the same arithmetic
+              const own = compile(await parseOnnx(`${dir}/m.onnx`, { deferExternalWeights: true }), "gpu", {
+                gpu: { ...GPU.options, precision: h, vendorBlas: false },
+              });
+              programs.push(own);
+              await own.bindWeights({ ...v1 });
+              const o = await own.eval(inputs);
+              assert.ok(
+                _rel(o.y1, exact.y1) <= BAR_EXACT && _rel(o.y2, exact.y2) <= BAR_EXACT,
+                "vendorBlas: false",
+              );
+            }
           },
         );
 

@@ -211,6 +211,7 @@ void Program::planHalf(uint32_t flags) {
   for (size_t i = 0; i < kernels_.size(); i++) {
     Kernel* k = kernels_[i].get();
     if (!k || prepare[i] || (s_.nodes[i].flags & N_SKIP) || (!fusedAway_.empty() && fusedAway_[i])) continue;
+    if (s_.nodes[i].op == "Einsum") einsums32_++;  // its own GEMM path: float32
     const int32_t b = k->gemmB();
     if (b < 0) continue;
     const int32_t r = root(b);
@@ -1511,6 +1512,7 @@ std::string Program::report() const {
       note(std::to_string(floatGemms_) + " MatMul/Gemm with a B computed in each eval stay float32 (" + floatGemmWhy_ +
            ")");
     }
+    if (einsums32_ > 0) note(std::to_string(einsums32_) + " Einsum stay float32");
     int32_t convs32 = 0;
     for (const auto& k : kernels_) convs32 += (k && k->dnn) ? 1 : 0;
     if (convs32 > 0) {

@@ -205,6 +205,7 @@ class Program {
   std::vector<HalfCopy> halves_;
   std::vector<std::pair<int32_t, int32_t>> halfIndex_;  // (kernel's node, its halves_ index)
   int32_t halfGemms_ = 0, floatGemms_ = 0;  // GEMMs on 16-bit weights, and those left float32
+  int32_t einsums32_ = 0;                   // Einsum nodes (float32 whatever the precision)
   std::string floatGemmWhy_;                // the first one left float32, and why
   std::string precisionWhy_;  // why TF32 was asked for and not applied  // given to cuBLAS (Blas::setWorkspace); null: its own
   std::string blasWhy_;

@@ -311,7 +311,10 @@ bool kiln_gemm_half(Exec& x, HalfFormat f, bool transA, bool transB, int64_t m, 
     const int64_t count = strideA == 0 ? 1 : batch;
     const int64_t total = count * rows * cols;
     uint16_t* a16 = reinterpret_cast<uint16_t*>(x.workspace);
-    if (f == H_BF16) {
+    if (lda == cols && (count == 1 || strideA == rows * cols)) {
+      // contiguous (the usual case): a flat conversion, no index arithmetic per element
+      if (!kiln_to_half(x, f, a, a16, total)) return false;
+    } else if (f == H_BF16) {
       KILN_LAUNCH(roundMatricesKernel<H_BF16>, gridFor(total, kThreads), dim3(kThreads), 0, x.stream, a, lda, strideA,
                   rows, cols, a16, total);
     } else {
