@@ -12,7 +12,9 @@
  *    `--torch-json FILE` reuses an earlier run's folder instead.
  * 3. For each model: compiles the exported graph for the gpu target with deferred weights, binds
  *    the exported weights, checks kiln's output against PyTorch's (relative L2; loud above 1e-4),
- *    times eval (replaying a captured graph, kiln's default, and again launching kernel by kernel),
+ *    times eval (replaying a captured graph, kiln's default, and again launching kernel by kernel;
+ *    in TF32, and for GPT-2 and BERT with float16 / bfloat16 weights plus a few swaps there, each
+ *    with its relative L2 against PyTorch's float32),
  *    times swaps alternating the two weight sets (with the bind's phases), and times
  *    onnxruntime-node session re-creation on the same files (what a runtime without weight swap
  *    does instead).
@@ -35,6 +37,7 @@ import {
   type GraphReport,
   KILN_VERSION,
   parseOnnx,
+  type PrecisionReport,
   type Program,
   readNpy,
   type Tensor,
@@ -236,6 +239,11 @@ interface _EvalResult {
   relL2?: number;
   /** how its evals launched (ProgramInfo.graphs) */
   graphs?: GraphReport;
+  /** what its precision covers (ProgramInfo.precision; the 16-bit modes) */
+  precision?: PrecisionReport;
+  /** the 16-bit modes: swaps v2/v1 alternating (bindWeights ms) and their prepare step (the conversions) */
+  swapMs?: number[];
+  swapPrepareMs?: number[];
 }
 
 interface _SwapResult {
@@ -450,6 +458,21 @@ async function _kilnModel(
         res.notes.push(`eval${what}: ${errText(e)}`);
       }
       ev.graphs = program.info().graphs;
+      if (mode.gemmsOnly) {
+        // a 16-bit mode: every swap reconverts the GEMM weights in the prepare step
+        ev.precision = program.info().precision;
+        ev.swapMs = [];
+        ev.swapPrepareMs = [];
+        try {
+          for (let r = 0; r < Math.min(opts.runs, 10); r++) {
+            const b = await program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[(r + 1) % 2]));
+            ev.swapMs.push(b.ms);
+            ev.swapPrepareMs.push(b.phases?.prepareMs ?? NaN);
+          }
+        } catch (e) {
+          res.notes.push(`swaps${what}: ${errText(e)}`);
+        }
+      }
       if (i === 0) {
         for (const sm of KILN_SWAPS) {
           res.swaps.push(await _swaps(name, program, sm, dirs, feeds, m, at, opts.runs, res));
@@ -909,10 +932,25 @@ function _details(results: _KilnResult[], torch: _TorchJson): string[] {
         ? `, a captured graph replayed (${g.captures} capture(s), ${g.replays} replays)`
         : `, kernel by kernel${g.why ? ` (${g.why})` : ""}`;
       const acc = ev.mode.short && ev.relL2 !== undefined ? `, relative L2 ${ev.relL2.toExponential(1)}` : "";
+      const p = ev.precision;
+      const prec = p && (p.mode === "fp16" || p.mode === "bf16")
+        ? `; ${p.gemms16} GEMMs on ${p.mode} weights (copies ${
+          (p.bytes16! / 1e6).toFixed(0)
+        } MB), ${p.gemms32} ` +
+          `float32${p.why ? ` (${p.why})` : ""}`
+        : p
+        ? `; precision ${p.mode}${p.why ? ` (${p.why})` : ""}`
+        : "";
+      const swaps = ev.swapMs?.length
+        ? `; ${ev.swapMs.length} swaps v1/v2 median ${
+          fmtMs(median(ev.swapMs), 2)
+        } ms, of which the prepare step ` +
+          `(16-bit conversions) ${fmtMs(median(ev.swapPrepareMs!), 2)} ms`
+        : "";
       bits.push(
         `eval${ev.mode.short ? ` (${ev.mode.short})` : ""} median ${fmtMs(median(ev.ms), 2)} ms, min ${
           fmtMs(Math.min(...ev.ms), 2)
-        } ms${how}${acc}`,
+        } ms${how}${acc}${prec}${swaps}`,
       );
     }
     const torchTimes = Object.keys(tm?.eval_ms ?? {}).length || Object.keys(tm?.swap_ms ?? {}).length;
