@@ -80,6 +80,9 @@ Options:
                         the program's own target
   --gpu-library PATH    the libkiln_hip to use (default: KILN_HIP_LIBRARY, then build/hip/)
   --device N            GPU index (default 0)
+  --precision MODE      gpu: the GEMMs' arithmetic: float32 (default, strict), tf32 (TF32 tensor cores),
+                        fp16 or bf16 (MatMul/Gemm on 16-bit copies of their weights, float32 sums;
+                        docs/gpu.md "Numerics"); perf prints what applies
   --threads N           threads for the ref target's kernels (default: the cores available; 1: one
                         thread; where the host has no shared memory, one thread)
   -o, --output PATH     output file (compile) or directory (run)
@@ -177,6 +180,7 @@ const TARGET_OPTIONS = {
   target: { type: "string" },
   "gpu-library": { type: "string" },
   device: { type: "string" },
+  precision: { type: "string" },
   threads: { type: "string" },
 } as const;
 
@@ -190,17 +194,23 @@ function _threads(values: { threads?: string }): number | undefined {
   return n;
 }
 
-function _gpuOptions(values: { "gpu-library"?: string; device?: string }): GpuOptions {
+const _PRECISIONS = ["float32", "tf32", "fp16", "bf16"] as const;
+
+function _gpuOptions(values: { "gpu-library"?: string; device?: string; precision?: string }): GpuOptions {
   const device = values.device === undefined ? 0 : Number(values.device);
   if (!Number.isInteger(device) || device < 0) {
     throw new UsageError(`Bad --device '${values.device}': a non-negative integer`);
   }
-  return { library: values["gpu-library"], device };
+  const precision = values.precision as GpuOptions["precision"];
+  if (precision !== undefined && !_PRECISIONS.includes(precision)) {
+    throw new UsageError(`Bad --precision '${values.precision}': one of ${_PRECISIONS.join(", ")}`);
+  }
+  return { library: values["gpu-library"], device, ...(precision ? { precision } : {}) };
 }
 
-/** The TARGET_OPTIONS a compile or load takes: --gpu-library and --device, --threads. */
+/** The TARGET_OPTIONS a compile or load takes: --gpu-library, --device and --precision, --threads. */
 function _targetOptions(
-  values: { "gpu-library"?: string; device?: string; threads?: string },
+  values: { "gpu-library"?: string; device?: string; precision?: string; threads?: string },
 ): { gpu: GpuOptions; threads: number | undefined } {
   return { gpu: _gpuOptions(values), threads: _threads(values) };
 }
@@ -905,6 +915,10 @@ async function _perf(args: string[]): Promise<number> {
     const generated = program.inputs.filter((v) => !given.has(v.name)).map((v) => v.name);
     const host = _hostNodesLine(program.info());
     if (host) _progress(`kiln: ${host}`);
+    const prec = program.info().precision;
+    if (prec && (prec.mode !== "float32" || prec.why)) {
+      _progress(`kiln: precision ${prec.mode}${prec.why ? ` (${prec.why})` : ""}`);
+    }
     if (!values.json) {
       _progress(
         `kiln: ${program.target} (${program.info().device}): ${warmup} warm-up + ${

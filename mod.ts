@@ -70,6 +70,7 @@ export type {
   GraphReport,
   HostNode,
   NodeTime,
+  PrecisionReport,
   StagingPhases,
   TargetName,
   WeightDelta,

@@ -12,7 +12,9 @@
  *    `--torch-json FILE` reuses an earlier run's folder instead.
  * 3. For each model: compiles the exported graph for the gpu target with deferred weights, binds
  *    the exported weights, checks kiln's output against PyTorch's (relative L2; loud above 1e-4),
- *    times eval (replaying a captured graph, kiln's default, and again launching kernel by kernel),
+ *    times eval (replaying a captured graph, kiln's default, and again launching kernel by kernel;
+ *    in TF32, and for GPT-2 and BERT with float16 / bfloat16 weights plus a few swaps there, each
+ *    with its relative L2 against PyTorch's float32),
  *    times swaps alternating the two weight sets (with the bind's phases), and times
  *    onnxruntime-node session re-creation on the same files (what a runtime without weight swap
  *    does instead).
@@ -35,6 +37,7 @@ import {
   type GraphReport,
   KILN_VERSION,
   parseOnnx,
+  type PrecisionReport,
   type Program,
   readNpy,
   type Tensor,
@@ -48,8 +51,20 @@ const REL_L2_BAR = 1e-4;
 /** The bar for TF32 modes (inputs of the GEMMs rounded to 10-bit mantissas): about 1e-3 is expected. */
 const REL_L2_BAR_TF32 = 1e-2;
 
+/**
+ * The bars for the 16-bit weight modes, over a whole model against PyTorch's float32 (float16
+ * keeps 11 mantissa bits, bfloat16 8; tests/gpu_precision_test.ts bounds one layer at 2e-3 and 1e-2).
+ */
+const REL_L2_BAR_16 = { fp16: 1e-2, bf16: 5e-2 };
+
 function _bar(options: GpuOptions): number {
+  if (options.precision === "fp16" || options.precision === "bf16") return REL_L2_BAR_16[options.precision];
   return options.precision === "tf32" ? REL_L2_BAR_TF32 : REL_L2_BAR;
+}
+
+/** A mode whose arithmetic is not float32: its accuracy against float32 is part of its row. */
+function _reduced(options: GpuOptions): boolean {
+  return options.precision !== undefined && options.precision !== "float32";
 }
 const PY_SCRIPT = new URL("./gpu_torch.py", import.meta.url).pathname;
 
@@ -137,6 +152,8 @@ interface _EvalMode {
   outputs?: string[];
   /** timed only for models with Convs (it changes nothing else) */
   convsOnly?: boolean;
+  /** timed only for models without Convs (the GEMM models: GPT-2, BERT) */
+  gemmsOnly?: boolean;
 }
 
 const KILN_EVALS: _EvalMode[] = [
@@ -155,6 +172,23 @@ const KILN_EVALS: _EvalMode[] = [
     options: { precision: "tf32" },
     outputs: [],
     peers: ["eager_tf32_conv", "cuda_graph_tf32_conv"],
+  },
+  // 16-bit weights (GpuOptions.precision "fp16" / "bf16": MatMul/Gemm on float16 / bfloat16 copies
+  // of their weights made at bind, A rounded per GEMM, float32 sums; attention's products float32),
+  // for the GEMM models; PyTorch's side has no 16-bit mode here, so against its float32 rows
+  {
+    short: "float16 weights, output left on the device",
+    options: { precision: "fp16" },
+    outputs: [],
+    peers: ["cuda_graph", "compile_reduce_overhead"],
+    gemmsOnly: true,
+  },
+  {
+    short: "bfloat16 weights, output left on the device",
+    options: { precision: "bf16" },
+    outputs: [],
+    peers: ["cuda_graph", "compile_reduce_overhead"],
+    gemmsOnly: true,
   },
   // convolutions on kiln's own kernels (im2col and the GEMM) instead of cuDNN
   {
@@ -205,6 +239,11 @@ interface _EvalResult {
   relL2?: number;
   /** how its evals launched (ProgramInfo.graphs) */
   graphs?: GraphReport;
+  /** what its precision covers (ProgramInfo.precision; the 16-bit modes) */
+  precision?: PrecisionReport;
+  /** the 16-bit modes: swaps v2/v1 alternating (bindWeights ms) and their prepare step (the conversions) */
+  swapMs?: number[];
+  swapPrepareMs?: number[];
 }
 
 interface _SwapResult {
@@ -361,6 +400,7 @@ async function _kilnModel(
       );
       program = p;
       if (mode.convsOnly && !program.info().ops.Conv) continue;
+      if (mode.gemmsOnly && program.info().ops.Conv) continue;
       if (program.inputs.length !== 1) {
         throw new Error(`the graph has ${program.inputs.length} inputs, bench/gpu.ts feeds one`);
       }
@@ -418,6 +458,21 @@ async function _kilnModel(
         res.notes.push(`eval${what}: ${errText(e)}`);
       }
       ev.graphs = program.info().graphs;
+      if (mode.gemmsOnly) {
+        // a 16-bit mode: every swap reconverts the GEMM weights in the prepare step
+        ev.precision = program.info().precision;
+        ev.swapMs = [];
+        ev.swapPrepareMs = [];
+        try {
+          for (let r = 0; r < Math.min(opts.runs, 10); r++) {
+            const b = await program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[(r + 1) % 2]));
+            ev.swapMs.push(b.ms);
+            ev.swapPrepareMs.push(b.phases?.prepareMs ?? NaN);
+          }
+        } catch (e) {
+          res.notes.push(`swaps${what}: ${errText(e)}`);
+        }
+      }
       if (i === 0) {
         for (const sm of KILN_SWAPS) {
           res.swaps.push(await _swaps(name, program, sm, dirs, feeds, m, at, opts.runs, res));
@@ -712,7 +767,7 @@ function _table(results: _KilnResult[], torch: _TorchJson): string[] {
       const tags = [
         ev.mode.short,
         ev.relL2 !== undefined && !(ev.relL2 <= _bar(ev.mode.options)) ? "**WRONG output**" : "",
-        ev.mode.options.precision === "tf32" && ev.relL2 !== undefined
+        _reduced(ev.mode.options) && ev.relL2 !== undefined
           ? `rel L2 ${ev.relL2.toExponential(1)} vs float32`
           : "",
       ]
@@ -877,10 +932,25 @@ function _details(results: _KilnResult[], torch: _TorchJson): string[] {
         ? `, a captured graph replayed (${g.captures} capture(s), ${g.replays} replays)`
         : `, kernel by kernel${g.why ? ` (${g.why})` : ""}`;
       const acc = ev.mode.short && ev.relL2 !== undefined ? `, relative L2 ${ev.relL2.toExponential(1)}` : "";
+      const p = ev.precision;
+      const prec = p && (p.mode === "fp16" || p.mode === "bf16")
+        ? `; ${p.gemms16} GEMMs on ${p.mode} weights (copies ${
+          (p.bytes16! / 1e6).toFixed(0)
+        } MB), ${p.gemms32} ` +
+          `float32${p.why ? ` (${p.why})` : ""}`
+        : p
+        ? `; precision ${p.mode}${p.why ? ` (${p.why})` : ""}`
+        : "";
+      const swaps = ev.swapMs?.length
+        ? `; ${ev.swapMs.length} swaps v1/v2 median ${
+          fmtMs(median(ev.swapMs), 2)
+        } ms, of which the prepare step ` +
+          `(16-bit conversions) ${fmtMs(median(ev.swapPrepareMs!), 2)} ms`
+        : "";
       bits.push(
         `eval${ev.mode.short ? ` (${ev.mode.short})` : ""} median ${fmtMs(median(ev.ms), 2)} ms, min ${
           fmtMs(Math.min(...ev.ms), 2)
-        } ms${how}${acc}`,
+        } ms${how}${acc}${prec}${swaps}`,
       );
     }
     const torchTimes = Object.keys(tm?.eval_ms ?? {}).length || Object.keys(tm?.swap_ms ?? {}).length;
@@ -974,7 +1044,10 @@ async function _header(
       v.python ?? "?"
     }; onnxruntime-node ${peerVersions().node}`,
     `- Numerics: kiln is strict float32 (cuBLAS in its default math mode, float32 accumulation) except the rows ` +
-    `that say TF32 (GpuOptions.precision = "tf32": GEMMs and convolutions on TF32 tensor cores). PyTorch: float32 with TF32 off (torch.backends.cuda.matmul.allow_tf32 = ` +
+    `that say TF32 (GpuOptions.precision = "tf32": GEMMs and convolutions on TF32 tensor cores) or float16 / ` +
+    `bfloat16 weights (precision "fp16" / "bf16": MatMul and Gemm with weight-only B on 16-bit copies of it, A ` +
+    `rounded per GEMM, float32 sums (cuBLAS GemmEx, CUBLAS_COMPUTE_32F); GEMMs of two activations float32; ` +
+    `PyTorch has no 16-bit row here). PyTorch: float32 with TF32 off (torch.backends.cuda.matmul.allow_tf32 = ` +
     `${tf.matmul_allow_tf32 ?? "?"}, torch.backends.cudnn.allow_tf32 = ${tf.cudnn_allow_tf32 ?? "?"}, ` +
     `float32 matmul precision '${tf.float32_matmul_precision ?? "?"}'), except the row that says TF32.`,
     `- Timing: medians of ${runs} runs after ${warmup} warm-up run(s)${pyRuns}. PyTorch synchronizes before and after ` +

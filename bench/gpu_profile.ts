@@ -5,7 +5,7 @@
  * kernel by kernel, then one profiled eval: device time per op and the slowest nodes. A tool for
  * finding what to fuse or speed up next; the side-by-side benchmark is `deno task bench:gpu`.
  * Options: --models gpt2,bert,resnet50  --runs 20  --top 12  --json FILE  --batch N (the first
- * input dim, 1 by default)  --precision float32|tf32 (GpuOptions.precision); or any model with its
+ * input dim, 1 by default)  --precision float32|tf32|fp16|bf16 (GpuOptions.precision); or any model with its
  * weights beside it: --onnx FILE --npy FILE (its one input, e.g. bench:gpu's exports).
  * @module
  */
@@ -36,10 +36,12 @@ const RUNS = Number(values.runs);
 const TOP = Number(values.top);
 const BATCH = Number(values.batch);
 if (!Number.isInteger(BATCH) || BATCH < 1) throw new Error(`gpu_profile: --batch must be a positive integer`);
-if (values.precision !== "float32" && values.precision !== "tf32") {
-  throw new Error(`gpu_profile: --precision is float32 or tf32, not '${values.precision}'`);
+const _PRECISIONS = ["float32", "tf32", "fp16", "bf16"] as const;
+type _Precision = typeof _PRECISIONS[number];
+if (!(_PRECISIONS as readonly string[]).includes(values.precision)) {
+  throw new Error(`gpu_profile: --precision is ${_PRECISIONS.join(", ")}, not '${values.precision}'`);
 }
-const PRECISION: "float32" | "tf32" = values.precision;
+const PRECISION = values.precision as _Precision;
 
 const MODELS: Record<string, { file: string; input: string; dims: number[]; vocab?: number; npy?: string }> =
   {

@@ -28,6 +28,7 @@ import type {
   GraphReport,
   HostNode,
   NodeTime,
+  PrecisionReport,
   StagingPhases,
   Target,
   TargetName,
@@ -127,8 +128,11 @@ export interface ProgramInfo {
   graphs?: GraphReport;
   /** gpu: what was fused (elementwise kernels, Transposes folded into MatMuls) */
   fusion?: FusionReport;
-  /** gpu: the GEMMs' arithmetic ("tf32" only where asked for and available; `why` when not) */
-  precision?: { mode: "float32" | "tf32"; why?: string };
+  /**
+   * gpu: the GEMMs' arithmetic (GpuOptions.precision: "tf32", "fp16" or "bf16" only where asked for
+   * and applied; `why` says what does not apply or runs in another precision)
+   */
+  precision?: PrecisionReport;
   /** gpu: the GEMM library, e.g. "cublas (libcublas.so.13)", or "kiln (why none)" */
   blas?: string;
   /** gpu: the convolution library and the Convs that run on it */

@@ -10,6 +10,8 @@ import { cString, gpuError, type GpuLibrary, readText } from "./library.ts";
 import {
   type LIST_PREPARE,
   type LIST_RUN,
+  PROG_BF16,
+  PROG_FP16,
   PROG_NO_FUSION,
   PROG_NO_GRAPHS,
   PROG_NO_VENDOR_BLAS,
@@ -77,8 +79,18 @@ export interface DeviceReport {
   graphReplays: number;
   /** GEMMs run on TF32 tensor cores */
   tf32: boolean;
-  /** why TF32, asked for, does not apply ("" otherwise) */
+  /** the GEMMs' arithmetic as it runs (fp16/bf16: where any GEMM reads 16-bit weights) */
+  precision?: "float32" | "tf32" | "fp16" | "bf16";
+  /** what was asked for and does not apply, or (fp16/bf16) what stays in another precision ("" otherwise) */
   precisionWhy: string;
+  /** fp16/bf16: GEMMs that read a 16-bit copy of their weight-only B, and GEMMs left float32 */
+  halfGemms?: number;
+  floatGemms?: number;
+  /** fp16/bf16: the 16-bit weight copies and their device bytes */
+  halfCopies?: number;
+  halfBytes?: number;
+  /** fp16/bf16: the Convs' arithmetic ("tf32" on cuDNN, "float32" on kiln's kernels; "" without Conv) */
+  convPrecision?: string;
 }
 
 /** What a committed bind transaction did (kiln_bind_commit). */
@@ -167,12 +179,21 @@ export interface DeviceOptions {
    */
   fusion?: boolean;
   /**
-   * "float32" (default: strict, as onnxruntime's CPU and PyTorch with TF32 off) or "tf32":
-   * MatMul, Gemm and Conv GEMMs on TF32 tensor cores (inputs rounded to 10-bit mantissas, float32
-   * accumulation), where the vendor BLAS has them; `info().precision` says what applies
+   * The GEMMs' arithmetic (docs/gpu.md "Numerics"); `info().precision` says what applies:
+   * - "float32" (default): strict, as onnxruntime's CPU and PyTorch with TF32 off;
+   * - "tf32": MatMul, Gemm and Conv GEMMs on TF32 tensor cores (inputs rounded to 10-bit
+   *   mantissas, float32 accumulation), where the vendor BLAS has them;
+   * - "fp16" / "bf16": MatMul and Gemm whose B comes from weights and literals only read a
+   *   float16 / bfloat16 copy of it, made once per bind or weight-set switch (round to nearest
+   *   even), with A rounded to the same format per GEMM and float32 accumulation (cuBLAS/rocBLAS
+   *   GemmEx, or kiln's own kernel with the same arithmetic); GEMMs whose B is computed in each
+   *   eval (attention's products) stay float32, Convs run with TF32 math on cuDNN (float32 on
+   *   kiln's kernels). The float32 weights stay on the device: the copies add half their size.
    */
-  precision?: "float32" | "tf32";
+  precision?: "float32" | "tf32" | "fp16" | "bf16";
 }
+
+const _PRECISIONS: readonly string[] = ["float32", "tf32", "fp16", "bf16"];
 
 /** A program lowered onto a device. */
 export class DeviceProgram {
@@ -186,11 +207,18 @@ export class DeviceProgram {
   #releaseDeferred = false;
 
   constructor(lib: GpuLibrary, schedule: Uint8Array<ArrayBuffer>, options: DeviceOptions = {}) {
+    if (options.precision !== undefined && !_PRECISIONS.includes(options.precision)) {
+      throw new KilnError(
+        "argument",
+        `GpuOptions.precision is ${_PRECISIONS.map((p) => `'${p}'`).join(", ")}, not '${options.precision}'`,
+      );
+    }
     this.lib = lib;
     this.#ctx = _context(lib, options.device ?? 0, options.memoryLimit ?? 0);
     const flags = (options.vendorBlas === false ? PROG_NO_VENDOR_BLAS : 0) |
       (options.graphs === false ? PROG_NO_GRAPHS : 0) | (options.fusion === false ? PROG_NO_FUSION : 0) |
-      (options.precision === "tf32" ? PROG_TF32 : 0) | (options.vendorDnn === false ? PROG_NO_VENDOR_DNN : 0);
+      (options.precision === "tf32" ? PROG_TF32 : 0) | (options.precision === "fp16" ? PROG_FP16 : 0) |
+      (options.precision === "bf16" ? PROG_BF16 : 0) | (options.vendorDnn === false ? PROG_NO_VENDOR_DNN : 0);
     const h = lib.symbols.kiln_prog_create(this.#ctx.handle, schedule, BigInt(schedule.length), flags);
     if (h === null) {
       const msg = lib.lastError();

@@ -86,6 +86,9 @@ export const PROG_NO_FUSION = 4;
 export const PROG_TF32 = 8;
 /** kiln_prog_create flag: kiln's own Conv kernels even where cuDNN loads. */
 export const PROG_NO_VENDOR_DNN = 16;
+/** kiln_prog_create flags: GEMMs on float16 / bfloat16 copies of their weight-only B operands. */
+export const PROG_FP16 = 32;
+export const PROG_BF16 = 64;
 /** kiln_exec lists. */
 export const LIST_RUN = 0;
 export const LIST_PREPARE = 1;

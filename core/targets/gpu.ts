@@ -13,7 +13,7 @@ import type { CoreProgram } from "../core_program.ts";
 import { KilnError } from "../errors.ts";
 import { decodeSchedule, type Schedule } from "../schedule.ts";
 import { setOwn, type Tensor, tensorBytes, viewAs } from "../tensor.ts";
-import { DeviceProgram } from "../../ffi/device.ts";
+import { DeviceProgram, type DeviceReport } from "../../ffi/device.ts";
 import { openGpuLibrary } from "../../ffi/library.ts";
 import { LIST_PREPARE, LIST_RUN } from "../../ffi/symbols.ts";
 import type {
@@ -23,6 +23,7 @@ import type {
   GpuOptions,
   LiteralSource,
   NodeTime,
+  PrecisionReport,
   Target,
   TargetReport,
   WeightDelta,
@@ -31,6 +32,21 @@ import type {
 /** Bytes as a Uint8Array over an ArrayBuffer (what FFI "buffer" parameters take). */
 function _buf(b: Uint8Array): Uint8Array<ArrayBuffer> {
   return b.buffer instanceof ArrayBuffer ? b as Uint8Array<ArrayBuffer> : new Uint8Array(b);
+}
+
+/** info().precision from the library's report. */
+function _precision(r: DeviceReport): PrecisionReport {
+  const mode = r.precision ?? (r.tf32 ? "tf32" : "float32");
+  const p: PrecisionReport = { mode, ...(r.precisionWhy ? { why: r.precisionWhy } : {}) };
+  if (
+    r.halfGemms !== undefined && (r.halfGemms > 0 || r.floatGemms! > 0 || mode === "fp16" || mode === "bf16")
+  ) {
+    p.gemms16 = r.halfGemms;
+    p.gemms32 = r.floatGemms;
+    p.bytes16 = r.halfBytes;
+  }
+  if (r.convPrecision === "tf32" || r.convPrecision === "float32") p.convs = r.convPrecision;
+  return p;
 }
 
 class GpuExecutor implements Executor {
@@ -94,9 +110,11 @@ class GpuExecutor implements Executor {
       this.#dev.dispose();
       throw e;
     }
-    // the prepare step: weight-only nodes, and channels-last Conv filters laid out KRSC
-    this.#hasPrepare = this.#sched.nodes.some((n) => n.prepare && !n.skip) ||
-      this.#dev.report().relayouts > 0;
+    // prepare work: the weight-only nodes, the channels-last Conv filters laid out KRSC, and
+    // (precision fp16/bf16) the 16-bit weight copies
+    const r = this.#dev.report();
+    this.#hasPrepare = this.#sched.nodes.some((n) => n.prepare && !n.skip) || r.relayouts > 0 ||
+      (r.halfCopies ?? 0) > 0;
     this.#pending = this.#hasPrepare ? "all" : null;
   }
 
@@ -475,7 +493,7 @@ class GpuExecutor implements Executor {
         residuals: r.residualFolds,
         ...(r.residualMissWhy ? { residualMissWhy: r.residualMissWhy } : {}),
       },
-      precision: { mode: r.tf32 ? "tf32" : "float32", ...(r.precisionWhy ? { why: r.precisionWhy } : {}) },
+      precision: _precision(r),
       hostNodes: r.hostNodes.map((i, k) => ({
         name: this.#sched.nodes[i].name,
         op: this.#sched.nodes[i].op,

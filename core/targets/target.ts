@@ -132,8 +132,30 @@ export interface TargetReport {
   graphs?: GraphReport;
   /** fusion (gpu) */
   fusion?: FusionReport;
-  /** the GEMMs' arithmetic (gpu): "float32", or "tf32" where asked for and available */
-  precision?: { mode: "float32" | "tf32"; why?: string };
+  /** the GEMMs' arithmetic (gpu): "float32", or "tf32" / "fp16" / "bf16" where asked for and applied */
+  precision?: PrecisionReport;
+}
+
+/** The gpu target's arithmetic (GpuOptions.precision), as it runs. */
+export interface PrecisionReport {
+  /**
+   * the GEMMs' arithmetic: "float32" (strict), "tf32" (TF32 tensor cores), "fp16" / "bf16"
+   * (MatMul and Gemm with weight-only B read 16-bit weights, A rounded per GEMM, float32 sums)
+   */
+  mode: "float32" | "tf32" | "fp16" | "bf16";
+  /**
+   * what was asked for and does not apply, and (fp16/bf16) what runs in another precision: GEMMs
+   * whose B is computed in each eval (float32), Convs (TF32 on cuDNN, float32 on kiln's kernels)
+   */
+  why?: string;
+  /** fp16/bf16: MatMul/Gemm nodes that read a 16-bit copy of their weight-only B */
+  gemms16?: number;
+  /** fp16/bf16: MatMul/Gemm nodes left float32 (their B is computed in each eval) */
+  gemms32?: number;
+  /** fp16/bf16: the Convs' arithmetic, when the program has any */
+  convs?: "tf32" | "float32";
+  /** fp16/bf16: device bytes of the 16-bit weight copies (kept beside the float32 weights) */
+  bytes16?: number;
 }
 
 /** Where the gpu target's convolutions run (GpuOptions.vendorDnn). */

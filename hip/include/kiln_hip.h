@@ -92,6 +92,15 @@ KILN_API void kiln_ctx_destroy(kiln_ctx* ctx);
 #define KILN_PROG_NO_FUSION 4u      /* one kernel per node: no fused elementwise regions */
 #define KILN_PROG_TF32 8u           /* GEMMs (MatMul, Gemm, Conv) on TF32 tensor cores where the BLAS has them */
 #define KILN_PROG_NO_VENDOR_DNN 16u /* use kiln's own Conv kernels even where a vendor DNN library (cuDNN) loads */
+/*
+ * 16-bit GEMM weights (at most one of the two): every MatMul and Gemm whose B is computed from
+ * weights and literals only reads a float16 (bfloat16) copy of it, converted with round to nearest
+ * even in the prepare step (so after every bind, weight-set switch or adapter change), with A
+ * rounded to the same format and float32 sums; other GEMMs stay float32, Convs run with TF32 math
+ * on the vendor DNN library (float32 on kiln's own). kiln_prog_report says what applies.
+ */
+#define KILN_PROG_FP16 32u
+#define KILN_PROG_BF16 64u
 
 /**
  * Lowers a schedule onto the device: allocates the arenas, buffers and literal arena, uploads the
@@ -107,7 +116,11 @@ KILN_API int64_t kiln_prog_error(kiln_prog* prog, uint8_t* buf, uint64_t cap);
 /**
  * JSON about the program: {"deviceBytes", "arenaBytes", "literalBytes", "weightBytes",
  * "workspaceBytes", "blas", "kernels", "hostNodes": [schedule node indices], "hostReasons":
- * [why each has no device kernel]}. Returns the full length.
+ * [why each has no device kernel], "precision" ("float32" | "tf32" | "fp16" | "bf16": the GEMMs'
+ * arithmetic as it runs), "precisionWhy" (what was asked for and does not apply, or stays
+ * float32), "halfGemms", "floatGemms", "halfCopies", "halfBytes" (KILN_PROG_FP16/BF16: GEMMs on
+ * 16-bit weights, GEMMs left float32, the 16-bit copies and their device bytes), "convPrecision"
+ * ("tf32", "float32" or "" when not asked or no Conv), ...}. Returns the full length.
  */
 KILN_API int64_t kiln_prog_report(kiln_prog* prog, uint8_t* buf, uint64_t cap);
 

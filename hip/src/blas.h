@@ -36,6 +36,17 @@ class Blas {
              int64_t strideA, const float* b, int64_t ldb, int64_t strideB, float beta, float* c, int64_t ldc,
              int64_t strideC, int64_t batch, Error& err);
 
+  /** The library has a GEMM of 16-bit operands with float32 sums (gemmEx). */
+  bool hasGemmEx() const;
+  /**
+   * As sgemm, with A and B given as float16 bits (bfloat16 when `bf16`) and float32 C and sums:
+   * cuBLAS's cublasGemmStridedBatchedEx (compute type CUBLAS_COMPUTE_32F), rocBLAS's
+   * rocblas_gemm_strided_batched_ex (compute type f32).
+   */
+  bool gemmEx(bool bf16, bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t* a,
+              int64_t lda, int64_t strideA, const uint16_t* b, int64_t ldb, int64_t strideB, float beta, float* c,
+              int64_t ldc, int64_t strideC, int64_t batch, Error& err);
+
  private:
   Blas() {}
   void* handle_ = nullptr;

@@ -17,6 +17,12 @@ namespace kiln {
 class Blas;
 class Dnn;
 
+/**
+ * The 16-bit formats of GEMM weights (GpuOptions.precision "fp16" / "bf16"): IEEE binary16 or
+ * bfloat16, stored as their bits, converted from float32 with round-to-nearest-even.
+ */
+enum HalfFormat : uint8_t { H_NONE = 0, H_FP16 = 1, H_BF16 = 2 };
+
 /** What a kernel sees when it runs. */
 struct Exec {
   hipStream_t stream = nullptr;
@@ -112,6 +118,17 @@ struct Kernel {
   const char* tableDevice = nullptr;
   /** What profiles call it when it is not its node's op (a fused kernel: "Fused(Mul+Tanh+...)"). */
   std::string label;
+  /** A MatMul or Gemm: the schedule value of its B operand, which precision fp16/bf16 may keep in 16 bits; else -1. */
+  virtual int32_t gemmB() const { return -1; }
+  /** Bytes of its A operand in 16 bits: the vendor BLAS path rounds A into the workspace before each call. */
+  virtual int64_t gemmAHalfBytes() const { return 0; }
+  /**
+   * Set by the program (precision fp16/bf16, B weight-only): the GEMM reads B from `halfB`, a
+   * 16-bit copy of gemmB()'s value in the same layout (made in the prepare step), and A rounded
+   * to the same format, summing in float32 (kiln_gemm_half).
+   */
+  HalfFormat half = H_NONE;
+  const uint16_t* halfB = nullptr;
 };
 
 

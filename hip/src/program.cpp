@@ -137,6 +137,7 @@ bool Program::lower(uint32_t flags) {
   if (!(flags & KILN_PROG_NO_FUSION)) fuse();
   attachDnn();
   planChannelsLast();
+  planHalf(flags);
   // the workspace is what the kernels as they finally run ask for (fused, folded, or attached to
   // the DNN library: an attached Conv needs no im2col buffer)
   workspaceBytes_ = 0;
@@ -164,7 +165,8 @@ bool Program::lower(uint32_t flags) {
 }
 
 void Program::openDnn(uint32_t flags) {
-  dnnTf32_ = (flags & KILN_PROG_TF32) != 0;
+  // the 16-bit modes keep Conv tensors float32: cuDNN runs them with TF32 math (info says so)
+  dnnTf32_ = (flags & (KILN_PROG_TF32 | KILN_PROG_FP16 | KILN_PROG_BF16)) != 0;
   bool any = false;
   for (const auto& k : kernels_) any = any || (k && k->dnn);
   if (!any) {
@@ -189,6 +191,48 @@ void Program::attachDnn() {
         dnnMisses_++;
       }
     }
+  }
+}
+
+void Program::planHalf(uint32_t flags) {
+  half_ = (flags & KILN_PROG_BF16) ? H_BF16 : (flags & KILN_PROG_FP16) ? H_FP16 : H_NONE;
+  if (half_ == H_NONE) return;
+  // weight-only values: weights, literals and the outputs of the main module's prepare nodes
+  std::vector<char> fixed(s_.values.size(), 0);
+  std::vector<char> prepare(s_.nodes.size(), 0);
+  for (size_t v = 0; v < s_.values.size(); v++) {
+    const uint8_t st = s_.values[v].storage;
+    if (st == S_WEIGHT || st == S_LITERAL) fixed[v] = 1;
+  }
+  for (const SNode& n : s_.nodes) {
+    if (n.module != 0 || !(n.flags & N_PREPARE) || (n.flags & N_SKIP)) continue;
+    prepare[static_cast<size_t>(n.index)] = 1;
+    for (int32_t y : n.outputs) fixed[static_cast<size_t>(root(y))] = 1;
+  }
+  // the vendor BLAS's 16-bit GEMM takes A rounded into the workspace; kiln's kernels round as they load
+  const bool vendor = blas_ && blas_->hasGemmEx();
+  for (size_t i = 0; i < kernels_.size(); i++) {
+    Kernel* k = kernels_[i].get();
+    if (!k || prepare[i] || (s_.nodes[i].flags & N_SKIP) || (!fusedAway_.empty() && fusedAway_[i])) continue;
+    if (s_.nodes[i].op == "Einsum") einsums32_++;  // its own GEMM path: float32
+    const int32_t b = k->gemmB();
+    if (b < 0) continue;
+    const int32_t r = root(b);
+    const SValue& v = s_.values[static_cast<size_t>(r)];
+    if (!fixed[static_cast<size_t>(r)] || v.dtype != DT_FLOAT) {
+      floatGemms_++;
+      if (floatGemmWhy_.empty()) floatGemmWhy_ = nodeLabel(s_.nodes[i]) + " reads a B computed in each eval";
+      continue;
+    }
+    size_t h = 0;
+    while (h < halves_.size() && halves_[h].source != r) h++;
+    if (h == halves_.size()) halves_.push_back(HalfCopy{r, static_cast<int32_t>(i), v.elements(), 0});
+    k->half = half_;
+    k->halfB = nullptr;  // allocate() points it at halves_[h]
+    k->label = k->label.empty() ? s_.nodes[i].op + (half_ == H_BF16 ? "(bf16)" : "(fp16)") : k->label;
+    halfIndex_.push_back({static_cast<int32_t>(i), static_cast<int32_t>(h)});
+    if (vendor) k->workspace = std::max(k->workspace, k->gemmAHalfBytes());
+    halfGemms_++;
   }
 }
 
@@ -539,11 +583,20 @@ bool Program::allocate() {
     at += alignUp(kernels_[i]->table.size());
   }
   const uint64_t tablesEnd = at;
+  // the 16-bit copies of weight-only GEMM operands (precision fp16/bf16)
+  for (HalfCopy& h : halves_) {
+    h.at = at;
+    at += alignUp(static_cast<uint64_t>(h.elements > 0 ? h.elements : 1) * 2);
+  }
   blockBytes_ = at;
   block_ = ctx_->alloc(blockBytes_, "the program's arenas, buffers and literals", err);
   if (!block_) return false;
   literalArena_ = block_ + literalAt;
   workspace_ = block_ + workspaceAt;
+  for (const auto& kh : halfIndex_) {
+    kernels_[static_cast<size_t>(kh.first)]->halfB =
+        reinterpret_cast<const uint16_t*>(block_ + halves_[static_cast<size_t>(kh.second)].at);
+  }
   status_ = reinterpret_cast<int32_t*>(block_ + statusAt);
   if (tablesEnd > tablesAt) {
     std::vector<uint8_t> image(tablesEnd - tablesAt, 0);
@@ -1328,6 +1381,15 @@ bool Program::prepareSelect(const int32_t* slots, int32_t count, int32_t& chosen
     st.target = static_cast<int32_t>(i);
     selected_.push_back(st);
   }
+  // the 16-bit copies of the GEMM operands whose source changed, after every prepare node
+  for (size_t h = 0; h < halves_.size(); h++) {
+    if (count >= 0 && !dirty[static_cast<size_t>(halves_[h].source)]) continue;
+    Step st{ST_HALF};
+    st.node = halves_[h].node;
+    st.value = halves_[h].source;
+    st.target = static_cast<int32_t>(h);
+    selected_.push_back(st);
+  }
   chosen = static_cast<int32_t>(selected_.size());
   return true;
 }
@@ -1403,6 +1465,17 @@ int32_t Program::exec(int32_t which, int32_t pc) {
         bool cond = false;
         for (size_t k = 0; k < n8; k++) cond = cond || bytes[k] != 0;
         if (!cond) i = static_cast<size_t>(st.target) - 1;
+        break;
+      }
+      case ST_HALF: {
+        const HalfCopy& h = halves_[static_cast<size_t>(st.target)];
+        Error kerr;
+        x.err = &kerr;
+        if (!kiln_to_half(x, half_, reinterpret_cast<const float*>(ptrs_[static_cast<size_t>(st.value)]),
+                          reinterpret_cast<uint16_t*>(block_ + h.at), h.elements)) {
+          err.fail(kerr.status, nodeLabel(n) + ": " + kerr.message);
+          return err.status;
+        }
         break;
       }
       case ST_JUMP: i = static_cast<size_t>(st.target) - 1; break;
@@ -1634,8 +1707,41 @@ std::string Program::report() const {
   std::string channelsLastWhy;
   jsonString(channelsLastWhy, channelsLastWhy_);
   jsonString(graph, graphs_ ? "" : graphWhy_);
-  std::string precisionWhy;
-  jsonString(precisionWhy, precisionWhy_);
+  // the GEMMs' arithmetic as it runs: 16-bit where any GEMM reads a 16-bit weight, and what stays float32
+  std::string mode = tf32_ ? "tf32" : "float32", why = precisionWhy_;
+  uint64_t halfBytes = 0;
+  for (const HalfCopy& h : halves_) halfBytes += alignUp(static_cast<uint64_t>(h.elements > 0 ? h.elements : 1) * 2);
+  std::string convs;
+  if (half_ != H_NONE) {
+    const std::string fmt = half_ == H_BF16 ? "bfloat16" : "float16";
+    if (halfGemms_ > 0) mode = half_ == H_BF16 ? "bf16" : "fp16";
+    std::string notes;
+    auto note = [&](const std::string& t) { notes += (notes.empty() ? "" : "; ") + t; };
+    if (halfGemms_ == 0) note("no MatMul or Gemm reads a B computed from weights only, so none runs in " + fmt);
+    if (halfGemms_ > 0 && blas_ && !blas_->hasGemmEx()) {
+      note(blas_->name() + " has no GEMM of 16-bit operands: kiln's own kernel runs the " + fmt + " GEMMs");
+    }
+    if (floatGemms_ > 0) {
+      note(std::to_string(floatGemms_) + " MatMul/Gemm with a B computed in each eval stay float32 (" + floatGemmWhy_ +
+           ")");
+    }
+    if (einsums32_ > 0) note(std::to_string(einsums32_) + " Einsum stay float32");
+    int32_t convs32 = 0;
+    for (const auto& k : kernels_) convs32 += (k && k->dnn) ? 1 : 0;
+    if (convs32 > 0) {
+      convs = dnnKernels_ > 0 ? "tf32" : "float32";
+      if (dnnKernels_ > 0) note(std::to_string(dnnKernels_) + " Convs run in TF32 on " + dnn_->name());
+      convs32 -= dnnKernels_;
+      if (convs32 > 0) {
+        note(std::to_string(convs32) + " Convs stay float32 on kiln's kernels (" +
+             (dnnKernels_ > 0 ? dnnMissWhy_ : dnnWhy_) + ")");
+      }
+    }
+    why = notes;
+  }
+  std::string precisionWhy, convsJson;
+  jsonString(precisionWhy, why);
+  jsonString(convsJson, convs);
   return "{\"deviceBytes\":" + std::to_string(heldBytes) + ",\"spareBytes\":" + std::to_string(spareBytes) +
          ",\"residentBytes\":" + std::to_string(residentBytes) + ",\"residentSets\":" + std::to_string(sets_.size()) +
          ",\"hostSetBytes\":" + std::to_string(hostSetBytes_) +
@@ -1646,7 +1752,10 @@ std::string Program::report() const {
          ",\"dnnGraphApi\":" + std::to_string(dnnGraph_) +
          ",\"dnnMissWhy\":" + dnnMiss +
          ",\"graphs\":" + (graphs_ ? "true" : "false") + ",\"graphWhy\":" + graph +
-         ",\"tf32\":" + (tf32_ ? "true" : "false") + ",\"precisionWhy\":" + precisionWhy +
+         ",\"tf32\":" + (tf32_ ? "true" : "false") + ",\"precision\":\"" + mode + "\",\"precisionWhy\":" +
+         precisionWhy + ",\"halfGemms\":" + std::to_string(halfGemms_) + ",\"floatGemms\":" +
+         std::to_string(floatGemms_) + ",\"halfBytes\":" + std::to_string(halfBytes) + ",\"convPrecision\":" +
+         convsJson + ",\"halfCopies\":" + std::to_string(halves_.size()) +
          ",\"graphCaptures\":" + std::to_string(graphCaptures_) + ",\"graphReplays\":" + std::to_string(graphReplays_) +
          ",\"kernels\":" + std::to_string(kernels) + ",\"fusedNodes\":" + std::to_string(fusedNodes_) +
          ",\"fusedKernels\":" + std::to_string(fusedKernels_) +

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "blas.h"
@@ -92,13 +93,21 @@ class Program {
   std::string profile() const;
 
  private:
-  // ST_AUX: relayouts_[target] (prepare lists only)
-  enum StepKind : uint8_t { ST_KERNEL, ST_HOST, ST_BRANCH, ST_JUMP, ST_COPY, ST_AUX };
+  // ST_HALF: a 16-bit copy remade (halves_[target]); ST_AUX: relayouts_[target] (prepare lists only)
+  enum StepKind : uint8_t { ST_KERNEL, ST_HOST, ST_BRANCH, ST_JUMP, ST_COPY, ST_HALF, ST_AUX };
   struct Step {
     StepKind kind;
-    int32_t node = -1;
-    int32_t value = -1;   // BRANCH: the condition; COPY: the source
-    int32_t target = -1;  // BRANCH (when false) and JUMP: the step to go to; COPY: the destination value
+    int32_t node = -1;    // HALF: the first GEMM that reads the 16-bit copy (for error messages)
+    int32_t value = -1;   // BRANCH: the condition; COPY: the source; HALF: the float32 weight-only value
+    int32_t target = -1;  // BRANCH (when false) and JUMP: the step to go to; COPY: the destination value; HALF: its halves_ index
+  };
+  // precision fp16/bf16: a 16-bit copy of a weight-only GEMM operand, in block_, remade in the
+  // prepare step (an ST_HALF step after the prepare nodes) whenever its source changes
+  struct HalfCopy {
+    int32_t source = -1;  // root value (a weight, a literal or a prepare node's output)
+    int32_t node = -1;    // the first GEMM node reading it
+    int64_t elements = 0;
+    uint64_t at = 0;      // offset in block_
   };
   // A low-rank delta (kiln_bind_delta): W = base + scale * B * A, or its transpose.
   struct Delta {
@@ -158,6 +167,11 @@ class Program {
   void attachDnn();
   /** Runs the Convs of TF32 programs channels-last where every reader and writer can (see program.cpp). */
   void planChannelsLast();
+  /**
+   * precision fp16/bf16: the GEMMs whose B is weight-only read a 16-bit copy of it (HalfCopy),
+   * made in the prepare step; the others stay float32 and are counted (after fusion).
+   */
+  void planHalf(uint32_t flags);
   /** Runs the run list as a graph: 1 done, 0 when it must run step by step (graphs off), <0 an error. */
   int32_t execGraph();
   /** The graph for the current addresses: cached, or captured now (null when capture failed). */
@@ -191,6 +205,12 @@ class Program {
   bool dnnTf32_ = false;
   char* blasWorkspace_ = nullptr;
   bool tf32_ = false;         // GEMMs on TF32 tensor cores (KILN_PROG_TF32, where the BLAS has them)
+  HalfFormat half_ = H_NONE;  // KILN_PROG_FP16 / KILN_PROG_BF16: weight-only GEMM operands in 16 bits
+  std::vector<HalfCopy> halves_;
+  std::vector<std::pair<int32_t, int32_t>> halfIndex_;  // (kernel's node, its halves_ index)
+  int32_t halfGemms_ = 0, floatGemms_ = 0;  // GEMMs on 16-bit weights, and those left float32
+  int32_t einsums32_ = 0;                   // Einsum nodes (float32 whatever the precision)
+  std::string floatGemmWhy_;                // the first one left float32, and why
   std::string precisionWhy_;  // why TF32 was asked for and not applied  // given to cuBLAS (Blas::setWorkspace); null: its own
   std::string blasWhy_;
   char* block_ = nullptr;

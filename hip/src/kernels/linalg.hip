@@ -46,13 +46,18 @@ struct MatMulKernel : Kernel {
     const float* b = x.at<const float>(B);
     float* y = x.at<float>(Y);
     for (const GemmCall& c : calls) {
-      if (!kiln_gemm(x, transA, transB, m, n, k, alpha, a + c.a, lda, strideA, b + c.b, ldb, strideB, 0.0f, y + c.c,
-                     ldc, strideC, batch)) {
-        return false;
-      }
+      const bool ok =
+          half != H_NONE
+              ? kiln_gemm_half(x, half, transA, transB, m, n, k, alpha, a + c.a, lda, strideA, halfB + c.b, ldb,
+                               strideB, 0.0f, y + c.c, ldc, strideC, batch)
+              : kiln_gemm(x, transA, transB, m, n, k, alpha, a + c.a, lda, strideA, b + c.b, ldb, strideB, 0.0f,
+                          y + c.c, ldc, strideC, batch);
+      if (!ok) return false;
     }
     return true;
   }
+  int32_t gemmB() const override { return B; }
+  int64_t gemmAHalfBytes() const override { return gemmHalfWorkspace(m, k, strideA, batch); }
 };
 
 int64_t product(const std::vector<int64_t>& d, size_t from = 0, size_t to = SIZE_MAX) {
@@ -247,9 +252,15 @@ struct GemmKernel : Kernel {
                   sm, sn, beta, total);
       if (!launched(x, "Gemm bias")) return false;
     }
+    if (half != H_NONE) {
+      return kiln_gemm_half(x, half, transA, transB, m, n, k, alpha, x.at<const float>(A), transA ? m : k, 0, halfB,
+                            transB ? k : n, 0, hasC ? 1.0f : 0.0f, y, n, 0, 1);
+    }
     return kiln_gemm(x, transA, transB, m, n, k, alpha, x.at<const float>(A), transA ? m : k, 0, x.at<const float>(B),
                      transB ? k : n, 0, hasC ? 1.0f : 0.0f, y, n, 0, 1);
   }
+  int32_t gemmB() const override { return B; }
+  int64_t gemmAHalfBytes() const override { return gemmHalfWorkspace(m, k, 0, 1); }
 };
 
 std::unique_ptr<Kernel> lowerGemm(const NodeView& v, std::string& why) {
