@@ -216,14 +216,27 @@ Deno.test({
       } else {
         console.log(`  no cuDNN graph API here (${dnn.library}): the Convs stay NCHW`);
       }
-      await t.step("the first weights, then a swap: each within TF32's 5e-3 of the ref", async () => {
-        await gpu.bindWeights(await WeightSet.fromOnnxDir(gpu, dir));
-        const e1 = relativeL2((await gpu.eval(feeds))[y], want1[y]);
-        assert.ok(e1 <= 5e-3, `first weights: rel L2 ${e1.toExponential(2)}`);
-        await gpu.bindWeights(await WeightSet.fromOnnxDir(gpu, `${dir}/v2`));
-        const e2 = relativeL2((await gpu.eval(feeds))[y], want2[y]);
-        assert.ok(e2 <= 5e-3, `after the swap: rel L2 ${e2.toExponential(2)} (the filters laid out again)`);
+      // fusion off: the Relus stay nodes of their own (elementwise, channels-last too)
+      const plain = compile(await parseOnnx(w.path, { deferExternalWeights: true }), "gpu", {
+        gpu: { ...GPU.options, precision: "tf32", fusion: false },
       });
+      programs.push(plain);
+      for (const [what, p] of [["fused", gpu], ["fusion off", plain]] as const) {
+        await t.step(
+          `${what}: the first weights, then a swap, each within TF32's 5e-3 of the ref`,
+          async () => {
+            await p.bindWeights(await WeightSet.fromOnnxDir(p, dir));
+            const e1 = relativeL2((await p.eval(feeds))[y], want1[y]);
+            assert.ok(e1 <= 5e-3, `first weights: rel L2 ${e1.toExponential(2)}`);
+            await p.bindWeights(await WeightSet.fromOnnxDir(p, `${dir}/v2`));
+            const e2 = relativeL2((await p.eval(feeds))[y], want2[y]);
+            assert.ok(
+              e2 <= 5e-3,
+              `after the swap: rel L2 ${e2.toExponential(2)} (the filters laid out again)`,
+            );
+          },
+        );
+      }
     } finally {
       for (const p of programs) p.dispose();
       await Deno.remove(dir, { recursive: true });

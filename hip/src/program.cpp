@@ -373,7 +373,8 @@ void Program::planChannelsLast() {
   };
   for (int32_t ni : s_.modules[0].nodes) {
     const SNode& n = s_.nodes[static_cast<size_t>(ni)];
-    if ((n.flags & N_SKIP) || (n.flags & N_PREPARE) || fusedAway_[static_cast<size_t>(ni)]) continue;
+    if ((n.flags & N_SKIP) || (n.flags & N_PREPARE)) continue;
+    if (!fusedAway_.empty() && fusedAway_[static_cast<size_t>(ni)]) continue;  // empty: fusion off
     Kernel* k = kernels_[static_cast<size_t>(ni)].get();
     Use u{ni, -2, {}, {}};
     auto region = fusedRegions_.find(ni);
