@@ -9,7 +9,10 @@
 // relaxed-simd, else f32x4 mul + add. Scratch panels are module-level and grow-only on the main
 // instance; in the threaded build a large product is split into column (or row) panels run by
 // worker instances (threads.ts), each with its own scratch, summing in the same order.
-import { parallelFor, perTask, slotScratch, taskArgs, TASK_GEMM, threadCount } from "./threads";
+import { parallelFor, perTask, slotScratch, taskArgs, TASK_GEMM, TASK_PACK_ROWS, threadCount } from "./threads";
+
+/** Below this many elements a weight's packing (packWholeB) runs on one thread. */
+const PACK_PAR_MIN: f64 = 262144;
 
 /** Rows of the micro-tile. */
 export const MR: i32 = 6; // the micro-kernels below are written for 6 x 8
@@ -85,13 +88,16 @@ function packAPanel(transA: bool, A: usize, lda: i32, i0: i32, p0: i32, mc: i32,
 
 /**
  * Packs rows [p0, p0+kc) x cols [j0, j0+nc) of op(B) into NR-wide strips:
- * strip t holds dst[t*NR*kc + p*NR + c] = op(B)[p0 + p][j0 + t*NR + c] (0 past nc).
+ * strip t holds dst[t*stride + p*NR + c] = op(B)[p0 + p][j0 + t + c] (0 past nc); stride is
+ * kc floats per column, or (packBRows, part of a panel's rows) the whole panel's kc.
  */
-function packBPanel(transB: bool, B: usize, ldb: i32, p0: i32, j0: i32, kc: i32, nc: i32, dst: usize): void {
+function packBPanel(transB: bool, B: usize, ldb: i32, p0: i32, j0: i32, kc: i32, nc: i32, dst: usize,
+  stride: i32 = -1): void {
   const ldb4 = <usize>ldb << 2;
+  const st = stride < 0 ? kc : stride;
   for (let t = 0; t < nc; t += NR) {
     const cols = nc - t < NR ? nc - t : NR;
-    let d = dst + (<usize>(t * kc) << 2);
+    let d = dst + (<usize>(t * st) << 2);
     if (!transB) {
       // B[p][j] at B + (p*ldb + j)*4
       let src = B + ((<usize>p0 * <usize>ldb + <usize>(j0 + t)) << 2);
@@ -549,12 +555,104 @@ export function packedBLength(K: i32, N: i32): i32 {
  * floats. A weight packed at prepare time saves sgemmPackedB the packing on every run.
  */
 export function packWholeB(transB: bool, B: usize, ldb: i32, K: i32, N: i32, dst: usize): void {
+  const nt = threadCount();
+  if (nt > 1 && <f64>K * <f64>N >= PACK_PAR_MIN) {
+    // stored rows split into tasks (whole strips: multiples of NR), each packing its own rows
+    const rows = transB ? N : K;
+    let per = (rows + PACK_TASKS_MAX - 1) / PACK_TASKS_MAX;
+    per = (per + NR - 1) / NR * NR;
+    const tasks = (rows + per - 1) / per;
+    const a = taskArgs();
+    for (let t = 0; t < tasks; t++) {
+      const p = a + (<usize>(t * PACK_TASK_WORDS) << 2);
+      const r0 = t * per;
+      store<i32>(p, transB ? 1 : 0);
+      store<usize>(p, B + (<usize>r0 * <usize>ldb << 2), 4);
+      store<i32>(p, r0, 8);
+      store<i32>(p, rows - r0 < per ? rows - r0 : per, 12);
+      store<i32>(p, ldb, 16);
+      store<i32>(p, K, 20);
+      store<i32>(p, N, 24);
+      store<usize>(p, dst, 28);
+    }
+    parallelFor(TASK_PACK_ROWS, tasks);
+    return;
+  }
   for (let j0 = 0; j0 < N; j0 += NC) {
     const nc = N - j0 < NC ? N - j0 : NC;
     const ncPad = (nc + NR - 1) / NR * NR;
     for (let p0 = 0; p0 < K; p0 += KC) {
       const kc = K - p0 < KC ? K - p0 : KC;
       packBPanel(transB, B, ldb, p0, j0, kc, nc, dst + (<usize>(j0 * K + p0 * ncPad) << 2));
+    }
+  }
+}
+
+/**
+ * Packs `rows` consecutive rows of the stored B, row0 first, held at `src` (row stride ldb
+ * floats), into their places in packWholeB's layout of op(B) (K x N) at dst: the same bytes
+ * packWholeB writes there, so a weight read in chunks is packed chunk by chunk while the chunk is
+ * in cache. Stored rows are k (op(B) = B) or n (transB, op(B) = B^T: row0 and rows then
+ * multiples of NR, except a last chunk that ends at N). unpack: the inverse, dst's bytes back
+ * into the rows at src (an adapter's base, docs/internals.md "Packed-only weights").
+ */
+export function packBRows(transB: bool, src: usize, row0: i32, rows: i32, ldb: i32, K: i32, N: i32, dst: usize,
+  unpack: bool): void {
+  if (unpack) {
+    unpackBRows(transB, src, row0, rows, ldb, K, N, dst);
+    return;
+  }
+  const r1 = row0 + rows;
+  for (let j0 = 0; j0 < N; j0 += NC) {
+    const nc = N - j0 < NC ? N - j0 : NC;
+    const ncPad = (nc + NR - 1) / NR * NR;
+    for (let p0 = 0; p0 < K; p0 += KC) {
+      const kc = K - p0 < KC ? K - p0 : KC;
+      const base = dst + (<usize>(j0 * K + p0 * ncPad) << 2);
+      if (!transB) {
+        // stored rows are k: the part of this panel's rows in the chunk, every column strip
+        const ps = p0 > row0 ? p0 : row0;
+        const pe = p0 + kc < r1 ? p0 + kc : r1;
+        if (ps >= pe) continue;
+        packBPanel(false, src, ldb, ps - row0, j0, pe - ps, nc, base + (<usize>((ps - p0) * NR) << 2), kc);
+      } else {
+        // stored rows are n: the chunk's column strips of this panel, every k
+        const ns = j0 > row0 ? j0 : row0;
+        const ne = j0 + nc < r1 ? j0 + nc : r1;
+        if (ns >= ne) continue;
+        packBPanel(true, src, ldb, p0, ns - row0, kc, ne - ns, base + (<usize>((ns - j0) * kc) << 2));
+      }
+    }
+  }
+}
+
+/** Words of one packing task's arguments (packRowsTask): trans, src, row0, rows, ldb, K, N, dst. */
+export const PACK_TASK_WORDS: i32 = 8;
+/** At most this many packing tasks per job (the control block's 64 argument words). */
+export const PACK_TASKS_MAX: i32 = 8;
+
+/** Task t of a packing job (threads.ts TASK_PACK_ROWS): packBRows with the arguments at a + t*32. */
+export function packRowsTask(a: usize, t: i32): void {
+  const p = a + (<usize>(t * PACK_TASK_WORDS) << 2);
+  packBRows(load<i32>(p) != 0, load<usize>(p, 4), load<i32>(p, 8), load<i32>(p, 12), load<i32>(p, 16),
+    load<i32>(p, 20), load<i32>(p, 24), load<usize>(p, 28), false);
+}
+
+/** packBRows' inverse: op(B)'s packed elements of the stored rows [row0, row0+rows) back into src. */
+function unpackBRows(transB: bool, src: usize, row0: i32, rows: i32, ldb: i32, K: i32, N: i32, dst: usize): void {
+  const cols = transB ? K : N;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const k = transB ? c : row0 + r;
+      const n = transB ? row0 + r : c;
+      const j0 = n / NC * NC;
+      const nc = N - j0 < NC ? N - j0 : NC;
+      const ncPad = (nc + NR - 1) / NR * NR;
+      const p0 = k / KC * KC;
+      const kc = K - p0 < KC ? K - p0 : KC;
+      const jn = n - j0;
+      const at = j0 * K + p0 * ncPad + (jn / NR * NR) * kc + (k - p0) * NR + jn % NR;
+      store<f32>(src + (<usize>(r * ldb + c) << 2), load<f32>(dst + (<usize>at << 2)));
     }
   }
 }
