@@ -212,6 +212,7 @@ class RefExecutor implements Executor {
       }
       this.#packAll(engine, _fileOrder(items, (x) => "file" in x.src ? x.src.file : undefined));
     }
+    const reads: { file: FileRange; ptr: number; name: string }[] = [];
     for (const lit of info.hostLiterals) {
       if (directLiterals.has(lit.id)) continue;
       const src = this.#literals[lit.id];
@@ -224,8 +225,8 @@ class RefExecutor implements Executor {
       const ptr = e.host_literal_ptr(h, lit.id);
       if (!ptr) throw new KilnError("internal", `No memory for literal '${lit.name}'`);
       if (src.file && !src.file.sha1 && src.file.length === lit.bytes) {
-        // a range of a file (an external initializer): read straight into the core's memory
-        _readInto(engine, src.file, ptr, `literal '${lit.name}'`);
+        // a range of a file (an external initializer): read straight into the core's memory, below
+        reads.push({ file: src.file, ptr, name: lit.name });
         continue;
       }
       const bytes = src.bytes;
@@ -238,6 +239,21 @@ class RefExecutor implements Executor {
         );
       }
       engine.u8().set(bytes, ptr);
+    }
+    // each file opened once, its ranges read in offset order
+    const files = new _Files("Data file");
+    try {
+      for (const r of _fileOrder(reads, (x) => x.file)) {
+        _readRange(
+          engine,
+          files.open(r.file.path, `literal '${r.name}'`),
+          r.file,
+          r.ptr,
+          `Cannot read literal '${r.name}'`,
+        );
+      }
+    } finally {
+      files.close();
     }
     this.#inSlots = info.inputs.map((v, i) => ({ ...v, ptr: e.input_ptr(h, i), index: i }));
     this.#outSlots = info.outputs.map((v, i) => ({ ...v, ptr: e.output_ptr(h, i), index: i }));
@@ -314,7 +330,7 @@ class RefExecutor implements Executor {
         const rowBytes = d.cols * 4;
         const step = Math.max(_NR, Math.floor(this.#chunkBytes / rowBytes / _NR) * _NR);
         const file = "file" in src ? src.file : null;
-        const f = file ? files.open(file.path, d.name) : null;
+        const f = file ? files.open(file.path, `weight '${d.name}'`) : null;
         if (f) f.seekSync(file!.offset, SEEK_START);
         for (let row = 0; row < d.rows; row += step, job++) {
           const rows = Math.min(step, d.rows - row);
@@ -812,10 +828,13 @@ function _fileOrder<T>(items: readonly T[], file: (x: T) => FileRange | undefine
 class _Files {
   #open = new Map<string, HostFile>();
 
-  open(path: string, name: string): HostFile {
+  constructor(readonly what = "Weight file") {}
+
+  /** `path` open (once); `of` names what is read, for messages ("weight 'w'"). */
+  open(path: string, of: string): HostFile {
     let f = this.#open.get(path);
     if (!f) {
-      f = openRegularSync(path, "Weight file", `of weight '${name}'`).file;
+      f = openRegularSync(path, this.what, `of ${of}`).file;
       this.#open.set(path, f);
     }
     return f;
@@ -856,12 +875,6 @@ function _readRange(
     got += n;
   }
   return got;
-}
-
-/** `_readRange` of a file opened for it (a literal's range, at finalize). */
-function _readInto(engine: Engine, range: FileRange, ptr: number, what: string): void {
-  using f = openRegularSync(range.path, "Data file", `of ${what}`).file;
-  _readRange(engine, f, range, ptr, `Cannot read ${what}`);
 }
 
 function _sameContent(b: Uint8Array, t: Uint8Array): boolean {
