@@ -83,11 +83,11 @@ async function _counting<T>(dir: string, fn: () => Promise<T> | T): Promise<{ by
 }
 
 /** The model at `path` with deferred weights; `packed: false` leaves every product unpacked. */
-async function _deferred(path: string, packed = true): Promise<Program> {
+async function _deferred(path: string, packed = true, threads?: number): Promise<Program> {
   return compile(
     await parseOnnx(path, { deferExternalWeights: true }),
     "ref",
-    packed ? {} : { disablePasses: ["pack_gemm_weights"] },
+    { ...(packed ? {} : { disablePasses: ["pack_gemm_weights"] }), ...(threads ? { threads } : {}) },
   );
 }
 
@@ -114,50 +114,52 @@ async function _want(path: string, replace: Record<string, Tensor> = {}): Promis
   return out;
 }
 
-Deno.test("ref packed-only weights: a swap reads each byte once and packs it; no prepare work is left for it", async () => {
-  await _withSets(async (dir, paths) => {
-    const want = [await _want(paths[0]), await _want(paths[1])];
-    const p = await _deferred(paths[0]);
-    assert.equal(p.info().ops["kiln.pack_gemm_b"], 3, "W, V and E^T are packed");
-    assert.equal(p.info().ops["kiln.gather_packed_rows"], 1, "E's rows are gathered from its packing");
-    assert.equal(p.info().ops["Gather"], undefined);
-    const total = p.weightSignature().reduce((a, s) => a + s.byteLength, 0);
-    for (const [k, skipped] of [[0, 0], [1, 0], [0, 0], [0, 4]]) {
-      const set = await WeightSet.fromOnnxDir(p, `${dir}/v${k + 1}`);
-      const { bytes, result: r } = await _counting(dir, () => p.bindWeights(set));
-      assert.equal(bytes, total, "every weight byte read once");
-      assert.equal(r.staging?.bytesRead, total);
-      assert.equal(typeof r.staging?.packMs, "number");
-      assert.deepEqual([r.copied, r.skipped], [4 - skipped, skipped], JSON.stringify(r));
+for (const threads of [1, 2]) {
+  Deno.test(`ref packed-only weights, ${threads} thread${threads > 1 ? "s" : ""}: a swap reads each byte once and packs it; no prepare work is left for it`, async () => {
+    await _withSets(async (dir, paths) => {
+      const want = [await _want(paths[0]), await _want(paths[1])];
+      const p = await _deferred(paths[0], true, threads);
+      assert.equal(p.info().ops["kiln.pack_gemm_b"], 3, "W, V and E^T are packed");
+      assert.equal(p.info().ops["kiln.gather_packed_rows"], 1, "E's rows are gathered from its packing");
+      assert.equal(p.info().ops["Gather"], undefined);
+      const total = p.weightSignature().reduce((a, s) => a + s.byteLength, 0);
+      for (const [k, skipped] of [[0, 0], [1, 0], [0, 0], [0, 4]]) {
+        const set = await WeightSet.fromOnnxDir(p, `${dir}/v${k + 1}`);
+        const { bytes, result: r } = await _counting(dir, () => p.bindWeights(set));
+        assert.equal(bytes, total, "every weight byte read once");
+        assert.equal(r.staging?.bytesRead, total);
+        assert.equal(typeof r.staging?.packMs, "number");
+        assert.deepEqual([r.copied, r.skipped], [4 - skipped, skipped], JSON.stringify(r));
+        assert.deepEqual(
+          await p.eval(_inputs()),
+          want[k],
+          `v${k + 1}: equal to the unpacked GEMMs, bit for bit`,
+        );
+        // W, V and E were packed by the bind: no prepare work is left
+        assert.equal(programInternals(p).lastPrepareNodes, 0);
+      }
+      // an index out of range is refused with the Gather's error, as on the raw rows
+      const bad = {
+        ..._inputs(),
+        ids: { dtype: "int64" as const, dims: [3], data: new BigInt64Array([0n, 2053n, 1n]) },
+      };
+      await assert.rejects(() => p.eval(bad), /index 2053 is out of range \[-2053, 2053\) on axis 0/);
+      const neg = {
+        ..._inputs(),
+        ids: { dtype: "int64" as const, dims: [3], data: new BigInt64Array([-1n, -2053n, 5n]) },
+      };
+      const r = await _deferred(paths[0], false);
+      await r.bindWeights(await WeightSet.fromOnnxDir(r, `${dir}/v1`));
       assert.deepEqual(
-        await p.eval(_inputs()),
-        want[k],
-        `v${k + 1}: equal to the unpacked GEMMs, bit for bit`,
+        (await p.eval(neg))["u"],
+        (await r.eval(neg))["u"],
+        "negative indices count from the end",
       );
-      // W, V and E were packed by the bind: no prepare work is left
-      assert.equal(programInternals(p).lastPrepareNodes, 0);
-    }
-    // an index out of range is refused with the Gather's error, as on the raw rows
-    const bad = {
-      ..._inputs(),
-      ids: { dtype: "int64" as const, dims: [3], data: new BigInt64Array([0n, 2053n, 1n]) },
-    };
-    await assert.rejects(() => p.eval(bad), /index 2053 is out of range \[-2053, 2053\) on axis 0/);
-    const neg = {
-      ..._inputs(),
-      ids: { dtype: "int64" as const, dims: [3], data: new BigInt64Array([-1n, -2053n, 5n]) },
-    };
-    const r = await _deferred(paths[0], false);
-    await r.bindWeights(await WeightSet.fromOnnxDir(r, `${dir}/v1`));
-    assert.deepEqual(
-      (await p.eval(neg))["u"],
-      (await r.eval(neg))["u"],
-      "negative indices count from the end",
-    );
-    r.dispose();
-    p.dispose();
+      r.dispose();
+      p.dispose();
+    });
   });
-});
+}
 
 Deno.test("ref packed-only weights: a partial swap packs only the tensor it changes, from a file or from memory", async () => {
   await _withSets(async (dir, paths) => {
@@ -262,5 +264,29 @@ Deno.test("ref packed-only weights: revival after a trap and LoRA adapters read 
     assert.deepEqual(await p.eval(_inputs()), want, "W0 again, bit for bit");
     p.dispose();
     ref.dispose();
+  });
+});
+
+Deno.test("ref weights stored raw (refStaging.packedOnly false): packed in the prepare step, split over threads, with the same results", async () => {
+  await _withSets(async (dir, paths) => {
+    refStaging.packedOnly = false;
+    let raw: Program;
+    try {
+      raw = await _deferred(paths[0], true, 2);
+    } finally {
+      refStaging.packedOnly = true;
+    }
+    const p = await _deferred(paths[0], true, 2);
+    for (const x of [raw, p]) await x.bindWeights(await WeightSet.fromOnnxDir(x, `${dir}/v2`));
+    const want = await p.eval(_inputs());
+    assert.deepEqual(await raw.eval(_inputs()), want);
+    assert.equal(programInternals(raw).lastPrepareNodes, 3, "every packing ran in the prepare step");
+    assert.equal(programInternals(p).lastPrepareNodes, 0);
+    // again with the workers up (the evals split their GEMMs): the packings split into tasks
+    await raw.bindWeights(await WeightSet.fromOnnxDir(raw, `${dir}/v1`));
+    await raw.bindWeights(await WeightSet.fromOnnxDir(raw, `${dir}/v2`));
+    assert.deepEqual(await raw.eval(_inputs()), want);
+    raw.dispose();
+    p.dispose();
   });
 });
