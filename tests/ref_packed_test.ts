@@ -5,7 +5,7 @@
 // literal at finalize the same way. Results must equal, bit for bit, those of the same model with
 // the packing left to the prepare step (the packing is the same) and of the unpacked GEMM.
 import assert from "node:assert/strict";
-import { Adapter, compile, parseOnnx, type Program, WeightSet } from "../mod.ts";
+import { Adapter, compile, load, parseOnnx, type Program, save, WeightSet } from "../mod.ts";
 import { deserializeProgram, programInternals } from "../core/program.ts";
 import { host, type HostFile } from "../core/host.ts";
 import type { Tensor } from "../core/tensor.ts";
@@ -231,6 +231,12 @@ Deno.test("ref packed-only literals: compile with the weights packs them at fina
     const baked = p.bake(await WeightSet.fromOnnxDir(p, `${dir}/v2`));
     const q = deserializeProgram(baked.ir, baked.hostLiterals, "ref");
     assert.deepEqual(await q.eval(_inputs()), want, "baked");
+    assert.equal(programInternals(q).lastPrepareNodes, 0, "its packed-only literals were packed at finalize");
+    // saved (each literal with its checksum) and loaded: packed from the file's literal section
+    await save(q, `${dir}/q.kiln`);
+    const l = await load(`${dir}/q.kiln`);
+    assert.deepEqual(await l.eval(_inputs()), want, "saved and loaded");
+    l.dispose();
     q.dispose();
     p.dispose();
   });
