@@ -361,20 +361,21 @@ class RefExecutor implements Executor {
           const t1 = performance.now();
           if (pending) e.pack_wait(); // the previous chunk's packing (the other chunk is free after)
           pending = false;
-          const t2 = performance.now();
-          // each packing of this chunk, in two tasks of whole strips where threads can share it
-          const split = threads > 1 && rows >= 2 * _NR && d.packs.length * 2 <= _TASKS_MAX ? 2 : 1;
-          const half = Math.ceil(rows / split / _NR) * _NR;
+          // each packing of this chunk in up to four tasks of whole strips: a worker takes them
+          // while this thread reads the next chunk, and this thread takes what is left when its read
+          // is done, so the two finish together (with one task a fast read would idle in pack_wait)
+          const split = threads > 1 ? Math.max(1, Math.min(4, Math.floor(_TASKS_MAX / d.packs.length))) : 1;
+          const per = Math.ceil(rows / split / _NR) * _NR;
           const words = new Int32Array(e.memory.buffer, this.#tasks, _TASKS_MAX * 8);
           let tasks = 0;
           d.packs.forEach((p, i) => {
-            for (let r0 = 0; r0 < rows; r0 += half, tasks++) {
+            for (let r0 = 0; r0 < rows; r0 += per, tasks++) {
               words.set(
                 [
                   p.trans ? 1 : 0,
                   chunk + r0 * rowBytes,
                   row + r0,
-                  Math.min(half, rows - r0),
+                  Math.min(per, rows - r0),
                   d.cols,
                   p.k,
                   p.n,
@@ -387,7 +388,7 @@ class RefExecutor implements Executor {
           if (e.pack_start(this.#tasks, tasks) !== 0) throw engine.error("stage weights");
           pending = true;
           this.#staged.readMs += t1 - t0;
-          this.#staged.packMs += performance.now() - t2 + (t2 - t1);
+          this.#staged.packMs += performance.now() - t1;
         }
       }
       const t3 = performance.now();
