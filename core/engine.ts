@@ -57,10 +57,6 @@ export interface CoreExports {
   direct_json(h: number): number;
   /** Points fed pack node `node`'s output at ptr (packed there); returns its previous address (0: refused). */
   set_packed_ptr(h: number, node: number, ptr: number): number;
-  /** Starts a packing job: n tasks of 8 i32 words at ptr (pack_rows' arguments but unpack); 0 or 1. */
-  pack_start(ptr: number, n: number): number;
-  /** Finishes the packing job pack_start began. */
-  pack_wait(): void;
   /** Packs (or, unpack 1, unpacks) `rows` stored rows of B at src into the packed op(B) at dst. */
   pack_rows(
     trans: number,
@@ -406,14 +402,6 @@ export class Engine {
   }
 
   /** Workers running now (0 on one thread, or before the first run, or after they went idle). */
-  /**
-   * Starts the thread pool's workers now (they come up asynchronously and take tasks as soon as
-   * they are): for host-driven work that runs before any kernel split (a bind's packing).
-   */
-  startWorkers(): void {
-    this.#pool?.ensure();
-  }
-
   get workersRunning(): number {
     return this.#pool?.running ?? 0;
   }

@@ -273,7 +273,7 @@ Deno.test("ref packed-only weights: revival after a trap and LoRA adapters read 
   });
 });
 
-Deno.test("ref weights stored raw (refStaging.packedOnly false): packed in the prepare step, split over threads, with the same results", async () => {
+Deno.test("ref weights stored raw (refStaging.packedOnly false): packed in the prepare step, with the same results", async () => {
   await _withSets(async (dir, paths) => {
     refStaging.packedOnly = false;
     let raw: Program;
@@ -288,7 +288,7 @@ Deno.test("ref weights stored raw (refStaging.packedOnly false): packed in the p
     assert.deepEqual(await raw.eval(_inputs()), want);
     assert.equal(programInternals(raw).lastPrepareNodes, 3, "every packing ran in the prepare step");
     assert.equal(programInternals(p).lastPrepareNodes, 0);
-    // again with the workers up (the evals split their GEMMs): the packings split into tasks
+    // swapped and back: the prepare step packs again
     await raw.bindWeights(await WeightSet.fromOnnxDir(raw, `${dir}/v1`));
     await raw.bindWeights(await WeightSet.fromOnnxDir(raw, `${dir}/v2`));
     assert.deepEqual(await raw.eval(_inputs()), want);

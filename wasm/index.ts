@@ -24,10 +24,8 @@ import {
 } from "./exec/executor";
 import { scheduleLength, writeSchedule } from "./exec/schedule";
 import { shareWeights } from "./exec/share";
-import {
-  parallelStart, parallelWait, taskArgs, TASK_PACK_ROWS, threadCount, threadsInit, threadsStop, workerLoop,
-} from "./kernels/threads";
-import { packBRows, packRowsTask, PACK_TASK_WORDS, PACK_TASKS_MAX } from "./kernels/gemm";
+import { threadsInit, threadsStop, workerLoop } from "./kernels/threads";
+import { packBRows } from "./kernels/gemm";
 
 const programs = new Array<Program | null>();
 let resultBuf: ArrayBuffer = new ArrayBuffer(0);
@@ -397,38 +395,6 @@ export function set_packed_ptr(h: i32, node: i32, ptr: usize): usize {
 export function pack_rows(trans: i32, src: usize, row0: i32, rows: i32, ldb: i32, K: i32, N: i32, dst: usize,
   unpack: i32): void {
   packBRows(trans != 0, src, row0, rows, ldb, K, N, dst, unpack != 0);
-}
-
-/** A packing job pack_start left to pack_wait on one thread: its task words and count. */
-let packJob: usize = 0;
-let packJobTasks: i32 = 0;
-
-/**
- * Starts a packing job of `n` (at most 8) tasks, each 8 i32 words at ptr: packBRows' arguments
- * (trans, src, row0, rows, ldb, K, N, dst). With threads, the pool's workers run them while the
- * host goes on (it reads the next chunk of a weight); pack_wait then takes what is left and waits.
- * On one thread they run in pack_wait. Returns 0, or 1 when n is out of range.
- */
-export function pack_start(ptr: usize, n: i32): i32 {
-  if (n < 1 || n > PACK_TASKS_MAX) return report(E_GRAPH, "", "", "A packing job has 1 to 8 tasks, not " + n.toString());
-  if (threadCount() > 1) {
-    memory.copy(taskArgs(), ptr, <usize>(n * PACK_TASK_WORDS) << 2);
-    parallelStart(TASK_PACK_ROWS, n);
-    return E_OK;
-  }
-  packJob = ptr;
-  packJobTasks = n;
-  return E_OK;
-}
-
-/** Finishes the packing job pack_start began (nothing when none is pending). */
-export function pack_wait(): void {
-  if (threadCount() > 1) {
-    parallelWait();
-    return;
-  }
-  for (let t = 0; t < packJobTasks; t++) packRowsTask(packJob, t);
-  packJobTasks = 0;
 }
 
 /**

@@ -85,10 +85,6 @@ type _Source = { file: FileRange; what: string; after?: string } | { bytes: Uint
 
 /** Rows of the packing's column strips (wasm/kernels/gemm.ts NR): a transposed packing's chunks hold whole strips. */
 const _NR = 8;
-/** Tasks of one packing job at most (wasm/kernels/gemm.ts PACK_TASKS_MAX). */
-const _TASKS_MAX = 8;
-/** Packed-only bytes from which a bind or finalize starts the pool's workers to pack beside its reads. */
-const _WORKERS_MIN_BYTES = 8 * 2 ** 20;
 
 /** A tensor read into the core for a bind: at `ptr`, a staging allocation or (`inPlace`) its slot. */
 interface _Staged {
@@ -117,10 +113,9 @@ class RefExecutor implements Executor {
   #dirty = new Set<number>();
   /** Packed-only weights by name (docs/internals.md "Packed-only weights"). */
   #direct = new Map<string, _Direct>();
-  /** The two staging chunks in the core's memory (none yet: empty), their size, the packing job's words. */
-  #chunks: number[] = [];
+  /** The staging chunk in the core's memory (0: none yet) and its size. */
+  #chunk = 0;
   #chunkBytes = 0;
-  #tasks = 0;
   lastPrepareNodes = 0;
   lastPrepareMs = 0;
 
@@ -173,9 +168,8 @@ class RefExecutor implements Executor {
     }
     if (engine.call(what, () => e.finalize(h)) !== 0) throw engine.error(what);
     const info = this.#core.refreshInfo(what);
-    this.#chunks = [];
+    this.#chunk = 0;
     this.#chunkBytes = 0;
-    this.#tasks = 0;
     if (engine.call(what, () => e.direct_json(h)) !== 0) throw engine.error(what);
     const direct = engine.resultJson<_Direct[]>();
     for (const d of direct) for (const p of d.packs) p.trans = (p.trans as unknown) === 1;
@@ -286,45 +280,34 @@ class RefExecutor implements Executor {
   }
 
   /**
-   * The two staging chunks, each large enough for eight stored rows of each of `directs` (one
-   * column strip of a transposed packing), and the packing job's task words; allocated before any
-   * view is taken (growing the memory detaches them).
+   * The staging chunk, large enough for eight stored rows of each of `directs` (one column strip
+   * of a transposed packing); allocated before any view is taken (growing the memory detaches them).
    */
   #ensureChunk(engine: Engine, directs: readonly _Direct[]): void {
     const need = Math.max(refStaging.packChunkBytes, ...directs.map((d) => _NR * d.cols * 4));
     if (this.#chunkBytes >= need) return;
     const e = engine.exports;
-    for (const c of this.#chunks) if (c) e.free(c);
-    this.#chunks = [];
-    if (this.#tasks) e.free(this.#tasks);
-    this.#tasks = 0;
+    if (this.#chunk) e.free(this.#chunk);
+    this.#chunk = 0;
     this.#chunkBytes = 0;
-    engine.call("stage weights", () => {
-      this.#chunks = [e.alloc(need), e.alloc(need)];
-      this.#tasks = e.alloc(_TASKS_MAX * 32);
-      return 0;
-    });
+    this.#chunk = engine.call("stage weights", () => e.alloc(need));
     this.#chunkBytes = need;
   }
 
   /**
    * Packs packed-only tensors, each from its source into its destinations (one address per pack
-   * node, in d.packs order). Their stored rows are read a chunk at a time into one of two staging
-   * chunks (a file range straight from the file, host bytes by copy), and each chunk is packed from
-   * there while the next one is read: the pool's workers pack (pack_start) while this thread reads,
-   * so reading and packing overlap, and each byte reaches DRAM once, packed. On one thread the
-   * packing follows each read. `#ensureChunk` first. Throws KilnError "io" (src.what, then what
-   * the range needed) when a file ends first, after the packing under way has finished.
+   * node, in d.packs order): the stored rows are read a chunk at a time into the staging chunk (a
+   * file range straight from the file, host bytes by copy) and each chunk is packed from there
+   * while it is in cache, so each byte is written to memory once, packed. `#ensureChunk` first.
+   * Throws KilnError "io" (src.what, then what the range needed) when a file ends first.
+   *
+   * The packing runs on this thread, after each read: handing it to a worker of the thread pool
+   * while this thread reads the next chunk was measured slower here (GPT-2's 494 MB: bind 176 ms on
+   * two threads against 143 on one, 2-core VM), as both halves are memory-bound.
    */
   #packAll(engine: Engine, items: readonly { d: _Direct; src: _Source; dsts: readonly number[] }[]): void {
     const e = engine.exports;
-    const threads = engine.threads;
-    if (threads > 1 && items.reduce((a, x) => a + x.d.rows * x.d.cols * 4, 0) >= _WORKERS_MIN_BYTES) {
-      engine.startWorkers();
-    }
     const files = new _Files();
-    let pending = false;
-    let job = 0;
     try {
       for (const { d, src, dsts } of items) {
         const rowBytes = d.cols * 4;
@@ -332,15 +315,14 @@ class RefExecutor implements Executor {
         const file = "file" in src ? src.file : null;
         const f = file ? files.open(file.path, `weight '${d.name}'`) : null;
         if (f) f.seekSync(file!.offset, SEEK_START);
-        for (let row = 0; row < d.rows; row += step, job++) {
+        for (let row = 0; row < d.rows; row += step) {
           const rows = Math.min(step, d.rows - row);
           const n = rows * rowBytes;
-          const chunk = this.#chunks[job % 2];
           const t0 = performance.now();
           if (f) {
             let got = 0;
             while (got < n) {
-              const r = f.readSync(new Uint8Array(e.memory.buffer, chunk + got, n - got));
+              const r = f.readSync(new Uint8Array(e.memory.buffer, this.#chunk + got, n - got));
               if (r === null) {
                 throw new KilnError(
                   "io",
@@ -356,47 +338,17 @@ class RefExecutor implements Executor {
             this.#staged.bytesRead += n;
           } else {
             const b = (src as { bytes: Uint8Array }).bytes;
-            engine.u8().set(b.subarray(row * rowBytes, row * rowBytes + n), chunk);
+            engine.u8().set(b.subarray(row * rowBytes, row * rowBytes + n), this.#chunk);
           }
           const t1 = performance.now();
-          if (pending) e.pack_wait(); // the previous chunk's packing (the other chunk is free after)
-          pending = false;
-          // each packing of this chunk in up to four tasks of whole strips: a worker takes them
-          // while this thread reads the next chunk, and this thread takes what is left when its read
-          // is done, so the two finish together (with one task a fast read would idle in pack_wait)
-          const split = threads > 1 ? Math.max(1, Math.min(4, Math.floor(_TASKS_MAX / d.packs.length))) : 1;
-          const per = Math.ceil(rows / split / _NR) * _NR;
-          const words = new Int32Array(e.memory.buffer, this.#tasks, _TASKS_MAX * 8);
-          let tasks = 0;
-          d.packs.forEach((p, i) => {
-            for (let r0 = 0; r0 < rows; r0 += per, tasks++) {
-              words.set(
-                [
-                  p.trans ? 1 : 0,
-                  chunk + r0 * rowBytes,
-                  row + r0,
-                  Math.min(per, rows - r0),
-                  d.cols,
-                  p.k,
-                  p.n,
-                  dsts[i],
-                ],
-                tasks * 8,
-              );
-            }
-          });
-          if (e.pack_start(this.#tasks, tasks) !== 0) throw engine.error("stage weights");
-          pending = true;
+          d.packs.forEach((p, i) =>
+            e.pack_rows(p.trans ? 1 : 0, this.#chunk, row, rows, d.cols, p.k, p.n, dsts[i], 0)
+          );
           this.#staged.readMs += t1 - t0;
           this.#staged.packMs += performance.now() - t1;
         }
       }
-      const t3 = performance.now();
-      if (pending) e.pack_wait();
-      pending = false;
-      this.#staged.packMs += performance.now() - t3;
     } finally {
-      if (pending) e.pack_wait();
       files.close();
     }
   }
@@ -411,7 +363,7 @@ class RefExecutor implements Executor {
     const out = new Uint8Array(d.rows * rowBytes);
     for (let row = 0; row < d.rows; row += step) {
       const rows = Math.min(step, d.rows - row);
-      const chunk = this.#chunks[0];
+      const chunk = this.#chunk;
       e.pack_rows(p.trans ? 1 : 0, chunk, row, rows, d.cols, p.k, p.n, p.ptr, 1);
       out.set(engine.u8().subarray(chunk, chunk + rows * rowBytes), row * rowBytes);
     }

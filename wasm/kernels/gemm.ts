@@ -9,10 +9,7 @@
 // relaxed-simd, else f32x4 mul + add. Scratch panels are module-level and grow-only on the main
 // instance; in the threaded build a large product is split into column (or row) panels run by
 // worker instances (threads.ts), each with its own scratch, summing in the same order.
-import { parallelFor, perTask, slotScratch, taskArgs, TASK_GEMM, TASK_PACK_ROWS, threadCount } from "./threads";
-
-/** Below this many elements a weight's packing (packWholeB) runs on one thread. */
-const PACK_PAR_MIN: f64 = 262144;
+import { parallelFor, perTask, slotScratch, taskArgs, TASK_GEMM, threadCount } from "./threads";
 
 /** Rows of the micro-tile. */
 export const MR: i32 = 6; // the micro-kernels below are written for 6 x 8
@@ -555,29 +552,6 @@ export function packedBLength(K: i32, N: i32): i32 {
  * floats. A weight packed at prepare time saves sgemmPackedB the packing on every run.
  */
 export function packWholeB(transB: bool, B: usize, ldb: i32, K: i32, N: i32, dst: usize): void {
-  const nt = threadCount();
-  if (nt > 1 && <f64>K * <f64>N >= PACK_PAR_MIN) {
-    // stored rows split into tasks (whole strips: multiples of NR), each packing its own rows
-    const rows = transB ? N : K;
-    let per = (rows + PACK_TASKS_MAX - 1) / PACK_TASKS_MAX;
-    per = (per + NR - 1) / NR * NR;
-    const tasks = (rows + per - 1) / per;
-    const a = taskArgs();
-    for (let t = 0; t < tasks; t++) {
-      const p = a + (<usize>(t * PACK_TASK_WORDS) << 2);
-      const r0 = t * per;
-      store<i32>(p, transB ? 1 : 0);
-      store<usize>(p, B + (<usize>r0 * <usize>ldb << 2), 4);
-      store<i32>(p, r0, 8);
-      store<i32>(p, rows - r0 < per ? rows - r0 : per, 12);
-      store<i32>(p, ldb, 16);
-      store<i32>(p, K, 20);
-      store<i32>(p, N, 24);
-      store<usize>(p, dst, 28);
-    }
-    parallelFor(TASK_PACK_ROWS, tasks);
-    return;
-  }
   for (let j0 = 0; j0 < N; j0 += NC) {
     const nc = N - j0 < NC ? N - j0 : NC;
     const ncPad = (nc + NR - 1) / NR * NR;
@@ -624,18 +598,6 @@ export function packBRows(transB: bool, src: usize, row0: i32, rows: i32, ldb: i
       }
     }
   }
-}
-
-/** Words of one packing task's arguments (packRowsTask): trans, src, row0, rows, ldb, K, N, dst. */
-export const PACK_TASK_WORDS: i32 = 8;
-/** At most this many packing tasks per job (the control block's 64 argument words). */
-export const PACK_TASKS_MAX: i32 = 8;
-
-/** Task t of a packing job (threads.ts TASK_PACK_ROWS): packBRows with the arguments at a + t*32. */
-export function packRowsTask(a: usize, t: i32): void {
-  const p = a + (<usize>(t * PACK_TASK_WORDS) << 2);
-  packBRows(load<i32>(p) != 0, load<usize>(p, 4), load<i32>(p, 8), load<i32>(p, 12), load<i32>(p, 16),
-    load<i32>(p, 20), load<i32>(p, 24), load<usize>(p, 28), false);
 }
 
 /** packBRows' inverse: op(B)'s packed elements of the stored rows [row0, row0+rows) back into src. */

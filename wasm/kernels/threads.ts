@@ -7,7 +7,7 @@
 // reads its arguments and its slot's scratch from the control block only (runTask).
 // Without workers (threads == 1, or none alive yet), parallelFor runs every task itself, so
 // results never depend on how many workers took part.
-import { gemmTask, GEMM_SCRATCH_A, GEMM_SCRATCH_B, GEMM_SCRATCH_E, packRowsTask } from "./gemm";
+import { gemmTask, GEMM_SCRATCH_A, GEMM_SCRATCH_B, GEMM_SCRATCH_E } from "./gemm";
 import { im2colTask } from "./conv";
 import { affinePlanesTask, binaryRowsTask, softmaxTask, unaryTask } from "./par_eltwise";
 
@@ -18,7 +18,6 @@ export const TASK_UNARY: i32 = 3;
 export const TASK_BINARY_ROWS: i32 = 4;
 export const TASK_SOFTMAX: i32 = 5;
 export const TASK_AFFINE_PLANES: i32 = 6;
-export const TASK_PACK_ROWS: i32 = 7;
 
 // control block, i32 words
 const W_SEQ: usize = 0; // job sequence number: the futex word workers wait on
@@ -113,7 +112,6 @@ function runTask(c: usize, kind: i32, t: i32, slot: i32): void {
   else if (kind == TASK_BINARY_ROWS) binaryRowsTask(c + ARGS, t);
   else if (kind == TASK_SOFTMAX) softmaxTask(c + ARGS, t);
   else if (kind == TASK_AFFINE_PLANES) affinePlanesTask(c + ARGS, t);
-  else if (kind == TASK_PACK_ROWS) packRowsTask(c + ARGS, t);
 }
 
 /** Takes and runs tasks of job `seq` until none is left. */
@@ -141,27 +139,11 @@ function drain(c: usize, seq: i32, slot: i32): void {
  * returning when all are done. n <= 65535.
  */
 export function parallelFor(kind: i32, n: i32): void {
-  if (!ASC_FEATURE_THREADS || ctl == 0) {
-    for (let t = 0; t < n; t++) runTask(ctl, kind, t, 0);
+  const c = ctl;
+  if (!ASC_FEATURE_THREADS || c == 0) {
+    for (let t = 0; t < n; t++) runTask(c, kind, t, 0);
     return;
   }
-  parallelStart(kind, n);
-  parallelWait();
-}
-
-/** Tasks of the job parallelStart published that parallelWait has not finished (0: none). */
-let pendingTasks: i32 = 0;
-
-/**
- * Main instance with threads (threadCount() > 1): publishes tasks 0..n-1 of `kind` (arguments
- * already in taskArgs()) to the workers and returns at once, so that the host can do other work
- * (read the next chunk of a weight) while they run; parallelWait then takes what is left here and
- * waits for the rest.
- */
-export function parallelStart(kind: i32, n: i32): void {
-  const c = ctl;
-  if (!ASC_FEATURE_THREADS || c == 0) return; // callers check threadCount() > 1
-  pendingTasks = n;
   atomic.store<i32>(c + W_KIND, kind);
   atomic.store<i32>(c + W_NTASKS, n);
   atomic.store<i32>(c + W_DONE, 0);
@@ -169,15 +151,6 @@ export function parallelStart(kind: i32, n: i32): void {
   atomic.store<i32>(c + W_NEXT, (seq & 0xffff) << 16);
   atomic.store<i32>(c + W_SEQ, seq);
   if (atomic.load<i32>(c + W_ALIVE) > 0) atomic.notify(c + W_SEQ);
-}
-
-/** Main instance: finishes the job parallelStart published (this thread takes what is left). */
-export function parallelWait(): void {
-  const c = ctl;
-  const n = pendingTasks;
-  pendingTasks = 0;
-  if (!ASC_FEATURE_THREADS || c == 0 || n == 0) return;
-  const seq = atomic.load<i32>(c + W_SEQ);
   drain(c, seq, 0);
   // the last tasks run on other threads: spin a little, then (where this thread may block) sleep
   // until the last one notifies, so that on a busy machine the worker can have this core
