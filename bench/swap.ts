@@ -260,7 +260,7 @@ for (const name of values.models!.split(",")) {
     _out(
       `| **kiln swap**: set ${m(setMs).toFixed(1)} (ranges checked) + bind ${
         m(bind).toFixed(0)
-      } (read into the core ${m(readMs).toFixed(0)}, packing not hidden by the reads ${
+      } (read into the core ${m(readMs).toFixed(0)}, pack from the staged chunks ${
         m(packMs).toFixed(0)
       }, compare ${m(compareMs).toFixed(1)}, switch ${m(switchMs).toFixed(0)}) + prepare ${
         m(prepare).toFixed(0)
