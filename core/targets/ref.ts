@@ -119,9 +119,13 @@ class RefExecutor implements Executor {
   lastPrepareNodes = 0;
   lastPrepareMs = 0;
 
+  /** Whether this executor keeps packed-only weights packed only (decided once: a revival finalizes alike). */
+  #packedOnly: boolean;
+
   constructor(core: CoreProgram, literals: readonly LiteralSource[]) {
     this.#core = core;
     this.#literals = literals;
+    this.#packedOnly = core.directPack && refStaging.packedOnly;
     this.#live("finalize");
   }
 
@@ -163,7 +167,7 @@ class RefExecutor implements Executor {
   #finalize(engine: Engine, what: string): void {
     const e = engine.exports;
     const h = this.#core.handle(what);
-    if (this.#core.directPack && refStaging.packedOnly && e.set_direct_pack(h, 1) !== 0) {
+    if (this.#packedOnly && e.set_direct_pack(h, 1) !== 0) {
       throw engine.error(what);
     }
     if (engine.call(what, () => e.finalize(h)) !== 0) throw engine.error(what);
