@@ -3,13 +3,16 @@
  *
  * - swap: a program compiled once with deferred weights binds a new weight set: the set checks
  *   the ONNX external-data directory's ranges (no tensor is read), the bind reads each range
- *   straight into a staging region in the core's memory, compares it with the bound tensor and
- *   switches the changed ones in (read / compare / switch reported apart, and GB/s); the first
- *   eval after it also runs the hoisted weight-only nodes, reported as "prepare", timed inside
- *   the program;
+ *   straight into a staging region in the core's memory (a packed-only weight: in chunks, each
+ *   packed while the next is read, docs/internals.md "Packed-only weights"), compares it with the
+ *   bound tensor and switches the changed ones in (read / pack / compare / switch reported apart,
+ *   and GB/s); the first eval after it also runs the hoisted weight-only nodes, reported as
+ *   "prepare", timed inside the program; beside it, the same swap with every weight stored raw and
+ *   packed in the prepare step (`refStaging.packedOnly = false`, the path before packed-only);
  * - compile with the weights: parse the model with the new weights (large initializers stay
- *   file ranges) and compile from scratch (the core reads them into place), plus the prepare step
- *   its first eval runs (timed the same way), beside the deferred compile of the same graph;
+ *   file ranges) and compile from scratch (the core reads them into place, packing the packed-only
+ *   ones), plus the prepare step its first eval runs (timed the same way), beside the deferred
+ *   compile of the same graph and the compile with every weight stored raw;
  * - partial swap: one mid-sized tensor, in memory and from a safetensors file: its bind and the
  *   prepare work downstream of it;
  * - onnxruntime-node: re-create the session with the new weights (what a runtime without
@@ -28,6 +31,7 @@ import { writeRandomWeights } from "../core/weights/random.ts";
 import { writeSafetensors } from "../core/weights/safetensors.ts";
 import { ortNodeSession } from "./peers.ts";
 import { programInternals } from "../core/program.ts";
+import { refStaging } from "../core/targets/ref.ts";
 import { median, timed } from "./util.ts";
 
 const { values } = parseArgs({
@@ -122,12 +126,23 @@ for (const name of values.models!.split(",")) {
     );
     await program.bindWeights(await WeightSet.fromOnnxDir(program, dirs[0]));
     await program.eval(feeds);
+    // the same program with every weight stored raw and packed in the prepare step (the path
+    // before packed-only weights), swapped and recompiled beside it
+    refStaging.packedOnly = false;
+    const rawProgram = compile(
+      await parseOnnx(sets[0].modelPath, { deferExternalWeights: true, inputDims: DIMS[name] }),
+      "ref",
+    );
+    refStaging.packedOnly = true;
+    await rawProgram.bindWeights(await WeightSet.fromOnnxDir(rawProgram, dirs[0]));
+    await rawProgram.eval(feeds);
+    const rawSwap: number[] = [], rawRecompile: number[] = [];
 
     // the swap: the set (file ranges checked: no tensor read), then the bind (each range read
     // straight into the core's staging region, compared with the bound tensor, switched), then
     // the prepare step the next eval runs
     const setMs: number[] = [], bind: number[] = [], prepare: number[] = [];
-    const readMs: number[] = [], compareMs: number[] = [], switchMs: number[] = [];
+    const readMs: number[] = [], packMs: number[] = [], compareMs: number[] = [], switchMs: number[] = [];
     const recompile: number[] = [], parseMs: number[] = [], compileOnlyMs: number[] = [];
     const recompilePrepare: number[] = [], deferredCompile: number[] = [], ort: number[] = [];
     let copied = 0;
@@ -141,6 +156,7 @@ for (const name of values.models!.split(",")) {
       bind.push(bindMs);
       prepare.push(prepareMs);
       readMs.push(rep.staging?.readMs ?? NaN);
+      packMs.push(rep.staging?.packMs ?? 0);
       compareMs.push(rep.staging?.compareMs ?? NaN);
       switchMs.push(rep.staging?.switchMs ?? NaN);
       copied = rep.bytesCopied;
@@ -164,6 +180,23 @@ for (const name of values.models!.split(",")) {
       );
       deferredCompile.push(dMs);
       p3.dispose();
+      // the raw path: swap, then compile with the weights
+      {
+        const [sMs2, set2] = await timed(() => WeightSet.fromOnnxDir(rawProgram, d));
+        const [bMs2] = await timed(() => rawProgram.bindWeights(set2));
+        await rawProgram.eval(feeds);
+        rawSwap.push(sMs2 + bMs2 + programInternals(rawProgram).lastPrepareMs);
+        refStaging.packedOnly = false;
+        try {
+          const [pMs2, model2] = await timed(() => parseOnnx(`${d}/${spec.file}`, { inputDims: DIMS[name] }));
+          const [cMs2, p4] = await timed(() => compile(model2, "ref"));
+          await p4.eval(feeds);
+          rawRecompile.push(pMs2 + cMs2 + programInternals(p4).lastPrepareMs);
+          p4.dispose();
+        } finally {
+          refStaging.packedOnly = true;
+        }
+      }
       const s = await ortNodeSession(`${d}/${spec.file}`, { intraOpThreads: 1 });
       ort.push(s.createMs);
       await s.release();
@@ -211,6 +244,7 @@ for (const name of values.models!.split(",")) {
     }
     baked.dispose();
     program.dispose();
+    rawProgram.dispose();
 
     const m = (xs: number[]) => median(xs);
     const gbs = (n: number, ms: number) => (n / 1e9 / (ms / 1e3)).toFixed(2);
@@ -226,9 +260,16 @@ for (const name of values.models!.split(",")) {
     _out(
       `| **kiln swap**: set ${m(setMs).toFixed(1)} (ranges checked) + bind ${
         m(bind).toFixed(0)
-      } (read into the core ${m(readMs).toFixed(0)}, compare ${m(compareMs).toFixed(1)}, switch ${
-        m(switchMs).toFixed(0)
-      }) + prepare ${m(prepare).toFixed(0)} | **${m(swap).toFixed(0)}** | ${gbs(bytes, m(swap))} | 1.00x |`,
+      } (read into the core ${m(readMs).toFixed(0)}, pack from the staged chunks ${
+        m(packMs).toFixed(0)
+      }, compare ${m(compareMs).toFixed(1)}, switch ${m(switchMs).toFixed(0)}) + prepare ${
+        m(prepare).toFixed(0)
+      } | **${m(swap).toFixed(0)}** | ${gbs(bytes, m(swap))} | 1.00x |`,
+    );
+    _out(
+      `| kiln swap with every weight stored raw and packed in the prepare step (the path before packed-only weights) | ${
+        m(rawSwap).toFixed(0)
+      } | ${gbs(bytes, m(rawSwap))} | ${(m(rawSwap) / m(swap)).toFixed(2)}x |`,
     );
     _out(
       `| kiln swap without the prepare step (set + bind: the bytes in place) | ${
@@ -251,9 +292,14 @@ for (const name of values.models!.split(",")) {
     _out(
       `| kiln compile with the weights: parse ${m(parseMs).toFixed(0)} + compile ${
         m(compileOnlyMs).toFixed(0)
-      } (weights read into place) + prepare ${m(recompilePrepare).toFixed(0)} | ${
+      } (weights read into place, packed-only ones packed) + prepare ${m(recompilePrepare).toFixed(0)} | ${
         m(recompile).toFixed(0)
       } | | ${(m(recompile) / m(swap)).toFixed(2)}x |`,
+    );
+    _out(
+      `| kiln compile with the weights, every weight stored raw and packed in the prepare step | ${
+        m(rawRecompile).toFixed(0)
+      } | | ${(m(rawRecompile) / m(swap)).toFixed(2)}x |`,
     );
     _out(
       `| onnxruntime-node session re-creation (1 thread) | ${m(ort).toFixed(0)} | | ${
@@ -265,7 +311,9 @@ for (const name of values.models!.split(",")) {
       `- Swap: ${(copied / 1e6).toFixed(0)} MB copied per swap; onnxruntime-node's re-creation takes ` +
         `**${(m(ort) / m(swap)).toFixed(1)}x** the swap (${
           (m(ort) / m(swapNoPrepare)).toFixed(1)
-        }x the swap without its prepare step).`,
+        }x the swap without its prepare step; ${
+          (m(ort) / m(rawSwap)).toFixed(1)
+        }x the swap with every weight stored raw).`,
     );
     _out(
       `- Compile with weights: **${
@@ -277,7 +325,7 @@ for (const name of values.models!.split(",")) {
           m(deferredCompile).toFixed(0)
         } ms, so the weights add ${(m(parseMs) + m(compileOnlyMs) - m(deferredCompile)).toFixed(0)} ms (${
           gbs(bytes, m(parseMs) + m(compileOnlyMs) - m(deferredCompile))
-        } GB/s).`,
+        } GB/s). With every weight stored raw: ${(m(rawRecompile) / m(ort)).toFixed(2)}x.`,
     );
     _out();
     _out("| eval | median ms |");

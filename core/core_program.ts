@@ -65,6 +65,12 @@ export class CoreProgram {
   generation = 0;
   /** The memory of the last instance that trapped (until an executor has read what it needs). */
   brokenMemory: ArrayBuffer | null = null;
+  /**
+   * The ref target keeps weights and host literals that only pack nodes read packed only
+   * (docs/internals.md "Packed-only weights"); false for a dynamic program's root, whose
+   * specializations may read them unpacked.
+   */
+  directPack = true;
   #engine: Engine;
   #h: number;
   #ir: Uint8Array;

@@ -51,6 +51,24 @@ export interface CoreExports {
   set_weight_ptr(h: number, i: number, ptr: number): number;
   /** After set_weight_ptr: aliases and node contexts follow the weights' new addresses. */
   weights_moved(h: number): number;
+  /** Before finalize: keep the values only pack nodes read packed only (docs/internals.md "Packed-only weights"). */
+  set_direct_pack(h: number, on: number): number;
+  /** The packed-only values and their pack nodes (JSON result). */
+  direct_json(h: number): number;
+  /** Points fed pack node `node`'s output at ptr (packed there); returns its previous address (0: refused). */
+  set_packed_ptr(h: number, node: number, ptr: number): number;
+  /** Packs (or, unpack 1, unpacks) `rows` stored rows of B at src into the packed op(B) at dst. */
+  pack_rows(
+    trans: number,
+    src: number,
+    row0: number,
+    rows: number,
+    ldb: number,
+    k: number,
+    n: number,
+    dst: number,
+    unpack: number,
+  ): void;
   reshare_weights(h: number, root: number): number;
   /** Where the host reads output i (unsigned; 0 when none). */
   output_ptr(h: number, i: number): number;
@@ -276,6 +294,7 @@ function _unsignedExports(raw: CoreExports): CoreExports {
     input_ptr: (h: number, i: number) => raw.input_ptr(h, i) >>> 0,
     weight_ptr: (h: number, i: number) => raw.weight_ptr(h, i) >>> 0,
     set_weight_ptr: (h: number, i: number, ptr: number) => raw.set_weight_ptr(h, i, ptr) >>> 0,
+    set_packed_ptr: (h: number, node: number, ptr: number) => raw.set_packed_ptr(h, node, ptr) >>> 0,
     output_ptr: (h: number, i: number) => raw.output_ptr(h, i) >>> 0,
   };
 }

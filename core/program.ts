@@ -309,6 +309,8 @@ export class Program {
           "can do today; give fixed dims (or freeze the input) to compile for it",
       );
     }
+    // a dynamic root's specializations may read its weights unpacked (a single-row MatMul)
+    if (dynamic) core.directPack = false;
     const exec = target.instantiate(core, hostLiterals, options);
     this.#exec = dynamic ? new DynamicExecutor(core, hostLiterals, dynamic, exec, compileOptions) : exec;
   }

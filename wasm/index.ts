@@ -25,6 +25,7 @@ import {
 import { scheduleLength, writeSchedule } from "./exec/schedule";
 import { shareWeights } from "./exec/share";
 import { threadsInit, threadsStop, workerLoop } from "./kernels/threads";
+import { packBRows } from "./kernels/gemm";
 
 const programs = new Array<Program | null>();
 let resultBuf: ArrayBuffer = new ArrayBuffer(0);
@@ -318,6 +319,82 @@ export function weights_moved(h: i32): i32 {
     }
   }
   return E_OK;
+}
+
+/**
+ * Before finalize: whether finalize keeps the weights and host literals that only pack nodes read
+ * packed only (the ref target, for a program that is not a dynamic root; docs/internals.md
+ * "Packed-only weights").
+ */
+export function set_direct_pack(h: i32, on: i32): i32 {
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  if (p.finalized) return report(E_GRAPH, "", "", "The program is already finalized");
+  p.directPack = on != 0;
+  return E_OK;
+}
+
+/**
+ * The packed-only values of finalized program h as JSON in the result buffer: per value its weight
+ * index (as weight_ptr; -1 for a host literal) or host literal id (-1 for a weight), its stored
+ * rows and cols, and its pack nodes: main instruction index, trans_b, K, N, output address, bytes.
+ */
+export function direct_json(h: i32): i32 {
+  clearDiagnostics();
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  const main = p.main();
+  let out = "";
+  for (let i = 0; i < main.instrs.length; i++) {
+    const leaf = main.instrs[i];
+    if ((leaf.kind != K_WEIGHT && leaf.kind != K_HOST_LITERAL) || !leaf.outputs[0].direct) continue;
+    const v = leaf.outputs[0];
+    let packs = "";
+    for (let k = 0; k < main.instrs.length; k++) {
+      const ins = main.instrs[k];
+      if (!ins.fed || ins.inputs[0] != v) continue;
+      const trans = ins.attrs.getInt("trans_b", 0) != 0;
+      const o = ins.outputs[0];
+      if (packs.length > 0) packs += ",";
+      packs += "{\"node\":" + k.toString() + ",\"trans\":" + (trans ? "1" : "0") + ",\"k\":" +
+        (trans ? v.shape.lens[1] : v.shape.lens[0]).toString() + ",\"n\":" +
+        (trans ? v.shape.lens[0] : v.shape.lens[1]).toString() + ",\"ptr\":" + o.ptr.toString() + ",\"bytes\":" +
+        o.shape.bytes().toString() + "}";
+    }
+    if (out.length > 0) out += ",";
+    out += "{\"weight\":" + (leaf.kind == K_WEIGHT ? p.weightInstrs.indexOf(leaf) : -1).toString() + ",\"literal\":" +
+      (leaf.kind == K_HOST_LITERAL ? leaf.hostId : -1).toString() + ",\"name\":" + jsonString(leaf.nodeName) +
+      ",\"rows\":" + v.shape.lens[0].toString() + ",\"cols\":" + v.shape.lens[1].toString() + ",\"packs\":[" + packs +
+      "]}";
+  }
+  setResultString("[" + out + "]");
+  return E_OK;
+}
+
+/**
+ * Points the output of fed pack node `node` (a main instruction index, direct_json) at `ptr`, where
+ * the host has packed the new bytes (a swap of a packed-only weight); returns the address it had (0:
+ * bad handle, index, or not a fed pack node). Call `weights_moved` after the last one.
+ */
+export function set_packed_ptr(h: i32, node: i32, ptr: usize): usize {
+  const p = get(h);
+  if (p == null || !p.finalized || ptr == 0) return 0;
+  const main = p.main();
+  if (node < 0 || node >= main.instrs.length || !main.instrs[node].fed) return 0;
+  const v = main.instrs[node].outputs[0];
+  const old = v.ptr;
+  v.ptr = ptr;
+  return old;
+}
+
+/**
+ * Packs `rows` stored rows of a 2-D float32 B (row0 first, at src, row stride ldb floats) into
+ * their places in the packed op(B) (K x N, transposed when trans) at dst; unpack != 0 copies them
+ * back out instead (kernels/gemm.ts packBRows).
+ */
+export function pack_rows(trans: i32, src: usize, row0: i32, rows: i32, ldb: i32, K: i32, N: i32, dst: usize,
+  unpack: i32): void {
+  packBRows(trans != 0, src, row0, rows, ldb, K, N, dst, unpack != 0);
 }
 
 /**

@@ -41,7 +41,50 @@ interface _Slot {
  * The core's memory a bind may grow to with its staging region (wasm32 addresses 4 GiB; headroom
  * kept). Internal (tests lower it to take the host path); not exported by mod.ts.
  */
-export const refStaging = { limitBytes: 3.5 * 2 ** 30 };
+export const refStaging = {
+  limitBytes: 3.5 * 2 ** 30,
+  /**
+   * The staging chunk a packed-only weight is read into, then packed from while it is in cache
+   * (docs/internals.md "Packed-only weights"); tests lower it to cross chunk edges.
+   */
+  packChunkBytes: 512 * 1024,
+  /**
+   * Keep the weights and literals only GEMM packings read packed only (the default); false
+   * stores them raw and packs them in the prepare step (benchmarks compare the two).
+   */
+  packedOnly: true,
+};
+
+/** A pack node of a packed-only weight or literal (wasm/index.ts direct_json). */
+interface _Pack {
+  /** its main instruction index */
+  node: number;
+  trans: boolean;
+  k: number;
+  n: number;
+  /** where its output (the packed weight) is now */
+  ptr: number;
+  bytes: number;
+  /** a buffer of the same size the next swap packs into (as _Slot.spare) */
+  spare?: number;
+}
+
+/** A packed-only weight or host literal: no bytes of its own, packed from its source by the host. */
+interface _Direct {
+  weight: number;
+  literal: number;
+  name: string;
+  /** its stored dims (float32) */
+  rows: number;
+  cols: number;
+  packs: _Pack[];
+}
+
+/** Where a packed-only tensor's bytes come from: a file range (read in chunks) or host memory. */
+type _Source = { file: FileRange; what: string; after?: string } | { bytes: Uint8Array };
+
+/** Rows of the packing's column strips (wasm/kernels/gemm.ts NR): a transposed packing's chunks hold whole strips. */
+const _NR = 8;
 
 /** A tensor read into the core for a bind: at `ptr`, a staging allocation or (`inPlace`) its slot. */
 interface _Staged {
@@ -68,12 +111,21 @@ class RefExecutor implements Executor {
   #dims = new Map<string, number[]>();
   /** Weights (core indices) bound since the last prepare: their hoisted nodes must rerun. */
   #dirty = new Set<number>();
+  /** Packed-only weights by name (docs/internals.md "Packed-only weights"). */
+  #direct = new Map<string, _Direct>();
+  /** The staging chunk in the core's memory (0: none yet) and its size. */
+  #chunk = 0;
+  #chunkBytes = 0;
   lastPrepareNodes = 0;
   lastPrepareMs = 0;
+
+  /** Whether this executor keeps packed-only weights packed only (decided once: a revival finalizes alike). */
+  #packedOnly: boolean;
 
   constructor(core: CoreProgram, literals: readonly LiteralSource[]) {
     this.#core = core;
     this.#literals = literals;
+    this.#packedOnly = core.directPack && refStaging.packedOnly;
     this.#live("finalize");
   }
 
@@ -83,11 +135,16 @@ class RefExecutor implements Executor {
     if (this.#gen === this.#core.generation) return engine;
     const old = this.#core.brokenMemory;
     const bound = new Map<string, Uint8Array>();
+    const packed = new Map<string, Uint8Array[]>();
     if (old && this.#gen >= 0) {
       const mem = new Uint8Array(old);
       for (const name of this.#bound) {
-        const s = this.#weightSlots.get(name)![0];
-        bound.set(name, mem.slice(s.ptr, s.ptr + s.bytes));
+        const d = this.#direct.get(name);
+        if (d) packed.set(name, d.packs.map((p) => mem.slice(p.ptr, p.ptr + p.bytes)));
+        else {
+          const s = this.#weightSlots.get(name)![0];
+          bound.set(name, mem.slice(s.ptr, s.ptr + s.bytes));
+        }
       }
     }
     this.#finalize(engine, what);
@@ -97,15 +154,65 @@ class RefExecutor implements Executor {
     this.#prepared = false;
     this.#dirty.clear();
     for (const [name, bytes] of bound) this.#copyIn(engine, name, bytes);
+    // a packed-only weight: its packed bytes, as they were (the same program packs them the same way)
+    for (const [name, bytes] of packed) {
+      const d = this.#direct.get(name)!;
+      d.packs.forEach((p, i) => engine.u8().set(bytes[i], p.ptr));
+      this.#dirty.add(this.#weightSlots.get(name)![0].index);
+      this.#bound.add(name);
+    }
     return engine;
   }
 
   #finalize(engine: Engine, what: string): void {
     const e = engine.exports;
     const h = this.#core.handle(what);
+    if (this.#packedOnly && e.set_direct_pack(h, 1) !== 0) {
+      throw engine.error(what);
+    }
     if (engine.call(what, () => e.finalize(h)) !== 0) throw engine.error(what);
     const info = this.#core.refreshInfo(what);
+    this.#chunk = 0;
+    this.#chunkBytes = 0;
+    if (engine.call(what, () => e.direct_json(h)) !== 0) throw engine.error(what);
+    const direct = engine.resultJson<_Direct[]>();
+    for (const d of direct) for (const p of d.packs) p.trans = (p.trans as unknown) === 1;
+    this.#direct = new Map(direct.filter((d) => d.weight >= 0).map((d) => [d.name, d]));
+    const directLiterals = new Map(direct.filter((d) => d.literal >= 0).map((d) => [d.literal, d]));
+    if (directLiterals.size) {
+      // a literal only pack nodes read: packed from its source, chunk by chunk, never stored raw
+      this.#ensureChunk(engine, [...directLiterals.values()]);
+      const items: { d: _Direct; src: _Source; dsts: number[] }[] = [];
+      for (const [id, d] of directLiterals) {
+        const src = this.#literals[id];
+        const lit = info.hostLiterals.find((l) => l.id === id)!;
+        if (!src) {
+          throw new KilnError(
+            "format",
+            `Literal '${lit.name}' refers to host literal ${id}, which was not given`,
+          );
+        }
+        const dsts = d.packs.map((p) => p.ptr);
+        if (src.file && !src.file.sha1 && src.file.length === lit.bytes) {
+          items.push({ d, src: { file: src.file, what: `Cannot read literal '${lit.name}'` }, dsts });
+          continue;
+        }
+        const bytes = src.bytes;
+        if (bytes.length !== lit.bytes) {
+          throw new KilnError(
+            "format",
+            `Literal '${lit.name}' has ${bytes.length} bytes, ${
+              describe(lit.dtype, lit.dims)
+            } needs ${lit.bytes}`,
+          );
+        }
+        items.push({ d, src: { bytes }, dsts });
+      }
+      this.#packAll(engine, _fileOrder(items, (x) => "file" in x.src ? x.src.file : undefined));
+    }
+    const reads: { file: FileRange; ptr: number; name: string }[] = [];
     for (const lit of info.hostLiterals) {
+      if (directLiterals.has(lit.id)) continue;
       const src = this.#literals[lit.id];
       if (!src) {
         throw new KilnError(
@@ -116,8 +223,8 @@ class RefExecutor implements Executor {
       const ptr = e.host_literal_ptr(h, lit.id);
       if (!ptr) throw new KilnError("internal", `No memory for literal '${lit.name}'`);
       if (src.file && !src.file.sha1 && src.file.length === lit.bytes) {
-        // a range of a file (an external initializer): read straight into the core's memory
-        _readInto(engine, src.file, ptr, `literal '${lit.name}'`);
+        // a range of a file (an external initializer): read straight into the core's memory, below
+        reads.push({ file: src.file, ptr, name: lit.name });
         continue;
       }
       const bytes = src.bytes;
@@ -130,6 +237,21 @@ class RefExecutor implements Executor {
         );
       }
       engine.u8().set(bytes, ptr);
+    }
+    // each file opened once, its ranges read in offset order
+    const files = new _Files("Data file");
+    try {
+      for (const r of _fileOrder(reads, (x) => x.file)) {
+        _readRange(
+          engine,
+          files.open(r.file.path, `literal '${r.name}'`),
+          r.file,
+          r.ptr,
+          `Cannot read literal '${r.name}'`,
+        );
+      }
+    } finally {
+      files.close();
     }
     this.#inSlots = info.inputs.map((v, i) => ({ ...v, ptr: e.input_ptr(h, i), index: i }));
     this.#outSlots = info.outputs.map((v, i) => ({ ...v, ptr: e.output_ptr(h, i), index: i }));
@@ -144,6 +266,15 @@ class RefExecutor implements Executor {
   }
 
   #copyIn(engine: Engine, name: string, bytes: Uint8Array): void {
+    const d = this.#direct.get(name);
+    if (d) {
+      // packed in place (nothing to compare it with: the raw bytes are not kept)
+      this.#ensureChunk(engine, [d]);
+      this.#packAll(engine, [{ d, src: { bytes }, dsts: d.packs.map((p) => p.ptr) }]);
+      this.#dirty.add(this.#weightSlots.get(name)![0].index);
+      this.#bound.add(name);
+      return;
+    }
     const mem = engine.u8();
     for (const slot of this.#weightSlots.get(name)!) {
       mem.set(bytes, slot.ptr);
@@ -151,6 +282,100 @@ class RefExecutor implements Executor {
     }
     this.#bound.add(name);
   }
+
+  /**
+   * The staging chunk, large enough for eight stored rows of each of `directs` (one column strip
+   * of a transposed packing); allocated before any view is taken (growing the memory detaches them).
+   */
+  #ensureChunk(engine: Engine, directs: readonly _Direct[]): void {
+    const need = Math.max(refStaging.packChunkBytes, ...directs.map((d) => _NR * d.cols * 4));
+    if (this.#chunkBytes >= need) return;
+    const e = engine.exports;
+    if (this.#chunk) e.free(this.#chunk);
+    this.#chunk = 0;
+    this.#chunkBytes = 0;
+    this.#chunk = engine.call("stage weights", () => e.alloc(need));
+    this.#chunkBytes = need;
+  }
+
+  /**
+   * Packs packed-only tensors, each from its source into its destinations (one address per pack
+   * node, in d.packs order): the stored rows are read a chunk at a time into the staging chunk (a
+   * file range straight from the file, host bytes by copy) and each chunk is packed from there
+   * while it is in cache, so each byte is written to memory once, packed. `#ensureChunk` first.
+   * Throws KilnError "io" (src.what, then what the range needed) when a file ends first.
+   *
+   * The packing runs on this thread, after each read: handing it to a worker of the thread pool
+   * while this thread reads the next chunk was measured slower here (GPT-2's 494 MB: bind 176 ms on
+   * two threads against 143 on one, 2-core VM), as both halves are memory-bound.
+   */
+  #packAll(engine: Engine, items: readonly { d: _Direct; src: _Source; dsts: readonly number[] }[]): void {
+    const e = engine.exports;
+    const files = new _Files();
+    try {
+      for (const { d, src, dsts } of items) {
+        const rowBytes = d.cols * 4;
+        const step = Math.max(_NR, Math.floor(this.#chunkBytes / rowBytes / _NR) * _NR);
+        const file = "file" in src ? src.file : null;
+        const f = file ? files.open(file.path, `weight '${d.name}'`) : null;
+        if (f) f.seekSync(file!.offset, SEEK_START);
+        for (let row = 0; row < d.rows; row += step) {
+          const rows = Math.min(step, d.rows - row);
+          const n = rows * rowBytes;
+          const t0 = performance.now();
+          if (f) {
+            let got = 0;
+            while (got < n) {
+              const r = f.readSync(new Uint8Array(e.memory.buffer, this.#chunk + got, n - got));
+              if (r === null) {
+                throw new KilnError(
+                  "io",
+                  `${(src as { what: string }).what}: file '${
+                    file!.path
+                  }' has ${f.statSync().size} bytes (it changed since it was checked), bytes ${
+                    file!.offset
+                  }..${file!.offset + file!.length} were needed${(src as { after?: string }).after ?? ""}`,
+                );
+              }
+              got += r;
+            }
+            this.#staged.bytesRead += n;
+          } else {
+            const b = (src as { bytes: Uint8Array }).bytes;
+            engine.u8().set(b.subarray(row * rowBytes, row * rowBytes + n), this.#chunk);
+          }
+          const t1 = performance.now();
+          d.packs.forEach((p, i) =>
+            e.pack_rows(p.trans ? 1 : 0, this.#chunk, row, rows, d.cols, p.k, p.n, dsts[i], 0)
+          );
+          this.#staged.readMs += t1 - t0;
+          this.#staged.packMs += performance.now() - t1;
+        }
+      }
+    } finally {
+      files.close();
+    }
+  }
+
+  /** The raw bytes of packed-only weight `d`, unpacked from its first packing (an adapter's base). */
+  #unpack(engine: Engine, d: _Direct): Uint8Array {
+    this.#ensureChunk(engine, [d]);
+    const e = engine.exports;
+    const p = d.packs[0];
+    const rowBytes = d.cols * 4;
+    const step = Math.max(_NR, Math.floor(this.#chunkBytes / rowBytes / _NR) * _NR);
+    const out = new Uint8Array(d.rows * rowBytes);
+    for (let row = 0; row < d.rows; row += step) {
+      const rows = Math.min(step, d.rows - row);
+      const chunk = this.#chunk;
+      e.pack_rows(p.trans ? 1 : 0, chunk, row, rows, d.cols, p.k, p.n, p.ptr, 1);
+      out.set(engine.u8().subarray(chunk, chunk + rows * rowBytes), row * rowBytes);
+    }
+    return out;
+  }
+
+  /** Read and pack times of packed-only tensors since the last reset (a bind's report). */
+  #staged = { readMs: 0, packMs: 0, bytesRead: 0 };
 
   isBound(name: string): boolean {
     return this.#bound.has(name);
@@ -175,17 +400,28 @@ class RefExecutor implements Executor {
         }
       }
       // a weight under an adapter needs its base bytes on the host: read as before
-      let fromFile = tensors.filter((t) => t.file && !this.#adapted.has(t.name));
+      let fromFile = tensors.filter((t) => t.file && !this.#adapted.has(t.name) && !this.#direct.has(t.name));
+      // a packed-only weight (from a file or memory) is packed into its packings' spares
+      let packed = tensors.filter((t) => this.#direct.has(t.name) && !this.#adapted.has(t.name));
       // the staging region must fit the core's memory beside what it holds (wasm32: 4 GiB): a
       // swap that would not is read on the host instead (compared and copied in the same way)
       const need = fromFile.reduce(
         (a, t) =>
           a + (this.#bound.has(t.name) && !this.#weightSlots.get(t.name)![0].spare ? t.file!.length : 0),
         0,
+      ) + packed.reduce(
+        (a, t) =>
+          a +
+          (this.#bound.has(t.name)
+            ? this.#direct.get(t.name)!.packs.reduce((b, p) => b + (p.spare ? 0 : p.bytes), 0)
+            : 0),
+        0,
       );
-      if (engine.exports.memory.buffer.byteLength + need > refStaging.limitBytes) fromFile = [];
-      const staged = new Set(fromFile);
+      if (engine.exports.memory.buffer.byteLength + need > refStaging.limitBytes) fromFile = packed = [];
+      const staged = new Set([...fromFile, ...packed]);
       const held = tensors.filter((t) => !staged.has(t));
+      this.#staged = { readMs: 0, packMs: 0, bytesRead: 0 };
+      const packing = packed.length ? this.#stagePacked(engine, packed) : null;
       const staging = fromFile.length ? this.#stage(engine, fromFile) : null;
       const changed: BindTensor[] = [];
       // every held tensor read (a lazy one from its file, once) before anything changes
@@ -193,9 +429,14 @@ class RefExecutor implements Executor {
       for (const t of held) {
         const s = this.#weightSlots.get(t.name)![0];
         const adapted = this.#adapted.get(t.name);
-        const bound = adapted ? adapted.base : new Uint8Array(engine.exports.memory.buffer, s.ptr, s.bytes);
+        // a packed-only weight keeps no raw bytes to compare with (read on the host: copied)
+        const bound = adapted
+          ? adapted.base
+          : this.#direct.has(t.name)
+          ? null
+          : new Uint8Array(engine.exports.memory.buffer, s.ptr, s.bytes);
         const own = t.bytes;
-        if (this.#bound.has(t.name) && _sameContent(bound, own)) {
+        if (this.#bound.has(t.name) && bound && _sameContent(bound, own)) {
           result.skipped++;
           continue;
         }
@@ -222,6 +463,18 @@ class RefExecutor implements Executor {
           } else switches.push(st);
         }
       }
+      // a packed-only weight: its new packing against the bound one (the packing is one-to-one)
+      const packSwitches = (packing ?? []).filter((st) => {
+        const p = st.d.packs[0];
+        if (
+          st.inPlace || !this.#bound.has(st.name) ||
+          engine.exports.bytes_equal(p.ptr, p.spare!, p.bytes) !== 1
+        ) {
+          return true;
+        }
+        result.skipped++;
+        return false;
+      });
       const t1 = performance.now();
       // the switch (nothing above changed a bound weight): a staged weight by address, its old
       // buffer kept as the next swap's staging; a weight read in place as it is; a second slot
@@ -247,6 +500,23 @@ class RefExecutor implements Executor {
         result.copied++;
         result.bytesCopied += st.bytes;
       }
+      for (const st of packSwitches) {
+        if (!st.inPlace) {
+          for (const p of st.d.packs) {
+            const old = e.set_packed_ptr(h, p.node, p.spare!);
+            if (old === 0) {
+              throw new KilnError("internal", `Cannot switch the packing of weight '${st.name}' in`);
+            }
+            p.ptr = p.spare!;
+            p.spare = old;
+          }
+          moved = true;
+        }
+        this.#dirty.add(this.#weightSlots.get(st.name)![0].index);
+        this.#bound.add(st.name);
+        result.copied++;
+        result.bytesCopied += st.bytes;
+      }
       if (moved) {
         if (e.weights_moved(h) !== 0) throw engine.error("bind weights");
         // an output may alias a weight
@@ -263,12 +533,13 @@ class RefExecutor implements Executor {
         result.copied++;
         result.bytesCopied += bytes[i].byteLength;
       });
-      if (staging) {
+      if (staging || packing) {
         result.staging = {
-          readMs: staging.readMs,
+          readMs: (staging?.readMs ?? 0) + this.#staged.readMs,
           compareMs: t1 - t0,
           switchMs: t2 - t1,
-          bytesRead: staging.bytesRead,
+          bytesRead: (staging?.bytesRead ?? 0) + this.#staged.bytesRead,
+          packMs: this.#staged.packMs,
         };
       }
       return Promise.resolve(result);
@@ -332,6 +603,61 @@ class RefExecutor implements Executor {
     return { list, readMs: performance.now() - t0, bytesRead };
   }
 
+  /**
+   * Packs each packed-only tensor (docs/internals.md "Packed-only weights") into the spares of its
+   * packings, allocated on its first swap and kept, or, for a weight not bound yet, into its
+   * packings themselves (`inPlace`). Every allocation comes first; then each tensor is read in
+   * chunks (file ranges grouped by file, in offset order) and packed from the chunk. On any failure
+   * the error is thrown: no bound weight has changed (a spare holds no weight).
+   */
+  #stagePacked(
+    engine: Engine,
+    tensors: readonly BindTensor[],
+  ): { name: string; d: _Direct; bytes: number; inPlace: boolean }[] {
+    const list: {
+      name: string;
+      d: _Direct;
+      bytes: number;
+      inPlace: boolean;
+      t: BindTensor;
+      dsts: number[];
+    }[] = [];
+    for (const t of tensors) {
+      const d = this.#direct.get(t.name)!;
+      const bytes = d.rows * d.cols * 4;
+      const have = t.file ? t.file.length : t.bytes.byteLength;
+      if (have !== bytes) {
+        throw new KilnError(
+          "weights",
+          `Cannot bind weight '${t.name}' from ${t.source}: ${have} bytes, the program needs ${bytes}`,
+        );
+      }
+      const inPlace = !this.#bound.has(t.name);
+      if (!inPlace) {
+        for (const p of d.packs) {
+          if (!p.spare) p.spare = engine.call("stage weights", () => engine.exports.alloc(p.bytes));
+        }
+      }
+      list.push({ name: t.name, d, bytes, inPlace, t, dsts: d.packs.map((p) => inPlace ? p.ptr : p.spare!) });
+    }
+    this.#ensureChunk(engine, list.map((x) => x.d));
+    this.#packAll(
+      engine,
+      _fileOrder(list, (x) => x.t.file).map((x) => ({
+        d: x.d,
+        dsts: x.dsts,
+        src: x.t.file
+          ? {
+            file: x.t.file,
+            what: `Cannot bind weight '${x.name}' from ${x.t.source}`,
+            after: " (nothing was bound)",
+          }
+          : { bytes: x.t.bytes },
+      })),
+    );
+    return list;
+  }
+
   #delta(name: string, base: Uint8Array, d: WeightDelta): Uint8Array {
     const dims = this.#dims.get(name)!;
     return applyDelta(base, dims[0], dims[1], d);
@@ -340,7 +666,6 @@ class RefExecutor implements Executor {
   adapt(deltas: readonly WeightDelta[], clear: readonly string[]): Promise<BindResult> {
     try {
       const engine = this.#live("apply an adapter");
-      const mem = engine.u8();
       // every delta computed before anything changes
       const writes: {
         name: string;
@@ -353,7 +678,9 @@ class RefExecutor implements Executor {
         if (!slot || !this.#bound.has(d.name)) {
           throw new KilnError("weights", `Cannot apply the adapter: weight '${d.name}' is not bound`);
         }
-        const base = this.#adapted.get(d.name)?.base ?? mem.slice(slot.ptr, slot.ptr + slot.bytes);
+        const direct = this.#direct.get(d.name);
+        const base = this.#adapted.get(d.name)?.base ??
+          (direct ? this.#unpack(engine, direct) : engine.u8().slice(slot.ptr, slot.ptr + slot.bytes));
         writes.push({ name: d.name, bytes: this.#delta(d.name, base, d), base, delta: d });
       }
       for (const name of clear) {
@@ -445,6 +772,37 @@ class RefExecutor implements Executor {
   }
 }
 
+/** `items` with those read from files first, grouped by file and in offset order (reads that go forward). */
+function _fileOrder<T>(items: readonly T[], file: (x: T) => FileRange | undefined): T[] {
+  return [...items].sort((a, b) => {
+    const fa = file(a), fb = file(b);
+    if (!fa || !fb) return (fa ? 0 : 1) - (fb ? 0 : 1);
+    return fa.path < fb.path ? -1 : fa.path > fb.path ? 1 : fa.offset - fb.offset;
+  });
+}
+
+/** The weight files a bind has open, one per path, closed together. */
+class _Files {
+  #open = new Map<string, HostFile>();
+
+  constructor(readonly what = "Weight file") {}
+
+  /** `path` open (once); `of` names what is read, for messages ("weight 'w'"). */
+  open(path: string, of: string): HostFile {
+    let f = this.#open.get(path);
+    if (!f) {
+      f = openRegularSync(path, this.what, `of ${of}`).file;
+      this.#open.set(path, f);
+    }
+    return f;
+  }
+
+  close(): void {
+    for (const f of this.#open.values()) f.close();
+    this.#open.clear();
+  }
+}
+
 /**
  * Reads `range` of the open file `f` into the core's memory at `ptr` (no host copy); throws
  * KilnError "io", headed by `what` (and `after` at its end), when the file ends first. Returns
@@ -474,12 +832,6 @@ function _readRange(
     got += n;
   }
   return got;
-}
-
-/** `_readRange` of a file opened for it (a literal's range, at finalize). */
-function _readInto(engine: Engine, range: FileRange, ptr: number, what: string): void {
-  using f = openRegularSync(range.path, "Data file", `of ${what}`).file;
-  _readRange(engine, f, range, ptr, `Cannot read ${what}`);
 }
 
 function _sameContent(b: Uint8Array, t: Uint8Array): boolean {

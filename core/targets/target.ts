@@ -79,6 +79,11 @@ export interface StagingPhases {
   switchMs: number;
   /** bytes read from files */
   bytesRead: number;
+  /**
+   * packing packed-only weights from the staged chunks, as they are read (docs/internals.md
+   * "Packed-only weights"; not part of readMs)
+   */
+  packMs?: number;
 }
 
 /** Where a bind spent its time, milliseconds. */

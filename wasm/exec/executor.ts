@@ -14,6 +14,7 @@ import { Tensor } from "../ir/tensor";
 import { Shape } from "../ir/shape";
 import { dtypeSize } from "../ir/dtype";
 import { ComputeContext, OP_WRITES_ALL } from "../ops/op";
+import { PACK_GEMM_B } from "../ops/linalg";
 import { planModule } from "../passes/memory_plan";
 import { shareFrom } from "./share";
 
@@ -27,7 +28,7 @@ function own(prog: Program, bytes: i32): usize {
 }
 
 function placeValue(prog: Program, m: Module, v: Value): void {
-  if (v.shared) return;
+  if (v.shared || v.direct) return;
   if (v.loc == LOC_BUFFER) v.ptr = own(prog, v.shape.bytes());
   else if (v.loc == LOC_ARENA) v.ptr = m.arena + v.offset;
   else if (v.loc == LOC_LITERAL) v.ptr = v.producer!.ptr;
@@ -57,6 +58,7 @@ export function finalizeProgram(prog: Program, root: Program | null = null): boo
   // a specialization of a dynamic program: weights, host literals and shape-independent
   // prepare outputs stay the root's (exec/share.ts)
   if (root != null) shareFrom(prog, root);
+  else if (prog.directPack) markDirect(prog);
   // refuse early (a diagnostic, not a trap) when the program cannot fit in wasm32 memory
   let need: u64 = 0;
   const hostSeen = new Set<i32>();
@@ -71,7 +73,7 @@ export function finalizeProgram(prog: Program, root: Program | null = null): boo
       }
       for (let j = 0; j < ins.outputs.length; j++) {
         const v = ins.outputs[j];
-        if (v.shared) continue;
+        if (v.shared || v.direct) continue;
         if (v.loc == LOC_BUFFER || ins.kind == K_HOST_LITERAL) {
           need += <u64>v.shape.bytes();
           if (<u64>v.shape.bytes() > MAX_BLOCK) {
@@ -101,7 +103,7 @@ export function finalizeProgram(prog: Program, root: Program | null = null): boo
     const m = prog.modules[mi];
     for (let i = 0; i < m.instrs.length; i++) {
       const ins = m.instrs[i];
-      if (ins.kind != K_HOST_LITERAL || ins.outputs[0].shared) continue;
+      if (ins.kind != K_HOST_LITERAL || ins.outputs[0].shared || ins.outputs[0].direct) continue;
       if (!prog.hostPtrs.has(ins.hostId)) prog.hostPtrs.set(ins.hostId, own(prog, ins.outputs[0].shape.bytes()));
       ins.ptr = prog.hostPtrs.get(ins.hostId);
     }
@@ -143,6 +145,58 @@ export function finalizeProgram(prog: Program, root: Program | null = null): boo
   }
   prog.finalized = true;
   return true;
+}
+
+/** Adds one to counts[key]. */
+function bump(counts: Map<i32, i32>, key: i32): void {
+  counts.set(key, counts.has(key) ? counts.get(key) + 1 : 1);
+}
+
+/**
+ * Packed-only values (Program.directPack, docs/internals.md "Packed-only weights"): a weight or
+ * host literal of main whose every reader is a kiln.pack_gemm_b prepare node of main (no other
+ * node of any module reads it, no module returns it, no other leaf holds its name or host id)
+ * keeps no bytes: finalize places none and its pack nodes are `fed`, their outputs written by the
+ * host from the source bytes (wasm/index.ts pack_rows), so the prepare step never packs them.
+ */
+function markDirect(prog: Program): void {
+  const readers = new Map<i32, i32>();
+  const packers = new Map<i32, i32>();
+  const names = new Map<string, i32>();
+  const hostIds = new Map<i32, i32>();
+  for (let mi = 0; mi < prog.modules.length; mi++) {
+    const m = prog.modules[mi];
+    for (let i = 0; i < m.instrs.length; i++) {
+      const ins = m.instrs[i];
+      if (ins.kind == K_WEIGHT) names.set(ins.nodeName, names.has(ins.nodeName) ? names.get(ins.nodeName) + 1 : 1);
+      if (ins.kind == K_HOST_LITERAL) bump(hostIds, ins.hostId);
+      const packs = mi == 0 && ins.kind == K_NODE && ins.opName == PACK_GEMM_B && ins.prepare && !ins.skip &&
+        !ins.shared && ins.outputs.length == 1 && ins.outputs[0].loc == LOC_BUFFER && !ins.outputs[0].shared;
+      for (let j = 0; j < ins.inputs.length; j++) {
+        const x = ins.inputs[j];
+        if (x == null) continue;
+        bump(readers, x.id);
+        if (packs) bump(packers, x.id);
+      }
+    }
+    for (let j = 0; j < m.returns.length; j++) bump(readers, m.returns[j].id);
+  }
+  const main = prog.main();
+  for (let i = 0; i < main.instrs.length; i++) {
+    const ins = main.instrs[i];
+    if (ins.kind != K_WEIGHT && ins.kind != K_HOST_LITERAL) continue;
+    const v = ins.outputs[0];
+    if (v.shared || !readers.has(v.id) || !packers.has(v.id) || readers.get(v.id) != packers.get(v.id)) continue;
+    if (ins.kind == K_WEIGHT ? names.get(ins.nodeName) != 1 : hostIds.get(ins.hostId) != 1) continue;
+    v.direct = true;
+  }
+  for (let i = 0; i < main.instrs.length; i++) {
+    const ins = main.instrs[i];
+    if (ins.kind == K_NODE && ins.opName == PACK_GEMM_B && ins.inputs.length > 0 && ins.inputs[0] != null &&
+      ins.inputs[0]!.direct) {
+      ins.fed = true;
+    }
+  }
 }
 
 /** Frees everything finalize allocated, and the literal bytes. */
@@ -554,6 +608,7 @@ export function prepareProgram(prog: Program, dirty: Set<i32> | null = null): bo
       if (!hit) continue;
       for (let j = 0; j < ins.outputs.length; j++) dirty.add(ins.outputs[j].id);
     }
+    if (ins.fed) continue; // the host packed it (markDirect)
     lastPrepareNodes++;
     if (!runNode(prog, ins)) return false;
   }

@@ -46,6 +46,11 @@ export class Value {
   /** finalize placed it at another program's pointer (a dynamic program's shared weight or prepare output) */
   shared: bool = false;
   /**
+   * A packed-only weight or host literal (finalize, Program.directPack): read only by pack nodes,
+   * it has no bytes of its own; the host packs its source straight into their outputs.
+   */
+  direct: bool = false;
+  /**
    * Shape inference only: a small value that depends on a Loop body's iteration number alone
    * (the counter, counter + 1, ...): its value for each iteration 0..n-1, else null.
    */
@@ -88,6 +93,8 @@ export class Instruction {
   prepare: bool = false;
   /** a prepare node whose outputs another program of the same dynamic program computes: never run here */
   shared: bool = false;
+  /** a pack node of a packed-only value: the host writes its output (prepare never runs it) */
+  fed: bool = false;
 
   constructor(kind: i32, opName: string, nodeName: string, module: i32) {
     this.kind = kind;
@@ -154,6 +161,11 @@ export class Program {
   /** Names of the passes run by compile, in order. */
   passes: Array<string> = new Array<string>();
   finalized: bool = false;
+  /**
+   * finalize keeps weights and host literals that only pack nodes read packed only (set by the
+   * ref target before finalize; docs/internals.md "Packed-only weights")
+   */
+  directPack: bool = false;
   /** Bytes of the literal arena laid out by layout_literals (targets that upload literals as one block). */
   literalArenaBytes: i64 = 0;
   /** Host literal id -> bytes in WASM memory (after finalize). */

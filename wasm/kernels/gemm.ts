@@ -85,13 +85,16 @@ function packAPanel(transA: bool, A: usize, lda: i32, i0: i32, p0: i32, mc: i32,
 
 /**
  * Packs rows [p0, p0+kc) x cols [j0, j0+nc) of op(B) into NR-wide strips:
- * strip t holds dst[t*NR*kc + p*NR + c] = op(B)[p0 + p][j0 + t*NR + c] (0 past nc).
+ * strip t holds dst[t*stride + p*NR + c] = op(B)[p0 + p][j0 + t + c] (0 past nc); stride is
+ * kc floats per column, or (packBRows, part of a panel's rows) the whole panel's kc.
  */
-function packBPanel(transB: bool, B: usize, ldb: i32, p0: i32, j0: i32, kc: i32, nc: i32, dst: usize): void {
+function packBPanel(transB: bool, B: usize, ldb: i32, p0: i32, j0: i32, kc: i32, nc: i32, dst: usize,
+  stride: i32 = -1): void {
   const ldb4 = <usize>ldb << 2;
+  const st = stride < 0 ? kc : stride;
   for (let t = 0; t < nc; t += NR) {
     const cols = nc - t < NR ? nc - t : NR;
-    let d = dst + (<usize>(t * kc) << 2);
+    let d = dst + (<usize>(t * st) << 2);
     if (!transB) {
       // B[p][j] at B + (p*ldb + j)*4
       let src = B + ((<usize>p0 * <usize>ldb + <usize>(j0 + t)) << 2);
@@ -555,6 +558,63 @@ export function packWholeB(transB: bool, B: usize, ldb: i32, K: i32, N: i32, dst
     for (let p0 = 0; p0 < K; p0 += KC) {
       const kc = K - p0 < KC ? K - p0 : KC;
       packBPanel(transB, B, ldb, p0, j0, kc, nc, dst + (<usize>(j0 * K + p0 * ncPad) << 2));
+    }
+  }
+}
+
+/**
+ * Packs `rows` consecutive rows of the stored B, row0 first, held at `src` (row stride ldb
+ * floats), into their places in packWholeB's layout of op(B) (K x N) at dst: the same bytes
+ * packWholeB writes there, so a weight read in chunks is packed chunk by chunk while the chunk is
+ * in cache. Stored rows are k (op(B) = B) or n (transB, op(B) = B^T: row0 and rows then
+ * multiples of NR, except a last chunk that ends at N). unpack: the inverse, dst's bytes back
+ * into the rows at src (an adapter's base, docs/internals.md "Packed-only weights").
+ */
+export function packBRows(transB: bool, src: usize, row0: i32, rows: i32, ldb: i32, K: i32, N: i32, dst: usize,
+  unpack: bool): void {
+  if (unpack) {
+    unpackBRows(transB, src, row0, rows, ldb, K, N, dst);
+    return;
+  }
+  const r1 = row0 + rows;
+  for (let j0 = 0; j0 < N; j0 += NC) {
+    const nc = N - j0 < NC ? N - j0 : NC;
+    const ncPad = (nc + NR - 1) / NR * NR;
+    for (let p0 = 0; p0 < K; p0 += KC) {
+      const kc = K - p0 < KC ? K - p0 : KC;
+      const base = dst + (<usize>(j0 * K + p0 * ncPad) << 2);
+      if (!transB) {
+        // stored rows are k: the part of this panel's rows in the chunk, every column strip
+        const ps = p0 > row0 ? p0 : row0;
+        const pe = p0 + kc < r1 ? p0 + kc : r1;
+        if (ps >= pe) continue;
+        packBPanel(false, src, ldb, ps - row0, j0, pe - ps, nc, base + (<usize>((ps - p0) * NR) << 2), kc);
+      } else {
+        // stored rows are n: the chunk's column strips of this panel, every k
+        const ns = j0 > row0 ? j0 : row0;
+        const ne = j0 + nc < r1 ? j0 + nc : r1;
+        if (ns >= ne) continue;
+        packBPanel(true, src, ldb, p0, ns - row0, kc, ne - ns, base + (<usize>((ns - j0) * kc) << 2));
+      }
+    }
+  }
+}
+
+/** packBRows' inverse: op(B)'s packed elements of the stored rows [row0, row0+rows) back into src. */
+function unpackBRows(transB: bool, src: usize, row0: i32, rows: i32, ldb: i32, K: i32, N: i32, dst: usize): void {
+  const cols = transB ? K : N;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const k = transB ? c : row0 + r;
+      const n = transB ? row0 + r : c;
+      const j0 = n / NC * NC;
+      const nc = N - j0 < NC ? N - j0 : NC;
+      const ncPad = (nc + NR - 1) / NR * NR;
+      const p0 = k / KC * KC;
+      const kc = K - p0 < KC ? K - p0 : KC;
+      const jn = n - j0;
+      const at = j0 * K + p0 * ncPad + (jn / NR * NR) * kc + (k - p0) * NR + jn % NR;
+      store<f32>(src + (<usize>(r * ldb + c) << 2), load<f32>(dst + (<usize>at << 2)));
     }
   }
 }

@@ -6,7 +6,7 @@ import {
 } from "../ir/dtype";
 import { broadcastLens, Shape } from "../ir/shape";
 import { Tensor } from "../ir/tensor";
-import { packedBLength, packWholeB, sgemm, sgemmPackedB } from "../kernels/gemm";
+import { packBRows, packedBLength, packWholeB, sgemm, sgemmPackedB } from "../kernels/gemm";
 import { ComputeContext, Op, OP_WRITES_ALL, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 
@@ -250,6 +250,8 @@ class GemmOp extends Op {
 export const PACK_GEMM_B: string = "kiln.pack_gemm_b";
 /** The internal op for MatMul / Gemm whose B is packed by PACK_GEMM_B. */
 export const GEMM_PACKED_B: string = "kiln.gemm_packed_b";
+/** The internal op for a Gather of rows of a weight that is also packed transposed (a tied embedding). */
+export const GATHER_PACKED_ROWS: string = "kiln.gather_packed_rows";
 
 /**
  * kiln.pack_gemm_b {trans_b}: a 2-D float32 B (K x N, or N x K with trans_b) -> float32
@@ -342,7 +344,60 @@ class GemmPackedBOp extends Op {
   }
 }
 
+/**
+ * kiln.gather_packed_rows {k, n}: Gather (axis 0) of rows of E (N x K float32) read out of E's
+ * transposed packing (kiln.pack_gemm_b with trans_b: op(B) = E^T, so row v of E is column v of
+ * op(B)): indices of any shape (int32 or int64, negative from the end) -> [...indices, K]. Inserted
+ * by pack_gemm_weights, so that a tied embedding (GPT-2's wte: gathered, and the LM head's B) needs
+ * no raw copy beside its packing.
+ */
+class GatherPackedRowsOp extends Op {
+  constructor() {
+    super(GATHER_PACKED_ROWS, OP_WRITES_ALL);
+  }
+
+  computeShape(ctx: ShapeContext): bool {
+    if (!ctx.hasInput(0) || !ctx.hasInput(1)) return ctx.fail("inputs packed E and indices are required");
+    const bp = ctx.input(0);
+    const ind = ctx.input(1);
+    const K = <i32>ctx.attrs.getInt("k", 0);
+    const N = <i32>ctx.attrs.getInt("n", 0);
+    if (bp.dtype != DT_FLOAT || bp.rank() != 1 || bp.lens[0] != packedBLength(K, N)) {
+      return ctx.fail("packed E " + bp.toString() + " does not hold a packed " + N.toString() + " x " + K.toString() +
+        " matrix");
+    }
+    if (ind.dtype != DT_INT64 && ind.dtype != DT_INT32) return ctx.failDtype(1);
+    const out = ind.lens.slice(0);
+    out.push(K);
+    ctx.out(Shape.standard(DT_FLOAT, out));
+    return true;
+  }
+
+  compute(ctx: ComputeContext): bool {
+    const bp = ctx.input(0);
+    const ind = ctx.input(1);
+    const K = <i32>ctx.attrs.getInt("k", 0);
+    const N = <i32>ctx.attrs.getInt("n", 0);
+    const n = ind.shape.elements();
+    const i64 = ind.shape.dtype == DT_INT64;
+    let d = ctx.output(0).ptr;
+    for (let j = 0; j < n; j++) {
+      let v: i64 = i64 ? load<i64>(ind.ptr + (<usize>j << 3)) : <i64>load<i32>(ind.ptr + (<usize>j << 2));
+      const given = v;
+      if (v < 0) v += N;
+      if (v < 0 || v >= <i64>N) {
+        return ctx.fail("index " + given.toString() + " is out of range [-" + N.toString() + ", " + N.toString() +
+          ") on axis 0");
+      }
+      packBRows(true, d, <i32>v, 1, K, K, N, bp.ptr, true);
+      d += <usize>K << 2;
+    }
+    return true;
+  }
+}
+
 export function registerLinalg(): void {
+  registerOp(new GatherPackedRowsOp());
   registerOp(new MatMulOp());
   registerOp(new GemmOp());
   registerOp(new PackGemmBOp());

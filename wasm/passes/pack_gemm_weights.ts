@@ -7,13 +7,17 @@
 // constant on both paths). A 2-D Transpose feeding B is folded into the packing (the packing reads
 // B transposed), so the transposed copy of a tied embedding is not kept beside its packed form.
 // One packing per (weight, transposition), however many nodes read it. Nodes with a single row
-// (M == 1) are left alone: sgemm streams B there without packing it.
+// (M == 1) are left alone: sgemm streams B there without packing it. A Gather (axis 0) of rows of
+// a weight that is also packed transposed (a tied embedding: GPT-2's wte, gathered by the token
+// ids and the LM head's B) reads the rows out of that packing (kiln.gather_packed_rows), so the
+// weight's only readers are packings and the ref target keeps it packed only (docs/internals.md
+// "Packed-only weights").
 import { Attr } from "../ir/attrs";
-import { DT_FLOAT } from "../ir/dtype";
+import { DT_FLOAT, DT_INT32, DT_INT64 } from "../ir/dtype";
 import { Shape } from "../ir/shape";
 import { Instruction, K_NODE, Module, Program, Value } from "../ir/program";
 import { packedBLength } from "../kernels/gemm";
-import { GEMM_PACKED_B, PACK_GEMM_B } from "../ops/linalg";
+import { GATHER_PACKED_ROWS, GEMM_PACKED_B, PACK_GEMM_B } from "../ops/linalg";
 import { findOp } from "../ops/registry";
 import { trackWeightOnly } from "./hoist_prepare";
 import { Pass } from "./pass";
@@ -115,7 +119,59 @@ export class PackGemmWeights extends Pass {
       out.push(g);
       changed = true;
     }
-    if (changed) m.instrs = out;
+    if (changed) m.instrs = gatherFromPackings(m, out, packs);
     return true;
   }
+}
+
+/**
+ * `instrs` with each Gather (axis 0, float32 [N, K] data) of a value packed transposed replaced by
+ * kiln.gather_packed_rows reading that packing; a packing a Gather now reads before its first GEMM
+ * moves up to just before that Gather (its input, a weight-only value, is defined by then).
+ */
+function gatherFromPackings(m: Module, instrs: Array<Instruction>, packs: Map<string, Value>): Array<Instruction> {
+  const op = findOp(GATHER_PACKED_ROWS);
+  if (op == null) return instrs;
+  const out = new Array<Instruction>();
+  const placed = new Set<Instruction>();
+  for (let i = 0; i < instrs.length; i++) {
+    const ins = instrs[i];
+    if (placed.has(ins)) continue;
+    if (ins.kind != K_NODE || ins.opName != "Gather" || ins.inputs.length != 2 || ins.inputs[0] == null ||
+      ins.inputs[1] == null || ins.outputs.length != 1) {
+      out.push(ins);
+      continue;
+    }
+    const x = ins.inputs[0]!;
+    const ind = ins.inputs[1]!;
+    const axis = ins.attrs.getInt("axis", 0);
+    const key = x.id.toString() + "T";
+    if (x.shape.dtype != DT_FLOAT || x.shape.rank() != 2 || (axis != 0 && axis != -2) || !packs.has(key) ||
+      (ind.shape.dtype != DT_INT64 && ind.shape.dtype != DT_INT32)) {
+      out.push(ins);
+      continue;
+    }
+    const packed = packs.get(key);
+    const pk = packed.producer!;
+    if (!placed.has(pk)) {
+      // its packing comes later (at the first GEMM): place it here, before the Gather
+      let seen = false;
+      for (let k = 0; k < out.length && !seen; k++) if (out[k] == pk) seen = true;
+      if (!seen) {
+        out.push(pk);
+        placed.add(pk);
+      }
+    }
+    const g = new Instruction(K_NODE, GATHER_PACKED_ROWS, ins.nodeName, m.index);
+    g.op = op;
+    g.attrs.set("k", Attr.int(x.shape.lens[1]));
+    g.attrs.set("n", Attr.int(x.shape.lens[0]));
+    g.inputs.push(packed);
+    g.inputs.push(ind);
+    const y = ins.outputs[0];
+    y.producer = g;
+    g.outputs.push(y);
+    out.push(g);
+  }
+  return out;
 }
