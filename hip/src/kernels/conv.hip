@@ -408,12 +408,15 @@ __global__ void addBiasNhwcKernel(const float* bias, float* y, int64_t M, int64_
   }
 }
 
-/** addBiasNhwcKernel four channels a thread (M a multiple of 4). */
-__global__ void addBiasNhwc4Kernel(const float* bias, float* y, int64_t M4, int64_t total4, int rectify) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+/**
+ * addBiasNhwcKernel four channels a thread (M a multiple of 4), in 32-bit indices (fewer than 2^31
+ * groups of four: the channel is a 32-bit remainder, not a 64-bit one, on this memory-bound pass).
+ */
+__global__ void addBiasNhwc4Kernel(const float* bias, float* y, int32_t M4, int32_t total4, int rectify) {
+  const int32_t stride = static_cast<int32_t>(gridDim.x * blockDim.x);
   float4* p = reinterpret_cast<float4*>(y);
   const float4* b4 = reinterpret_cast<const float4*>(bias);
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total4; i += stride) {
+  for (int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x); i < total4; i += stride) {
     float4 v = p[i];
     if (bias) {
       const float4 b = b4[i % M4];
@@ -443,9 +446,9 @@ bool biasPassNhwc(Exec& x, const Geom& g, int32_t B, int32_t Y, bool rectify) {
   const int64_t total = g.n * g.m * g.od * g.oh * g.ow;
   const float* bp = B >= 0 ? x.at<const float>(B) : nullptr;
   float* yp = x.at<float>(Y);
-  if (g.m % 4 == 0) {
-    KILN_LAUNCH(addBiasNhwc4Kernel, gridFor(total / 4, kThreads), dim3(kThreads), 0, x.stream, bp, yp, g.m / 4,
-                total / 4, rectify ? 1 : 0);
+  if (g.m % 4 == 0 && total / 4 < (int64_t(1) << 30)) {
+    KILN_LAUNCH(addBiasNhwc4Kernel, gridFor(total / 4, kThreads), dim3(kThreads), 0, x.stream, bp, yp,
+                static_cast<int32_t>(g.m / 4), static_cast<int32_t>(total / 4), rectify ? 1 : 0);
   } else {
     KILN_LAUNCH(addBiasNhwcKernel, gridFor(total, kThreads), dim3(kThreads), 0, x.stream, bp, yp, g.m, total,
                 rectify ? 1 : 0);
