@@ -197,16 +197,7 @@ class RefExecutor implements Executor {
           items.push({ d, src: { file: src.file, what: `Cannot read literal '${lit.name}'` }, dsts });
           continue;
         }
-        const bytes = src.bytes;
-        if (bytes.length !== lit.bytes) {
-          throw new KilnError(
-            "format",
-            `Literal '${lit.name}' has ${bytes.length} bytes, ${
-              describe(lit.dtype, lit.dims)
-            } needs ${lit.bytes}`,
-          );
-        }
-        items.push({ d, src: { bytes }, dsts });
+        items.push({ d, src: { bytes: _literalBytes(src.bytes, lit) }, dsts });
       }
       this.#packAll(engine, _fileOrder(items, (x) => "file" in x.src ? x.src.file : undefined));
     }
@@ -227,16 +218,7 @@ class RefExecutor implements Executor {
         reads.push({ file: src.file, ptr, name: lit.name });
         continue;
       }
-      const bytes = src.bytes;
-      if (bytes.length !== lit.bytes) {
-        throw new KilnError(
-          "format",
-          `Literal '${lit.name}' has ${bytes.length} bytes, ${
-            describe(lit.dtype, lit.dims)
-          } needs ${lit.bytes}`,
-        );
-      }
-      engine.u8().set(bytes, ptr);
+      engine.u8().set(_literalBytes(src.bytes, lit), ptr);
     }
     // each file opened once, its ranges read in offset order
     const files = new _Files("Data file");
@@ -888,3 +870,22 @@ export const refTarget: Target = {
     return new RefExecutor(core, literals);
   },
 };
+
+/** A host literal's bytes, checked against the length its dtype and dims need. */
+function _literalBytes(
+  bytes: Uint8Array,
+  lit: {
+    name: string;
+    bytes: number;
+    dtype: Parameters<typeof describe>[0];
+    dims: Parameters<typeof describe>[1];
+  },
+): Uint8Array {
+  if (bytes.length !== lit.bytes) {
+    throw new KilnError(
+      "format",
+      `Literal '${lit.name}' has ${bytes.length} bytes, ${describe(lit.dtype, lit.dims)} needs ${lit.bytes}`,
+    );
+  }
+  return bytes;
+}
