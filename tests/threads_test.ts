@@ -139,6 +139,28 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "threads: batched MatMul (whole products per task, or each product split) gives the same bits on 1, 2 and 3 threads",
+  ignore: !THREADED,
+  fn: async () => {
+    // attention-shaped: 12 products of 128x64x128 and 128x128x64, shared out whole
+    const q = _f32([1, 12, 128, 64], 1), kt = _f32([1, 12, 64, 128], 2);
+    await _same(_model("MatMul", { q, kt }, {}), { q, kt }, "MatMul attention scores");
+    const p = _f32([1, 12, 128, 128], 3), v = _f32([1, 12, 128, 64], 4);
+    await _same(_model("MatMul", { p, v }, {}), { p, v }, "MatMul attention values");
+    // a broadcast batch: A [2, 3, ...] against B [3, ...] (B's products repeat)
+    const a = _f32([2, 3, 40, 70], 5), b = _f32([3, 70, 90], 6);
+    await _same(_model("MatMul", { a, b }, {}), { a, b }, "MatMul broadcast batch");
+    // one-row products (the GEMV path) shared out whole
+    const r = _f32([16, 1, 400], 7), w = _f32([16, 400, 300], 8);
+    await _same(_model("MatMul", { r, w }, {}), { r, w }, "MatMul batched rows");
+    // two large products: too few to share out, each split into panels
+    const m1 = _f32([2, 64, 300], 9), m2 = _f32([2, 300, 517], 10);
+    await _same(_model("MatMul", { m1, m2 }, {}), { m1, m2 }, "MatMul two products");
+  },
+});
+
+Deno.test({
   name: "threads: Conv (im2col split by channel, GEMM by panels) gives the same bits on 1, 2 and 3 threads",
   ignore: !THREADED,
   fn: async () => {
@@ -160,7 +182,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "threads: large elementwise ops, softmax and BatchNormalization (by ranges, rows, planes) give the same bits",
+    "threads: large elementwise ops, softmax, LayerNormalization and BatchNormalization (by ranges, rows, planes) give the same bits",
   ignore: !THREADED,
   fn: async () => {
     const x = _f32([3, 70001], 1);
@@ -191,6 +213,17 @@ Deno.test({
       { img },
       "BatchNormalization (inference)",
     );
+    const h = _f32([2, 128, 768], 13);
+    await _same(
+      _model("LayerNormalization", { h }, { scale: _f32([768], 14), bias: _f32([768], 15) }, {
+        epsilon: { f: 1e-5 },
+      }),
+      { h },
+      "LayerNormalization (rows)",
+    );
+    await _same(_model("Pow", { x }, { e: { dtype: "float32", dims: [], data: new Float32Array([3]) } }), {
+      x,
+    }, "Pow 3");
     const logits = _f32([12, 128, 128], 7);
     await _same(_model("Softmax", { logits }, {}), { logits }, "Softmax (attention-sized rows)");
     await _same(_model("LogSoftmax", { logits }, {}), { logits }, "LogSoftmax");

@@ -9,7 +9,7 @@
 // relaxed-simd, else f32x4 mul + add. Scratch panels are module-level and grow-only on the main
 // instance; in the threaded build a large product is split into column (or row) panels run by
 // worker instances (threads.ts), each with its own scratch, summing in the same order.
-import { parallelFor, perTask, slotScratch, taskArgs, TASK_GEMM, threadCount } from "./threads";
+import { parallelFor, perTask, slotScratch, taskArgs, TASK_GEMM, TASK_GEMM_BATCH, threadCount } from "./threads";
 
 /** Rows of the micro-tile. */
 export const MR: i32 = 6; // the micro-kernels below are written for 6 x 8
@@ -586,7 +586,7 @@ function sgemmImpl(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f3
   }
   if (M == 1 && Bp == 0) {
     // a row vector times B: stream B with SIMD, no packing.
-    if (transB) gemvDot(transA, N, K, alpha, A, lda, B, ldb, beta, C);
+    if (transB) gemvDot(transA, N, K, alpha, A, lda, B, ldb, beta, C, 0);
     else gemvRow(transA, N, K, alpha, A, lda, B, ldb, beta, C);
     return;
   }
@@ -768,11 +768,11 @@ function gemvRow(transA: bool, N: i32, K: i32, alpha: f32, A: usize, lda: i32, B
 
 /** C[1 x N] = alpha * a[1 x K] * B^T (B is N x K) + beta * C: one SIMD dot product per row of B. */
 function gemvDot(transA: bool, N: i32, K: i32, alpha: f32, A: usize, lda: i32, B: usize, ldb: i32, beta: f32,
-  C: usize): void {
+  C: usize, scratch: usize): void {
   let a = A;
   if (transA && lda != 1) {
-    // gather the strided column of A into contiguous scratch
-    a = ensureA(<usize>K << 2);
+    // gather the strided column of A into contiguous scratch (0: the module's A buffer)
+    a = scratch != 0 ? scratch : ensureA(<usize>K << 2);
     for (let p = 0; p < K; p++) store<f32>(a + (<usize>p << 2), load<f32>(A + ((<usize>p * <usize>lda) << 2)));
   }
   const k4 = K & ~3;
@@ -789,6 +789,87 @@ function gemvDot(transA: bool, N: i32, K: i32, alpha: f32, A: usize, lda: i32, B
     for (; p < K; p++) s += load<f32>(a + (<usize>p << 2)) * load<f32>(brow + (<usize>p << 2));
     const cp = C + (<usize>j << 2);
     store<f32>(cp, alpha * s + (beta == 0 ? 0 : beta * load<f32>(cp)));
+  }
+}
+
+/**
+ * One whole product on this thread with the scratch of a thread slot: what sgemmImpl does for it
+ * when it does not split it, so its bits are the same as sgemm's on one thread.
+ */
+function sgemmOnSlot(M: i32, N: i32, K: i32, A: usize, lda: i32, B: usize, ldb: i32, C: usize, ldc: i32,
+  pa: usize, pb: usize, e: usize, direct: bool): void {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    scaleC(M, N, 0, C, ldc);
+    return;
+  }
+  if (M == 1) {
+    gemvRow(false, N, K, 1, A, lda, B, ldb, 0, C);
+    return;
+  }
+  sgemmRange(false, false, M, N, K, 1, A, lda, B, ldb, 0, 0, C, ldc, 0, N, pa, pb, e, direct);
+}
+
+/**
+ * `batch` products C_t = A_t * B_t (row-major M x K times K x N, C_t overwritten), A_t and B_t at
+ * the element offsets offs[2t] and offs[2t + 1] (i32 pairs) from A and B, C_t at C + t*M*N. On
+ * several threads, when there are enough products to share out evenly, each task computes whole
+ * products (one job instead of one per product); otherwise each goes through sgemm, which may
+ * split it. Either way every product's bits are those of sgemm on one thread.
+ */
+export function sgemmBatchedOffsets(batch: i32, M: i32, N: i32, K: i32, A: usize, lda: i32, B: usize, ldb: i32,
+  C: usize, offs: usize): void {
+  const nt = threadCount();
+  const mn = <usize>M * <usize>N;
+  if (nt > 1 && batch >= 2 * nt && (batch % nt == 0 || batch >= 4 * nt) &&
+    <f64>batch * <f64>M * <f64>N * <f64>K >= PAR_MIN_MADDS) {
+    let per = (batch + 16 * nt - 1) / (16 * nt);
+    if (per < 1) per = 1;
+    const a = taskArgs();
+    store<i32>(a, M);
+    store<i32>(a, N, 4);
+    store<i32>(a, K, 8);
+    store<usize>(a, A, 12);
+    store<i32>(a, lda, 16);
+    store<usize>(a, B, 20);
+    store<i32>(a, ldb, 24);
+    store<usize>(a, C, 28);
+    store<usize>(a, offs, 32);
+    store<i32>(a, batch, 36);
+    store<i32>(a, per, 40);
+    store<i32>(a, directA ? 1 : 0, 44);
+    parallelFor(TASK_GEMM_BATCH, (batch + per - 1) / per);
+    return;
+  }
+  for (let t = 0; t < batch; t++) {
+    const p = offs + (<usize>t << 3);
+    sgemm(false, false, M, N, K, 1, A + (<usize>load<i32>(p) << 2), lda, B + (<usize>load<i32>(p, 4) << 2), ldb, 0,
+      C + ((<usize>t * mn) << 2), N);
+  }
+}
+
+/** One task of sgemmBatchedOffsets: products [t*per, (t+1)*per), each whole, on slot `slot`'s scratch. */
+export function gemmBatchTask(c: usize, a: usize, t: i32, slot: i32): void {
+  const M = load<i32>(a);
+  const N = load<i32>(a, 4);
+  const K = load<i32>(a, 8);
+  const A = load<usize>(a, 12);
+  const lda = load<i32>(a, 16);
+  const B = load<usize>(a, 20);
+  const ldb = load<i32>(a, 24);
+  const C = load<usize>(a, 28);
+  const offs = load<usize>(a, 32);
+  const batch = load<i32>(a, 36);
+  const per = load<i32>(a, 40);
+  const direct = load<i32>(a, 44) != 0;
+  const mn = <usize>M * <usize>N;
+  const b0 = t * per;
+  const b1 = batch - b0 < per ? batch : b0 + per;
+  for (let b = b0; b < b1; b++) {
+    const p = offs + (<usize>b << 3);
+    sgemmOnSlot(M, N, K, A + (<usize>load<i32>(p) << 2), lda, B + (<usize>load<i32>(p, 4) << 2), ldb,
+      C + ((<usize>b * mn) << 2), N, slotScratch(c, slot, 0), slotScratch(c, slot, 1), slotScratch(c, slot, 2),
+      direct);
   }
 }
 

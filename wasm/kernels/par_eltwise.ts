@@ -6,8 +6,10 @@
 import { binRowF32 } from "./eltwise";
 import { unaryF32 } from "../ops/math/unary";
 import { softmaxRowF32 } from "./reduce";
+import { layerNormRowF32 } from "../ops/norm";
 import {
-  parallelFor, perTask, taskArgs, TASK_AFFINE_PLANES, TASK_BINARY_ROWS, TASK_SOFTMAX, TASK_UNARY, threadCount,
+  parallelFor, perTask, taskArgs, TASK_AFFINE_PLANES, TASK_BINARY_ROWS, TASK_LAYERNORM, TASK_SOFTMAX, TASK_UNARY,
+  threadCount,
 } from "./threads";
 
 /** Below this many elements an elementwise op runs on one thread. */
@@ -189,5 +191,42 @@ export function affinePlanesTask(args: usize, t: i32): void {
       v128.store(po + (<usize>i << 2), f32x4.add(f32x4.mul(v128.load(px + (<usize>i << 2)), va), vb));
     }
     for (; i < sp; i++) store<f32>(po + (<usize>i << 2), load<f32>(px + (<usize>i << 2)) * fa + fb);
+  }
+}
+
+/**
+ * float32 LayerNormalization of `outer` contiguous rows of n (ops/norm.ts layerNormRowF32; ps, pb:
+ * scale and bias, n floats each; pm, pv: the optional stash outputs of type sdt), split by rows
+ * when large; returns false (nothing done) when too small.
+ */
+export function layerNormRowsPar(px: usize, po: usize, outer: i32, n: i32, eps: f32, ps: usize, pb: usize, pm: usize,
+  pv: usize, sdt: i32): bool {
+  const nt = threadCount();
+  if (nt < 2 || outer < 2 || <i64>outer * <i64>n < <i64>PAR_MIN_ELEMENTS / 4) return false;
+  const per = perTask(outer, nt);
+  const a = taskArgs();
+  store<usize>(a, px);
+  store<usize>(a, po, 4);
+  store<i32>(a, outer, 8);
+  store<i32>(a, n, 12);
+  store<f32>(a, eps, 16);
+  store<usize>(a, ps, 20);
+  store<usize>(a, pb, 24);
+  store<usize>(a, pm, 28);
+  store<usize>(a, pv, 32);
+  store<i32>(a, sdt, 36);
+  store<i32>(a, per, 40);
+  parallelFor(TASK_LAYERNORM, (outer + per - 1) / per);
+  return true;
+}
+
+export function layerNormTask(a: usize, t: i32): void {
+  const outer = load<i32>(a, 8);
+  const per = load<i32>(a, 40);
+  const r0 = t * per;
+  const r1 = outer - r0 < per ? outer : r0 + per;
+  for (let r = r0; r < r1; r++) {
+    layerNormRowF32(load<usize>(a), load<usize>(a, 4), load<i32>(a, 12), load<f32>(a, 16), load<usize>(a, 20),
+      load<usize>(a, 24), load<usize>(a, 28), load<usize>(a, 32), load<i32>(a, 36), r);
   }
 }

@@ -7,7 +7,7 @@ import {
   DT_BFLOAT16, DT_BOOL, DT_DOUBLE, DT_FLOAT, DT_FLOAT16, DT_INT16, DT_INT32, DT_INT64, DT_INT8,
   DT_UINT16, DT_UINT32, DT_UINT64, DT_UINT8, dtypeName, dtypeSize, isFloat, isSupported,
 } from "../ir/dtype";
-import { ComputeContext, Op, OP_COMMUTATIVE, OP_ELEMENTWISE, OP_KEEPS_EXTENT, ShapeContext } from "./op";
+import { ComputeContext, Op, OP_COMMUTATIVE, OP_ELEMENTWISE, OP_KEEPS_EXTENT, OP_WRITES_ALL, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 import { registerQuant } from "./math/quant";
 import { registerWindows } from "./math/window";
@@ -22,7 +22,7 @@ import {
   U_ABS, U_ACOS, U_ACOSH, U_ASIN, U_ASINH, U_ATAN, U_ATANH, U_BITNOT, U_CEIL, U_CELU, U_CLIP, U_COS,
   U_COSH, U_ELU, U_ERF, U_EXP, U_FLOOR, U_GELU, U_GELU_TANH, U_HSIG, U_HSWISH, U_ISINF, U_ISNAN, U_LEAKY,
   U_LOG, U_MISH, U_NEG, U_NOT, U_RECIP, U_RELU, U_ROUND, U_SELU, U_SHRINK, U_SIGMOID, U_SIGN, U_SIN,
-  U_SINH, U_SOFTPLUS, U_SOFTSIGN, U_SQRT, U_SQUARE, U_CUBE, U_TAN, U_TANH, U_THRELU, unaryF32,
+  U_SINH, U_SOFTPLUS, U_SOFTSIGN, U_SQRT, U_SQUARE, U_CUBE, U_TAN, U_TANH, U_THRELU,
   unaryTestF32, unaryF64, unaryI64, unarySimd,
 } from "./math/unary";
 
@@ -175,13 +175,13 @@ export function runBinary(op: i32, cmp: bool, a: Tensor, b: Tensor, o: Tensor): 
 function powF32(a: Tensor, e: f32, o: Tensor): bool {
   const same = a.elements() == o.elements();
   if (e == 2 && same) {
-    unaryF32(U_SQUARE, a.ptr, o.ptr, a.elements(), 0, 0);
+    unaryF32Par(U_SQUARE, a.ptr, o.ptr, a.elements(), 0, 0);
   } else if (e == 3 && same) {
-    unaryF32(U_CUBE, a.ptr, o.ptr, a.elements(), 0, 0);
+    unaryF32Par(U_CUBE, a.ptr, o.ptr, a.elements(), 0, 0);
   } else if (e == 1) {
     runBinary(B_SECOND, false, o, a, o);
   } else if (e == 0.5 && same) {
-    unaryF32(U_SQRT, a.ptr, o.ptr, a.elements(), 0, 0);
+    unaryF32Par(U_SQRT, a.ptr, o.ptr, a.elements(), 0, 0);
   } else {
     return false;
   }
@@ -237,7 +237,7 @@ class BinaryOp extends Op {
   kind: i32;
 
   constructor(name: string, code: i32, cmp: bool, kind: i32, flags: i32) {
-    super(name, flags | OP_ELEMENTWISE);
+    super(name, flags | OP_ELEMENTWISE | OP_WRITES_ALL);
     this.code = code;
     this.cmp = cmp;
     this.kind = kind;
@@ -283,7 +283,7 @@ class VariadicOp extends Op {
   mean: bool;
 
   constructor(name: string, code: i32, mean: bool) {
-    super(name, OP_ELEMENTWISE | OP_COMMUTATIVE);
+    super(name, OP_ELEMENTWISE | OP_COMMUTATIVE | OP_WRITES_ALL);
     this.code = code;
     this.mean = mean;
   }
@@ -377,7 +377,7 @@ function selRowsU32(bc: Bcast, c: usize, x: usize, y: usize, o: usize): void {
 
 class WhereOp extends Op {
   constructor() {
-    super("Where", OP_ELEMENTWISE);
+    super("Where", OP_ELEMENTWISE | OP_WRITES_ALL);
   }
 
   computeShape(ctx: ShapeContext): bool {
@@ -424,7 +424,7 @@ class UnaryOp extends Op {
   outBool: bool;
 
   constructor(name: string, code: i32, kind: i32, outBool: bool = false) {
-    super(name, OP_ELEMENTWISE);
+    super(name, OP_ELEMENTWISE | OP_WRITES_ALL);
     this.code = code;
     this.kind = kind;
     this.outBool = outBool;
@@ -633,7 +633,7 @@ class CastOp extends Op {
   like: bool;
 
   constructor(name: string, like: bool) {
-    super(name, OP_ELEMENTWISE | OP_KEEPS_EXTENT);
+    super(name, OP_ELEMENTWISE | OP_KEEPS_EXTENT | OP_WRITES_ALL);
     this.like = like;
   }
 

@@ -6,7 +6,8 @@ import {
 } from "../ir/dtype";
 import { broadcastLens, Shape } from "../ir/shape";
 import { Tensor } from "../ir/tensor";
-import { packedBLength, packWholeB, sgemm, sgemmPackedB } from "../kernels/gemm";
+import { packedBLength, packWholeB, sgemm, sgemmBatchedOffsets, sgemmPackedB } from "../kernels/gemm";
+import { rowOffsets } from "../kernels/par_eltwise";
 import { ComputeContext, Op, OP_WRITES_ALL, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 
@@ -163,11 +164,13 @@ class MatMulOp extends Op {
     for (let i = 0; i < R; i++) idx[i] = 0;
     let aOff: i32 = 0;
     let bOff: i32 = 0;
+    // float32: the products' offsets first, then all of them at once (shared out over the threads)
+    const offs: usize = f32 ? rowOffsets(nb) : 0;
     for (let t = 0; t < nb; t++) {
       const yOff = t * M * N;
       if (f32) {
-        sgemm(false, false, M, N, K, 1, a.ptr + (<usize>aOff << 2), K, b.ptr + (<usize>bOff << 2), N, 0,
-          y.ptr + (<usize>yOff << 2), N);
+        store<i32>(offs + (<usize>t << 3), aOff);
+        store<i32>(offs + (<usize>t << 3), bOff, 4);
       } else {
         gemmGeneric(false, false, M, N, K, 1, a, aOff, b, bOff, y, yOff, false);
       }
@@ -182,6 +185,7 @@ class MatMulOp extends Op {
         idx[d] = 0;
       }
     }
+    if (f32) sgemmBatchedOffsets(nb, M, N, K, a.ptr, K, b.ptr, N, y.ptr, offs);
     return true;
   }
 }
