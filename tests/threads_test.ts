@@ -161,6 +161,56 @@ Deno.test({
 });
 
 Deno.test({
+  name: "threads: one-row products (GEMV, split by column ranges) give the same bits on 1, 2 and 3 threads",
+  ignore: !THREADED,
+  fn: async () => {
+    // B an input (not packed at prepare): the GEMV paths, axpy over B's rows and dot products
+    const a = _f32([1, 1000], 1), b = _f32([1000, 1500], 2);
+    await _same(_model("MatMul", { a, b }, {}), { a, b }, "MatMul 1x1000x1500");
+    const x = _f32([1, 800], 3), w = _f32([1500, 800], 4), c = _f32([1500], 5);
+    await _same(
+      _model("Gemm", { x, w, c }, {}, { transB: { i: 1 }, alpha: { f: 0.5 }, beta: { f: 2 } }),
+      { x, w, c },
+      "Gemm 1x800x1500 transB",
+    );
+  },
+});
+
+/** y = Where(IsNaN(m), -10000, x): the attention mask pattern of exported GPT-2. */
+function _maskModel(m: Tensor, x: Tensor) {
+  return buildModel({
+    opset: 18,
+    graph: {
+      inputs: [{ name: "m", dtype: "float32", dims: m.dims }, { name: "x", dtype: "float32", dims: x.dims }],
+      outputs: [{ name: "y", dtype: "float32" }],
+      initializers: [{ name: "fill", dtype: "float32", dims: [], data: new Float32Array([-1e4]) }],
+      nodes: [
+        { op: "IsNaN", inputs: ["m"], outputs: ["c"] },
+        { op: "Where", inputs: ["c", "fill", "x"], outputs: ["y"] },
+      ],
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "threads: IsNaN (by ranges) and Where (by broadcast rows or ranges) give the same bits on 1, 2 and 3 threads",
+  ignore: !THREADED,
+  fn: async () => {
+    const withNaN = (t: Tensor) => ({
+      ...t,
+      data: (t.data as Float32Array).map((v, i) => (i % 7 === 3 || v > 0.8 ? NaN : v)),
+    });
+    // one long row: IsNaN and Where split by element ranges
+    const m = withNaN(_f32([3, 70001], 1));
+    await _same(_maskModel(m, m), { m, x: m }, "Where(IsNaN) one row");
+    // a [1, 1, 128, 128] mask over [1, 12, 128, 128] scores: Where by broadcast rows
+    const mask = withNaN(_f32([1, 1, 128, 128], 2)), scores = _f32([1, 12, 128, 128], 3);
+    await _same(_maskModel(mask, scores), { m: mask, x: scores }, "Where broadcast rows");
+  },
+});
+
+Deno.test({
   name: "threads: Conv (im2col split by channel, GEMM by panels) gives the same bits on 1, 2 and 3 threads",
   ignore: !THREADED,
   fn: async () => {

@@ -9,7 +9,7 @@
 // relaxed-simd, else f32x4 mul + add. Scratch panels are module-level and grow-only on the main
 // instance; in the threaded build a large product is split into column (or row) panels run by
 // worker instances (threads.ts), each with its own scratch, summing in the same order.
-import { parallelFor, perTask, slotScratch, taskArgs, TASK_GEMM, TASK_GEMM_BATCH, threadCount } from "./threads";
+import { parallelFor, perTask, slotScratch, taskArgs, TASK_GEMM, TASK_GEMM_BATCH, TASK_GEMV, threadCount } from "./threads";
 
 /** Rows of the micro-tile. */
 export const MR: i32 = 6; // the micro-kernels below are written for 6 x 8
@@ -585,9 +585,37 @@ function sgemmImpl(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f3
     return;
   }
   if (M == 1 && Bp == 0) {
-    // a row vector times B: stream B with SIMD, no packing.
-    if (transB) gemvDot(transA, N, K, alpha, A, lda, B, ldb, beta, C, 0);
-    else gemvRow(transA, N, K, alpha, A, lda, B, ldb, beta, C);
+    // a row vector times B: stream B with SIMD, no packing; on several threads, by column ranges
+    // (each output element is computed alone, so the ranges give the same bits)
+    let a = A;
+    let lda1 = lda;
+    if (transB && transA && lda != 1) {
+      // gather the strided column of A into contiguous scratch
+      a = ensureA(<usize>K << 2);
+      for (let p = 0; p < K; p++) store<f32>(a + (<usize>p << 2), load<f32>(A + ((<usize>p * <usize>lda) << 2)));
+      lda1 = 1;
+    }
+    const nt = threadCount();
+    if (nt > 1 && N >= 16 * nt && <f64>N * <f64>K >= PAR_MIN_MADDS) {
+      const chunk = (perTask(N, nt) + 7) & ~7;
+      const t = taskArgs();
+      store<i32>(t, transA ? 1 : 0);
+      store<i32>(t, transB ? 1 : 0, 4);
+      store<i32>(t, N, 8);
+      store<i32>(t, K, 12);
+      store<f32>(t, alpha, 16);
+      store<usize>(t, a, 20);
+      store<i32>(t, lda1, 24);
+      store<usize>(t, B, 28);
+      store<i32>(t, ldb, 32);
+      store<f32>(t, beta, 36);
+      store<usize>(t, C, 40);
+      store<i32>(t, chunk, 44);
+      parallelFor(TASK_GEMV, (N + chunk - 1) / chunk);
+      return;
+    }
+    if (transB) gemvDot(N, K, alpha, a, B, ldb, beta, C, 0, N);
+    else gemvRow(transA, N, K, alpha, A, lda, B, ldb, beta, C, 0, N);
     return;
   }
   const nt = threadCount();
@@ -743,40 +771,40 @@ function sgemmRange(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f
   }
 }
 
-/** C[1 x N] = alpha * a[1 x K] * B[K x N] + beta * C: axpy over B's rows. */
+/**
+ * C[1 x N] = alpha * a[1 x K] * B[K x N] + beta * C over the columns [j0, j1): axpy over B's rows
+ * (each element: beta * C, then + av * B[p][j] for every p, multiply then add).
+ */
 function gemvRow(transA: bool, N: i32, K: i32, alpha: f32, A: usize, lda: i32, B: usize, ldb: i32, beta: f32,
-  C: usize): void {
-  scaleC(1, N, beta, C, N);
+  C: usize, j0: i32, j1: i32): void {
+  scaleC(1, j1 - j0, beta, C + (<usize>j0 << 2), N);
   const astep: usize = transA ? <usize>lda << 2 : 4;
-  const n4 = N & ~3;
+  const n4 = j0 + ((j1 - j0) & ~3);
   for (let p = 0; p < K; p++) {
     const av = alpha * load<f32>(A + <usize>p * astep);
     if (av == 0) continue;
     const va = f32x4.splat(av);
     const brow = B + ((<usize>p * <usize>ldb) << 2);
-    let j = 0;
+    let j = j0;
     for (; j < n4; j += 4) {
       const o = <usize>j << 2;
       v128.store(C + o, f32x4.add(v128.load(C + o), f32x4.mul(va, v128.load(brow + o))));
     }
-    for (; j < N; j++) {
+    for (; j < j1; j++) {
       const o = <usize>j << 2;
       store<f32>(C + o, load<f32>(C + o) + av * load<f32>(brow + o));
     }
   }
 }
 
-/** C[1 x N] = alpha * a[1 x K] * B^T (B is N x K) + beta * C: one SIMD dot product per row of B. */
-function gemvDot(transA: bool, N: i32, K: i32, alpha: f32, A: usize, lda: i32, B: usize, ldb: i32, beta: f32,
-  C: usize, scratch: usize): void {
-  let a = A;
-  if (transA && lda != 1) {
-    // gather the strided column of A into contiguous scratch (0: the module's A buffer)
-    a = scratch != 0 ? scratch : ensureA(<usize>K << 2);
-    for (let p = 0; p < K; p++) store<f32>(a + (<usize>p << 2), load<f32>(A + ((<usize>p * <usize>lda) << 2)));
-  }
+/**
+ * C[1 x N] = alpha * a[1 x K] * B^T (B is N x K) + beta * C over the columns [j0, j1): one SIMD dot
+ * product per row of B; a is contiguous (sgemmImpl gathers a strided A first).
+ */
+function gemvDot(N: i32, K: i32, alpha: f32, a: usize, B: usize, ldb: i32, beta: f32, C: usize, j0: i32,
+  j1: i32): void {
   const k4 = K & ~3;
-  for (let j = 0; j < N; j++) {
+  for (let j = j0; j < j1; j++) {
     const brow = B + ((<usize>j * <usize>ldb) << 2);
     let acc = f32x4.splat(0);
     let p = 0;
@@ -792,6 +820,26 @@ function gemvDot(transA: bool, N: i32, K: i32, alpha: f32, A: usize, lda: i32, B
   }
 }
 
+/** One task of a split GEMV (sgemmImpl, M == 1): the columns [t*chunk, (t+1)*chunk). */
+export function gemvTask(a: usize, t: i32): void {
+  const transA = load<i32>(a) != 0;
+  const transB = load<i32>(a, 4) != 0;
+  const N = load<i32>(a, 8);
+  const K = load<i32>(a, 12);
+  const alpha = load<f32>(a, 16);
+  const A = load<usize>(a, 20);
+  const lda = load<i32>(a, 24);
+  const B = load<usize>(a, 28);
+  const ldb = load<i32>(a, 32);
+  const beta = load<f32>(a, 36);
+  const C = load<usize>(a, 40);
+  const chunk = load<i32>(a, 44);
+  const j0 = t * chunk;
+  const j1 = N - j0 < chunk ? N : j0 + chunk;
+  if (transB) gemvDot(N, K, alpha, A, B, ldb, beta, C, j0, j1);
+  else gemvRow(transA, N, K, alpha, A, lda, B, ldb, beta, C, j0, j1);
+}
+
 /**
  * One whole product on this thread with the scratch of a thread slot: what sgemmImpl does for it
  * when it does not split it, so its bits are the same as sgemm's on one thread.
@@ -804,7 +852,7 @@ function sgemmOnSlot(M: i32, N: i32, K: i32, A: usize, lda: i32, B: usize, ldb: 
     return;
   }
   if (M == 1) {
-    gemvRow(false, N, K, 1, A, lda, B, ldb, 0, C);
+    gemvRow(false, N, K, 1, A, lda, B, ldb, 0, C, 0, N);
     return;
   }
   sgemmRange(false, false, M, N, K, 1, A, lda, B, ldb, 0, 0, C, ldc, 0, N, pa, pb, e, direct);

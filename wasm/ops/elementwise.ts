@@ -14,16 +14,16 @@ import { registerWindows } from "./math/window";
 import {
   B_ADD, B_AND, B_DIV, B_FMOD, B_MAX, B_MIN, B_MOD, B_MUL, B_OR, B_POW, B_PRELU, B_SECOND, B_SHL,
   B_SHR, B_SUB, B_XOR, Bcast, binF64, binRow, binRowF32, C_EQ, C_GE, C_GT, C_LE, C_LT, cmpF64, cmpRow,
-  f32SimdBinary, loadF64, loadI64, storeF64, storeI64,
+  f32SimdBinary, loadF64, loadI64, selRowU32, storeF64, storeI64,
 } from "../kernels/eltwise";
-import { binRowsF32Par, rowOffsets, unaryF32Par } from "../kernels/par_eltwise";
+import { binRowsF32Par, rowOffsets, unaryF32Par, unaryTestF32Par, whereRowsPar } from "../kernels/par_eltwise";
 import { threadCount } from "../kernels/threads";
 import {
   U_ABS, U_ACOS, U_ACOSH, U_ASIN, U_ASINH, U_ATAN, U_ATANH, U_BITNOT, U_CEIL, U_CELU, U_CLIP, U_COS,
   U_COSH, U_ELU, U_ERF, U_EXP, U_FLOOR, U_GELU, U_GELU_TANH, U_HSIG, U_HSWISH, U_ISINF, U_ISNAN, U_LEAKY,
   U_LOG, U_MISH, U_NEG, U_NOT, U_RECIP, U_RELU, U_ROUND, U_SELU, U_SHRINK, U_SIGMOID, U_SIGN, U_SIN,
   U_SINH, U_SOFTPLUS, U_SOFTSIGN, U_SQRT, U_SQUARE, U_CUBE, U_TAN, U_TANH, U_THRELU,
-  unaryTestF32, unaryF64, unaryI64, unarySimd,
+  unaryF64, unaryI64, unarySimd,
 } from "./math/unary";
 
 // ---- helpers shared with other math files ----
@@ -346,31 +346,24 @@ function selRows<T>(bc: Bcast, c: usize, x: usize, y: usize, o: usize): void {
   }
 }
 
-/** Where on 4-byte elements with SIMD (condition bytes widened to lane masks); strides 0 or 1. */
+/** Where on 4-byte elements with SIMD (kernels/eltwise.ts selRowU32), split by rows or ranges when large. */
 function selRowsU32(bc: Bcast, c: usize, x: usize, y: usize, o: usize): void {
   const inner = bc.inner;
   const dc = bc.istr[0], dx = bc.istr[1], dy = bc.istr[2];
+  if (threadCount() > 1 && <i64>bc.rows * <i64>inner >= 65536) {
+    // the rows' offsets first (the broadcast iterator runs here), then the rows on every thread
+    const offs = rowOffsets(bc.rows * 2);
+    for (let r = 0; r < bc.rows; r++) {
+      store<i32>(offs + (<usize>r << 4), unchecked(bc.off[0]));
+      store<i32>(offs + (<usize>r << 4), unchecked(bc.off[1]), 4);
+      store<i32>(offs + (<usize>r << 4), unchecked(bc.off[2]), 8);
+      bc.next();
+    }
+    if (whereRowsPar(bc.rows, inner, c, dc, x, dx, y, dy, o, offs)) return;
+  }
   for (let r = 0; r < bc.rows; r++) {
-    const pc = c + <usize>unchecked(bc.off[0]);
-    const px = x + (<usize>unchecked(bc.off[1]) << 2);
-    const py = y + (<usize>unchecked(bc.off[2]) << 2);
-    const po = o + ((<usize>r * <usize>inner) << 2);
-    let i: i32 = 0;
-    if (dc != 0) {
-      const vx0 = v128.load32_splat(px), vy0 = v128.load32_splat(py);
-      for (; i + 4 <= inner; i += 4) {
-        const cb = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(pc + <usize>i)));
-        const m = i32x4.ne(cb, i32x4.splat(0));
-        const vx = dx != 0 ? v128.load(px + (<usize>i << 2)) : vx0;
-        const vy = dy != 0 ? v128.load(py + (<usize>i << 2)) : vy0;
-        v128.store(po + (<usize>i << 2), v128.bitselect(vx, vy, m));
-      }
-    }
-    for (; i < inner; i++) {
-      const cv = load<u8>(pc + <usize>(i * dc));
-      const src = cv != 0 ? px + (<usize>(i * dx) << 2) : py + (<usize>(i * dy) << 2);
-      store<u32>(po + (<usize>i << 2), load<u32>(src));
-    }
+    selRowU32(c + <usize>unchecked(bc.off[0]), dc, x + (<usize>unchecked(bc.off[1]) << 2), dx,
+      y + (<usize>unchecked(bc.off[2]) << 2), dy, o + ((<usize>r * <usize>inner) << 2), inner);
     bc.next();
   }
 }
@@ -475,7 +468,7 @@ class UnaryOp extends Op {
     const n = x.elements();
     const dout = o.shape.dtype;
     if (dt == DT_FLOAT && (code == U_ISNAN || code == U_ISINF)) {
-      unaryTestF32(code, x.ptr, o.ptr, n, p0 != 0, p1 != 0);
+      unaryTestF32Par(code, x.ptr, o.ptr, n, p0 != 0, p1 != 0);
       return true;
     }
     if (dt == DT_FLOAT && dout == DT_FLOAT && unarySimd(code)) {
