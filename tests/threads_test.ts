@@ -135,6 +135,18 @@ Deno.test({
       { x },
       "Gemm transA transB",
     );
+    // a bias row (and a bias column) broadcast into C before the product, split by rows
+    const h = _f32([300, 200], 10);
+    await _same(
+      _model("Gemm", { h }, { w: _f32([200, 517], 11), c: _f32([517], 12) }),
+      { h },
+      "Gemm bias row",
+    );
+    await _same(
+      _model("Gemm", { h }, { w: _f32([200, 517], 11), c: _f32([300, 1], 13) }),
+      { h },
+      "Gemm bias column",
+    );
   },
 });
 

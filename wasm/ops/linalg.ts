@@ -8,6 +8,8 @@ import { broadcastLens, Shape } from "../ir/shape";
 import { Tensor } from "../ir/tensor";
 import { packedBLength, packWholeB, sgemm, sgemmBatchedOffsets, sgemmPackedB } from "../kernels/gemm";
 import { rowOffsets } from "../kernels/par_eltwise";
+import { B_SECOND } from "../kernels/eltwise";
+import { runBinary } from "./elementwise";
 import { ComputeContext, Op, OP_WRITES_ALL, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 
@@ -61,7 +63,11 @@ function fillBias(y: Tensor, c: Tensor, M: i32, N: i32, beta: f32): void {
   const cn: i32 = cr >= 1 ? cl[cr - 1] : 1;
   const sm: i32 = cm == 1 ? 0 : cn;
   const sn: i32 = cn == 1 ? 0 : 1;
-  if (dt == DT_FLOAT) {
+  if (dt == DT_FLOAT && beta == 1) {
+    // a broadcast copy through the binary SIMD path (split over the threads when large)
+    const yv = new Tensor(Shape.standard(DT_FLOAT, [M, N]), y.ptr);
+    runBinary(B_SECOND, false, yv, new Tensor(Shape.standard(DT_FLOAT, [cm, cn]), c.ptr), yv);
+  } else if (dt == DT_FLOAT) {
     for (let i = 0; i < M; i++) {
       const yrow = y.ptr + (<usize>(i * N) << 2);
       const crow = c.ptr + (<usize>(i * sm) << 2);
