@@ -135,6 +135,90 @@ Deno.test({
       { x },
       "Gemm transA transB",
     );
+    // a bias row (and a bias column) broadcast into C before the product, split by rows
+    const h = _f32([300, 200], 10);
+    await _same(
+      _model("Gemm", { h }, { w: _f32([200, 517], 11), c: _f32([517], 12) }),
+      { h },
+      "Gemm bias row",
+    );
+    await _same(
+      _model("Gemm", { h }, { w: _f32([200, 517], 11), c: _f32([300, 1], 13) }),
+      { h },
+      "Gemm bias column",
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "threads: batched MatMul (whole products per task, or each product split) gives the same bits on 1, 2 and 3 threads",
+  ignore: !THREADED,
+  fn: async () => {
+    // attention-shaped: 12 products of 128x64x128 and 128x128x64, shared out whole
+    const q = _f32([1, 12, 128, 64], 1), kt = _f32([1, 12, 64, 128], 2);
+    await _same(_model("MatMul", { q, kt }, {}), { q, kt }, "MatMul attention scores");
+    const p = _f32([1, 12, 128, 128], 3), v = _f32([1, 12, 128, 64], 4);
+    await _same(_model("MatMul", { p, v }, {}), { p, v }, "MatMul attention values");
+    // a broadcast batch: A [2, 3, ...] against B [3, ...] (B's products repeat)
+    const a = _f32([2, 3, 40, 70], 5), b = _f32([3, 70, 90], 6);
+    await _same(_model("MatMul", { a, b }, {}), { a, b }, "MatMul broadcast batch");
+    // one-row products (the GEMV path) shared out whole
+    const r = _f32([16, 1, 400], 7), w = _f32([16, 400, 300], 8);
+    await _same(_model("MatMul", { r, w }, {}), { r, w }, "MatMul batched rows");
+    // two large products: too few to share out, each split into panels
+    const m1 = _f32([2, 64, 300], 9), m2 = _f32([2, 300, 517], 10);
+    await _same(_model("MatMul", { m1, m2 }, {}), { m1, m2 }, "MatMul two products");
+  },
+});
+
+Deno.test({
+  name: "threads: one-row products (GEMV, split by column ranges) give the same bits on 1, 2 and 3 threads",
+  ignore: !THREADED,
+  fn: async () => {
+    // B an input (not packed at prepare): the GEMV paths, axpy over B's rows and dot products
+    const a = _f32([1, 1000], 1), b = _f32([1000, 1500], 2);
+    await _same(_model("MatMul", { a, b }, {}), { a, b }, "MatMul 1x1000x1500");
+    const x = _f32([1, 800], 3), w = _f32([1500, 800], 4), c = _f32([1500], 5);
+    await _same(
+      _model("Gemm", { x, w, c }, {}, { transB: { i: 1 }, alpha: { f: 0.5 }, beta: { f: 2 } }),
+      { x, w, c },
+      "Gemm 1x800x1500 transB",
+    );
+  },
+});
+
+/** y = Where(IsNaN(m), -10000, x): the attention mask pattern of exported GPT-2. */
+function _maskModel(m: Tensor, x: Tensor) {
+  return buildModel({
+    opset: 18,
+    graph: {
+      inputs: [{ name: "m", dtype: "float32", dims: m.dims }, { name: "x", dtype: "float32", dims: x.dims }],
+      outputs: [{ name: "y", dtype: "float32" }],
+      initializers: [{ name: "fill", dtype: "float32", dims: [], data: new Float32Array([-1e4]) }],
+      nodes: [
+        { op: "IsNaN", inputs: ["m"], outputs: ["c"] },
+        { op: "Where", inputs: ["c", "fill", "x"], outputs: ["y"] },
+      ],
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "threads: IsNaN (by ranges) and Where (by broadcast rows or ranges) give the same bits on 1, 2 and 3 threads",
+  ignore: !THREADED,
+  fn: async () => {
+    const withNaN = (t: Tensor) => ({
+      ...t,
+      data: (t.data as Float32Array).map((v, i) => (i % 7 === 3 || v > 0.8 ? NaN : v)),
+    });
+    // one long row: IsNaN and Where split by element ranges
+    const m = withNaN(_f32([3, 70001], 1));
+    await _same(_maskModel(m, m), { m, x: m }, "Where(IsNaN) one row");
+    // a [1, 1, 128, 128] mask over [1, 12, 128, 128] scores: Where by broadcast rows
+    const mask = withNaN(_f32([1, 1, 128, 128], 2)), scores = _f32([1, 12, 128, 128], 3);
+    await _same(_maskModel(mask, scores), { m: mask, x: scores }, "Where broadcast rows");
   },
 });
 
@@ -160,7 +244,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "threads: large elementwise ops, softmax and BatchNormalization (by ranges, rows, planes) give the same bits",
+    "threads: large elementwise ops, softmax, LayerNormalization and BatchNormalization (by ranges, rows, planes) give the same bits",
   ignore: !THREADED,
   fn: async () => {
     const x = _f32([3, 70001], 1);
@@ -191,6 +275,17 @@ Deno.test({
       { img },
       "BatchNormalization (inference)",
     );
+    const h = _f32([2, 128, 768], 13);
+    await _same(
+      _model("LayerNormalization", { h }, { scale: _f32([768], 14), bias: _f32([768], 15) }, {
+        epsilon: { f: 1e-5 },
+      }),
+      { h },
+      "LayerNormalization (rows)",
+    );
+    await _same(_model("Pow", { x }, { e: { dtype: "float32", dims: [], data: new Float32Array([3]) } }), {
+      x,
+    }, "Pow 3");
     const logits = _f32([12, 128, 128], 7);
     await _same(_model("Softmax", { logits }, {}), { logits }, "Softmax (attention-sized rows)");
     await _same(_model("LogSoftmax", { logits }, {}), { logits }, "LogSoftmax");

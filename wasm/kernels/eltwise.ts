@@ -463,3 +463,26 @@ export function cmpF64(op: i32, a: f64, b: f64): bool {
     default: return a >= b;
   }
 }
+
+/**
+ * One row of Where on 4-byte elements: o[i] = c[i*dc] ? x[i*dx] : y[i*dy] for i < n (strides 0
+ * or 1; SIMD where the condition advances, its bytes widened to lane masks).
+ */
+export function selRowU32(pc: usize, dc: i32, px: usize, dx: i32, py: usize, dy: i32, po: usize, n: i32): void {
+  let i: i32 = 0;
+  if (dc != 0) {
+    const vx0 = v128.load32_splat(px), vy0 = v128.load32_splat(py);
+    for (; i + 4 <= n; i += 4) {
+      const cb = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(pc + <usize>i)));
+      const m = i32x4.ne(cb, i32x4.splat(0));
+      const vx = dx != 0 ? v128.load(px + (<usize>i << 2)) : vx0;
+      const vy = dy != 0 ? v128.load(py + (<usize>i << 2)) : vy0;
+      v128.store(po + (<usize>i << 2), v128.bitselect(vx, vy, m));
+    }
+  }
+  for (; i < n; i++) {
+    const cv = load<u8>(pc + <usize>(i * dc));
+    const src = cv != 0 ? px + (<usize>(i * dx) << 2) : py + (<usize>(i * dy) << 2);
+    store<u32>(po + (<usize>i << 2), load<u32>(src));
+  }
+}

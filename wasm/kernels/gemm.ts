@@ -9,7 +9,7 @@
 // relaxed-simd, else f32x4 mul + add. Scratch panels are module-level and grow-only on the main
 // instance; in the threaded build a large product is split into column (or row) panels run by
 // worker instances (threads.ts), each with its own scratch, summing in the same order.
-import { parallelFor, perTask, slotScratch, taskArgs, TASK_GEMM, threadCount } from "./threads";
+import { parallelFor, perTask, slotScratch, taskArgs, TASK_GEMM, TASK_GEMM_BATCH, TASK_GEMV, threadCount } from "./threads";
 
 /** Rows of the micro-tile. */
 export const MR: i32 = 6; // the micro-kernels below are written for 6 x 8
@@ -633,6 +633,16 @@ export const GEMM_SCRATCH_A: usize = <usize>(MC * KC) << 2;
 export const GEMM_SCRATCH_B: usize = <usize>(NC * KC) << 2;
 export const GEMM_SCRATCH_E: usize = <usize>(MR * NR) << 2;
 
+/**
+ * Column panels per thread of a split GEMM (at least 4 strips each): many, unlike perTask's four,
+ * so that a thread running faster (warmer caches, not interrupted) takes more panels and the
+ * threads finish together. A panel adds almost no work: it packs only its own columns of B, and
+ * reads A in place (a transposed or scaled A is packed per panel: at most 1/32 of its
+ * multiply-adds); taking one is a compare-and-swap. In four interleaved A/B runs of GPT-2 on 2
+ * threads (a busy machine) 16 per thread was 0.5 to 6 % faster than four, never slower.
+ */
+const COL_TASKS_PER_THREAD: i32 = 16;
+
 /** Below this many multiply-adds (M*N*K) a GEMM runs on one thread: the dispatch would cost more. */
 const PAR_MIN_MADDS: f64 = 1048576;
 
@@ -645,9 +655,37 @@ function sgemmImpl(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f3
     return;
   }
   if (M == 1 && Bp == 0) {
-    // a row vector times B: stream B with SIMD, no packing.
-    if (transB) gemvDot(transA, N, K, alpha, A, lda, B, ldb, beta, C);
-    else gemvRow(transA, N, K, alpha, A, lda, B, ldb, beta, C);
+    // a row vector times B: stream B with SIMD, no packing; on several threads, by column ranges
+    // (each output element is computed alone, so the ranges give the same bits)
+    let a = A;
+    let lda1 = lda;
+    if (transB && transA && lda != 1) {
+      // gather the strided column of A into contiguous scratch
+      a = ensureA(<usize>K << 2);
+      for (let p = 0; p < K; p++) store<f32>(a + (<usize>p << 2), load<f32>(A + ((<usize>p * <usize>lda) << 2)));
+      lda1 = 1;
+    }
+    const nt = threadCount();
+    if (nt > 1 && N >= 16 * nt && <f64>N * <f64>K >= PAR_MIN_MADDS) {
+      const chunk = (perTask(N, nt) + 7) & ~7;
+      const t = taskArgs();
+      store<i32>(t, transA ? 1 : 0);
+      store<i32>(t, transB ? 1 : 0, 4);
+      store<i32>(t, N, 8);
+      store<i32>(t, K, 12);
+      store<f32>(t, alpha, 16);
+      store<usize>(t, a, 20);
+      store<i32>(t, lda1, 24);
+      store<usize>(t, B, 28);
+      store<i32>(t, ldb, 32);
+      store<f32>(t, beta, 36);
+      store<usize>(t, C, 40);
+      store<i32>(t, chunk, 44);
+      parallelFor(TASK_GEMV, (N + chunk - 1) / chunk);
+      return;
+    }
+    if (transB) gemvDot(N, K, alpha, a, B, ldb, beta, C, 0, N);
+    else gemvRow(transA, N, K, alpha, A, lda, B, ldb, beta, C, 0, N);
     return;
   }
   const nt = threadCount();
@@ -661,7 +699,7 @@ function sgemmImpl(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f3
     let chunk = 0;
     let tasks = 0;
     if (byCols) {
-      let per = perTask(colStrips, nt);
+      let per = (colStrips + COL_TASKS_PER_THREAD * nt - 1) / (COL_TASKS_PER_THREAD * nt);
       if (per < 4) per = 4;
       chunk = per * NR;
       tasks = (N + chunk - 1) / chunk;
@@ -803,40 +841,40 @@ function sgemmRange(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f
   }
 }
 
-/** C[1 x N] = alpha * a[1 x K] * B[K x N] + beta * C: axpy over B's rows. */
+/**
+ * C[1 x N] = alpha * a[1 x K] * B[K x N] + beta * C over the columns [j0, j1): axpy over B's rows
+ * (each element: beta * C, then + av * B[p][j] for every p, multiply then add).
+ */
 function gemvRow(transA: bool, N: i32, K: i32, alpha: f32, A: usize, lda: i32, B: usize, ldb: i32, beta: f32,
-  C: usize): void {
-  scaleC(1, N, beta, C, N);
+  C: usize, j0: i32, j1: i32): void {
+  scaleC(1, j1 - j0, beta, C + (<usize>j0 << 2), N);
   const astep: usize = transA ? <usize>lda << 2 : 4;
-  const n4 = N & ~3;
+  const n4 = j0 + ((j1 - j0) & ~3);
   for (let p = 0; p < K; p++) {
     const av = alpha * load<f32>(A + <usize>p * astep);
     if (av == 0) continue;
     const va = f32x4.splat(av);
     const brow = B + ((<usize>p * <usize>ldb) << 2);
-    let j = 0;
+    let j = j0;
     for (; j < n4; j += 4) {
       const o = <usize>j << 2;
       v128.store(C + o, f32x4.add(v128.load(C + o), f32x4.mul(va, v128.load(brow + o))));
     }
-    for (; j < N; j++) {
+    for (; j < j1; j++) {
       const o = <usize>j << 2;
       store<f32>(C + o, load<f32>(C + o) + av * load<f32>(brow + o));
     }
   }
 }
 
-/** C[1 x N] = alpha * a[1 x K] * B^T (B is N x K) + beta * C: one SIMD dot product per row of B. */
-function gemvDot(transA: bool, N: i32, K: i32, alpha: f32, A: usize, lda: i32, B: usize, ldb: i32, beta: f32,
-  C: usize): void {
-  let a = A;
-  if (transA && lda != 1) {
-    // gather the strided column of A into contiguous scratch
-    a = ensureA(<usize>K << 2);
-    for (let p = 0; p < K; p++) store<f32>(a + (<usize>p << 2), load<f32>(A + ((<usize>p * <usize>lda) << 2)));
-  }
+/**
+ * C[1 x N] = alpha * a[1 x K] * B^T (B is N x K) + beta * C over the columns [j0, j1): one SIMD dot
+ * product per row of B; a is contiguous (sgemmImpl gathers a strided A first).
+ */
+function gemvDot(N: i32, K: i32, alpha: f32, a: usize, B: usize, ldb: i32, beta: f32, C: usize, j0: i32,
+  j1: i32): void {
   const k4 = K & ~3;
-  for (let j = 0; j < N; j++) {
+  for (let j = j0; j < j1; j++) {
     const brow = B + ((<usize>j * <usize>ldb) << 2);
     let acc = f32x4.splat(0);
     let p = 0;
@@ -849,6 +887,107 @@ function gemvDot(transA: bool, N: i32, K: i32, alpha: f32, A: usize, lda: i32, B
     for (; p < K; p++) s += load<f32>(a + (<usize>p << 2)) * load<f32>(brow + (<usize>p << 2));
     const cp = C + (<usize>j << 2);
     store<f32>(cp, alpha * s + (beta == 0 ? 0 : beta * load<f32>(cp)));
+  }
+}
+
+/** One task of a split GEMV (sgemmImpl, M == 1): the columns [t*chunk, (t+1)*chunk). */
+export function gemvTask(a: usize, t: i32): void {
+  const transA = load<i32>(a) != 0;
+  const transB = load<i32>(a, 4) != 0;
+  const N = load<i32>(a, 8);
+  const K = load<i32>(a, 12);
+  const alpha = load<f32>(a, 16);
+  const A = load<usize>(a, 20);
+  const lda = load<i32>(a, 24);
+  const B = load<usize>(a, 28);
+  const ldb = load<i32>(a, 32);
+  const beta = load<f32>(a, 36);
+  const C = load<usize>(a, 40);
+  const chunk = load<i32>(a, 44);
+  const j0 = t * chunk;
+  const j1 = N - j0 < chunk ? N : j0 + chunk;
+  if (transB) gemvDot(N, K, alpha, A, B, ldb, beta, C, j0, j1);
+  else gemvRow(transA, N, K, alpha, A, lda, B, ldb, beta, C, j0, j1);
+}
+
+/**
+ * One whole product on this thread with the scratch of a thread slot: what sgemmImpl does for it
+ * when it does not split it, so its bits are the same as sgemm's on one thread.
+ */
+function sgemmOnSlot(M: i32, N: i32, K: i32, A: usize, lda: i32, B: usize, ldb: i32, C: usize, ldc: i32,
+  pa: usize, pb: usize, e: usize, direct: bool): void {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    scaleC(M, N, 0, C, ldc);
+    return;
+  }
+  if (M == 1) {
+    gemvRow(false, N, K, 1, A, lda, B, ldb, 0, C, 0, N);
+    return;
+  }
+  sgemmRange(false, false, M, N, K, 1, A, lda, B, ldb, 0, 0, C, ldc, 0, N, pa, pb, e, direct);
+}
+
+/**
+ * `batch` products C_t = A_t * B_t (row-major M x K times K x N, C_t overwritten), A_t and B_t at
+ * the element offsets offs[2t] and offs[2t + 1] (i32 pairs) from A and B, C_t at C + t*M*N. On
+ * several threads, when there are enough products to share out evenly, each task computes whole
+ * products (one job instead of one per product); otherwise each goes through sgemm, which may
+ * split it. Either way every product's bits are those of sgemm on one thread.
+ */
+export function sgemmBatchedOffsets(batch: i32, M: i32, N: i32, K: i32, A: usize, lda: i32, B: usize, ldb: i32,
+  C: usize, offs: usize): void {
+  const nt = threadCount();
+  const mn = <usize>M * <usize>N;
+  if (nt > 1 && batch >= 2 * nt && (batch % nt == 0 || batch >= 4 * nt) &&
+    <f64>batch * <f64>M * <f64>N * <f64>K >= PAR_MIN_MADDS) {
+    let per = (batch + 16 * nt - 1) / (16 * nt);
+    if (per < 1) per = 1;
+    const a = taskArgs();
+    store<i32>(a, M);
+    store<i32>(a, N, 4);
+    store<i32>(a, K, 8);
+    store<usize>(a, A, 12);
+    store<i32>(a, lda, 16);
+    store<usize>(a, B, 20);
+    store<i32>(a, ldb, 24);
+    store<usize>(a, C, 28);
+    store<usize>(a, offs, 32);
+    store<i32>(a, batch, 36);
+    store<i32>(a, per, 40);
+    store<i32>(a, directA ? 1 : 0, 44);
+    parallelFor(TASK_GEMM_BATCH, (batch + per - 1) / per);
+    return;
+  }
+  for (let t = 0; t < batch; t++) {
+    const p = offs + (<usize>t << 3);
+    sgemm(false, false, M, N, K, 1, A + (<usize>load<i32>(p) << 2), lda, B + (<usize>load<i32>(p, 4) << 2), ldb, 0,
+      C + ((<usize>t * mn) << 2), N);
+  }
+}
+
+/** One task of sgemmBatchedOffsets: products [t*per, (t+1)*per), each whole, on slot `slot`'s scratch. */
+export function gemmBatchTask(c: usize, a: usize, t: i32, slot: i32): void {
+  const M = load<i32>(a);
+  const N = load<i32>(a, 4);
+  const K = load<i32>(a, 8);
+  const A = load<usize>(a, 12);
+  const lda = load<i32>(a, 16);
+  const B = load<usize>(a, 20);
+  const ldb = load<i32>(a, 24);
+  const C = load<usize>(a, 28);
+  const offs = load<usize>(a, 32);
+  const batch = load<i32>(a, 36);
+  const per = load<i32>(a, 40);
+  const direct = load<i32>(a, 44) != 0;
+  const mn = <usize>M * <usize>N;
+  const b0 = t * per;
+  const b1 = batch - b0 < per ? batch : b0 + per;
+  for (let b = b0; b < b1; b++) {
+    const p = offs + (<usize>b << 3);
+    sgemmOnSlot(M, N, K, A + (<usize>load<i32>(p) << 2), lda, B + (<usize>load<i32>(p, 4) << 2), ldb,
+      C + ((<usize>b * mn) << 2), N, slotScratch(c, slot, 0), slotScratch(c, slot, 1), slotScratch(c, slot, 2),
+      direct);
   }
 }
 

@@ -3,11 +3,13 @@
 // offsets computed on the main instance first), softmax by rows, per-channel affine
 // (BatchNormalization) by planes. Each element is computed exactly as on one
 // thread. Task code reads only linear memory.
-import { binRowF32 } from "./eltwise";
-import { unaryF32 } from "../ops/math/unary";
+import { binRowF32, selRowU32 } from "./eltwise";
+import { unaryF32, unaryTestF32 } from "../ops/math/unary";
 import { softmaxRowF32 } from "./reduce";
+import { layerNormRowF32 } from "../ops/norm";
 import {
-  parallelFor, perTask, taskArgs, TASK_AFFINE_PLANES, TASK_BINARY_ROWS, TASK_SOFTMAX, TASK_UNARY, threadCount,
+  parallelFor, perTask, taskArgs, TASK_AFFINE_PLANES, TASK_BINARY_ROWS, TASK_LAYERNORM, TASK_SOFTMAX, TASK_UNARY,
+  TASK_UNARY_TEST, TASK_WHERE, threadCount,
 } from "./threads";
 
 /** Below this many elements an elementwise op runs on one thread. */
@@ -189,5 +191,132 @@ export function affinePlanesTask(args: usize, t: i32): void {
       v128.store(po + (<usize>i << 2), f32x4.add(f32x4.mul(v128.load(px + (<usize>i << 2)), va), vb));
     }
     for (; i < sp; i++) store<f32>(po + (<usize>i << 2), load<f32>(px + (<usize>i << 2)) * fa + fb);
+  }
+}
+
+/**
+ * float32 LayerNormalization of `outer` contiguous rows of n (ops/norm.ts layerNormRowF32; ps, pb:
+ * scale and bias, n floats each; pm, pv: the optional stash outputs of type sdt), split by rows
+ * when large; returns false (nothing done) when too small.
+ */
+export function layerNormRowsPar(px: usize, po: usize, outer: i32, n: i32, eps: f32, ps: usize, pb: usize, pm: usize,
+  pv: usize, sdt: i32): bool {
+  const nt = threadCount();
+  if (nt < 2 || outer < 2 || <i64>outer * <i64>n < <i64>PAR_MIN_ELEMENTS / 4) return false;
+  const per = perTask(outer, nt);
+  const a = taskArgs();
+  store<usize>(a, px);
+  store<usize>(a, po, 4);
+  store<i32>(a, outer, 8);
+  store<i32>(a, n, 12);
+  store<f32>(a, eps, 16);
+  store<usize>(a, ps, 20);
+  store<usize>(a, pb, 24);
+  store<usize>(a, pm, 28);
+  store<usize>(a, pv, 32);
+  store<i32>(a, sdt, 36);
+  store<i32>(a, per, 40);
+  parallelFor(TASK_LAYERNORM, (outer + per - 1) / per);
+  return true;
+}
+
+export function layerNormTask(a: usize, t: i32): void {
+  const outer = load<i32>(a, 8);
+  const per = load<i32>(a, 40);
+  const r0 = t * per;
+  const r1 = outer - r0 < per ? outer : r0 + per;
+  for (let r = r0; r < r1; r++) {
+    layerNormRowF32(load<usize>(a), load<usize>(a, 4), load<i32>(a, 12), load<f32>(a, 16), load<usize>(a, 20),
+      load<usize>(a, 24), load<usize>(a, 28), load<usize>(a, 32), load<i32>(a, 36), r);
+  }
+}
+
+/** unaryTestF32 (IsNaN, IsInf: float32 in, bool bytes out), split by ranges when large. */
+export function unaryTestF32Par(code: i32, px: usize, po: usize, n: i32, detectPos: bool, detectNeg: bool): void {
+  const nt = threadCount();
+  if (nt < 2 || n < PAR_MIN_ELEMENTS) {
+    unaryTestF32(code, px, po, n, detectPos, detectNeg);
+    return;
+  }
+  const chunk = (chunkOf(n, nt) + 15) & ~15;
+  const a = taskArgs();
+  store<i32>(a, code);
+  store<usize>(a, px, 4);
+  store<usize>(a, po, 8);
+  store<i32>(a, n, 12);
+  store<i32>(a, (detectPos ? 1 : 0) | (detectNeg ? 2 : 0), 16);
+  store<i32>(a, chunk, 20);
+  parallelFor(TASK_UNARY_TEST, (n + chunk - 1) / chunk);
+}
+
+export function unaryTestTask(a: usize, t: i32): void {
+  const n = load<i32>(a, 12);
+  const flags = load<i32>(a, 16);
+  const chunk = load<i32>(a, 20);
+  const lo = t * chunk;
+  const m = n - lo < chunk ? n - lo : chunk;
+  unaryTestF32(load<i32>(a), load<usize>(a, 4) + (<usize>lo << 2), load<usize>(a, 8) + <usize>lo, m,
+    (flags & 1) != 0, (flags & 2) != 0);
+}
+
+/**
+ * Where on 4-byte elements over `rows` rows of `inner` (kernels/eltwise.ts selRowU32): condition
+ * bytes at c, x and y 4-byte elements, inner strides dc, dx, dy (0 or 1); the rows' element
+ * offsets (c, x, y) at offs, 16 bytes per row. One long row splits by ranges, several by rows.
+ * Returns false (nothing done) when too small.
+ */
+export function whereRowsPar(rows: i32, inner: i32, c: usize, dc: i32, x: usize, dx: i32, y: usize, dy: i32,
+  o: usize, offs: usize): bool {
+  const nt = threadCount();
+  if (nt < 2 || <i64>rows * <i64>inner < <i64>PAR_MIN_ELEMENTS) return false;
+  const a = taskArgs();
+  store<usize>(a, c);
+  store<i32>(a, dc, 4);
+  store<usize>(a, x, 8);
+  store<i32>(a, dx, 12);
+  store<usize>(a, y, 16);
+  store<i32>(a, dy, 20);
+  store<usize>(a, o, 24);
+  store<i32>(a, inner, 28);
+  store<usize>(a, offs, 32);
+  if (rows == 1) {
+    const chunk = chunkOf(inner, nt);
+    store<i32>(a, 0, 36);
+    store<i32>(a, chunk, 40);
+    parallelFor(TASK_WHERE, (inner + chunk - 1) / chunk);
+  } else {
+    const per = perTask(rows, nt);
+    store<i32>(a, rows, 36);
+    store<i32>(a, per, 40);
+    parallelFor(TASK_WHERE, (rows + per - 1) / per);
+  }
+  return true;
+}
+
+export function whereRowsTask(a: usize, t: i32): void {
+  const c = load<usize>(a);
+  const dc = load<i32>(a, 4);
+  const x = load<usize>(a, 8);
+  const dx = load<i32>(a, 12);
+  const y = load<usize>(a, 16);
+  const dy = load<i32>(a, 20);
+  const o = load<usize>(a, 24);
+  const inner = load<i32>(a, 28);
+  const offs = load<usize>(a, 32);
+  const rows = load<i32>(a, 36);
+  const per = load<i32>(a, 40);
+  if (rows == 0) {
+    const lo = t * per;
+    const m = inner - lo < per ? inner - lo : per;
+    selRowU32(c + <usize>load<i32>(offs) + <usize>(lo * dc), dc, x + ((<usize>load<i32>(offs, 4) + <usize>(lo * dx)) << 2),
+      dx, y + ((<usize>load<i32>(offs, 8) + <usize>(lo * dy)) << 2), dy, o + (<usize>lo << 2), m);
+    return;
+  }
+  const r0 = t * per;
+  const r1 = rows - r0 < per ? rows : r0 + per;
+  for (let r = r0; r < r1; r++) {
+    const p = offs + (<usize>r << 4);
+    selRowU32(c + <usize>load<i32>(p), dc, x + (<usize>load<i32>(p, 4) << 2), dx, y + (<usize>load<i32>(p, 8) << 2), dy,
+      o + ((<usize>r * <usize>inner) << 2), inner);
   }
 }

@@ -7,9 +7,11 @@
 // reads its arguments and its slot's scratch from the control block only (runTask).
 // Without workers (threads == 1, or none alive yet), parallelFor runs every task itself, so
 // results never depend on how many workers took part.
-import { gemmTask, GEMM_SCRATCH_A, GEMM_SCRATCH_B, GEMM_SCRATCH_E } from "./gemm";
+import { gemmBatchTask, gemmTask, gemvTask, GEMM_SCRATCH_A, GEMM_SCRATCH_B, GEMM_SCRATCH_E } from "./gemm";
 import { im2colTask } from "./conv";
-import { affinePlanesTask, binaryRowsTask, softmaxTask, unaryTask } from "./par_eltwise";
+import {
+  affinePlanesTask, binaryRowsTask, layerNormTask, softmaxTask, unaryTask, unaryTestTask, whereRowsTask,
+} from "./par_eltwise";
 
 /** Task kinds (runTask's switch). */
 export const TASK_GEMM: i32 = 1;
@@ -18,6 +20,11 @@ export const TASK_UNARY: i32 = 3;
 export const TASK_BINARY_ROWS: i32 = 4;
 export const TASK_SOFTMAX: i32 = 5;
 export const TASK_AFFINE_PLANES: i32 = 6;
+export const TASK_GEMM_BATCH: i32 = 7;
+export const TASK_LAYERNORM: i32 = 8;
+export const TASK_GEMV: i32 = 9;
+export const TASK_UNARY_TEST: i32 = 10;
+export const TASK_WHERE: i32 = 11;
 
 // control block, i32 words
 const W_SEQ: usize = 0; // job sequence number: the futex word workers wait on
@@ -112,6 +119,11 @@ function runTask(c: usize, kind: i32, t: i32, slot: i32): void {
   else if (kind == TASK_BINARY_ROWS) binaryRowsTask(c + ARGS, t);
   else if (kind == TASK_SOFTMAX) softmaxTask(c + ARGS, t);
   else if (kind == TASK_AFFINE_PLANES) affinePlanesTask(c + ARGS, t);
+  else if (kind == TASK_GEMM_BATCH) gemmBatchTask(c, c + ARGS, t, slot);
+  else if (kind == TASK_LAYERNORM) layerNormTask(c + ARGS, t);
+  else if (kind == TASK_GEMV) gemvTask(c + ARGS, t);
+  else if (kind == TASK_UNARY_TEST) unaryTestTask(c + ARGS, t);
+  else if (kind == TASK_WHERE) whereRowsTask(c + ARGS, t);
 }
 
 /** Takes and runs tasks of job `seq` until none is left. */

@@ -7,23 +7,23 @@ import {
   DT_BFLOAT16, DT_BOOL, DT_DOUBLE, DT_FLOAT, DT_FLOAT16, DT_INT16, DT_INT32, DT_INT64, DT_INT8,
   DT_UINT16, DT_UINT32, DT_UINT64, DT_UINT8, dtypeName, dtypeSize, isFloat, isSupported,
 } from "../ir/dtype";
-import { ComputeContext, Op, OP_COMMUTATIVE, OP_ELEMENTWISE, OP_KEEPS_EXTENT, ShapeContext } from "./op";
+import { ComputeContext, Op, OP_COMMUTATIVE, OP_ELEMENTWISE, OP_KEEPS_EXTENT, OP_WRITES_ALL, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 import { registerQuant } from "./math/quant";
 import { registerWindows } from "./math/window";
 import {
   B_ADD, B_AND, B_DIV, B_FMOD, B_MAX, B_MIN, B_MOD, B_MUL, B_OR, B_POW, B_PRELU, B_SECOND, B_SHL,
   B_SHR, B_SUB, B_XOR, Bcast, binF64, binRow, binRowF32, C_EQ, C_GE, C_GT, C_LE, C_LT, cmpF64, cmpRow,
-  f32SimdBinary, loadF64, loadI64, storeF64, storeI64,
+  f32SimdBinary, loadF64, loadI64, selRowU32, storeF64, storeI64,
 } from "../kernels/eltwise";
-import { binRowsF32Par, rowOffsets, unaryF32Par } from "../kernels/par_eltwise";
+import { binRowsF32Par, rowOffsets, unaryF32Par, unaryTestF32Par, whereRowsPar } from "../kernels/par_eltwise";
 import { threadCount } from "../kernels/threads";
 import {
   U_ABS, U_ACOS, U_ACOSH, U_ASIN, U_ASINH, U_ATAN, U_ATANH, U_BITNOT, U_CEIL, U_CELU, U_CLIP, U_COS,
   U_COSH, U_ELU, U_ERF, U_EXP, U_FLOOR, U_GELU, U_GELU_TANH, U_HSIG, U_HSWISH, U_ISINF, U_ISNAN, U_LEAKY,
   U_LOG, U_MISH, U_NEG, U_NOT, U_RECIP, U_RELU, U_ROUND, U_SELU, U_SHRINK, U_SIGMOID, U_SIGN, U_SIN,
-  U_SINH, U_SOFTPLUS, U_SOFTSIGN, U_SQRT, U_SQUARE, U_CUBE, U_TAN, U_TANH, U_THRELU, unaryF32,
-  unaryTestF32, unaryF64, unaryI64, unarySimd,
+  U_SINH, U_SOFTPLUS, U_SOFTSIGN, U_SQRT, U_SQUARE, U_CUBE, U_TAN, U_TANH, U_THRELU,
+  unaryF64, unaryI64, unarySimd,
 } from "./math/unary";
 
 // ---- helpers shared with other math files ----
@@ -175,13 +175,13 @@ export function runBinary(op: i32, cmp: bool, a: Tensor, b: Tensor, o: Tensor): 
 function powF32(a: Tensor, e: f32, o: Tensor): bool {
   const same = a.elements() == o.elements();
   if (e == 2 && same) {
-    unaryF32(U_SQUARE, a.ptr, o.ptr, a.elements(), 0, 0);
+    unaryF32Par(U_SQUARE, a.ptr, o.ptr, a.elements(), 0, 0);
   } else if (e == 3 && same) {
-    unaryF32(U_CUBE, a.ptr, o.ptr, a.elements(), 0, 0);
+    unaryF32Par(U_CUBE, a.ptr, o.ptr, a.elements(), 0, 0);
   } else if (e == 1) {
     runBinary(B_SECOND, false, o, a, o);
   } else if (e == 0.5 && same) {
-    unaryF32(U_SQRT, a.ptr, o.ptr, a.elements(), 0, 0);
+    unaryF32Par(U_SQRT, a.ptr, o.ptr, a.elements(), 0, 0);
   } else {
     return false;
   }
@@ -237,7 +237,7 @@ class BinaryOp extends Op {
   kind: i32;
 
   constructor(name: string, code: i32, cmp: bool, kind: i32, flags: i32) {
-    super(name, flags | OP_ELEMENTWISE);
+    super(name, flags | OP_ELEMENTWISE | OP_WRITES_ALL);
     this.code = code;
     this.cmp = cmp;
     this.kind = kind;
@@ -283,7 +283,7 @@ class VariadicOp extends Op {
   mean: bool;
 
   constructor(name: string, code: i32, mean: bool) {
-    super(name, OP_ELEMENTWISE | OP_COMMUTATIVE);
+    super(name, OP_ELEMENTWISE | OP_COMMUTATIVE | OP_WRITES_ALL);
     this.code = code;
     this.mean = mean;
   }
@@ -346,38 +346,31 @@ function selRows<T>(bc: Bcast, c: usize, x: usize, y: usize, o: usize): void {
   }
 }
 
-/** Where on 4-byte elements with SIMD (condition bytes widened to lane masks); strides 0 or 1. */
+/** Where on 4-byte elements with SIMD (kernels/eltwise.ts selRowU32), split by rows or ranges when large. */
 function selRowsU32(bc: Bcast, c: usize, x: usize, y: usize, o: usize): void {
   const inner = bc.inner;
   const dc = bc.istr[0], dx = bc.istr[1], dy = bc.istr[2];
+  if (threadCount() > 1 && <i64>bc.rows * <i64>inner >= 65536) {
+    // the rows' offsets first (the broadcast iterator runs here), then the rows on every thread
+    const offs = rowOffsets(bc.rows * 2);
+    for (let r = 0; r < bc.rows; r++) {
+      store<i32>(offs + (<usize>r << 4), unchecked(bc.off[0]));
+      store<i32>(offs + (<usize>r << 4), unchecked(bc.off[1]), 4);
+      store<i32>(offs + (<usize>r << 4), unchecked(bc.off[2]), 8);
+      bc.next();
+    }
+    if (whereRowsPar(bc.rows, inner, c, dc, x, dx, y, dy, o, offs)) return;
+  }
   for (let r = 0; r < bc.rows; r++) {
-    const pc = c + <usize>unchecked(bc.off[0]);
-    const px = x + (<usize>unchecked(bc.off[1]) << 2);
-    const py = y + (<usize>unchecked(bc.off[2]) << 2);
-    const po = o + ((<usize>r * <usize>inner) << 2);
-    let i: i32 = 0;
-    if (dc != 0) {
-      const vx0 = v128.load32_splat(px), vy0 = v128.load32_splat(py);
-      for (; i + 4 <= inner; i += 4) {
-        const cb = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(pc + <usize>i)));
-        const m = i32x4.ne(cb, i32x4.splat(0));
-        const vx = dx != 0 ? v128.load(px + (<usize>i << 2)) : vx0;
-        const vy = dy != 0 ? v128.load(py + (<usize>i << 2)) : vy0;
-        v128.store(po + (<usize>i << 2), v128.bitselect(vx, vy, m));
-      }
-    }
-    for (; i < inner; i++) {
-      const cv = load<u8>(pc + <usize>(i * dc));
-      const src = cv != 0 ? px + (<usize>(i * dx) << 2) : py + (<usize>(i * dy) << 2);
-      store<u32>(po + (<usize>i << 2), load<u32>(src));
-    }
+    selRowU32(c + <usize>unchecked(bc.off[0]), dc, x + (<usize>unchecked(bc.off[1]) << 2), dx,
+      y + (<usize>unchecked(bc.off[2]) << 2), dy, o + ((<usize>r * <usize>inner) << 2), inner);
     bc.next();
   }
 }
 
 class WhereOp extends Op {
   constructor() {
-    super("Where", OP_ELEMENTWISE);
+    super("Where", OP_ELEMENTWISE | OP_WRITES_ALL);
   }
 
   computeShape(ctx: ShapeContext): bool {
@@ -424,7 +417,7 @@ class UnaryOp extends Op {
   outBool: bool;
 
   constructor(name: string, code: i32, kind: i32, outBool: bool = false) {
-    super(name, OP_ELEMENTWISE);
+    super(name, OP_ELEMENTWISE | OP_WRITES_ALL);
     this.code = code;
     this.kind = kind;
     this.outBool = outBool;
@@ -475,7 +468,7 @@ class UnaryOp extends Op {
     const n = x.elements();
     const dout = o.shape.dtype;
     if (dt == DT_FLOAT && (code == U_ISNAN || code == U_ISINF)) {
-      unaryTestF32(code, x.ptr, o.ptr, n, p0 != 0, p1 != 0);
+      unaryTestF32Par(code, x.ptr, o.ptr, n, p0 != 0, p1 != 0);
       return true;
     }
     if (dt == DT_FLOAT && dout == DT_FLOAT && unarySimd(code)) {
@@ -633,7 +626,7 @@ class CastOp extends Op {
   like: bool;
 
   constructor(name: string, like: bool) {
-    super(name, OP_ELEMENTWISE | OP_KEEPS_EXTENT);
+    super(name, OP_ELEMENTWISE | OP_KEEPS_EXTENT | OP_WRITES_ALL);
     this.like = like;
   }
 

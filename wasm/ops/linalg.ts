@@ -6,7 +6,10 @@ import {
 } from "../ir/dtype";
 import { broadcastLens, Shape } from "../ir/shape";
 import { Tensor } from "../ir/tensor";
-import { packBRows, packedBLength, packWholeB, sgemm, sgemmPackedB } from "../kernels/gemm";
+import { packBRows, packedBLength, packWholeB, sgemm, sgemmBatchedOffsets, sgemmPackedB } from "../kernels/gemm";
+import { rowOffsets } from "../kernels/par_eltwise";
+import { B_SECOND } from "../kernels/eltwise";
+import { runBinary } from "./elementwise";
 import { ComputeContext, Op, OP_WRITES_ALL, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 
@@ -60,7 +63,11 @@ function fillBias(y: Tensor, c: Tensor, M: i32, N: i32, beta: f32): void {
   const cn: i32 = cr >= 1 ? cl[cr - 1] : 1;
   const sm: i32 = cm == 1 ? 0 : cn;
   const sn: i32 = cn == 1 ? 0 : 1;
-  if (dt == DT_FLOAT) {
+  if (dt == DT_FLOAT && beta == 1) {
+    // a broadcast copy through the binary SIMD path (split over the threads when large)
+    const yv = new Tensor(Shape.standard(DT_FLOAT, [M, N]), y.ptr);
+    runBinary(B_SECOND, false, yv, new Tensor(Shape.standard(DT_FLOAT, [cm, cn]), c.ptr), yv);
+  } else if (dt == DT_FLOAT) {
     for (let i = 0; i < M; i++) {
       const yrow = y.ptr + (<usize>(i * N) << 2);
       const crow = c.ptr + (<usize>(i * sm) << 2);
@@ -163,11 +170,13 @@ class MatMulOp extends Op {
     for (let i = 0; i < R; i++) idx[i] = 0;
     let aOff: i32 = 0;
     let bOff: i32 = 0;
+    // float32: the products' offsets first, then all of them at once (shared out over the threads)
+    const offs: usize = f32 ? rowOffsets(nb) : 0;
     for (let t = 0; t < nb; t++) {
       const yOff = t * M * N;
       if (f32) {
-        sgemm(false, false, M, N, K, 1, a.ptr + (<usize>aOff << 2), K, b.ptr + (<usize>bOff << 2), N, 0,
-          y.ptr + (<usize>yOff << 2), N);
+        store<i32>(offs + (<usize>t << 3), aOff);
+        store<i32>(offs + (<usize>t << 3), bOff, 4);
       } else {
         gemmGeneric(false, false, M, N, K, 1, a, aOff, b, bOff, y, yOff, false);
       }
@@ -182,6 +191,7 @@ class MatMulOp extends Op {
         idx[d] = 0;
       }
     }
+    if (f32) sgemmBatchedOffsets(nb, M, N, K, a.ptr, K, b.ptr, N, y.ptr, offs);
     return true;
   }
 }

@@ -1,11 +1,11 @@
 // Normalizations: LayerNormalization (float32 SIMD rows), BatchNormalization (inference and
 // training mode), InstanceNormalization, LpNormalization, MeanVarianceNormalization.
-import { affinePlanesPar, rowOffsets } from "../kernels/par_eltwise";
+import { affinePlanesPar, layerNormRowsPar, rowOffsets } from "../kernels/par_eltwise";
 import { threadCount } from "../kernels/threads";
 import { DT_DOUBLE, DT_FLOAT, dtypeSize, isFloat } from "../ir/dtype";
 import { Shape, broadcastLens } from "../ir/shape";
 import { Tensor } from "../ir/tensor";
-import { ComputeContext, Op, ShapeContext } from "./op";
+import { ComputeContext, Op, OP_WRITES_ALL, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 import { B_SECOND, Bcast, loadF64, storeF64 } from "../kernels/eltwise";
 import { R_MEAN, R_SUMSQUARE, reduceF64 } from "../kernels/reduce";
@@ -64,8 +64,8 @@ function hsum(v: v128): f32 {
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
 }
 
-/** Mean and 1/sqrt(var + eps) of n contiguous floats (two passes, SIMD); writes them to res[0..1]. */
-function rowStatsF32(px: usize, n: i32, eps: f32, res: StaticArray<f32>): void {
+/** Mean of n contiguous floats (SIMD: two lane-wise sums, then the tail). */
+function rowMeanF32(px: usize, n: i32): f32 {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
   let i: i32 = 0;
   let s: f32 = 0;
@@ -74,12 +74,15 @@ function rowStatsF32(px: usize, n: i32, eps: f32, res: StaticArray<f32>): void {
     a1 = f32x4.add(a1, v128.load(px + (<usize>i << 2) + 16));
   }
   for (; i < n; i++) s += load<f32>(px + (<usize>i << 2));
-  const mean = (s + hsum(f32x4.add(a0, a1))) / <f32>n;
+  return (s + hsum(f32x4.add(a0, a1))) / <f32>n;
+}
+
+/** 1/sqrt(var + eps) of n contiguous floats whose mean is `mean` (SIMD, as rowMeanF32). */
+function rowInvStdF32(px: usize, n: i32, mean: f32, eps: f32): f32 {
   const vm = f32x4.splat(mean);
-  a0 = f32x4.splat(0);
-  a1 = f32x4.splat(0);
-  s = 0;
-  i = 0;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+  let s: f32 = 0;
+  let i: i32 = 0;
   for (; i + 8 <= n; i += 8) {
     const d0 = f32x4.sub(v128.load(px + (<usize>i << 2)), vm);
     const d1 = f32x4.sub(v128.load(px + (<usize>i << 2) + 16), vm);
@@ -91,8 +94,30 @@ function rowStatsF32(px: usize, n: i32, eps: f32, res: StaticArray<f32>): void {
     s += d * d;
   }
   const v = (s + hsum(f32x4.add(a0, a1))) / <f32>n;
+  return <f32>(1.0 / Math.sqrt(<f64>v + <f64>eps));
+}
+
+/** Mean and 1/sqrt(var + eps) of n contiguous floats (two passes, SIMD); writes them to res[0..1]. */
+function rowStatsF32(px: usize, n: i32, eps: f32, res: StaticArray<f32>): void {
+  const mean = rowMeanF32(px, n);
   unchecked(res[0] = mean);
-  unchecked(res[1] = <f32>(1.0 / Math.sqrt(<f64>v + <f64>eps)));
+  unchecked(res[1] = rowInvStdF32(px, n, mean, eps));
+}
+
+/**
+ * One float32 LayerNormalization row r of n elements: y = (x - mean) * inv * scale + bias, and the
+ * row's mean and inv into the stash outputs pm, pv (type sdt; 0: absent). Reads and writes linear
+ * memory only (a task of par_eltwise.ts runs it on a worker).
+ */
+export function layerNormRowF32(px: usize, po: usize, n: i32, eps: f32, ps: usize, pb: usize, pm: usize, pv: usize,
+  sdt: i32, r: i32): void {
+  const off = (<usize>r * <usize>n) << 2;
+  const mean = rowMeanF32(px + off, n);
+  const inv = rowInvStdF32(px + off, n, mean, eps);
+  rowApplyF32(px + off, po + off, n, mean, inv, ps, 1, pb, 1);
+  const ssz = <usize>dtypeSize(sdt);
+  if (pm != 0) storeF64(sdt, pm + <usize>r * ssz, <f64>mean);
+  if (pv != 0) storeF64(sdt, pv + <usize>r * ssz, <f64>inv);
 }
 
 /**
@@ -143,7 +168,7 @@ function rowApplyF32(px: usize, po: usize, n: i32, mean: f32, inv: f32, ps: usiz
 
 class LayerNormOp extends Op {
   constructor() {
-    super("LayerNormalization", 0);
+    super("LayerNormalization", OP_WRITES_ALL);
   }
 
   computeShape(ctx: ShapeContext): bool {
@@ -187,15 +212,9 @@ class LayerNormOp extends Op {
     const dt = x.shape.dtype;
     if (dt == DT_FLOAT) {
       const s32 = toF32(scale), b32 = toF32(bias);
-      const st = new StaticArray<f32>(2);
-      for (let r = 0; r < outer; r++) {
-        const off = (<usize>r * <usize>n) << 2;
-        rowStatsF32(x.ptr + off, n, eps, st);
-        const mean = unchecked(st[0]), inv = unchecked(st[1]);
-        rowApplyF32(x.ptr + off, o.ptr + off, n, mean, inv, changetype<usize>(s32), 1, changetype<usize>(b32), 1);
-        if (pm != 0) storeF64(sdt, pm + <usize>r * ssz, <f64>mean);
-        if (pv != 0) storeF64(sdt, pv + <usize>r * ssz, <f64>inv);
-      }
+      const ps = changetype<usize>(s32), pb = changetype<usize>(b32);
+      if (layerNormRowsPar(x.ptr, o.ptr, outer, n, eps, ps, pb, pm, pv, sdt)) return true;
+      for (let r = 0; r < outer; r++) layerNormRowF32(x.ptr, o.ptr, n, eps, ps, pb, pm, pv, sdt, r);
       return true;
     }
     const sz = <usize>dtypeSize(dt);

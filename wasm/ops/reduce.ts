@@ -3,7 +3,7 @@
 import { DT_BOOL, DT_INT64, dtypeSize, isFloat, isSupported } from "../ir/dtype";
 import { Attrs } from "../ir/attrs";
 import { Shape } from "../ir/shape";
-import { ComputeContext, Op, OP_REDUCTION, ShapeContext } from "./op";
+import { ComputeContext, Op, OP_REDUCTION, OP_WRITES_ALL, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 import { registerLoss } from "./math/loss";
 import { registerDet } from "./math/det";
@@ -183,7 +183,7 @@ class SoftmaxOp extends Op {
   mode: i32;
 
   constructor(name: string, mode: i32) {
-    super(name, 0);
+    super(name, OP_WRITES_ALL);
     this.mode = mode;
   }
 

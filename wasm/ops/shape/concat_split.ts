@@ -1,12 +1,12 @@
 // Concat and Split along one axis: contiguous chunks moved with memory.copy.
 import { dtypeName } from "../../ir/dtype";
 import { Shape } from "../../ir/shape";
-import { ComputeContext, Op, ShapeContext } from "../op";
+import { ComputeContext, Op, OP_WRITES_ALL, ShapeContext } from "../op";
 import { registerOp } from "../registry";
 import { listStr, movable, normAxis, notConstant, product, shapeInts } from "../data/util";
 
 class ConcatOp extends Op {
-  constructor() { super("Concat"); }
+  constructor() { super("Concat", OP_WRITES_ALL); }
 
   computeShape(ctx: ShapeContext): bool {
     if (ctx.count() == 0 || !ctx.hasInput(0)) return ctx.fail("needs at least one input");
@@ -110,7 +110,7 @@ function splitSizes(ctx: ShapeContext, len: i32): Array<i32> | null {
 }
 
 class SplitOp extends Op {
-  constructor() { super("Split"); }
+  constructor() { super("Split", OP_WRITES_ALL); }
 
   computeShape(ctx: ShapeContext): bool {
     const x = ctx.input(0);

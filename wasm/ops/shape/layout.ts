@@ -1,12 +1,12 @@
 // Ops that reorder elements: Transpose, DepthToSpace, SpaceToDepth (strided views through
 // data/util.ts copyView).
 import { Shape } from "../../ir/shape";
-import { ComputeContext, Op, ShapeContext } from "../op";
+import { ComputeContext, Op, OP_WRITES_ALL, ShapeContext } from "../op";
 import { registerOp } from "../registry";
 import { copyView, listStr, movable, normAxis, stridesOf } from "../data/util";
 
 class TransposeOp extends Op {
-  constructor() { super("Transpose"); }
+  constructor() { super("Transpose", OP_WRITES_ALL); }
 
   computeShape(ctx: ShapeContext): bool {
     const x = ctx.input(0);
