@@ -9,6 +9,7 @@ import { buildModel, type NodeSpec } from "../core/onnx/writer.ts";
 import { compile } from "../core/program.ts";
 import type { DTypeName, Tensor } from "../core/tensor.ts";
 import { runOrt } from "./util/ort.ts";
+import { evalOnRef } from "./util/ref.ts";
 
 interface CaseOptions {
   opset?: number;
@@ -60,20 +61,11 @@ function _model(op: string, inputs: Record<string, Tensor>, o: CaseOptions): Uin
   });
 }
 
-async function _kiln(model: Uint8Array, inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-  const program = compile(await parseOnnx(model), "ref");
-  try {
-    return await program.eval(inputs);
-  } finally {
-    program.dispose();
-  }
-}
-
 /** Runs `op` on kiln and onnxruntime-node and compares every output. */
 async function _check(op: string, inputs: Record<string, Tensor>, o: CaseOptions = {}): Promise<void> {
   const model = _model(op, inputs, o);
   const want = await runOrt(model, inputs);
-  const got = await _kiln(model, inputs);
+  const got = await evalOnRef(model, inputs);
   const atol = o.atol ?? 1e-5, rtol = o.rtol ?? 1e-4;
   for (const [name, w] of Object.entries(want)) {
     const g = got[name];
@@ -213,7 +205,7 @@ Deno.test("Conv matches onnxruntime on groups, depthwise, strides, dilations, au
     const attrs = { pads: { ints: [1, 1, 1, 1] } };
     const x = _t("float64", [1, 2, 6, 6]), w = _t("float64", [3, 2, 3, 3], 2);
     const x32 = _t("float32", [1, 2, 6, 6]), w32 = _t("float32", [3, 2, 3, 3], 2);
-    const got = await _kiln(_model("Conv", { x, w }, { attrs }), { x, w });
+    const got = await evalOnRef(_model("Conv", { x, w }, { attrs }), { x, w });
     const want = await runOrt(_model("Conv", { x: x32, w: w32 }, { attrs }), { x: x32, w: w32 });
     assert.equal(got.y0.dtype, "float64");
     assert.deepEqual(got.y0.dims, want.y0.dims);

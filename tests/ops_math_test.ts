@@ -10,6 +10,7 @@ import { buildModel, type NodeSpec } from "../core/onnx/writer.ts";
 import { compile } from "../core/program.ts";
 import type { DTypeName, Tensor } from "../core/tensor.ts";
 import { runOrt } from "./util/ort.ts";
+import { evalOnRef } from "./util/ref.ts";
 
 interface CaseOptions {
   opset?: number;
@@ -58,20 +59,11 @@ function _model(op: string, inputs: Record<string, Tensor>, o: CaseOptions): Uin
   });
 }
 
-async function _kiln(model: Uint8Array, inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-  const program = compile(await parseOnnx(model), "ref");
-  try {
-    return await program.eval(inputs);
-  } finally {
-    program.dispose();
-  }
-}
-
 /** Runs `op` on kiln and onnxruntime-node and compares every output. */
 async function _check(op: string, inputs: Record<string, Tensor>, o: CaseOptions = {}): Promise<void> {
   const model = _model(op, inputs, o);
   const want = await runOrt(model, inputs);
-  const got = await _kiln(model, inputs);
+  const got = await evalOnRef(model, inputs);
   const atol = o.atol ?? 1e-6, rtol = o.rtol ?? 1e-5;
   for (const [name, w] of Object.entries(want)) {
     const g = got[name];
@@ -327,7 +319,7 @@ Deno.test("Cast through float16 and int64 matches onnxruntime", async () => {
     },
   });
   const want = await runOrt(model, { x });
-  const got = await _kiln(model, { x });
+  const got = await evalOnRef(model, { x });
   assert.deepEqual(Array.from(got.h.data as Float32Array), Array.from(want.h.data as Float32Array));
   assert.deepEqual(Array.from(got.l.data as BigInt64Array), Array.from(want.l.data as BigInt64Array));
 });
@@ -345,7 +337,7 @@ Deno.test("Add at opset 6 honours legacy broadcast=1 with axis", async () => {
   const a = _f32([2, 3, 4], (i) => i);
   const b = _f32([3], (i) => 100 * (i + 1));
   const model = _model("Add", { a, b }, { opset: 6, attrs: { broadcast: { i: 1 }, axis: { i: 1 } } });
-  const { y0 } = await _kiln(model, { a, b });
+  const { y0 } = await evalOnRef(model, { a, b });
   assert.deepEqual(y0.dims, [2, 3, 4]);
   const want = Array.from({ length: 24 }, (_, i) => i + 100 * (Math.floor(i / 4) % 3 + 1));
   assert.deepEqual(Array.from(y0.data as Float32Array), want);

@@ -15,6 +15,7 @@ import { replaceOnnxExternalWeights, WeightSet } from "../mod.ts";
 import { writeRandomWeights } from "../core/weights/random.ts";
 import { gpuIgnore, gpuUnderTest } from "./util/gpu.ts";
 import { runOrt } from "./util/ort.ts";
+import { evalOnRef } from "./util/ref.ts";
 import { assertMatch } from "./util/tensors.ts";
 import { lstmClassifier } from "./util/zoo_rnn.ts";
 
@@ -120,15 +121,6 @@ function _build(
   return { model, inputs };
 }
 
-async function _kiln(model: Uint8Array, inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-  const program = compile(await parseOnnx(model), "ref");
-  try {
-    return await program.eval(inputs);
-  } finally {
-    program.dispose();
-  }
-}
-
 function _assertClose(
   got: Tensor | undefined,
   want: Tensor,
@@ -173,7 +165,7 @@ async function _check(kind: Kind, c: RnnCase): Promise<void> {
       Object.entries(want).map(([k, v]) => [k, _permute(v, k === "Y" ? [2, 0, 1, 3] : [1, 0, 2])]),
     );
   }
-  const got = await _kiln(mine.model, mine.inputs);
+  const got = await evalOnRef(mine.model, mine.inputs);
   assert.deepEqual(Object.keys(got).sort(), Object.keys(want).sort(), `${label}: output names`);
   const atol = f64 ? 1e-4 : 2e-5;
   for (const [name, w] of Object.entries(want)) _assertClose(got[name], w, `${label} -> ${name}`, atol, 1e-4);
@@ -637,7 +629,7 @@ Deno.test("LSTM clip bounds the gate inputs but not the cell state before h (as 
     },
   });
   const want = await runOrt(model, inputs);
-  const got = await _kiln(model, inputs);
+  const got = await evalOnRef(model, inputs);
   for (const [name, w] of Object.entries(want)) _assertClose(got[name], w, `clip -> ${name}`, 2e-5, 1e-4);
   // hand check of step 0, unit 0: i = o = f = sigmoid(0.3), c~ = tanh(0.3), C = f * 5 + i * c~, H = o * tanh(C)
   const s = 1 / (1 + Math.exp(-0.3)), c = s * 5 + s * Math.tanh(0.3);
@@ -680,7 +672,7 @@ Deno.test("RNN activations without alpha/beta take the defaults of the ONNX ops 
           }],
         },
       });
-      const y = (await _kiln(model, inputs)).Y.data as Float32Array;
+      const y = (await evalOnRef(model, inputs)).Y.data as Float32Array;
       x.forEach((v, i) =>
         assert.ok(Math.abs(y[i] - f(v)) < 1e-6, `${name}(${v}) = ${y[i]}, expected ${f(v)}`)
       );
