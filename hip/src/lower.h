@@ -78,11 +78,13 @@ struct Kernel {
    * Channels-last regions (program.cpp's planChannelsLast): how the kernel takes NHWC data.
    * L_CONV: a graph-API convolution reading x (its node's input 0) and writing y in either layout;
    * L_POOL: a pool reading and writing NHWC when switched; L_GLOBAL_POOL: a global pool reading
-   * NHWC (its output, N x C x 1 x 1, is the same in both). Elementwise kernels take any layout
-   * when every input has the output's dims (the planner tells them by their ops).
+   * NHWC (its output, N x C x 1 x 1, is the same in both). Elementwise kernels (`elementwise`) take
+   * any layout when every input has the output's dims.
    */
   enum Layout { L_NONE = 0, L_CONV = 1, L_POOL = 2, L_GLOBAL_POOL = 3 };
   virtual int layoutKind() const { return L_NONE; }
+  /** It indexes every operand alike (unary, binary and variadic elementwise kernels, fused runs of them). */
+  bool elementwise = false;
   /** The value a layout-aware kernel writes (a Conv with a Relu folded in writes the Relu's output). */
   virtual int32_t layoutOutput() const { return -1; }
   /**
@@ -100,12 +102,15 @@ struct Kernel {
   /**
    * A kernel that lays out derived constants once the weights it reads are bound (a channels-last
    * Conv's KRSC filter): run in the prepare step; null when there is none. `reads` is the value it
-   * reads.
+   * reads, `bytes` the device memory it writes (placed by the program: see place).
    */
-  virtual std::unique_ptr<Kernel> relayout(int32_t& reads) {
+  virtual std::unique_ptr<Kernel> relayout(int32_t& reads, uint64_t& bytes) {
     reads = -1;
+    bytes = 0;
     return nullptr;
   }
+  /** A relayout kernel's output memory, given once the program's block is allocated. */
+  virtual void place(char* p) { (void)p; }
   /** Its schedule node (set by the program after lowering). */
   int32_t node = -1;
   /** What a nonzero status from this kernel means (see Exec::status). */

@@ -1,7 +1,5 @@
 #include "program.h"
 
-#include <set>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -341,17 +339,6 @@ void Program::fuse() {
 // step (after every bind that changes it). Only when the convolutions run on the graph API (TF32);
 // KILN_CHANNELS_LAST=0 turns it off (a measuring knob: results the same up to the engines' sums).
 
-namespace {
-
-bool elementwiseOp(const std::string& op) {
-  static const std::set<std::string> ops = {"Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Tanh", "Clip",
-                                            "LeakyRelu", "Max", "Min", "Abs", "Neg", "Exp", "Erf", "Sqrt",
-                                            "Identity", "Elu", "HardSigmoid", "HardSwish", "Softplus", "Sum"};
-  return ops.count(op) > 0;
-}
-
-}  // namespace
-
 void Program::planChannelsLast() {
   if (!dnn_ || !dnnTf32_) return;
   if (const char* e = std::getenv("KILN_CHANNELS_LAST"); e && std::strcmp(e, "0") == 0) {
@@ -379,7 +366,7 @@ void Program::planChannelsLast() {
     Use u{ni, -2, {}, {}};
     auto region = fusedRegions_.find(ni);
     if (region != fusedRegions_.end()) {
-      u.kind = -1;
+      u.kind = -1;  // a fused elementwise kernel
       u.reads = region->second.inputs;
       u.writes = region->second.outputs;
     } else {
@@ -392,7 +379,7 @@ void Program::planChannelsLast() {
         for (size_t i = 1; i < n.inputs.size(); i++) {
           if (n.inputs[i] >= 0) blocked[static_cast<size_t>(n.inputs[i])] = true;  // filter, bias
         }
-      } else if (k && elementwiseOp(n.op)) {
+      } else if (k && k->elementwise) {
         u.kind = -1;
       }
     }
@@ -504,7 +491,7 @@ void Program::planChannelsLast() {
   }
   for (Kernel* k : switched) {
     Relayout r;
-    r.kernel = k->relayout(r.reads);
+    r.kernel = k->relayout(r.reads, r.bytes);
     if (r.kernel) relayouts_.push_back(std::move(r));
   }
   channelsLastConvs_ = convs;
@@ -589,11 +576,17 @@ bool Program::allocate() {
     h.at = at;
     at += alignUp(static_cast<uint64_t>(h.elements > 0 ? h.elements : 1) * 2);
   }
+  // the channels-last Convs' KRSC filters (written by the prepare step, never uploaded)
+  for (Relayout& r : relayouts_) {
+    r.at = at;
+    at += alignUp(r.bytes > 0 ? r.bytes : 1);
+  }
   blockBytes_ = at;
   block_ = ctx_->alloc(blockBytes_, "the program's arenas, buffers and literals", err);
   if (!block_) return false;
   literalArena_ = block_ + literalAt;
   workspace_ = block_ + workspaceAt;
+  for (Relayout& r : relayouts_) r.kernel->place(block_ + r.at);
   for (const auto& kh : halfIndex_) {
     kernels_[static_cast<size_t>(kh.first)]->halfB =
         reinterpret_cast<const uint16_t*>(block_ + halves_[static_cast<size_t>(kh.second)].at);

@@ -263,6 +263,7 @@ class Program {
   struct Relayout {
     int32_t reads = -1;  // the value it lays out (a Conv's filter)
     std::unique_ptr<Kernel> kernel;
+    uint64_t bytes = 0, at = 0;  // what it writes, at this offset in block_
   };
   std::vector<Relayout> relayouts_;
   int32_t channelsLastConvs_ = 0;

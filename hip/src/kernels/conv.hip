@@ -460,8 +460,9 @@ struct ConvKernel;
 
 /** Lays a channels-last Conv's filter out KRSC in the Conv's own device table (the prepare step). */
 struct FilterRelayout : Kernel {
-  const ConvKernel* conv = nullptr;
+  ConvKernel* conv = nullptr;
   bool run(Exec& x) override;
+  void place(char* p) override;
 };
 
 /**
@@ -500,25 +501,24 @@ struct ConvKernel : Kernel {
     shape = s;
     plan = std::move(p);
     workspace = static_cast<int64_t>(plan->workspaceBytes);
-    // the KRSC filter, laid out in the prepare step (relayout)
-    if (s.channelsLast()) {
-      table.assign(static_cast<size_t>(g.m * g.c * g.kd * g.kh * g.kw) * sizeof(float), 0);
-    } else {
-      table.clear();
-    }
     return true;
   }
 
-  std::unique_ptr<Kernel> relayout(int32_t& reads) override {
+  std::unique_ptr<Kernel> relayout(int32_t& reads, uint64_t& bytes) override {
     reads = -1;
+    bytes = 0;
     if (!shape.channelsLast()) return nullptr;
     auto k = std::make_unique<FilterRelayout>();
     k->conv = this;
     k->node = node;
     k->label = "Conv filter to KRSC";
     reads = W;
+    bytes = static_cast<uint64_t>(g.m * g.c * g.kd * g.kh * g.kw) * sizeof(float);
     return k;
   }
+
+  /** The KRSC filter a channels-last Conv reads, in the program's block (FilterRelayout::place). */
+  const float* krsc = nullptr;
 
   bool attachDnn(Dnn& d, bool tf32, std::string& why) override {
     if (plan) return true;  // attached when it was lowered (a residual fold)
@@ -538,7 +538,7 @@ struct ConvKernel : Kernel {
     if (!plan) return runOwn(x);
     if (x.dnn == nullptr) return x.err->fail(KILN_E_KERNEL, "a Conv planned on the DNN library ran without it");
     const float* xp = x.at<const float>(X);
-    const float* wp = shape.channelsLast() ? reinterpret_cast<const float*>(tableDevice) : x.at<const float>(W);
+    const float* wp = shape.channelsLast() ? krsc : x.at<const float>(W);
     float* yp = x.at<float>(Y);
     if (plan->fused) {
       const float* bias = B >= 0 ? x.at<const float>(B) : reinterpret_cast<const float*>(tableDevice);
@@ -555,9 +555,11 @@ bool FilterRelayout::run(Exec& x) {
   const int64_t taps = g.kd * g.kh * g.kw;
   const int64_t total = g.m * g.c * taps;
   KILN_LAUNCH(filterKrscKernel, gridFor(total, kThreads), dim3(kThreads), 0, x.stream, x.at<const float>(conv->W),
-              reinterpret_cast<float*>(const_cast<char*>(conv->tableDevice)), g.c, taps, total);
+              const_cast<float*>(conv->krsc), g.c, taps, total);
   return launched(x, "Conv filter to KRSC");
 }
+
+void FilterRelayout::place(char* p) { conv->krsc = reinterpret_cast<const float*>(p); }
 
 /** Conv through im2col (or X in place) and kiln_gemm. */
 struct ConvGemm : ConvKernel {

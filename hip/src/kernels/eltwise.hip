@@ -1158,6 +1158,14 @@ bool fusableElementwise(const NodeView& v) {
   return fuseStep(v, op, arity);
 }
 
+/** A lowering whose kernels index every operand alike (Kernel::elementwise). */
+template <std::unique_ptr<Kernel> (*Lower)(const NodeView&, std::string&)>
+std::unique_ptr<Kernel> elementwise(const NodeView& v, std::string& why) {
+  std::unique_ptr<Kernel> k = Lower(v, why);
+  if (k) k->elementwise = true;
+  return k;
+}
+
 std::unique_ptr<Kernel> lowerFusedElementwise(const Schedule& s, const FusedRegion& r, std::string& why) {
   if (r.inputs.size() > static_cast<size_t>(kFuseMaxInputs) || r.outputs.size() > static_cast<size_t>(kFuseMaxOutputs) ||
       r.nodes.size() > static_cast<size_t>(kFuseMaxOps) || r.outputs.empty()) {
@@ -1291,6 +1299,7 @@ std::unique_ptr<Kernel> lowerFusedElementwise(const Schedule& s, const FusedRegi
   // the program goes to the device once, as the kernel's table (Kernel::table)
   k->table.resize(sizeof(FuseParams));
   std::memcpy(k->table.data(), &k->q, sizeof(FuseParams));
+  k->elementwise = true;
   return k;
 }
 
@@ -1300,12 +1309,12 @@ void registerEltwise() {
                          "Softplus", "Softsign", "Clip", "Not",      "Sign",       "Floor", "Ceil", "Round", "Sin",
                          "Cos",   "Tan",   "Asin",      "Acos",      "Atan",       "Sinh", "Cosh",  "Asinh", "Acosh",
                          "Atanh", "ThresholdedRelu", "Mish", "Shrink", "IsNaN",    "IsInf", "BitwiseNot"};
-  for (const char* op : unary) registerLowering(op, lowerUnary);
+  for (const char* op : unary) registerLowering(op, elementwise<lowerUnary>);
   const char* binary[] = {"Add",   "Sub",  "Mul", "Div",        "Pow",        "Mod",        "PRelu",
                           "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or",
                           "Xor",   "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitShift"};
-  for (const char* op : binary) registerLowering(op, lowerBinary);
-  for (const char* op : {"Sum", "Mean", "Min", "Max"}) registerLowering(op, lowerVariadic);
+  for (const char* op : binary) registerLowering(op, elementwise<lowerBinary>);
+  for (const char* op : {"Sum", "Mean", "Min", "Max"}) registerLowering(op, elementwise<lowerVariadic>);
   registerLowering("Where", lowerWhere);
   registerLowering("Cast", lowerCast);
   registerLowering("CastLike", lowerCast);
