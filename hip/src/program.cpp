@@ -335,7 +335,7 @@ void Program::fuse() {
 // every operand alike. A program output, a module return, a value under an alias (a reshape
 // reads the bytes in NCHW order) or one read by anything else stays NCHW, and so does each value
 // an elementwise kernel or pool shares it with, until nothing changes. The Convs then plan again
-// on the new layouts, and each lays its filter out KRSC in its own device table in the prepare
+// on the new layouts, and each lays its filter out KRSC in the program's block in the prepare
 // step (after every bind that changes it). Only when the convolutions run on the graph API (TF32);
 // KILN_CHANNELS_LAST=0 turns it off (a measuring knob: results the same up to the engines' sums).
 

@@ -458,7 +458,7 @@ bool biasPassNhwc(Exec& x, const Geom& g, int32_t B, int32_t Y, bool rectify) {
 
 struct ConvKernel;
 
-/** Lays a channels-last Conv's filter out KRSC in the Conv's own device table (the prepare step). */
+/** Lays a channels-last Conv's filter out KRSC in the program's block (the prepare step; ConvKernel::krsc). */
 struct FilterRelayout : Kernel {
   ConvKernel* conv = nullptr;
   bool run(Exec& x) override;
