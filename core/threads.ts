@@ -146,6 +146,8 @@ export class ThreadPool {
   #slots: (_Slot | null)[];
   #stop: () => void;
   #disposed = false;
+  /** Called once every worker has left worker_loop after `stopThen` (none touches the memory after). */
+  #onEmpty: (() => void) | null = null;
 
   /**
    * @param module the worker module (the threaded core without its data section)
@@ -183,6 +185,11 @@ export class ThreadPool {
       // it left worker_loop (idle, or a trap already recorded): end it; the next run restarts it
       if (this.#slots[slot] === handle) this.#slots[slot] = null;
       handle.terminate();
+      if (this.#onEmpty && this.running === 0) {
+        const done = this.#onEmpty;
+        this.#onEmpty = null;
+        done();
+      }
     };
     let handle: _Slot;
     const NodeWorker = _nodeWorkers();
@@ -205,6 +212,19 @@ export class ThreadPool {
       handle = { terminate: () => w.terminate() };
     }
     return handle;
+  }
+
+  /**
+   * Asks every worker to leave worker_loop and calls `done` once each has (at once when none is
+   * running): from then on no worker reads or writes the shared memory, which another engine may
+   * then take (core/engine.ts `coreMemoryReuse`). Each worker ends when it reports.
+   */
+  stopThen(done: () => void): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#stop();
+    if (this.running === 0) done();
+    else this.#onEmpty = done;
   }
 
   /** Stops every worker now (they leave worker_loop first, so none is left blocked). */
