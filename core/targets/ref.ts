@@ -47,7 +47,7 @@ export const refStaging = {
    * The staging chunk a packed-only weight is read into, then packed from while it is in cache
    * (docs/internals.md "Packed-only weights"); tests lower it to cross chunk edges.
    */
-  packChunkBytes: 512 * 1024,
+  packChunkBytes: 4 * 2 ** 20,
   /**
    * Keep the weights and literals only GEMM packings read packed only (the default); false
    * stores them raw and packs them in the prepare step (benchmarks compare the two).
@@ -85,6 +85,19 @@ type _Source = { file: FileRange; what: string; after?: string } | { bytes: Uint
 
 /** Rows of the packing's column strips (wasm/kernels/gemm.ts NR): a transposed packing's chunks hold whole strips. */
 const _NR = 8;
+/** Rows of the packing's k blocks (wasm/kernels/gemm.ts KC), a multiple of _NR. */
+const _KC = 256;
+
+/**
+ * Stored rows per staging chunk of `rowBytes` each: whole KC-row blocks where the chunk holds
+ * one (a chunk of B's k rows then fills each strip of its panels end to end, so the packing
+ * writes long runs; chunks of strips write longer runs too), else whole NR-row strips.
+ */
+function _chunkRows(rowBytes: number, chunkBytes: number): number {
+  const fit = Math.floor(chunkBytes / rowBytes);
+  const unit = fit >= _KC ? _KC : _NR;
+  return Math.max(_NR, Math.floor(fit / unit) * unit);
+}
 
 /** A tensor read into the core for a bind: at `ptr`, a staging allocation or (`inPlace`) its slot. */
 interface _Staged {
@@ -297,7 +310,7 @@ class RefExecutor implements Executor {
     try {
       for (const { d, src, dsts } of items) {
         const rowBytes = d.cols * 4;
-        const step = Math.max(_NR, Math.floor(this.#chunkBytes / rowBytes / _NR) * _NR);
+        const step = _chunkRows(rowBytes, this.#chunkBytes);
         const file = "file" in src ? src.file : null;
         const f = file ? files.open(file.path, `weight '${d.name}'`) : null;
         if (f) f.seekSync(file!.offset, SEEK_START);
@@ -345,7 +358,7 @@ class RefExecutor implements Executor {
     const e = engine.exports;
     const p = d.packs[0];
     const rowBytes = d.cols * 4;
-    const step = Math.max(_NR, Math.floor(this.#chunkBytes / rowBytes / _NR) * _NR);
+    const step = _chunkRows(rowBytes, this.#chunkBytes);
     const out = new Uint8Array(d.rows * rowBytes);
     for (let row = 0; row < d.rows; row += step) {
       const rows = Math.min(step, d.rows - row);
