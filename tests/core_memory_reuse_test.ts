@@ -60,7 +60,7 @@ Deno.test({
       assert.deepEqual(await first.eval(_x()), want[0]);
       assert.equal(programInternals(first).workersRunning, 1, "its product started a worker");
       first.dispose();
-      // kept only once the worker has left its loop (it reports asynchronously)
+      // kept once its worker is out: cancelled while still starting, or out of its loop
       await _kept();
       assert.ok(coreMemoryReuse.idle, "the disposed program's memory is kept once its worker is out");
       await assert.rejects(() => first.eval(_x()), /disposed/);
