@@ -57,7 +57,10 @@ export interface CoreExports {
   direct_json(h: number): number;
   /** Points fed pack node `node`'s output at ptr (packed there); returns its previous address (0: refused). */
   set_packed_ptr(h: number, node: number, ptr: number): number;
-  /** Packs (or, unpack 1, unpacks) `rows` stored rows of B at src into the packed op(B) at dst. */
+  /**
+   * Packs `rows` stored rows of B at src into the packed op(B) at dst, split over the threads (mode
+   * 0), on this thread only (mode 2), or (mode 1) unpacks them.
+   */
   pack_rows(
     trans: number,
     src: number,
@@ -67,7 +70,7 @@ export interface CoreExports {
     k: number,
     n: number,
     dst: number,
-    unpack: number,
+    mode: number,
   ): void;
   reshare_weights(h: number, root: number): number;
   /** Where the host reads output i (unsigned; 0 when none). */

@@ -309,7 +309,7 @@ Deno.test("ref packed-only weights: pack_rows split over threads, in KC-row and 
       const rows = trans ? N : K, cols = trans ? K : N;
       const src = new Float32Array(rows * cols);
       for (let i = 0; i < src.length; i++) src[i] = Math.sin(i * 0.01) + i * 1e-6;
-      const packed = (engine: Engine, step: number): Uint8Array => {
+      const packed = (engine: Engine, step: number, mode = 0): Uint8Array => {
         const e = engine.exports;
         const bytes = K * Math.ceil(N / 8) * 8 * 4;
         const s = engine.put(new Uint8Array(src.buffer)), d = e.alloc(bytes);
@@ -318,7 +318,7 @@ Deno.test("ref packed-only weights: pack_rows split over threads, in KC-row and 
           const n = Math.min(step, rows - r);
           // the chunk's rows at the start of a staging buffer, as a bind reads them
           const c = engine.put(new Uint8Array(src.buffer, r * cols * 4, n * cols * 4));
-          e.pack_rows(trans ? 1 : 0, c, r, n, cols, K, N, d, 0);
+          e.pack_rows(trans ? 1 : 0, c, r, n, cols, K, N, d, mode);
           e.free(c);
         }
         const out = engine.get(d, bytes);
@@ -329,11 +329,15 @@ Deno.test("ref packed-only weights: pack_rows split over threads, in KC-row and 
       const whole = packed(engines[0], rows);
       for (const engine of engines) {
         for (const step of [8, 256, 512, rows]) {
-          assert.deepEqual(
-            packed(engine, step),
-            whole,
-            `${trans ? "transposed " : ""}${K}x${N}, chunks of ${step} rows, ${engine.threads} thread(s)`,
-          );
+          for (const mode of [0, 2]) {
+            assert.deepEqual(
+              packed(engine, step, mode),
+              whole,
+              `${
+                trans ? "transposed " : ""
+              }${K}x${N}, chunks of ${step} rows, ${engine.threads} thread(s), mode ${mode}`,
+            );
+          }
         }
       }
     }

@@ -53,6 +53,11 @@ export const refStaging = {
    * stores them raw and packs them in the prepare step (benchmarks compare the two).
    */
   packedOnly: true,
+  /**
+   * Split each staged chunk's packing over the threads of a threaded core (the default); false
+   * packs on the calling thread (benchmarks compare the two).
+   */
+  splitPack: true,
 };
 
 /** A pack node of a packed-only weight or literal (wasm/index.ts direct_json). */
@@ -340,8 +345,9 @@ class RefExecutor implements Executor {
             engine.u8().set(b.subarray(row * rowBytes, row * rowBytes + n), this.#chunk);
           }
           const t1 = performance.now();
+          const mode = refStaging.splitPack ? 0 : 2;
           d.packs.forEach((p, i) =>
-            e.pack_rows(p.trans ? 1 : 0, this.#chunk, row, rows, d.cols, p.k, p.n, dsts[i], 0)
+            e.pack_rows(p.trans ? 1 : 0, this.#chunk, row, rows, d.cols, p.k, p.n, dsts[i], mode)
           );
           this.#staged.readMs += t1 - t0;
           this.#staged.packMs += performance.now() - t1;

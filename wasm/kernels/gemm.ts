@@ -570,10 +570,11 @@ export function packWholeB(transB: bool, B: usize, ldb: i32, K: i32, N: i32, dst
  * packWholeB writes there, so a weight read in chunks is packed chunk by chunk while the chunk is
  * in cache. Stored rows are k (op(B) = B) or n (transB, op(B) = B^T: row0 and rows then
  * multiples of NR, except a last chunk that ends at N). unpack: the inverse, dst's bytes back
- * into the rows at src (an adapter's base, docs/internals.md "Packed-only weights").
+ * into the rows at src (an adapter's base, docs/internals.md "Packed-only weights"). split: on the
+ * threaded core, the chunk's strips are split over the threads (false: all on this one).
  */
 export function packBRows(transB: bool, src: usize, row0: i32, rows: i32, ldb: i32, K: i32, N: i32, dst: usize,
-  unpack: bool): void {
+  unpack: bool, split: bool = true): void {
   if (unpack) {
     unpackBRows(transB, src, row0, rows, ldb, K, N, dst);
     return;
@@ -583,7 +584,7 @@ export function packBRows(transB: bool, src: usize, row0: i32, rows: i32, ldb: i
   const hi = transB ? row0 + rows : N;
   const strips = (hi - lo + NR - 1) / NR;
   const nt = threadCount();
-  if (nt > 1 && <i64>rows * <i64>(transB ? K : N) >= PAR_MIN_PACK) {
+  if (split && nt > 1 && <i64>rows * <i64>(transB ? K : N) >= PAR_MIN_PACK) {
     // each task packs whole strips (their bytes in dst are disjoint): the same bytes as on one thread
     const per = perTask(strips, nt);
     const a = taskArgs();
