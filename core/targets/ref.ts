@@ -54,10 +54,12 @@ export const refStaging = {
    */
   packedOnly: true,
   /**
-   * Split each staged chunk's packing over the threads of a threaded core (the default); false
-   * packs on the calling thread (benchmarks compare the two).
+   * Split each staged chunk's packing over the threads of a threaded core; false (the default)
+   * packs on the calling thread. Off: on the shared 2-core VM (another process busy on one core)
+   * GPT-2's swap took 67-93 ms packing on one thread against 86-128 split over two, in the same
+   * runs (a worker descheduled mid-task holds up every chunk). Benchmarks compare the two.
    */
-  splitPack: true,
+  splitPack: false,
 };
 
 /** A pack node of a packed-only weight or literal (wasm/index.ts direct_json). */
