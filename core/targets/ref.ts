@@ -56,8 +56,9 @@ export const refStaging = {
   /**
    * Split each staged chunk's packing over the threads of a threaded core; false (the default)
    * packs on the calling thread. Off: on the shared 2-core VM (another process busy on one core)
-   * GPT-2's swap took 67-93 ms packing on one thread against 86-128 split over two, in the same
-   * runs (a worker descheduled mid-task holds up every chunk). Benchmarks compare the two.
+   * bench/swap.ts showed no steady gain for GPT-2's swap (the order of the two swaps in a run
+   * mattered more, 20-30 ms), and a worker descheduled mid-task holds up a chunk. Benchmarks
+   * compare the two; a quiet machine may decide otherwise.
    */
   splitPack: false,
 };
