@@ -3,8 +3,9 @@
  *
  * - swap: a program compiled once with deferred weights binds a new weight set: the set checks
  *   the ONNX external-data directory's ranges (no tensor is read), the bind reads each range
- *   straight into a staging region in the core's memory (a packed-only weight: in chunks, each
- *   packed while the next is read, docs/internals.md "Packed-only weights"), compares it with the
+ *   straight into a staging region in the core's memory (a packed-only weight: in chunks of whole
+ *   KC-row blocks, each packed after its read, docs/internals.md "Packed-only weights"; beside it
+ *   the same swap with each chunk's packing split over the threads), compares it with the
  *   bound tensor and switches the changed ones in (read / pack / compare / switch reported apart,
  *   and GB/s); the first eval after it also runs the hoisted weight-only nodes, reported as
  *   "prepare", timed inside the program; beside it, the same swap with every weight stored raw and
@@ -12,7 +13,9 @@
  * - compile with the weights: parse the model with the new weights (large initializers stay
  *   file ranges) and compile from scratch (the core reads them into place, packing the packed-only
  *   ones), plus the prepare step its first eval runs (timed the same way), beside the deferred
- *   compile of the same graph and the compile with every weight stored raw;
+ *   compile of the same graph, the compile with every weight stored raw, and the compile on fresh
+ *   memory (`coreMemoryReuse.enabled = false`: a process's first program; by default a program
+ *   starts on the memory of the last one disposed, docs/internals.md "Memory reuse");
  * - partial swap: one mid-sized tensor, in memory and from a safetensors file: its bind and the
  *   prepare work downstream of it;
  * - onnxruntime-node: re-create the session with the new weights (what a runtime without
@@ -32,6 +35,7 @@ import { writeSafetensors } from "../core/weights/safetensors.ts";
 import { ortNodeSession } from "./peers.ts";
 import { programInternals } from "../core/program.ts";
 import { refStaging } from "../core/targets/ref.ts";
+import { coreMemoryReuse } from "../core/engine.ts";
 import { median, timed } from "./util.ts";
 
 const { values } = parseArgs({
@@ -117,6 +121,7 @@ for (const name of values.models!.split(",")) {
     const dirs = [`${tmp}/v1`, `${tmp}/v2`];
     const feeds = spec.input();
     const bytes = sets[0].files.reduce((a, f) => a + f.bytes, 0);
+    let threads = 1;
 
     const [compileMs, program] = await timed(async () =>
       compile(
@@ -145,6 +150,7 @@ for (const name of values.models!.split(",")) {
     const readMs: number[] = [], packMs: number[] = [], compareMs: number[] = [], switchMs: number[] = [];
     const recompile: number[] = [], parseMs: number[] = [], compileOnlyMs: number[] = [];
     const recompilePrepare: number[] = [], deferredCompile: number[] = [], ort: number[] = [];
+    const freshRecompile: number[] = [], splitSwap: number[] = [], splitPackMs: number[] = [];
     let copied = 0;
     for (let r = 0; r < RUNS; r++) {
       const d = dirs[(r + 1) % 2];
@@ -160,6 +166,19 @@ for (const name of values.models!.split(",")) {
       compareMs.push(rep.staging?.compareMs ?? NaN);
       switchMs.push(rep.staging?.switchMs ?? NaN);
       copied = rep.bytesCopied;
+      // the same swap with each staged chunk's packing split over the threads (refStaging.splitPack
+      // true; the default packs on this thread), to the other set and back (the back swap not timed)
+      refStaging.splitPack = true;
+      try {
+        const [s1Ms, set1] = await timed(() => WeightSet.fromOnnxDir(program, dirs[r % 2]));
+        const [b1Ms, rep1] = await timed(() => program.bindWeights(set1));
+        await program.eval(feeds);
+        splitSwap.push(s1Ms + b1Ms + programInternals(program).lastPrepareMs);
+        splitPackMs.push(rep1.staging?.packMs ?? 0);
+      } finally {
+        refStaging.splitPack = false;
+      }
+      await program.bindWeights(await WeightSet.fromOnnxDir(program, d));
       // compile with the weights: parse (large initializers stay file ranges), compile (the core
       // reads them into place at finalize), and the prepare step its first eval runs (timed the same
       // way as the swap's: not the eval, nor the first touch of the new program's memory)
@@ -180,6 +199,7 @@ for (const name of values.models!.split(",")) {
       );
       deferredCompile.push(dMs);
       p3.dispose();
+
       // the raw path: swap, then compile with the weights
       {
         const [sMs2, set2] = await timed(() => WeightSet.fromOnnxDir(rawProgram, d));
@@ -242,7 +262,24 @@ for (const name of values.models!.split(",")) {
       evDeferred.push((await timed(() => program.eval(feeds)))[0]);
       evBaked.push((await timed(() => baked.eval(feeds)))[0]);
     }
+    // the compile with the weights on fresh memory (what a process's first program pays: a page
+    // fault at the first write of each page); last, so that dropping those memories (unmapping
+    // touched pages, when the garbage collector runs) lands in none of the timings above
+    coreMemoryReuse.enabled = false;
+    try {
+      for (let r = 0; r < RUNS; r++) {
+        const d = dirs[r % 2];
+        const [pMs3, model3] = await timed(() => parseOnnx(`${d}/${spec.file}`, { inputDims: DIMS[name] }));
+        const [cMs3, p5] = await timed(() => compile(model3, "ref"));
+        await p5.eval(feeds);
+        freshRecompile.push(pMs3 + cMs3 + programInternals(p5).lastPrepareMs);
+        p5.dispose();
+      }
+    } finally {
+      coreMemoryReuse.enabled = true;
+    }
     baked.dispose();
+    threads = program.info().threads;
     program.dispose();
     rawProgram.dispose();
 
@@ -265,6 +302,13 @@ for (const name of values.models!.split(",")) {
       }, compare ${m(compareMs).toFixed(1)}, switch ${m(switchMs).toFixed(0)}) + prepare ${
         m(prepare).toFixed(0)
       } | **${m(swap).toFixed(0)}** | ${gbs(bytes, m(swap))} | 1.00x |`,
+    );
+    _out(
+      `| kiln swap with each staged chunk's packing split over the ${threads} threads (pack ${
+        m(splitPackMs).toFixed(0)
+      }; the row above: on one thread) | ${m(splitSwap).toFixed(0)} | ${gbs(bytes, m(splitSwap))} | ${
+        (m(splitSwap) / m(swap)).toFixed(2)
+      }x |`,
     );
     _out(
       `| kiln swap with every weight stored raw and packed in the prepare step (the path before packed-only weights) | ${
@@ -302,6 +346,11 @@ for (const name of values.models!.split(",")) {
       } | | ${(m(rawRecompile) / m(swap)).toFixed(2)}x |`,
     );
     _out(
+      `| kiln compile with the weights on fresh memory (a process's first program; the rows above start on the memory of the last program disposed) | ${
+        m(freshRecompile).toFixed(0)
+      } | | ${(m(freshRecompile) / m(swap)).toFixed(2)}x |`,
+    );
+    _out(
       `| onnxruntime-node session re-creation (1 thread) | ${m(ort).toFixed(0)} | | ${
         (m(ort) / m(swap)).toFixed(2)
       }x |`,
@@ -325,7 +374,9 @@ for (const name of values.models!.split(",")) {
           m(deferredCompile).toFixed(0)
         } ms, so the weights add ${(m(parseMs) + m(compileOnlyMs) - m(deferredCompile)).toFixed(0)} ms (${
           gbs(bytes, m(parseMs) + m(compileOnlyMs) - m(deferredCompile))
-        } GB/s). With every weight stored raw: ${(m(rawRecompile) / m(ort)).toFixed(2)}x.`,
+        } GB/s). With every weight stored raw: ${(m(rawRecompile) / m(ort)).toFixed(2)}x; on fresh memory: ${
+          (m(freshRecompile) / m(ort)).toFixed(2)
+        }x.`,
     );
     _out();
     _out("| eval | median ms |");

@@ -275,7 +275,7 @@ export class CoreProgram {
     if (this.#disposed) return;
     this.#disposed = true;
     if (!this.#engine.broken) this.#engine.exports.dispose(this.#h);
-    this.#engine.dispose();
+    this.#engine.dispose(true);
   }
 
   /** Threads its kernels use (1: the single-thread build). */

@@ -57,7 +57,10 @@ export interface CoreExports {
   direct_json(h: number): number;
   /** Points fed pack node `node`'s output at ptr (packed there); returns its previous address (0: refused). */
   set_packed_ptr(h: number, node: number, ptr: number): number;
-  /** Packs (or, unpack 1, unpacks) `rows` stored rows of B at src into the packed op(B) at dst. */
+  /**
+   * Packs `rows` stored rows of B at src into the packed op(B) at dst, split over the threads (mode
+   * 0), on this thread only (mode 2), or (mode 1) unpacks them.
+   */
   pack_rows(
     trans: number,
     src: number,
@@ -67,7 +70,7 @@ export interface CoreExports {
     k: number,
     n: number,
     dst: number,
-    unpack: number,
+    mode: number,
   ): void;
   reshare_weights(h: number, root: number): number;
   /** Where the host reads output i (unsigned; 0 when none). */
@@ -299,6 +302,25 @@ function _unsignedExports(raw: CoreExports): CoreExports {
   };
 }
 
+/**
+ * The memory of the last disposed threaded engine, kept for the next one (docs/internals.md
+ * "Memory reuse"). A fresh WebAssembly memory costs a page fault at the first write of each page
+ * (measured on the 2-core VM: about 2 GB/s into fresh pages against 8 to 12 GB/s into touched
+ * ones, most of a compile with weights); the threaded core imports its memory, so a new instance
+ * can start over the pages an old one touched: its start function writes the static data again
+ * and its allocator takes everything above it as free, so nothing of the old program survives.
+ * At most one memory is kept (the larger); never one whose engine trapped (its bound weights are
+ * read back from it). Internal (benchmarks compare, tests check); not exported by mod.ts.
+ */
+export const coreMemoryReuse = {
+  /** Keep the memory of a disposed engine for the next one (default true). */
+  enabled: true,
+  /** The memory kept now (null: none). */
+  idle: null as WebAssembly.Memory | null,
+  /** Engines that started on a kept memory (tests). */
+  reused: 0,
+};
+
 /** Byte offset of the thread slots in the control block (wasm/kernels/threads.ts SLOTS). */
 const _SLOTS = 64 + 256;
 
@@ -321,6 +343,8 @@ export class Engine {
   readonly threads: number;
   #pool: ThreadPool | null = null;
   #ctl = 0;
+  /** The threaded build's shared memory (kept for the next engine at dispose). */
+  #memory: WebAssembly.Memory | null = null;
 
   constructor(options: EngineOptions = {}) {
     const holder: { mem?: WebAssembly.Memory } = {};
@@ -350,7 +374,13 @@ export class Engine {
     const threaded = want > 1 && !threadsUnavailable() ? _threadedModules() : null;
     if (threaded) {
       // the memory the main instance and every worker share (the core's initial and maximum pages)
-      const memory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
+      const kept = coreMemoryReuse.enabled ? coreMemoryReuse.idle : null;
+      if (kept) {
+        coreMemoryReuse.idle = null;
+        coreMemoryReuse.reused++;
+      }
+      const memory = kept ?? new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
+      this.#memory = memory;
       const inst = new WebAssembly.Instance(threaded.main, { env: { ...imports.env, memory } });
       const raw = inst.exports as unknown as CoreExports;
       holder.mem = memory;
@@ -385,6 +415,13 @@ export class Engine {
         run: (h: number) => around(() => raw.run(h)),
         run_node: (h: number, mi: number, ii: number, ptrs: number) =>
           around(() => raw.run_node(h, mi, ii, ptrs)),
+        // a bind's packing of a staged chunk is split over the threads too
+        pack_rows: (...a: Parameters<CoreExports["pack_rows"]>) => {
+          around(() => {
+            raw.pack_rows(...a);
+            return 0;
+          });
+        },
       });
     } else {
       const inst = new WebAssembly.Instance(coreModule(), imports);
@@ -406,10 +443,27 @@ export class Engine {
     return this.#pool?.running ?? 0;
   }
 
-  /** Stops the workers (a threaded engine); the instance itself stays usable on one thread. */
-  dispose(): void {
-    this.#pool?.dispose();
+  /**
+   * Stops the workers (a threaded engine); the instance itself stays usable on one thread.
+   * With `release`, the owner is done with the instance: a threaded engine that did not trap hands
+   * its memory to the next engine (`coreMemoryReuse`), and must not be used again.
+   */
+  dispose(release = false): void {
+    const pool = this.#pool;
     this.#pool = null;
+    const memory = this.#memory;
+    this.#memory = null;
+    if (!release || !memory || !pool || this.broken || !coreMemoryReuse.enabled) {
+      pool?.dispose();
+      return;
+    }
+    this.broken = true; // (its memory is no longer its own)
+    // kept once no worker of this engine can touch it any more (each has left worker_loop)
+    pool.stopThen(() => {
+      if (!coreMemoryReuse.enabled) return;
+      const kept = coreMemoryReuse.idle;
+      if (!kept || kept.buffer.byteLength < memory.buffer.byteLength) coreMemoryReuse.idle = memory;
+    });
   }
 
   /** The names of the ops the core registers, sorted. */

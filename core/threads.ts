@@ -106,8 +106,13 @@ function _nodeWorkers(): _NodeWorkerCtor | undefined {
  */
 const _WORKER_BODY = `
 const run = (d, post) => {
-  const { module, memory, ctl, slot, idleMs } = d;
-  const i32 = new Int32Array(memory.buffer);
+  const { module, memory, ctl, slot, idleMs, gate } = d;
+  // gate: 0 starting, 1 entering worker_loop, 2 cancelled before (never enters), 3 left it
+  const g = new Int32Array(gate);
+  if (Atomics.compareExchange(g, 0, 0, 1) !== 0) {
+    post(3);
+    return;
+  }
   let r;
   try {
     const inst = new WebAssembly.Instance(module, { env: {
@@ -123,6 +128,7 @@ const run = (d, post) => {
     Atomics.sub(w, (ctl >>> 2) + 6, 1);
     r = 2;
   }
+  Atomics.store(g, 0, 3);
   post(r);
 };`;
 
@@ -135,6 +141,8 @@ parentPort.once("message", (d) => run(d, (r) => parentPort.postMessage(r)));`;
 
 interface _Slot {
   terminate(): void;
+  /** the worker's gate (see _WORKER_BODY): 0 starting, 1 entering worker_loop, 2 cancelled, 3 left it */
+  gate: Int32Array;
 }
 
 /** The workers of one threaded engine (slots 1..threads-1; slot 0 is the main instance). */
@@ -146,6 +154,8 @@ export class ThreadPool {
   #slots: (_Slot | null)[];
   #stop: () => void;
   #disposed = false;
+  /** Called once every worker has left worker_loop after `stopThen` (none touches the memory after). */
+  #onEmpty: (() => void) | null = null;
 
   /**
    * @param module the worker module (the threaded core without its data section)
@@ -178,11 +188,24 @@ export class ThreadPool {
   }
 
   #spawn(slot: number): _Slot {
-    const msg = { module: this.#module, memory: this.#memory, ctl: this.#ctl, slot, idleMs: _IDLE_MS };
+    const gate = new Int32Array(new SharedArrayBuffer(4));
+    const msg = {
+      module: this.#module,
+      memory: this.#memory,
+      ctl: this.#ctl,
+      slot,
+      idleMs: _IDLE_MS,
+      gate: gate.buffer,
+    };
     const ended = () => {
       // it left worker_loop (idle, or a trap already recorded): end it; the next run restarts it
       if (this.#slots[slot] === handle) this.#slots[slot] = null;
       handle.terminate();
+      if (this.#onEmpty && this.running === 0) {
+        const done = this.#onEmpty;
+        this.#onEmpty = null;
+        done();
+      }
     };
     let handle: _Slot;
     const NodeWorker = _nodeWorkers();
@@ -192,7 +215,7 @@ export class ThreadPool {
       w.on("message", ended);
       w.on("error", ended);
       w.postMessage(msg);
-      handle = { terminate: () => void w.terminate() };
+      handle = { terminate: () => void w.terminate(), gate };
     } else {
       const url = `data:text/javascript,${encodeURIComponent(_WEB_WORKER)}`;
       const w = new _WebWorker!(url, { type: "module" });
@@ -202,9 +225,37 @@ export class ThreadPool {
         ended();
       };
       w.postMessage(msg);
-      handle = { terminate: () => w.terminate() };
+      handle = { terminate: () => w.terminate(), gate };
     }
     return handle;
+  }
+
+  /**
+   * Asks every worker to leave worker_loop and calls `done` once each has (at once when none is
+   * running): from then on no worker reads or writes the shared memory, which another engine may
+   * then take (core/engine.ts `coreMemoryReuse`). Each worker ends when it reports.
+   */
+  stopThen(done: () => void): void {
+    if (this.#disposed) return;
+    // a worker still starting is cancelled (it will never enter worker_loop); one inside leaves it
+    // at once when asked: wait for that here (50 ms at most), then end them all now, as dispose
+    // does, so that neither their start nor their teardown lands in what the caller does next
+    this.#stop();
+    const live = this.#slots.filter((s): s is _Slot => s !== null);
+    for (const s of live) Atomics.compareExchange(s.gate, 0, 0, 2);
+    if (mainThreadMayBlock()) {
+      const t0 = performance.now();
+      while (live.some((s) => Atomics.load(s.gate, 0) === 1) && performance.now() - t0 < 50) { /* spin */ }
+    }
+    if (live.every((s) => Atomics.load(s.gate, 0) !== 1)) {
+      this.dispose();
+      done();
+      return;
+    }
+    this.#disposed = true;
+    this.#stop();
+    if (this.running === 0) done();
+    else this.#onEmpty = done;
   }
 
   /** Stops every worker now (they leave worker_loop first, so none is left blocked). */

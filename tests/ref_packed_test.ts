@@ -10,6 +10,7 @@ import { deserializeProgram, programInternals } from "../core/program.ts";
 import { host, type HostFile } from "../core/host.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { refStaging } from "../core/targets/ref.ts";
+import { Engine, threadsUnavailable } from "../core/engine.ts";
 import { writeSafetensors } from "../core/weights/safetensors.ts";
 import { G, writeGraph } from "./util/graph_dsl.ts";
 
@@ -295,4 +296,52 @@ Deno.test("ref weights stored raw (refStaging.packedOnly false): packed in the p
     raw.dispose();
     p.dispose();
   });
+});
+
+Deno.test("ref packed-only weights: pack_rows split over threads, in KC-row and strip chunks, writes the bytes of one whole packing", () => {
+  // the staging chunks a bind packs: whole KC (256) row blocks when they fit, else NR (8) row
+  // strips; on the threaded core each chunk's strips are split into tasks (run by the main
+  // instance alone here: no worker started, the same tasks)
+  const engines = [new Engine(), ...(threadsUnavailable() ? [] : [new Engine({ threads: 2 })])];
+  try {
+    const shapes = [[false, 600, 300], [false, 300, 2053], [true, 300, 2053], [true, 700, 97]] as const;
+    for (const [trans, K, N] of shapes) {
+      const rows = trans ? N : K, cols = trans ? K : N;
+      const src = new Float32Array(rows * cols);
+      for (let i = 0; i < src.length; i++) src[i] = Math.sin(i * 0.01) + i * 1e-6;
+      const packed = (engine: Engine, step: number, mode = 0): Uint8Array => {
+        const e = engine.exports;
+        const bytes = K * Math.ceil(N / 8) * 8 * 4;
+        const s = engine.put(new Uint8Array(src.buffer)), d = e.alloc(bytes);
+        engine.u8().fill(0, d, d + bytes);
+        for (let r = 0; r < rows; r += step) {
+          const n = Math.min(step, rows - r);
+          // the chunk's rows at the start of a staging buffer, as a bind reads them
+          const c = engine.put(new Uint8Array(src.buffer, r * cols * 4, n * cols * 4));
+          e.pack_rows(trans ? 1 : 0, c, r, n, cols, K, N, d, mode);
+          e.free(c);
+        }
+        const out = engine.get(d, bytes);
+        e.free(s);
+        e.free(d);
+        return out;
+      };
+      const whole = packed(engines[0], rows);
+      for (const engine of engines) {
+        for (const step of [8, 256, 512, rows]) {
+          for (const mode of [0, 2]) {
+            assert.deepEqual(
+              packed(engine, step, mode),
+              whole,
+              `${
+                trans ? "transposed " : ""
+              }${K}x${N}, chunks of ${step} rows, ${engine.threads} thread(s), mode ${mode}`,
+            );
+          }
+        }
+      }
+    }
+  } finally {
+    for (const e of engines) e.dispose();
+  }
 });

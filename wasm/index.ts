@@ -389,12 +389,13 @@ export function set_packed_ptr(h: i32, node: i32, ptr: usize): usize {
 
 /**
  * Packs `rows` stored rows of a 2-D float32 B (row0 first, at src, row stride ldb floats) into
- * their places in the packed op(B) (K x N, transposed when trans) at dst; unpack != 0 copies them
- * back out instead (kernels/gemm.ts packBRows).
+ * their places in the packed op(B) (K x N, transposed when trans) at dst, split over the threads
+ * (mode 0) or on this thread only (mode 2); mode 1 copies them back out instead (kernels/gemm.ts
+ * packBRows).
  */
 export function pack_rows(trans: i32, src: usize, row0: i32, rows: i32, ldb: i32, K: i32, N: i32, dst: usize,
-  unpack: i32): void {
-  packBRows(trans != 0, src, row0, rows, ldb, K, N, dst, unpack != 0);
+  mode: i32): void {
+  packBRows(trans != 0, src, row0, rows, ldb, K, N, dst, mode == 1, mode != 2);
 }
 
 /**

@@ -47,12 +47,20 @@ export const refStaging = {
    * The staging chunk a packed-only weight is read into, then packed from while it is in cache
    * (docs/internals.md "Packed-only weights"); tests lower it to cross chunk edges.
    */
-  packChunkBytes: 512 * 1024,
+  packChunkBytes: 4 * 2 ** 20,
   /**
    * Keep the weights and literals only GEMM packings read packed only (the default); false
    * stores them raw and packs them in the prepare step (benchmarks compare the two).
    */
   packedOnly: true,
+  /**
+   * Split each staged chunk's packing over the threads of a threaded core; false (the default)
+   * packs on the calling thread. Off: on the shared 2-core VM (another process busy on one core)
+   * bench/swap.ts showed no steady gain for GPT-2's swap (the order of the two swaps in a run
+   * mattered more, 20-30 ms), and a worker descheduled mid-task holds up a chunk. Benchmarks
+   * compare the two; a quiet machine may decide otherwise.
+   */
+  splitPack: false,
 };
 
 /** A pack node of a packed-only weight or literal (wasm/index.ts direct_json). */
@@ -85,6 +93,19 @@ type _Source = { file: FileRange; what: string; after?: string } | { bytes: Uint
 
 /** Rows of the packing's column strips (wasm/kernels/gemm.ts NR): a transposed packing's chunks hold whole strips. */
 const _NR = 8;
+/** Rows of the packing's k blocks (wasm/kernels/gemm.ts KC), a multiple of _NR. */
+const _KC = 256;
+
+/**
+ * Stored rows per staging chunk of `rowBytes` each: whole KC-row blocks where the chunk holds
+ * one (a chunk of B's k rows then fills each strip of its panels end to end, so the packing
+ * writes long runs; chunks of strips write longer runs too), else whole NR-row strips.
+ */
+function _chunkRows(rowBytes: number, chunkBytes: number): number {
+  const fit = Math.floor(chunkBytes / rowBytes);
+  const unit = fit >= _KC ? _KC : _NR;
+  return Math.max(_NR, Math.floor(fit / unit) * unit);
+}
 
 /** A tensor read into the core for a bind: at `ptr`, a staging allocation or (`inPlace`) its slot. */
 interface _Staged {
@@ -297,7 +318,7 @@ class RefExecutor implements Executor {
     try {
       for (const { d, src, dsts } of items) {
         const rowBytes = d.cols * 4;
-        const step = Math.max(_NR, Math.floor(this.#chunkBytes / rowBytes / _NR) * _NR);
+        const step = _chunkRows(rowBytes, this.#chunkBytes);
         const file = "file" in src ? src.file : null;
         const f = file ? files.open(file.path, `weight '${d.name}'`) : null;
         if (f) f.seekSync(file!.offset, SEEK_START);
@@ -327,8 +348,9 @@ class RefExecutor implements Executor {
             engine.u8().set(b.subarray(row * rowBytes, row * rowBytes + n), this.#chunk);
           }
           const t1 = performance.now();
+          const mode = refStaging.splitPack ? 0 : 2;
           d.packs.forEach((p, i) =>
-            e.pack_rows(p.trans ? 1 : 0, this.#chunk, row, rows, d.cols, p.k, p.n, dsts[i], 0)
+            e.pack_rows(p.trans ? 1 : 0, this.#chunk, row, rows, d.cols, p.k, p.n, dsts[i], mode)
           );
           this.#staged.readMs += t1 - t0;
           this.#staged.packMs += performance.now() - t1;
@@ -345,7 +367,7 @@ class RefExecutor implements Executor {
     const e = engine.exports;
     const p = d.packs[0];
     const rowBytes = d.cols * 4;
-    const step = Math.max(_NR, Math.floor(this.#chunkBytes / rowBytes / _NR) * _NR);
+    const step = _chunkRows(rowBytes, this.#chunkBytes);
     const out = new Uint8Array(d.rows * rowBytes);
     for (let row = 0; row < d.rows; row += step) {
       const rows = Math.min(step, d.rows - row);

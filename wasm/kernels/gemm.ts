@@ -9,7 +9,9 @@
 // relaxed-simd, else f32x4 mul + add. Scratch panels are module-level and grow-only on the main
 // instance; in the threaded build a large product is split into column (or row) panels run by
 // worker instances (threads.ts), each with its own scratch, summing in the same order.
-import { parallelFor, perTask, slotScratch, taskArgs, TASK_GEMM, TASK_GEMM_BATCH, TASK_GEMV, threadCount } from "./threads";
+import {
+  parallelFor, perTask, slotScratch, taskArgs, TASK_GEMM, TASK_GEMM_BATCH, TASK_GEMV, TASK_PACK_B, threadCount,
+} from "./threads";
 
 /** Rows of the micro-tile. */
 export const MR: i32 = 6; // the micro-kernels below are written for 6 x 8
@@ -568,33 +570,82 @@ export function packWholeB(transB: bool, B: usize, ldb: i32, K: i32, N: i32, dst
  * packWholeB writes there, so a weight read in chunks is packed chunk by chunk while the chunk is
  * in cache. Stored rows are k (op(B) = B) or n (transB, op(B) = B^T: row0 and rows then
  * multiples of NR, except a last chunk that ends at N). unpack: the inverse, dst's bytes back
- * into the rows at src (an adapter's base, docs/internals.md "Packed-only weights").
+ * into the rows at src (an adapter's base, docs/internals.md "Packed-only weights"). split: on the
+ * threaded core, the chunk's strips are split over the threads (false: all on this one).
  */
 export function packBRows(transB: bool, src: usize, row0: i32, rows: i32, ldb: i32, K: i32, N: i32, dst: usize,
-  unpack: bool): void {
+  unpack: bool, split: bool = true): void {
   if (unpack) {
     unpackBRows(transB, src, row0, rows, ldb, K, N, dst);
     return;
   }
+  // the columns of op(B) the chunk writes: all of them, or (transB) its own strips
+  const lo = transB ? row0 : 0;
+  const hi = transB ? row0 + rows : N;
+  const strips = (hi - lo + NR - 1) / NR;
+  const nt = threadCount();
+  if (split && nt > 1 && <i64>rows * <i64>(transB ? K : N) >= PAR_MIN_PACK) {
+    // each task packs whole strips (their bytes in dst are disjoint): the same bytes as on one thread
+    const per = perTask(strips, nt);
+    const a = taskArgs();
+    store<i32>(a, transB ? 1 : 0);
+    store<usize>(a, src, 4);
+    store<i32>(a, row0, 8);
+    store<i32>(a, rows, 12);
+    store<i32>(a, ldb, 16);
+    store<i32>(a, K, 20);
+    store<i32>(a, N, 24);
+    store<usize>(a, dst, 28);
+    store<i32>(a, lo, 32);
+    store<i32>(a, hi, 36);
+    store<i32>(a, per * NR, 40);
+    parallelFor(TASK_PACK_B, (strips + per - 1) / per);
+    return;
+  }
+  packBRowsCols(transB, src, row0, rows, ldb, K, N, dst, lo, hi);
+}
+
+/** Below this many stored elements a chunk's packing runs on one thread (a dispatch costs more). */
+const PAR_MIN_PACK: i64 = 65536;
+
+/** One task of a split packBRows: columns [lo + t*span, lo + (t+1)*span) of op(B), clipped to hi. */
+export function packBTask(a: usize, t: i32): void {
+  const lo = load<i32>(a, 32);
+  const hi = load<i32>(a, 36);
+  const span = load<i32>(a, 40);
+  const c0 = lo + t * span;
+  const c1 = hi - c0 < span ? hi : c0 + span;
+  packBRowsCols(load<i32>(a) != 0, load<usize>(a, 4), load<i32>(a, 8), load<i32>(a, 12), load<i32>(a, 16),
+    load<i32>(a, 20), load<i32>(a, 24), load<usize>(a, 28), c0, c1);
+}
+
+/**
+ * packBRows for the columns [c0, c1) of op(B) only (c0 a multiple of NR; c1 too, or N): the
+ * bytes packWholeB writes for those columns' strips.
+ */
+function packBRowsCols(transB: bool, src: usize, row0: i32, rows: i32, ldb: i32, K: i32, N: i32, dst: usize,
+  c0: i32, c1: i32): void {
   const r1 = row0 + rows;
   for (let j0 = 0; j0 < N; j0 += NC) {
     const nc = N - j0 < NC ? N - j0 : NC;
+    // this panel's columns in [c0, c1)
+    const js = j0 > c0 ? j0 : c0;
+    const je = j0 + nc < c1 ? j0 + nc : c1;
+    if (js >= je) continue;
     const ncPad = (nc + NR - 1) / NR * NR;
     for (let p0 = 0; p0 < K; p0 += KC) {
       const kc = K - p0 < KC ? K - p0 : KC;
       const base = dst + (<usize>(j0 * K + p0 * ncPad) << 2);
       if (!transB) {
-        // stored rows are k: the part of this panel's rows in the chunk, every column strip
+        // stored rows are k: the part of this panel's rows in the chunk, its strips in [js, je)
         const ps = p0 > row0 ? p0 : row0;
         const pe = p0 + kc < r1 ? p0 + kc : r1;
         if (ps >= pe) continue;
-        packBPanel(false, src, ldb, ps - row0, j0, pe - ps, nc, base + (<usize>((ps - p0) * NR) << 2), kc);
+        packBPanel(false, src, ldb, ps - row0, js, pe - ps, je - js,
+          base + (<usize>((ps - p0) * NR + (js - j0) * kc) << 2), kc);
       } else {
-        // stored rows are n: the chunk's column strips of this panel, every k
-        const ns = j0 > row0 ? j0 : row0;
-        const ne = j0 + nc < r1 ? j0 + nc : r1;
-        if (ns >= ne) continue;
-        packBPanel(true, src, ldb, p0, ns - row0, kc, ne - ns, base + (<usize>((ns - j0) * kc) << 2));
+        // stored rows are n: the chunk's column strips of this panel in [js, je), every k
+        packBPanel(true, src, ldb, p0, js - row0, kc, je - js, base + (<usize>((js - j0) * kc) << 2));
       }
     }
   }

@@ -7,7 +7,7 @@
 // reads its arguments and its slot's scratch from the control block only (runTask).
 // Without workers (threads == 1, or none alive yet), parallelFor runs every task itself, so
 // results never depend on how many workers took part.
-import { gemmBatchTask, gemmTask, gemvTask, GEMM_SCRATCH_A, GEMM_SCRATCH_B, GEMM_SCRATCH_E } from "./gemm";
+import { gemmBatchTask, gemmTask, gemvTask, packBTask, GEMM_SCRATCH_A, GEMM_SCRATCH_B, GEMM_SCRATCH_E } from "./gemm";
 import { im2colTask } from "./conv";
 import {
   affinePlanesTask, binaryRowsTask, layerNormTask, softmaxTask, unaryTask, unaryTestTask, whereRowsTask,
@@ -25,6 +25,7 @@ export const TASK_LAYERNORM: i32 = 8;
 export const TASK_GEMV: i32 = 9;
 export const TASK_UNARY_TEST: i32 = 10;
 export const TASK_WHERE: i32 = 11;
+export const TASK_PACK_B: i32 = 12;
 
 // control block, i32 words
 const W_SEQ: usize = 0; // job sequence number: the futex word workers wait on
@@ -124,6 +125,7 @@ function runTask(c: usize, kind: i32, t: i32, slot: i32): void {
   else if (kind == TASK_GEMV) gemvTask(c + ARGS, t);
   else if (kind == TASK_UNARY_TEST) unaryTestTask(c + ARGS, t);
   else if (kind == TASK_WHERE) whereRowsTask(c + ARGS, t);
+  else if (kind == TASK_PACK_B) packBTask(c + ARGS, t);
 }
 
 /** Takes and runs tasks of job `seq` until none is left. */
