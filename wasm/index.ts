@@ -14,6 +14,7 @@ import {
   Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, LOC_BUFFER, Program, Value,
 } from "./ir/program";
 import { registerAllOps } from "./ops/all";
+import { FUSED_ELEMENTWISE, fusedLabel } from "./ops/fused";
 import { opNames } from "./ops/registry";
 import { PM_VALIDATE, runPasses } from "./passes/manager";
 import { compilePasses, literalPasses, planPasses } from "./passes/targets";
@@ -470,7 +471,7 @@ export function run_profiled(h: i32): i32 {
 
 /** What a profile calls node `ins`: its op, or for a fused chain the ops it runs ("Fused(Mul+Tanh)"). */
 function profileLabel(ins: Instruction): string {
-  return ins.opName;
+  return ins.opName == FUSED_ELEMENTWISE ? fusedLabel(ins.attrs.getString("ops", "")) : ins.opName;
 }
 
 /** Runs the hoisted weight-only nodes once (after finalize and after every weight bind). */

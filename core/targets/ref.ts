@@ -874,6 +874,7 @@ export const REF_PASSES: readonly string[] = [
   "cse",
   "pack_gemm_weights",
   "dce",
+  "fuse_elementwise",
   "hoist_prepare",
   "memory_plan",
 ];
