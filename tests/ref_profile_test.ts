@@ -46,7 +46,11 @@ function _model(m: number, k: number, n: number): Uint8Array {
 
 for (const threads of [1, 2]) {
   Deno.test(`ref profile(), ${threads} thread(s): every node in run order, summed per op, outputs unchanged`, async () => {
-    const p = compile(await parseOnnx(_model(96, 256, 384)), "ref", { threads });
+    // unfused, to see every node (fuse_elementwise would make the four elementwise nodes one)
+    const p = compile(await parseOnnx(_model(96, 256, 384)), "ref", {
+      threads,
+      disablePasses: ["fuse_elementwise"],
+    });
     try {
       const x = { x: _f32([96, 256], 3) };
       const before = (await p.eval(x)).y.data as Float32Array;
@@ -81,7 +85,10 @@ for (const threads of [1, 2]) {
 
 Deno.test("ref profile(): the GEMM takes most of the time of a GEMM-heavy graph", async () => {
   // 256x512x512 multiply-adds against four passes over 256x512 elements: the profile must say so
-  const p = compile(await parseOnnx(_model(256, 512, 512)), "ref", { threads: 1 });
+  const p = compile(await parseOnnx(_model(256, 512, 512)), "ref", {
+    threads: 1,
+    disablePasses: ["fuse_elementwise"],
+  });
   try {
     const x = { x: _f32([256, 512], 4) };
     await p.eval(x);

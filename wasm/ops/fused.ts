@@ -3,7 +3,9 @@
 // kernel its node ran on, so every element is computed exactly as the unfused nodes compute it.
 import { DT_FLOAT } from "../ir/dtype";
 import { Shape } from "../ir/shape";
+import { B_ADD, B_DIV, B_MUL, B_SUB } from "../kernels/eltwise";
 import { fusedF32Par } from "../kernels/par_eltwise";
+import { U_CLIP, unarySimd } from "./math/unary";
 import { ComputeContext, Op, OP_ELEMENTWISE, OP_WRITES_ALL, ShapeContext } from "./op";
 import { registerOp } from "./registry";
 
@@ -54,14 +56,25 @@ class FusedElementwiseOp extends Op {
     }
     for (let s = 0; s < ns; s++) {
       const kind = steps[s << 2];
+      const code = steps[(s << 2) + 1];
+      if (kind != 0 && kind != 1) return ctx.fail("step " + s.toString() + " has kind " + kind.toString());
+      // only the kernels fuse_elementwise emits (a program file could hold anything)
+      const okCode = kind == 0
+        ? code >= 0 && code <= i32.MAX_VALUE && unarySimd(<i32>code) && code != U_CLIP
+        : code == B_ADD || code == B_SUB || code == B_MUL || code == B_DIV;
+      if (!okCode) return ctx.fail("step " + s.toString() + " has no kernel " + code.toString());
+      let full = false;
       for (let k = 0; k < (kind == 0 ? 1 : 2); k++) {
         const r = steps[(s << 2) + 2 + k];
         if (r >= <i64>s || -r - 1 >= <i64>ctx.count()) {
           return ctx.fail("step " + s.toString() + " reads " + (r >= 0 ? "step " + r.toString() : "input " +
             (-r - 1).toString()) + ", which it cannot");
         }
+        if (r >= 0 || ctx.input(<i32>(-r - 1)).sameLens(out)) full = true;
       }
-      if (kind != 0 && kind != 1) return ctx.fail("step " + s.toString() + " has kind " + kind.toString());
+      // a unary step, and at least one operand of a binary step, reads whole blocks
+      if (!full && out.elements() != 1) return ctx.fail("step " + s.toString() + " reads only single elements");
+      if (kind == 0 && !full) return ctx.fail("step " + s.toString() + " reads a single element");
     }
     ctx.out(out);
     return true;
