@@ -94,7 +94,7 @@ Options:
   --iterations N        perf: timed evals (default 50; with --duration, the least count)
   --duration S          perf: keep timing for S seconds
   --outputs-on-device   perf: leave the outputs on the device (gpu), as an engine feeding the next step
-  --profile             perf: one eval timed node by node (gpu), the ops that take longest
+  --profile             perf: one eval timed node by node, the ops that take longest
   --top N               perf: ops and nodes listed by --profile (default 10)
   --force               weights random/convert: overwrite the model's own data files
   --verbose             print stack traces with errors
@@ -941,7 +941,7 @@ async function _perf(args: string[]): Promise<number> {
     } | undefined;
     let profileWhy: string | undefined;
     if (values.profile) {
-      if (program.target === "gpu") {
+      if (program.target === "gpu" || program.target === "ref") {
         const p = await program.profile(inputs);
         profile = {
           totalMs: p.totalMs,
@@ -949,8 +949,7 @@ async function _perf(args: string[]): Promise<number> {
           nodes: [...p.nodes].sort((a, b) => b.ms - a.ms).slice(0, top),
         };
       } else {
-        profileWhy =
-          `the ${program.target} target does not time nodes (the WebAssembly core runs a program as one call)`;
+        profileWhy = `the ${program.target} target does not time nodes`;
       }
     }
     const { samples: _samples, ...stats } = r;
@@ -979,7 +978,11 @@ async function _perf(args: string[]): Promise<number> {
     );
     console.log(`throughput: ${r.throughput.toFixed(1)} evals/s (${program.info().threads} thread(s))`);
     if (profile) {
-      console.log(`device time of one eval, node by node: ${ms(profile.totalMs)}`);
+      console.log(
+        `${
+          program.target === "gpu" ? "device time" : "wall time on the main thread"
+        } of one eval, node by node: ${ms(profile.totalMs)}`,
+      );
       for (const o of profile.ops) {
         console.log(
           `  ${o.op.padEnd(32)} ${String(o.count).padStart(5)} x ${ms(o.ms).padStart(12)}  ${

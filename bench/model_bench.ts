@@ -1,7 +1,7 @@
 /**
  * One model, every engine: seeded weights into a temp dir, each engine set up and warmed up,
  * then timed in rounds of one run each in rotating order; kiln's outputs checked against
- * onnxruntime-node's; optionally onnxruntime-node's per-op-type profile.
+ * onnxruntime-node's; optionally onnxruntime-node's and kiln's per-op-type profiles.
  * @module
  */
 import { cpuUsage } from "node:process";
@@ -27,6 +27,8 @@ interface _Live {
   /** cumulative timed ms, for --max-seconds */
   spent: number;
   last?: Record<string, Tensor>;
+  /** one eval timed node by node (kiln) */
+  profile?(feeds: Record<string, Tensor>): Promise<{ op: string; ms: number }[]>;
 }
 
 export async function benchModel(
@@ -168,6 +170,20 @@ export async function benchModel(
     for (const r of results) {
       if (r.times.length) console.log(`[bench] ${name}: ${r.name}: median ${median(r.times).toFixed(1)} ms`);
     }
+    const kilnProfiles: { who: string; profile: OpProfile }[] = [];
+    if (opts.profile) {
+      for (const l of live) {
+        if (!l.profile || l.res.error) continue;
+        try {
+          kilnProfiles.push({
+            who: `${l.res.name} (wall time per node on the main thread)`,
+            profile: await _profileRuns(l, feeds, 3),
+          });
+        } catch (e) {
+          console.log(`[bench] ${name}: ${l.res.name} profile failed: ${errText(e)}`);
+        }
+      }
+    }
     for (const l of live.splice(0)) await l.release();
 
     let ortProfile: OpProfile | undefined;
@@ -178,12 +194,26 @@ export async function benchModel(
         console.log(`[bench] ${name}: onnxruntime-node profile failed: ${errText(e)}`);
       }
     }
-    return { model: name, weightsMs, weightBytes, results, ortProfile };
+    return { model: name, weightsMs, weightBytes, results, ortProfile, kilnProfiles };
   } finally {
     for (const l of live) await l.release();
     if (opts.keepWeights) console.log(`[bench] ${name}: weights kept in ${dir}`);
     else await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** Time per op type over `runs` profiled evals of `l`. */
+async function _profileRuns(l: _Live, feeds: Record<string, Tensor>, runs: number): Promise<OpProfile> {
+  const byOp = new Map<string, { ms: number; count: number }>();
+  for (let i = 0; i < runs; i++) {
+    for (const n of await l.profile!(feeds)) {
+      const o = byOp.get(n.op) ?? { ms: 0, count: 0 };
+      o.ms += n.ms;
+      o.count++;
+      byOp.set(n.op, o);
+    }
+  }
+  return { byOp, runs };
 }
 
 /** Parses and compiles the model with kiln (setup time, program info and pass timings into `res`). */
@@ -234,6 +264,7 @@ async function _setUpKiln(
   }
   return {
     run: (f) => program.eval(f),
+    profile: async (f) => (await program.profile(f)).nodes,
     release: () => {
       program.dispose();
       return Promise.resolve();

@@ -51,6 +51,8 @@ export interface ModelReport {
   results: EngineResult[];
   /** onnxruntime-node's time per op type (its optimized graph) */
   ortProfile?: OpProfile;
+  /** kiln's time per op type (wall time per node on the main thread), one per kiln row profiled */
+  kilnProfiles?: { who: string; profile: OpProfile }[];
   skipped?: string;
 }
 

@@ -146,6 +146,7 @@ export function report(
     for (const r of rep.results) for (const n of r.notes) out.push(`- ${r.name}: ${n}`);
     if (rep.results.some((r) => r.notes.length)) out.push("");
     if (rep.ortProfile) out.push(_opMix("onnxruntime-node (1 thread; its fused graph)", rep.ortProfile), "");
+    for (const k of rep.kilnProfiles ?? []) out.push(_opMix(k.who, k.profile), "");
   }
   return out.join("\n");
 }

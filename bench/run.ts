@@ -16,7 +16,7 @@
  * `--engines kiln,ort-web,ort-node,ort-node-default`, `--max-seconds 120` (per engine: stop
  * timing early once the runs took this long, keeping at least one), `--models-dir DIR`,
  * `--out bench/RESULTS.md`, `--no-write`, `--keep-weights`, `--no-profile` (skip the per-op-type
- * profile of onnxruntime-node), `--kernels` (also time one-node models of the ops that dominate
+ * profiles of onnxruntime-node and kiln), `--kernels` (also time one-node models of the ops that dominate
  * the graphs: Conv, Gemm, MatMul, ...), `--only-kernels`, `--cases REGEX` (kernel cases whose label matches).
  *
  * Modules: models.ts (the models, engines and result types), model_bench.ts (one model, every

@@ -78,6 +78,8 @@ export interface CoreExports {
   /** Dim d of output i after the last run: a bounded dim's actual extent, else its planned length; -1 out of range. */
   output_dim(h: number, i: number, d: number): number;
   run(h: number): number;
+  /** `run` timing every node of main; on success the result is JSON: `[{name, op, ms}]`. */
+  run_profiled(h: number): number;
   prepare(h: number): number;
   prepare_weights(h: number, idx: number, n: number): number;
   last_prepare_nodes(): number;
@@ -413,6 +415,7 @@ export class Engine {
       this.exports = _unsignedExports({
         ...raw,
         run: (h: number) => around(() => raw.run(h)),
+        run_profiled: (h: number) => around(() => raw.run_profiled(h)),
         run_node: (h: number, mi: number, ii: number, ptrs: number) =>
           around(() => raw.run_node(h, mi, ii, ptrs)),
         // a bind's packing of a staged chunk is split over the threads too

@@ -188,13 +188,13 @@ export interface EvalOptions {
   weights?: string;
 }
 
-/** What `Program.profile` measured: one eval, every node timed on the device. */
+/** What `Program.profile` measured: one eval, every node timed (gpu: on the device; ref: wall time on the main thread). */
 export interface ProfileReport {
   /** the device, e.g. "NVIDIA H200 (sm_90)" */
   device: string;
-  /** the nodes' device time summed, ms (launch gaps excluded) */
+  /** the nodes' time summed, ms (gpu: launch gaps excluded) */
   totalMs: number;
-  /** every node that ran on the device, in launch order */
+  /** every node that ran (gpu: on the device), in launch order */
   nodes: NodeTime[];
   /** the same summed per op, largest first */
   ops: { op: string; count: number; ms: number }[];
@@ -659,9 +659,11 @@ export class Program {
   }
 
   /**
-   * One eval that times every node on the device (gpu): the nodes in launch order with their
-   * device milliseconds, and the same summed per op, largest first. Evals are not replayed as a
-   * graph while profiling, so the total is the kernels' time without launch gaps.
+   * One eval that times every node: the nodes in launch order with their milliseconds, and the
+   * same summed per op, largest first. gpu: device time; evals are not replayed as a graph while
+   * profiling, so the total is the kernels' time without launch gaps. ref: each node's wall time on
+   * the main thread from the host's clock (with threads, waiting for the workers included), so the
+   * total is about one eval's time.
    */
   profile(inputs: Record<string, Tensor>): Promise<ProfileReport> {
     return this.#serialized(async () => {

@@ -140,7 +140,7 @@ Deno.test("kiln CLI: bad input gives one clear line and a non-zero exit", async 
   }
 });
 
-Deno.test("kiln perf: latency statistics, generated or given inputs, a per-op profile on gpu", async (t) => {
+Deno.test("kiln perf: latency statistics, generated or given inputs, a per-op profile (ref and gpu)", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "kiln_cli_perf_" });
   try {
     await t.step("an .onnx model on ref, inputs generated, --json with every sample", async () => {
@@ -173,7 +173,7 @@ Deno.test("kiln perf: latency statistics, generated or given inputs, a per-op pr
       assert.match(j.profileWhy ?? "", /^$/);
     });
     await t.step(
-      "a weightless program with --weights and a given input; ref says why there is no profile",
+      "a weightless program with --weights and a given input; --profile on ref times every node",
       async () => {
         const prog = `${dir}/tiny.kiln`;
         const c = await kiln("compile", TINY, "--defer-weights", "--dims", "x=2x3x16x16", "-o", prog);
@@ -201,7 +201,10 @@ Deno.test("kiln perf: latency statistics, generated or given inputs, a per-op pr
           /latency over 3 evals: min [0-9.]+ ms, median [0-9.]+ ms, mean [0-9.]+ ms, p90/,
         );
         assert.match(r.stdout, /throughput: [0-9.]+ evals\/s/);
-        assert.match(r.stdout, /no per-node profile: the ref target does not time nodes/);
+        // tinynet: Conv, Relu, ... timed node by node on the main thread
+        assert.match(r.stdout, /wall time on the main thread of one eval, node by node: [0-9.]+ ms/);
+        assert.match(r.stdout, /^ {2}Conv +\d+ x +[0-9.]+ ms/m);
+        assert.match(r.stdout, /slowest nodes:/);
         assert.doesNotMatch(r.stderr, /generated inputs/);
       },
     );

@@ -478,6 +478,7 @@ Deno.test("Program.serialize() and deserializeProgram() round-trip without re-ru
     "cse",
     "pack_gemm_weights",
     "dce",
+    "fuse_elementwise",
     "hoist_prepare",
     "memory_plan",
   ]);

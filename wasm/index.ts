@@ -14,6 +14,7 @@ import {
   Instruction, K_HOST_LITERAL, K_LITERAL, K_NODE, K_PARAM, K_WEIGHT, LOC_BUFFER, Program, Value,
 } from "./ir/program";
 import { registerAllOps } from "./ops/all";
+import { FUSED_ELEMENTWISE, fusedLabel } from "./ops/fused";
 import { opNames } from "./ops/registry";
 import { PM_VALIDATE, runPasses } from "./passes/manager";
 import { compilePasses, literalPasses, planPasses } from "./passes/targets";
@@ -442,6 +443,36 @@ export function run(h: i32): i32 {
   if (p == null) return badHandle(h);
   if (!p.finalized) return report(E_GRAPH, "", "", "Program is not finalized");
   return runModule(p, p.main()) ? E_OK : 1;
+}
+
+/**
+ * `run` timing every node of main on the host's clock (wall time on this thread, waiting for the
+ * workers included). On success the result buffer holds JSON, the nodes that ran in order:
+ * `[{"name":..,"op":..,"ms":..}]`.
+ */
+export function run_profiled(h: i32): i32 {
+  if (diagnostics.length > 0) clearDiagnostics();
+  const p = get(h);
+  if (p == null) return badHandle(h);
+  if (!p.finalized) return report(E_GRAPH, "", "", "Program is not finalized");
+  const m = p.main();
+  const times = new StaticArray<f64>(m.instrs.length);
+  if (!runModule(p, m, times)) return 1;
+  let json = "";
+  for (let i = 0; i < m.instrs.length; i++) {
+    const ins = m.instrs[i];
+    if (ins.kind != K_NODE || ins.skip || ins.prepare) continue;
+    if (json.length > 0) json += ",";
+    json += "{\"name\":" + jsonString(ins.nodeName) + ",\"op\":" + jsonString(profileLabel(ins)) + ",\"ms\":" +
+      times[i].toString() + "}";
+  }
+  setResultString("[" + json + "]");
+  return E_OK;
+}
+
+/** What a profile calls node `ins`: its op, or for a fused chain the ops it runs ("Fused(Mul+Tanh)"). */
+function profileLabel(ins: Instruction): string {
+  return ins.opName == FUSED_ELEMENTWISE ? fusedLabel(ins.attrs.getString("ops", "")) : ins.opName;
 }
 
 /** Runs the hoisted weight-only nodes once (after finalize and after every weight bind). */

@@ -19,6 +19,7 @@ import type {
   BindTensor,
   Executor,
   LiteralSource,
+  NodeTime,
   Target,
   TargetReport,
   WeightDelta,
@@ -740,13 +741,33 @@ class RefExecutor implements Executor {
   }
 
   run(inputs: Record<string, Tensor>, outputs?: ReadonlySet<string>): Promise<Record<string, Tensor>> {
+    return this.#run(inputs, outputs, false);
+  }
+
+  /** One eval timing every node on the host's clock (wall time on the main thread, waits for workers included). */
+  async profile(inputs: Record<string, Tensor>): Promise<NodeTime[]> {
+    let nodes: NodeTime[] = [];
+    await this.#run(inputs, undefined, true, (engine) => nodes = engine.resultJson<NodeTime[]>());
+    return nodes;
+  }
+
+  #run(
+    inputs: Record<string, Tensor>,
+    outputs: ReadonlySet<string> | undefined,
+    profiled: boolean,
+    onRan?: (engine: Engine) => void,
+  ): Promise<Record<string, Tensor>> {
     try {
       const engine = this.#live("eval");
       this.#prepareSync(engine);
       const mem = engine.u8();
       for (const slot of this.#inSlots) mem.set(tensorBytes(inputs[slot.name]), slot.ptr);
       const h = this.#core.handle("eval");
-      if (engine.call("eval", () => engine.exports.run(h)) !== 0) throw engine.error("eval");
+      const e = engine.exports;
+      if (engine.call("eval", () => profiled ? e.run_profiled(h) : e.run(h)) !== 0) {
+        throw engine.error("eval");
+      }
+      onRan?.(engine);
       const out: Record<string, Tensor> = {};
       const after = engine.u8();
       for (const slot of this.#outSlots) {
@@ -875,6 +896,7 @@ export const REF_PASSES: readonly string[] = [
   "cse",
   "pack_gemm_weights",
   "dce",
+  "fuse_elementwise",
   "hoist_prepare",
   "memory_plan",
 ];

@@ -223,13 +223,13 @@ export interface GraphReport {
   replays: number;
 }
 
-/** The device time of one node in a profiled eval. */
+/** The time of one node in a profiled eval (gpu: device time; ref: wall time on the main thread). */
 export interface NodeTime {
   /** the ONNX node name */
   name: string;
   /** its op, or the fused kernel it heads ("Fused(Mul+Tanh+Add)") */
   op: string;
-  /** device milliseconds */
+  /** milliseconds */
   ms: number;
 }
 
@@ -280,7 +280,7 @@ export interface Executor {
   stageHostSet?(name: string): Promise<readonly BindTensor[]>;
   removeHostSet?(name: string): void;
   hostSetNames?(): string[];
-  /** One evaluation timing each node on the device, in launch order (targets that can: gpu). */
+  /** One evaluation timing each node, in launch order (gpu: device time; ref: wall time per node). */
   profile?(inputs: Record<string, Tensor>): Promise<NodeTime[]>;
   /** Where and how it runs. */
   report(): TargetReport;

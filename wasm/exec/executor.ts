@@ -18,6 +18,10 @@ import { PACK_GEMM_B } from "../ops/linalg";
 import { planModule } from "../passes/memory_plan";
 import { shareFrom } from "./share";
 
+// @ts-ignore: decorator
+@external("env", "now")
+declare function hostNow(): f64;
+
 function own(prog: Program, bytes: i32): usize {
   const n: usize = bytes > 0 ? <usize>bytes : 1;
   // not zero-filled: the host writes params, weights and host literals, and run zero-fills
@@ -565,14 +569,23 @@ export function runControlOnHost(prog: Program, ins: Instruction, inPtrs: Array<
   return ins.opName == "Loop" ? runLoop(prog, ins) : runScan(prog, ins);
 }
 
-/** Runs module `m` in order; false with diagnostics when a kernel fails. */
-export function runModule(prog: Program, m: Module): bool {
+/**
+ * Runs module `m` in order; false with diagnostics when a kernel fails. With `times` (a profiled
+ * eval, one slot per instruction of `m`), adds each node's wall time in milliseconds on this
+ * thread (waiting for the workers included) from the host's clock; without, no clock is read.
+ */
+export function runModule(prog: Program, m: Module, times: StaticArray<f64> | null = null): bool {
   const instrs = m.instrs;
   const n = instrs.length;
   for (let i = 0; i < n; i++) {
     const ins = unchecked(instrs[i]);
     if (ins.kind != K_NODE || ins.skip || ins.prepare) continue;
-    if (!runNode(prog, ins)) return false;
+    if (times != null) {
+      const t0 = hostNow();
+      const ok = runNode(prog, ins);
+      times[i] += hostNow() - t0;
+      if (!ok) return false;
+    } else if (!runNode(prog, ins)) return false;
   }
   return true;
 }

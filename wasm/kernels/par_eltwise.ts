@@ -8,8 +8,8 @@ import { unaryF32, unaryTestF32 } from "../ops/math/unary";
 import { softmaxRowF32 } from "./reduce";
 import { layerNormRowF32 } from "../ops/norm";
 import {
-  parallelFor, perTask, taskArgs, TASK_AFFINE_PLANES, TASK_BINARY_ROWS, TASK_LAYERNORM, TASK_SOFTMAX, TASK_UNARY,
-  TASK_UNARY_TEST, TASK_WHERE, threadCount,
+  parallelFor, perTask, slotScratch, taskArgs, TASK_AFFINE_PLANES, TASK_BINARY_ROWS, TASK_FUSED, TASK_LAYERNORM,
+  TASK_SOFTMAX, TASK_UNARY, TASK_UNARY_TEST, TASK_WHERE, threadCount,
 } from "./threads";
 
 /** Below this many elements an elementwise op runs on one thread. */
@@ -319,4 +319,107 @@ export function whereRowsTask(a: usize, t: i32): void {
     selRowU32(c + <usize>load<i32>(p), dc, x + (<usize>load<i32>(p, 4) << 2), dx, y + (<usize>load<i32>(p, 8) << 2), dy,
       o + ((<usize>r * <usize>inner) << 2), inner);
   }
+}
+
+// ---- fused elementwise chains (ops/fused.ts, passes/fuse_elementwise.ts) ----
+
+/** Bytes of one thread's block temporaries (the steps' results but the last): within L1. */
+const FUSED_TMP_BYTES: i32 = 8192;
+let fusedTmp: usize = 0;
+
+/**
+ * Elements per block for a chain of `nsteps` steps: the temporaries of a block fit in
+ * FUSED_TMP_BYTES; a multiple of 8, so that an element takes the same kernel path (SIMD body or
+ * tail) as in the unfused op.
+ */
+export function fusedBlock(nsteps: i32): i32 {
+  const temps = nsteps > 1 ? nsteps - 1 : 1;
+  const b = ((FUSED_TMP_BYTES >> 2) / temps) & ~7;
+  return b > 1024 ? 1024 : b;
+}
+
+/**
+ * Elements [lo, lo + m) of a fused chain. `steps`: 4 i32 per step (kind: 0 unary, 1 binary; code;
+ * operand a; operand b), `params`: 2 f32 per step; an operand r >= 0 is step r's result, r < 0 is
+ * external input -r-1, whose address and stride (1, or 0 for a single element) are at `ins`,
+ * 8 bytes per input. Step s writes its block to tmp + s * bs floats, the last step to `out`.
+ * Each step runs the unfused op's own row kernel (unaryF32, binRowF32) on the block.
+ */
+function fusedRange(steps: usize, nsteps: i32, params: usize, ins: usize, out: usize, lo: i32, m: i32, tmp: usize,
+  bs: i32): void {
+  for (let s = 0; s < nsteps; s++) {
+    const w = steps + (<usize>s << 4);
+    const dst = s == nsteps - 1 ? out + (<usize>lo << 2) : tmp + ((<usize>s * <usize>bs) << 2);
+    const ra = load<i32>(w, 8);
+    let pa: usize, sa: i32;
+    if (ra >= 0) {
+      pa = tmp + ((<usize>ra * <usize>bs) << 2);
+      sa = 1;
+    } else {
+      const e = ins + (<usize>(-ra - 1) << 3);
+      sa = load<i32>(e, 4);
+      pa = load<usize>(e) + (sa != 0 ? <usize>lo << 2 : 0);
+    }
+    if (load<i32>(w) == 0) {
+      unaryF32(load<i32>(w, 4), pa, dst, m, load<f32>(params + (<usize>s << 3)), load<f32>(params + (<usize>s << 3), 4));
+      continue;
+    }
+    const rb = load<i32>(w, 12);
+    let pb: usize, sb: i32;
+    if (rb >= 0) {
+      pb = tmp + ((<usize>rb * <usize>bs) << 2);
+      sb = 1;
+    } else {
+      const e = ins + (<usize>(-rb - 1) << 3);
+      sb = load<i32>(e, 4);
+      pb = load<usize>(e) + (sb != 0 ? <usize>lo << 2 : 0);
+    }
+    binRowF32(load<i32>(w, 4), pa, sa, pb, sb, dst, m);
+  }
+}
+
+/** Blocks [b0, b1) of bs elements of a chain over n elements. */
+function fusedBlocks(steps: usize, nsteps: i32, params: usize, ins: usize, out: usize, n: i32, b0: i32, b1: i32,
+  tmp: usize, bs: i32): void {
+  for (let b = b0; b < b1; b++) {
+    const lo = b * bs;
+    fusedRange(steps, nsteps, params, ins, out, lo, n - lo < bs ? n - lo : bs, tmp, bs);
+  }
+}
+
+/**
+ * A fused chain over n float32 elements (tables as fusedRange's), block by block, each block's
+ * steps one after another while it is in cache; split by blocks over the threads when large.
+ */
+export function fusedF32Par(steps: usize, nsteps: i32, params: usize, ins: usize, out: usize, n: i32): void {
+  const bs = fusedBlock(nsteps);
+  const nb = (n + bs - 1) / bs;
+  const nt = threadCount();
+  if (nt < 2 || n < PAR_MIN_ELEMENTS || nb < 2) {
+    if (fusedTmp == 0) fusedTmp = (heap.alloc(<usize>FUSED_TMP_BYTES + 16) + 15) & ~(<usize>15);
+    fusedBlocks(steps, nsteps, params, ins, out, n, 0, nb, fusedTmp, bs);
+    return;
+  }
+  const per = perTask(nb, nt);
+  const a = taskArgs();
+  store<usize>(a, steps);
+  store<i32>(a, nsteps, 4);
+  store<usize>(a, params, 8);
+  store<usize>(a, ins, 12);
+  store<usize>(a, out, 16);
+  store<i32>(a, n, 20);
+  store<i32>(a, bs, 24);
+  store<i32>(a, nb, 28);
+  store<i32>(a, per, 32);
+  parallelFor(TASK_FUSED, (nb + per - 1) / per);
+}
+
+/** Task t of fusedF32Par: `per` blocks, the temporaries in the thread's A-panel scratch (idle during the job). */
+export function fusedTask(c: usize, a: usize, t: i32, slot: i32): void {
+  const nb = load<i32>(a, 28);
+  const per = load<i32>(a, 32);
+  const b0 = t * per;
+  const b1 = nb - b0 < per ? nb : b0 + per;
+  fusedBlocks(load<usize>(a), load<i32>(a, 4), load<usize>(a, 8), load<usize>(a, 12), load<usize>(a, 16),
+    load<i32>(a, 20), b0, b1, slotScratch(c, slot, 0), load<i32>(a, 24));
 }

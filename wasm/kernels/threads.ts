@@ -10,7 +10,7 @@
 import { gemmBatchTask, gemmTask, gemvTask, packBTask, GEMM_SCRATCH_A, GEMM_SCRATCH_B, GEMM_SCRATCH_E } from "./gemm";
 import { im2colTask } from "./conv";
 import {
-  affinePlanesTask, binaryRowsTask, layerNormTask, softmaxTask, unaryTask, unaryTestTask, whereRowsTask,
+  affinePlanesTask, binaryRowsTask, fusedTask, layerNormTask, softmaxTask, unaryTask, unaryTestTask, whereRowsTask,
 } from "./par_eltwise";
 
 /** Task kinds (runTask's switch). */
@@ -26,6 +26,7 @@ export const TASK_GEMV: i32 = 9;
 export const TASK_UNARY_TEST: i32 = 10;
 export const TASK_WHERE: i32 = 11;
 export const TASK_PACK_B: i32 = 12;
+export const TASK_FUSED: i32 = 13;
 
 // control block, i32 words
 const W_SEQ: usize = 0; // job sequence number: the futex word workers wait on
@@ -126,6 +127,7 @@ function runTask(c: usize, kind: i32, t: i32, slot: i32): void {
   else if (kind == TASK_UNARY_TEST) unaryTestTask(c + ARGS, t);
   else if (kind == TASK_WHERE) whereRowsTask(c + ARGS, t);
   else if (kind == TASK_PACK_B) packBTask(c + ARGS, t);
+  else if (kind == TASK_FUSED) fusedTask(c, c + ARGS, t, slot);
 }
 
 /** Takes and runs tasks of job `seq` until none is left. */

@@ -2,6 +2,7 @@
 import { registerControl } from "./control";
 import { registerConv } from "./conv";
 import { registerElementwise } from "./elementwise";
+import { registerFused } from "./fused";
 import { registerLinalg } from "./linalg";
 import { registerNorm } from "./norm";
 import { registerReduce } from "./reduce";
@@ -17,6 +18,7 @@ export function registerAllOps(): void {
   if (registered) return;
   registered = true;
   registerElementwise();
+  registerFused();
   registerReduce();
   registerNorm();
   registerShapeOps();

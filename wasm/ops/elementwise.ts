@@ -188,6 +188,58 @@ function powF32(a: Tensor, e: f32, o: Tensor): bool {
   return true;
 }
 
+// ---- what fuse_elementwise may fuse ----
+
+/** A float32 node as the SIMD kernels run it: unaryF32(code, p0, p1) on input 0, or binRowF32(code). */
+export class F32Step {
+  binary: bool = false;
+  code: i32 = 0;
+  p0: f32 = 0;
+  p1: f32 = 0;
+}
+
+/**
+ * How compute runs a float32 node of `op` (attributes `attrs`, opset `opset`) on the SIMD row
+ * kernels, so that a fused chain computes each element exactly as the node would: Add, Sub, Mul,
+ * Div (binRowF32), the unary ops with a SIMD kernel other than Clip (their parameters from the
+ * attributes, as compute reads them), Gelu, and Pow by a literal 2, 3 or 0.5 (`exponent`, NaN when
+ * input 1 is not a float32 literal scalar). null for anything else (legacy broadcast attributes
+ * included).
+ */
+export function f32StepOf(op: Op, attrs: Attrs, opset: i32, exponent: f32): F32Step | null {
+  const st = new F32Step();
+  if (op instanceof BinaryOp) {
+    const b = op as BinaryOp;
+    if (attrs.has("broadcast") || attrs.has("axis")) return null; // legacy broadcasting
+    if (b.code == B_POW) {
+      if (exponent == 2) st.code = U_SQUARE;
+      else if (exponent == 3) st.code = U_CUBE;
+      else if (exponent == 0.5) st.code = U_SQRT;
+      else return null;
+      return st;
+    }
+    if (b.cmp || (b.code != B_ADD && b.code != B_SUB && b.code != B_MUL && b.code != B_DIV)) return null;
+    st.binary = true;
+    st.code = b.code;
+    return st;
+  }
+  if (op instanceof GeluOp) {
+    st.code = attrs.getString("approximate", "none") == "tanh" ? U_GELU_TANH : U_GELU;
+    return st;
+  }
+  if (op instanceof UnaryOp) {
+    const u = op as UnaryOp;
+    const code = u.code;
+    if (u.outBool || code == U_CLIP || code == U_ISNAN || code == U_ISINF || !unarySimd(code)) return null;
+    const dp = unaryDefaults(code);
+    st.code = code;
+    st.p0 = <f32><f64>attrs.getFloat(dp.n0, <f32>dp.d0);
+    st.p1 = <f32><f64>attrs.getFloat(dp.n1, <f32>dp.d1);
+    return st;
+  }
+  return null;
+}
+
 // ---- binary ops ----
 
 // dtype classes accepted by a binary op

@@ -5,6 +5,7 @@ import { Cse } from "./cse";
 import { Dce } from "./dce";
 import { EliminateIdentity } from "./eliminate_identity";
 import { FoldConstants } from "./fold_constants";
+import { FuseElementwise } from "./fuse_elementwise";
 import { HoistPrepare } from "./hoist_prepare";
 import { LayoutLiterals } from "./layout_literals";
 import { MemoryPlan } from "./memory_plan";
@@ -35,6 +36,7 @@ export function compilePasses(target: string): Array<Pass> | null {
   p.push(new Cse());
   if (target == TARGET_REF) p.push(new PackGemmWeights()); // the gpu's BLAS takes B as it is
   p.push(new Dce());
+  if (target == TARGET_REF) p.push(new FuseElementwise()); // the gpu fuses in its own lowering (hip/)
   if (target == TARGET_GPU) p.push(new RefuseBounded(target)); // no run-time extents on the device path
   p.push(new HoistPrepare());
   p.push(new MemoryPlan(alignOf(target), target == TARGET_GPU));
