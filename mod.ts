@@ -116,4 +116,5 @@ export { NpyError, readNpy, writeNpy } from "./core/npy.ts";
 export type { DTypeName, Tensor, TypedArray } from "./core/tensor.ts";
 export { castFloats } from "./core/tensor.ts";
 export { KILN_VERSION } from "./core/version.ts";
+export { releaseCoreMemory } from "./core/engine.ts";
 export { WorkerProgram, type WorkerProgramOptions, type WorkerWeights } from "./core/worker.ts";

@@ -323,6 +323,18 @@ export const coreMemoryReuse = {
   reused: 0,
 };
 
+/**
+ * Lets go of the memory a disposed program left for the next one (`coreMemoryReuse`), so the
+ * process can return it (once nothing else holds it, at the next garbage collection). For an
+ * embedder that disposes its last program and wants the memory back rather than a fast next
+ * compile. Returns the bytes let go (0 when none was kept).
+ */
+export function releaseCoreMemory(): number {
+  const kept = coreMemoryReuse.idle;
+  coreMemoryReuse.idle = null;
+  return kept ? kept.buffer.byteLength : 0;
+}
+
 /** Byte offset of the thread slots in the control block (wasm/kernels/threads.ts SLOTS). */
 const _SLOTS = 64 + 256;
 

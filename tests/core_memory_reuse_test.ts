@@ -3,7 +3,7 @@
 // writes them at memory speed instead of faulting each one in. Nothing of the old program may
 // survive: the new instance writes its static data again and its allocator takes the rest as free.
 import assert from "node:assert/strict";
-import { compile, parseOnnx, WeightSet } from "../mod.ts";
+import { compile, parseOnnx, releaseCoreMemory, WeightSet } from "../mod.ts";
 import { coreMemoryReuse, threadsUnavailable } from "../core/engine.ts";
 import { programInternals } from "../core/program.ts";
 import type { Tensor } from "../core/tensor.ts";
@@ -89,6 +89,16 @@ Deno.test({
       deferred.dispose();
       await _kept();
       assert.ok(coreMemoryReuse.idle, "kept after the revived program's dispose");
+      // an embedder done with kiln lets go of it; the next compile starts on fresh memory
+      const size = (coreMemoryReuse.idle as WebAssembly.Memory | null)!.buffer.byteLength;
+      assert.equal(releaseCoreMemory(), size);
+      assert.equal(coreMemoryReuse.idle, null);
+      assert.equal(releaseCoreMemory(), 0, "nothing left to let go");
+      const reused = coreMemoryReuse.reused;
+      const fresh = compile(await parseOnnx(paths[1]), "ref", { threads: 2 });
+      assert.equal(coreMemoryReuse.reused, reused, "started on fresh memory");
+      assert.deepEqual(await fresh.eval(_x()), want[1]);
+      fresh.dispose();
     } finally {
       coreMemoryReuse.enabled = was;
       await Deno.remove(dir, { recursive: true });
