@@ -59,7 +59,8 @@ export interface CoreExports {
   set_packed_ptr(h: number, node: number, ptr: number): number;
   /**
    * Packs `rows` stored rows of B at src into the packed op(B) at dst, split over the threads (mode
-   * 0), on this thread only (mode 2), or (mode 1) unpacks them.
+   * 0), on this thread only (mode 2), started on the workers (mode 3: returns at once; pack_wait
+   * ends it), or (mode 1) unpacks them.
    */
   pack_rows(
     trans: number,
@@ -72,6 +73,8 @@ export interface CoreExports {
     dst: number,
     mode: number,
   ): void;
+  /** Waits until the packing pack_rows started (mode 3) is done. */
+  pack_wait(): void;
   reshare_weights(h: number, root: number): number;
   /** Where the host reads output i (unsigned; 0 when none). */
   output_ptr(h: number, i: number): number;

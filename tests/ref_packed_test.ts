@@ -214,6 +214,58 @@ Deno.test("ref packed-only weights: a read that fails midway leaves the old weig
   });
 });
 
+Deno.test({
+  name:
+    "ref packed-only weights, 2 threads: the workers pack each chunk while the next is read (pipelinePack), bit for bit; a failed read leaves the old weights",
+  ignore: threadsUnavailable() !== "",
+  fn: async () => {
+    await _withSets(async (dir, paths) => {
+      // chunks of 256 stored rows (77K elements: over the split's 65K), nine per 2053-row weight
+      refStaging.packChunkBytes = 512 * 1024;
+      const want = [await _want(paths[0]), await _want(paths[1])];
+      const p = await _deferred(paths[0], true, 2);
+      const internals = programInternals(p);
+      await p.bindWeights(await WeightSet.fromOnnxDir(p, `${dir}/v1`));
+      assert.deepEqual(await p.eval(_inputs()), want[0]);
+      // the workers start after a run that split its work (the bind's packing did): wait for them
+      for (let i = 0; i < 400 && internals.workersRunning === 0; i++) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.equal(internals.workersRunning, 1, "a worker is up");
+      let byWorker = 0;
+      for (let round = 0; round < 6; round++) {
+        const k = (round + 1) % 2;
+        const before = internals.tasksRun()[1] ?? 0;
+        const r = await p.bindWeights(await WeightSet.fromOnnxDir(p, `${dir}/v${k + 1}`));
+        byWorker += (internals.tasksRun()[1] ?? 0) - before;
+        assert.equal(r.copied, 4);
+        assert.deepEqual(await p.eval(_inputs()), want[k], `v${k + 1} (round ${round}): bit for bit`);
+        if (byWorker > 0 && round >= 1) break;
+      }
+      assert.ok(byWorker > 0, "the worker packed chunks while this thread read");
+      // packing after each read gives the same
+      refStaging.pipelinePack = false;
+      try {
+        await p.bindWeights(await WeightSet.fromOnnxDir(p, `${dir}/v1`));
+        assert.deepEqual(await p.eval(_inputs()), want[0]);
+      } finally {
+        refStaging.pipelinePack = true;
+      }
+      // v2 cut inside E while the workers pack W's chunks: nothing is bound, v1 serves
+      const e = p.weights.find((w) => w.name === "E")!;
+      const bin = await Deno.readFile(`${dir}/v2/m.bin`);
+      const set = await WeightSet.fromOnnxDir(p, `${dir}/v2`);
+      await Deno.writeFile(`${dir}/v2/m.bin`, bin.subarray(0, e.offset + 600_000));
+      await assert.rejects(() => p.bindWeights(set), /Cannot bind weight 'E'.*nothing was bound/);
+      assert.deepEqual(await p.eval(_inputs()), want[0], "v1 still serves, whole");
+      await Deno.writeFile(`${dir}/v2/m.bin`, bin);
+      await p.bindWeights(await WeightSet.fromOnnxDir(p, `${dir}/v2`));
+      assert.deepEqual(await p.eval(_inputs()), want[1]);
+      p.dispose();
+    });
+  },
+});
+
 Deno.test("ref packed-only literals: compile with the weights packs them at finalize; bake, save and load agree", async () => {
   await _withSets(async (dir, paths) => {
     const want = await _want(paths[1]);

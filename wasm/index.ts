@@ -25,7 +25,7 @@ import {
 } from "./exec/executor";
 import { scheduleLength, writeSchedule } from "./exec/schedule";
 import { shareWeights } from "./exec/share";
-import { threadsInit, threadsStop, workerLoop } from "./kernels/threads";
+import { parallelEnd, threadsInit, threadsStop, workerLoop } from "./kernels/threads";
 import { packBRows } from "./kernels/gemm";
 
 const programs = new Array<Program | null>();
@@ -391,12 +391,18 @@ export function set_packed_ptr(h: i32, node: i32, ptr: usize): usize {
 /**
  * Packs `rows` stored rows of a 2-D float32 B (row0 first, at src, row stride ldb floats) into
  * their places in the packed op(B) (K x N, transposed when trans) at dst, split over the threads
- * (mode 0) or on this thread only (mode 2); mode 1 copies them back out instead (kernels/gemm.ts
- * packBRows).
+ * (mode 0), on this thread only (mode 2), or started on the workers (mode 3: the call returns
+ * while they pack; pack_wait ends it, and src and dst must stay as they are until then); mode 1
+ * copies them back out instead (kernels/gemm.ts packBRows).
  */
 export function pack_rows(trans: i32, src: usize, row0: i32, rows: i32, ldb: i32, K: i32, N: i32, dst: usize,
   mode: i32): void {
-  packBRows(trans != 0, src, row0, rows, ldb, K, N, dst, mode == 1, mode != 2);
+  packBRows(trans != 0, src, row0, rows, ldb, K, N, dst, mode == 1, mode != 2, mode == 3);
+}
+
+/** Waits until the packing pack_rows started (mode 3) is done (at once when none is running). */
+export function pack_wait(): void {
+  parallelEnd();
 }
 
 /**

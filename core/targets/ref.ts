@@ -62,6 +62,11 @@ export const refStaging = {
    * compare the two; a quiet machine may decide otherwise.
    */
   splitPack: false,
+  /**
+   * On a threaded core, pack each staged chunk on the workers while this thread reads the next
+   * one (the default); false packs after each read (bench/swap.ts compares the two).
+   */
+  pipelinePack: true,
 };
 
 /** A pack node of a packed-only weight or literal (wasm/index.ts direct_json). */
@@ -298,7 +303,8 @@ class RefExecutor implements Executor {
     if (this.#chunk) e.free(this.#chunk);
     this.#chunk = 0;
     this.#chunkBytes = 0;
-    this.#chunk = engine.call("stage weights", () => e.alloc(need));
+    // two chunks on a threaded core: the workers pack one while this thread reads into the other
+    this.#chunk = engine.call("stage weights", () => e.alloc(engine.threads > 1 ? 2 * need : need));
     this.#chunkBytes = need;
   }
 
@@ -309,13 +315,19 @@ class RefExecutor implements Executor {
    * while it is in cache, so each byte is written to memory once, packed. `#ensureChunk` first.
    * Throws KilnError "io" (src.what, then what the range needed) when a file ends first.
    *
-   * The packing runs on this thread, after each read: handing it to a worker of the thread pool
-   * while this thread reads the next chunk was measured slower here (GPT-2's 494 MB: bind 176 ms on
-   * two threads against 143 on one, 2-core VM), as both halves are memory-bound.
+   * On a threaded core (`refStaging.pipelinePack`, the default there) the packing of a chunk is
+   * started on the workers and this thread reads the next chunk into the other staging buffer
+   * meanwhile, then waits for that packing (taking its leftover tasks) and starts the next: the
+   * read and the packing overlap. Same bytes as packing on one thread (each task packs whole
+   * strips). Otherwise each chunk is packed after its read, on this thread (`splitPack`: split
+   * over the threads). A weight packed more than once packs without overlap.
    */
   #packAll(engine: Engine, items: readonly { d: _Direct; src: _Source; dsts: readonly number[] }[]): void {
     const e = engine.exports;
     const files = new _Files();
+    const pipe = refStaging.pipelinePack && engine.threads > 1;
+    let buf = 0; // the staging buffer the next chunk is read into (0 or 1; always 0 without pipe)
+    let done = false;
     try {
       for (const { d, src, dsts } of items) {
         const rowBytes = d.cols * 4;
@@ -326,11 +338,12 @@ class RefExecutor implements Executor {
         for (let row = 0; row < d.rows; row += step) {
           const rows = Math.min(step, d.rows - row);
           const n = rows * rowBytes;
+          const at = this.#chunk + buf * this.#chunkBytes;
           const t0 = performance.now();
           if (f) {
             let got = 0;
             while (got < n) {
-              const r = f.readSync(new Uint8Array(e.memory.buffer, this.#chunk + got, n - got));
+              const r = f.readSync(new Uint8Array(e.memory.buffer, at + got, n - got));
               if (r === null) {
                 throw new KilnError(
                   "io",
@@ -346,18 +359,35 @@ class RefExecutor implements Executor {
             this.#staged.bytesRead += n;
           } else {
             const b = (src as { bytes: Uint8Array }).bytes;
-            engine.u8().set(b.subarray(row * rowBytes, row * rowBytes + n), this.#chunk);
+            engine.u8().set(b.subarray(row * rowBytes, row * rowBytes + n), at);
           }
           const t1 = performance.now();
-          const mode = refStaging.splitPack ? 0 : 2;
-          d.packs.forEach((p, i) =>
-            e.pack_rows(p.trans ? 1 : 0, this.#chunk, row, rows, d.cols, p.k, p.n, dsts[i], mode)
-          );
+          if (pipe) e.pack_wait(); // the previous chunk's packing, from the other buffer
+          if (pipe && d.packs.length === 1) {
+            const p = d.packs[0];
+            e.pack_rows(p.trans ? 1 : 0, at, row, rows, d.cols, p.k, p.n, dsts[0], 3);
+            buf ^= 1;
+          } else {
+            const mode = refStaging.splitPack ? 0 : 2;
+            d.packs.forEach((p, i) =>
+              e.pack_rows(p.trans ? 1 : 0, at, row, rows, d.cols, p.k, p.n, dsts[i], mode)
+            );
+          }
           this.#staged.readMs += t1 - t0;
           this.#staged.packMs += performance.now() - t1;
         }
       }
+      const t = performance.now();
+      if (pipe) e.pack_wait();
+      this.#staged.packMs += performance.now() - t;
+      done = true;
     } finally {
+      if (pipe && !done && !engine.broken) {
+        // a failed read: the packing under way ends before the caller frees its destinations
+        try {
+          e.pack_wait();
+        } catch { /* a trap: the engine is broken, its owner revives it; the read's error goes on */ }
+      }
       files.close();
     }
   }

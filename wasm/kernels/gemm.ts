@@ -10,7 +10,7 @@
 // instance; in the threaded build a large product is split into column (or row) panels run by
 // worker instances (threads.ts), each with its own scratch, summing in the same order.
 import {
-  parallelFor, perTask, slotScratch, taskArgs, TASK_GEMM, TASK_GEMM_BATCH, TASK_GEMV, TASK_PACK_B, threadCount,
+  parallelBegin, parallelFor, perTask, slotScratch, taskArgs, TASK_GEMM, TASK_GEMM_BATCH, TASK_GEMV, TASK_PACK_B, threadCount,
 } from "./threads";
 
 /** Rows of the micro-tile. */
@@ -571,10 +571,13 @@ export function packWholeB(transB: bool, B: usize, ldb: i32, K: i32, N: i32, dst
  * in cache. Stored rows are k (op(B) = B) or n (transB, op(B) = B^T: row0 and rows then
  * multiples of NR, except a last chunk that ends at N). unpack: the inverse, dst's bytes back
  * into the rows at src (an adapter's base, docs/internals.md "Packed-only weights"). split: on the
- * threaded core, the chunk's strips are split over the threads (false: all on this one).
+ * threaded core, the chunk's strips are split over the threads (false: all on this one); begin:
+ * the split packing is only started (parallelBegin: the workers pack while this thread reads the
+ * next chunk into another buffer; parallelEnd, the core's pack_wait, ends it). Below the split's
+ * size, or on one thread, it runs at once either way.
  */
 export function packBRows(transB: bool, src: usize, row0: i32, rows: i32, ldb: i32, K: i32, N: i32, dst: usize,
-  unpack: bool, split: bool = true): void {
+  unpack: bool, split: bool = true, begin: bool = false): void {
   if (unpack) {
     unpackBRows(transB, src, row0, rows, ldb, K, N, dst);
     return;
@@ -599,7 +602,8 @@ export function packBRows(transB: bool, src: usize, row0: i32, rows: i32, ldb: i
     store<i32>(a, lo, 32);
     store<i32>(a, hi, 36);
     store<i32>(a, per * NR, 40);
-    parallelFor(TASK_PACK_B, (strips + per - 1) / per);
+    if (begin) parallelBegin(TASK_PACK_B, (strips + per - 1) / per);
+    else parallelFor(TASK_PACK_B, (strips + per - 1) / per);
     return;
   }
   packBRowsCols(transB, src, row0, rows, ldb, K, N, dst, lo, hi);

@@ -150,16 +150,12 @@ function drain(c: usize, seq: i32, slot: i32): void {
   }
 }
 
-/**
- * Main instance: runs tasks 0..n-1 of `kind` (arguments already in taskArgs()) on every thread,
- * returning when all are done. n <= 65535.
- */
-export function parallelFor(kind: i32, n: i32): void {
-  const c = ctl;
-  if (!ASC_FEATURE_THREADS || c == 0) {
-    for (let t = 0; t < n; t++) runTask(c, kind, t, 0);
-    return;
-  }
+/** A job started by parallelBegin and not yet ended: its task count (0: none) and sequence number. */
+let pendingN: i32 = 0;
+let pendingSeq: i32 = 0;
+
+/** Publishes job `kind` of `n` tasks (arguments already in taskArgs()) and wakes the workers; its sequence number. */
+function publish(c: usize, kind: i32, n: i32): i32 {
   atomic.store<i32>(c + W_KIND, kind);
   atomic.store<i32>(c + W_NTASKS, n);
   atomic.store<i32>(c + W_DONE, 0);
@@ -167,6 +163,11 @@ export function parallelFor(kind: i32, n: i32): void {
   atomic.store<i32>(c + W_NEXT, (seq & 0xffff) << 16);
   atomic.store<i32>(c + W_SEQ, seq);
   if (atomic.load<i32>(c + W_ALIVE) > 0) atomic.notify(c + W_SEQ);
+  return seq;
+}
+
+/** Takes what is left of job `seq` (n tasks) on this thread, then waits until every task is done. */
+function finish(c: usize, seq: i32, n: i32): void {
   drain(c, seq, 0);
   // the last tasks run on other threads: spin a little, then (where this thread may block) sleep
   // until the last one notifies, so that on a busy machine the worker can have this core
@@ -180,6 +181,45 @@ export function parallelFor(kind: i32, n: i32): void {
     atomic.store<i32>(c + W_MAIN_WAITS, 0);
   }
   if (atomic.load<i32>(c + W_FAIL) != 0) unreachable();
+}
+
+/**
+ * Main instance: runs tasks 0..n-1 of `kind` (arguments already in taskArgs()) on every thread,
+ * returning when all are done. n <= 65535.
+ */
+export function parallelFor(kind: i32, n: i32): void {
+  const c = ctl;
+  if (!ASC_FEATURE_THREADS || c == 0) {
+    for (let t = 0; t < n; t++) runTask(c, kind, t, 0);
+    return;
+  }
+  if (pendingN > 0) parallelEnd();
+  finish(c, publish(c, kind, n), n);
+}
+
+/**
+ * Main instance: starts tasks 0..n-1 of `kind` on the workers and returns at once, so this thread
+ * can do other work (a bind reads the next staged chunk while the workers pack this one);
+ * parallelEnd takes what the workers have not and waits for the rest. Without threads, or with
+ * no worker awake, the tasks run at parallelEnd. The arguments must stay as they are until then.
+ */
+export function parallelBegin(kind: i32, n: i32): void {
+  const c = ctl;
+  if (!ASC_FEATURE_THREADS || c == 0) {
+    for (let t = 0; t < n; t++) runTask(c, kind, t, 0);
+    return;
+  }
+  if (pendingN > 0) parallelEnd();
+  pendingSeq = publish(c, kind, n);
+  pendingN = n;
+}
+
+/** Main instance: ends the job parallelBegin started (nothing when none is pending). */
+export function parallelEnd(): void {
+  if (!ASC_FEATURE_THREADS || ctl == 0 || pendingN == 0) return;
+  const n = pendingN;
+  pendingN = 0;
+  finish(ctl, pendingSeq, n);
 }
 
 /**
