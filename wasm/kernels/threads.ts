@@ -188,13 +188,8 @@ function finish(c: usize, seq: i32, n: i32): void {
  * returning when all are done. n <= 65535.
  */
 export function parallelFor(kind: i32, n: i32): void {
-  const c = ctl;
-  if (!ASC_FEATURE_THREADS || c == 0) {
-    for (let t = 0; t < n; t++) runTask(c, kind, t, 0);
-    return;
-  }
-  if (pendingN > 0) parallelEnd();
-  finish(c, publish(c, kind, n), n);
+  parallelBegin(kind, n);
+  parallelEnd();
 }
 
 /**
