@@ -172,8 +172,8 @@ for (const name of values.models!.split(",")) {
     const recompilePrepare: number[] = [], deferredCompile: number[] = [], ort: number[] = [];
     const freshRecompile: number[] = [],
       freshOrt: number[] = [],
-      splitSwap: number[] = [],
-      splitPackMs: number[] = [];
+      afterReadSwap: number[] = [],
+      afterReadPackMs: number[] = [];
     let copied = 0;
     for (let r = 0; r < RUNS; r++) {
       const d = dirs[(r + 1) % 2];
@@ -197,8 +197,8 @@ for (const name of values.models!.split(",")) {
         const [s1Ms, set1] = await timed(() => WeightSet.fromOnnxDir(program, dirs[r % 2]));
         const [b1Ms, rep1] = await timed(() => program.bindWeights(set1));
         await program.eval(feeds);
-        splitSwap.push(s1Ms + b1Ms + programInternals(program).lastPrepareMs);
-        splitPackMs.push(rep1.staging?.packMs ?? 0);
+        afterReadSwap.push(s1Ms + b1Ms + programInternals(program).lastPrepareMs);
+        afterReadPackMs.push(rep1.staging?.packMs ?? 0);
       } finally {
         refStaging.pipelinePack = true;
       }
@@ -324,13 +324,13 @@ for (const name of values.models!.split(",")) {
     );
     _out(
       `| kiln swap with each staged chunk packed after its read, on this thread (pack ${
-        m(splitPackMs).toFixed(0)
+        m(afterReadPackMs).toFixed(0)
       }; the row above: ${
         threads > 1
           ? `the workers pack each chunk while this thread reads the next`
           : "the same, on one thread"
-      }) | ${m(splitSwap).toFixed(0)} | ${gbs(bytes, m(splitSwap))} | ${
-        (m(splitSwap) / m(swap)).toFixed(2)
+      }) | ${m(afterReadSwap).toFixed(0)} | ${gbs(bytes, m(afterReadSwap))} | ${
+        (m(afterReadSwap) / m(swap)).toFixed(2)
       }x |`,
     );
     _out(

@@ -55,14 +55,6 @@ export const refStaging = {
    */
   packedOnly: true,
   /**
-   * Split each staged chunk's packing over the threads of a threaded core; false (the default)
-   * packs on the calling thread. Off: on the shared 2-core VM (another process busy on one core)
-   * bench/swap.ts showed no steady gain for GPT-2's swap (the order of the two swaps in a run
-   * mattered more, 20-30 ms), and a worker descheduled mid-task holds up a chunk. Benchmarks
-   * compare the two; a quiet machine may decide otherwise.
-   */
-  splitPack: false,
-  /**
    * On a threaded core, pack each staged chunk on the workers while this thread reads the next
    * one (the default); false packs after each read (bench/swap.ts compares the two).
    */
@@ -319,8 +311,8 @@ class RefExecutor implements Executor {
    * started on the workers and this thread reads the next chunk into the other staging buffer
    * meanwhile, then waits for that packing (taking its leftover tasks) and starts the next: the
    * read and the packing overlap. Same bytes as packing on one thread (each task packs whole
-   * strips). Otherwise each chunk is packed after its read, on this thread (`splitPack`: split
-   * over the threads). A weight packed more than once packs without overlap.
+   * strips). Otherwise each chunk is packed after its read, on this thread; so is a weight packed
+   * more than once.
    */
   #packAll(engine: Engine, items: readonly { d: _Direct; src: _Source; dsts: readonly number[] }[]): void {
     const e = engine.exports;
@@ -368,9 +360,8 @@ class RefExecutor implements Executor {
             e.pack_rows(p.trans ? 1 : 0, at, row, rows, d.cols, p.k, p.n, dsts[0], 3);
             buf ^= 1;
           } else {
-            const mode = refStaging.splitPack ? 0 : 2;
             d.packs.forEach((p, i) =>
-              e.pack_rows(p.trans ? 1 : 0, at, row, rows, d.cols, p.k, p.n, dsts[i], mode)
+              e.pack_rows(p.trans ? 1 : 0, at, row, rows, d.cols, p.k, p.n, dsts[i], 2)
             );
           }
           this.#staged.readMs += t1 - t0;
