@@ -10,6 +10,7 @@ import { compile, deserializeProgram, type Program } from "../core/program.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { threadsUnavailable } from "../core/engine.ts";
 import { runOrt } from "./util/ort.ts";
+import { geluTanhModel } from "./util/zoo_layers.ts";
 
 const THREADS = threadsUnavailable() === "" ? [1, 2, 3] : [1];
 const UNFUSED = { disablePasses: ["fuse_elementwise"] };
@@ -30,34 +31,6 @@ function _input(dims: number[], seed: number, scale = 3): Tensor {
 
 function _scalar(name: string, v: number): TensorSpec {
   return { name, dtype: "float32", dims: [], data: new Float32Array([v]) };
-}
-
-/** GPT-2's tanh GELU as the exporter writes it: 0.5x · (1 + tanh(√(2/π) · (x + 0.044715 x³))). */
-function _gelu(dims: number[]): Uint8Array {
-  return buildModel({
-    opset: 18,
-    graph: {
-      inputs: [{ name: "x", dtype: "float32", dims }],
-      outputs: [{ name: "y", dtype: "float32" }],
-      initializers: [
-        _scalar("half", 0.5),
-        _scalar("three", 3),
-        _scalar("c", 0.044715),
-        _scalar("k", 0.7978845608028654),
-        _scalar("one", 1),
-      ],
-      nodes: [
-        { op: "Mul", inputs: ["x", "half"], outputs: ["a"] },
-        { op: "Pow", inputs: ["x", "three"], outputs: ["b"] },
-        { op: "Mul", inputs: ["b", "c"], outputs: ["b2"] },
-        { op: "Add", inputs: ["x", "b2"], outputs: ["b3"] },
-        { op: "Mul", inputs: ["b3", "k"], outputs: ["b4"] },
-        { op: "Tanh", inputs: ["b4"], outputs: ["t"] },
-        { op: "Add", inputs: ["t", "one"], outputs: ["t2"] },
-        { op: "Mul", inputs: ["a", "t2"], outputs: ["y"] },
-      ],
-    },
-  });
 }
 
 async function _eval(model: Uint8Array, inputs: Record<string, Tensor>, options: object): Promise<{
@@ -116,7 +89,7 @@ async function _check(model: Uint8Array, inputs: Record<string, Tensor>, label: 
 
 Deno.test("fuse_elementwise: GPT-2's tanh GELU becomes one node, same bits as unfused on 1-3 threads, matches onnxruntime", async () => {
   for (const dims of [[128, 3072], [3, 1401], [64, 65]]) {
-    const model = _gelu(dims);
+    const model = geluTanhModel(dims);
     const n = await _check(model, { x: _input(dims, dims[1]) }, `GELU ${dims}`);
     assert.equal(n, 1, `GELU ${dims}: one fused node`);
     const { ops } = await _eval(model, { x: _input(dims, 1) }, { threads: 1 });
@@ -125,7 +98,7 @@ Deno.test("fuse_elementwise: GPT-2's tanh GELU becomes one node, same bits as un
 });
 
 Deno.test("fuse_elementwise: a profile names the fused node's ops", async () => {
-  const p = compile(await parseOnnx(_gelu([64, 128])), "ref", { threads: 1 });
+  const p = compile(await parseOnnx(geluTanhModel([64, 128])), "ref", { threads: 1 });
   try {
     const r = await p.profile({ x: _input([64, 128], 2) });
     assert.deepEqual(r.nodes.map((n) => n.op), ["Fused(Mul+Pow+Mul+Add+Mul+Tanh+Add+Mul)"]);
@@ -135,7 +108,7 @@ Deno.test("fuse_elementwise: a profile names the fused node's ops", async () => 
 });
 
 Deno.test("fuse_elementwise: a serialized fused program loads and gives the same bits", async () => {
-  const model = _gelu([32, 512]);
+  const model = geluTanhModel([32, 512]);
   const x = { x: _input([32, 512], 5) };
   const p = compile(await parseOnnx(model), "ref", { threads: 1 });
   const programs: Program[] = [p];
@@ -261,7 +234,7 @@ Deno.test("fuse_elementwise: leaves alone values read outside a group, row broad
   });
   assert.deepEqual((await _eval(row, x, { threads: 1 })).ops, { "Add": 1, "Tanh": 1 });
   // below 4096 elements nothing fuses
-  const small = _gelu([8, 64]);
+  const small = geluTanhModel([8, 64]);
   assert.equal(
     (await _eval(small, { x: _input([8, 64], 3) }, { threads: 1 })).ops["kiln.fused_elementwise"],
     undefined,

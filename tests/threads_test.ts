@@ -12,6 +12,7 @@ import { simulateNoThreads, threadsUnavailable } from "../core/engine.ts";
 import { KilnError } from "../core/errors.ts";
 import { runOrt } from "./util/ort.ts";
 import { ZOO_BUILDERS } from "./util/zoo.ts";
+import { geluTanhModel } from "./util/zoo_layers.ts";
 import { runCli, runCliWith } from "./util/cli.ts";
 
 const THREADED = threadsUnavailable() === "";
@@ -298,30 +299,7 @@ Deno.test({
   ignore: !THREADED,
   fn: async () => {
     const x = _f32([128, 3072], 1);
-    const k = (name: string, v: number) => ({
-      name,
-      dtype: "float32" as const,
-      dims: [],
-      data: new Float32Array([v]),
-    });
-    const model = buildModel({
-      opset: 18,
-      graph: {
-        inputs: [{ name: "x", dtype: "float32", dims: x.dims }],
-        outputs: [{ name: "y", dtype: "float32" }],
-        initializers: [k("half", 0.5), k("three", 3), k("c", 0.044715), k("s", 0.7978845608), k("one", 1)],
-        nodes: [
-          { op: "Mul", inputs: ["x", "half"], outputs: ["a"] },
-          { op: "Pow", inputs: ["x", "three"], outputs: ["b"] },
-          { op: "Mul", inputs: ["b", "c"], outputs: ["b2"] },
-          { op: "Add", inputs: ["x", "b2"], outputs: ["b3"] },
-          { op: "Mul", inputs: ["b3", "s"], outputs: ["b4"] },
-          { op: "Tanh", inputs: ["b4"], outputs: ["t"] },
-          { op: "Add", inputs: ["t", "one"], outputs: ["t2"] },
-          { op: "Mul", inputs: ["a", "t2"], outputs: ["y"] },
-        ],
-      },
-    });
+    const model = geluTanhModel(x.dims);
     const p = compile(await parseOnnx(model), "ref", { threads: 1 });
     try {
       assert.deepEqual(p.info().ops, { "kiln.fused_elementwise": 1 });

@@ -1,4 +1,5 @@
 /** Building blocks shared by the zoo's transformer-style models (and ConvNeXt's MLP). @module */
+import { buildModel } from "../../core/onnx/writer.ts";
 import type { G } from "./graph_dsl.ts";
 
 /** The most negative float32: the additive attention mask's "minus infinity", as HF writes it. */
@@ -39,4 +40,41 @@ export function geluTanh(g: G, x: string): string {
   const inner = g.o("Mul", [g.o("Add", [x, cube]), g.f32([Math.sqrt(2 / Math.PI)], [])]);
   const t = g.o("Add", [g.o("Tanh", [inner]), g.f32([1], [])]);
   return g.o("Mul", [g.o("Mul", [g.f32([0.5], []), x]), t]);
+}
+
+/**
+ * A whole model of GPT-2's tanh GELU as the exporter writes it, x [dims] -> y: 0.5x · (1 + tanh(√(2/π) ·
+ * (x + 0.044715 x³))), eight elementwise nodes (Mul, Pow, Mul, Add, Mul, Tanh, Add, Mul), x read three times.
+ */
+export function geluTanhModel(dims: number[]): Uint8Array {
+  const scalar = (name: string, v: number) => ({
+    name,
+    dtype: "float32" as const,
+    dims: [],
+    data: new Float32Array([v]),
+  });
+  return buildModel({
+    opset: 18,
+    graph: {
+      inputs: [{ name: "x", dtype: "float32", dims }],
+      outputs: [{ name: "y", dtype: "float32" }],
+      initializers: [
+        scalar("half", 0.5),
+        scalar("three", 3),
+        scalar("c", 0.044715),
+        scalar("k", 0.7978845608028654),
+        scalar("one", 1),
+      ],
+      nodes: [
+        { op: "Mul", inputs: ["x", "half"], outputs: ["a"] },
+        { op: "Pow", inputs: ["x", "three"], outputs: ["b"] },
+        { op: "Mul", inputs: ["b", "c"], outputs: ["b2"] },
+        { op: "Add", inputs: ["x", "b2"], outputs: ["b3"] },
+        { op: "Mul", inputs: ["b3", "k"], outputs: ["b4"] },
+        { op: "Tanh", inputs: ["b4"], outputs: ["t"] },
+        { op: "Add", inputs: ["t", "one"], outputs: ["t2"] },
+        { op: "Mul", inputs: ["a", "t2"], outputs: ["y"] },
+      ],
+    },
+  });
 }
